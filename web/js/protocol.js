@@ -1,0 +1,414 @@
+// The Meldkluis protocol, version 1, as written in docs/protocol.md: retrieval
+// code (§1), derivations (§2) and envelopes (§3). No DOM here: the same module
+// runs in the browser and under `node --test` against the shared vectors in
+// tests/vectors/, which the Rust side in src/format/ must match byte for byte.
+
+import {
+  Decrypter,
+  Encrypter,
+  bech32,
+  hkdf,
+  identityToRecipient,
+  sha256,
+} from "../vendor/age.js";
+
+const ascii = new TextEncoder();
+
+// ---------------------------------------------------------------- §1 code --
+
+export const ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+export const DATA_SYMBOLS = 22;
+export const CODE_LENGTH = 24;
+const CHECK_MODULUS = 1021;
+
+/**
+ * A typed retrieval code that cannot be read. `code` is `invalid_character`
+ * (with `character` and its 1-based `position` among the characters left
+ * after removing separators), `wrong_length` (with `length`) or
+ * `check_failed`.
+ */
+export class CodeError extends Error {
+  constructor(code, details = {}) {
+    super(codeErrorMessage(code, details));
+    this.name = "CodeError";
+    this.code = code;
+    Object.assign(this, details);
+  }
+}
+
+function codeErrorMessage(code, { character, position, length }) {
+  switch (code) {
+    case "invalid_character":
+      return `character ${JSON.stringify(character)} at position ${position} is not part of a code`;
+    case "wrong_length":
+      return `a code has ${CODE_LENGTH} characters, this has ${length}`;
+    default:
+      return "a character is wrong or two neighbours are swapped";
+  }
+}
+
+/** c = Σ (i+1)·v[i] mod 1021 over the 22 data symbol values. */
+function checkValue(values) {
+  let sum = 0;
+  for (let i = 0; i < DATA_SYMBOLS; i++) sum += (i + 1) * values[i];
+  return sum % CHECK_MODULUS;
+}
+
+/** The canonical code for 22 random bytes (each `& 31` is one symbol). */
+export function codeFromRandomBytes(bytes) {
+  if (!(bytes instanceof Uint8Array) || bytes.length !== DATA_SYMBOLS) {
+    throw new TypeError(`need ${DATA_SYMBOLS} random bytes`);
+  }
+  const values = Array.from(bytes, (b) => b & 31);
+  const check = checkValue(values);
+  values.push(Math.floor(check / 32), check % 32);
+  return values.map((v) => ALPHABET[v]).join("");
+}
+
+/** A fresh canonical code with 110 bits from the platform's CSPRNG. */
+export function generateCode() {
+  const bytes = crypto.getRandomValues(new Uint8Array(DATA_SYMBOLS));
+  const code = codeFromRandomBytes(bytes);
+  bytes.fill(0); // the code is the secret; leave no spare copy of its source
+  return code;
+}
+
+/** Display form: six groups of four joined by "-". */
+export function formatCode(canonical) {
+  return canonical.match(/.{1,4}/g).join("-");
+}
+
+// "Spaces, tabs, newlines": every Unicode White_Space character (what Rust's
+// char::is_whitespace skips, so both sides read pasted codes alike), and "-".
+const WHITE_SPACE = /^[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]$/;
+const isSeparator = (character) => character === "-" || WHITE_SPACE.test(character);
+const FORGIVING = { O: "0", I: "1", L: "1" };
+
+/**
+ * Reads a typed code (protocol.md §1, steps 1–5) and returns the canonical
+ * form, or throws a CodeError. Upper-casing is ASCII-only on purpose: Unicode
+ * case mapping would turn lookalikes such as "ı" (dotless i) into valid
+ * symbols and "ß" into two characters.
+ */
+export function parseCode(input) {
+  if (typeof input !== "string") throw new TypeError("a code is read from a string");
+  const values = [];
+  let position = 0;
+  // for…of walks code points, so an emoji counts as one character.
+  for (const typed of input) {
+    if (isSeparator(typed)) continue;
+    position++;
+    let symbol = typed >= "a" && typed <= "z" ? typed.toUpperCase() : typed;
+    symbol = FORGIVING[symbol] ?? symbol;
+    const value = symbol.length === 1 ? ALPHABET.indexOf(symbol) : -1;
+    if (value < 0) throw new CodeError("invalid_character", { character: typed, position });
+    values.push(value);
+  }
+  if (values.length !== CODE_LENGTH) {
+    throw new CodeError("wrong_length", { length: values.length });
+  }
+  const check = checkValue(values);
+  if (values[22] !== Math.floor(check / 32) || values[23] !== check % 32) {
+    throw new CodeError("check_failed");
+  }
+  return values.map((v) => ALPHABET[v]).join("");
+}
+
+// --------------------------------------------------------- §2 derivations --
+
+const SALT = ascii.encode("meldkluis-v1");
+const INFO_LOOKUP = ascii.encode("meldkluis-v1 lookup-key");
+const INFO_REPLY = ascii.encode("meldkluis-v1 reply-identity");
+
+export function bytesToHex(bytes) {
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/**
+ * Everything the browser derives from a code: the lookup key it sends to the
+ * server (hex), the hash the server stores (hex, for tests), the reply
+ * identity (AGE-SECRET-KEY-1…) and its recipient (age1…).
+ */
+export async function deriveKeys(code) {
+  const ikm = ascii.encode(parseCode(code));
+  const lookupKey = hkdf(sha256, ikm, SALT, INFO_LOOKUP, 32);
+  const replySecret = hkdf(sha256, ikm, SALT, INFO_REPLY, 32);
+  // Bech32 (not Bech32m), HRP "age-secret-key-", upper-cased as a whole.
+  const replyIdentity = bech32
+    .encode("age-secret-key-", bech32.toWords(replySecret), false)
+    .toUpperCase();
+  replySecret.fill(0); // the identity string is now the only copy we keep
+  ikm.fill(0);
+  const keys = {
+    lookupKey: bytesToHex(lookupKey),
+    lookupHash: bytesToHex(sha256(lookupKey)),
+    replyIdentity,
+    replyRecipient: await identityToRecipient(replyIdentity),
+  };
+  lookupKey.fill(0);
+  return keys;
+}
+
+// ------------------------------------------------------------ §3 envelope --
+
+export const KINDS = ["report", "follow-up", "reply"];
+export const MAX_TEXT = 1_000_000;
+export const MAX_CATEGORY = 200;
+export const MAX_CONTACT = 2_000;
+export const MAX_ATTACHMENTS = 20;
+export const MAX_COUNSELLORS = 10; // not in protocol.md §3; the Rust side's limit
+const MAX_ATTACHMENT_NAME = 255; // ditto, for attachment name and type
+export const MAX_PLAINTEXT = 16 * 1024 * 1024;
+const MIB = 1024 * 1024;
+const MIN_BUCKET = 4096;
+const COUNSELLOR_ID = /^[a-z0-9][a-z0-9-]{1,62}$/;
+const ENVELOPE_FIELDS = [
+  "v", "kind", "text", "category", "contact",
+  "reply_recipient", "counsellors", "author", "attachments",
+];
+
+/** A value that breaks a rule of protocol.md §3; `reason` names the rule. */
+export class EnvelopeError extends Error {
+  constructor(reason) {
+    super(`invalid envelope: ${reason}`);
+    this.name = "EnvelopeError";
+    this.reason = reason;
+  }
+}
+
+/**
+ * Length in Unicode scalar values (what Rust's `chars().count()` gives), or -1
+ * for a string with a lone surrogate, which UTF-8 and the Rust side cannot carry.
+ */
+function scalarLength(s) {
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const unit = s.charCodeAt(i);
+    if (unit >= 0xd800 && unit <= 0xdbff) {
+      const next = s.charCodeAt(i + 1);
+      if (!(next >= 0xdc00 && next <= 0xdfff)) return -1;
+      i++;
+    } else if (unit >= 0xdc00 && unit <= 0xdfff) {
+      return -1;
+    }
+    n++;
+  }
+  return n;
+}
+
+// Text of only white space counts as empty, as Rust's str::trim sees it.
+function isBlank(text) {
+  for (const character of text) if (!WHITE_SPACE.test(character)) return false;
+  return true;
+}
+
+function isAbsent(value) {
+  return value === undefined || value === null;
+}
+
+function checkString(value, field, max, { optional = false, min = 0 } = {}) {
+  if (optional && isAbsent(value)) return;
+  if (typeof value !== "string") throw new EnvelopeError(`${field} must be a string`);
+  const length = scalarLength(value);
+  if (length < 0) throw new EnvelopeError(`${field} is not valid Unicode`);
+  if (length < min || length > max) {
+    throw new EnvelopeError(`${field} must have ${min} to ${max} characters`);
+  }
+}
+
+function checkOnlyFields(object, allowed, what) {
+  if (typeof object !== "object" || object === null || Array.isArray(object)) {
+    throw new EnvelopeError(`${what} must be an object`);
+  }
+  for (const key of Object.keys(object)) {
+    if (!allowed.includes(key)) throw new EnvelopeError(`unknown field ${what}.${key}`);
+  }
+}
+
+/** True for an `age1…` X25519 recipient (32-byte Bech32 key, lower case). */
+export function isX25519Recipient(value) {
+  if (typeof value !== "string" || !value.startsWith("age1")) return false;
+  try {
+    const { prefix, words } = bech32.decode(value, 90);
+    return prefix === "age" && bech32.fromWords(words).length === 32;
+  } catch {
+    return false;
+  }
+}
+
+function checkAttachment(attachment, i) {
+  const what = `attachments[${i}]`;
+  checkOnlyFields(attachment, ["name", "type", "data"], what);
+  checkString(attachment.name, `${what}.name`, MAX_ATTACHMENT_NAME);
+  checkString(attachment.type, `${what}.type`, MAX_ATTACHMENT_NAME);
+  if (!isBase64(attachment.data)) {
+    throw new EnvelopeError(`${what}.data must be standard base64`);
+  }
+}
+
+/** Throws an EnvelopeError unless `envelope` follows every rule of §3. */
+export function validateEnvelope(envelope) {
+  checkOnlyFields(envelope, ENVELOPE_FIELDS, "envelope");
+  const e = envelope;
+  if (e.v !== 1) throw new EnvelopeError("v must be 1");
+  if (!KINDS.includes(e.kind)) throw new EnvelopeError("unknown kind");
+  checkString(e.text, "text", MAX_TEXT);
+  checkString(e.category, "category", MAX_CATEGORY, { optional: true });
+  checkString(e.contact, "contact", MAX_CONTACT, { optional: true });
+
+  // Absent attachments read as none; we always write the array.
+  const attachments = isAbsent(e.attachments) ? [] : e.attachments;
+  if (!Array.isArray(attachments)) throw new EnvelopeError("attachments must be an array");
+  if (attachments.length > MAX_ATTACHMENTS) throw new EnvelopeError("too many attachments");
+  attachments.forEach(checkAttachment);
+  if (isBlank(e.text) && attachments.length === 0) {
+    throw new EnvelopeError("text may be empty only with attachments");
+  }
+
+  if (e.kind === "report") {
+    if (!isX25519Recipient(e.reply_recipient)) {
+      throw new EnvelopeError("a report needs an age1… reply_recipient");
+    }
+    const n = Array.isArray(e.counsellors) ? e.counsellors.length : 0;
+    if (n === 0 || n > MAX_COUNSELLORS) {
+      throw new EnvelopeError(`a report names 1 to ${MAX_COUNSELLORS} counsellors`);
+    }
+    for (const id of e.counsellors) {
+      if (typeof id !== "string" || !COUNSELLOR_ID.test(id)) {
+        throw new EnvelopeError("counsellors must be counsellor ids");
+      }
+    }
+  } else {
+    if (!isAbsent(e.reply_recipient)) throw new EnvelopeError("reply_recipient is for reports only");
+    // Rust writes an empty list here, so [] reads as absent.
+    const none = isAbsent(e.counsellors) || (Array.isArray(e.counsellors) && e.counsellors.length === 0);
+    if (!none) throw new EnvelopeError("counsellors is for reports only");
+  }
+
+  if (e.kind === "reply") {
+    checkOnlyFields(e.author, ["id", "name"], "author");
+    if (typeof e.author.id !== "string" || !COUNSELLOR_ID.test(e.author.id)) {
+      throw new EnvelopeError("author.id must be a counsellor id");
+    }
+    checkString(e.author.name, "author.name", Infinity, { min: 1 });
+  } else if (!isAbsent(e.author)) {
+    throw new EnvelopeError("author is for replies only");
+  }
+  return envelope;
+}
+
+/**
+ * Builds and validates an envelope from the browser's form values, with the
+ * fields in the order of protocol.md §3. Empty optional strings are left out.
+ */
+export function buildEnvelope({
+  kind, text = "", category, contact, replyRecipient, counsellors, attachments = [],
+}) {
+  const envelope = { v: 1, kind, text };
+  if (category) envelope.category = category;
+  if (contact) envelope.contact = contact;
+  if (kind === "report") {
+    envelope.reply_recipient = replyRecipient;
+    envelope.counsellors = counsellors;
+  }
+  envelope.attachments = attachments;
+  return validateEnvelope(envelope);
+}
+
+/**
+ * Bucket size for a JSON of `length` bytes: the smallest power of two that is
+ * at least 4096 and at least `length`, up to 1 MiB; above that the next
+ * multiple of 1 MiB; nothing above 16 MiB.
+ */
+export function paddedLength(length) {
+  if (!Number.isInteger(length) || length < 0) throw new RangeError("bad length");
+  if (length > MAX_PLAINTEXT) throw new RangeError("plaintext larger than 16 MiB");
+  if (length > MIB) return Math.ceil(length / MIB) * MIB;
+  let bucket = MIN_BUCKET;
+  while (bucket < length) bucket *= 2;
+  return bucket;
+}
+
+/** The plaintext to encrypt: UTF-8 JSON followed by spaces up to its bucket. */
+export function padEnvelope(envelope) {
+  const json = new TextEncoder().encode(JSON.stringify(validateEnvelope(envelope)));
+  const padded = new Uint8Array(paddedLength(json.length)).fill(0x20);
+  padded.set(json);
+  return padded;
+}
+
+/** Reads a decrypted plaintext (JSON plus trailing spaces) into an envelope. */
+export function parseEnvelope(bytes) {
+  let value;
+  try {
+    value = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
+  } catch {
+    throw new EnvelopeError("not UTF-8 JSON");
+  }
+  return validateEnvelope(value);
+}
+
+// ---------------------------------------------------------------- age I/O --
+
+/**
+ * Encrypts an envelope to X25519 recipients (duplicates dropped); returns a
+ * binary age file. Other recipient types are refused, because the server only
+ * accepts X25519 stanzas (protocol.md §4).
+ */
+export async function encrypt(envelope, recipients) {
+  const unique = [...new Set(recipients)];
+  if (unique.length === 0) throw new TypeError("no recipients");
+  const encrypter = new Encrypter();
+  for (const recipient of unique) {
+    if (!isX25519Recipient(recipient)) throw new TypeError(`not an X25519 recipient: ${recipient}`);
+    encrypter.addRecipient(recipient);
+  }
+  return encrypter.encrypt(padEnvelope(envelope));
+}
+
+/** Decrypts a binary age file with an AGE-SECRET-KEY-1… identity. */
+export async function decrypt(bytes, identity) {
+  const decrypter = new Decrypter();
+  decrypter.addIdentity(identity);
+  return parseEnvelope(await decrypter.decrypt(bytes));
+}
+
+// ------------------------------------------------------------- API base64 --
+
+const CHUNK = 0x8000; // String.fromCharCode(...) argument count stays small
+const BASE64_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/**
+ * True for canonical standard base64: padded to a multiple of 4, unused bits
+ * zero (as Rust's `base64::STANDARD` demands). A loop, not a regex: attachment
+ * data runs to megabytes, where a backtracking regex overflows the stack.
+ */
+export function isBase64(text) {
+  if (typeof text !== "string" || text.length % 4 !== 0) return false;
+  const padding = text.endsWith("==") ? 2 : text.endsWith("=") ? 1 : 0;
+  const end = text.length - padding;
+  for (let i = 0; i < end; i++) {
+    if (BASE64_ALPHABET.indexOf(text[i]) < 0) return false;
+  }
+  if (padding === 0) return true;
+  const last = BASE64_ALPHABET.indexOf(text[end - 1]);
+  return padding === 2 ? (last & 0x0f) === 0 : (last & 0x03) === 0;
+}
+
+/** Standard base64 (with padding) of bytes, as the API carries age files. */
+export function bytesToBase64(bytes) {
+  let binary = "";
+  for (let i = 0; i < bytes.length; i += CHUNK) {
+    binary += String.fromCharCode(...bytes.subarray(i, i + CHUNK));
+  }
+  return btoa(binary);
+}
+
+/** Bytes of standard base64; throws a TypeError for anything else. */
+export function base64ToBytes(text) {
+  if (!isBase64(text)) throw new TypeError("not standard base64");
+  const binary = atob(text);
+  const bytes = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+  return bytes;
+}
