@@ -1,0 +1,49 @@
+// Launches the system Chromium through playwright-core. Playwright never
+// downloads a browser here: the executable is the one apt installed.
+
+import { mkdirSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+export const outDir = fileURLToPath(new URL("../out/", import.meta.url));
+mkdirSync(outDir, { recursive: true });
+
+export const CHROMIUM = process.env.MELDKLUIS_CHROMIUM ?? "/usr/bin/chromium";
+
+export function launch() {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+      "--disable-component-update", "--disable-sync", "--no-first-run",
+    ],
+  });
+}
+
+/**
+ * A fresh context and page that records what a melder's browser must never
+ * see: console errors (which include CSP violations), failed page errors,
+ * and any request that leaves `origin`.
+ */
+export async function openPage(browser, origin, { colorScheme = "light", width = 1100, height = 900 } = {}) {
+  const context = await browser.newContext({
+    acceptDownloads: true,
+    colorScheme,
+    viewport: { width, height },
+    permissions: ["clipboard-read", "clipboard-write"],
+  });
+  const page = await context.newPage();
+  const problems = [];
+  page.on("console", (m) => m.type() === "error" && problems.push(`console: ${m.text()}`));
+  page.on("pageerror", (e) => problems.push(`pageerror: ${e.message}`));
+  page.on("request", (r) => {
+    const url = r.url();
+    if (!url.startsWith(origin) && !url.startsWith("blob:") && !url.startsWith("data:")) problems.push(`foreign request: ${url}`);
+  });
+  return { context, page, problems };
+}
+
+export async function shot(page, name) {
+  await page.screenshot({ path: `${outDir}${name}.png`, fullPage: true });
+}

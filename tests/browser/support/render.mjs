@@ -1,0 +1,40 @@
+// Renders web/pages/*.html the way the Rust server does (docs: the template
+// syntax in the brief): {{t.key}} HTML-escaped from web/i18n/<lang>.json,
+// {{lang}}, {{href.page}}, {{other_lang_href}}. Used by the page checks and
+// the mock server; an unknown placeholder is an error, not an empty string.
+
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+
+export const webDir = fileURLToPath(new URL("../../../web/", import.meta.url));
+
+export const ROUTES = {
+  nl: { index: "/", report: "/melden", thread: "/mijn-melding", courier: "/koerier" },
+  en: { index: "/en", report: "/en/report", thread: "/en/my-report", courier: "/en/courier" },
+};
+
+export const messages = (lang) => JSON.parse(readFileSync(`${webDir}i18n/${lang}.json`, "utf8"));
+
+const escapeHtml = (s) =>
+  s.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
+
+export function render(page, lang) {
+  const table = messages(lang);
+  const other = lang === "nl" ? "en" : "nl";
+  const template = readFileSync(`${webDir}pages/${page}.html`, "utf8");
+  return template.replace(/\{\{([a-z0-9_.]+)\}\}/g, (whole, name) => {
+    if (name === "lang") return lang;
+    if (name === "other_lang_href") return ROUTES[other][page];
+    if (name.startsWith("href.") && ROUTES[lang][name.slice(5)]) return ROUTES[lang][name.slice(5)];
+    if (name.startsWith("t.") && typeof table[name.slice(2)] === "string") return escapeHtml(table[name.slice(2)]);
+    throw new Error(`${page}.html (${lang}): unknown placeholder ${whole}`);
+  });
+}
+
+/** [lang, page] for a path such as "/en/report", or null. */
+export function routeOf(pathname) {
+  for (const [lang, pages] of Object.entries(ROUTES)) {
+    for (const [page, path] of Object.entries(pages)) if (path === pathname) return [lang, page];
+  }
+  return null;
+}

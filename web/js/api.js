@@ -1,0 +1,103 @@
+// The HTTP API of docs/api.md. XMLHttpRequest rather than fetch because it
+// reports upload progress, which matters for reports with attachments.
+
+/**
+ * A request that did not succeed. `code` is the API's stable error code, or
+ * "network" when no answer came. `uncertain` is true when the server may have
+ * acted anyway (no answer, or a 5xx), so a retry must resend the same bytes.
+ */
+export class ApiError extends Error {
+  constructor(status, code) {
+    super(`API ${status}: ${code}`);
+    this.name = "ApiError";
+    this.status = status;
+    this.code = code;
+    this.uncertain = status === 0 || status >= 500;
+  }
+}
+
+function send(method, path, { body = null, type = null, binary = false, onUploadProgress } = {}) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open(method, path);
+    xhr.withCredentials = false;
+    if (type) xhr.setRequestHeader("Content-Type", type);
+    xhr.responseType = binary ? "arraybuffer" : "text";
+    if (onUploadProgress) {
+      xhr.upload.onprogress = (e) => e.lengthComputable && onUploadProgress(e.loaded / e.total);
+    }
+    xhr.onerror = xhr.ontimeout = () => reject(new ApiError(0, "network"));
+    xhr.onload = () => {
+      if (xhr.status >= 200 && xhr.status < 300) {
+        resolve(xhr);
+        return;
+      }
+      let code = "unexpected";
+      try {
+        const text = binary ? new TextDecoder().decode(xhr.response) : xhr.responseText;
+        code = JSON.parse(text).error ?? code;
+      } catch {
+        // not a JSON error body (e.g. a proxy's page): keep "unexpected"
+      }
+      reject(new ApiError(xhr.status, code));
+    };
+    xhr.send(body);
+  });
+}
+
+function parse(xhr) {
+  try {
+    return JSON.parse(xhr.responseText);
+  } catch {
+    throw new ApiError(xhr.status, "unexpected");
+  }
+}
+
+async function json(method, path, value) {
+  const body = value === undefined ? null : JSON.stringify(value);
+  return parse(await send(method, path, { body, type: body && "application/json" }));
+}
+
+/** [{ id, name, organisation, kind, description, age_recipient }] */
+export async function getCounsellors() {
+  return (await json("GET", "/api/v1/counsellors")).counsellors;
+}
+
+/**
+ * Stores a report. `request` is the exact JSON text, so that a retry after
+ * an uncertain failure sends identical bytes and the server answers 200.
+ */
+export async function postReport(requestText, onUploadProgress) {
+  return parse(await send("POST", "/api/v1/reports", {
+    body: requestText, type: "application/json", onUploadProgress,
+  }));
+}
+
+/** { counsellors: [id], messages: [{ id, author, kind, day, message }] } */
+export function getThread(lookupKey) {
+  return json("POST", "/api/v1/thread", { lookup_key: lookupKey });
+}
+
+export async function postFollowUp(requestText, onUploadProgress) {
+  return parse(await send("POST", "/api/v1/thread/messages", {
+    body: requestText, type: "application/json", onUploadProgress,
+  }));
+}
+
+/** Sends an outbox bundle; answers { bytes, filename } of the inbox bundle. */
+export async function courierSync(outboxBytes, onUploadProgress) {
+  const xhr = await send("POST", "/api/v1/courier/sync", {
+    body: outboxBytes, type: "application/octet-stream", binary: true, onUploadProgress,
+  });
+  return {
+    bytes: new Uint8Array(xhr.response),
+    filename: filenameFrom(xhr.getResponseHeader("Content-Disposition")),
+  };
+}
+
+/** The file name from Content-Disposition, reduced to harmless characters. */
+function filenameFrom(header) {
+  const match = /filename="([^"]*)"/.exec(header ?? "");
+  const name = match?.[1] ?? "";
+  return /^[A-Za-z0-9][A-Za-z0-9._-]{0,120}$/.test(name) ? name : "meldkluis-inbox.age";
+}

@@ -1,0 +1,41 @@
+// Messages for the scripts, from the same /i18n/<lang>.json the server uses
+// for the templates, so every visible string lives in one table per language.
+
+export const lang = document.documentElement.lang === "en" ? "en" : "nl";
+
+let messages = {};
+
+/** Loads the table once; pages call this before showing any text. */
+export async function loadMessages() {
+  try {
+    const answer = await fetch(`/i18n/${lang}.json`, { credentials: "omit" });
+    if (answer.ok) messages = await answer.json();
+  } catch {
+    // Without the table the keys themselves show, which is ugly but honest.
+  }
+}
+
+/** The message for `key`, with `{name}` placeholders filled from `params`. */
+export function t(key, params = {}) {
+  const message = messages[key] ?? key;
+  return message.replace(/\{(\w+)\}/g, (whole, name) => (name in params ? String(params[name]) : whole));
+}
+
+/** A day as the server sends it ("2026-11-22", UTC) in the page's language. */
+export function formatDay(day) {
+  const date = new Date(`${day}T00:00:00Z`);
+  if (Number.isNaN(date.getTime())) return day;
+  return new Intl.DateTimeFormat(lang === "en" ? "en-GB" : "nl-NL", {
+    dateStyle: "long",
+    timeZone: "UTC",
+  }).format(date);
+}
+
+/** A byte count for people: "3,2 MB". */
+export function formatSize(bytes) {
+  const format = (n, unit) =>
+    `${new Intl.NumberFormat(lang === "en" ? "en-GB" : "nl-NL", { maximumFractionDigits: 1 }).format(n)} ${unit}`;
+  if (bytes < 1024) return format(bytes, "B");
+  if (bytes < 1024 * 1024) return format(bytes / 1024, "KB");
+  return format(bytes / (1024 * 1024), "MB");
+}

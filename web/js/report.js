@@ -1,0 +1,218 @@
+// The report form: choose counsellors, write, encrypt in this browser, send,
+// and show the retrieval code. The plaintext and the code never leave the page.
+
+import {
+  MAX_CONTACT,
+  MAX_TEXT,
+  buildEnvelope,
+  bytesToBase64,
+  deriveKeys,
+  encrypt,
+  formatCode,
+  generateCode,
+} from "./protocol.js";
+import { ApiError, getCounsellors, postReport } from "./api.js";
+import { checkFiles, readAttachments, watchFileInput } from "./attachments.js";
+import { loadMessages, t } from "./i18n.js";
+import { $, apiErrorMessage, download, el, fieldError, focusHeading, status } from "./ui.js";
+
+await loadMessages();
+
+const form = $("report-form");
+const chosenFiles = watchFileInput("attachments", "attachment-list");
+let counsellors = [];
+let busy = false;
+let sent = false;
+/**
+ * The submission in progress: one code per visit to this page, so that a
+ * retry reaches the same case; `request` is the exact body already sent once,
+ * kept while the outcome is unknown so a retry is byte-identical (the server
+ * then answers 200 instead of storing twice or refusing with code_in_use).
+ */
+let attempt = null;
+
+// ------------------------------------------------------------ counsellors --
+
+function counsellorChoice(c) {
+  const id = `counsellor-${c.id}`;
+  const label = el("label", { attrs: { for: id } }, [
+    el("span", { className: "choice-title", text: c.name }),
+    el("span", { className: `badge badge-${c.kind}`, text: t(`counsellor_kind_${c.kind}`) }),
+    el("span", { className: "choice-meta", text: c.organisation }),
+  ]);
+  if (c.description) label.append(el("span", { className: "choice-description", text: c.description }));
+  const box = el("input", { attrs: { type: "checkbox", id, value: c.id } });
+  box.addEventListener("change", () => fieldError("counsellors", null));
+  return el("div", { className: "choice" }, [box, label]);
+}
+
+async function loadCounsellors() {
+  const list = $("counsellor-list");
+  try {
+    counsellors = await getCounsellors();
+  } catch (error) {
+    const again = el("button", { className: "button button-secondary", text: t("report_counsellors_reload"), attrs: { type: "button" } });
+    again.addEventListener("click", loadCounsellors);
+    list.replaceChildren(el("p", { className: "field-error", text: apiErrorMessage(error) }), again);
+    return;
+  }
+  list.replaceChildren(
+    ...(counsellors.length ? counsellors.map(counsellorChoice) : [el("p", { text: t("report_counsellors_none") })]),
+  );
+}
+
+// ------------------------------------------------------------------- form --
+
+function readForm() {
+  return {
+    ids: [...form.querySelectorAll("#counsellor-list input:checked")].map((box) => box.value),
+    category: $("category").value,
+    text: $("text").value,
+    contact: $("contact").value.trim(),
+    files: chosenFiles(),
+  };
+}
+
+/** Shows every field error at once and focuses the first; true if all is well. */
+function check(values) {
+  const errors = {
+    counsellors: values.ids.length === 0 ? t("report_error_counsellors") : null,
+    text:
+      !values.text.trim() && values.files.length === 0 ? t("report_error_text")
+        : Array.from(values.text).length > MAX_TEXT ? t("report_error_text_long", { max: MAX_TEXT })
+          : null,
+    attachments: checkFiles(values.files),
+    contact: values.contact.length > MAX_CONTACT ? t("report_error_contact_long", { max: MAX_CONTACT }) : null,
+  };
+  for (const [id, message] of Object.entries(errors)) fieldError(id, message);
+  const first = Object.entries(errors).find(([, message]) => message);
+  if (first) (first[0] === "counsellors" ? form.querySelector("#counsellor-list input") ?? $("counsellors") : $(first[0])).focus();
+  return !first;
+}
+
+/** While an outcome is unknown the form is frozen, so the retry sends what the melder sees. */
+function freeze(frozen) {
+  for (const control of form.querySelectorAll("input, select, textarea")) {
+    if (control.tagName === "TEXTAREA") control.readOnly = frozen;
+    else control.disabled = frozen;
+  }
+  $("submit").hidden = frozen;
+  $("retry").hidden = !frozen;
+}
+
+async function prepare(values) {
+  status("", t("report_status_reading"), { fraction: 0 });
+  const attachments = await readAttachments(values.files, (f) => status("", t("report_status_reading"), { fraction: f }));
+  status("", t("report_status_encrypting"), { fraction: null });
+  const code = attempt?.code ?? generateCode();
+  const keys = attempt?.keys ?? (await deriveKeys(code));
+  const chosen = counsellors.filter((c) => values.ids.includes(c.id));
+  const envelope = buildEnvelope({
+    kind: "report",
+    text: values.text,
+    category: values.category,
+    contact: values.contact,
+    replyRecipient: keys.replyRecipient,
+    counsellors: chosen.map((c) => c.id),
+    attachments,
+  });
+  const sealed = await encrypt(envelope, [...chosen.map((c) => c.age_recipient), keys.replyRecipient]);
+  const request = JSON.stringify({
+    counsellors: chosen.map((c) => c.id),
+    lookup_key: keys.lookupKey,
+    message: bytesToBase64(sealed),
+  });
+  attempt = { code, keys, request };
+}
+
+async function send() {
+  status("", t("report_status_sending"), { fraction: 0 });
+  await postReport(attempt.request, (f) => status("", t("report_status_sending"), { fraction: f }));
+}
+
+async function submit() {
+  if (busy) return;
+  busy = true;
+  $("submit").disabled = $("retry").disabled = true;
+  try {
+    if (!attempt?.request) await prepare(readForm());
+    await send();
+    finish();
+  } catch (error) {
+    failed(error);
+  } finally {
+    busy = false;
+    $("submit").disabled = $("retry").disabled = false;
+  }
+}
+
+function failed(error) {
+  if (error instanceof ApiError && error.uncertain) {
+    freeze(true);
+    status("", `${apiErrorMessage(error)} ${t("report_error_uncertain")}`, { kind: "error" });
+    $("retry").focus();
+    return;
+  }
+  // Refused or never sent: nothing was stored, so the melder may edit and
+  // send again, encrypted afresh, under the same code.
+  freeze(false);
+  if (attempt) attempt.request = null;
+  if (error instanceof ApiError && error.code === "code_in_use") attempt = null; // take a new code
+  if (error instanceof ApiError && error.code === "unknown_counsellor") loadCounsellors();
+  const message = error instanceof ApiError ? apiErrorMessage(error)
+    : error instanceof RangeError ? t("report_error_too_large")
+      : t("report_error_encrypt");
+  status("", message, { kind: "error" });
+}
+
+// ------------------------------------------------------------------- done --
+
+function finish() {
+  sent = true;
+  const display = formatCode(attempt.code);
+  attempt = null;
+  form.reset(); // the plaintext leaves the page now that it is stored
+  form.hidden = true;
+  $("code").textContent = display;
+  $("done").hidden = false;
+  focusHeading("done-heading");
+
+  const copyStatus = (key) => { $("copy-status").textContent = t(key); };
+  $("copy-code").addEventListener("click", async () => {
+    try {
+      await navigator.clipboard.writeText(display);
+      copyStatus("done_copied");
+    } catch {
+      window.getSelection().selectAllChildren($("code")); // let the melder copy by hand
+      copyStatus("done_copy_manual");
+    }
+  });
+  $("download-code").addEventListener("click", () => {
+    const threadUrl = document.querySelector("#done a[href]").href;
+    const text = `${t("done_file_text", { code: display, url: threadUrl })}\n`;
+    download(new TextEncoder().encode(text), t("done_file_name"), "text/plain;charset=utf-8");
+    copyStatus("done_downloaded");
+  });
+  $("print-code").addEventListener("click", () => window.print());
+}
+
+// ----------------------------------------------------------------- events --
+
+form.addEventListener("submit", (event) => {
+  event.preventDefault();
+  if (!$("retry").hidden) return; // frozen: only the retry button sends
+  if (check(readForm())) submit();
+});
+$("retry").addEventListener("click", submit);
+for (const id of ["text", "contact"]) $(id).addEventListener("input", () => fieldError(id, null));
+
+window.addEventListener("beforeunload", (event) => {
+  if (sent) return;
+  const { text, contact, files } = readForm();
+  if (text.trim() || contact || files.length) {
+    event.preventDefault();
+    event.returnValue = ""; // older browsers need this to show the prompt
+  }
+});
+
+loadCounsellors();
