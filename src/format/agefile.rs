@@ -1,0 +1,312 @@
+//! The shape check for age files the server accepts (protocol.md §4). The
+//! server cannot decrypt; it can refuse anything that is not a binary age v1
+//! file to X25519 recipients, so garbage and passphrase-encrypted files never
+//! reach a counsellor.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD_NO_PAD;
+
+const INTRO: &[u8] = b"age-encryption.org/v1\n";
+const MAX_HEADER_BYTES: usize = 64 * 1024;
+const MAX_STANZAS: usize = 64;
+const NONCE_BYTES: usize = 16;
+const TAG_BYTES: usize = 16;
+const CHUNK_BYTES: usize = 64 * 1024 + TAG_BYTES;
+
+/// A byte string that passed the check: a binary age v1 file with X25519
+/// recipients. This is the only form in which the server holds a message.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AgeBlob(Vec<u8>);
+
+/// Why a body is not an acceptable age file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AgeFileError {
+    /// Not a well-formed binary age v1 file; the text says where it broke.
+    #[error("not a binary age v1 file: {0}")]
+    NotAge(&'static str),
+    /// The payload length is not that of a plaintext padded to a size bucket
+    /// (protocol.md §3): the file was truncated, or the sender did not pad.
+    #[error("the message is truncated or not padded to a size bucket")]
+    NotPadded,
+    /// A stanza other than X25519 (or grease), e.g. a passphrase (scrypt).
+    #[error("the age file has a {0:?} recipient; only X25519 recipients are accepted")]
+    BadRecipientType(String),
+}
+
+impl AgeFileError {
+    /// The stable API error code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AgeFileError::NotAge(_) => "not_age",
+            AgeFileError::NotPadded => "not_padded",
+            AgeFileError::BadRecipientType(_) => "bad_recipient_type",
+        }
+    }
+}
+
+impl AgeBlob {
+    /// Checks `bytes` and wraps them; nothing is copied.
+    pub fn parse(bytes: Vec<u8>) -> Result<Self, AgeFileError> {
+        check(&bytes)?;
+        Ok(AgeBlob(bytes))
+    }
+
+    /// Checks a *message*: besides the shape, its payload must be exactly
+    /// that of a padded envelope. This catches truncation that the shape check
+    /// alone cannot see, and refuses unpadded messages that would leak sizes.
+    pub fn parse_message(bytes: Vec<u8>) -> Result<Self, AgeFileError> {
+        let payload = check(&bytes)?;
+        let plaintext = plaintext_length(payload).ok_or(AgeFileError::NotPadded)?;
+        if crate::format::envelope::padded_length(plaintext) != Some(plaintext) {
+            return Err(AgeFileError::NotPadded);
+        }
+        Ok(AgeBlob(bytes))
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.0
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::fmt::Debug for AgeBlob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "AgeBlob({} bytes)", self.0.len())
+    }
+}
+
+/// Checks the shape and returns the payload length (nonce and chunks).
+fn check(bytes: &[u8]) -> Result<usize, AgeFileError> {
+    if bytes.starts_with(b"-----BEGIN AGE ENCRYPTED FILE-----") {
+        return Err(AgeFileError::NotAge("ASCII armour; send the binary file"));
+    }
+    let mut rest = bytes.strip_prefix(INTRO).ok_or(AgeFileError::NotAge(
+        "missing the age-encryption.org/v1 line",
+    ))?;
+    let mut x25519 = 0;
+    let mut stanzas = 0;
+    loop {
+        let (line, after) = next_line(rest)?;
+        if let Some(mac) = line.strip_prefix(b"--- ") {
+            if decode_b64(mac).map(|m| m.len()) != Some(32) {
+                return Err(AgeFileError::NotAge("the header MAC is malformed"));
+            }
+            if bytes.len() - after.len() > MAX_HEADER_BYTES {
+                return Err(AgeFileError::NotAge("the header is too large"));
+            }
+            rest = after;
+            break;
+        }
+        let stanza = line.strip_prefix(b"-> ").ok_or(AgeFileError::NotAge(
+            "a header line is neither a stanza nor the MAC",
+        ))?;
+        stanzas += 1;
+        if stanzas > MAX_STANZAS {
+            return Err(AgeFileError::NotAge("too many stanzas"));
+        }
+        let parts: Vec<&[u8]> = stanza.split(|&b| b == b' ').collect();
+        if parts
+            .iter()
+            .any(|p| p.is_empty() || !p.iter().all(|b| (0x21..=0x7e).contains(b)))
+        {
+            return Err(AgeFileError::NotAge("a stanza line is malformed"));
+        }
+        let (body, after) = stanza_body(after)?;
+        rest = after;
+        let tag = parts[0];
+        if tag == b"X25519" {
+            if parts.len() != 2 || decode_b64(parts[1]).map(|s| s.len()) != Some(32) {
+                return Err(AgeFileError::NotAge(
+                    "an X25519 stanza has a malformed share",
+                ));
+            }
+            if body.len() != 32 {
+                return Err(AgeFileError::NotAge(
+                    "an X25519 stanza has a malformed body",
+                ));
+            }
+            x25519 += 1;
+        } else if !tag.ends_with(b"-grease") {
+            return Err(AgeFileError::BadRecipientType(
+                String::from_utf8_lossy(tag).into_owned(),
+            ));
+        }
+    }
+    if x25519 == 0 {
+        return Err(AgeFileError::NotAge("no X25519 recipient"));
+    }
+    check_payload_length(rest.len())?;
+    // A second opinion from the age crate's own parser, so the two can never
+    // disagree about what a counsellor will be able to open.
+    age::Decryptor::new(bytes).map_err(|_| AgeFileError::NotAge("the header does not parse"))?;
+    Ok(rest.len())
+}
+
+fn next_line(bytes: &[u8]) -> Result<(&[u8], &[u8]), AgeFileError> {
+    let end = bytes
+        .iter()
+        .take(MAX_HEADER_BYTES)
+        .position(|&b| b == b'\n')
+        .ok_or(AgeFileError::NotAge("the header is truncated"))?;
+    Ok((&bytes[..end], &bytes[end + 1..]))
+}
+
+/// Reads body lines: full 64-column lines, then one shorter (possibly empty) line.
+fn stanza_body(mut bytes: &[u8]) -> Result<(Vec<u8>, &[u8]), AgeFileError> {
+    let mut encoded = Vec::new();
+    loop {
+        let (line, after) = next_line(bytes)?;
+        bytes = after;
+        if line.len() > 64 {
+            return Err(AgeFileError::NotAge("a stanza body line is too long"));
+        }
+        encoded.extend_from_slice(line);
+        if encoded.len() > MAX_HEADER_BYTES {
+            return Err(AgeFileError::NotAge("the header is too large"));
+        }
+        if line.len() < 64 {
+            let body = decode_b64(&encoded).ok_or(AgeFileError::NotAge(
+                "a stanza body is not canonical base64",
+            ))?;
+            return Ok((body, bytes));
+        }
+    }
+}
+
+/// Canonical unpadded base64, as the age spec demands.
+fn decode_b64(text: &[u8]) -> Option<Vec<u8>> {
+    let decoded = STANDARD_NO_PAD.decode(text).ok()?;
+    (STANDARD_NO_PAD.encode(&decoded).as_bytes() == text).then_some(decoded)
+}
+
+/// The plaintext length a well-shaped payload of `len` bytes carries.
+fn plaintext_length(len: usize) -> Option<usize> {
+    let chunks = len.checked_sub(NONCE_BYTES)?;
+    let full = chunks / CHUNK_BYTES;
+    let last = chunks % CHUNK_BYTES;
+    Some(full * (CHUNK_BYTES - TAG_BYTES) + last.saturating_sub(TAG_BYTES))
+}
+
+/// The payload is a nonce and STREAM chunks of 64 KiB plus a 16-byte tag; the
+/// last chunk may be empty only when it is the only one.
+fn check_payload_length(len: usize) -> Result<(), AgeFileError> {
+    let chunks = len
+        .checked_sub(NONCE_BYTES)
+        .ok_or(AgeFileError::NotAge("the payload is truncated"))?;
+    let last = chunks % CHUNK_BYTES;
+    let ok = match last {
+        0 => chunks > 0,
+        TAG_BYTES => chunks == TAG_BYTES,
+        n => n > TAG_BYTES,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(AgeFileError::NotAge("the payload is truncated"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use age::secrecy::SecretString;
+
+    fn x25519_file(len: usize) -> Vec<u8> {
+        let recipient = age::x25519::Identity::generate().to_public();
+        age::encrypt(&recipient, &vec![7u8; len]).unwrap()
+    }
+
+    #[test]
+    fn accepts_rust_age_files_of_every_chunk_shape() {
+        for len in [0, 1, 65_535, 65_536, 65_537, 200_000] {
+            AgeBlob::parse(x25519_file(len)).unwrap_or_else(|e| panic!("{len}: {e}"));
+        }
+    }
+
+    #[test]
+    fn refuses_passphrase_files() {
+        let file = age::encrypt(
+            &age::scrypt::Recipient::new(SecretString::from("wachtwoord".to_owned())),
+            b"x",
+        )
+        .unwrap();
+        assert_eq!(
+            AgeBlob::parse(file).unwrap_err(),
+            AgeFileError::BadRecipientType("scrypt".into())
+        );
+    }
+
+    #[test]
+    fn refuses_truncated_messages_at_every_length() {
+        let file = x25519_file(128 * 1024);
+        AgeBlob::parse_message(file.clone()).unwrap();
+        for cut in (0..file.len())
+            .step_by(61)
+            .chain(file.len() - 40..file.len())
+        {
+            let err = AgeBlob::parse_message(file[..cut].to_vec()).unwrap_err();
+            assert!(
+                matches!(err.code(), "not_age" | "not_padded"),
+                "cut at {cut}"
+            );
+        }
+    }
+
+    #[test]
+    fn refuses_unpadded_messages() {
+        for len in [0, 100, 4095, 4097, 70_000] {
+            assert_eq!(
+                AgeBlob::parse_message(x25519_file(len)).unwrap_err(),
+                AgeFileError::NotPadded
+            );
+        }
+        for len in [4096, 8192, 1024 * 1024, 3 * 1024 * 1024] {
+            AgeBlob::parse_message(x25519_file(len)).unwrap();
+        }
+    }
+
+    #[test]
+    fn payload_length_arithmetic() {
+        assert_eq!(plaintext_length(16 + 16), Some(0));
+        assert_eq!(plaintext_length(16 + 4096 + 16), Some(4096));
+        assert_eq!(
+            plaintext_length(16 + CHUNK_BYTES + 16 + 10),
+            Some(65_536 + 10)
+        );
+        assert_eq!(plaintext_length(3), None);
+    }
+
+    #[test]
+    fn refuses_garbage_and_armour() {
+        for junk in [
+            b"".to_vec(),
+            b"hello".to_vec(),
+            b"age-encryption.org/v1\n--- abc\n".to_vec(),
+            b"age-encryption.org/v1\n".to_vec(),
+            vec![0u8; 10_000],
+            b"-----BEGIN AGE ENCRYPTED FILE-----\n".to_vec(),
+        ] {
+            assert_eq!(AgeBlob::parse(junk).unwrap_err().code(), "not_age");
+        }
+    }
+
+    #[test]
+    fn refuses_a_tampered_stanza() {
+        let mut file = x25519_file(10);
+        let text = String::from_utf8_lossy(&file[..60]).into_owned();
+        let at = text.find("X25519 ").unwrap() + 7;
+        file[at] = b'!';
+        assert_eq!(AgeBlob::parse(file).unwrap_err().code(), "not_age");
+    }
+}

@@ -1,0 +1,188 @@
+//! The counsellor card (protocol.md §5): the public half of a counsellor,
+//! made on the laptop by `meldkluis-review init` and installed by the operator
+//! in the server's `keys/` directory.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use ed25519_dalek::VerifyingKey;
+use serde::{Deserialize, Serialize};
+
+const MAX_CARD_BYTES: usize = 16 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CounsellorKind {
+    Internal,
+    External,
+}
+
+/// The card as it is written to disk and served (without the signing key) to
+/// browsers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Card {
+    pub format: String,
+    pub v: u32,
+    pub id: String,
+    pub name: String,
+    pub organisation: String,
+    pub kind: CounsellorKind,
+    #[serde(default)]
+    pub description: String,
+    pub age_recipient: String,
+    /// Standard base64 of the Ed25519 public key that signs outboxes.
+    pub signing_key: String,
+}
+
+/// Why a card was refused; the text names the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CardError {
+    #[error("the card is not valid JSON of the card format: {0}")]
+    Malformed(String),
+    #[error("the card's {0}")]
+    Invalid(&'static str),
+}
+
+/// A counsellor id: lower-case letters, digits and dashes, 2–63 characters.
+pub fn valid_id(id: &str) -> bool {
+    let bytes = id.as_bytes();
+    (2..=63).contains(&bytes.len())
+        && bytes[0].is_ascii_lowercase() | bytes[0].is_ascii_digit()
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+}
+
+fn length_ok(text: &str, min: usize, max: usize) -> bool {
+    let chars = text.chars().count();
+    (min..=max).contains(&chars) && !text.chars().any(char::is_control)
+}
+
+impl Card {
+    /// Reads and checks a card.
+    pub fn parse(bytes: &[u8]) -> Result<Self, CardError> {
+        if bytes.len() > MAX_CARD_BYTES {
+            return Err(CardError::Invalid("file is larger than 16 KiB"));
+        }
+        let card: Card =
+            serde_json::from_slice(bytes).map_err(|e| CardError::Malformed(e.to_string()))?;
+        card.validate()?;
+        Ok(card)
+    }
+
+    pub fn validate(&self) -> Result<(), CardError> {
+        use CardError::Invalid;
+        if self.format != "meldkluis-card" || self.v != 1 {
+            return Err(Invalid("format is not meldkluis-card version 1"));
+        }
+        if !valid_id(&self.id) {
+            return Err(Invalid(
+                "id must be 2-63 lower-case letters, digits or dashes, starting with a letter or digit",
+            ));
+        }
+        if !length_ok(&self.name, 1, 200) {
+            return Err(Invalid(
+                "name must be 1-200 characters without control characters",
+            ));
+        }
+        if !length_ok(&self.organisation, 1, 200) {
+            return Err(Invalid(
+                "organisation must be 1-200 characters without control characters",
+            ));
+        }
+        if !length_ok(&self.description, 0, 1000) {
+            return Err(Invalid(
+                "description must be at most 1000 characters without control characters",
+            ));
+        }
+        self.recipient()?;
+        self.verifying_key()?;
+        Ok(())
+    }
+
+    pub fn recipient(&self) -> Result<age::x25519::Recipient, CardError> {
+        self.age_recipient
+            .parse()
+            .map_err(|_| CardError::Invalid("age_recipient is not an age X25519 recipient (age1…)"))
+    }
+
+    pub fn verifying_key(&self) -> Result<VerifyingKey, CardError> {
+        let bytes: [u8; 32] = STANDARD
+            .decode(&self.signing_key)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or(CardError::Invalid(
+                "signing_key is not base64 of a 32-byte Ed25519 key",
+            ))?;
+        VerifyingKey::from_bytes(&bytes)
+            .map_err(|_| CardError::Invalid("signing_key is not a valid Ed25519 key"))
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a card always serialises") + "\n"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn sample() -> Card {
+        let signing = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+        Card {
+            format: "meldkluis-card".into(),
+            v: 1,
+            id: "vp-jansen".into(),
+            name: "A. Jansen".into(),
+            organisation: "Ministerie van Voorbeeldzaken".into(),
+            kind: CounsellorKind::External,
+            description: String::new(),
+            age_recipient: age::x25519::Identity::generate().to_public().to_string(),
+            signing_key: STANDARD.encode(signing.verifying_key().as_bytes()),
+        }
+    }
+
+    #[test]
+    fn round_trips() {
+        let card = sample();
+        assert_eq!(Card::parse(card.to_json().as_bytes()).unwrap(), card);
+    }
+
+    #[test]
+    fn refuses_hostile_cards() {
+        let good = sample();
+        let mut bad = Vec::new();
+        let mut c = good.clone();
+        c.id = "Vp".into();
+        bad.push(c);
+        let mut c = good.clone();
+        c.id = "../keys".into();
+        bad.push(c);
+        let mut c = good.clone();
+        c.name = "\u{1b}[31mred".into();
+        bad.push(c);
+        let mut c = good.clone();
+        c.age_recipient = "age1pq1xyz".into();
+        bad.push(c);
+        let mut c = good.clone();
+        c.signing_key = "AAAA".into();
+        bad.push(c);
+        let mut c = good.clone();
+        c.format = "other".into();
+        bad.push(c);
+        for card in bad {
+            assert!(Card::parse(card.to_json().as_bytes()).is_err(), "{card:?}");
+        }
+        for raw in [
+            &b""[..],
+            b"{",
+            b"[]",
+            b"{\"format\":\"meldkluis-card\"}",
+            &[b' '; 20_000],
+        ] {
+            assert!(Card::parse(raw).is_err());
+        }
+        let with_extra = good.to_json().replacen('{', "{\"extra\":1,", 1);
+        assert!(Card::parse(with_extra.as_bytes()).is_err());
+    }
+}

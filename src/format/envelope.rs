@@ -1,0 +1,356 @@
+//! The envelope (protocol.md §3): the JSON every message carries inside age,
+//! padded with spaces to a size bucket so its length says little.
+//!
+//! Changing a field or the buckets breaks stored messages — see
+//! tests/vectors/envelope.json.
+
+use std::io::{Read, Write};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde::{Deserialize, Serialize};
+
+use super::card::valid_id;
+
+/// The largest padded plaintext.
+pub const MAX_PLAINTEXT: usize = 16 * 1024 * 1024;
+const MIN_BUCKET: usize = 4096;
+const MIB: usize = 1024 * 1024;
+const MAX_TEXT_CHARS: usize = 1_000_000;
+const MAX_CATEGORY_CHARS: usize = 200;
+const MAX_CONTACT_CHARS: usize = 2_000;
+const MAX_ATTACHMENTS: usize = 20;
+const MAX_NAME_CHARS: usize = 255;
+const MAX_COUNSELLORS: usize = 10;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    Report,
+    FollowUp,
+    Reply,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Report => "report",
+            Kind::FollowUp => "follow-up",
+            Kind::Reply => "reply",
+        }
+    }
+}
+
+/// The counsellor who wrote a reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Author {
+    pub id: String,
+    pub name: String,
+}
+
+/// A file sent with a message. Its name and type come from the melder and are
+/// untrusted: never use them as a path or print them raw.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Attachment {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub media_type: String,
+    /// Standard base64.
+    pub data: String,
+}
+
+impl Attachment {
+    pub fn bytes(&self) -> Result<Vec<u8>, EnvelopeError> {
+        STANDARD
+            .decode(&self.data)
+            .map_err(|_| EnvelopeError::Invalid("an attachment is not valid base64"))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Envelope {
+    pub v: u32,
+    pub kind: Kind,
+    pub text: String,
+    #[serde(default)]
+    pub category: Option<String>,
+    #[serde(default)]
+    pub contact: Option<String>,
+    #[serde(default)]
+    pub reply_recipient: Option<String>,
+    #[serde(default)]
+    pub counsellors: Vec<String>,
+    #[serde(default)]
+    pub author: Option<Author>,
+    #[serde(default)]
+    pub attachments: Vec<Attachment>,
+}
+
+/// Why an envelope could not be made or read.
+#[derive(Debug, thiserror::Error)]
+pub enum EnvelopeError {
+    /// The JSON is not an envelope of this version.
+    #[error("not a valid envelope: {0}")]
+    Malformed(String),
+    /// A field breaks a rule of protocol.md §3.
+    #[error("not a valid envelope: {0}")]
+    Invalid(&'static str),
+    /// The plaintext would exceed the largest bucket.
+    #[error("the message is larger than {} MiB", MAX_PLAINTEXT / MIB)]
+    TooLarge,
+    /// age could not encrypt (no recipients, or a bad one).
+    #[error("could not encrypt: {0}")]
+    Encrypt(String),
+    /// age could not decrypt: not for this identity, or damaged.
+    #[error("could not decrypt: {0}")]
+    Decrypt(String),
+}
+
+impl Envelope {
+    /// An empty envelope of a kind; fill in the fields you need.
+    pub fn new(kind: Kind, text: impl Into<String>) -> Self {
+        Envelope {
+            v: 1,
+            kind,
+            text: text.into(),
+            category: None,
+            contact: None,
+            reply_recipient: None,
+            counsellors: Vec::new(),
+            author: None,
+            attachments: Vec::new(),
+        }
+    }
+
+    /// Checks the rules of protocol.md §3.
+    pub fn validate(&self) -> Result<(), EnvelopeError> {
+        use EnvelopeError::Invalid;
+        if self.v != 1 {
+            return Err(Invalid("unsupported version"));
+        }
+        if self.text.chars().count() > MAX_TEXT_CHARS {
+            return Err(Invalid("the text is too long"));
+        }
+        if self.text.trim().is_empty() && self.attachments.is_empty() {
+            return Err(Invalid("a message needs text or an attachment"));
+        }
+        if too_long(&self.category, MAX_CATEGORY_CHARS) {
+            return Err(Invalid("the category is too long"));
+        }
+        if too_long(&self.contact, MAX_CONTACT_CHARS) {
+            return Err(Invalid("the contact details are too long"));
+        }
+        if self.attachments.len() > MAX_ATTACHMENTS {
+            return Err(Invalid("too many attachments"));
+        }
+        for attachment in &self.attachments {
+            if attachment.name.chars().count() > MAX_NAME_CHARS
+                || attachment.media_type.chars().count() > MAX_NAME_CHARS
+            {
+                return Err(Invalid("an attachment name or type is too long"));
+            }
+        }
+        match self.kind {
+            Kind::Report => {
+                let recipient = self
+                    .reply_recipient
+                    .as_deref()
+                    .ok_or(Invalid("a report needs a reply recipient"))?;
+                recipient
+                    .parse::<age::x25519::Recipient>()
+                    .map_err(|_| Invalid("the reply recipient is not an age X25519 recipient"))?;
+                if self.counsellors.is_empty() || self.counsellors.len() > MAX_COUNSELLORS {
+                    return Err(Invalid("a report names one to ten counsellors"));
+                }
+                if !self.counsellors.iter().all(|id| valid_id(id)) {
+                    return Err(Invalid("a counsellor id is malformed"));
+                }
+            }
+            Kind::FollowUp | Kind::Reply => {
+                if self.reply_recipient.is_some() || !self.counsellors.is_empty() {
+                    return Err(Invalid(
+                        "only a report carries a reply recipient and counsellors",
+                    ));
+                }
+            }
+        }
+        match (&self.author, self.kind) {
+            (Some(author), Kind::Reply) if valid_id(&author.id) && !author.name.is_empty() => {}
+            (None, Kind::Report | Kind::FollowUp) => {}
+            (_, Kind::Reply) => return Err(Invalid("a reply names its author")),
+            _ => return Err(Invalid("only a reply has an author")),
+        }
+        Ok(())
+    }
+
+    /// Serialises, validates and pads: the exact plaintext that gets encrypted.
+    pub fn to_padded(&self) -> Result<Vec<u8>, EnvelopeError> {
+        self.validate()?;
+        let mut json = serde_json::to_vec(self).expect("an envelope always serialises");
+        let padded = padded_length(json.len()).ok_or(EnvelopeError::TooLarge)?;
+        json.resize(padded, b' ');
+        Ok(json)
+    }
+
+    /// Reads a decrypted plaintext: JSON followed by space padding.
+    pub fn from_padded(plaintext: &[u8]) -> Result<Self, EnvelopeError> {
+        if plaintext.len() > MAX_PLAINTEXT {
+            return Err(EnvelopeError::TooLarge);
+        }
+        let envelope: Envelope = serde_json::from_slice(plaintext)
+            .map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
+        envelope.validate()?;
+        Ok(envelope)
+    }
+
+    /// Pads and encrypts to every recipient.
+    pub fn seal(&self, recipients: &[age::x25519::Recipient]) -> Result<Vec<u8>, EnvelopeError> {
+        let plaintext = zeroize::Zeroizing::new(self.to_padded()?);
+        let encryptor =
+            age::Encryptor::with_recipients(recipients.iter().map(|r| r as &dyn age::Recipient))
+                .map_err(|e| EnvelopeError::Encrypt(e.to_string()))?;
+        let mut out = Vec::with_capacity(plaintext.len() + 1024);
+        let mut writer = encryptor
+            .wrap_output(&mut out)
+            .map_err(|e| EnvelopeError::Encrypt(e.to_string()))?;
+        writer
+            .write_all(&plaintext)
+            .and_then(|_| writer.finish().map(|_| ()))
+            .map_err(|e| EnvelopeError::Encrypt(e.to_string()))?;
+        Ok(out)
+    }
+
+    /// Decrypts with any of `identities` and reads the envelope.
+    pub fn open(
+        ciphertext: &[u8],
+        identities: &[&dyn age::Identity],
+    ) -> Result<Self, EnvelopeError> {
+        let decryptor =
+            age::Decryptor::new(ciphertext).map_err(|e| EnvelopeError::Decrypt(e.to_string()))?;
+        let reader = decryptor
+            .decrypt(identities.iter().copied())
+            .map_err(|e| EnvelopeError::Decrypt(e.to_string()))?;
+        let mut plaintext = zeroize::Zeroizing::new(Vec::new());
+        reader
+            .take(MAX_PLAINTEXT as u64 + 1)
+            .read_to_end(&mut plaintext)
+            .map_err(|e| EnvelopeError::Decrypt(e.to_string()))?;
+        Self::from_padded(&plaintext)
+    }
+}
+
+fn too_long(field: &Option<String>, max: usize) -> bool {
+    field.as_ref().is_some_and(|s| s.chars().count() > max)
+}
+
+/// The bucket for a plaintext of `len` bytes, or `None` above the maximum.
+pub fn padded_length(len: usize) -> Option<usize> {
+    let padded = if len <= MIN_BUCKET {
+        MIN_BUCKET
+    } else if len <= MIB {
+        len.next_power_of_two()
+    } else {
+        len.div_ceil(MIB) * MIB
+    };
+    (padded <= MAX_PLAINTEXT).then_some(padded)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(recipient: &age::x25519::Recipient) -> Envelope {
+        let mut envelope = Envelope::new(Kind::Report, "Er wordt gefraudeerd.");
+        envelope.reply_recipient = Some(recipient.to_string());
+        envelope.counsellors = vec!["vp-jansen".into()];
+        envelope.contact = Some("06-12345678".into());
+        envelope
+    }
+
+    #[test]
+    fn buckets() {
+        assert_eq!(padded_length(0), Some(4096));
+        assert_eq!(padded_length(4096), Some(4096));
+        assert_eq!(padded_length(4097), Some(8192));
+        assert_eq!(padded_length(MIB), Some(MIB));
+        assert_eq!(padded_length(MIB + 1), Some(2 * MIB));
+        assert_eq!(padded_length(MAX_PLAINTEXT), Some(MAX_PLAINTEXT));
+        assert_eq!(padded_length(MAX_PLAINTEXT + 1), None);
+    }
+
+    #[test]
+    fn seals_and_opens_for_every_recipient() {
+        let counsellor = age::x25519::Identity::generate();
+        let melder = age::x25519::Identity::generate();
+        let envelope = report(&melder.to_public());
+        let sealed = envelope
+            .seal(&[counsellor.to_public(), melder.to_public()])
+            .unwrap();
+        crate::format::agefile::AgeBlob::parse(sealed.clone()).unwrap();
+        for identity in [&counsellor, &melder] {
+            assert_eq!(Envelope::open(&sealed, &[identity]).unwrap(), envelope);
+        }
+        let stranger = age::x25519::Identity::generate();
+        assert!(matches!(
+            Envelope::open(&sealed, &[&stranger]),
+            Err(EnvelopeError::Decrypt(_))
+        ));
+    }
+
+    #[test]
+    fn padding_hides_small_differences() {
+        let melder = age::x25519::Identity::generate();
+        let short = report(&melder.to_public()).to_padded().unwrap();
+        let mut longer = report(&melder.to_public());
+        longer.text = "x".repeat(3000);
+        assert_eq!(short.len(), longer.to_padded().unwrap().len());
+    }
+
+    #[test]
+    fn refuses_hostile_envelopes() {
+        let melder = age::x25519::Identity::generate();
+        let good = report(&melder.to_public());
+        let mut cases: Vec<Envelope> = Vec::new();
+        let mut e = good.clone();
+        e.reply_recipient = None;
+        cases.push(e);
+        let mut e = good.clone();
+        e.reply_recipient = Some("age1nope".into());
+        cases.push(e);
+        let mut e = good.clone();
+        e.counsellors.clear();
+        cases.push(e);
+        let mut e = good.clone();
+        e.counsellors = vec!["../etc".into()];
+        cases.push(e);
+        let mut e = good.clone();
+        e.kind = Kind::Reply;
+        cases.push(e);
+        let mut e = good.clone();
+        e.text = " ".into();
+        cases.push(e);
+        let mut e = good.clone();
+        e.v = 2;
+        cases.push(e);
+        let mut e = good.clone();
+        e.text = "x".repeat(MAX_TEXT_CHARS + 1);
+        cases.push(e);
+        for case in cases {
+            assert!(case.validate().is_err(), "{case:?}");
+        }
+        for raw in [
+            &b"{}"[..],
+            b"[]",
+            b"null",
+            b"{\"v\":1,\"kind\":\"report\",\"text\":\"x\",\"evil\":1}",
+            b"{\"v\":1,\"kind\":\"nonsense\",\"text\":\"x\"}",
+            b"\xff\xfe",
+            &[b'['; 100_000],
+        ] {
+            assert!(Envelope::from_padded(raw).is_err());
+        }
+    }
+}

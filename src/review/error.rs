@@ -1,0 +1,53 @@
+//! The reviewer's errors: each one tells the counsellor what to do.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReviewError {
+    /// `init` on a directory that already holds a vault.
+    #[error("{0} already holds a vault; choose another directory")]
+    VaultExists(PathBuf),
+    /// No vault where one was expected.
+    #[error("no vault in {0}; run `meldkluis-review init` first or pass --vault")]
+    NoVault(PathBuf),
+    /// The passphrase does not open the identity.
+    #[error("the passphrase is wrong (or identity.age is damaged)")]
+    WrongPassphrase,
+    /// A file in the vault is damaged.
+    #[error("the vault file {file} is damaged: {problem}")]
+    Damaged { file: PathBuf, problem: String },
+    /// The inbox could not be read.
+    #[error("cannot import this inbox: {0}")]
+    Inbox(#[from] crate::format::bundle::BundleError),
+    /// An inbox made for someone else.
+    #[error("this inbox is for counsellor {0:?}, not for this vault")]
+    NotMyInbox(String),
+    /// No case matches.
+    #[error("no case starts with {0:?}; `list` shows the cases")]
+    NoSuchCase(String),
+    /// More than one case matches.
+    #[error("more than one case starts with {0:?}; type more characters")]
+    AmbiguousCase(String),
+    /// The case has no reply recipient (its report could not be read).
+    #[error("case {0} has no readable report, so a reply cannot be encrypted to the melder")]
+    NoReplyRecipient(String),
+    /// A reply that breaks the envelope rules.
+    #[error("{0}")]
+    Envelope(#[from] crate::format::envelope::EnvelopeError),
+    /// Card fields given to `init` are invalid.
+    #[error("{0}")]
+    Card(#[from] crate::format::card::CardError),
+    /// Reading or writing a file failed.
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl ReviewError {
+    pub fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.into();
+        move |source| ReviewError::Io { path, source }
+    }
+}

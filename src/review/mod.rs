@@ -1,0 +1,12 @@
+//! The offline reviewer's logic: the counsellor's vault on the air-gapped
+//! laptop, importing inboxes, reading cases, writing replies and signed
+//! outboxes. No network code: this module and its dependencies never open a
+//! socket (tests/run-all.sh checks the dependency tree).
+
+pub mod commands;
+pub mod error;
+pub mod terminal;
+pub mod vault;
+
+pub use error::ReviewError;
+pub use vault::Vault;

@@ -1,0 +1,345 @@
+//! The counsellor's vault: a directory on the air-gapped laptop.
+//!
+//! - `identity.age`: the age identity, passphrase-encrypted in age's scrypt
+//!   format, so `age -d -i identity.age file.age` also works;
+//! - `signing-key.age`: the Ed25519 outbox key, encrypted to the identity;
+//! - `card.json`: the public card to hand to the operator;
+//! - `state.age`: cases, counters and queued items, encrypted to the identity;
+//! - `messages/<id>.age`: every message as it arrived (or was written),
+//!   still encrypted. Nothing decrypted is ever written here.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use age::secrecy::{ExposeSecret, SecretString};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use ed25519_dalek::SigningKey;
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use super::error::ReviewError;
+use crate::format::bundle::OutboxKind;
+use crate::format::card::{Card, CounsellorKind};
+use crate::format::day::Day;
+use crate::format::ids::{CaseId, MessageId};
+
+const IDENTITY: &str = "identity.age";
+const SIGNING_KEY: &str = "signing-key.age";
+const CARD: &str = "card.json";
+const STATE: &str = "state.age";
+const MESSAGES: &str = "messages";
+
+/// One message of a case, as the vault remembers it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MessageRecord {
+    pub id: MessageId,
+    /// `melder`, or the id of the counsellor who wrote it.
+    pub author: String,
+    /// `report`, `follow-up` or `reply`.
+    pub kind: String,
+    pub day: Day,
+    /// The server's sequence number, for messages that came in an inbox.
+    pub seq: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CaseRecord {
+    pub received: Day,
+    /// The melder's reply recipient, from the report.
+    pub reply_recipient: Option<String>,
+    pub category: Option<String>,
+    pub messages: Vec<MessageRecord>,
+}
+
+/// An item waiting for the next outbox; it stays queued (and is sent again)
+/// until an inbox confirms the server holds it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Pending {
+    pub id: MessageId,
+    pub case: CaseId,
+    pub kind: OutboxKind,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct State {
+    pub counter: u64,
+    pub inbox_ack: u64,
+    pub cases: BTreeMap<CaseId, CaseRecord>,
+    pub pending: Vec<Pending>,
+}
+
+/// What `init` needs to make a card.
+pub struct NewCounsellor {
+    pub id: String,
+    pub name: String,
+    pub organisation: String,
+    pub kind: CounsellorKind,
+    pub description: String,
+}
+
+/// An open vault. The identity and signing key zeroize themselves on drop.
+pub struct Vault {
+    dir: PathBuf,
+    identity: age::x25519::Identity,
+    signing: SigningKey,
+    pub card: Card,
+    pub state: State,
+}
+
+impl Vault {
+    /// Makes a new vault in `dir` (created if needed, must not hold one).
+    pub fn init(
+        dir: &Path,
+        passphrase: SecretString,
+        who: NewCounsellor,
+    ) -> Result<Vault, ReviewError> {
+        if dir.join(IDENTITY).exists() {
+            return Err(ReviewError::VaultExists(dir.to_path_buf()));
+        }
+        create_private_dir(dir)?;
+        create_private_dir(&dir.join(MESSAGES))?;
+        let identity = age::x25519::Identity::generate();
+        let signing = SigningKey::generate(&mut rand::rngs::OsRng);
+        let card = Card {
+            format: "meldkluis-card".into(),
+            v: 1,
+            id: who.id,
+            name: who.name,
+            organisation: who.organisation,
+            kind: who.kind,
+            description: who.description,
+            age_recipient: identity.to_public().to_string(),
+            signing_key: STANDARD.encode(signing.verifying_key().as_bytes()),
+        };
+        card.validate()?;
+
+        // The identity file is a standard age identity file, encrypted with the
+        // passphrase (scrypt), readable by `age -d -i identity.age`.
+        let identity_file = Zeroizing::new(format!(
+            "# Meldkluis counsellor identity of {}\n# public key: {}\n{}\n",
+            card.id,
+            card.age_recipient,
+            identity.to_string().expose_secret()
+        ));
+        let encrypted = age::Encryptor::with_user_passphrase(passphrase);
+        let mut out = Vec::new();
+        let mut writer = encrypted
+            .wrap_output(&mut out)
+            .map_err(ReviewError::io(dir.join(IDENTITY)))?;
+        writer
+            .write_all(identity_file.as_bytes())
+            .and_then(|_| writer.finish().map(|_| ()))
+            .map_err(ReviewError::io(dir.join(IDENTITY)))?;
+        write_atomic(&dir.join(IDENTITY), &out)?;
+
+        let seed = Zeroizing::new(STANDARD.encode(signing.to_bytes()));
+        let sealed = encrypt_to(&identity.to_public(), seed.as_bytes());
+        write_atomic(&dir.join(SIGNING_KEY), &sealed)?;
+        write_atomic(&dir.join(CARD), card.to_json().as_bytes())?;
+        let vault = Vault {
+            dir: dir.to_path_buf(),
+            identity,
+            signing,
+            card,
+            state: State::default(),
+        };
+        vault.save()?;
+        Ok(vault)
+    }
+
+    /// Opens the vault in `dir` with the passphrase.
+    pub fn open(dir: &Path, passphrase: SecretString) -> Result<Vault, ReviewError> {
+        let identity_path = dir.join(IDENTITY);
+        if !identity_path.exists() {
+            return Err(ReviewError::NoVault(dir.to_path_buf()));
+        }
+        let bytes = std::fs::read(&identity_path).map_err(ReviewError::io(&identity_path))?;
+        let decryptor = age::Decryptor::new(&bytes[..]).map_err(|e| damaged(&identity_path, e))?;
+        if !decryptor.is_scrypt() {
+            return Err(damaged(&identity_path, "not passphrase-encrypted"));
+        }
+        let scrypt = age::scrypt::Identity::new(passphrase);
+        let mut reader = decryptor
+            .decrypt(std::iter::once(&scrypt as &dyn age::Identity))
+            .map_err(|_| ReviewError::WrongPassphrase)?;
+        let mut text = Zeroizing::new(String::new());
+        reader
+            .read_to_string(&mut text)
+            .map_err(|e| damaged(&identity_path, e))?;
+        let identity: age::x25519::Identity = text
+            .lines()
+            .map(str::trim)
+            .find(|line| line.starts_with("AGE-SECRET-KEY-1"))
+            .and_then(|line| line.parse().ok())
+            .ok_or_else(|| damaged(&identity_path, "no X25519 identity inside"))?;
+
+        let signing_path = dir.join(SIGNING_KEY);
+        let seed = decrypt_file(&identity, &signing_path)?;
+        let seed: Zeroizing<Vec<u8>> = Zeroizing::new(
+            STANDARD
+                .decode(seed.trim_ascii())
+                .map_err(|e| damaged(&signing_path, e))?,
+        );
+        let seed: &[u8; 32] = seed
+            .as_slice()
+            .try_into()
+            .map_err(|_| damaged(&signing_path, "not a 32-byte key"))?;
+        let signing = SigningKey::from_bytes(seed);
+
+        let card_path = dir.join(CARD);
+        let card = Card::parse(&std::fs::read(&card_path).map_err(ReviewError::io(&card_path))?)
+            .map_err(|e| damaged(&card_path, e))?;
+        if card.age_recipient != identity.to_public().to_string()
+            || card.verifying_key().ok() != Some(signing.verifying_key())
+        {
+            return Err(damaged(&card_path, "it does not match the vault's keys"));
+        }
+        let state_path = dir.join(STATE);
+        let state_json = decrypt_file(&identity, &state_path)?;
+        let state: State =
+            serde_json::from_slice(&state_json).map_err(|e| damaged(&state_path, e))?;
+        Ok(Vault {
+            dir: dir.to_path_buf(),
+            identity,
+            signing,
+            card,
+            state,
+        })
+    }
+
+    /// Writes the state, encrypted, atomically.
+    pub fn save(&self) -> Result<(), ReviewError> {
+        let json = Zeroizing::new(serde_json::to_vec(&self.state).expect("state serialises"));
+        write_atomic(&self.dir.join(STATE), &encrypt_to(&self.recipient(), &json))
+    }
+
+    pub fn identity(&self) -> &age::x25519::Identity {
+        &self.identity
+    }
+
+    pub fn recipient(&self) -> age::x25519::Recipient {
+        self.identity.to_public()
+    }
+
+    pub fn signing_key(&self) -> &SigningKey {
+        &self.signing
+    }
+
+    fn message_path(&self, id: &MessageId) -> PathBuf {
+        self.dir.join(MESSAGES).join(format!("{id}.age"))
+    }
+
+    /// Stores a message's age file (still encrypted) unless it is there.
+    pub fn store_message(&self, id: &MessageId, body: &[u8]) -> Result<(), ReviewError> {
+        let path = self.message_path(id);
+        if path.exists() {
+            return Ok(());
+        }
+        write_atomic(&path, body)
+    }
+
+    pub fn read_message(&self, id: &MessageId) -> Result<Vec<u8>, ReviewError> {
+        let path = self.message_path(id);
+        std::fs::read(&path).map_err(ReviewError::io(path))
+    }
+
+    pub fn card_path(&self) -> PathBuf {
+        self.dir.join(CARD)
+    }
+}
+
+fn damaged(file: &Path, problem: impl std::fmt::Display) -> ReviewError {
+    ReviewError::Damaged {
+        file: file.to_path_buf(),
+        problem: problem.to_string(),
+    }
+}
+
+fn encrypt_to(recipient: &age::x25519::Recipient, plaintext: &[u8]) -> Vec<u8> {
+    age::encrypt(recipient, plaintext).expect("encrypting to one X25519 recipient cannot fail")
+}
+
+fn decrypt_file(
+    identity: &age::x25519::Identity,
+    path: &Path,
+) -> Result<Zeroizing<Vec<u8>>, ReviewError> {
+    let bytes = std::fs::read(path).map_err(ReviewError::io(path))?;
+    age::decrypt(identity, &bytes)
+        .map(Zeroizing::new)
+        .map_err(|e| damaged(path, e))
+}
+
+#[cfg(unix)]
+fn create_private_dir(dir: &Path) -> Result<(), ReviewError> {
+    use std::os::unix::fs::DirBuilderExt;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(ReviewError::io(dir))
+}
+
+#[cfg(not(unix))]
+fn create_private_dir(dir: &Path) -> Result<(), ReviewError> {
+    std::fs::create_dir_all(dir).map_err(ReviewError::io(dir))
+}
+
+/// Writes `bytes` to `path` so that a crash leaves either the old or the new
+/// file, never half of one: temporary file, fsync, rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ReviewError> {
+    let tmp = path.with_extension("tmp");
+    let mut file = std::fs::File::create(&tmp).map_err(ReviewError::io(&tmp))?;
+    file.write_all(bytes)
+        .and_then(|_| file.sync_all())
+        .map_err(ReviewError::io(&tmp))?;
+    drop(file);
+    std::fs::rename(&tmp, path).map_err(ReviewError::io(path))?;
+    if let Some(parent) = path.parent()
+        && let Ok(dir) = std::fs::File::open(parent)
+    {
+        // Make the rename itself durable; some platforms cannot open a
+        // directory, which only weakens durability, not correctness.
+        let _ = dir.sync_all();
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn who() -> NewCounsellor {
+        NewCounsellor {
+            id: "vp-test".into(),
+            name: "Test".into(),
+            organisation: "Org".into(),
+            kind: CounsellorKind::Internal,
+            description: String::new(),
+        }
+    }
+
+    #[test]
+    fn init_open_and_wrong_passphrase() {
+        let dir = tempfile::tempdir().unwrap();
+        let pass = || SecretString::from("correct horse".to_owned());
+        let made = Vault::init(dir.path(), pass(), who()).unwrap();
+        let opened = Vault::open(dir.path(), pass()).unwrap();
+        assert_eq!(made.card, opened.card);
+        assert!(matches!(
+            Vault::open(dir.path(), SecretString::from("wrong".to_owned())),
+            Err(ReviewError::WrongPassphrase)
+        ));
+        assert!(matches!(
+            Vault::init(dir.path(), pass(), who()),
+            Err(ReviewError::VaultExists(_))
+        ));
+        // The identity file is a plain age passphrase file.
+        let bytes = std::fs::read(dir.path().join(IDENTITY)).unwrap();
+        assert!(age::Decryptor::new(&bytes[..]).unwrap().is_scrypt());
+    }
+}

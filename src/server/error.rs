@@ -1,0 +1,117 @@
+//! The one error type of the HTTP layer. Every refusal is a JSON body with a
+//! stable `error` code (docs/api.md); a 500 says nothing about its cause.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::format::agefile::AgeFileError;
+use crate::format::bundle::BundleError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The body is not JSON of the expected shape.
+    #[error("The request body is not valid JSON of the expected shape.")]
+    BadJson,
+    /// A lookup key that is not 64 lower-case hex characters.
+    #[error("The lookup key must be 64 lower-case hexadecimal characters.")]
+    BadLookupKey,
+    /// `message` is not standard base64.
+    #[error("The message is not valid base64.")]
+    BadBase64,
+    /// The message failed the age shape check.
+    #[error("{0}")]
+    Age(#[from] AgeFileError),
+    /// A report without counsellors.
+    #[error("Choose at least one counsellor.")]
+    NoCounsellor,
+    /// A counsellor id without a card on this server.
+    #[error("There is no counsellor with that id.")]
+    UnknownCounsellor,
+    /// An outbox that is malformed or does not verify.
+    #[error("{0}")]
+    Bundle(#[from] BundleError),
+    /// No case for this lookup key.
+    #[error("No report was found for this code.")]
+    UnknownCode,
+    /// A different report holds this lookup key.
+    #[error("This code is already in use.")]
+    CodeInUse,
+    /// An outbox counter at or below the last applied one.
+    #[error("This outbox was already used; make a new one.")]
+    ReplayedBundle,
+    /// An outbox item for a case that is not this counsellor's.
+    #[error("The outbox names a case that is not yours.")]
+    UnknownCase,
+    /// The body is larger than the configured limit.
+    #[error("The request is too large.")]
+    TooLarge,
+    /// The Content-Type is not the one the endpoint takes.
+    #[error("Wrong Content-Type for this endpoint.")]
+    UnsupportedMediaType,
+    /// No such page or endpoint.
+    #[error("Not found.")]
+    NotFound,
+    /// Wrong HTTP method.
+    #[error("Method not allowed.")]
+    MethodNotAllowed,
+    /// Anything that failed inside the server; logged, never shown.
+    #[error("Something went wrong on the server.")]
+    Internal(String),
+}
+
+impl AppError {
+    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            AppError::BadJson => (StatusCode::BAD_REQUEST, "bad_json"),
+            AppError::BadLookupKey => (StatusCode::BAD_REQUEST, "bad_lookup_key"),
+            AppError::BadBase64 => (StatusCode::BAD_REQUEST, "bad_base64"),
+            AppError::Age(e) => (StatusCode::BAD_REQUEST, e.code()),
+            AppError::NoCounsellor => (StatusCode::BAD_REQUEST, "no_counsellor"),
+            AppError::UnknownCounsellor => (StatusCode::BAD_REQUEST, "unknown_counsellor"),
+            AppError::Bundle(BundleError::BadSignature) => {
+                (StatusCode::UNAUTHORIZED, "bad_signature")
+            }
+            AppError::Bundle(_) => (StatusCode::BAD_REQUEST, "bad_bundle"),
+            AppError::UnknownCode => (StatusCode::NOT_FOUND, "unknown_code"),
+            AppError::CodeInUse => (StatusCode::CONFLICT, "code_in_use"),
+            AppError::ReplayedBundle => (StatusCode::CONFLICT, "replayed_bundle"),
+            AppError::UnknownCase => (StatusCode::CONFLICT, "unknown_case"),
+            AppError::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+            AppError::UnsupportedMediaType => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
+            AppError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            AppError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            AppError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+impl From<super::store::StoreError> for AppError {
+    fn from(e: super::store::StoreError) -> Self {
+        AppError::Internal(e.to_string())
+    }
+}
+
+impl From<tokio::task::JoinError> for AppError {
+    fn from(e: tokio::task::JoinError) -> Self {
+        AppError::Internal(e.to_string())
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        if let AppError::Internal(detail) = &self {
+            // The detail names no request: no address, no key, no time.
+            tracing::error!("internal error: {detail}");
+        }
+        (
+            status,
+            Json(json!({ "error": code, "message": self.to_string() })),
+        )
+            .into_response()
+    }
+}

@@ -1,0 +1,239 @@
+//! The web pages and static files, embedded in the binary so one file
+//! deploys. Pages are templates in `web/pages/` with `{{t.key}}` texts from
+//! `web/i18n/<lang>.json`, rendered once at start for every language.
+
+use std::collections::BTreeMap;
+
+use axum::extract::State;
+use axum::http::{HeaderValue, Method, Uri, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::server::AppState;
+use crate::server::error::AppError;
+
+#[derive(rust_embed::RustEmbed)]
+#[folder = "web/"]
+#[include = "css/*"]
+#[include = "js/*"]
+#[include = "vendor/*"]
+#[include = "i18n/*"]
+#[include = "pages/*"]
+#[include = "img/*"]
+struct Web;
+
+pub const LANGUAGES: [&str; 2] = ["nl", "en"];
+
+/// (template, Dutch path, English path)
+const PAGES: [(&str, &str, &str); 4] = [
+    ("index", "/", "/en"),
+    ("report", "/melden", "/en/report"),
+    ("thread", "/mijn-melding", "/en/my-report"),
+    ("courier", "/koerier", "/en/courier"),
+];
+
+/// Everything the server serves outside `/api`, by path.
+pub struct Site {
+    files: BTreeMap<String, (&'static str, Vec<u8>)>,
+}
+
+/// A template that does not render: a missing text or an unknown placeholder.
+#[derive(Debug, thiserror::Error)]
+pub enum SiteError {
+    #[error("web/{file}: {problem}")]
+    Template { file: String, problem: String },
+}
+
+fn messages(lang: &str) -> Result<BTreeMap<String, String>, SiteError> {
+    let file = format!("i18n/{lang}.json");
+    let bytes = Web::get(&file).ok_or_else(|| SiteError::Template {
+        file: file.clone(),
+        problem: "missing".into(),
+    })?;
+    serde_json::from_slice(&bytes.data).map_err(|e| SiteError::Template {
+        file,
+        problem: e.to_string(),
+    })
+}
+
+fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn href(page: &str, lang: &str) -> Option<&'static str> {
+    PAGES
+        .iter()
+        .find(|(name, _, _)| *name == page)
+        .map(|(_, nl, en)| if lang == "nl" { *nl } else { *en })
+}
+
+fn render(
+    name: &str,
+    template: &str,
+    lang: &str,
+    texts: &BTreeMap<String, String>,
+) -> Result<String, SiteError> {
+    let error = |problem: String| SiteError::Template {
+        file: format!("pages/{name}.html"),
+        problem,
+    };
+    let other = if lang == "nl" { "en" } else { "nl" };
+    let mut out = String::with_capacity(template.len() * 2);
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let end = rest[start..]
+            .find("}}")
+            .ok_or_else(|| error("an unclosed {{".into()))?;
+        let key = rest[start + 2..start + end].trim();
+        let value = if key == "lang" {
+            lang.to_string()
+        } else if key == "other_lang_href" {
+            href(name, other)
+                .expect("every page has both languages")
+                .to_string()
+        } else if let Some(page) = key.strip_prefix("href.") {
+            href(page, lang)
+                .ok_or_else(|| error(format!("unknown page {page:?}")))?
+                .to_string()
+        } else if let Some(text) = key.strip_prefix("t.") {
+            escape_html(
+                texts
+                    .get(text)
+                    .ok_or_else(|| error(format!("no text {text:?} in i18n/{lang}.json")))?,
+            )
+        } else {
+            return Err(error(format!("unknown placeholder {key:?}")));
+        };
+        out.push_str(&value);
+        rest = &rest[start + end + 2..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+fn content_type(path: &str) -> &'static str {
+    match path.rsplit('.').next() {
+        Some("css") => "text/css; charset=utf-8",
+        Some("js") | Some("mjs") => "text/javascript; charset=utf-8",
+        Some("json") => "application/json",
+        Some("svg") => "image/svg+xml",
+        Some("png") => "image/png",
+        Some("ico") => "image/x-icon",
+        Some("txt") => "text/plain; charset=utf-8",
+        _ => "application/octet-stream",
+    }
+}
+
+impl Site {
+    /// Renders every page in every language and indexes the static files.
+    pub fn build() -> Result<Self, SiteError> {
+        let mut files = BTreeMap::new();
+        for lang in LANGUAGES {
+            let texts = messages(lang)?;
+            for (name, nl, en) in PAGES {
+                let file = format!("pages/{name}.html");
+                let template = Web::get(&file).ok_or_else(|| SiteError::Template {
+                    file: file.clone(),
+                    problem: "missing".into(),
+                })?;
+                let template = String::from_utf8_lossy(&template.data).into_owned();
+                let html = render(name, &template, lang, &texts)?;
+                let path = if lang == "nl" { nl } else { en };
+                files.insert(
+                    path.to_string(),
+                    ("text/html; charset=utf-8", html.into_bytes()),
+                );
+            }
+        }
+        for file in Web::iter() {
+            if file.starts_with("pages/") {
+                continue;
+            }
+            let data = Web::get(&file)
+                .expect("listed files exist")
+                .data
+                .into_owned();
+            files.insert(format!("/{file}"), (content_type(&file), data));
+        }
+        Ok(Site { files })
+    }
+
+    /// Every served path with its bytes (for tests and site verification).
+    pub fn files(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        self.files
+            .iter()
+            .map(|(path, (_, body))| (path.as_str(), body.as_slice()))
+    }
+}
+
+/// Serves a page or static file; anything else is a 404.
+pub async fn serve(State(state): State<AppState>, method: Method, uri: Uri) -> Response {
+    let path = uri.path();
+    let path = if path.len() > 1 {
+        path.trim_end_matches('/')
+    } else {
+        path
+    };
+    if path.starts_with("/api/") || path == "/api" {
+        return AppError::NotFound.into_response();
+    }
+    let Some((content_type, body)) = state.site.files.get(path) else {
+        return AppError::NotFound.into_response();
+    };
+    if method != Method::GET && method != Method::HEAD {
+        return AppError::MethodNotAllowed.into_response();
+    }
+    (
+        [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
+        body.clone(),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_page_renders_in_every_language() {
+        let site = Site::build().unwrap();
+        for (_, nl, en) in PAGES {
+            for path in [nl, en] {
+                let (_, body) = &site.files[path];
+                let html = String::from_utf8_lossy(body);
+                assert!(!html.contains("{{"), "{path} has an unrendered placeholder");
+            }
+        }
+        assert!(site.files.contains_key("/vendor/age.js"));
+    }
+
+    #[test]
+    fn message_files_have_the_same_keys() {
+        let nl: Vec<String> = messages("nl").unwrap().into_keys().collect();
+        let en: Vec<String> = messages("en").unwrap().into_keys().collect();
+        assert_eq!(nl, en);
+    }
+
+    #[test]
+    fn templates_refuse_unknown_keys() {
+        let texts = BTreeMap::from([("a".to_string(), "<b>".to_string())]);
+        assert_eq!(
+            render("index", "{{t.a}}", "nl", &texts).unwrap(),
+            "&lt;b&gt;"
+        );
+        assert!(render("index", "{{t.b}}", "nl", &texts).is_err());
+        assert!(render("index", "{{evil}}", "nl", &texts).is_err());
+        assert!(render("index", "{{t.a", "nl", &texts).is_err());
+    }
+}

@@ -1,0 +1,56 @@
+//! `POST /api/v1/reports`: a new case with its first, encrypted message.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, StatusCode};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{json_body, lookup_hash, message};
+use crate::server::AppState;
+use crate::server::error::AppError;
+use crate::server::store::NewCase;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewReport {
+    counsellors: Vec<String>,
+    lookup_key: String,
+    message: String,
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<Value>), AppError> {
+    let request: NewReport = json_body(&headers, body)?;
+    let lookup = lookup_hash(&request.lookup_key)?;
+    let mut counsellors = request.counsellors;
+    counsellors.sort();
+    counsellors.dedup();
+    if counsellors.is_empty() {
+        return Err(AppError::NoCounsellor);
+    }
+    if counsellors.iter().any(|id| !state.cards.contains_key(id)) {
+        return Err(AppError::UnknownCounsellor);
+    }
+    let report = message(&request.message)?;
+    let store = state.clone();
+    let outcome = tokio::task::spawn_blocking(move || {
+        store.store.create_case(&lookup, &counsellors, &report)
+    })
+    .await??;
+    match outcome {
+        NewCase::Created(day) => Ok((
+            StatusCode::CREATED,
+            Json(json!({ "stored": true, "day": day })),
+        )),
+        NewCase::AlreadyStored(day) => {
+            Ok((StatusCode::OK, Json(json!({ "stored": true, "day": day }))))
+        }
+        NewCase::CodeInUse => Err(AppError::CodeInUse),
+    }
+}

@@ -1,0 +1,74 @@
+//! `POST /api/v1/thread` (read a thread) and `POST /api/v1/thread/messages`
+//! (a melder's follow-up), both by lookup key in the body, never in the URL.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, StatusCode};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{json_body, lookup_hash, message};
+use crate::server::AppState;
+use crate::server::error::AppError;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ThreadRequest {
+    lookup_key: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FollowUp {
+    lookup_key: String,
+    message: String,
+}
+
+pub async fn fetch(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, AppError> {
+    let request: ThreadRequest = json_body(&headers, body)?;
+    let lookup = lookup_hash(&request.lookup_key)?;
+    let thread = tokio::task::spawn_blocking(move || state.store.thread(&lookup))
+        .await??
+        .ok_or(AppError::UnknownCode)?;
+    let messages: Vec<Value> = thread
+        .messages
+        .iter()
+        .map(|m| {
+            json!({
+                "id": m.id,
+                "author": m.author,
+                "kind": m.kind,
+                "day": m.day,
+                "message": STANDARD.encode(&m.body),
+            })
+        })
+        .collect();
+    Ok(Json(
+        json!({ "counsellors": thread.counsellors, "messages": messages }),
+    ))
+}
+
+pub async fn follow_up(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<Value>), AppError> {
+    let request: FollowUp = json_body(&headers, body)?;
+    let lookup = lookup_hash(&request.lookup_key)?;
+    let message = message(&request.message)?;
+    let day = tokio::task::spawn_blocking(move || state.store.add_follow_up(&lookup, &message))
+        .await??
+        .ok_or(AppError::UnknownCode)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "stored": true, "day": day })),
+    ))
+}

@@ -1,0 +1,171 @@
+//! The online server: stores ciphertext it cannot read, serves the web pages,
+//! and answers the courier. `app(state)` builds the router; `serve` runs it on
+//! a listener the caller made, so tests start real servers on port 0.
+
+pub mod config;
+#[cfg(feature = "review")]
+pub mod demo;
+pub mod error;
+pub mod handlers;
+pub mod store;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{HeaderName, HeaderValue, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use tower_http::timeout::TimeoutLayer;
+
+use crate::format::card::Card;
+use config::Config;
+use error::AppError;
+use handlers::pages::Site;
+use handlers::v1;
+use store::Store;
+
+/// Shared by every handler.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub store: Store,
+    pub cards: std::collections::BTreeMap<String, Card>,
+    pub site: Site,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+/// Why the server did not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    #[error("cannot open the database: {0}")]
+    Store(#[from] store::StoreError),
+    #[error("the embedded web pages are broken: {0}")]
+    Site(#[from] handlers::pages::SiteError),
+    #[error("network: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl AppState {
+    /// Loads the cards, opens the database and renders the pages.
+    pub fn open(config: &Config) -> Result<Self, ServeError> {
+        let cards = config::load_cards(&config.keys_dir)?;
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| {
+            config::ConfigError::DataDir {
+                path: config.data_dir.clone(),
+                source,
+            }
+        })?;
+        let store = Store::open(&config.data_dir.join("meldkluis.sqlite"))?;
+        Ok(AppState(Arc::new(Inner {
+            store,
+            cards,
+            site: Site::build()?,
+        })))
+    }
+}
+
+/// Headers on every answer (DESIGN §1): no third-party anything, no caching,
+/// no referrer, no framing, no cookies.
+const SECURITY_HEADERS: [(&str, &str); 9] = [
+    (
+        "content-security-policy",
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
+         connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+    ),
+    ("referrer-policy", "no-referrer"),
+    ("x-content-type-options", "nosniff"),
+    ("x-frame-options", "DENY"),
+    ("cache-control", "no-store"),
+    ("cross-origin-opener-policy", "same-origin"),
+    ("cross-origin-resource-policy", "same-origin"),
+    (
+        "permissions-policy",
+        "camera=(), microphone=(), geolocation=(), interest-cohort=()",
+    ),
+    ("x-robots-tag", "noindex, nofollow"),
+];
+
+async fn security_headers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    for (name, value) in SECURITY_HEADERS {
+        headers.insert(
+            HeaderName::from_static(name),
+            HeaderValue::from_static(value),
+        );
+    }
+    headers.remove(header::SET_COOKIE);
+    response
+}
+
+async fn method_not_allowed() -> Response {
+    AppError::MethodNotAllowed.into_response()
+}
+
+pub fn app(state: AppState, config: &Config) -> Router {
+    let api = Router::new()
+        .route("/counsellors", get(v1::counsellors::list))
+        .route("/reports", post(v1::reports::create))
+        .route("/thread", post(v1::thread::fetch))
+        .route("/thread/messages", post(v1::thread::follow_up))
+        .route("/courier/sync", post(v1::courier::sync))
+        .method_not_allowed_fallback(method_not_allowed);
+    Router::new()
+        .nest("/api/v1", api)
+        .fallback(handlers::pages::serve)
+        .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(60),
+        ))
+        .layer(middleware::from_fn(security_headers))
+        .with_state(state)
+}
+
+/// Runs the server on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    config: &Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    axum::serve(listener, app(state, config))
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    Ok(())
+}
+
+/// Completes on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}

@@ -1,0 +1,452 @@
+//! The server's storage: one SQLite file in WAL mode with `synchronous=FULL`,
+//! so a commit has reached the disk before a request is acknowledged.
+//!
+//! It holds only what protocol.md §7 lists. This is the one narrow interface a
+//! replicated backend would have to implement. All calls block: handlers run
+//! them through `spawn_blocking`.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use sha2::{Digest, Sha256};
+
+use crate::format::agefile::AgeBlob;
+use crate::format::bundle::InboxEntry;
+use crate::format::day::Day;
+use crate::format::derive::LookupHash;
+use crate::format::ids::{CaseId, MessageId};
+
+/// Schema version 1. Changing a table means a migration — see `migrate`.
+const SCHEMA_V1: &str = "
+CREATE TABLE cases (
+    id          BLOB PRIMARY KEY,           -- random 128-bit case id
+    lookup_hash BLOB NOT NULL UNIQUE,       -- SHA-256 of the lookup key
+    day         TEXT NOT NULL               -- YYYY-MM-DD of arrival, no time
+) STRICT;
+CREATE TABLE case_counsellors (
+    case_id     BLOB NOT NULL REFERENCES cases(id),
+    counsellor  TEXT NOT NULL,
+    PRIMARY KEY (case_id, counsellor)
+) STRICT;
+CREATE INDEX case_counsellors_by_counsellor ON case_counsellors(counsellor, case_id);
+CREATE TABLE messages (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    id          BLOB NOT NULL UNIQUE,       -- random 128-bit message id
+    case_id     BLOB NOT NULL REFERENCES cases(id),
+    author      TEXT NOT NULL,              -- 'melder' or a counsellor id
+    kind        TEXT NOT NULL,              -- report, follow-up, reply
+    day         TEXT NOT NULL,
+    size        INTEGER NOT NULL,           -- ciphertext bytes (padded)
+    body_sha256 BLOB NOT NULL UNIQUE,       -- makes retries idempotent
+    body        BLOB NOT NULL               -- the age file
+) STRICT;
+CREATE INDEX messages_by_case ON messages(case_id, seq);
+CREATE TABLE counsellor_sync (
+    counsellor    TEXT PRIMARY KEY,
+    counter       INTEGER NOT NULL,
+    manifest_hash BLOB NOT NULL,
+    inbox_ack     INTEGER NOT NULL
+) STRICT;
+";
+
+/// What went wrong in the store. Handlers turn it into a bare 500.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("the database schema version {0} is newer than this program")]
+    TooNew(i64),
+}
+
+/// One stored message as the melder's thread shows it.
+#[derive(Debug, Clone)]
+pub struct StoredMessage {
+    pub id: MessageId,
+    pub author: String,
+    pub kind: String,
+    pub day: Day,
+    pub body: Vec<u8>,
+}
+
+pub struct Thread {
+    pub counsellors: Vec<String>,
+    pub messages: Vec<StoredMessage>,
+}
+
+pub enum NewCase {
+    Created(Day),
+    /// The identical report was stored before (a retried request).
+    AlreadyStored(Day),
+    /// A different report holds this lookup key.
+    CodeInUse,
+}
+
+/// An outbox item ready to apply.
+pub struct OutboxWrite<'a> {
+    pub id: MessageId,
+    pub case: CaseId,
+    pub kind: &'a str,
+    pub body: &'a AgeBlob,
+}
+
+pub enum SyncOutcome {
+    /// Applied now (`Retried`: the same bundle was applied before); the ids
+    /// of the outbox items the server holds.
+    Applied(Vec<MessageId>),
+    Retried(Vec<MessageId>),
+    Replayed,
+    UnknownCase(CaseId),
+}
+
+pub struct Store {
+    writer: Mutex<Connection>,
+    reader: Mutex<Connection>,
+}
+
+fn open_connection(path: &Path) -> Result<Connection, StoreError> {
+    let connection = Connection::open(path)?;
+    connection.busy_timeout(std::time::Duration::from_secs(10))?;
+    // WAL with FULL sync: a commit is on disk when it returns (DESIGN §6).
+    // secure_delete: deleted cases are overwritten, not left in free pages.
+    connection.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = FULL;
+         PRAGMA foreign_keys = ON;
+         PRAGMA secure_delete = ON;
+         PRAGMA temp_store = MEMORY;",
+    )?;
+    Ok(connection)
+}
+
+impl Store {
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let mut writer = open_connection(path)?;
+        migrate(&mut writer)?;
+        let reader = open_connection(path)?;
+        Ok(Store {
+            writer: Mutex::new(writer),
+            reader: Mutex::new(reader),
+        })
+    }
+
+    fn write(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.writer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn read(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.reader.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Stores a new case and its report, durably.
+    pub fn create_case(
+        &self,
+        lookup: &LookupHash,
+        counsellors: &[String],
+        report: &AgeBlob,
+    ) -> Result<NewCase, StoreError> {
+        let mut connection = self.write();
+        let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let body_hash = Sha256::digest(report.as_bytes()).to_vec();
+        let existing: Option<(Vec<u8>, String)> = tx
+            .query_row(
+                "SELECT id, day FROM cases WHERE lookup_hash = ?1",
+                [&lookup.0[..]],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .optional()?;
+        if let Some((case_id, day)) = existing {
+            let same: bool = tx.query_row(
+                "SELECT EXISTS(SELECT 1 FROM messages WHERE case_id = ?1 AND body_sha256 = ?2)",
+                params![case_id, body_hash],
+                |row| row.get(0),
+            )?;
+            return Ok(if same {
+                NewCase::AlreadyStored(parse_day(&day))
+            } else {
+                NewCase::CodeInUse
+            });
+        }
+        let case = CaseId::random();
+        let day = Day::today();
+        tx.execute(
+            "INSERT INTO cases (id, lookup_hash, day) VALUES (?1, ?2, ?3)",
+            params![&case.0[..], &lookup.0[..], day.to_string()],
+        )?;
+        for counsellor in counsellors {
+            tx.execute(
+                "INSERT OR IGNORE INTO case_counsellors (case_id, counsellor) VALUES (?1, ?2)",
+                params![&case.0[..], counsellor],
+            )?;
+        }
+        insert_message(
+            &tx,
+            MessageId::random(),
+            case,
+            "melder",
+            "report",
+            day,
+            report,
+        )?;
+        tx.commit()?;
+        Ok(NewCase::Created(day))
+    }
+
+    /// The thread for a lookup key, or `None`.
+    pub fn thread(&self, lookup: &LookupHash) -> Result<Option<Thread>, StoreError> {
+        let connection = self.read();
+        let Some(case) = case_by_lookup(&connection, lookup)? else {
+            return Ok(None);
+        };
+        let mut statement = connection.prepare_cached(
+            "SELECT counsellor FROM case_counsellors WHERE case_id = ?1 ORDER BY counsellor",
+        )?;
+        let counsellors = statement
+            .query_map([&case.0[..]], |row| row.get(0))?
+            .collect::<Result<Vec<String>, _>>()?;
+        let mut statement = connection.prepare_cached(
+            "SELECT id, author, kind, day, body FROM messages WHERE case_id = ?1 ORDER BY seq",
+        )?;
+        let messages = statement
+            .query_map([&case.0[..]], |row| {
+                Ok(StoredMessage {
+                    id: MessageId(blob16(row.get(0)?)),
+                    author: row.get(1)?,
+                    kind: row.get(2)?,
+                    day: parse_day(&row.get::<_, String>(3)?),
+                    body: row.get(4)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Some(Thread {
+            counsellors,
+            messages,
+        }))
+    }
+
+    /// Adds a melder's follow-up; `None` when no case has this lookup key.
+    pub fn add_follow_up(
+        &self,
+        lookup: &LookupHash,
+        message: &AgeBlob,
+    ) -> Result<Option<Day>, StoreError> {
+        let mut connection = self.write();
+        let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let Some(case) = case_by_lookup(&tx, lookup)? else {
+            return Ok(None);
+        };
+        let body_hash = Sha256::digest(message.as_bytes()).to_vec();
+        let earlier: Option<String> = tx
+            .query_row(
+                "SELECT day FROM messages WHERE body_sha256 = ?1 AND case_id = ?2",
+                params![body_hash, &case.0[..]],
+                |row| row.get(0),
+            )
+            .optional()?;
+        if let Some(day) = earlier {
+            return Ok(Some(parse_day(&day)));
+        }
+        let day = Day::today();
+        insert_message(
+            &tx,
+            MessageId::random(),
+            case,
+            "melder",
+            "follow-up",
+            day,
+            message,
+        )?;
+        tx.commit()?;
+        Ok(Some(day))
+    }
+
+    /// Applies a verified outbox in one transaction (protocol.md §6).
+    pub fn apply_outbox(
+        &self,
+        counsellor: &str,
+        counter: u64,
+        manifest_hash: &[u8; 32],
+        inbox_ack: u64,
+        items: &[OutboxWrite<'_>],
+    ) -> Result<SyncOutcome, StoreError> {
+        let mut connection = self.write();
+        let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let ids: Vec<MessageId> = items.iter().map(|i| i.id).collect();
+        let last: Option<(i64, Vec<u8>)> = tx
+            .query_row(
+                "SELECT counter, manifest_hash FROM counsellor_sync WHERE counsellor = ?1",
+                [counsellor],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .optional()?;
+        if let Some((last_counter, last_hash)) = last {
+            let last_counter = last_counter as u64;
+            if counter == last_counter && last_hash == manifest_hash {
+                return Ok(SyncOutcome::Retried(ids));
+            }
+            if counter <= last_counter {
+                return Ok(SyncOutcome::Replayed);
+            }
+        }
+        let day = Day::today();
+        for item in items {
+            let assigned: bool = tx.query_row(
+                "SELECT EXISTS(SELECT 1 FROM case_counsellors WHERE case_id = ?1 AND counsellor = ?2)",
+                params![&item.case.0[..], counsellor],
+                |row| row.get(0),
+            )?;
+            if !assigned {
+                return Ok(SyncOutcome::UnknownCase(item.case));
+            }
+            let known: bool = tx.query_row(
+                "SELECT EXISTS(SELECT 1 FROM messages WHERE id = ?1)",
+                [&item.id.0[..]],
+                |row| row.get(0),
+            )?;
+            if !known {
+                insert_message(
+                    &tx, item.id, item.case, counsellor, item.kind, day, item.body,
+                )?;
+            }
+        }
+        tx.execute(
+            "INSERT INTO counsellor_sync (counsellor, counter, manifest_hash, inbox_ack)
+             VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(counsellor) DO UPDATE SET counter = ?2, manifest_hash = ?3, inbox_ack = ?4",
+            params![counsellor, counter as i64, &manifest_hash[..], inbox_ack as i64],
+        )?;
+        tx.commit()?;
+        Ok(SyncOutcome::Applied(ids))
+    }
+
+    /// Everything newer than `after_seq` on this counsellor's cases, written
+    /// by someone else.
+    pub fn inbox(&self, counsellor: &str, after_seq: u64) -> Result<Vec<InboxEntry>, StoreError> {
+        let connection = self.read();
+        let mut statement = connection.prepare_cached(
+            "SELECT m.seq, m.id, m.case_id, m.author, m.kind, m.day, m.body
+               FROM messages m JOIN case_counsellors c ON c.case_id = m.case_id
+              WHERE c.counsellor = ?1 AND m.seq > ?2 AND m.author <> ?1
+              ORDER BY m.seq",
+        )?;
+        let entries = statement
+            .query_map(params![counsellor, after_seq as i64], |row| {
+                Ok(InboxEntry {
+                    seq: row.get::<_, i64>(0)? as u64,
+                    id: MessageId(blob16(row.get(1)?)),
+                    case: CaseId(blob16(row.get(2)?)),
+                    author: row.get(3)?,
+                    kind: row.get(4)?,
+                    day: parse_day(&row.get::<_, String>(5)?),
+                    body: row.get(6)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(entries)
+    }
+}
+
+fn insert_message(
+    tx: &rusqlite::Transaction<'_>,
+    id: MessageId,
+    case: CaseId,
+    author: &str,
+    kind: &str,
+    day: Day,
+    body: &AgeBlob,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO messages (id, case_id, author, kind, day, size, body_sha256, body)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            &id.0[..],
+            &case.0[..],
+            author,
+            kind,
+            day.to_string(),
+            body.len() as i64,
+            Sha256::digest(body.as_bytes()).to_vec(),
+            body.as_bytes()
+        ],
+    )?;
+    Ok(())
+}
+
+fn case_by_lookup(
+    connection: &Connection,
+    lookup: &LookupHash,
+) -> Result<Option<CaseId>, StoreError> {
+    Ok(connection
+        .prepare_cached("SELECT id FROM cases WHERE lookup_hash = ?1")?
+        .query_row([&lookup.0[..]], |row| row.get::<_, Vec<u8>>(0))
+        .optional()?
+        .map(|bytes| CaseId(blob16(bytes))))
+}
+
+/// Ids are written by this module only, always 16 bytes.
+fn blob16(bytes: Vec<u8>) -> [u8; 16] {
+    bytes.try_into().unwrap_or([0; 16])
+}
+
+fn parse_day(text: &str) -> Day {
+    Day::parse(text).unwrap_or_else(Day::today)
+}
+
+/// Brings the schema to the current version inside one transaction.
+fn migrate(connection: &mut Connection) -> Result<(), StoreError> {
+    let tx = connection.transaction_with_behavior(TransactionBehavior::Exclusive)?;
+    let version: i64 = tx.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    match version {
+        0 => {
+            tx.execute_batch(SCHEMA_V1)?;
+            tx.execute_batch("PRAGMA user_version = 1")?;
+        }
+        1 => {}
+        newer => return Err(StoreError::TooNew(newer)),
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::derive::LookupKey;
+
+    fn message() -> AgeBlob {
+        let recipient = age::x25519::Identity::generate().to_public();
+        AgeBlob::parse_message(age::encrypt(&recipient, &[b' '; 4096]).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn case_life_cycle() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db.sqlite")).unwrap();
+        let lookup = LookupKey::from_hex(&"ab".repeat(32)).unwrap().hash();
+        let report = message();
+        let counsellors = vec!["vp-a".to_string()];
+        assert!(matches!(
+            store.create_case(&lookup, &counsellors, &report).unwrap(),
+            NewCase::Created(_)
+        ));
+        assert!(matches!(
+            store.create_case(&lookup, &counsellors, &report).unwrap(),
+            NewCase::AlreadyStored(_)
+        ));
+        assert!(matches!(
+            store
+                .create_case(&lookup, &counsellors, &message())
+                .unwrap(),
+            NewCase::CodeInUse
+        ));
+        store.add_follow_up(&lookup, &message()).unwrap().unwrap();
+        let thread = store.thread(&lookup).unwrap().unwrap();
+        assert_eq!(thread.counsellors, counsellors);
+        assert_eq!(thread.messages.len(), 2);
+        let unknown = LookupKey::from_hex(&"cd".repeat(32)).unwrap().hash();
+        assert!(store.thread(&unknown).unwrap().is_none());
+        assert!(store.add_follow_up(&unknown, &message()).unwrap().is_none());
+        assert_eq!(store.inbox("vp-a", 0).unwrap().len(), 2);
+        assert_eq!(store.inbox("vp-b", 0).unwrap().len(), 0);
+    }
+}
