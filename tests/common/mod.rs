@@ -1,0 +1,338 @@
+//! Helpers for the integration tests: a real `meldkluis serve` process on
+//! 127.0.0.1 port 0 with its own data and keys directories, and a minimal
+//! HTTP/1.1 client so the tests speak real HTTP without extra dependencies.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+use age::secrecy::SecretString;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use meldkluis::format::card::CounsellorKind;
+use meldkluis::format::code::RetrievalCode;
+use meldkluis::format::derive::Derived;
+use meldkluis::format::envelope::{Envelope, Kind};
+use meldkluis::review::Vault;
+use meldkluis::review::vault::NewCounsellor;
+use serde_json::{Value, json};
+
+pub struct Server {
+    child: Child,
+    pub base: String,
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+    /// Everything the server wrote to stdout and stderr.
+    pub log: Arc<Mutex<Vec<u8>>>,
+}
+
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The stable error code of a refusal.
+    pub fn error(&self) -> String {
+        self.json()["error"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+}
+
+/// A counsellor vault made directly with the library (fast, no prompts).
+pub fn make_vault(dir: &Path, id: &str) -> Vault {
+    Vault::init(
+        dir,
+        SecretString::from("test passphrase".to_owned()),
+        NewCounsellor {
+            id: id.into(),
+            name: format!("Counsellor {id}"),
+            organisation: "Ministerie van Testzaken".into(),
+            kind: CounsellorKind::External,
+            description: String::new(),
+        },
+    )
+    .unwrap()
+}
+
+pub fn reopen(vault: &Vault, dir: &Path) -> Vault {
+    let _ = vault;
+    Vault::open(dir, SecretString::from("test passphrase".to_owned())).unwrap()
+}
+
+impl Server {
+    /// Starts a server whose keys/ holds the given cards (as written).
+    pub fn start_with_cards(cards: &[(&str, String)]) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = dir.path().join("keys");
+        std::fs::create_dir_all(&keys).unwrap();
+        for (id, json) in cards {
+            std::fs::write(keys.join(format!("{id}.json")), json).unwrap();
+        }
+        Self::start_in(dir)
+    }
+
+    pub fn start_in(dir: tempfile::TempDir) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_meldkluis"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(dir.path().join("data"))
+            .arg("--keys")
+            .arg(dir.path().join("keys"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut first = String::new();
+        stdout.read_line(&mut first).unwrap();
+        log.lock().unwrap().extend_from_slice(first.as_bytes());
+        let stderr = child.stderr.take().unwrap();
+        for mut stream in [Box::new(stdout) as Box<dyn Read + Send>, Box::new(stderr)] {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                let mut buffer = [0u8; 4096];
+                while let Ok(n) = stream.read(&mut buffer) {
+                    if n == 0 {
+                        break;
+                    }
+                    log.lock().unwrap().extend_from_slice(&buffer[..n]);
+                }
+            });
+        }
+        let base = first
+            .trim()
+            .strip_prefix("Meldkluis listening on ")
+            .unwrap_or_else(|| {
+                std::thread::sleep(std::time::Duration::from_millis(200));
+                panic!(
+                    "server did not start: {first}{}",
+                    String::from_utf8_lossy(&log.lock().unwrap())
+                )
+            })
+            .to_string();
+        let port = base.rsplit(':').next().unwrap().parse().unwrap();
+        Server {
+            child,
+            base,
+            port,
+            dir,
+            log,
+        }
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> Response {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n",
+            body.len()
+        );
+        if let Some(ct) = content_type {
+            head.push_str(&format!("Content-Type: {ct}\r\n"));
+        }
+        head.push_str("\r\n");
+        stream.write_all(head.as_bytes()).unwrap();
+        // The server may answer (413) before reading a large body.
+        let _ = stream.write_all(body);
+        let mut raw = Vec::new();
+        let _ = stream.read_to_end(&mut raw);
+        parse_response(&raw)
+    }
+
+    pub fn get(&self, path: &str) -> Response {
+        self.request("GET", path, None, b"")
+    }
+
+    pub fn post_json(&self, path: &str, value: &Value) -> Response {
+        self.request(
+            "POST",
+            path,
+            Some("application/json"),
+            value.to_string().as_bytes(),
+        )
+    }
+
+    pub fn sync(&self, outbox: &[u8]) -> Response {
+        self.request(
+            "POST",
+            "/api/v1/courier/sync",
+            Some("application/octet-stream"),
+            outbox,
+        )
+    }
+
+    pub fn log_text(&self) -> String {
+        String::from_utf8_lossy(&self.log.lock().unwrap()).into_owned()
+    }
+
+    /// Row counts of every table: "changes nothing" means these stay equal.
+    pub fn table_counts(&self) -> Vec<(String, i64)> {
+        let db = rusqlite::Connection::open(self.data_dir().join("meldkluis.sqlite")).unwrap();
+        ["cases", "case_counsellors", "messages", "counsellor_sync"]
+            .iter()
+            .map(|t| {
+                let n: i64 = db.query_row(&format!("SELECT count(*) FROM {t}"), [], |r| r.get(0)).unwrap();
+                (t.to_string(), n)
+            })
+            .chain(std::iter::once({
+                let sync: String = db
+                    .query_row("SELECT coalesce(group_concat(counsellor || ':' || counter), '') FROM counsellor_sync", [], |r| r.get(0))
+                    .unwrap();
+                (sync, 0)
+            }))
+            .collect()
+    }
+
+    pub fn stop(mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        self.log_text()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn parse_response(raw: &[u8]) -> Response {
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no HTTP response: {:?}", String::from_utf8_lossy(raw)));
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let mut body = raw[split + 4..].to_vec();
+    if headers
+        .iter()
+        .any(|(n, v)| n.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"))
+    {
+        body = dechunk(&body);
+    }
+    Response {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn dechunk(mut raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = raw.windows(2).position(|w| w == b"\r\n").unwrap();
+        let size = usize::from_str_radix(std::str::from_utf8(&raw[..line_end]).unwrap().trim(), 16)
+            .unwrap();
+        raw = &raw[line_end + 2..];
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&raw[..size]);
+        raw = &raw[size + 2..];
+    }
+}
+
+/// A melder as the browser would be: a code, its derivations, and helpers
+/// that build the API requests.
+pub struct Melder {
+    pub code: RetrievalCode,
+    pub derived: Derived,
+}
+
+impl Melder {
+    pub fn new() -> Melder {
+        let code = RetrievalCode::generate();
+        let derived = Derived::from_code(&code);
+        Melder { code, derived }
+    }
+
+    pub fn report_envelope(&self, text: &str, counsellors: &[&str]) -> Envelope {
+        let mut envelope = Envelope::new(Kind::Report, text);
+        envelope.reply_recipient = Some(self.derived.reply_recipient().to_string());
+        envelope.counsellors = counsellors.iter().map(|s| s.to_string()).collect();
+        envelope
+    }
+
+    pub fn report_request(
+        &self,
+        envelope: &Envelope,
+        recipients: &[age::x25519::Recipient],
+    ) -> Value {
+        let mut all = recipients.to_vec();
+        all.push(self.derived.reply_recipient());
+        json!({
+            "counsellors": envelope.counsellors,
+            "lookup_key": self.derived.lookup_key.to_hex(),
+            "message": STANDARD.encode(envelope.seal(&all).unwrap()),
+        })
+    }
+
+    pub fn follow_up_request(&self, text: &str, recipients: &[age::x25519::Recipient]) -> Value {
+        let mut all = recipients.to_vec();
+        all.push(self.derived.reply_recipient());
+        json!({
+            "lookup_key": self.derived.lookup_key.to_hex(),
+            "message": STANDARD.encode(Envelope::new(Kind::FollowUp, text).seal(&all).unwrap()),
+        })
+    }
+
+    pub fn thread_request(&self) -> Value {
+        json!({"lookup_key": self.derived.lookup_key.to_hex()})
+    }
+
+    /// Decrypts every message of a thread answer with the reply identity.
+    pub fn read_thread(&self, answer: &Value) -> Vec<Envelope> {
+        let identity = self.derived.reply_identity();
+        answer["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                let bytes = STANDARD.decode(m["message"].as_str().unwrap()).unwrap();
+                Envelope::open(&bytes, &[&identity]).unwrap()
+            })
+            .collect()
+    }
+}
