@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Runs every Meldkluis test, on a fresh Debian machine as on a developer's:
+# it installs what it needs (Chromium, age, jq, the npm packages), then
+# checks formatting, lints, the reviewer's dependency tree, the vendored
+# bundle, the Rust and JavaScript tests, the standard-tools recipe and the
+# browser tests. `.ci/run` calls exactly this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+step() { printf '\n==> %s\n' "$*"; }
+
+step "system packages"
+missing=()
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v age >/dev/null && command -v age-keygen >/dev/null || missing+=(age)
+for tool in jq curl openssl; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+if [ "${#missing[@]}" -gt 0 ]; then
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+step "npm packages (from the lockfiles)"
+(cd web && npm ci --no-audit --no-fund --loglevel=error)
+(cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+
+step "the vendored age bundle rebuilds to the same bytes"
+before=$(sha256sum web/vendor/age.js)
+(cd web && npm run --silent build-vendor)
+after=$(sha256sum web/vendor/age.js)
+[ "$before" = "$after" ] || { echo "web/vendor/age.js differs from a rebuild from the lockfile"; exit 1; }
+
+step "formatting and lints"
+cargo fmt --check
+cargo clippy --all-targets --locked -- -D warnings
+
+step "the reviewer pulls in no network crate"
+tree=$(cargo tree -e normal --locked --no-default-features --features review --prefix none | awk '{print $1}' | sort -u)
+forbidden='^(tokio|hyper|hyper-util|h2|axum|axum-core|tower|tower-http|tower-service|rusqlite|libsqlite3-sys|mio|socket2|reqwest|ureq|curl|native-tls|rustls|tungstenite)$'
+if grep -E "$forbidden" <<<"$tree"; then echo "network crates in the reviewer's tree (above)"; exit 1; fi
+cargo build --release --locked --no-default-features --features review --bin meldkluis-review
+
+step "Rust tests"
+cargo build --locked --bins
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --locked --no-fail-fast
+else
+  cargo test --locked --no-fail-fast
+fi
+
+step "JavaScript tests (shared vectors, protocol.js, pages)"
+node --test tests/js/
+
+step "submitting with standard tools (docs/api.md recipe)"
+bash tests/standard-tools.sh
+
+step "browser tests (headless Chromium)"
+node --test --test-concurrency=1 tests/browser/
+
+step "all tests passed"
