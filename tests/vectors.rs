@@ -15,7 +15,9 @@ use meldkluis::format::envelope::{Envelope, padded_length};
 use serde_json::{Value, json};
 
 fn path(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vectors").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/vectors")
+        .join(name)
 }
 
 fn read(name: &str) -> Value {
@@ -28,7 +30,11 @@ fn writing() -> bool {
 }
 
 fn write(name: &str, value: &Value) {
-    std::fs::write(path(name), serde_json::to_string_pretty(value).unwrap() + "\n").unwrap();
+    std::fs::write(
+        path(name),
+        serde_json::to_string_pretty(value).unwrap() + "\n",
+    )
+    .unwrap();
 }
 
 /// Fixed "random" inputs: all zeros, all ones, a counting pattern, high bits
@@ -87,14 +93,20 @@ fn code_vectors() {
             json!({"input": swapped, "error": "check_failed"}),
             json!({"input": substituted, "error": "check_failed"}),
         ];
-        write("code.json", &json!({"valid": valid, "typed": typed, "invalid": invalid}));
+        write(
+            "code.json",
+            &json!({"valid": valid, "typed": typed, "invalid": invalid}),
+        );
     }
     let vectors = read("code.json");
     for v in vectors["valid"].as_array().unwrap() {
         let code = code_from_hex(v["random_bytes_hex"].as_str().unwrap());
         assert_eq!(code.canonical(), v["canonical"].as_str().unwrap());
         assert_eq!(code.display(), v["display"].as_str().unwrap());
-        assert_eq!(RetrievalCode::parse(v["display"].as_str().unwrap()).unwrap(), code);
+        assert_eq!(
+            RetrievalCode::parse(v["display"].as_str().unwrap()).unwrap(),
+            code
+        );
     }
     for v in vectors["typed"].as_array().unwrap() {
         let code = RetrievalCode::parse(v["input"].as_str().unwrap()).unwrap();
@@ -128,10 +140,22 @@ fn derive_vectors() {
     for v in read("derive.json")["cases"].as_array().unwrap() {
         let code = RetrievalCode::parse(v["canonical"].as_str().unwrap()).unwrap();
         let derived = Derived::from_code(&code);
-        assert_eq!(derived.lookup_key.to_hex(), v["lookup_key_hex"].as_str().unwrap());
-        assert_eq!(derived.lookup_key.hash().to_hex(), v["lookup_hash_hex"].as_str().unwrap());
-        assert_eq!(derived.reply_identity.expose_secret(), v["reply_identity"].as_str().unwrap());
-        assert_eq!(derived.reply_recipient().to_string(), v["reply_recipient"].as_str().unwrap());
+        assert_eq!(
+            derived.lookup_key.to_hex(),
+            v["lookup_key_hex"].as_str().unwrap()
+        );
+        assert_eq!(
+            derived.lookup_key.hash().to_hex(),
+            v["lookup_hash_hex"].as_str().unwrap()
+        );
+        assert_eq!(
+            derived.reply_identity.expose_secret(),
+            v["reply_identity"].as_str().unwrap()
+        );
+        assert_eq!(
+            derived.reply_recipient().to_string(),
+            v["reply_recipient"].as_str().unwrap()
+        );
     }
 }
 
@@ -165,11 +189,24 @@ fn envelope_vectors() {
                 json!({"envelope": envelope, "json_length": json_length, "padded_length": parsed.to_padded().unwrap().len()})
             })
             .collect();
-        let buckets: Vec<Value> = [0usize, 1, 4096, 4097, 8192, 8193, 65536, 1 << 20, (1 << 20) + 1, 16 << 20]
-            .iter()
-            .map(|&n| json!({"length": n, "padded": padded_length(n)}))
-            .chain(std::iter::once(json!({"length": (16 << 20) + 1, "padded": null})))
-            .collect();
+        let buckets: Vec<Value> = [
+            0usize,
+            1,
+            4096,
+            4097,
+            8192,
+            8193,
+            65536,
+            1 << 20,
+            (1 << 20) + 1,
+            16 << 20,
+        ]
+        .iter()
+        .map(|&n| json!({"length": n, "padded": padded_length(n)}))
+        .chain(std::iter::once(
+            json!({"length": (16 << 20) + 1, "padded": null}),
+        ))
+        .collect();
         let mut invalid = Vec::new();
         let mut add = |mutate: &dyn Fn(&mut Value), reason: &str| {
             let mut e = report.clone();
@@ -178,15 +215,36 @@ fn envelope_vectors() {
         };
         add(&|e| e["v"] = json!(2), "unsupported version");
         add(&|e| e["kind"] = json!("confession"), "unknown kind");
-        add(&|e| e["reply_recipient"] = json!(null), "a report needs a reply recipient");
-        add(&|e| e["reply_recipient"] = json!("age1notarecipient"), "bad reply recipient");
+        add(
+            &|e| e["reply_recipient"] = json!(null),
+            "a report needs a reply recipient",
+        );
+        add(
+            &|e| e["reply_recipient"] = json!("age1notarecipient"),
+            "bad reply recipient",
+        );
         add(&|e| e["counsellors"] = json!([]), "no counsellors");
-        add(&|e| e["counsellors"] = json!(["../etc"]), "malformed counsellor id");
-        add(&|e| e["text"] = json!("   "), "empty text without attachments");
+        add(
+            &|e| e["counsellors"] = json!(["../etc"]),
+            "malformed counsellor id",
+        );
+        add(
+            &|e| e["text"] = json!("   "),
+            "empty text without attachments",
+        );
         add(&|e| e["extra"] = json!(1), "unknown field");
-        add(&|e| e["kind"] = json!("reply"), "a reply has no reply recipient and needs an author");
-        add(&|e| e["category"] = json!("c".repeat(201)), "category too long");
-        write("envelope.json", &json!({"cases": cases, "bucket_cases": buckets, "invalid": invalid}));
+        add(
+            &|e| e["kind"] = json!("reply"),
+            "a reply has no reply recipient and needs an author",
+        );
+        add(
+            &|e| e["category"] = json!("c".repeat(201)),
+            "category too long",
+        );
+        write(
+            "envelope.json",
+            &json!({"cases": cases, "bucket_cases": buckets, "invalid": invalid}),
+        );
     }
     let vectors = read("envelope.json");
     for v in vectors["cases"].as_array().unwrap() {
@@ -202,11 +260,18 @@ fn envelope_vectors() {
     }
     for v in vectors["bucket_cases"].as_array().unwrap() {
         let expected = v["padded"].as_u64().map(|n| n as usize);
-        assert_eq!(padded_length(v["length"].as_u64().unwrap() as usize), expected);
+        assert_eq!(
+            padded_length(v["length"].as_u64().unwrap() as usize),
+            expected
+        );
     }
     for v in vectors["invalid"].as_array().unwrap() {
         let parsed: Result<Envelope, _> = serde_json::from_value(v["envelope"].clone());
-        assert!(parsed.map(|e| e.validate().is_err()).unwrap_or(true), "{}", v["reason"]);
+        assert!(
+            parsed.map(|e| e.validate().is_err()).unwrap_or(true),
+            "{}",
+            v["reason"]
+        );
     }
 }
 
@@ -231,18 +296,28 @@ fn age_vectors_cross_implementation() {
         );
     }
     let vectors = read("age.json");
-    assert_eq!(vectors["identity"].as_str().unwrap(), derived.reply_identity.expose_secret());
+    assert_eq!(
+        vectors["identity"].as_str().unwrap(),
+        derived.reply_identity.expose_secret()
+    );
     let identity = derived.reply_identity();
     for v in vectors["from_rust"].as_array().unwrap() {
-        let ciphertext = STANDARD.decode(v["ciphertext_base64"].as_str().unwrap()).unwrap();
-        assert_eq!(age::decrypt(&identity, &ciphertext).unwrap(), v["plaintext_utf8"].as_str().unwrap().as_bytes());
+        let ciphertext = STANDARD
+            .decode(v["ciphertext_base64"].as_str().unwrap())
+            .unwrap();
+        assert_eq!(
+            age::decrypt(&identity, &ciphertext).unwrap(),
+            v["plaintext_utf8"].as_str().unwrap().as_bytes()
+        );
     }
     // Made by web/vendor/age.js (tests/js/make-js-ciphertexts.mjs) to the same recipient.
     let from_js = read("age-from-js.json");
     let items = from_js["from_js"].as_array().unwrap();
     assert!(!items.is_empty());
     for v in items {
-        let ciphertext = STANDARD.decode(v["ciphertext_base64"].as_str().unwrap()).unwrap();
+        let ciphertext = STANDARD
+            .decode(v["ciphertext_base64"].as_str().unwrap())
+            .unwrap();
         let plaintext = age::decrypt(&identity, &ciphertext).unwrap();
         assert_eq!(plaintext, v["plaintext_utf8"].as_str().unwrap().as_bytes());
         if let Some(true) = v["is_message"].as_bool() {

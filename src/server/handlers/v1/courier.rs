@@ -9,10 +9,14 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
 use super::{body_bytes, require_octet_stream};
+use crate::format::bundle::MAX_BUNDLE_BYTES;
 use crate::format::bundle::{BundleError, Inbox, Outbox};
 use crate::server::AppState;
 use crate::server::error::AppError;
 use crate::server::store::{OutboxWrite, SyncOutcome};
+
+/// Room left in an inbox for messages, below the laptop's bundle limit.
+const INBOX_BUDGET_BYTES: usize = MAX_BUNDLE_BYTES - 4 * 1024 * 1024;
 
 pub async fn sync(
     State(state): State<AppState>,
@@ -77,9 +81,20 @@ fn apply(state: &AppState, bytes: &[u8]) -> Result<(String, u64, Vec<u8>), AppEr
         SyncOutcome::Replayed => return Err(AppError::ReplayedBundle),
         SyncOutcome::UnknownCase(_) => return Err(AppError::UnknownCase),
     };
-    let entries = state
+    let mut entries = state
         .store
         .inbox(&manifest.counsellor, manifest.inbox_ack)?;
+    // Keep the inbox within what the laptop accepts; what does not fit comes
+    // with the next sync, because the acknowledgement only moves on import.
+    let mut total = 0;
+    let fits = entries
+        .iter()
+        .take_while(|e| {
+            total += e.body.len() + 1024;
+            total <= INBOX_BUDGET_BYTES
+        })
+        .count();
+    entries.truncate(fits.max(1));
     let recipient = card
         .recipient()
         .map_err(|e| AppError::Internal(e.to_string()))?;
