@@ -149,7 +149,7 @@ async function submit() {
 function failed(error) {
   if (error instanceof ApiError && error.uncertain) {
     freeze(true);
-    status("", `${apiErrorMessage(error)} ${t("report_error_uncertain")}`, { kind: "error" });
+    status("", t("report_error_uncertain"), { kind: "error" });
     $("retry").focus();
     return;
   }

@@ -212,7 +212,7 @@ async function sendFollowUp() {
   } catch (error) {
     if (error instanceof ApiError && error.uncertain) {
       freezeFollowUp(true);
-      status("followup", `${apiErrorMessage(error)} ${t("report_error_uncertain")}`, { kind: "error" });
+      status("followup", t("report_error_uncertain"), { kind: "error" });
     } else {
       pendingFollowUp = null;
       freezeFollowUp(false);

@@ -21,7 +21,7 @@ const isBase64 = (m) => typeof m === "string" && m.length > 0 && Buffer.from(m, 
 
 /**
  * Starts the mock on 127.0.0.1, a free port. `counsellors` are API entries.
- * Returns { url, cases, failNext(path, status, code), close() }; `cases` maps
+ * Returns { url, cases, requests, failNext, close() }; `cases` maps
  * lookup key → { counsellors, messages, request } for the test to inspect
  * and to add replies to.
  */
@@ -45,9 +45,15 @@ export async function startMockServer({ counsellors }) {
     const failure = failures.findIndex((f) => f.path === req.url);
     if (failure >= 0) {
       const [f] = failures.splice(failure, 1);
-      if (f.status === 0) return req.socket.destroy(); // no answer at all
+      if (!f.afterProcessing) return error(res, f.status, f.code);
+      // The request takes effect, but its answer is lost on the way back.
+      await handle(req, { writeHead() {}, end() {} }, body);
       return error(res, f.status, f.code);
     }
+    return handle(req, res, body);
+  }
+
+  async function handle(req, res, body) {
     const route = `${req.method} ${req.url}`;
     if (route === "GET /api/v1/counsellors") return reply(res, 200, { counsellors });
     if (route === "POST /api/v1/courier/sync") {
@@ -130,7 +136,9 @@ export async function startMockServer({ counsellors }) {
     url: `http://127.0.0.1:${server.address().port}`,
     cases,
     requests,
-    failNext: (path, status, code) => failures.push({ path, status, code }),
+    /** The next request to `path` fails with `status`/`code`, optionally after taking effect. */
+    failNext: (path, status, code, { afterProcessing = false } = {}) =>
+      failures.push({ path, status, code, afterProcessing }),
     close: () => new Promise((resolve) => { server.closeAllConnections(); server.close(resolve); }),
   };
 }
