@@ -70,8 +70,11 @@ const stanzaCount = (bytes) =>
 
 test("the report form checks its fields, encrypts to the chosen counsellor and survives a lost answer", async () => {
   const { context, page, problems } = await openPage(browser, server.url);
+  // As in Tor Browser at "Safer": no WebAssembly. The bundle must not need it.
+  await context.addInitScript(() => { delete globalThis.WebAssembly; });
   await page.goto(`${server.url}/melden`);
   await page.getByLabel("Mr. A. Jansen").waitFor();
+  assert.equal(await page.evaluate(() => typeof WebAssembly), "undefined");
   await shot(page, "mock-report-empty");
 
   await page.click("#submit");

@@ -114,3 +114,11 @@ test("scripts use no storage, cookies, HTML injection or eval", () => {
   assert.deepEqual(protocolImports, ["../vendor/age.js"]);
   assert.ok(!/\bdocument\b|\bwindow\b/.test(source("protocol.js")), "protocol.js stays DOM-free");
 });
+
+test("the stylesheet and the vendored bundle load nothing and need no WebAssembly", () => {
+  const css = readFileSync(`${webDir}css/site.css`, "utf8");
+  assert.ok(!/@import|url\(/.test(css), "site.css pulls in no other resource");
+  const bundle = readFileSync(`${webDir}vendor/age.js`, "utf8");
+  assert.ok(!/WebAssembly|\.wasm\b/.test(bundle), "age.js must run where WebAssembly is off");
+  assert.ok(!/\bfetch\(|XMLHttpRequest|importScripts/.test(bundle), "age.js makes no requests");
+});
