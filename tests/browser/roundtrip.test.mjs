@@ -122,6 +122,20 @@ test("report → courier → review → reply → my report → follow-up → re
   let display;
   let caseId;
 
+  await t.test("the server renders every page in both languages, with the CSP", async () => {
+    const csp = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; " +
+      "form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+    for (const [path, lang] of [["/", "nl"], ["/en", "en"], ["/melden", "nl"], ["/en/report", "en"],
+      ["/mijn-melding", "nl"], ["/en/my-report", "en"], ["/koerier", "nl"], ["/en/courier", "en"]]) {
+      const answer = await page.goto(`${server.url}${path}`);
+      assert.equal(answer.status(), 200, path);
+      assert.equal(answer.headers()["content-security-policy"], csp, path);
+      assert.equal(await page.getAttribute("html", "lang"), lang, path);
+      assert.ok(!(await page.content()).includes("{{"), `${path} has an unrendered placeholder`);
+      if (path === "/" || path === "/en") await shot(page, `roundtrip-0-landing-${lang}`);
+    }
+  });
+
   await t.test("the melder reports in the browser", async () => {
     await page.goto(`${server.url}/melden`);
     await page.getByLabel(COUNSELLOR.name).check();
