@@ -47,6 +47,11 @@ fn report_thread_and_follow_up() {
         server.post_json("/api/v1/thread/messages", &follow).status,
         201
     );
+    // A retried follow-up (same bytes) is stored once.
+    assert_eq!(
+        server.post_json("/api/v1/thread/messages", &follow).status,
+        201
+    );
     let thread = server.post_json("/api/v1/thread", &melder.thread_request());
     assert_eq!(thread.status, 200);
     let thread = thread.json();

@@ -146,6 +146,10 @@ fn run(cli: Cli) -> Result<(), String> {
             )
             .map_err(text)?;
             if let Some(out) = card_out {
+                if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(parent)
+                        .map_err(|e| format!("{}: {e}", parent.display()))?;
+                }
                 write_atomic(&out, vault.card.to_json().as_bytes()).map_err(text)?;
             }
             println!("Vault gemaakt / created: {}", cli.vault.display());
