@@ -7,7 +7,7 @@
 //! tests/courier.rs.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Cursor, Read, Write};
+use std::io::{Cursor, Read};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -257,18 +257,7 @@ impl Inbox {
             files.push((item_file(&entry.id), &entry.body));
         }
         let tar = write_tar(&files);
-        let encryptor =
-            age::Encryptor::with_recipients(std::iter::once(recipient as &dyn age::Recipient))
-                .map_err(|e| malformed(e.to_string()))?;
-        let mut out = Vec::with_capacity(tar.len() + 512);
-        let mut writer = encryptor
-            .wrap_output(&mut out)
-            .map_err(|e| malformed(e.to_string()))?;
-        writer
-            .write_all(&tar)
-            .and_then(|_| writer.finish().map(|_| ()))
-            .map_err(|e| malformed(e.to_string()))?;
-        Ok(out)
+        super::encrypt(std::slice::from_ref(recipient), &tar).map_err(malformed)
     }
 
     /// Decrypts and checks an inbox.

@@ -4,7 +4,7 @@
 //! Changing a field or the buckets breaks stored messages — see
 //! tests/vectors/envelope.json.
 
-use std::io::{Read, Write};
+use std::io::Read;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -209,18 +209,7 @@ impl Envelope {
     /// Pads and encrypts to every recipient.
     pub fn seal(&self, recipients: &[age::x25519::Recipient]) -> Result<Vec<u8>, EnvelopeError> {
         let plaintext = zeroize::Zeroizing::new(self.to_padded()?);
-        let encryptor =
-            age::Encryptor::with_recipients(recipients.iter().map(|r| r as &dyn age::Recipient))
-                .map_err(|e| EnvelopeError::Encrypt(e.to_string()))?;
-        let mut out = Vec::with_capacity(plaintext.len() + 1024);
-        let mut writer = encryptor
-            .wrap_output(&mut out)
-            .map_err(|e| EnvelopeError::Encrypt(e.to_string()))?;
-        writer
-            .write_all(&plaintext)
-            .and_then(|_| writer.finish().map(|_| ()))
-            .map_err(|e| EnvelopeError::Encrypt(e.to_string()))?;
-        Ok(out)
+        super::encrypt(recipients, &plaintext).map_err(EnvelopeError::Encrypt)
     }
 
     /// Decrypts with any of `identities` and reads the envelope.

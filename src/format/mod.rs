@@ -9,3 +9,18 @@ pub mod day;
 pub mod derive;
 pub mod envelope;
 pub mod ids;
+
+/// Encrypts `plaintext` to every recipient as one binary age file.
+pub fn encrypt(recipients: &[age::x25519::Recipient], plaintext: &[u8]) -> Result<Vec<u8>, String> {
+    use std::io::Write;
+    let encryptor =
+        age::Encryptor::with_recipients(recipients.iter().map(|r| r as &dyn age::Recipient))
+            .map_err(|e| e.to_string())?;
+    let mut out = Vec::with_capacity(plaintext.len() + 1024);
+    let mut writer = encryptor.wrap_output(&mut out).map_err(|e| e.to_string())?;
+    writer
+        .write_all(plaintext)
+        .and_then(|_| writer.finish().map(|_| ()))
+        .map_err(|e| e.to_string())?;
+    Ok(out)
+}
