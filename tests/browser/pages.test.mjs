@@ -1,139 +1,183 @@
-// The pages in real Chromium against the in-memory mock of the API
-// (support/mock-server.mjs): what the browser encrypts, to whom, how it
-// retries, how it shows untrusted replies, and how the pages look (PNG
-// screenshots in tests/browser/out/). Runs without the Rust binaries; the
-// full journey through the real server is roundtrip.test.mjs.
+// The pages in real Chromium against the real server (`meldkluis serve`)
+// and real counsellors (meldkluis-review vaults): what the browser encrypts,
+// to whom, how it retries, how it shows untrusted replies, and how the pages
+// look (PNG screenshots in tests/browser/out/). A failure the server would
+// not produce by itself (a lost answer) is made with page.route() on that one
+// request; every other request reaches the server. The whole journey with
+// the canary check is roundtrip.test.mjs.
 //
-//   cd tests/browser && npm ci && node --test pages.test.mjs
+// Needs the debug binaries: `cargo build --bins`, then
+//   node --test tests/browser/pages.test.mjs
 
 import assert from "node:assert/strict";
-import { readFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
+import path from "node:path";
 import { after, before, test } from "node:test";
-import { generateX25519Identity, identityToRecipient } from "../../web/vendor/age.js";
+import { Decrypter } from "../../web/vendor/age.js";
 import {
   base64ToBytes,
-  bytesToBase64,
   decrypt,
   deriveKeys,
-  encrypt,
   generateCode,
   parseCode,
-  validateEnvelope,
 } from "../../web/js/protocol.js";
 import { messages } from "./support/render.mjs";
-import { startMockServer } from "./support/mock-server.mjs";
-import { launch, openPage, shot } from "./support/browser.mjs";
+import { makeCounsellor, scratch, startServer } from "./support/meldkluis.mjs";
+import { assertClean, launch, openPage, outDir, shot } from "./support/browser.mjs";
 
 const nl = messages("nl");
 const en = messages("en");
 const MARKER = `canary-${Date.now().toString(36)}`;
+// Small enough that a report with a 300 KiB attachment meets the server's
+// own 413, far above what the other reports here need.
+const MAX_BODY_BYTES = 256 * 1024;
 
+let work; // scratch directory: vaults, keys/, data/, bundles
 let server;
 let browser;
-let jansen; // the identity of the counsellor the melder picks
+let jansen; // the counsellor the melder picks
 let deVries; // a counsellor the melder does not pick
-const state = {}; // what one test hands the next (code, lookup key)
+let identities; // their age identities, unlocked in the background
+const state = {}; // what one test hands the next (code, keys)
 
 before(async () => {
-  jansen = await generateX25519Identity();
-  deVries = await generateX25519Identity();
-  server = await startMockServer({
-    counsellors: [
-      {
-        id: "vp-jansen", name: "Mr. A. Jansen", organisation: "Ministerie van Voorbeeldzaken",
-        kind: "external", description: "Externe vertrouwenspersoon, bereikbaar op werkdagen.",
-        age_recipient: await identityToRecipient(jansen),
-      },
-      {
-        id: "vp-de-vries", name: "Drs. B. de Vries", organisation: "Rijksoverheid", kind: "internal",
-        description: "", age_recipient: await identityToRecipient(deVries),
-      },
-    ],
-  });
-  browser = await launch();
+  work = await scratch("pages");
+  [jansen, deVries] = await Promise.all([
+    makeCounsellor(work, {
+      id: "vp-jansen", name: "Mr. A. Jansen", organisation: "Ministerie van Voorbeeldzaken", kind: "external",
+      description: "Externe vertrouwenspersoon, bereikbaar op werkdagen.",
+    }),
+    makeCounsellor(work, { id: "vp-de-vries", name: "Drs. B. de Vries", organisation: "Rijksoverheid", kind: "internal" }),
+  ]);
+  identities = Promise.all([jansen.identity(), deVries.identity()]);
+  identities.catch(() => {}); // awaited (and reported) by the first test that needs them
+  [server, browser] = await Promise.all([
+    startServer(work, ["--max-body-bytes", String(MAX_BODY_BYTES)]),
+    launch(),
+  ]);
 });
 
 after(async () => {
   await browser?.close();
-  await server?.close();
+  await server?.stop();
+  await work?.remove();
 });
-
-/** Fails on console errors (CSP violations among them) and foreign requests. */
-function assertClean(problems) {
-  // Chromium asks for /favicon.ico by itself; the server answers 404.
-  const real = problems.filter((p) => !/status of 404/.test(p));
-  assert.deepEqual(real, []);
-}
 
 const stanzaCount = (bytes) =>
   new TextDecoder("latin1").decode(bytes.subarray(0, 2000)).split("\n").filter((l) => l.startsWith("-> X25519 ")).length;
+
+/** A JSON call to the server's API, as any client could make it. */
+async function api(apiPath, value) {
+  const answer = await fetch(`${server.url}${apiPath}`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(value),
+  });
+  return { status: answer.status, body: await answer.json() };
+}
+
+/** What the page POSTs to `apiPath`: [{ body, status() }] in order. */
+function recordPosts(page, apiPath) {
+  const posts = [];
+  page.on("request", (request) => {
+    if (request.method() === "POST" && new URL(request.url()).pathname === apiPath) {
+      posts.push({ body: request.postDataBuffer(), status: async () => (await request.response())?.status() });
+    }
+  });
+  return posts;
+}
+
+/** The regular files in a ustar archive, by name. */
+function tarEntries(tar) {
+  const entries = new Map();
+  for (let at = 0; at + 512 <= tar.length;) {
+    const field = (from, length) => tar.toString("latin1", at + from, at + from + length).replace(/\0.*$/s, "");
+    const name = field(0, 100);
+    if (!name) break;
+    const size = parseInt(field(124, 12).trim(), 8);
+    entries.set(name, { offset: at + 512, bytes: tar.subarray(at + 512, at + 512 + size) });
+    at += 512 + Math.ceil(size / 512) * 512;
+  }
+  return entries;
+}
 
 test("the report form checks its fields, encrypts to the chosen counsellor and survives a lost answer", async () => {
   const { context, page, problems } = await openPage(browser, server.url);
   // As in Tor Browser at "Safer": no WebAssembly. The bundle must not need it.
   await context.addInitScript(() => { delete globalThis.WebAssembly; });
+  const posts = recordPosts(page, "/api/v1/reports");
   await page.goto(`${server.url}/melden`);
   await page.getByLabel("Mr. A. Jansen").waitFor();
   assert.equal(await page.evaluate(() => typeof WebAssembly), "undefined");
-  await shot(page, "mock-report-empty");
+  await shot(page, "pages-report-empty");
 
   await page.click("#submit");
   assert.equal(await page.textContent("#counsellors-error"), nl.report_error_counsellors);
   assert.equal(await page.textContent("#text-error"), nl.report_error_text);
   assert.equal(await page.getAttribute("#text", "aria-invalid"), "true");
-  await shot(page, "mock-report-errors");
+  await shot(page, "pages-report-errors");
 
   await page.getByLabel("Mr. A. Jansen").check();
   await page.selectOption("#category", "conflict-of-interest");
   await page.locator("#text").pressSequentially(`Er verdwijnt geld. ${MARKER} <b>niet vet</b>`);
   await page.fill("#contact", `privé ${MARKER}`);
+  // The second file's name and content are hostile; the thread test shows it.
   await page.setInputFiles("#attachments", [
     { name: "notitie.txt", mimeType: "text/plain", buffer: Buffer.from(`bijlage ${MARKER}\n`) },
+    { name: "<script>.html", mimeType: "text/html", buffer: Buffer.from("<script>alert(1)</script>") },
   ]);
   assert.match(await page.textContent("#attachment-list"), /notitie\.txt/);
 
-  // The report is stored but the answer is lost (a proxy answers 502): the
-  // form freezes, keeps the text and offers a retry.
-  server.failNext("/api/v1/reports", 502, "bad_gateway", { afterProcessing: true });
+  // The server stores the report but its answer is lost (a proxy answers
+  // 502): the form freezes, keeps the text and offers a retry.
+  let firstAnswer;
+  await page.route("**/api/v1/reports", async (route) => {
+    firstAnswer = (await route.fetch()).status();
+    await route.fulfill({ status: 502, contentType: "text/html", body: "<h1>502 Bad Gateway</h1>" });
+  }, { times: 1 });
   await page.click("#submit");
   await page.locator("#retry").waitFor({ state: "visible" });
+  assert.equal(firstAnswer, 201, "the server stored the report the first time");
   assert.equal(await page.inputValue("#text"), `Er verdwijnt geld. ${MARKER} <b>niet vet</b>`);
   assert.equal(await page.locator("#text").getAttribute("readonly"), "");
   assert.ok((await page.textContent("#status")).includes(nl.report_error_uncertain));
-  await shot(page, "mock-report-retry");
+  await shot(page, "pages-report-retry");
 
   await page.click("#retry");
   await page.locator("#done").waitFor({ state: "visible" });
   const display = (await page.textContent("#code")).trim();
   assert.match(display, /^([0-9A-Z]{4}-){5}[0-9A-Z]{4}$/);
-  await shot(page, "mock-report-done");
+  await shot(page, "pages-report-done");
 
   // The retry resent the very same bytes under the same code, and the server
   // recognised it (200) instead of refusing it as code_in_use.
-  const posts = server.requests.filter((r) => r.url === "/api/v1/reports");
   assert.equal(posts.length, 2);
   assert.deepEqual(posts[0].body, posts[1].body);
+  assert.equal(await posts[1].status(), 200);
 
   const keys = await deriveKeys(parseCode(display));
   Object.assign(state, { display, keys });
-  const stored = server.cases.get(keys.lookupKey);
-  assert.ok(stored, "stored under the lookup key derived from the shown code");
-  assert.deepEqual(stored.counsellors, ["vp-jansen"]);
+  const stored = await api("/api/v1/thread", { lookup_key: keys.lookupKey });
+  assert.equal(stored.status, 200, "stored under the lookup key derived from the shown code");
+  assert.deepEqual(stored.body.counsellors, ["vp-jansen"]);
+  assert.equal(stored.body.messages.length, 1);
+  assert.equal(stored.body.messages[0].message, JSON.parse(posts[0].body).message);
   assert.ok(!posts[0].body.toString().includes(MARKER), "no plaintext on the wire");
   assert.ok(!posts[0].body.toString().includes(parseCode(display)), "no code on the wire");
 
-  const sealed = base64ToBytes(stored.messages[0].message);
+  const [jansenIdentity, deVriesIdentity] = await identities;
+  const sealed = base64ToBytes(stored.body.messages[0].message);
   assert.equal(stanzaCount(sealed), 2, "the chosen counsellor and the reply key, no one else");
-  const envelope = await decrypt(sealed, jansen);
+  const envelope = await decrypt(sealed, jansenIdentity);
   assert.deepEqual(await decrypt(sealed, keys.replyIdentity), envelope);
-  await assert.rejects(decrypt(sealed, deVries));
+  await assert.rejects(decrypt(sealed, deVriesIdentity));
   assert.equal(envelope.kind, "report");
   assert.equal(envelope.text, `Er verdwijnt geld. ${MARKER} <b>niet vet</b>`);
   assert.equal(envelope.category, "conflict-of-interest");
   assert.equal(envelope.contact, `privé ${MARKER}`);
   assert.equal(envelope.reply_recipient, keys.replyRecipient);
   assert.deepEqual(envelope.counsellors, ["vp-jansen"]);
-  assert.equal(envelope.attachments[0].name, "notitie.txt");
+  assert.deepEqual(envelope.attachments.map((a) => a.name), ["notitie.txt", "<script>.html"]);
   assert.equal(Buffer.from(envelope.attachments[0].data, "base64").toString(), `bijlage ${MARKER}\n`);
   assert.ok(sealed.length > 4096, "padded to a bucket");
 
@@ -148,7 +192,7 @@ test("the report form checks its fields, encrypts to the chosen counsellor and s
   assert.ok(saved.includes(display) && saved.includes("/mijn-melding"));
   assert.equal(await page.inputValue("#text"), "");
 
-  assertClean(problems.filter((p) => !p.includes("502")));
+  assertClean(problems, [/status of 502 .*\/api\/v1\/reports$/]);
   await context.close();
 });
 
@@ -157,8 +201,11 @@ test("a definite refusal lets the melder edit and send again; unsent text is gua
   await page.goto(`${server.url}/en/report`);
   await page.getByLabel("Drs. B. de Vries").check();
   await page.locator("#text").pressSequentially("Second report.");
+  // More than the server takes (MAX_BODY_BYTES), less than the page allows.
+  await page.setInputFiles("#attachments", [
+    { name: "scan.bin", mimeType: "application/octet-stream", buffer: Buffer.alloc(300 * 1024, 7) },
+  ]);
 
-  server.failNext("/api/v1/reports", 413, "too_large");
   await page.click("#submit");
   await page.waitForFunction(() => document.querySelector("#status").dataset.kind === "error");
   assert.equal(await page.textContent("#status"), en.error_too_large);
@@ -166,7 +213,7 @@ test("a definite refusal lets the melder edit and send again; unsent text is gua
   assert.equal(await page.locator("#text").getAttribute("readonly"), null);
 
   // Leaving with unsent text asks first (the handler cancels beforeunload),
-  // and without text it does not.
+  // and without text (or a file) it does not.
   const leaving = () => page.evaluate(() => {
     const event = new Event("beforeunload", { cancelable: true });
     window.dispatchEvent(event);
@@ -174,8 +221,9 @@ test("a definite refusal lets the melder edit and send again; unsent text is gua
   });
   assert.equal(await leaving(), true);
   await page.fill("#text", "");
+  await page.setInputFiles("#attachments", []);
   assert.equal(await leaving(), false);
-  assertClean(problems.filter((p) => !p.includes("413")));
+  assertClean(problems, [/status of 413 .*\/api\/v1\/reports$/]);
   await context.close();
 });
 
@@ -183,19 +231,17 @@ test("my report: clear errors per kind, then the thread with an untrusted reply,
   const { display, keys } = state;
   assert.ok(display, "needs the report of the first test");
 
-  // A counsellor's reply with hostile markup and an attachment.
+  // Counsellor Jansen fetches the report and answers with hostile markup,
+  // through the real courier round trip.
   const hostile = `<img src=x onerror="window.__owned=1"> Dank voor uw melding. ${MARKER}`;
-  const reply = validateEnvelope({
-    v: 1, kind: "reply", text: hostile, author: { id: "vp-jansen", name: "Mr. A. Jansen" },
-    attachments: [{
-      name: "<script>.html", type: "text/html",
-      data: bytesToBase64(new TextEncoder().encode("<script>alert(1)</script>")),
-    }],
-  });
-  const sealedReply = await encrypt(reply, [keys.replyRecipient, await identityToRecipient(jansen)]);
-  server.cases.get(keys.lookupKey).messages.push({
-    id: "f".repeat(32), author: "vp-jansen", kind: "reply", day: "2026-11-23", message: bytesToBase64(sealedReply),
-  });
+  await jansen.sync(server.url, "thread-outbox-1");
+  const list = await jansen.review("list");
+  const cases = list.split("\n").filter((l) => /^[0-9a-f]{8}\b/.test(l));
+  assert.equal(cases.length, 1, `one case for Jansen:\n${list}`);
+  const replyFile = path.join(work.dir, "reply.txt");
+  await writeFile(replyFile, hostile);
+  await jansen.review("reply", cases[0].slice(0, 8), "--file", replyFile);
+  await jansen.sync(server.url, "thread-outbox-2");
 
   const { context, page, problems } = await openPage(browser, server.url);
   await page.goto(`${server.url}/en/my-report`);
@@ -213,7 +259,7 @@ test("my report: clear errors per kind, then the thread with an untrusted reply,
   const swapped = canonical[0] === canonical[1] ? canonical.slice(0, 23) + (canonical[23] === "0" ? "1" : "0")
     : canonical[1] + canonical[0] + canonical.slice(2);
   assert.equal(await tryCode(swapped), en.code_error_check_failed);
-  await shot(page, "mock-thread-code-error");
+  await shot(page, "pages-thread-code-error");
   assert.equal(await tryCode(generateCode()), en.error_unknown_code);
 
   // Typed sloppily: lower case, spaces instead of dashes.
@@ -229,68 +275,93 @@ test("my report: clear errors per kind, then the thread with an untrusted reply,
   assert.equal(await items.nth(1).locator(".message-text").textContent(), hostile);
   assert.equal(await page.locator("#messages img, #messages script, #messages b").count(), 0);
   assert.equal(await page.evaluate(() => window.__owned), undefined);
-  const link = items.nth(1).locator("a[download]");
+  // The reviewer sends no attachments, so the hostile file is the report's own.
+  const link = items.nth(0).locator("a[download]").nth(1);
   assert.equal(await link.getAttribute("download"), "<script>.html");
   assert.match(await link.getAttribute("href"), /^blob:/);
-  await shot(page, "mock-thread-open");
+  await shot(page, "pages-thread-open");
 
   // Follow-up, encrypted to the case's counsellor and the melder.
   await page.fill("#followup-text", `Aanvulling ${MARKER}`);
   await page.click("#followup-submit");
   await page.waitForFunction(() => document.querySelectorAll("#messages > li").length === 3);
   assert.equal(await page.textContent("#followup-status"), en.followup_sent);
-  const messagesNow = server.cases.get(keys.lookupKey).messages;
-  const followUp = base64ToBytes(messagesNow[2].message);
+  const thread = await api("/api/v1/thread", { lookup_key: keys.lookupKey });
+  assert.equal(thread.body.messages.length, 3);
+  assert.equal(thread.body.messages[2].author, "melder");
+  const followUp = base64ToBytes(thread.body.messages[2].message);
   assert.equal(stanzaCount(followUp), 2);
-  const opened = await decrypt(followUp, jansen);
+  const [jansenIdentity] = await identities;
+  const opened = await decrypt(followUp, jansenIdentity);
   assert.equal(opened.kind, "follow-up");
   assert.equal(opened.text, `Aanvulling ${MARKER}`);
   assert.deepEqual(await decrypt(followUp, keys.replyIdentity), opened);
-  await shot(page, "mock-thread-followup");
+  await shot(page, "pages-thread-followup");
 
   await page.click("#close-thread");
   assert.equal(await page.inputValue("#code"), "");
   assert.ok(await page.locator("#thread").isHidden());
-  assertClean(problems);
+  assertClean(problems, [/status of 404 .*\/api\/v1\/thread$/]); // the unknown code
   await context.close();
 });
 
 test("courier: the outbox goes up as raw bytes and the inbox comes down as a file; errors are explained", async () => {
-  const { context, page, problems } = await openPage(browser, server.url);
-  await page.goto(`${server.url}/koerier`);
-  await shot(page, "mock-courier");
-  const outbox = Buffer.from("pretend outbox bytes \u0000\u00ff");
+  const outboxFile = path.join(work.dir, "courier-outbox.tar");
+  await jansen.review("outbox", outboxFile);
+  const outbox = await readFile(outboxFile);
+  const { counter } = JSON.parse(tarEntries(outbox).get("manifest.json").bytes);
+  // The same outbox with one character of its signature changed.
+  const forged = Buffer.from(outbox);
+  const signatureAt = tarEntries(outbox).get("manifest.sig").offset;
+  forged[signatureAt] = forged[signatureAt] === 0x41 ? 0x42 : 0x41;
 
-  server.failNext("/api/v1/courier/sync", 401, "bad_signature");
-  await page.setInputFiles("#outbox", { name: "outbox.tar", mimeType: "application/x-tar", buffer: outbox });
+  const { context, page, problems } = await openPage(browser, server.url);
+  const posts = recordPosts(page, "/api/v1/courier/sync");
+  await page.goto(`${server.url}/koerier`);
+  await shot(page, "pages-courier");
+
+  await page.setInputFiles("#outbox", { name: "outbox.tar", mimeType: "application/x-tar", buffer: forged });
   await page.click("#sync");
   await page.waitForFunction(() => document.querySelector("#status").dataset.kind === "error");
   assert.equal(await page.textContent("#status"), nl.error_bad_signature);
-  await shot(page, "mock-courier-error");
+  await shot(page, "pages-courier-error");
 
+  await page.setInputFiles("#outbox", { name: "outbox.tar", mimeType: "application/x-tar", buffer: outbox });
   const [download] = await Promise.all([page.waitForEvent("download"), page.click("#sync")]);
-  assert.equal(download.suggestedFilename(), "meldkluis-inbox-vp-test-1.age");
-  const sent = server.requests.filter((r) => r.url === "/api/v1/courier/sync").at(-1);
-  assert.deepEqual(sent.body, outbox);
-  assert.match(await readFile(await download.path(), "utf8"), /^mock inbox for outbox [0-9a-f]{64}/);
+  const inboxName = `meldkluis-inbox-vp-jansen-${counter}.age`;
+  assert.equal(download.suggestedFilename(), inboxName);
+  assert.equal(posts.length, 2);
+  assert.deepEqual(posts[0].body, forged);
+  assert.deepEqual(posts[1].body, outbox);
+  // The download is the inbox, encrypted to Jansen, answering this outbox.
+  const [jansenIdentity] = await identities;
+  const decrypter = new Decrypter();
+  decrypter.addIdentity(jansenIdentity);
+  const inbox = Buffer.from(await decrypter.decrypt(await readFile(await download.path())));
+  const manifest = JSON.parse(tarEntries(inbox).get("manifest.json").bytes);
+  assert.equal(manifest.format, "meldkluis-inbox");
+  assert.equal(manifest.counsellor, "vp-jansen");
+  assert.equal(manifest.answers_counter, counter);
   await page.locator("#result").waitFor({ state: "visible" });
-  assert.match(await page.textContent("#result-text"), /meldkluis-inbox-vp-test-1\.age/);
-  await shot(page, "mock-courier-done");
-  assertClean(problems.filter((p) => !p.includes("401")));
+  assert.ok((await page.textContent("#result-text")).includes(inboxName));
+  await shot(page, "pages-courier-done");
+  assertClean(problems, [/status of 401 .*\/api\/v1\/courier\/sync$/]);
   await context.close();
 });
 
 test("every page fits 320 px, works in dark mode and links to the other language", async () => {
   const paths = ["/", "/melden", "/mijn-melding", "/koerier", "/en", "/en/report", "/en/my-report", "/en/courier"];
-  for (const colorScheme of ["light", "dark"]) {
+  // Independent browser contexts, run side by side: most of the time here is
+  // waiting for the network to go quiet.
+  const narrow = async (colorScheme) => {
     const { context, page, problems } = await openPage(browser, server.url, { colorScheme, width: 320, height: 640 });
-    for (const path of paths) {
-      await page.goto(`${server.url}${path}`);
+    for (const route of paths) {
+      await page.goto(`${server.url}${route}`);
       await page.waitForLoadState("networkidle");
       const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-      assert.ok(overflow <= 0, `${path} is ${overflow}px too wide at 320px (${colorScheme})`);
-      if (path === "/" || path === "/en/report") {
-        await page.screenshot({ path: `${new URL("./out/", import.meta.url).pathname}mock-320-${colorScheme}${path.replaceAll("/", "-") || "-"}.png` });
+      assert.ok(overflow <= 0, `${route} is ${overflow}px too wide at 320px (${colorScheme})`);
+      if (route === "/" || route === "/en/report") {
+        await page.screenshot({ path: `${outDir}pages-320-${colorScheme}${route.replaceAll("/", "-") || "-"}.png` });
       }
     }
     await page.goto(`${server.url}/melden`);
@@ -299,12 +370,16 @@ test("every page fits 320 px, works in dark mode and links to the other language
     assert.equal(await page.getAttribute("html", "lang"), "en");
     assertClean(problems);
     await context.close();
-  }
-  const { context, page } = await openPage(browser, server.url, { colorScheme: "dark" });
-  for (const path of ["/", "/en/report"]) {
-    await page.goto(`${server.url}${path}`);
-    await page.waitForLoadState("networkidle");
-    await shot(page, `mock-dark${path.replaceAll("/", "-").replace(/^-$/, "-index")}`);
-  }
-  await context.close();
+  };
+  const wideDark = async () => {
+    const { context, page, problems } = await openPage(browser, server.url, { colorScheme: "dark" });
+    for (const route of ["/", "/en/report"]) {
+      await page.goto(`${server.url}${route}`);
+      await page.waitForLoadState("networkidle");
+      await shot(page, `pages-dark${route.replaceAll("/", "-").replace(/^-$/, "-index")}`);
+    }
+    assertClean(problems);
+    await context.close();
+  };
+  await Promise.all([narrow("light"), narrow("dark"), wideDark()]);
 });

@@ -9,100 +9,50 @@
 //   node --test tests/browser/roundtrip.test.mjs
 
 import assert from "node:assert/strict";
-import { spawn, spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readFile, readdir, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { after, before, test } from "node:test";
 import { deriveKeys, parseCode } from "../../web/js/protocol.js";
-import { launch, openPage, shot } from "./support/browser.mjs";
+import { assertClean, launch, openPage, shot } from "./support/browser.mjs";
+import { makeCounsellor, scratch, startServer } from "./support/meldkluis.mjs";
 
-const root = fileURLToPath(new URL("../../", import.meta.url));
-const SERVER_BIN = path.join(root, "target/debug/meldkluis");
-const REVIEW_BIN = path.join(root, "target/debug/meldkluis-review");
-const COUNSELLOR = { id: "vp-roundtrip", name: "Mr. R. Rondreis", organisation: "Ministerie van Testzaken" };
 // Unique per run, so a hit in the data directory can only come from this run.
 const MARKER = `KANARIE${process.pid}x${Date.now().toString(36)}`;
 
-let dir; // the scratch directory: vault, keys, data, bundles
-let server; // { process, url, output(), stopped }
+let work; // the scratch directory: vault, keys, data, bundles
+let counsellor; // the counsellor's card fields, and review(...) on the vault
+let server; // { process, url, output(), stop() }
 let browser;
 
-function review(...args) {
-  const result = spawnSync(
-    REVIEW_BIN,
-    ["--vault", path.join(dir, "vault"), "--passphrase-file", path.join(dir, "passphrase"), ...args],
-    { encoding: "utf8", timeout: 60_000 },
-  );
-  assert.equal(result.status, 0, `meldkluis-review ${args.join(" ")} failed:\n${result.stdout}\n${result.stderr}`);
-  return result.stdout;
-}
-
-async function startServer() {
-  const child = spawn(
-    SERVER_BIN,
-    ["serve", "--listen", "127.0.0.1:0", "--data", path.join(dir, "data"), "--keys", path.join(dir, "keys")],
-    { stdio: ["ignore", "pipe", "pipe"] },
-  );
-  const chunks = [];
-  child.stdout.on("data", (c) => chunks.push(c));
-  child.stderr.on("data", (c) => chunks.push(c));
-  const stopped = new Promise((resolve) => child.on("exit", (code, signal) => resolve({ code, signal })));
-  const url = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no listening line:\n${Buffer.concat(chunks)}`)), 30_000);
-    child.stdout.on("data", () => {
-      const match = /Meldkluis listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(Buffer.concat(chunks).toString());
-      if (match) {
-        clearTimeout(timer);
-        resolve(match[1]);
-      }
-    });
-    stopped.then(({ code }) => reject(new Error(`server exited (${code}):\n${Buffer.concat(chunks)}`)));
-  });
-  return { process: child, url, stopped, output: () => Buffer.concat(chunks) };
-}
-
 before(async () => {
-  for (const bin of [SERVER_BIN, REVIEW_BIN]) {
-    assert.ok(existsSync(bin), `${bin} is missing: run \`cargo build --bins\` first`);
-  }
-  dir = await mkdtemp(path.join(tmpdir(), "meldkluis-roundtrip-"));
-  await mkdir(path.join(dir, "keys"));
-  await writeFile(path.join(dir, "passphrase"), "correct horse battery staple roundtrip\n", { mode: 0o600 });
+  work = await scratch("roundtrip");
   // The counsellor's card must be in keys/ before the server starts.
-  review(
-    "init", "--name", COUNSELLOR.name, "--organisation", COUNSELLOR.organisation, "--kind", "external",
-    "--id", COUNSELLOR.id, "--description", "Proefpersoon voor de rondreistest.",
-    "--card-out", path.join(dir, "keys", `${COUNSELLOR.id}.json`),
-  );
-  server = await startServer();
-  browser = await launch();
+  counsellor = await makeCounsellor(work, {
+    id: "vp-roundtrip", name: "Mr. R. Rondreis", organisation: "Ministerie van Testzaken",
+    description: "Proefpersoon voor de rondreistest.",
+  });
+  [server, browser] = await Promise.all([startServer(work), launch()]);
 });
 
 after(async () => {
   await browser?.close();
-  if (server && server.process.exitCode === null) {
-    server.process.kill("SIGTERM");
-    await server.stopped;
-  }
-  if (dir) await rm(dir, { recursive: true, force: true });
+  await server?.stop();
+  await work?.remove();
 });
 
 /** Carries an outbox through the real courier page; returns the inbox path. */
 async function courier(page, outboxName, step) {
-  const outbox = path.join(dir, outboxName);
-  review("outbox", outbox);
+  const outbox = path.join(work.dir, outboxName);
+  await counsellor.review("outbox", outbox);
   await page.goto(`${server.url}/koerier`);
   await page.setInputFiles("#outbox", outbox);
   await shot(page, `roundtrip-${step}-courier-chosen`);
   const [download] = await Promise.all([page.waitForEvent("download"), page.click("#sync")]);
-  const inbox = path.join(dir, download.suggestedFilename());
+  const inbox = path.join(work.dir, download.suggestedFilename());
   await download.saveAs(inbox);
   await page.locator("#result").waitFor({ state: "visible" });
   await shot(page, `roundtrip-${step}-courier-done`);
-  assert.match(download.suggestedFilename(), new RegExp(`^meldkluis-inbox-${COUNSELLOR.id}-\\d+\\.age$`));
+  assert.match(download.suggestedFilename(), new RegExp(`^meldkluis-inbox-${counsellor.id}-\\d+\\.age$`));
   assert.ok((await stat(inbox)).size > 0);
   return inbox;
 }
@@ -133,12 +83,19 @@ test("report → courier → review → reply → my report → follow-up → re
       assert.equal(await page.getAttribute("html", "lang"), lang, path);
       assert.ok(!(await page.content()).includes("{{"), `${path} has an unrendered placeholder`);
       if (path === "/" || path === "/en") await shot(page, `roundtrip-0-landing-${lang}`);
+      // Every page names its icon, so the browser does not ask for /favicon.ico.
+      const icon = await page.getAttribute('link[rel="icon"]', "href");
+      assert.equal(icon, "/img/favicon.svg", path);
     }
+    const icon = await page.request.get(`${server.url}/img/favicon.svg`);
+    assert.equal(icon.status(), 200);
+    assert.equal(icon.headers()["content-type"], "image/svg+xml");
+    assert.match(await icon.text(), /^<svg /);
   });
 
   await t.test("the melder reports in the browser", async () => {
     await page.goto(`${server.url}/melden`);
-    await page.getByLabel(COUNSELLOR.name).check();
+    await page.getByLabel(counsellor.name).check();
     await page.selectOption("#category", "fraud-or-abuse-of-power");
     await page.locator("#text").pressSequentially(reportText);
     await page.fill("#contact", contact);
@@ -151,21 +108,21 @@ test("report → courier → review → reply → my report → follow-up → re
   });
 
   await t.test("the counsellor fetches it through the courier page and reads it", async () => {
-    review("import", await courier(page, "outbox-1.tar", 3));
-    const list = review("list");
+    await counsellor.review("import", await courier(page, "outbox-1.tar", 3));
+    const list = await counsellor.review("list");
     const line = list.split("\n").find((l) => /^[0-9a-f]{8}\b/.test(l));
     assert.ok(line, `no case in the list:\n${list}`);
     caseId = line.slice(0, 8);
-    const shown = review("show", caseId);
+    const shown = await counsellor.review("show", caseId);
     assert.ok(shown.includes(reportText), `show does not print the report:\n${shown}`);
     assert.ok(shown.includes(contact), `show does not print the contact details:\n${shown}`);
   });
 
   await t.test("the counsellor replies and the reply reaches the server", async () => {
-    const replyFile = path.join(dir, "reply.txt");
+    const replyFile = path.join(work.dir, "reply.txt");
     await writeFile(replyFile, `${replyText}\n`);
-    review("reply", caseId, "--file", replyFile);
-    review("import", await courier(page, "outbox-2.tar", 4));
+    await counsellor.review("reply", caseId, "--file", replyFile);
+    await counsellor.review("import", await courier(page, "outbox-2.tar", 4));
   });
 
   await t.test("the melder reads the reply with the code and sends a follow-up", async () => {
@@ -178,7 +135,7 @@ test("report → courier → review → reply → my report → follow-up → re
     assert.ok((await items.nth(0).textContent()).includes(reportText));
     const reply = await items.nth(1).textContent();
     assert.ok(reply.includes(replyText), `reply not shown: ${reply}`);
-    assert.ok(reply.includes(COUNSELLOR.name), `reply author not shown: ${reply}`);
+    assert.ok(reply.includes(counsellor.name), `reply author not shown: ${reply}`);
     await shot(page, "roundtrip-5-thread-reply");
 
     await page.fill("#followup-text", followUpText);
@@ -189,20 +146,20 @@ test("report → courier → review → reply → my report → follow-up → re
   });
 
   await t.test("the counsellor reads the follow-up", async () => {
-    review("import", await courier(page, "outbox-3.tar", 7));
-    const shown = review("show", caseId);
+    await counsellor.review("import", await courier(page, "outbox-3.tar", 7));
+    const shown = await counsellor.review("show", caseId);
     assert.ok(shown.includes(followUpText), `show does not print the follow-up:\n${shown}`);
     assert.ok(shown.includes(replyText), `show does not print the reply:\n${shown}`);
   });
 
   await t.test("the pages ran clean: no CSP violation, no script error, nothing fetched elsewhere", () => {
-    assert.deepEqual(problems.filter((p) => !/favicon|status of 404/.test(p)), []);
+    assertClean(problems);
   });
   await context.close();
 
   await t.test("canary: neither the marker nor the code or lookup key is anywhere on the server", async () => {
-    server.process.kill("SIGTERM"); // a clean stop checkpoints the WAL: look at everything it leaves
-    const { code, signal } = await server.stopped;
+    // A clean stop checkpoints the WAL: look at everything it leaves.
+    const { code, signal } = await server.stop();
     assert.ok(code === 0 || signal === "SIGTERM", `server stopped badly: ${code} ${signal}`);
     const keys = await deriveKeys(display);
     const secrets = [
@@ -213,7 +170,7 @@ test("report → courier → review → reply → my report → follow-up → re
       Buffer.from(keys.lookupKey, "hex"),
       Buffer.from(keys.replyIdentity),
     ];
-    const files = await filesUnder(path.join(dir, "data"));
+    const files = await filesUnder(work.data);
     assert.ok(files.length > 0, "the data directory holds the database");
     for (const file of files) {
       const bytes = await readFile(file);

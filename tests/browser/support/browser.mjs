@@ -1,6 +1,7 @@
 // Launches the system Chromium through playwright-core. Playwright never
 // downloads a browser here: the executable is the one apt installed.
 
+import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
@@ -35,13 +36,29 @@ export async function openPage(browser, origin, { colorScheme = "light", width =
   });
   const page = await context.newPage();
   const problems = [];
-  page.on("console", (m) => m.type() === "error" && problems.push(`console: ${m.text()}`));
+  // The location names the resource for "Failed to load resource" errors.
+  page.on("console", (m) => m.type() === "error" && problems.push(`console: ${m.text()} at ${m.location().url}`));
   page.on("pageerror", (e) => problems.push(`pageerror: ${e.message}`));
   page.on("request", (r) => {
     const url = r.url();
     if (!url.startsWith(origin) && !url.startsWith("blob:") && !url.startsWith("data:")) problems.push(`foreign request: ${url}`);
   });
   return { context, page, problems };
+}
+
+/**
+ * Fails unless the page's `problems` are exactly the `expected` ones (each a
+ * regular expression matching one problem, as when a test makes a request
+ * fail on purpose) and nothing else.
+ */
+export function assertClean(problems, expected = []) {
+  const rest = [...problems];
+  for (const pattern of expected) {
+    const at = rest.findIndex((p) => pattern.test(p));
+    assert.ok(at >= 0, `no problem matches ${pattern}: ${JSON.stringify(problems)}`);
+    rest.splice(at, 1);
+  }
+  assert.deepEqual(rest, []);
 }
 
 export async function shot(page, name) {

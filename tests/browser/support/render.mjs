@@ -1,7 +1,8 @@
 // Renders web/pages/*.html the way the Rust server does (docs: the template
 // syntax in the brief): {{t.key}} HTML-escaped from web/i18n/<lang>.json,
-// {{lang}}, {{href.page}}, {{other_lang_href}}. Used by the page checks and
-// the mock server; an unknown placeholder is an error, not an empty string.
+// {{lang}}, {{href.page}}, {{other_lang_href}}. Used by the static page
+// checks (tests/js/pages.test.mjs); an unknown placeholder is an error, not an
+// empty string.
 
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
@@ -29,12 +30,4 @@ export function render(page, lang) {
     if (name.startsWith("t.") && typeof table[name.slice(2)] === "string") return escapeHtml(table[name.slice(2)]);
     throw new Error(`${page}.html (${lang}): unknown placeholder ${whole}`);
   });
-}
-
-/** [lang, page] for a path such as "/en/report", or null. */
-export function routeOf(pathname) {
-  for (const [lang, pages] of Object.entries(ROUTES)) {
-    for (const [page, path] of Object.entries(pages)) if (path === pathname) return [lang, page];
-  }
-  return null;
 }

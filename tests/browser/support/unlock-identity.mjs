@@ -1,0 +1,15 @@
+// Prints the age identity in a vault's identity.age, which is encrypted with
+// the passphrase (age's scrypt format), as `age -d identity.age` would:
+//
+//   node unlock-identity.mjs VAULT/identity.age PASSPHRASE-FILE
+
+import { readFileSync } from "node:fs";
+import { Decrypter } from "../../../web/vendor/age.js";
+
+const [identityFile, passphraseFile] = process.argv.slice(2);
+const decrypter = new Decrypter();
+decrypter.addPassphrase(readFileSync(passphraseFile, "utf8").split("\n")[0]);
+const text = await decrypter.decrypt(readFileSync(identityFile), "text");
+const identity = text.split("\n").find((line) => line.startsWith("AGE-SECRET-KEY-1"));
+if (!identity) throw new Error(`${identityFile} holds no age identity`);
+process.stdout.write(`${identity}\n`);
