@@ -76,4 +76,10 @@ jq -n --rawfile k lookup.key '{lookup_key: ($k | rtrimstr("\n"))}' \
 cat thread.txt
 grep -q "^report: Melding via standaardgereedschap." thread.txt || { echo "FAIL: own report unreadable"; exit 1; }
 grep -q "^reply: Wij hebben uw melding ontvangen." thread.txt || { echo "FAIL: reply unreadable"; exit 1; }
+# No lock-in: the counsellor's passphrase-protected identity opens the inbox
+# with the plain age tool (which reads the passphrase from a terminal, so
+# `script` gives it one).
+(sleep 1; cat "$work/pass") | script -qec "age -d -i vault/identity.age -o inbox.tar inbox.age" /dev/null >/dev/null
+tar -tf inbox.tar | grep -qx manifest.json || { echo "FAIL: age -d -i identity.age did not open the inbox"; exit 1; }
 echo "standard-tools recipe: OK"
+
