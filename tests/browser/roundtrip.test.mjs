@@ -158,9 +158,6 @@ test("report → courier → review → reply → my report → follow-up → re
   await context.close();
 
   await t.test("canary: neither the marker nor the code or lookup key is anywhere on the server", async () => {
-    // A clean stop checkpoints the WAL: look at everything it leaves.
-    const { code, signal } = await server.stop();
-    assert.ok(code === 0 || signal === "SIGTERM", `server stopped badly: ${code} ${signal}`);
     const keys = await deriveKeys(display);
     const secrets = [
       Buffer.from(MARKER),
@@ -170,16 +167,26 @@ test("report → courier → review → reply → my report → follow-up → re
       Buffer.from(keys.lookupKey, "hex"),
       Buffer.from(keys.replyIdentity),
     ];
-    const files = await filesUnder(work.data);
-    assert.ok(files.length > 0, "the data directory holds the database");
-    for (const file of files) {
-      const bytes = await readFile(file);
-      for (const secret of secrets) assert.equal(bytes.indexOf(secret), -1, `${secret} found in ${file}`);
-    }
+    const search = async (when) => {
+      const files = await filesUnder(work.data);
+      assert.ok(files.length > 0, "the data directory holds the database");
+      for (const file of files) {
+        const bytes = await readFile(file);
+        for (const secret of secrets) assert.equal(bytes.indexOf(secret), -1, `${secret} found in ${file} (${when})`);
+      }
+      // The lookup hash is what the server is meant to keep: proof we looked in the right place.
+      const everything = Buffer.concat(await Promise.all(files.map((f) => readFile(f))));
+      assert.notEqual(everything.indexOf(Buffer.from(keys.lookupHash, "hex")), -1, `the lookup hash is stored (${when})`);
+      return files.map((f) => path.basename(f));
+    };
+    // While it runs, the WAL and shared-memory files hold the newest pages.
+    const running = await search("while running");
+    assert.ok(running.some((name) => name.endsWith("-wal")), `no WAL file among ${running}`);
+    // A clean stop checkpoints the WAL into the database: look again.
+    const { code, signal } = await server.stop();
+    assert.ok(code === 0 || signal === "SIGTERM", `server stopped badly: ${code} ${signal}`);
+    await search("after a clean stop");
     const output = server.output();
     for (const secret of secrets) assert.equal(output.indexOf(secret), -1, `${secret} found in the server's output`);
-    // The lookup hash is what the server is meant to keep: proof we looked in the right place.
-    const database = Buffer.concat(await Promise.all(files.map((f) => readFile(f))));
-    assert.notEqual(database.indexOf(Buffer.from(keys.lookupHash, "hex")), -1, "the lookup hash is stored");
   });
 });
