@@ -11,7 +11,8 @@ import { messages, render, webDir } from "../browser/support/render.mjs";
 const PAGES = ["index", "report", "thread", "courier"];
 const nl = messages("nl");
 const en = messages("en");
-const template = (page) => readFileSync(`${webDir}pages/${page}.html`, "utf8");
+// Checked as served (partials included), in Dutch; the English pages share the markup.
+const template = (page) => render(page, "nl");
 const scripts = readdirSync(`${webDir}js`).filter((f) => f.endsWith(".js"));
 const source = (file) => readFileSync(`${webDir}js/${file}`, "utf8");
 

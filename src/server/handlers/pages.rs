@@ -83,6 +83,18 @@ fn render(
     lang: &str,
     texts: &BTreeMap<String, String>,
 ) -> Result<String, SiteError> {
+    render_at(name, template, lang, texts, 0)
+}
+
+/// Substitutes the placeholders of one template; `depth` 1 is inside a
+/// partial (`{{include.header}}` reads `pages/_header.html`).
+fn render_at(
+    name: &str,
+    template: &str,
+    lang: &str,
+    texts: &BTreeMap<String, String>,
+    depth: usize,
+) -> Result<String, SiteError> {
     let error = |problem: String| SiteError::Template {
         file: format!("pages/{name}.html"),
         problem,
@@ -96,7 +108,22 @@ fn render(
             .find("}}")
             .ok_or_else(|| error("an unclosed {{".into()))?;
         let key = rest[start + 2..start + end].trim();
-        let value = if key == "lang" {
+        let value = if let Some(partial) = key.strip_prefix("include.") {
+            if depth > 0 {
+                return Err(error(format!("{key:?}: a partial cannot include another")));
+            }
+            let file = format!("pages/_{partial}.html");
+            let body = Web::get(&file).ok_or_else(|| error(format!("no partial {file}")))?;
+            let body = String::from_utf8_lossy(&body.data).into_owned();
+            render_at(name, body.trim_end(), lang, texts, depth + 1)?
+        } else if let Some(page) = key.strip_prefix("current.") {
+            href(page, lang).ok_or_else(|| error(format!("unknown page {page:?}")))?;
+            if page == name {
+                " aria-current=\"page\"".to_string()
+            } else {
+                String::new()
+            }
+        } else if key == "lang" {
             lang.to_string()
         } else if key == "other_lang_href" {
             href(name, other)
@@ -235,5 +262,14 @@ mod tests {
         assert!(render("index", "{{t.b}}", "nl", &texts).is_err());
         assert!(render("index", "{{evil}}", "nl", &texts).is_err());
         assert!(render("index", "{{t.a", "nl", &texts).is_err());
+        assert_eq!(
+            render("report", "<a{{current.report}}>", "nl", &texts).unwrap(),
+            "<a aria-current=\"page\">"
+        );
+        assert_eq!(
+            render("index", "<a{{current.report}}>", "nl", &texts).unwrap(),
+            "<a>"
+        );
+        assert!(render("index", "{{include.nope}}", "nl", &texts).is_err());
     }
 }

@@ -1,6 +1,7 @@
 // Renders web/pages/*.html the way the Rust server does (docs: the template
 // syntax in the brief): {{t.key}} HTML-escaped from web/i18n/<lang>.json,
-// {{lang}}, {{href.page}}, {{other_lang_href}}. Used by the static page
+// {{lang}}, {{href.page}}, {{other_lang_href}}, {{current.page}} and
+// {{include.partial}} (web/pages/_partial.html). Used by the static page
 // checks (tests/js/pages.test.mjs); an unknown placeholder is an error, not an
 // empty string.
 
@@ -19,11 +20,13 @@ export const messages = (lang) => JSON.parse(readFileSync(`${webDir}i18n/${lang}
 const escapeHtml = (s) =>
   s.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
 
-export function render(page, lang) {
+export function render(page, lang, file = page, depth = 0) {
   const table = messages(lang);
   const other = lang === "nl" ? "en" : "nl";
-  const template = readFileSync(`${webDir}pages/${page}.html`, "utf8");
+  const template = readFileSync(`${webDir}pages/${file}.html`, "utf8");
   return template.replace(/\{\{([a-z0-9_.]+)\}\}/g, (whole, name) => {
+    if (name.startsWith("include.") && depth === 0) return render(page, lang, `_${name.slice(8)}`, 1).trimEnd();
+    if (name.startsWith("current.") && ROUTES[lang][name.slice(8)]) return name.slice(8) === page ? ' aria-current="page"' : "";
     if (name === "lang") return lang;
     if (name === "other_lang_href") return ROUTES[other][page];
     if (name.startsWith("href.") && ROUTES[lang][name.slice(5)]) return ROUTES[lang][name.slice(5)];
