@@ -228,6 +228,54 @@ fn hostile_input_is_refused_with_a_stable_code_and_changes_nothing() {
 }
 
 #[test]
+fn security_txt_is_served_only_with_a_valid_contact() {
+    let (server, _vault, _dir) = server_with_counsellor();
+    assert_eq!(server.get("/.well-known/security.txt").status, 404);
+    let vault_dir = tempfile::tempdir().unwrap();
+    let vault = make_vault(vault_dir.path(), "vp-jansen");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("keys")).unwrap();
+    std::fs::write(dir.path().join("keys/vp-jansen.json"), vault.card.to_json()).unwrap();
+    let server = Server::start_in_with(dir, &["--security-contact", "mailto:cert@example.nl"]);
+    let response = server.get("/.well-known/security.txt");
+    assert_eq!(response.status, 200);
+    assert_eq!(
+        response.header("content-type"),
+        Some("text/plain; charset=utf-8")
+    );
+    let text = String::from_utf8(response.body).unwrap();
+    assert!(
+        text.starts_with("Contact: mailto:cert@example.nl\nExpires: "),
+        "{text}"
+    );
+    assert!(text.contains("Preferred-Languages: nl, en"));
+
+    for bad in [
+        "cert@example.nl",
+        "mailto:a\nContact: evil",
+        "http://example.nl",
+    ] {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_meldkluis"))
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--keys",
+                "/nonexistent",
+                "--security-contact",
+                bad,
+            ])
+            .output()
+            .unwrap();
+        assert!(!output.status.success());
+        assert!(
+            String::from_utf8_lossy(&output.stderr).contains("security contact"),
+            "{bad}"
+        );
+    }
+}
+
+#[test]
 fn a_bad_card_stops_the_start_and_names_the_file() {
     let vault_dir = tempfile::tempdir().unwrap();
     let vault = make_vault(vault_dir.path(), "vp-goed");

@@ -35,6 +35,9 @@ enum Command {
         /// Largest request body in bytes.
         #[arg(long, env = "MELDKLUIS_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
         max_body_bytes: usize,
+        /// Contact for /.well-known/security.txt (mailto: or https: URI).
+        #[arg(long, env = "MELDKLUIS_SECURITY_CONTACT")]
+        security_contact: Option<String>,
     },
     /// Try Meldkluis locally with a throwaway, INSECURE counsellor key.
     Demo {
@@ -72,12 +75,14 @@ fn main() -> ExitCode {
                 data,
                 keys,
                 max_body_bytes,
+                security_contact,
             } => {
                 let config = Config {
                     listen,
                     data_dir: data,
                     keys_dir: keys,
                     max_body_bytes,
+                    security_contact,
                 };
                 serve(config).await
             }

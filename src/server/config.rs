@@ -18,6 +18,9 @@ pub struct Config {
     /// Holds the counsellor cards, `*.json`.
     pub keys_dir: PathBuf,
     pub max_body_bytes: usize,
+    /// The `Contact:` of `/.well-known/security.txt` (RFC 9116), a `mailto:`
+    /// or `https:` URI; without it the file is not served.
+    pub security_contact: Option<String>,
 }
 
 /// Why the server will not start.
@@ -38,11 +41,29 @@ pub enum ConfigError {
     },
     #[error("no counsellor cards in {0}: add at least one (made by `meldkluis-review init`)")]
     NoCards(PathBuf),
+    #[error("the security contact {0:?} must be one mailto: or https: URI")]
+    BadSecurityContact(String),
     #[error("cannot create the data directory {path}: {source}")]
     DataDir {
         path: PathBuf,
         source: std::io::Error,
     },
+}
+
+impl Config {
+    /// Checks the settings that are not files.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(contact) = &self.security_contact {
+            let scheme_ok = contact.starts_with("mailto:") || contact.starts_with("https://");
+            if !scheme_ok
+                || contact.len() > 500
+                || contact.chars().any(|c| c.is_control() || c.is_whitespace())
+            {
+                return Err(ConfigError::BadSecurityContact(contact.clone()));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Loads every `*.json` in `dir` as a card, keyed by id. The file name must be

@@ -70,6 +70,7 @@ pub fn prepare(listen: SocketAddr) -> Result<DemoSetup, DemoError> {
             data_dir: root.join("data"),
             keys_dir: keys,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            security_contact: Some("mailto:security@demo.invalid".into()),
         },
         root,
         vault: vault_dir,

@@ -36,6 +36,7 @@ pub struct Inner {
     pub store: Store,
     pub cards: std::collections::BTreeMap<String, Card>,
     pub site: Site,
+    pub security_contact: Option<String>,
 }
 
 impl std::ops::Deref for AppState {
@@ -61,6 +62,7 @@ pub enum ServeError {
 impl AppState {
     /// Loads the cards, opens the database and renders the pages.
     pub fn open(config: &Config) -> Result<Self, ServeError> {
+        config.validate()?;
         let cards = config::load_cards(&config.keys_dir)?;
         std::fs::create_dir_all(&config.data_dir).map_err(|source| {
             config::ConfigError::DataDir {
@@ -73,6 +75,7 @@ impl AppState {
             store,
             cards,
             site: Site::build()?,
+            security_contact: config.security_contact.clone(),
         })))
     }
 }
@@ -125,6 +128,10 @@ pub fn app(state: AppState, config: &Config) -> Router {
         .method_not_allowed_fallback(method_not_allowed);
     Router::new()
         .nest("/api/v1", api)
+        .route(
+            "/.well-known/security.txt",
+            get(handlers::pages::security_txt),
+        )
         .fallback(handlers::pages::serve)
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(

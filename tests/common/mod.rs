@@ -91,8 +91,15 @@ impl Server {
     }
 
     pub fn start_in(dir: tempfile::TempDir) -> Server {
+        Self::start_in_with(dir, &[])
+    }
+
+    /// Starts with extra `serve` arguments.
+    pub fn start_in_with(dir: tempfile::TempDir, extra: &[&str]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_meldkluis"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg("serve")
+            .args(extra)
+            .args(["--listen", "127.0.0.1:0", "--data"])
             .arg(dir.path().join("data"))
             .arg("--keys")
             .arg(dir.path().join("keys"))

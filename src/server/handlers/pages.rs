@@ -204,6 +204,27 @@ impl Site {
     }
 }
 
+/// `/.well-known/security.txt` (RFC 9116), when a contact is configured. It
+/// expires a year from today, so a served file is never stale.
+pub async fn security_txt(State(state): State<AppState>) -> Response {
+    let Some(contact) = &state.security_contact else {
+        return AppError::NotFound.into_response();
+    };
+    let expires =
+        crate::format::day::Day(crate::format::day::Day::today().0 + time::Duration::days(365));
+    let body = format!(
+        "Contact: {contact}\nExpires: {expires}T00:00:00.000Z\nPreferred-Languages: nl, en\n"
+    );
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
 /// Serves a page or static file; anything else is a 404.
 pub async fn serve(State(state): State<AppState>, method: Method, uri: Uri) -> Response {
     let path = uri.path();
