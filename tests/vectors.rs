@@ -25,8 +25,10 @@ fn read(name: &str) -> Value {
     serde_json::from_str(&text).unwrap()
 }
 
-fn writing() -> bool {
-    std::env::var_os("MELDKLUIS_WRITE_VECTORS").is_some()
+/// `MELDKLUIS_WRITE_VECTORS=envelope` rewrites envelope.json only; `all`
+/// rewrites every file (the age files get new random ciphertexts).
+fn writing(name: &str) -> bool {
+    std::env::var("MELDKLUIS_WRITE_VECTORS").is_ok_and(|v| v == "all" || v == name)
 }
 
 fn write(name: &str, value: &Value) {
@@ -55,7 +57,7 @@ fn code_from_hex(hex_bytes: &str) -> RetrievalCode {
 
 #[test]
 fn code_vectors() {
-    if writing() {
+    if writing("code") {
         let valid: Vec<Value> = RANDOM_INPUTS
             .iter()
             .map(|r| {
@@ -120,7 +122,7 @@ fn code_vectors() {
 
 #[test]
 fn derive_vectors() {
-    if writing() {
+    if writing("derive") {
         let cases: Vec<Value> = RANDOM_INPUTS
             .iter()
             .map(|r| {
@@ -170,7 +172,7 @@ fn sample_report() -> Value {
 
 #[test]
 fn envelope_vectors() {
-    if writing() {
+    if writing("envelope") {
         let report = sample_report();
         let mut with_attachment = report.clone();
         with_attachment["attachments"] = json!([{"name": "scan.pdf", "type": "application/pdf", "data": STANDARD.encode(b"%PDF-1.4 demo")}]);
@@ -181,7 +183,10 @@ fn envelope_vectors() {
             r["text"] = json!("x".repeat(5000));
             r
         };
-        let cases: Vec<Value> = [report.clone(), with_attachment, follow_up, reply, long]
+        let acknowledgement = json!({"v": 1, "kind": "reply", "text": "Uw melding is ontvangen.", "author": {"id": "vp-jansen", "name": "A. Jansen"}, "status": "acknowledged"});
+        let closing = json!({"v": 1, "kind": "reply", "text": "Wij sluiten de zaak.", "author": {"id": "vp-jansen", "name": "A. Jansen"}, "status": "closed"});
+        let evaluation = json!({"v": 1, "kind": "evaluation", "text": "", "evaluation": {"process": 4, "heard": 5}});
+        let cases: Vec<Value> = [report.clone(), with_attachment, follow_up, reply.clone(), long, acknowledgement, closing, evaluation.clone()]
             .into_iter()
             .map(|envelope| {
                 let parsed: Envelope = serde_json::from_value(envelope.clone()).unwrap();
@@ -241,6 +246,28 @@ fn envelope_vectors() {
             &|e| e["category"] = json!("c".repeat(201)),
             "category too long",
         );
+        add(
+            &|e| e["status"] = json!("acknowledged"),
+            "only a reply sets a status",
+        );
+        let mut bad =
+            |value: Value, reason: &str| invalid.push(json!({"envelope": value, "reason": reason}));
+        let mut r = reply.clone();
+        r["status"] = json!("lost");
+        bad(r, "unknown status");
+        for scores in [
+            json!({"process": 0, "heard": 3}),
+            json!({"process": 3, "heard": 6}),
+            json!({"process": 3}),
+            json!(null),
+        ] {
+            let mut e = evaluation.clone();
+            e["evaluation"] = scores;
+            bad(e, "an evaluation has two scores from 1 to 5");
+        }
+        let mut r = reply.clone();
+        r["evaluation"] = json!({"process": 3, "heard": 3});
+        bad(r, "only an evaluation has scores");
         write(
             "envelope.json",
             &json!({"cases": cases, "bucket_cases": buckets, "invalid": invalid}),
@@ -278,7 +305,7 @@ fn envelope_vectors() {
 #[test]
 fn age_vectors_cross_implementation() {
     let derived = Derived::from_code(&code_from_hex(RANDOM_INPUTS[1]));
-    if writing() {
+    if writing("age") {
         let from_rust: Vec<Value> = ["Antwoord van de vertrouwenspersoon.", "ünïcödé ✓ — 漢字"]
             .iter()
             .map(|text| {

@@ -29,6 +29,41 @@ pub enum Kind {
     Report,
     FollowUp,
     Reply,
+    /// The melder's anonymous evaluation after closure.
+    Evaluation,
+}
+
+/// A case status a counsellor's reply sets (protocol.md §3). "Received" is
+/// implicit: the day the report arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    Acknowledged,
+    InProgress,
+    FeedbackGiven,
+    Closed,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Acknowledged => "acknowledged",
+            Status::InProgress => "in-progress",
+            Status::FeedbackGiven => "feedback-given",
+            Status::Closed => "closed",
+        }
+    }
+}
+
+/// The melder's evaluation: two scores from 1 (bad) to 5 (good); what should
+/// improve goes in the envelope's text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Evaluation {
+    /// How did the process go?
+    pub process: u8,
+    /// Did you feel heard?
+    pub heard: u8,
 }
 
 impl Kind {
@@ -37,6 +72,7 @@ impl Kind {
             Kind::Report => "report",
             Kind::FollowUp => "follow-up",
             Kind::Reply => "reply",
+            Kind::Evaluation => "evaluation",
         }
     }
 }
@@ -87,6 +123,12 @@ pub struct Envelope {
     pub author: Option<Author>,
     #[serde(default)]
     pub attachments: Vec<Attachment>,
+    /// Replies only: the status this reply sets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<Status>,
+    /// Evaluations only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evaluation: Option<Evaluation>,
 }
 
 /// Why an envelope could not be made or read.
@@ -122,6 +164,8 @@ impl Envelope {
             counsellors: Vec::new(),
             author: None,
             attachments: Vec::new(),
+            status: None,
+            evaluation: None,
         }
     }
 
@@ -134,7 +178,10 @@ impl Envelope {
         if self.text.chars().count() > MAX_TEXT_CHARS {
             return Err(Invalid("the text is too long"));
         }
-        if self.text.trim().is_empty() && self.attachments.is_empty() {
+        if self.text.trim().is_empty()
+            && self.attachments.is_empty()
+            && self.kind != Kind::Evaluation
+        {
             return Err(Invalid("a message needs text or an attachment"));
         }
         if too_long(&self.category, MAX_CATEGORY_CHARS) {
@@ -169,7 +216,7 @@ impl Envelope {
                     return Err(Invalid("a counsellor id is malformed"));
                 }
             }
-            Kind::FollowUp | Kind::Reply => {
+            Kind::FollowUp | Kind::Reply | Kind::Evaluation => {
                 if self.reply_recipient.is_some() || !self.counsellors.is_empty() {
                     return Err(Invalid(
                         "only a report carries a reply recipient and counsellors",
@@ -179,9 +226,21 @@ impl Envelope {
         }
         match (&self.author, self.kind) {
             (Some(author), Kind::Reply) if valid_id(&author.id) && !author.name.is_empty() => {}
-            (None, Kind::Report | Kind::FollowUp) => {}
+            (None, Kind::Report | Kind::FollowUp | Kind::Evaluation) => {}
             (_, Kind::Reply) => return Err(Invalid("a reply names its author")),
             _ => return Err(Invalid("only a reply has an author")),
+        }
+        if self.status.is_some() && self.kind != Kind::Reply {
+            return Err(Invalid("only a reply sets a status"));
+        }
+        match (&self.evaluation, self.kind) {
+            (Some(e), Kind::Evaluation)
+                if (1..=5).contains(&e.process) && (1..=5).contains(&e.heard) => {}
+            (None, Kind::Report | Kind::FollowUp | Kind::Reply) => {}
+            (_, Kind::Evaluation) => {
+                return Err(Invalid("an evaluation has two scores from 1 to 5"));
+            }
+            _ => return Err(Invalid("only an evaluation has scores")),
         }
         Ok(())
     }

@@ -151,7 +151,8 @@ export async function deriveKeys(code) {
 
 // ------------------------------------------------------------ §3 envelope --
 
-export const KINDS = ["report", "follow-up", "reply"];
+export const KINDS = ["report", "follow-up", "reply", "evaluation"];
+export const STATUSES = ["acknowledged", "in-progress", "feedback-given", "closed"];
 export const MAX_TEXT = 1_000_000;
 export const MAX_CATEGORY = 200;
 export const MAX_CONTACT = 2_000;
@@ -164,7 +165,7 @@ const MIN_BUCKET = 4096;
 const COUNSELLOR_ID = /^[a-z0-9][a-z0-9-]{1,62}$/;
 const ENVELOPE_FIELDS = [
   "v", "kind", "text", "category", "contact",
-  "reply_recipient", "counsellors", "author", "attachments",
+  "reply_recipient", "counsellors", "author", "attachments", "status", "evaluation",
 ];
 
 /** A value that breaks a rule of protocol.md §3; `reason` names the rule. */
@@ -261,7 +262,7 @@ export function validateEnvelope(envelope) {
   if (!Array.isArray(attachments)) throw new EnvelopeError("attachments must be an array");
   if (attachments.length > MAX_ATTACHMENTS) throw new EnvelopeError("too many attachments");
   attachments.forEach(checkAttachment);
-  if (isBlank(e.text) && attachments.length === 0) {
+  if (isBlank(e.text) && attachments.length === 0 && e.kind !== "evaluation") {
     throw new EnvelopeError("text may be empty only with attachments");
   }
 
@@ -294,6 +295,20 @@ export function validateEnvelope(envelope) {
   } else if (!isAbsent(e.author)) {
     throw new EnvelopeError("author is for replies only");
   }
+
+  if (!isAbsent(e.status)) {
+    if (e.kind !== "reply") throw new EnvelopeError("only a reply sets a status");
+    if (!STATUSES.includes(e.status)) throw new EnvelopeError("unknown status");
+  }
+  const score = (n) => Number.isInteger(n) && n >= 1 && n <= 5;
+  if (e.kind === "evaluation") {
+    checkOnlyFields(e.evaluation, ["process", "heard"], "evaluation");
+    if (!score(e.evaluation.process) || !score(e.evaluation.heard)) {
+      throw new EnvelopeError("an evaluation has two scores from 1 to 5");
+    }
+  } else if (!isAbsent(e.evaluation)) {
+    throw new EnvelopeError("only an evaluation has scores");
+  }
   return envelope;
 }
 
@@ -302,7 +317,7 @@ export function validateEnvelope(envelope) {
  * fields in the order of protocol.md §3. Empty optional strings are left out.
  */
 export function buildEnvelope({
-  kind, text = "", category, contact, replyRecipient, counsellors, attachments = [],
+  kind, text = "", category, contact, replyRecipient, counsellors, attachments = [], evaluation,
 }) {
   const envelope = { v: 1, kind, text };
   if (category) envelope.category = category;
@@ -312,6 +327,7 @@ export function buildEnvelope({
     envelope.counsellors = counsellors;
   }
   envelope.attachments = attachments;
+  if (kind === "evaluation") envelope.evaluation = evaluation;
   return validateEnvelope(envelope);
 }
 
