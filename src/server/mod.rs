@@ -2,6 +2,7 @@
 //! and answers the courier. `app(state)` builds the router; `serve` runs it on
 //! a listener the caller made, so tests start real servers on port 0.
 
+pub mod backup;
 pub mod config;
 #[cfg(feature = "review")]
 pub mod demo;
