@@ -1,12 +1,14 @@
 //! `meldkluis`: the server and the operator's commands.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
-use meldkluis::server::config::{Config, DEFAULT_MAX_BODY_BYTES};
-use meldkluis::server::{self, AppState};
+use clap::{Args, Parser, Subcommand};
+use meldkluis::server::config::{
+    self, CheckMode, Config, Environment, Loaded, Overrides, SETTINGS, Severity,
+};
+use meldkluis::server::{self, AppState, backup};
 
 #[derive(Parser)]
 #[command(
@@ -15,29 +17,87 @@ use meldkluis::server::{self, AppState};
     about = "Meldkluis server: stores encrypted reports it cannot read"
 )]
 struct Cli {
+    /// Configuration file (TOML). Environment variables MELDKLUIS_<SETTING>
+    /// and the flags below override it; see docs/deploy.md.
+    #[arg(long, env = "MELDKLUIS_CONFIG", global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
+}
+
+/// The settings as flags; each overrides the file and the environment.
+#[derive(Args)]
+struct SettingFlags {
+    /// Address to listen on (put a TLS reverse proxy in front) [default: 127.0.0.1:8080].
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Directory for the database [default: data].
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// Directory with the counsellor cards (`<id>.json`) [default: keys].
+    #[arg(long, value_name = "DIR")]
+    keys: Option<PathBuf>,
+    /// Largest request body in bytes [default: 33554432].
+    #[arg(long, value_name = "BYTES")]
+    max_body_bytes: Option<usize>,
+    /// Contact for /.well-known/security.txt (mailto: or https: URI).
+    #[arg(long, value_name = "URI")]
+    security_contact: Option<String>,
+    /// The site's .onion address, sent as the Onion-Location header.
+    #[arg(long, value_name = "URL")]
+    onion_location: Option<String>,
+    /// Days a closed case stays on the server [default: 30].
+    #[arg(long, value_name = "DAYS")]
+    retention_days: Option<u32>,
+}
+
+impl SettingFlags {
+    fn overrides(self) -> Overrides {
+        Overrides {
+            listen: self.listen,
+            data_dir: self.data,
+            keys_dir: self.keys,
+            max_body_bytes: self.max_body_bytes,
+            security_contact: self.security_contact,
+            onion_location: self.onion_location,
+            retention_days: self.retention_days,
+        }
+    }
 }
 
 #[derive(Subcommand)]
 enum Command {
     /// Run the server.
     Serve {
-        /// Address to listen on (put a TLS reverse proxy in front).
-        #[arg(long, env = "MELDKLUIS_LISTEN", default_value = "127.0.0.1:8080")]
-        listen: SocketAddr,
-        /// Directory for the database.
-        #[arg(long, env = "MELDKLUIS_DATA", default_value = "data")]
-        data: PathBuf,
-        /// Directory with the counsellor cards (`<id>.json`).
-        #[arg(long, env = "MELDKLUIS_KEYS", default_value = "keys")]
-        keys: PathBuf,
-        /// Largest request body in bytes.
-        #[arg(long, env = "MELDKLUIS_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
-        max_body_bytes: usize,
-        /// Contact for /.well-known/security.txt (mailto: or https: URI).
-        #[arg(long, env = "MELDKLUIS_SECURITY_CONTACT")]
-        security_contact: Option<String>,
+        #[command(flatten)]
+        settings: SettingFlags,
+    },
+    /// Check the configuration, the cards, the directories and the listen
+    /// address, and explain every problem. Exits non-zero on any problem.
+    CheckConfig {
+        #[command(flatten)]
+        settings: SettingFlags,
+    },
+    /// Copy the database to FILE while the server runs (FILE may be a
+    /// directory: the copy is then named after the time).
+    Backup {
+        file: PathBuf,
+        /// Directory of the database [default: from the configuration].
+        #[arg(long, value_name = "DIR")]
+        data: Option<PathBuf>,
+        /// Replace FILE if it exists.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Put the backup FILE in place as the database. Stop the server first.
+    Restore {
+        file: PathBuf,
+        /// Directory of the database [default: from the configuration].
+        #[arg(long, value_name = "DIR")]
+        data: Option<PathBuf>,
+        /// Replace an existing database (it is kept beside, renamed).
+        #[arg(long)]
+        force: bool,
     },
     /// Try Meldkluis locally with a throwaway, INSECURE counsellor key.
     Demo {
@@ -61,34 +121,28 @@ fn init_logging() {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("meldkluis: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+    let file = cli.config.as_deref();
+    let result = match cli.command {
+        Command::Serve { settings } => load(file, settings.overrides()).and_then(serve),
+        Command::CheckConfig { settings } => return check_config(file, settings.overrides()),
+        Command::Backup {
+            file: target,
+            data,
+            force,
+        } => load(file, data_only(data))
+            .and_then(|loaded| run_backup(&loaded.config, &target, force)),
+        Command::Restore {
+            file: source,
+            data,
+            force,
+        } => load(file, data_only(data))
+            .and_then(|loaded| run_restore(&loaded.config, &source, force)),
+        Command::Demo { listen } => runtime().and_then(|runtime| {
+            runtime
+                .block_on(server::demo::run(listen))
+                .map_err(|e| e.to_string())
+        }),
     };
-    let result = runtime.block_on(async {
-        match cli.command {
-            Command::Serve {
-                listen,
-                data,
-                keys,
-                max_body_bytes,
-                security_contact,
-            } => {
-                let config = Config {
-                    listen,
-                    data_dir: data,
-                    keys_dir: keys,
-                    max_body_bytes,
-                    security_contact,
-                };
-                serve(config).await
-            }
-            Command::Demo { listen } => server::demo::run(listen).await.map_err(|e| e.to_string()),
-        }
-    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
@@ -98,15 +152,179 @@ fn main() -> ExitCode {
     }
 }
 
-async fn serve(config: Config) -> Result<(), String> {
-    let state = AppState::open(&config).map_err(|e| e.to_string())?;
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
-    let address = listener.local_addr().map_err(|e| e.to_string())?;
-    println!("Meldkluis listening on http://{address}");
-    tracing::info!("serving {} counsellor card(s)", state.cards.len());
-    server::serve(listener, state, &config, server::shutdown_signal())
-        .await
-        .map_err(|e| e.to_string())
+fn data_only(data: Option<PathBuf>) -> Overrides {
+    Overrides {
+        data_dir: data,
+        ..Overrides::default()
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the runtime: {e}"))
+}
+
+/// Loads the configuration; warnings go to the log.
+fn load(file: Option<&Path>, flags: Overrides) -> Result<Loaded, String> {
+    let loaded = config::load(file, &Environment::from_process(), &flags).map_err(|problems| {
+        format!("the configuration has problems; nothing was done.\n{problems}")
+    })?;
+    for warning in &loaded.warnings {
+        tracing::warn!("{warning}");
+    }
+    Ok(loaded)
+}
+
+fn serve(loaded: Loaded) -> Result<(), String> {
+    let config = loaded.config;
+    let (findings, _) = config::check(
+        &config,
+        CheckMode {
+            probe_listen: false,
+            inspect_database: false,
+        },
+    );
+    let mut problems = Vec::new();
+    for finding in findings {
+        match finding.severity {
+            Severity::Problem => problems.push(finding.message),
+            Severity::Warning => tracing::warn!("{}", finding.message),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(format!(
+            "not starting; `meldkluis check-config` explains more.\n{}",
+            problems.join("\n")
+        ));
+    }
+    runtime()?.block_on(async {
+        let state = AppState::open(&config).map_err(|e| e.to_string())?;
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+        let address = listener.local_addr().map_err(|e| e.to_string())?;
+        println!("Meldkluis listening on http://{address}");
+        tracing::info!("serving {} counsellor card(s)", state.cards.len());
+        server::serve(listener, state, &config, server::shutdown_signal())
+            .await
+            .map_err(|e| e.to_string())
+    })
+}
+
+fn check_config(file: Option<&Path>, flags: Overrides) -> ExitCode {
+    let env = Environment::from_process();
+    let loaded = match config::load(file, &env, &flags) {
+        Ok(loaded) => loaded,
+        Err(problems) => {
+            for problem in &problems.0 {
+                println!("PROBLEM: {problem}");
+            }
+            println!(
+                "\n{} problem(s) in the settings: the server will not start until they are fixed.",
+                problems.0.len()
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    let config = &loaded.config;
+    let (findings, facts) = config::check(
+        config,
+        CheckMode {
+            probe_listen: true,
+            inspect_database: true,
+        },
+    );
+    match &loaded.file {
+        Some(path) => println!("Meldkluis configuration from {}", path.display()),
+        None => println!("Meldkluis configuration (no file: defaults, environment and flags)"),
+    }
+    for key in SETTINGS {
+        let value = match key {
+            "listen" => config.listen.to_string(),
+            "data_dir" => config.data_dir.display().to_string(),
+            "keys_dir" => match facts.card_ids.len() {
+                0 => format!("{} (no usable card)", config.keys_dir.display()),
+                n => format!(
+                    "{} ({n} card(s): {})",
+                    config.keys_dir.display(),
+                    facts.card_ids.join(", ")
+                ),
+            },
+            "max_body_bytes" => format!(
+                "{} ({:.1} MiB)",
+                config.max_body_bytes,
+                config.max_body_bytes as f64 / (1024.0 * 1024.0)
+            ),
+            "security_contact" => config
+                .security_contact
+                .clone()
+                .unwrap_or("(not set)".into()),
+            "onion_location" => config.onion_location.clone().unwrap_or("(not set)".into()),
+            "retention_days" => config.retention_days.to_string(),
+            _ => continue,
+        };
+        println!("  {key:<17} {value}   [{}]", loaded.sources[key]);
+    }
+    if let Some(database) = &facts.database {
+        println!("  {:<17} {database}", "database");
+    }
+    let warnings: Vec<&String> = loaded
+        .warnings
+        .iter()
+        .chain(
+            findings
+                .iter()
+                .filter(|f| f.severity == Severity::Warning)
+                .map(|f| &f.message),
+        )
+        .collect();
+    let problems: Vec<&String> = findings
+        .iter()
+        .filter(|f| f.severity == Severity::Problem)
+        .map(|f| &f.message)
+        .collect();
+    if !problems.is_empty() || !warnings.is_empty() {
+        println!();
+    }
+    for problem in &problems {
+        println!("PROBLEM: {problem}");
+    }
+    for warning in &warnings {
+        println!("warning: {warning}");
+    }
+    if problems.is_empty() {
+        println!("\nOK: the server can start with this configuration.");
+        ExitCode::SUCCESS
+    } else {
+        println!(
+            "\n{} problem(s): the server will not start until they are fixed.",
+            problems.len()
+        );
+        ExitCode::FAILURE
+    }
+}
+
+fn run_backup(config: &Config, target: &Path, force: bool) -> Result<(), String> {
+    let (path, info) =
+        backup::backup(&config.database_path(), target, force).map_err(|e| e.to_string())?;
+    println!("Backup written: {} ({info})", path.display());
+    println!("It holds ciphertext and metadata: keep it as confidential as the server.");
+    Ok(())
+}
+
+fn run_restore(config: &Config, source: &Path, force: bool) -> Result<(), String> {
+    let restored =
+        backup::restore(source, &config.database_path(), force).map_err(|e| e.to_string())?;
+    println!(
+        "Restored {} into {} ({})",
+        source.display(),
+        config.database_path().display(),
+        restored.info
+    );
+    if let Some(previous) = restored.previous {
+        println!(
+            "The database that was there is kept as {}; delete it once the restored server works.",
+            previous.display()
+        );
+    }
+    Ok(())
 }

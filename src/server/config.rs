@@ -1,7 +1,14 @@
-//! Server settings and the counsellor cards in `keys/`. Everything is checked
-//! at start; a bad card stops the start with the file and the problem.
+//! Server settings and the counsellor cards in `keys/`.
+//!
+//! A setting comes from, later winning: its default, the TOML file
+//! (`--config`), the environment (`MELDKLUIS_<KEY>`, or `MELDKLUIS_<KEY>_FILE`
+//! naming a file that holds the value), then a command-line flag. `check`
+//! explains every problem in plain words; the server refuses to start on any.
 
 use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::fmt;
+use std::io::Read;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -9,8 +16,25 @@ use crate::format::card::Card;
 
 /// Default request body limit: a 16 MiB message is ~22 MiB as base64 JSON.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
+/// Loopback: the server speaks plain HTTP and belongs behind a TLS proxy.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Closed cases leave the server this many days after closure.
+pub const DEFAULT_RETENTION_DAYS: u32 = 30;
+/// The smallest body limit that still takes a report of the smallest bucket.
+pub const MIN_MAX_BODY_BYTES: usize = 64 * 1024;
+/// Above this the limit is almost certainly a typo (whole bodies are held in memory).
+pub const MAX_MAX_BODY_BYTES: u64 = 4 * 1024 * 1024 * 1024;
+/// Ten years: "keep records no longer than necessary" (EU 2019/1937 Art. 18).
+pub const MAX_RETENTION_DAYS: u32 = 3650;
+/// The database file inside the data directory.
+pub const DATABASE_FILE: &str = "meldkluis.sqlite";
 
-#[derive(Debug, Clone)]
+/// Largest config file and `_FILE` value read: a guard against pointing
+/// them at a device or a huge file by mistake.
+const MAX_CONFIG_FILE_BYTES: u64 = 1024 * 1024;
+const MAX_VALUE_FILE_BYTES: u64 = 64 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     pub listen: SocketAddr,
     /// Holds `meldkluis.sqlite` and its WAL.
@@ -21,54 +45,962 @@ pub struct Config {
     /// The `Contact:` of `/.well-known/security.txt` (RFC 9116), a `mailto:`
     /// or `https:` URI; without it the file is not served.
     pub security_contact: Option<String>,
+    /// The value of the `Onion-Location` header: the site's `.onion` address.
+    pub onion_location: Option<String>,
+    /// Closed cases are deleted from the server this many days after closure.
+    pub retention_days: u32,
 }
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: DEFAULT_LISTEN.parse().expect("a valid default address"),
+            data_dir: PathBuf::from("data"),
+            keys_dir: PathBuf::from("keys"),
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            security_contact: None,
+            onion_location: None,
+            retention_days: DEFAULT_RETENTION_DAYS,
+        }
+    }
+}
+
+/// Every setting by its key in the file. Its environment variable is
+/// `MELDKLUIS_` and the key in capitals; `…_FILE` reads the value from a file.
+pub const SETTINGS: [&str; 7] = [
+    "listen",
+    "data_dir",
+    "keys_dir",
+    "max_body_bytes",
+    "security_contact",
+    "onion_location",
+    "retention_days",
+];
+
+/// Environment names of the first version, still read.
+const OLD_ENV_NAMES: [(&str, &str); 2] = [
+    ("data_dir", "MELDKLUIS_DATA"),
+    ("keys_dir", "MELDKLUIS_KEYS"),
+];
+
+/// `MELDKLUIS_*` variables that belong to other Meldkluis programs or to
+/// the config loader itself, not to a setting.
+const OTHER_ENV_NAMES: [&str; 2] = ["MELDKLUIS_CONFIG", "MELDKLUIS_VAULT"];
 
 /// Why the server will not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// The keys directory cannot be listed.
     #[error("cannot read the keys directory {path}: {source}")]
     KeysDir {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// One card file is unreadable, malformed or misnamed.
     #[error("counsellor card {path}: {problem}")]
     BadCard { path: PathBuf, problem: String },
+    /// Two card files carry the same id.
     #[error("counsellor cards {first} and {second} both use the id {id:?}")]
     DuplicateId {
         id: String,
         first: PathBuf,
         second: PathBuf,
     },
+    /// No card at all: melders could not choose anyone.
     #[error("no counsellor cards in {0}: add at least one (made by `meldkluis-review init`)")]
     NoCards(PathBuf),
+    /// The keys directory or a card can be changed by other users.
+    #[error(
+        "{0} can be changed by any user of this machine: whoever changes a card reads the \
+         reports sent to it (run: chmod go-w {0})"
+    )]
+    KeysWritable(PathBuf),
     #[error("the security contact {0:?} must be one mailto: or https: URI")]
     BadSecurityContact(String),
+    #[error(
+        "onion_location {0:?} must be the site's onion address, like \
+         http://<56 letters and digits>.onion"
+    )]
+    BadOnionLocation(String),
+    #[error(
+        "max_body_bytes {0} is too small: a report needs at least {MIN_MAX_BODY_BYTES} bytes \
+         (the default is {DEFAULT_MAX_BODY_BYTES}, 32 MiB)"
+    )]
+    BodyLimitTooSmall(usize),
+    #[error(
+        "max_body_bytes {0} is more than 4 GiB: the server holds a whole request in memory \
+         (the default is {DEFAULT_MAX_BODY_BYTES}, 32 MiB)"
+    )]
+    BodyLimitTooLarge(usize),
+    #[error(
+        "retention_days 0 would delete a closed case at once, before the melder can read the \
+         last answer: use at least 1 (the default is {DEFAULT_RETENTION_DAYS})"
+    )]
+    RetentionZero,
+    #[error(
+        "retention_days {0} is more than {MAX_RETENTION_DAYS} (ten years): reports must not be \
+         kept longer than necessary"
+    )]
+    RetentionTooLong(u32),
     #[error("cannot create the data directory {path}: {source}")]
     DataDir {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// The data directory exists but this user cannot write in it.
+    #[error("cannot write in the data directory {path}: {problem}")]
+    DataDirNotWritable { path: PathBuf, problem: String },
+    /// The configuration file cannot be read or parsed.
+    #[error("configuration file {path}: {problem}")]
+    File { path: PathBuf, problem: String },
+    /// A key in the file that is no setting (a typo, most likely).
+    #[error("configuration file {path}: unknown setting {key:?}{hint}")]
+    UnknownSetting {
+        path: PathBuf,
+        key: String,
+        hint: String,
+    },
+    /// A value of the wrong kind or form.
+    #[error("{setting} (from {origin}): {problem}")]
+    BadValue {
+        setting: &'static str,
+        origin: Source,
+        problem: String,
+    },
+    /// Both a variable and its `_FILE` (or old) name are set.
+    #[error("{first} and {second} are both set: set only one")]
+    Ambiguous { first: String, second: String },
+    /// The listen address cannot be bound.
+    #[error("cannot listen on {address}: {problem}")]
+    Listen {
+        address: SocketAddr,
+        problem: String,
+    },
+    /// The database in the data directory is not one this server can use.
+    #[error("the database {path} {problem}")]
+    Database { path: PathBuf, problem: String },
+}
+
+/// Where a value came from, for messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    Default,
+    File(PathBuf),
+    Env(String),
+    EnvFile { variable: String, path: PathBuf },
+    Flag(&'static str),
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Default => write!(f, "the default"),
+            Source::File(path) => write!(f, "{}", path.display()),
+            Source::Env(variable) => write!(f, "{variable}"),
+            Source::EnvFile { variable, path } => write!(f, "{variable}={}", path.display()),
+            Source::Flag(flag) => write!(f, "{flag}"),
+        }
+    }
+}
+
+/// Several problems at once, one per line.
+#[derive(Debug)]
+pub struct Problems(pub Vec<ConfigError>);
+
+impl fmt::Display for Problems {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, problem) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{problem}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Problems {}
+
+/// Command-line flags, already typed by the argument parser; they win.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub listen: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+    pub keys_dir: Option<PathBuf>,
+    pub max_body_bytes: Option<usize>,
+    pub security_contact: Option<String>,
+    pub onion_location: Option<String>,
+    pub retention_days: Option<u32>,
+}
+
+/// The `MELDKLUIS_*` part of an environment.
+#[derive(Debug, Default, Clone)]
+pub struct Environment(BTreeMap<String, OsString>);
+
+impl Environment {
+    /// This process's environment.
+    pub fn from_process() -> Self {
+        Self::from_pairs(std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v))))
+    }
+
+    pub fn from_pairs<K: Into<String>, V: Into<OsString>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        Environment(
+            pairs
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .filter(|(k, _)| k.starts_with("MELDKLUIS_"))
+                .collect(),
+        )
+    }
+}
+
+/// A loaded configuration, with where each setting came from.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub config: Config,
+    pub file: Option<PathBuf>,
+    pub sources: BTreeMap<&'static str, Source>,
+    /// Things that are allowed but probably not meant (a misspelt variable).
+    pub warnings: Vec<String>,
+}
+
+/// A value before it is typed: from the file, or text from elsewhere.
+enum Raw {
+    Toml(toml::Value),
+    Text(String),
+}
+
+impl Raw {
+    fn text(&self) -> Result<&str, String> {
+        match self {
+            Raw::Text(text) => Ok(text),
+            Raw::Toml(toml::Value::String(text)) => Ok(text),
+            Raw::Toml(other) => Err(format!("expected text in quotes, found {}", kind(other))),
+        }
+    }
+
+    fn whole_number(&self, example: &str) -> Result<u64, String> {
+        let wrong = || format!("expected a whole number, like {example}");
+        match self {
+            Raw::Toml(toml::Value::Integer(n)) => u64::try_from(*n).map_err(|_| wrong()),
+            Raw::Toml(other) => Err(format!("{}, found {}", wrong(), kind(other))),
+            Raw::Text(text) => {
+                if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(format!("{}, found {text:?}", wrong()));
+                }
+                text.parse().map_err(|_| format!("{text} is far too large"))
+            }
+        }
+    }
+}
+
+fn kind(value: &toml::Value) -> &'static str {
+    match value {
+        toml::Value::String(_) => "text",
+        toml::Value::Integer(_) => "a number",
+        toml::Value::Float(_) => "a decimal number",
+        toml::Value::Boolean(_) => "true or false",
+        toml::Value::Datetime(_) => "a date",
+        toml::Value::Array(_) => "a list",
+        toml::Value::Table(_) => "a table",
+    }
+}
+
+/// Collects settings and their problems.
+struct Builder {
+    config: Config,
+    sources: BTreeMap<&'static str, Source>,
+    problems: Vec<ConfigError>,
+    /// Directory of the config file: relative paths there are relative to it.
+    file_dir: Option<PathBuf>,
+}
+
+impl Builder {
+    fn set(&mut self, key: &'static str, raw: Raw, source: Source) {
+        let relative_to = match &source {
+            Source::File(_) => self.file_dir.clone(),
+            _ => None,
+        };
+        let result = apply(&mut self.config, key, &raw, relative_to.as_deref());
+        match result {
+            Ok(()) => {
+                self.sources.insert(key, source);
+            }
+            Err(problem) => self.problems.push(ConfigError::BadValue {
+                setting: key,
+                origin: source,
+                problem,
+            }),
+        }
+    }
+}
+
+/// Types one value into its place in `config`.
+fn apply(
+    config: &mut Config,
+    key: &str,
+    raw: &Raw,
+    relative_to: Option<&Path>,
+) -> Result<(), String> {
+    let optional_text = |raw: &Raw| -> Result<Option<String>, String> {
+        let text = raw.text()?;
+        Ok((!text.is_empty()).then(|| text.to_string()))
+    };
+    let path = |raw: &Raw| -> Result<PathBuf, String> {
+        let text = raw.text()?;
+        if text.is_empty() {
+            return Err("expected a directory, found nothing".into());
+        }
+        if text.contains('\0') {
+            return Err("a path cannot hold a NUL character".into());
+        }
+        let path = PathBuf::from(text);
+        Ok(match relative_to {
+            Some(base) if path.is_relative() => base.join(path),
+            _ => path,
+        })
+    };
+    match key {
+        "listen" => {
+            let text = raw.text()?;
+            config.listen = text.parse().map_err(|_| {
+                format!(
+                    "{text:?} is not an IP address with a port, like 127.0.0.1:8080 or [::1]:8080 \
+                     (host names are not accepted)"
+                )
+            })?;
+        }
+        "data_dir" => config.data_dir = path(raw)?,
+        "keys_dir" => config.keys_dir = path(raw)?,
+        "max_body_bytes" => {
+            let n = raw.whole_number("33554432 (32 MiB)")?;
+            config.max_body_bytes =
+                usize::try_from(n).map_err(|_| format!("{n} is far too large"))?;
+        }
+        "security_contact" => config.security_contact = optional_text(raw)?,
+        "onion_location" => config.onion_location = optional_text(raw)?,
+        "retention_days" => {
+            let n = raw.whole_number("30")?;
+            config.retention_days =
+                u32::try_from(n).map_err(|_| format!("{n} is far too large"))?;
+        }
+        _ => unreachable!("every key in SETTINGS is handled"),
+    }
+    Ok(())
+}
+
+/// Reads at most `limit` bytes of a text file, or says why not.
+fn read_text_file(path: &Path, limit: u64) -> Result<String, String> {
+    let metadata = std::fs::metadata(path).map_err(|e| plain_io(&e))?;
+    if metadata.is_dir() {
+        return Err("this is a directory, not a file".into());
+    }
+    let file = std::fs::File::open(path).map_err(|e| plain_io(&e))?;
+    let mut bytes = Vec::new();
+    file.take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| plain_io(&e))?;
+    if bytes.len() as u64 > limit {
+        return Err(format!(
+            "larger than {limit} bytes; is this the right file?"
+        ));
+    }
+    String::from_utf8(bytes).map_err(|_| "not UTF-8 text; is this the right file?".into())
+}
+
+/// An I/O error in words, without the "(os error 2)" tail.
+fn plain_io(error: &std::io::Error) -> String {
+    match error.kind() {
+        std::io::ErrorKind::NotFound => "it does not exist".into(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+        std::io::ErrorKind::ReadOnlyFilesystem => "the file system is read-only".into(),
+        _ => error.to_string(),
+    }
+}
+
+/// Loads the configuration: defaults, `file`, environment, flags.
+pub fn load(file: Option<&Path>, env: &Environment, flags: &Overrides) -> Result<Loaded, Problems> {
+    let mut builder = Builder {
+        config: Config::default(),
+        sources: SETTINGS.iter().map(|key| (*key, Source::Default)).collect(),
+        problems: Vec::new(),
+        file_dir: None,
+    };
+    let mut warnings = Vec::new();
+
+    if let Some(path) = file {
+        builder.file_dir = Some(
+            path.parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| PathBuf::from(".")),
+        );
+        let file_problem = |problem: String| ConfigError::File {
+            path: path.to_path_buf(),
+            problem,
+        };
+        match read_text_file(path, MAX_CONFIG_FILE_BYTES) {
+            Err(problem) => builder.problems.push(file_problem(problem)),
+            Ok(text) => match text.parse::<toml::Table>() {
+                Err(e) => builder.problems.push(file_problem(format!(
+                    "not valid TOML: {}",
+                    e.to_string().trim_end()
+                ))),
+                Ok(table) => {
+                    for (key, value) in table {
+                        match SETTINGS.iter().find(|k| **k == key) {
+                            Some(known) => builder.set(
+                                known,
+                                Raw::Toml(value),
+                                Source::File(path.to_path_buf()),
+                            ),
+                            None => builder.problems.push(ConfigError::UnknownSetting {
+                                path: path.to_path_buf(),
+                                hint: did_you_mean(&key, SETTINGS.iter().copied()),
+                                key,
+                            }),
+                        }
+                    }
+                }
+            },
+        }
+    }
+
+    for key in SETTINGS {
+        let variable = env_name(key);
+        let file_variable = format!("{variable}_FILE");
+        let old = OLD_ENV_NAMES
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, name)| name.to_string());
+        let present: Vec<String> = [Some(variable.clone()), Some(file_variable.clone()), old]
+            .into_iter()
+            .flatten()
+            .filter(|name| env.0.contains_key(name))
+            .collect();
+        if present.len() > 1 {
+            builder.problems.push(ConfigError::Ambiguous {
+                first: present[0].clone(),
+                second: present[1].clone(),
+            });
+            continue;
+        }
+        let Some(name) = present.into_iter().next() else {
+            continue;
+        };
+        let value = &env.0[&name];
+        if name == file_variable {
+            let path = PathBuf::from(value);
+            let source = Source::EnvFile {
+                variable: name,
+                path: path.clone(),
+            };
+            match read_text_file(&path, MAX_VALUE_FILE_BYTES).and_then(one_line) {
+                Ok(text) => builder.set(key, Raw::Text(text), source),
+                Err(problem) => builder.problems.push(ConfigError::BadValue {
+                    setting: key,
+                    origin: source,
+                    problem: format!("cannot use the file: {problem}"),
+                }),
+            }
+        } else {
+            match value.to_str() {
+                Some(text) => builder.set(key, Raw::Text(text.to_string()), Source::Env(name)),
+                None => builder.problems.push(ConfigError::BadValue {
+                    setting: key,
+                    origin: Source::Env(name),
+                    problem: "not valid UTF-8 text".into(),
+                }),
+            }
+        }
+    }
+
+    let known_env: Vec<String> = SETTINGS
+        .iter()
+        .flat_map(|k| [env_name(k), format!("{}_FILE", env_name(k))])
+        .chain(OLD_ENV_NAMES.iter().map(|(_, n)| n.to_string()))
+        .chain(OTHER_ENV_NAMES.iter().map(|n| n.to_string()))
+        .collect();
+    for name in env.0.keys().filter(|n| !known_env.contains(n)) {
+        let hint = did_you_mean(name, known_env.iter().map(String::as_str));
+        if !hint.is_empty() {
+            warnings.push(format!("the environment variable {name} is not read{hint}"));
+        }
+    }
+
+    let flag_sets: [(&'static str, &'static str, Option<Raw>); 7] = [
+        (
+            "listen",
+            "--listen",
+            flags.listen.map(|v| Raw::Text(v.to_string())),
+        ),
+        (
+            "data_dir",
+            "--data",
+            flags
+                .data_dir
+                .as_ref()
+                .map(|v| Raw::Text(v.to_string_lossy().into_owned())),
+        ),
+        (
+            "keys_dir",
+            "--keys",
+            flags
+                .keys_dir
+                .as_ref()
+                .map(|v| Raw::Text(v.to_string_lossy().into_owned())),
+        ),
+        (
+            "max_body_bytes",
+            "--max-body-bytes",
+            flags.max_body_bytes.map(|v| Raw::Text(v.to_string())),
+        ),
+        (
+            "security_contact",
+            "--security-contact",
+            flags.security_contact.clone().map(Raw::Text),
+        ),
+        (
+            "onion_location",
+            "--onion-location",
+            flags.onion_location.clone().map(Raw::Text),
+        ),
+        (
+            "retention_days",
+            "--retention-days",
+            flags.retention_days.map(|v| Raw::Text(v.to_string())),
+        ),
+    ];
+    for (key, flag, raw) in flag_sets {
+        if let Some(raw) = raw {
+            builder.set(key, raw, Source::Flag(flag));
+        }
+    }
+    // Paths given as flags keep their exact bytes (not only valid UTF-8).
+    if let Some(dir) = &flags.data_dir {
+        builder.config.data_dir = dir.clone();
+    }
+    if let Some(dir) = &flags.keys_dir {
+        builder.config.keys_dir = dir.clone();
+    }
+
+    if !builder.problems.is_empty() {
+        return Err(Problems(builder.problems));
+    }
+    Ok(Loaded {
+        config: builder.config,
+        file: file.map(Path::to_path_buf),
+        sources: builder.sources,
+        warnings,
+    })
+}
+
+/// The environment variable of a setting.
+pub fn env_name(key: &str) -> String {
+    format!("MELDKLUIS_{}", key.to_ascii_uppercase())
+}
+
+/// A `_FILE` value is the file's one line (a final newline is allowed).
+fn one_line(text: String) -> Result<String, String> {
+    let line = text
+        .strip_suffix("\r\n")
+        .or_else(|| text.strip_suffix('\n'))
+        .unwrap_or(&text);
+    if line.contains('\n') || line.contains('\r') {
+        return Err("it holds more than one line".into());
+    }
+    Ok(line.to_string())
+}
+
+/// ", did you mean X?" for a near miss, else "".
+fn did_you_mean<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> String {
+    candidates
+        .map(|c| {
+            (
+                edit_distance(&word.to_ascii_lowercase(), &c.to_ascii_lowercase()),
+                c,
+            )
+        })
+        .filter(|(d, _)| *d <= 2)
+        .min()
+        .map(|(_, c)| format!(" (did you mean {c}?)"))
+        .unwrap_or_default()
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut previous = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous + usize::from(ca != *cb);
+            previous = row[j + 1];
+            row[j + 1] = substitution.min(row[j] + 1).min(row[j + 1] + 1);
+        }
+    }
+    row[b.len()]
 }
 
 impl Config {
-    /// Checks the settings that are not files.
+    /// The database file.
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join(DATABASE_FILE)
+    }
+
+    /// Checks the settings that are not files; the first problem.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        match self.problems().into_iter().next() {
+            Some(problem) => Err(problem),
+            None => Ok(()),
+        }
+    }
+
+    /// Every problem with the settings that are not files.
+    pub fn problems(&self) -> Vec<ConfigError> {
+        let mut problems = Vec::new();
         if let Some(contact) = &self.security_contact {
             let scheme_ok = contact.starts_with("mailto:") || contact.starts_with("https://");
             if !scheme_ok
                 || contact.len() > 500
                 || contact.chars().any(|c| c.is_control() || c.is_whitespace())
             {
-                return Err(ConfigError::BadSecurityContact(contact.clone()));
+                problems.push(ConfigError::BadSecurityContact(contact.clone()));
             }
         }
-        Ok(())
+        if let Some(onion) = &self.onion_location
+            && !valid_onion_location(onion)
+        {
+            problems.push(ConfigError::BadOnionLocation(onion.clone()));
+        }
+        if self.max_body_bytes < MIN_MAX_BODY_BYTES {
+            problems.push(ConfigError::BodyLimitTooSmall(self.max_body_bytes));
+        } else if self.max_body_bytes as u64 > MAX_MAX_BODY_BYTES {
+            problems.push(ConfigError::BodyLimitTooLarge(self.max_body_bytes));
+        }
+        if self.retention_days == 0 {
+            problems.push(ConfigError::RetentionZero);
+        } else if self.retention_days > MAX_RETENTION_DAYS {
+            problems.push(ConfigError::RetentionTooLong(self.retention_days));
+        }
+        problems
     }
 }
 
-/// Loads every `*.json` in `dir` as a card, keyed by id. The file name must be
-/// `<id>.json`, so an operator can see at a glance which card is which.
+/// `http://` or `https://`, a v3 onion host (56 base32 characters), an
+/// optional path; nothing that could break a header.
+fn valid_onion_location(value: &str) -> bool {
+    let Some(rest) = value
+        .strip_prefix("http://")
+        .or_else(|| value.strip_prefix("https://"))
+    else {
+        return false;
+    };
+    let (host, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let Some(name) = host.strip_suffix(".onion") else {
+        return false;
+    };
+    let label = name.rsplit('.').next().unwrap_or_default();
+    label.len() == 56
+        && label
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || (b'2'..=b'7').contains(&b))
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+        && value.len() <= 500
+        && path.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// How bad a finding of `check` is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    /// The server would not start, or would run unsafely.
+    Problem,
+    /// Allowed, but probably not what is wanted.
+    Warning,
+}
+
+#[derive(Debug)]
+pub struct Finding {
+    pub severity: Severity,
+    pub message: String,
+}
+
+/// What `check` found out besides problems, for the operator's summary.
+#[derive(Debug, Default)]
+pub struct Facts {
+    pub card_ids: Vec<String>,
+    pub database: Option<String>,
+}
+
+/// What `check` may do besides reading.
+#[derive(Debug, Clone, Copy)]
+pub struct CheckMode {
+    /// Try to bind the listen address (not when the server binds it next).
+    pub probe_listen: bool,
+    /// Open an existing database read-only and check it (a full read).
+    pub inspect_database: bool,
+}
+
+/// Checks everything the server needs, without changing anything: the
+/// settings, every card, the directories, the listen address. A problem
+/// stops the server; a warning does not.
+pub fn check(config: &Config, mode: CheckMode) -> (Vec<Finding>, Facts) {
+    let mut findings: Vec<Finding> = config
+        .problems()
+        .into_iter()
+        .map(|p| problem(p.to_string()))
+        .collect();
+    let mut facts = Facts::default();
+
+    match check_cards(&config.keys_dir) {
+        Ok((cards, card_problems)) => {
+            facts.card_ids = cards.keys().cloned().collect();
+            findings.extend(card_problems.into_iter().map(|p| problem(p.to_string())));
+        }
+        Err(e) => findings.push(problem(e.to_string())),
+    }
+    findings.extend(keys_permissions(&config.keys_dir));
+    findings.extend(data_dir_findings(&config.data_dir));
+    if config.data_dir == config.keys_dir {
+        findings.push(warning(
+            "data_dir and keys_dir are the same directory: the server can write there, so a \
+             break-in could add a card. Keep the cards in a directory the server can only read."
+                .into(),
+        ));
+    }
+
+    if mode.probe_listen {
+        match std::net::TcpListener::bind(config.listen) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => findings.push(warning(format!(
+                "{} is in use: fine if Meldkluis is running there now, otherwise another program \
+                 holds it",
+                config.listen
+            ))),
+            Err(e) => findings.push(problem(
+                ConfigError::Listen {
+                    address: config.listen,
+                    problem: match e.kind() {
+                        std::io::ErrorKind::PermissionDenied => {
+                            "permission denied (ports below 1024 need privileges; use a port \
+                             such as 8080 behind the reverse proxy)"
+                                .into()
+                        }
+                        std::io::ErrorKind::AddrNotAvailable => {
+                            "this machine has no such address".into()
+                        }
+                        _ => e.to_string(),
+                    },
+                }
+                .to_string(),
+            )),
+        }
+    }
+    if running_as_root() {
+        findings.push(warning(
+            "running as root: the server should run as its own unprivileged user \
+             (deploy/meldkluis.service), and a check as root sees other rights than that \
+             user has (check with: sudo -u meldkluis meldkluis check-config …)"
+                .into(),
+        ));
+    }
+    if !config.listen.ip().is_loopback() {
+        findings.push(warning(format!(
+            "listen {} is not a loopback address: the server speaks plain HTTP, so only a TLS \
+             reverse proxy or an onion service should reach it (fine inside a container)",
+            config.listen
+        )));
+    }
+    if config.security_contact.is_none() {
+        findings.push(warning(
+            "security_contact is not set, so /.well-known/security.txt is not served; audits \
+             (BIO, the Dutch government's web guidelines) expect one"
+                .into(),
+        ));
+    }
+    if config.retention_days < 7 && config.retention_days > 0 {
+        findings.push(warning(format!(
+            "retention_days {} is short: a melder who looks once a week may miss the last answer",
+            config.retention_days
+        )));
+    }
+    if mode.inspect_database {
+        facts.database = describe_database(&config.database_path(), &mut findings);
+    }
+    findings.sort_by_key(|f| f.severity);
+    (findings, facts)
+}
+
+/// The effective user is root (Linux: the owner of `/proc/self`).
+fn running_as_root() -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+    }
+    #[cfg(not(unix))]
+    false
+}
+
+fn problem(message: String) -> Finding {
+    Finding {
+        severity: Severity::Problem,
+        message,
+    }
+}
+
+fn warning(message: String) -> Finding {
+    Finding {
+        severity: Severity::Warning,
+        message,
+    }
+}
+
+fn data_dir_findings(dir: &Path) -> Vec<Finding> {
+    let not_writable = |problem: String| {
+        vec![self::problem(
+            ConfigError::DataDirNotWritable {
+                path: dir.to_path_buf(),
+                problem,
+            }
+            .to_string(),
+        )]
+    };
+    match std::fs::metadata(dir) {
+        Ok(metadata) if !metadata.is_dir() => not_writable("it is not a directory".into()),
+        Ok(_) => match probe_writable(dir) {
+            Ok(()) => Vec::new(),
+            Err(e) => not_writable(plain_io(&e)),
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // The server creates it: the nearest existing parent must be writable.
+            let parent = dir
+                .ancestors()
+                .skip(1)
+                .find(|p| p.as_os_str().is_empty() || p.exists())
+                .map(|p| {
+                    if p.as_os_str().is_empty() {
+                        Path::new(".")
+                    } else {
+                        p
+                    }
+                })
+                .unwrap_or(Path::new("."));
+            match probe_writable(parent) {
+                Ok(()) => Vec::new(),
+                Err(e) => vec![self::problem(
+                    ConfigError::DataDir {
+                        path: dir.to_path_buf(),
+                        source: std::io::Error::new(
+                            e.kind(),
+                            format!(
+                                "it does not exist, and no directory can be made in {} ({})",
+                                parent.display(),
+                                match e.kind() {
+                                    std::io::ErrorKind::NotFound => e.to_string(),
+                                    _ => plain_io(&e),
+                                }
+                            ),
+                        ),
+                    }
+                    .to_string(),
+                )],
+            }
+        }
+        Err(e) => not_writable(plain_io(&e)),
+    }
+}
+
+/// Creates and removes a file in `dir`.
+fn probe_writable(dir: &Path) -> std::io::Result<()> {
+    let mut tag = [0u8; 8];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut tag);
+    let probe = dir.join(format!(".meldkluis-check-{}", hex::encode(tag)));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)?;
+    std::fs::remove_file(&probe)
+}
+
+#[cfg(unix)]
+fn keys_permissions(dir: &Path) -> Vec<Finding> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut findings = Vec::new();
+    let mut paths = vec![dir.to_path_buf()];
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        paths.extend(
+            entries
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "json")),
+        );
+    }
+    for path in paths {
+        let Ok(metadata) = std::fs::metadata(&path) else {
+            continue;
+        };
+        let mode = metadata.permissions().mode();
+        if mode & 0o002 != 0 {
+            findings.push(problem(ConfigError::KeysWritable(path).to_string()));
+        } else if mode & 0o020 != 0 {
+            findings.push(warning(format!(
+                "{} can be changed by its group: make sure only administrators are in it",
+                path.display()
+            )));
+        }
+    }
+    findings
+}
+
+#[cfg(not(unix))]
+fn keys_permissions(_dir: &Path) -> Vec<Finding> {
+    Vec::new()
+}
+
+/// A line about the database if there is one; a problem if it is not usable.
+fn describe_database(path: &Path, findings: &mut Vec<Finding>) -> Option<String> {
+    if !path.exists() {
+        return Some(format!(
+            "{} (not there yet; made at the first start)",
+            path.display()
+        ));
+    }
+    match super::backup::inspect(path) {
+        Ok(info) => Some(format!("{} ({info})", path.display())),
+        Err(e) => {
+            findings.push(problem(
+                ConfigError::Database {
+                    path: path.to_path_buf(),
+                    problem: format!("cannot be used: {e}"),
+                }
+                .to_string(),
+            ));
+            None
+        }
+    }
+}
+
+/// Loads every `*.json` in `dir` as a card, keyed by id; the first problem
+/// stops. The file name must be `<id>.json`, so an operator can see at a
+/// glance which card is which.
 pub fn load_cards(dir: &Path) -> Result<BTreeMap<String, Card>, ConfigError> {
+    let (cards, problems) = check_cards(dir)?;
+    match problems.into_iter().next() {
+        Some(problem) => Err(problem),
+        None => Ok(cards),
+    }
+}
+
+/// Loads every card it can and reports every problem, for `check-config`.
+pub fn check_cards(dir: &Path) -> Result<(BTreeMap<String, Card>, Vec<ConfigError>), ConfigError> {
     let keys_error = |source| ConfigError::KeysDir {
         path: dir.to_path_buf(),
         source,
@@ -82,38 +1014,231 @@ pub fn load_cards(dir: &Path) -> Result<BTreeMap<String, Card>, ConfigError> {
         .filter(|path| path.extension().is_some_and(|e| e == "json"))
         .collect();
     paths.sort();
+    let mut problems = Vec::new();
     let mut cards: BTreeMap<String, (Card, PathBuf)> = BTreeMap::new();
     for path in paths {
-        let bad = |problem: String| ConfigError::BadCard {
-            path: path.clone(),
-            problem,
+        let card = match load_card(&path) {
+            Ok(card) => card,
+            Err(problem) => {
+                problems.push(problem);
+                continue;
+            }
         };
-        let bytes = std::fs::read(&path).map_err(|e| bad(e.to_string()))?;
-        let card = Card::parse(&bytes).map_err(|e| bad(e.to_string()))?;
-        let stem = path
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .unwrap_or_default();
-        if stem != card.id {
-            return Err(bad(format!(
-                "the file must be named {}.json after the card's id",
-                card.id
-            )));
-        }
         if let Some((_, first)) = cards.get(&card.id) {
-            return Err(ConfigError::DuplicateId {
+            problems.push(ConfigError::DuplicateId {
                 id: card.id.clone(),
                 first: first.clone(),
                 second: path.clone(),
             });
+            continue;
         }
         cards.insert(card.id.clone(), (card, path));
     }
-    if cards.is_empty() {
-        return Err(ConfigError::NoCards(dir.to_path_buf()));
+    if cards.is_empty() && problems.is_empty() {
+        problems.push(ConfigError::NoCards(dir.to_path_buf()));
     }
-    Ok(cards
-        .into_iter()
-        .map(|(id, (card, _))| (id, card))
-        .collect())
+    Ok((
+        cards
+            .into_iter()
+            .map(|(id, (card, _))| (id, card))
+            .collect(),
+        problems,
+    ))
+}
+
+fn load_card(path: &Path) -> Result<Card, ConfigError> {
+    let bad = |problem: String| ConfigError::BadCard {
+        path: path.to_path_buf(),
+        problem,
+    };
+    if std::fs::metadata(path).is_ok_and(|m| m.is_dir()) {
+        return Err(bad("this is a directory, not a card file".into()));
+    }
+    // A card is a few hundred bytes; `Card::parse` refuses anything large,
+    // so read only a little more than it accepts.
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|file| file.take(1024 * 1024).read_to_end(&mut bytes))
+        .map_err(|e| bad(plain_io(&e)))?;
+    let card = Card::parse(&bytes).map_err(|e| bad(e.to_string()))?;
+    let stem = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or_default();
+    if stem != card.id {
+        return Err(bad(format!(
+            "the file must be named {}.json after the card's id",
+            card.id
+        )));
+    }
+    Ok(card)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Environment {
+        Environment::from_pairs(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+    }
+
+    fn load_text(text: &str, pairs: &[(&str, &str)]) -> Result<Loaded, Problems> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("meldkluis.toml");
+        std::fs::write(&path, text).unwrap();
+        load(Some(&path), &env(pairs), &Overrides::default())
+    }
+
+    #[test]
+    fn defaults_are_safe() {
+        let loaded = load(None, &env(&[]), &Overrides::default()).unwrap();
+        assert!(loaded.config.listen.ip().is_loopback());
+        assert_eq!(loaded.config, Config::default());
+        assert!(loaded.config.problems().is_empty());
+    }
+
+    #[test]
+    fn file_then_env_then_flags() {
+        let text = "listen = \"127.0.0.1:9000\"\nmax_body_bytes = 100000\nretention_days = 60\n\
+                    data_dir = \"state\"\n";
+        let loaded = load_text(text, &[("MELDKLUIS_LISTEN", "127.0.0.1:9001")]).unwrap();
+        assert_eq!(loaded.config.listen.port(), 9001);
+        assert_eq!(loaded.config.max_body_bytes, 100000);
+        assert_eq!(loaded.config.retention_days, 60);
+        // Relative paths in the file are relative to the file.
+        assert!(loaded.config.data_dir.ends_with("state"));
+        assert!(loaded.config.data_dir.is_absolute());
+        assert_eq!(
+            loaded.sources["listen"],
+            Source::Env("MELDKLUIS_LISTEN".into())
+        );
+
+        let flags = Overrides {
+            listen: Some("127.0.0.1:9002".parse().unwrap()),
+            ..Overrides::default()
+        };
+        let loaded = load(
+            None,
+            &env(&[("MELDKLUIS_LISTEN", "127.0.0.1:9001")]),
+            &flags,
+        )
+        .unwrap();
+        assert_eq!(loaded.config.listen.port(), 9002);
+    }
+
+    #[test]
+    fn every_problem_is_reported() {
+        let text = "listen = 8080\nmax_body_bytes = \"big\"\nlistn = \"x\"\n";
+        let problems = load_text(text, &[("MELDKLUIS_RETENTION_DAYS", "-1")]).unwrap_err();
+        let text = problems.to_string();
+        assert_eq!(problems.0.len(), 4, "{text}");
+        assert!(text.contains("listen"), "{text}");
+        assert!(text.contains("did you mean listen?"), "{text}");
+        assert!(text.contains("MELDKLUIS_RETENTION_DAYS"), "{text}");
+    }
+
+    #[test]
+    fn file_variants_read_one_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("contact");
+        std::fs::write(&path, "mailto:security@example.nl\n").unwrap();
+        let loaded = load(
+            None,
+            &env(&[("MELDKLUIS_SECURITY_CONTACT_FILE", path.to_str().unwrap())]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            loaded.config.security_contact.as_deref(),
+            Some("mailto:security@example.nl")
+        );
+        std::fs::write(&path, "mailto:a@example.nl\nmailto:b@example.nl\n").unwrap();
+        let problems = load(
+            None,
+            &env(&[("MELDKLUIS_SECURITY_CONTACT_FILE", path.to_str().unwrap())]),
+            &Overrides::default(),
+        )
+        .unwrap_err();
+        assert!(problems.to_string().contains("more than one line"));
+        let problems = load(
+            None,
+            &env(&[
+                ("MELDKLUIS_SECURITY_CONTACT_FILE", path.to_str().unwrap()),
+                ("MELDKLUIS_SECURITY_CONTACT", "mailto:c@example.nl"),
+            ]),
+            &Overrides::default(),
+        )
+        .unwrap_err();
+        assert!(problems.to_string().contains("set only one"));
+    }
+
+    #[test]
+    fn old_environment_names_still_work() {
+        let loaded = load(
+            None,
+            &env(&[("MELDKLUIS_DATA", "/srv/x")]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(loaded.config.data_dir, PathBuf::from("/srv/x"));
+    }
+
+    #[test]
+    fn misspelt_variables_are_warned_about() {
+        let loaded = load(
+            None,
+            &env(&[("MELDKLUIS_LISTN", "x")]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(loaded.warnings.len(), 1);
+        assert!(loaded.warnings[0].contains("MELDKLUIS_LISTEN"));
+        let loaded = load(
+            None,
+            &env(&[("MELDKLUIS_CHROMIUM", "x")]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert!(loaded.warnings.is_empty());
+    }
+
+    #[test]
+    fn limits() {
+        let mut config = Config {
+            max_body_bytes: 10,
+            retention_days: 0,
+            ..Config::default()
+        };
+        assert_eq!(config.problems().len(), 2);
+        config.max_body_bytes = usize::MAX;
+        config.retention_days = 100_000;
+        assert_eq!(config.problems().len(), 2);
+    }
+
+    #[test]
+    fn onion_locations() {
+        let host = "a".repeat(56);
+        for good in [
+            format!("http://{host}.onion"),
+            format!("https://{host}.onion/melden"),
+        ] {
+            assert!(valid_onion_location(&good), "{good}");
+        }
+        for bad in [
+            "http://example.nl".to_string(),
+            format!("ftp://{host}.onion"),
+            format!("http://{}.onion", "a".repeat(16)),
+            format!("http://{host}.onion/\r\nX-Evil: 1"),
+            format!("http://{}.onion", "1".repeat(56)),
+        ] {
+            assert!(!valid_onion_location(&bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn edit_distances() {
+        assert_eq!(edit_distance("listen", "listen"), 0);
+        assert_eq!(edit_distance("listn", "listen"), 1);
+        assert_eq!(edit_distance("data", "keys"), 4);
+    }
 }

@@ -71,6 +71,7 @@ pub fn prepare(listen: SocketAddr) -> Result<DemoSetup, DemoError> {
             keys_dir: keys,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             security_contact: Some("mailto:security@demo.invalid".into()),
+            ..Config::default()
         },
         root,
         vault: vault_dir,
