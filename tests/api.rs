@@ -228,6 +228,60 @@ fn hostile_input_is_refused_with_a_stable_code_and_changes_nothing() {
 }
 
 #[test]
+fn organisations_keep_their_counsellors_apart() {
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = common::make_vault_in_org(dir_a.path(), "vp-a", Some("bzk"));
+    let b = common::make_vault_in_org(dir_b.path(), "vp-b", Some("jenv"));
+    let server =
+        Server::start_with_cards(&[("vp-a", a.card.to_json()), ("vp-b", b.card.to_json())]);
+
+    let orgs = server.get("/api/v1/organisations").json();
+    assert_eq!(orgs["organisations"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        server.get("/api/v1/counsellors").error(),
+        "organisation_required"
+    );
+    assert_eq!(
+        server.get("/api/v1/counsellors?org=nope").error(),
+        "unknown_organisation"
+    );
+    let bzk = server.get("/api/v1/counsellors?org=bzk").json();
+    let ids: Vec<&str> = bzk["counsellors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["vp-a"]);
+    assert_eq!(bzk["organisation"]["id"], "bzk");
+
+    let before = server.table_counts();
+    let melder = Melder::new();
+    let report = melder.report_envelope("x", &["vp-a", "vp-b"]);
+    let mixed = server.post_json(
+        "/api/v1/reports",
+        &melder.report_request(&report, &[a.recipient(), b.recipient()]),
+    );
+    assert_eq!(
+        (mixed.status, mixed.error().as_str()),
+        (400, "mixed_organisations")
+    );
+    assert_eq!(server.table_counts(), before);
+
+    let page = server.get("/o/bzk/melden");
+    assert_eq!(page.status, 200);
+    let html = String::from_utf8(page.body).unwrap();
+    assert!(
+        html.contains("href=\"/o/bzk/mijn-melding\""),
+        "links stay under the organisation"
+    );
+    assert!(html.contains("src=\"/o/bzk/js/"));
+    assert_eq!(server.get("/o/bzk/js/protocol.js").status, 200);
+    assert_eq!(server.get("/o/bzk/en/report").status, 200);
+    assert_eq!(server.get("/o/nope/melden").status, 404);
+}
+
+#[test]
 fn security_txt_is_served_only_with_a_valid_contact() {
     let (server, _vault, _dir) = server_with_counsellor();
     assert_eq!(server.get("/.well-known/security.txt").status, 404);

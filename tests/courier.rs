@@ -7,6 +7,7 @@ mod common;
 
 use common::{Melder, Server, make_vault, reopen};
 use meldkluis::format::bundle::{Outbox, OutboxKind};
+use meldkluis::format::day::Day;
 use meldkluis::format::envelope::{Envelope, Kind};
 use meldkluis::format::ids::{CaseId, MessageId};
 use meldkluis::review::commands;
@@ -58,12 +59,19 @@ fn full_round_trip_through_the_courier() {
     );
 
     let case = *vault.state.cases.keys().next().unwrap();
-    let shown = commands::show(&vault, &case).unwrap();
+    let shown = commands::show(&vault, &case, Day::today()).unwrap();
     assert!(shown.contains("De directeur declareert privéreizen."));
     assert!(shown.contains("bel mij na 18:00"));
-    assert!(commands::list(&vault).contains(&case.to_hex()[..8]));
+    assert!(commands::list(&vault, Day::today()).contains(&case.to_hex()[..8]));
 
-    commands::reply(&mut vault, &case, "Dank u, wij nemen dit in behandeling.").unwrap();
+    commands::send(
+        &mut vault,
+        &case,
+        "Dank u, wij nemen dit in behandeling.",
+        None,
+        Day::today(),
+    )
+    .unwrap();
     let outbox = commands::outbox(&mut vault).unwrap();
     let answer = server.sync(&outbox);
     assert_eq!(answer.status, 200);
@@ -99,7 +107,7 @@ fn full_round_trip_through_the_courier() {
         "only what is new since the acknowledged inbox"
     );
     assert!(
-        commands::show(&vault, &case)
+        commands::show(&vault, &case, Day::today())
             .unwrap()
             .contains("Er is meer: ook in 2025.")
     );
@@ -148,7 +156,7 @@ fn hostile_outboxes_are_refused_and_change_nothing() {
     commands::import(&mut vault, &answer.body).unwrap();
     let case = *vault.state.cases.keys().next().unwrap();
 
-    commands::reply(&mut vault, &case, "Antwoord.").unwrap();
+    commands::send(&mut vault, &case, "Antwoord.", None, Day::today()).unwrap();
     let good = commands::outbox(&mut vault).unwrap();
     assert_eq!(server.sync(&good).status, 200);
     // The very same bundle again (a courier retry) is answered, not re-applied.

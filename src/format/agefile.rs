@@ -251,9 +251,18 @@ mod tests {
     fn refuses_truncated_messages_at_every_length() {
         let file = x25519_file(128 * 1024);
         AgeBlob::parse_message(file.clone()).unwrap();
+        // A cut exactly at the length of a smaller bucket looks like a
+        // complete smaller message; only the key holder can tell (age's
+        // last-chunk flag). Those few lengths are skipped here.
+        let payload_start = file.len() - (16 + 2 * CHUNK_BYTES);
+        let smaller_buckets: Vec<usize> = [4096usize, 8192, 16_384, 32_768, 65_536]
+            .iter()
+            .map(|b| payload_start + NONCE_BYTES + b + TAG_BYTES * b.div_ceil(65_536))
+            .collect();
         for cut in (0..file.len())
             .step_by(61)
             .chain(file.len() - 40..file.len())
+            .filter(|cut| !smaller_buckets.contains(cut))
         {
             let err = AgeBlob::parse_message(file[..cut].to_vec()).unwrap_err();
             assert!(

@@ -50,7 +50,11 @@ fn malformed(text: impl Into<String>) -> BundleError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum OutboxKind {
+    /// A counsellor's message to the melder (any status but closed).
     Reply,
+    /// The closing message: the server learns the case is closed, to delete
+    /// it after the retention period.
+    Close,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -261,11 +265,11 @@ impl Inbox {
     }
 
     /// Decrypts and checks an inbox.
-    pub fn open(ciphertext: &[u8], identity: &dyn age::Identity) -> Result<Self, BundleError> {
+    pub fn open(ciphertext: &[u8], identities: &[&dyn age::Identity]) -> Result<Self, BundleError> {
         let decryptor =
             age::Decryptor::new(ciphertext).map_err(|e| BundleError::Decrypt(e.to_string()))?;
         let mut reader = decryptor
-            .decrypt(std::iter::once(identity))
+            .decrypt(identities.iter().copied())
             .map_err(|e| BundleError::Decrypt(e.to_string()))?
             .take(MAX_BUNDLE_BYTES as u64 + 1);
         let mut tar = Vec::new();
@@ -587,13 +591,13 @@ mod tests {
         )
         .unwrap();
         AgeBlob::parse(sealed.clone()).unwrap();
-        let inbox = Inbox::open(&sealed, &identity).unwrap();
+        let inbox = Inbox::open(&sealed, &[&identity]).unwrap();
         assert_eq!(inbox.manifest.applied, applied);
         assert_eq!(inbox.manifest.items[0].seq, 4);
         assert_eq!(inbox.files.len(), 1);
         let stranger = age::x25519::Identity::generate();
         assert!(matches!(
-            Inbox::open(&sealed, &stranger),
+            Inbox::open(&sealed, &[&stranger]),
             Err(BundleError::Decrypt(_))
         ));
     }

@@ -26,6 +26,10 @@ pub struct Card {
     pub id: String,
     pub name: String,
     pub organisation: String,
+    /// Short id of the organisation (its page path `/o/<org>/`); when absent,
+    /// derived from `organisation` by `slugify`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org: Option<String>,
     pub kind: CounsellorKind,
     #[serde(default)]
     pub description: String,
@@ -51,6 +55,21 @@ pub fn valid_id(id: &str) -> bool {
         && bytes
             .iter()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+}
+
+/// A lower-case id from a display name: ASCII letters and digits, the rest
+/// one dash ("Ministerie van BZK" → "ministerie-van-bzk"), at most 63.
+pub fn slugify(name: &str) -> String {
+    let mut out = String::new();
+    for c in name.to_lowercase().chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c);
+        } else if !out.ends_with('-') && !out.is_empty() {
+            out.push('-');
+        }
+    }
+    let out: String = out.chars().take(63).collect();
+    out.trim_end_matches('-').to_string()
 }
 
 fn length_ok(text: &str, min: usize, max: usize) -> bool {
@@ -95,9 +114,21 @@ impl Card {
                 "description must be at most 1000 characters without control characters",
             ));
         }
+        if !valid_id(&self.org_id()) {
+            return Err(Invalid(
+                "org must be 2-63 lower-case letters, digits or dashes (or give an organisation name it can be made from)",
+            ));
+        }
         self.recipient()?;
         self.verifying_key()?;
         Ok(())
+    }
+
+    /// The organisation this counsellor serves.
+    pub fn org_id(&self) -> String {
+        self.org
+            .clone()
+            .unwrap_or_else(|| slugify(&self.organisation))
     }
 
     pub fn recipient(&self) -> Result<age::x25519::Recipient, CardError> {
@@ -135,6 +166,7 @@ mod tests {
             id: "vp-jansen".into(),
             name: "A. Jansen".into(),
             organisation: "Ministerie van Voorbeeldzaken".into(),
+            org: None,
             kind: CounsellorKind::External,
             description: String::new(),
             age_recipient: age::x25519::Identity::generate().to_public().to_string(),
@@ -146,6 +178,20 @@ mod tests {
     fn round_trips() {
         let card = sample();
         assert_eq!(Card::parse(card.to_json().as_bytes()).unwrap(), card);
+        assert_eq!(card.org_id(), "ministerie-van-voorbeeldzaken");
+        let mut explicit = card.clone();
+        explicit.org = Some("bzk".into());
+        assert_eq!(
+            Card::parse(explicit.to_json().as_bytes()).unwrap().org_id(),
+            "bzk"
+        );
+    }
+
+    #[test]
+    fn slugs() {
+        assert_eq!(slugify("Mr. A. Jansen"), "mr-a-jansen");
+        assert_eq!(slugify("  Ministerie van BZK!"), "ministerie-van-bzk");
+        assert_eq!(slugify("Ω"), "");
     }
 
     #[test]
@@ -169,6 +215,12 @@ mod tests {
         bad.push(c);
         let mut c = good.clone();
         c.format = "other".into();
+        bad.push(c);
+        let mut c = good.clone();
+        c.org = Some("Ministerie".into());
+        bad.push(c);
+        let mut c = good.clone();
+        c.organisation = "Ω".into();
         bad.push(c);
         for card in bad {
             assert!(Card::parse(card.to_json().as_bytes()).is_err(), "{card:?}");

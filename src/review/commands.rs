@@ -1,16 +1,44 @@
 //! What the reviewer's subcommands do, as functions on an open vault. The
-//! binary only parses arguments, asks for the passphrase and prints.
+//! binary only parses arguments, asks for the passphrase and prints. `today`
+//! is a parameter wherever deadlines matter, so tests run on a fixed clock.
 
 use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
 
 use crate::format::bundle::{Inbox, Outbox, OutboxKind};
-use crate::format::envelope::{Author, Envelope, Kind};
+use crate::format::day::Day;
+use crate::format::envelope::{Author, Envelope, Kind, Status};
 use crate::format::ids::{CaseId, MessageId};
 
+use super::deadlines::{Duty, Urgency, deadlines, urgency};
 use super::error::ReviewError;
+use super::export::{sanitize_file_name, write_new_file};
+use super::stats::current_status;
 use super::terminal::{clean, clean_line};
-use super::vault::{CaseRecord, MessageRecord, Pending, Vault};
-use crate::format::day::Day;
+use super::vault::{CaseRecord, MessageRecord, Note, Pending, Vault};
+
+/// The language of a standard text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    Nl,
+    En,
+}
+
+/// The standard acknowledgement, to send as is or to edit.
+pub fn acknowledgement_template(lang: Lang) -> &'static str {
+    match lang {
+        Lang::Nl => include_str!("templates/acknowledgement.nl.txt"),
+        Lang::En => include_str!("templates/acknowledgement.en.txt"),
+    }
+}
+
+/// The standard closing message, which invites the melder's evaluation.
+pub fn closing_template(lang: Lang) -> &'static str {
+    match lang {
+        Lang::Nl => include_str!("templates/closing.nl.txt"),
+        Lang::En => include_str!("templates/closing.en.txt"),
+    }
+}
 
 /// What an import brought.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -19,13 +47,14 @@ pub struct ImportSummary {
     pub new_messages: usize,
     /// Queued items the server confirmed; they leave the queue.
     pub confirmed: usize,
-    /// Messages that could not be read (stored, shown as unreadable).
+    /// Messages this vault cannot read: damaged, or another counsellor's
+    /// reply (encrypted to the melder and its author only).
     pub unreadable: usize,
 }
 
 /// Imports an inbox: idempotent, so the same inbox twice changes nothing.
 pub fn import(vault: &mut Vault, inbox_bytes: &[u8]) -> Result<ImportSummary, ReviewError> {
-    let inbox = Inbox::open(inbox_bytes, vault.identity())?;
+    let inbox = Inbox::open(inbox_bytes, &vault.identities())?;
     if inbox.manifest.counsellor != vault.card.id {
         return Err(ReviewError::NotMyInbox(inbox.manifest.counsellor));
     }
@@ -34,35 +63,38 @@ pub fn import(vault: &mut Vault, inbox_bytes: &[u8]) -> Result<ImportSummary, Re
     items.sort_by_key(|item| item.seq);
     for item in &items {
         let body = &inbox.files[&item.id];
+        vault.state.inbox_ack = vault.state.inbox_ack.max(item.seq);
         let known = vault
             .state
             .cases
             .get(&item.case)
             .is_some_and(|case| case.messages.iter().any(|m| m.id == item.id));
-        vault.state.inbox_ack = vault.state.inbox_ack.max(item.seq);
         if known {
             continue;
         }
         vault.store_message(&item.id, body.as_bytes())?;
-        let envelope = Envelope::open(body.as_bytes(), &[vault.identity()]).ok();
+        let envelope = Envelope::open(body.as_bytes(), &vault.identities()).ok();
         if envelope.is_none() {
             summary.unreadable += 1;
         }
         let case = vault.state.cases.entry(item.case).or_insert_with(|| {
             summary.new_cases += 1;
-            CaseRecord {
-                received: item.day,
-                reply_recipient: None,
-                category: None,
-                messages: Vec::new(),
-            }
+            CaseRecord::new(item.day)
         });
-        if let Some(report) = envelope.filter(|e| e.kind == Kind::Report && item.author == "melder")
-            && case.reply_recipient.is_none()
-        {
-            case.reply_recipient = report.reply_recipient;
-            case.category = report.category;
-            case.received = item.day;
+        let from_melder = item.author == "melder";
+        match envelope {
+            Some(report)
+                if from_melder && report.kind == Kind::Report && case.reply_recipient.is_none() =>
+            {
+                case.reply_recipient = report.reply_recipient;
+                case.category = report.category;
+                case.counsellors = report.counsellors;
+                case.received = item.day;
+            }
+            Some(evaluation) if from_melder && evaluation.kind == Kind::Evaluation => {
+                case.evaluation = evaluation.evaluation;
+            }
+            _ => {}
         }
         case.messages.push(MessageRecord {
             id: item.id,
@@ -99,29 +131,58 @@ pub fn resolve_case(vault: &Vault, prefix: &str) -> Result<CaseId, ReviewError> 
     }
 }
 
-/// One line per case: id prefix, day received, messages, what waits.
-pub fn list(vault: &Vault) -> String {
-    let mut cases: Vec<(&CaseId, &CaseRecord)> = vault.state.cases.iter().collect();
-    cases.sort_by_key(|(id, case)| (case.received, **id));
+fn urgency_label(urgency: &Urgency) -> String {
+    let duty = |d: &Duty| match d {
+        Duty::Acknowledge => "ontvangst bevestigen / acknowledge",
+        Duty::Feedback => "terugkoppelen / feedback",
+    };
+    match urgency {
+        Urgency::Overdue { duty: d, since } => {
+            format!("TE LAAT / OVERDUE: {} (uiterlijk / due {since})", duty(d))
+        }
+        Urgency::Soon { duty: d, by } => {
+            format!("BINNENKORT / SOON: {} uiterlijk / by {by}", duty(d))
+        }
+        Urgency::Pending { duty: d, by } => format!("{} uiterlijk / by {by}", duty(d)),
+        Urgency::Done => "termijnen gehaald / deadlines met".into(),
+        Urgency::Closed => "gesloten / closed".into(),
+    }
+}
+
+/// Cases sorted by urgency (overdue first), open cases before closed ones.
+fn by_urgency(vault: &Vault, today: Day) -> Vec<(CaseId, &CaseRecord, Urgency)> {
+    let mut cases: Vec<_> = vault
+        .state
+        .cases
+        .iter()
+        .map(|(id, case)| (*id, case, urgency(case, today)))
+        .collect();
+    cases.sort_by_key(|(id, case, urgency)| (urgency.sort_key(), case.received, *id));
+    cases
+}
+
+/// One line per case, most urgent first.
+pub fn list(vault: &Vault, today: Day) -> String {
+    let cases = by_urgency(vault, today);
     if cases.is_empty() {
         return "Geen zaken. / No cases.\n".into();
     }
     let mut out = String::new();
-    for (id, case) in cases {
-        let last = case.messages.last();
-        let waiting = last.is_some_and(|m| m.author == "melder");
+    for (id, case, urgency) in cases {
+        let waiting = case.messages.last().is_some_and(|m| m.author == "melder");
         let _ = writeln!(
             out,
-            "{}  {}  {:>3} berichten/messages  {}  {}",
+            "{}  {}  {:<14}  {:<24}  {}{}",
             &id.to_hex()[..8],
             case.received,
-            case.messages.len(),
+            current_status(case),
             case.category
                 .as_deref()
                 .map(clean_line)
                 .unwrap_or_else(|| "-".into()),
+            urgency_label(&urgency),
             if waiting {
-                "wacht op u / awaiting you"
+                "  · nieuw bericht / new message"
             } else {
                 ""
             }
@@ -137,12 +198,52 @@ pub fn list(vault: &Vault) -> String {
     out
 }
 
+/// The deadlines of every open case; `true` when something is overdue.
+pub fn deadlines_report(vault: &Vault, today: Day) -> (String, bool) {
+    let mut out = String::new();
+    let mut overdue = false;
+    for (id, _, urgency) in by_urgency(vault, today) {
+        if matches!(urgency, Urgency::Closed | Urgency::Done) {
+            continue;
+        }
+        overdue |= urgency.is_overdue();
+        let _ = writeln!(out, "{}  {}", &id.to_hex()[..8], urgency_label(&urgency));
+    }
+    if out.is_empty() {
+        out.push_str("Geen openstaande termijnen. / No open deadlines.\n");
+    }
+    (out, overdue)
+}
+
 /// The whole case, decrypted, with every untrusted character neutralised.
-pub fn show(vault: &Vault, case_id: &CaseId) -> Result<String, ReviewError> {
+pub fn show(vault: &Vault, case_id: &CaseId, today: Day) -> Result<String, ReviewError> {
     let case = &vault.state.cases[case_id];
     let mut out = String::new();
     let _ = writeln!(out, "Zaak / case {case_id}");
     let _ = writeln!(out, "Ontvangen / received: {}", case.received);
+    let _ = writeln!(out, "Status: {}", current_status(case));
+    if case.counsellors.len() > 1 {
+        let names: Vec<String> = case.counsellors.iter().map(|c| clean_line(c)).collect();
+        let _ = writeln!(
+            out,
+            "Vertrouwenspersonen / counsellors: {}",
+            names.join(", ")
+        );
+    }
+    let due = deadlines(case.received, case.acknowledged);
+    let _ = writeln!(
+        out,
+        "Bevestigen uiterlijk / acknowledge by {}{}; terugkoppelen uiterlijk / feedback by {}{}",
+        due.acknowledge_by,
+        case.acknowledged
+            .map(|d| format!(" (gedaan / done {d})"))
+            .unwrap_or_default(),
+        due.feedback_by,
+        case.feedback
+            .map(|d| format!(" (gedaan / done {d})"))
+            .unwrap_or_default(),
+    );
+    let _ = writeln!(out, "Nu / now: {}", urgency_label(&urgency(case, today)));
     for record in &case.messages {
         let _ = writeln!(
             out,
@@ -152,26 +253,13 @@ pub fn show(vault: &Vault, case_id: &CaseId) -> Result<String, ReviewError> {
             author_label(vault, &record.author)
         );
         let body = vault.read_message(&record.id)?;
-        match Envelope::open(&body, &[vault.identity()]) {
-            Ok(envelope) => {
-                if let Some(category) = &envelope.category {
-                    let _ = writeln!(out, "Categorie / category: {}", clean_line(category));
-                }
-                if let Some(contact) = &envelope.contact {
-                    let _ = writeln!(out, "Contact: {}", clean_line(contact));
-                }
-                let _ = writeln!(out, "{}", clean(&envelope.text));
-                for (n, attachment) in envelope.attachments.iter().enumerate() {
-                    let size = attachment.bytes().map(|b| b.len()).unwrap_or(0);
-                    let _ = writeln!(
-                        out,
-                        "[bijlage / attachment {}] {} ({}, {} bytes)",
-                        n + 1,
-                        clean_line(&attachment.name),
-                        clean_line(&attachment.media_type),
-                        size
-                    );
-                }
+        match Envelope::open(&body, &vault.identities()) {
+            Ok(envelope) => write_envelope(&mut out, &envelope),
+            Err(_) if record.author != "melder" && record.author != vault.card.id => {
+                let _ = writeln!(
+                    out,
+                    "[antwoord van een andere vertrouwenspersoon, alleen voor de melder versleuteld / another counsellor's reply, encrypted for the melder only]"
+                );
             }
             Err(e) => {
                 let _ = writeln!(
@@ -182,7 +270,46 @@ pub fn show(vault: &Vault, case_id: &CaseId) -> Result<String, ReviewError> {
             }
         }
     }
+    for note in &case.notes {
+        let _ = writeln!(
+            out,
+            "\n── {} · notitie / note (alleen in uw kluis / only in your vault) ──\n{}",
+            note.day,
+            clean(&note.text)
+        );
+    }
     Ok(out)
+}
+
+fn write_envelope(out: &mut String, envelope: &Envelope) {
+    if let Some(status) = envelope.status {
+        let _ = writeln!(out, "Status → {}", status.as_str());
+    }
+    if let Some(category) = &envelope.category {
+        let _ = writeln!(out, "Categorie / category: {}", clean_line(category));
+    }
+    if let Some(contact) = &envelope.contact {
+        let _ = writeln!(out, "Contact: {}", clean_line(contact));
+    }
+    if let Some(evaluation) = envelope.evaluation {
+        let _ = writeln!(
+            out,
+            "Evaluatie / evaluation: proces / process {}/5, gehoord / heard {}/5",
+            evaluation.process, evaluation.heard
+        );
+    }
+    let _ = writeln!(out, "{}", clean(&envelope.text));
+    for (n, attachment) in envelope.attachments.iter().enumerate() {
+        let size = attachment.bytes().map(|b| b.len()).unwrap_or(0);
+        let _ = writeln!(
+            out,
+            "[bijlage / attachment {}] {} ({}, {} bytes)",
+            n + 1,
+            clean_line(&attachment.name),
+            clean_line(&attachment.media_type),
+            size
+        );
+    }
 }
 
 fn author_label(vault: &Vault, author: &str) -> String {
@@ -195,20 +322,32 @@ fn author_label(vault: &Vault, author: &str) -> String {
     }
 }
 
-/// Writes a reply, encrypted to the melder and to this counsellor, and
-/// queues it for the next outbox.
-pub fn reply(vault: &mut Vault, case_id: &CaseId, text: &str) -> Result<MessageId, ReviewError> {
+/// Writes a message to the melder — encrypted to the melder and to this
+/// counsellor — optionally setting a status, and queues it for the next
+/// outbox. The first message is the acknowledgement of receipt; a message
+/// marked feedback-given or closed gives feedback; closed closes the case.
+pub fn send(
+    vault: &mut Vault,
+    case_id: &CaseId,
+    text: &str,
+    status: Option<Status>,
+    today: Day,
+) -> Result<MessageId, ReviewError> {
     let case = &vault.state.cases[case_id];
     let melder: age::x25519::Recipient = case
         .reply_recipient
         .as_deref()
         .and_then(|r| r.parse().ok())
         .ok_or_else(|| ReviewError::NoReplyRecipient(case_id.to_hex()))?;
+    if case.closed.is_some() {
+        return Err(ReviewError::CaseClosed(case_id.to_hex()));
+    }
     let mut envelope = Envelope::new(Kind::Reply, text);
     envelope.author = Some(Author {
         id: vault.card.id.clone(),
         name: vault.card.name.clone(),
     });
+    envelope.status = status;
     let sealed = envelope.seal(&[melder, vault.recipient()])?;
     let id = MessageId::random();
     vault.store_message(&id, &sealed)?;
@@ -218,16 +357,96 @@ pub fn reply(vault: &mut Vault, case_id: &CaseId, text: &str) -> Result<MessageI
         id,
         author,
         kind: Kind::Reply.as_str().into(),
-        day: Day::today(),
+        day: today,
         seq: None,
     });
+    case.acknowledged.get_or_insert(today);
+    if matches!(status, Some(Status::FeedbackGiven | Status::Closed)) {
+        case.feedback.get_or_insert(today);
+    }
+    if let Some(status) = status {
+        case.status = Some((status, today));
+    }
+    let kind = if status == Some(Status::Closed) {
+        case.closed = Some(today);
+        OutboxKind::Close
+    } else {
+        OutboxKind::Reply
+    };
     vault.state.pending.push(Pending {
         id,
         case: *case_id,
-        kind: OutboxKind::Reply,
+        kind,
     });
     vault.save()?;
     Ok(id)
+}
+
+/// Adds a private note; it never leaves the vault.
+pub fn note(
+    vault: &mut Vault,
+    case_id: &CaseId,
+    text: &str,
+    today: Day,
+) -> Result<(), ReviewError> {
+    let case = vault
+        .state
+        .cases
+        .get_mut(case_id)
+        .expect("resolved by the caller");
+    case.notes.push(Note {
+        day: today,
+        text: text.to_string(),
+    });
+    vault.save()
+}
+
+/// Writes every attachment of a case into `dir` under sanitised names;
+/// returns the files written.
+pub fn export(vault: &Vault, case_id: &CaseId, dir: &Path) -> Result<Vec<PathBuf>, ReviewError> {
+    std::fs::create_dir_all(dir).map_err(ReviewError::io(dir))?;
+    let case = &vault.state.cases[case_id];
+    let mut written = Vec::new();
+    for (m, record) in case.messages.iter().enumerate() {
+        let body = vault.read_message(&record.id)?;
+        let Ok(envelope) = Envelope::open(&body, &vault.identities()) else {
+            continue;
+        };
+        for attachment in &envelope.attachments {
+            let bytes = attachment.bytes()?;
+            let name = format!("{:02}-{}", m + 1, sanitize_file_name(&attachment.name));
+            written.push(write_new_file(dir, &name, &bytes)?);
+        }
+    }
+    Ok(written)
+}
+
+/// Closed cases whose closure is more than `retention_days` ago.
+pub fn purge_candidates(vault: &Vault, today: Day, retention_days: i64) -> Vec<CaseId> {
+    vault
+        .state
+        .cases
+        .iter()
+        .filter(|(_, case)| {
+            case.closed
+                .is_some_and(|closed| (today.0 - closed.0).whole_days() > retention_days)
+        })
+        .map(|(id, _)| *id)
+        .collect()
+}
+
+/// Removes cases from the vault: their record and their stored messages.
+pub fn purge(vault: &mut Vault, cases: &[CaseId]) -> Result<usize, ReviewError> {
+    for id in cases {
+        if let Some(case) = vault.state.cases.remove(id) {
+            for message in &case.messages {
+                vault.remove_message(&message.id)?;
+            }
+        }
+        vault.state.pending.retain(|p| p.case != *id);
+    }
+    vault.save()?;
+    Ok(cases.len())
 }
 
 /// Makes the next signed outbox with everything queued (an empty one is the

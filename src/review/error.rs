@@ -31,6 +31,9 @@ pub enum ReviewError {
     /// The case has no reply recipient (its report could not be read).
     #[error("case {0} has no readable report, so a reply cannot be encrypted to the melder")]
     NoReplyRecipient(String),
+    /// A closed case takes no more messages.
+    #[error("case {0} is closed")]
+    CaseClosed(String),
     /// A reply that breaks the envelope rules.
     #[error("{0}")]
     Envelope(#[from] crate::format::envelope::EnvelopeError),

@@ -4,7 +4,10 @@
 //! socket (tests/run-all.sh checks the dependency tree).
 
 pub mod commands;
+pub mod deadlines;
 pub mod error;
+pub mod export;
+pub mod stats;
 pub mod terminal;
 pub mod vault;
 

@@ -23,6 +23,7 @@ use super::error::ReviewError;
 use crate::format::bundle::OutboxKind;
 use crate::format::card::{Card, CounsellorKind};
 use crate::format::day::Day;
+use crate::format::envelope::{Evaluation, Status};
 use crate::format::ids::{CaseId, MessageId};
 
 const IDENTITY: &str = "identity.age";
@@ -51,6 +52,51 @@ pub struct CaseRecord {
     pub reply_recipient: Option<String>,
     pub category: Option<String>,
     pub messages: Vec<MessageRecord>,
+    /// The counsellors the melder chose, from the report.
+    #[serde(default)]
+    pub counsellors: Vec<String>,
+    /// Day of this counsellor's first message: the acknowledgement of receipt.
+    #[serde(default)]
+    pub acknowledged: Option<Day>,
+    /// Day feedback was first given (a reply marked feedback-given, or closing).
+    #[serde(default)]
+    pub feedback: Option<Day>,
+    #[serde(default)]
+    pub closed: Option<Day>,
+    /// The latest status this counsellor set, with its day.
+    #[serde(default)]
+    pub status: Option<(Status, Day)>,
+    /// The melder's evaluation, when one arrived.
+    #[serde(default)]
+    pub evaluation: Option<Evaluation>,
+    /// Private notes: only in this vault, never sent.
+    #[serde(default)]
+    pub notes: Vec<Note>,
+}
+
+impl CaseRecord {
+    pub fn new(received: Day) -> Self {
+        CaseRecord {
+            received,
+            reply_recipient: None,
+            category: None,
+            messages: Vec::new(),
+            counsellors: Vec::new(),
+            acknowledged: None,
+            feedback: None,
+            closed: None,
+            status: None,
+            evaluation: None,
+            notes: Vec::new(),
+        }
+    }
+}
+
+/// A counsellor's private note on a case.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Note {
+    pub day: Day,
+    pub text: String,
 }
 
 /// An item waiting for the next outbox; it stays queued (and is sent again)
@@ -75,14 +121,17 @@ pub struct NewCounsellor {
     pub id: String,
     pub name: String,
     pub organisation: String,
+    /// The organisation's short id; derived from `organisation` when absent.
+    pub org: Option<String>,
     pub kind: CounsellorKind,
     pub description: String,
 }
 
-/// An open vault. The identity and signing key zeroize themselves on drop.
+/// An open vault. The identities and signing key zeroize themselves on drop.
 pub struct Vault {
     dir: PathBuf,
-    identity: age::x25519::Identity,
+    /// The current identity first, then older ones kept for older messages.
+    identities: Vec<age::x25519::Identity>,
     signing: SigningKey,
     pub card: Card,
     pub state: State,
@@ -98,8 +147,6 @@ impl Vault {
         if dir.join(IDENTITY).exists() {
             return Err(ReviewError::VaultExists(dir.to_path_buf()));
         }
-        create_private_dir(dir)?;
-        create_private_dir(&dir.join(MESSAGES))?;
         let identity = age::x25519::Identity::generate();
         let signing = SigningKey::generate(&mut rand::rngs::OsRng);
         let card = Card {
@@ -108,45 +155,69 @@ impl Vault {
             id: who.id,
             name: who.name,
             organisation: who.organisation,
+            org: who.org,
             kind: who.kind,
             description: who.description,
             age_recipient: identity.to_public().to_string(),
             signing_key: STANDARD.encode(signing.verifying_key().as_bytes()),
         };
         card.validate()?;
-
-        // The identity file is a standard age identity file, encrypted with the
-        // passphrase (scrypt), readable by `age -d -i identity.age`.
-        let identity_file = Zeroizing::new(format!(
-            "# Meldkluis counsellor identity of {}\n# public key: {}\n{}\n",
-            card.id,
-            card.age_recipient,
-            identity.to_string().expose_secret()
-        ));
-        let encrypted = age::Encryptor::with_user_passphrase(passphrase);
-        let mut out = Vec::new();
-        let mut writer = encrypted
-            .wrap_output(&mut out)
-            .map_err(ReviewError::io(dir.join(IDENTITY)))?;
-        writer
-            .write_all(identity_file.as_bytes())
-            .and_then(|_| writer.finish().map(|_| ()))
-            .map_err(ReviewError::io(dir.join(IDENTITY)))?;
-        write_atomic(&dir.join(IDENTITY), &out)?;
-
-        let seed = Zeroizing::new(STANDARD.encode(signing.to_bytes()));
-        let sealed = encrypt_to(&identity.to_public(), seed.as_bytes());
-        write_atomic(&dir.join(SIGNING_KEY), &sealed)?;
-        write_atomic(&dir.join(CARD), card.to_json().as_bytes())?;
+        create_private_dir(dir)?;
+        create_private_dir(&dir.join(MESSAGES))?;
         let vault = Vault {
             dir: dir.to_path_buf(),
-            identity,
+            identities: vec![identity],
             signing,
             card,
             state: State::default(),
         };
+        vault.write_keys(passphrase)?;
         vault.save()?;
         Ok(vault)
+    }
+
+    /// Replaces the identity and signing key with new ones. Older identities
+    /// stay in `identity.age`, so messages encrypted to them still open; the
+    /// card gets the new keys and must replace the old one on the server.
+    pub fn rotate_keys(&mut self, passphrase: SecretString) -> Result<(), ReviewError> {
+        let identity = age::x25519::Identity::generate();
+        self.signing = SigningKey::generate(&mut rand::rngs::OsRng);
+        self.card.age_recipient = identity.to_public().to_string();
+        self.card.signing_key = STANDARD.encode(self.signing.verifying_key().as_bytes());
+        self.identities.insert(0, identity);
+        self.write_keys(passphrase)?;
+        self.save()
+    }
+
+    /// Writes identity.age (all identities, passphrase-encrypted),
+    /// signing-key.age (to the current identity) and card.json.
+    fn write_keys(&self, passphrase: SecretString) -> Result<(), ReviewError> {
+        // A standard age identity file, encrypted with the passphrase
+        // (scrypt), readable by `age -d -i identity.age`.
+        let mut identity_file = Zeroizing::new(format!(
+            "# Meldkluis counsellor identity of {}\n# current public key: {}\n# (older keys follow the current one; keep them for older messages)\n",
+            self.card.id, self.card.age_recipient,
+        ));
+        for identity in &self.identities {
+            identity_file.push_str(identity.to_string().expose_secret());
+            identity_file.push('\n');
+        }
+        let path = self.dir.join(IDENTITY);
+        let encryptor = age::Encryptor::with_user_passphrase(passphrase);
+        let mut out = Vec::new();
+        let mut writer = encryptor
+            .wrap_output(&mut out)
+            .map_err(ReviewError::io(&path))?;
+        writer
+            .write_all(identity_file.as_bytes())
+            .and_then(|_| writer.finish().map(|_| ()))
+            .map_err(ReviewError::io(&path))?;
+        write_atomic(&path, &out)?;
+
+        let seed = Zeroizing::new(STANDARD.encode(self.signing.to_bytes()));
+        let sealed = encrypt_to(&self.recipient(), seed.as_bytes());
+        write_atomic(&self.dir.join(SIGNING_KEY), &sealed)?;
+        write_atomic(&self.dir.join(CARD), self.card.to_json().as_bytes())
     }
 
     /// Opens the vault in `dir` with the passphrase.
@@ -168,15 +239,21 @@ impl Vault {
         reader
             .read_to_string(&mut text)
             .map_err(|e| damaged(&identity_path, e))?;
-        let identity: age::x25519::Identity = text
+        let identities: Vec<age::x25519::Identity> = text
             .lines()
             .map(str::trim)
-            .find(|line| line.starts_with("AGE-SECRET-KEY-1"))
-            .and_then(|line| line.parse().ok())
-            .ok_or_else(|| damaged(&identity_path, "no X25519 identity inside"))?;
+            .filter(|line| line.starts_with("AGE-SECRET-KEY-1"))
+            .map(|line| {
+                line.parse()
+                    .map_err(|_| damaged(&identity_path, "a malformed identity"))
+            })
+            .collect::<Result<_, _>>()?;
+        if identities.is_empty() {
+            return Err(damaged(&identity_path, "no X25519 identity inside"));
+        }
 
         let signing_path = dir.join(SIGNING_KEY);
-        let seed = decrypt_file(&identity, &signing_path)?;
+        let seed = decrypt_file(&identities, &signing_path)?;
         let seed: Zeroizing<Vec<u8>> = Zeroizing::new(
             STANDARD
                 .decode(seed.trim_ascii())
@@ -191,18 +268,18 @@ impl Vault {
         let card_path = dir.join(CARD);
         let card = Card::parse(&std::fs::read(&card_path).map_err(ReviewError::io(&card_path))?)
             .map_err(|e| damaged(&card_path, e))?;
-        if card.age_recipient != identity.to_public().to_string()
+        if card.age_recipient != identities[0].to_public().to_string()
             || card.verifying_key().ok() != Some(signing.verifying_key())
         {
             return Err(damaged(&card_path, "it does not match the vault's keys"));
         }
         let state_path = dir.join(STATE);
-        let state_json = decrypt_file(&identity, &state_path)?;
+        let state_json = decrypt_file(&identities, &state_path)?;
         let state: State =
             serde_json::from_slice(&state_json).map_err(|e| damaged(&state_path, e))?;
         Ok(Vault {
             dir: dir.to_path_buf(),
-            identity,
+            identities,
             signing,
             card,
             state,
@@ -215,12 +292,16 @@ impl Vault {
         write_atomic(&self.dir.join(STATE), &encrypt_to(&self.recipient(), &json))
     }
 
-    pub fn identity(&self) -> &age::x25519::Identity {
-        &self.identity
+    /// Every identity, current first: what decrypts a message.
+    pub fn identities(&self) -> Vec<&dyn age::Identity> {
+        self.identities
+            .iter()
+            .map(|i| i as &dyn age::Identity)
+            .collect()
     }
 
     pub fn recipient(&self) -> age::x25519::Recipient {
-        self.identity.to_public()
+        self.identities[0].to_public()
     }
 
     pub fn signing_key(&self) -> &SigningKey {
@@ -245,6 +326,15 @@ impl Vault {
         std::fs::read(&path).map_err(ReviewError::io(path))
     }
 
+    /// Removes a stored message (for `purge`); a missing file is fine.
+    pub fn remove_message(&self, id: &MessageId) -> Result<(), ReviewError> {
+        let path = self.message_path(id);
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(ReviewError::io(path)(e)),
+            _ => Ok(()),
+        }
+    }
+
     pub fn card_path(&self) -> PathBuf {
         self.dir.join(CARD)
     }
@@ -262,13 +352,19 @@ fn encrypt_to(recipient: &age::x25519::Recipient, plaintext: &[u8]) -> Vec<u8> {
 }
 
 fn decrypt_file(
-    identity: &age::x25519::Identity,
+    identities: &[age::x25519::Identity],
     path: &Path,
 ) -> Result<Zeroizing<Vec<u8>>, ReviewError> {
     let bytes = std::fs::read(path).map_err(ReviewError::io(path))?;
-    age::decrypt(identity, &bytes)
-        .map(Zeroizing::new)
-        .map_err(|e| damaged(path, e))
+    let decryptor = age::Decryptor::new(&bytes[..]).map_err(|e| damaged(path, e))?;
+    let mut reader = decryptor
+        .decrypt(identities.iter().map(|i| i as &dyn age::Identity))
+        .map_err(|e| damaged(path, e))?;
+    let mut plaintext = Zeroizing::new(Vec::new());
+    reader
+        .read_to_end(&mut plaintext)
+        .map_err(|e| damaged(path, e))?;
+    Ok(plaintext)
 }
 
 #[cfg(unix)]
@@ -318,6 +414,7 @@ mod tests {
             id: "vp-test".into(),
             name: "Test".into(),
             organisation: "Org".into(),
+            org: None,
             kind: CounsellorKind::Internal,
             description: String::new(),
         }

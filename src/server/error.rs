@@ -32,6 +32,15 @@ pub enum AppError {
     /// An outbox that is malformed or does not verify.
     #[error("{0}")]
     Bundle(#[from] BundleError),
+    /// A report to counsellors of more than one organisation.
+    #[error("All chosen counsellors must belong to one organisation.")]
+    MixedOrganisations,
+    /// An organisation id without cards on this server.
+    #[error("There is no organisation with that id.")]
+    UnknownOrganisation,
+    /// More than one organisation is served; say which.
+    #[error("This server serves several organisations; choose one.")]
+    OrganisationRequired,
     /// No case for this lookup key.
     #[error("No report was found for this code.")]
     UnknownCode,
@@ -74,6 +83,9 @@ impl AppError {
                 (StatusCode::UNAUTHORIZED, "bad_signature")
             }
             AppError::Bundle(_) => (StatusCode::BAD_REQUEST, "bad_bundle"),
+            AppError::MixedOrganisations => (StatusCode::BAD_REQUEST, "mixed_organisations"),
+            AppError::UnknownOrganisation => (StatusCode::NOT_FOUND, "unknown_organisation"),
+            AppError::OrganisationRequired => (StatusCode::BAD_REQUEST, "organisation_required"),
             AppError::UnknownCode => (StatusCode::NOT_FOUND, "unknown_code"),
             AppError::CodeInUse => (StatusCode::CONFLICT, "code_in_use"),
             AppError::ReplayedBundle => (StatusCode::CONFLICT, "replayed_bundle"),

@@ -121,6 +121,7 @@ async fn method_not_allowed() -> Response {
 
 pub fn app(state: AppState, config: &Config) -> Router {
     let api = Router::new()
+        .route("/organisations", get(v1::counsellors::list_organisations))
         .route("/counsellors", get(v1::counsellors::list))
         .route("/reports", post(v1::reports::create))
         .route("/thread", post(v1::thread::fetch))
@@ -150,10 +151,32 @@ pub async fn serve(
     config: &Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    axum::serve(listener, app(state, config))
+    let retention = tokio::spawn(retention_loop(state.clone(), config.retention_days));
+    let served = axum::serve(listener, app(state, config))
         .with_graceful_shutdown(shutdown)
-        .await?;
+        .await;
+    retention.abort();
+    served?;
     Ok(())
+}
+
+/// Deletes closed cases once their retention period has passed: at start,
+/// then every hour. A failure is logged (without any case detail) and retried.
+async fn retention_loop(state: AppState, retention_days: u32) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60 * 60));
+    loop {
+        tick.tick().await;
+        let cutoff = crate::format::day::Day(
+            crate::format::day::Day::today().0 - time::Duration::days(i64::from(retention_days)),
+        );
+        let store = state.clone();
+        match tokio::task::spawn_blocking(move || store.store.purge_closed(cutoff)).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(deleted)) => tracing::info!("retention: deleted {deleted} closed case(s)"),
+            Ok(Err(e)) => tracing::error!("retention: {e}"),
+            Err(e) => tracing::error!("retention: {e}"),
+        }
+    }
 }
 
 /// Completes on SIGTERM or Ctrl-C.

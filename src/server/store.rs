@@ -17,7 +17,8 @@ use crate::format::day::Day;
 use crate::format::derive::LookupHash;
 use crate::format::ids::{CaseId, MessageId};
 
-/// Schema version 1. Changing a table means a migration — see `migrate`.
+/// Schema version 1, the first released schema. Never edit it: add a
+/// migration step below instead (tests/migration.rs opens a version-1 file).
 const SCHEMA_V1: &str = "
 CREATE TABLE cases (
     id          BLOB PRIMARY KEY,           -- random 128-bit case id
@@ -49,6 +50,15 @@ CREATE TABLE counsellor_sync (
     inbox_ack     INTEGER NOT NULL
 ) STRICT;
 ";
+
+/// Version 2: the day a counsellor closed a case, for retention.
+const MIGRATE_V1_TO_V2: &str = "
+ALTER TABLE cases ADD COLUMN closed_day TEXT;   -- YYYY-MM-DD, set by a 'close' outbox item
+CREATE INDEX cases_by_closed_day ON cases(closed_day) WHERE closed_day IS NOT NULL;
+";
+
+/// The schema version this program writes.
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// What went wrong in the store. Handlers turn it into a bare 500.
 #[derive(Debug, thiserror::Error)]
@@ -86,8 +96,9 @@ pub enum NewCase {
 pub struct OutboxWrite<'a> {
     pub id: MessageId,
     pub case: CaseId,
-    pub kind: &'a str,
     pub body: &'a AgeBlob,
+    /// This item closes the case.
+    pub closes: bool,
 }
 
 pub enum SyncOutcome {
@@ -304,8 +315,12 @@ impl Store {
                 |row| row.get(0),
             )?;
             if !known {
-                insert_message(
-                    &tx, item.id, item.case, counsellor, item.kind, day, item.body,
+                insert_message(&tx, item.id, item.case, counsellor, "reply", day, item.body)?;
+            }
+            if item.closes {
+                tx.execute(
+                    "UPDATE cases SET closed_day = ?2 WHERE id = ?1 AND closed_day IS NULL",
+                    params![&item.case.0[..], day.to_string()],
                 )?;
             }
         }
@@ -343,6 +358,49 @@ impl Store {
             })?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(entries)
+    }
+}
+
+impl Store {
+    /// Deletes every case closed on or before `closed_by`, with its
+    /// messages, for real: `secure_delete` overwrites the freed pages and a
+    /// truncating checkpoint empties the WAL, so no byte of the ciphertext is
+    /// left in the data directory. Returns the number of cases deleted.
+    pub fn purge_closed(&self, closed_by: Day) -> Result<usize, StoreError> {
+        let mut connection = self.write();
+        let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let cutoff = closed_by.to_string();
+        let doomed = "SELECT id FROM cases WHERE closed_day IS NOT NULL AND closed_day <= ?1";
+        tx.execute(
+            &format!("DELETE FROM messages WHERE case_id IN ({doomed})"),
+            [&cutoff],
+        )?;
+        tx.execute(
+            &format!("DELETE FROM case_counsellors WHERE case_id IN ({doomed})"),
+            [&cutoff],
+        )?;
+        let deleted = tx.execute(
+            "DELETE FROM cases WHERE closed_day IS NOT NULL AND closed_day <= ?1",
+            [&cutoff],
+        )?;
+        tx.commit()?;
+        if deleted > 0 {
+            connection.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        }
+        Ok(deleted)
+    }
+
+    /// The day a case was closed, if it was (for tests and operators).
+    pub fn closed_day(&self, lookup: &LookupHash) -> Result<Option<Day>, StoreError> {
+        let connection = self.read();
+        let day: Option<Option<String>> = connection
+            .query_row(
+                "SELECT closed_day FROM cases WHERE lookup_hash = ?1",
+                [&lookup.0[..]],
+                |row| row.get(0),
+            )
+            .optional()?;
+        Ok(day.flatten().map(|d| parse_day(&d)))
     }
 }
 
@@ -396,14 +454,16 @@ fn parse_day(text: &str) -> Day {
 fn migrate(connection: &mut Connection) -> Result<(), StoreError> {
     let tx = connection.transaction_with_behavior(TransactionBehavior::Exclusive)?;
     let version: i64 = tx.query_row("PRAGMA user_version", [], |row| row.get(0))?;
-    match version {
-        0 => {
-            tx.execute_batch(SCHEMA_V1)?;
-            tx.execute_batch("PRAGMA user_version = 1")?;
-        }
-        1 => {}
-        newer => return Err(StoreError::TooNew(newer)),
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::TooNew(version));
     }
+    if version < 1 {
+        tx.execute_batch(SCHEMA_V1)?;
+    }
+    if version < 2 {
+        tx.execute_batch(MIGRATE_V1_TO_V2)?;
+    }
+    tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
     tx.commit()?;
     Ok(())
 }

@@ -59,6 +59,11 @@ impl Response {
 
 /// A counsellor vault made directly with the library (fast, no prompts).
 pub fn make_vault(dir: &Path, id: &str) -> Vault {
+    make_vault_in_org(dir, id, None)
+}
+
+/// The same, for a named organisation id.
+pub fn make_vault_in_org(dir: &Path, id: &str, org: Option<&str>) -> Vault {
     Vault::init(
         dir,
         SecretString::from("test passphrase".to_owned()),
@@ -66,6 +71,7 @@ pub fn make_vault(dir: &Path, id: &str) -> Vault {
             id: id.into(),
             name: format!("Counsellor {id}"),
             organisation: "Ministerie van Testzaken".into(),
+            org: org.map(str::to_string),
             kind: CounsellorKind::External,
             description: String::new(),
         },
@@ -216,6 +222,12 @@ impl Server {
                 (sync, 0)
             }))
             .collect()
+    }
+
+    /// Stops the process but keeps its directory (until `self` is dropped).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     pub fn stop(mut self) -> String {

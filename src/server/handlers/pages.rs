@@ -236,15 +236,39 @@ pub async fn serve(State(state): State<AppState>, method: Method, uri: Uri) -> R
     if path.starts_with("/api/") || path == "/api" {
         return AppError::NotFound.into_response();
     }
-    let Some((content_type, body)) = state.site.files.get(path) else {
+    // `/o/<org>/…` serves the same pages for one organisation, with every
+    // site-relative link kept under that prefix; the page scripts read the
+    // organisation from the path.
+    let (path, prefix) = match path.strip_prefix("/o/") {
+        Some(rest) => {
+            let (org, page) = rest.split_once('/').map_or((rest, "/"), |(o, p)| (o, p));
+            if !super::v1::counsellors::organisations(&state).contains_key(org) {
+                return AppError::NotFound.into_response();
+            }
+            let page = if page.starts_with('/') {
+                page.to_string()
+            } else {
+                format!("/{page}")
+            };
+            (page, Some(format!("/o/{org}/")))
+        }
+        None => (path.to_string(), None),
+    };
+    let Some((content_type, body)) = state.site.files.get(&path) else {
         return AppError::NotFound.into_response();
     };
     if method != Method::GET && method != Method::HEAD {
         return AppError::MethodNotAllowed.into_response();
     }
+    let body = match prefix {
+        Some(prefix) if content_type.starts_with("text/html") => String::from_utf8_lossy(body)
+            .replace("=\"/", &format!("=\"{prefix}"))
+            .into_bytes(),
+        _ => body.clone(),
+    };
     (
         [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
-        body.clone(),
+        body,
     )
         .into_response()
 }

@@ -1,25 +1,72 @@
-//! `GET /api/v1/counsellors`: the public part of every card, for the report form.
+//! `GET /api/v1/organisations` and `GET /api/v1/counsellors?org=…`: the
+//! public part of the cards, for the report form. A melder of one
+//! organisation never gets another's counsellors.
+
+use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Query, State};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::server::AppState;
+use crate::server::error::AppError;
 
-pub async fn list(State(state): State<AppState>) -> Json<Value> {
+#[derive(Deserialize)]
+pub struct Which {
+    org: Option<String>,
+}
+
+/// Organisation id → display name, from the cards.
+pub fn organisations(state: &AppState) -> BTreeMap<String, String> {
+    state
+        .cards
+        .values()
+        .map(|card| (card.org_id(), card.organisation.clone()))
+        .collect()
+}
+
+pub async fn list_organisations(State(state): State<AppState>) -> Json<Value> {
+    let list: Vec<Value> = organisations(&state)
+        .into_iter()
+        .map(|(id, name)| json!({ "id": id, "name": name }))
+        .collect();
+    Json(json!({ "organisations": list }))
+}
+
+/// The counsellors of one organisation: `org` may be left out only when the
+/// server serves a single organisation.
+pub async fn list(
+    State(state): State<AppState>,
+    Query(which): Query<Which>,
+) -> Result<Json<Value>, AppError> {
+    let organisations = organisations(&state);
+    let org = match which.org {
+        Some(org) if organisations.contains_key(&org) => org,
+        Some(_) => return Err(AppError::UnknownOrganisation),
+        None if organisations.len() == 1 => {
+            organisations.keys().next().cloned().unwrap_or_default()
+        }
+        None => return Err(AppError::OrganisationRequired),
+    };
     let counsellors: Vec<Value> = state
         .cards
         .values()
+        .filter(|card| card.org_id() == org)
         .map(|card| {
             json!({
                 "id": card.id,
                 "name": card.name,
                 "organisation": card.organisation,
+                "org": card.org_id(),
                 "kind": card.kind,
                 "description": card.description,
                 "age_recipient": card.age_recipient,
             })
         })
         .collect();
-    Json(json!({ "counsellors": counsellors }))
+    Ok(Json(json!({
+        "organisation": { "id": org, "name": organisations[&org] },
+        "counsellors": counsellors,
+    })))
 }

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::{body_bytes, require_octet_stream};
 use crate::format::bundle::MAX_BUNDLE_BYTES;
-use crate::format::bundle::{BundleError, Inbox, Outbox};
+use crate::format::bundle::{BundleError, Inbox, Outbox, OutboxKind};
 use crate::server::AppState;
 use crate::server::error::AppError;
 use crate::server::store::{OutboxWrite, SyncOutcome};
@@ -66,8 +66,8 @@ fn apply(state: &AppState, bytes: &[u8]) -> Result<(String, u64, Vec<u8>), AppEr
         .map(|item| OutboxWrite {
             id: item.id,
             case: item.case,
-            kind: "reply",
             body: &outbox.files[&item.id],
+            closes: item.kind == OutboxKind::Close,
         })
         .collect();
     let applied = match state.store.apply_outbox(

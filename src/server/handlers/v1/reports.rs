@@ -37,6 +37,10 @@ pub async fn create(
     if counsellors.iter().any(|id| !state.cards.contains_key(id)) {
         return Err(AppError::UnknownCounsellor);
     }
+    let org = state.cards[&counsellors[0]].org_id();
+    if counsellors.iter().any(|id| state.cards[id].org_id() != org) {
+        return Err(AppError::MixedOrganisations);
+    }
     let report = message(&request.message)?;
     let store = state.clone();
     let outcome = tokio::task::spawn_blocking(move || {

@@ -1,0 +1,140 @@
+//! Writing a case's attachments to a directory. File names come from the
+//! melder and are hostile input: no path, no device name, no control or
+//! reserved character survives, and nothing that exists is overwritten.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use super::error::ReviewError;
+
+const MAX_NAME_CHARS: usize = 100;
+/// Names Windows treats as devices, with or without an extension.
+const WINDOWS_DEVICES: [&str; 22] = [
+    "CON", "PRN", "AUX", "NUL", "COM1", "COM2", "COM3", "COM4", "COM5", "COM6", "COM7", "COM8",
+    "COM9", "LPT1", "LPT2", "LPT3", "LPT4", "LPT5", "LPT6", "LPT7", "LPT8", "LPT9",
+];
+
+/// A file name safe on Linux and Windows, made from an untrusted name: only
+/// its last path component, characters outside a conservative set replaced
+/// by `_`, no leading dots or dashes, no trailing dots or spaces, no device
+/// names, at most 100 characters; `bijlage` when nothing is left.
+pub fn sanitize_file_name(untrusted: &str) -> String {
+    let last = untrusted.rsplit(['/', '\\']).next().unwrap_or_default();
+    let mut name: String = last
+        .chars()
+        .map(|c| {
+            let safe = c.is_alphanumeric() && !is_confusable_format(c)
+                || matches!(c, '.' | '-' | '_' | ' ' | '(' | ')' | '+' | ',');
+            if safe { c } else { '_' }
+        })
+        .collect();
+    name = name
+        .trim_start_matches(['.', '-', ' '])
+        .trim_end_matches(['.', ' '])
+        .to_string();
+    if name.chars().count() > MAX_NAME_CHARS {
+        // Keep the extension, which tells the counsellor what the file is.
+        let (stem, extension) = match name.rsplit_once('.') {
+            Some((stem, ext)) if ext.chars().count() <= 10 => (stem.to_string(), format!(".{ext}")),
+            _ => (name.clone(), String::new()),
+        };
+        let keep = MAX_NAME_CHARS - extension.chars().count();
+        name = stem.chars().take(keep).collect::<String>() + &extension;
+    }
+    let stem = name
+        .split('.')
+        .next()
+        .unwrap_or_default()
+        .trim_end()
+        .to_ascii_uppercase();
+    if WINDOWS_DEVICES.contains(&stem.as_str()) {
+        name = format!("_{name}");
+    }
+    if name.is_empty() {
+        "bijlage".into()
+    } else {
+        name
+    }
+}
+
+/// Characters that are letters to Unicode but reorder or hide text.
+fn is_confusable_format(c: char) -> bool {
+    matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
+}
+
+/// Writes `bytes` under `dir` as `name`, or `name (2)`, `name (3)`… if taken.
+/// Never overwrites, never follows a name outside `dir`.
+pub fn write_new_file(dir: &Path, name: &str, bytes: &[u8]) -> Result<PathBuf, ReviewError> {
+    let (stem, extension) = match name.rsplit_once('.') {
+        Some((stem, ext)) if !stem.is_empty() => (stem.to_string(), format!(".{ext}")),
+        _ => (name.to_string(), String::new()),
+    };
+    for n in 1..10_000 {
+        let candidate = if n == 1 {
+            name.to_string()
+        } else {
+            format!("{stem} ({n}){extension}")
+        };
+        let path = dir.join(&candidate);
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
+            Ok(mut file) => {
+                file.write_all(bytes)
+                    .and_then(|_| file.sync_all())
+                    .map_err(ReviewError::io(&path))?;
+                return Ok(path);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(ReviewError::io(&path)(e)),
+        }
+    }
+    Err(ReviewError::io(dir)(std::io::Error::other(
+        "too many files with this name",
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostile_names_become_harmless() {
+        for (hostile, expected) in [
+            ("../../.bashrc", "bashrc"),
+            ("..\\..\\Windows\\system32\\cmd.exe", "cmd.exe"),
+            ("/etc/passwd", "passwd"),
+            ("CON", "_CON"),
+            ("con.txt", "_con.txt"),
+            ("LPT1.pdf", "_LPT1.pdf"),
+            ("a\0b", "a_b"),
+            ("regel\nnieuw.txt", "regel_nieuw.txt"),
+            ("\u{1b}[31mrood.pdf", "__31mrood.pdf"),
+            ("fact\u{202e}fdp.exe", "fact_fdp.exe"),
+            ("", "bijlage"),
+            ("...", "bijlage"),
+            ("name. ", "name"),
+            ("-rf", "rf"),
+            ("verslag maart (def).pdf", "verslag maart (def).pdf"),
+            ("Überweisung.xlsx", "Überweisung.xlsx"),
+        ] {
+            assert_eq!(sanitize_file_name(hostile), expected, "{hostile:?}");
+        }
+        let long = format!("{}.pdf", "x".repeat(500));
+        let safe = sanitize_file_name(&long);
+        assert_eq!(safe.chars().count(), MAX_NAME_CHARS);
+        assert!(safe.ends_with(".pdf"));
+    }
+
+    #[test]
+    fn never_overwrites() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = write_new_file(dir.path(), "scan.pdf", b"1").unwrap();
+        let second = write_new_file(dir.path(), "scan.pdf", b"2").unwrap();
+        assert_ne!(first, second);
+        assert!(second.ends_with("scan (2).pdf"));
+        assert_eq!(std::fs::read(first).unwrap(), b"1");
+    }
+}
