@@ -410,6 +410,31 @@ fn read_text_file(path: &Path, limit: u64) -> Result<String, String> {
     String::from_utf8(bytes).map_err(|_| "not UTF-8 text; is this the right file?".into())
 }
 
+/// A parser's message about a hostile file, safe to print: control
+/// characters shown as escapes, each line cut to a readable length.
+fn tidy(message: &str) -> String {
+    const MAX_LINE: usize = 160;
+    let lines: Vec<String> = message
+        .trim_end()
+        .lines()
+        .map(|line| {
+            let mut out = String::new();
+            for c in line.chars().take(MAX_LINE) {
+                if c.is_control() {
+                    out.extend(c.escape_unicode());
+                } else {
+                    out.push(c);
+                }
+            }
+            if line.chars().count() > MAX_LINE {
+                out.push('…');
+            }
+            out
+        })
+        .collect();
+    lines.join("\n")
+}
+
 /// An I/O error in words, without the "(os error 2)" tail.
 fn plain_io(error: &std::io::Error) -> String {
     match error.kind() {
@@ -446,7 +471,7 @@ pub fn load(file: Option<&Path>, env: &Environment, flags: &Overrides) -> Result
             Ok(text) => match text.parse::<toml::Table>() {
                 Err(e) => builder.problems.push(file_problem(format!(
                     "not valid TOML: {}",
-                    e.to_string().trim_end()
+                    tidy(&e.to_string())
                 ))),
                 Ok(table) => {
                     for (key, value) in table {
@@ -459,7 +484,7 @@ pub fn load(file: Option<&Path>, env: &Environment, flags: &Overrides) -> Result
                             None => builder.problems.push(ConfigError::UnknownSetting {
                                 path: path.to_path_buf(),
                                 hint: did_you_mean(&key, SETTINGS.iter().copied()),
-                                key,
+                                key: key.chars().take(80).collect(),
                             }),
                         }
                     }
