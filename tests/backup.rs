@@ -1,0 +1,441 @@
+//! `meldkluis backup` and `restore` against a real server under load:
+//! melders submit reports and follow-ups over HTTP from several threads
+//! while backups are taken. Each backup is restored into a new data
+//! directory, a new server is started on it, and every submission that was
+//! acknowledged before the backup began is found there, byte for byte;
+//! nothing sent after it ended is. Then the refusals: not a Meldkluis file,
+//! a database in use, an existing database without `--force`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{Melder, Server, make_vault};
+use serde_json::Value;
+
+const COUNSELLOR: &str = "vp-backup";
+const WORKERS: usize = 4;
+
+/// One message a melder sent and the server acknowledged.
+#[derive(Clone)]
+struct Sent {
+    /// The base64 age file as sent.
+    message: String,
+    sent_at: Instant,
+    acked_at: Instant,
+}
+
+/// One melder's case as the melder knows it.
+#[derive(Clone)]
+struct Case {
+    thread_request: Value,
+    messages: Vec<Sent>,
+}
+
+fn meldkluis(args: &[&str], data: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_meldkluis"))
+        .args(args)
+        .arg("--data")
+        .arg(data)
+        .env_remove("MELDKLUIS_CONFIG")
+        .output()
+        .unwrap()
+}
+
+fn words(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// Submits reports (and, every third round, a follow-up on the worker's
+/// previous case) until `stop`; records what was acknowledged.
+fn worker(
+    server: Arc<Server>,
+    recipients: Vec<age::x25519::Recipient>,
+    stop: Arc<AtomicBool>,
+    cases: Arc<Mutex<Vec<Case>>>,
+    failures: Arc<Mutex<Vec<String>>>,
+) {
+    let mut round = 0usize;
+    let mut mine: Option<(Melder, usize)> = None;
+    while !stop.load(Ordering::SeqCst) {
+        round += 1;
+        if round % 3 == 0
+            && let Some((melder, index)) = &mine
+        {
+            let request = melder.follow_up_request(&format!("aanvulling {round}"), &recipients);
+            let sent_at = Instant::now();
+            let answer = server.post_json("/api/v1/thread/messages", &request);
+            if answer.status != 201 {
+                failures
+                    .lock()
+                    .unwrap()
+                    .push(format!("follow-up: {}", answer.status));
+                continue;
+            }
+            cases.lock().unwrap()[*index].messages.push(Sent {
+                message: request["message"].as_str().unwrap().to_string(),
+                sent_at,
+                acked_at: Instant::now(),
+            });
+            continue;
+        }
+        let melder = Melder::new();
+        let envelope = melder.report_envelope(&format!("melding {round}"), &[COUNSELLOR]);
+        let request = melder.report_request(&envelope, &recipients);
+        let sent_at = Instant::now();
+        let answer = server.post_json("/api/v1/reports", &request);
+        if answer.status != 201 {
+            failures
+                .lock()
+                .unwrap()
+                .push(format!("report: {}", answer.status));
+            continue;
+        }
+        let acked_at = Instant::now();
+        let mut all = cases.lock().unwrap();
+        all.push(Case {
+            thread_request: melder.thread_request(),
+            messages: vec![Sent {
+                message: request["message"].as_str().unwrap().to_string(),
+                sent_at,
+                acked_at,
+            }],
+        });
+        let index = all.len() - 1;
+        drop(all);
+        mine = Some((melder, index));
+    }
+}
+
+/// The messages of a case on `server`, as base64 strings; `None` if unknown.
+fn served(server: &Server, case: &Case) -> Option<Vec<String>> {
+    let answer = server.post_json("/api/v1/thread", &case.thread_request);
+    match answer.status {
+        200 => Some(
+            answer.json()["messages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m["message"].as_str().unwrap().to_string())
+                .collect(),
+        ),
+        404 => None,
+        other => panic!("thread: {other}"),
+    }
+}
+
+/// A new site directory with the card and the backup restored into `data/`.
+fn restored_site(backup: &Path, card: &str) -> tempfile::TempDir {
+    let site = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(site.path().join("keys")).unwrap();
+    std::fs::write(
+        site.path().join("keys").join(format!("{COUNSELLOR}.json")),
+        card,
+    )
+    .unwrap();
+    let output = meldkluis(
+        &["restore", backup.to_str().unwrap()],
+        &site.path().join("data"),
+    );
+    assert!(output.status.success(), "{}", words(&output));
+    site
+}
+
+/// Every message acknowledged before `began` is served, in order; nothing
+/// sent after `ended` is; what is served is exactly what was sent.
+fn check_snapshot(server: &Server, cases: &[Case], began: Instant, ended: Instant) -> usize {
+    let mut found = 0;
+    for case in cases {
+        let must: Vec<&Sent> = case
+            .messages
+            .iter()
+            .filter(|m| m.acked_at < began)
+            .collect();
+        let may_not: Vec<&Sent> = case.messages.iter().filter(|m| m.sent_at > ended).collect();
+        match served(server, case) {
+            None => assert!(must.is_empty(), "an acknowledged report is missing"),
+            Some(messages) => {
+                assert!(
+                    messages.len() >= must.len(),
+                    "an acknowledged follow-up is missing"
+                );
+                for (served, sent) in messages.iter().zip(&case.messages) {
+                    assert_eq!(served, &sent.message, "a message changed");
+                }
+                assert!(messages.len() <= case.messages.len(), "unknown messages");
+                for late in may_not {
+                    assert!(
+                        !messages.contains(&late.message),
+                        "a message from after the backup"
+                    );
+                }
+                found += messages.len();
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn backups_under_load_restore_every_acknowledged_submission() {
+    let vault_dir = tempfile::tempdir().unwrap();
+    let vault = make_vault(vault_dir.path(), COUNSELLOR);
+    let card = vault.card.to_json();
+    let server = Arc::new(Server::start_with_cards(&[(COUNSELLOR, card.clone())]));
+    let recipients = vec![vault.recipient()];
+    let stop = Arc::new(AtomicBool::new(false));
+    let cases: Arc<Mutex<Vec<Case>>> = Arc::default();
+    let failures: Arc<Mutex<Vec<String>>> = Arc::default();
+    let workers: Vec<_> = (0..WORKERS)
+        .map(|_| {
+            let (server, recipients, stop, cases, failures) = (
+                server.clone(),
+                recipients.clone(),
+                stop.clone(),
+                cases.clone(),
+                failures.clone(),
+            );
+            std::thread::spawn(move || worker(server, recipients, stop, cases, failures))
+        })
+        .collect();
+
+    let backups = tempfile::tempdir().unwrap();
+    let wait_for = |n: usize| {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while cases.lock().unwrap().len() < n {
+            assert!(Instant::now() < deadline, "the load did not get going");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+
+    // Three backups while the workers keep submitting.
+    let mut taken = Vec::new();
+    for (i, wanted) in [40, 80, 120].into_iter().enumerate() {
+        wait_for(wanted);
+        let file = backups.path().join(format!("under-load-{i}.sqlite"));
+        let began = Instant::now();
+        let output = meldkluis(&["backup", file.to_str().unwrap()], &server.data_dir());
+        let ended = Instant::now();
+        assert!(output.status.success(), "{}", words(&output));
+        assert!(
+            words(&output).contains("Backup written"),
+            "{}",
+            words(&output)
+        );
+        taken.push((file, began, ended));
+    }
+    wait_for(140);
+    stop.store(true, Ordering::SeqCst);
+    for worker in workers {
+        worker.join().unwrap();
+    }
+    let failures = failures.lock().unwrap().clone();
+    assert!(
+        failures.is_empty(),
+        "the backups disturbed the server: {failures:?}"
+    );
+    let cases = cases.lock().unwrap().clone();
+
+    // The backups really ran under load: a submission was in flight while
+    // one of them was taken.
+    assert!(
+        taken.iter().any(|(_, began, ended)| cases
+            .iter()
+            .flat_map(|c| &c.messages)
+            .any(|m| m.sent_at < *ended && m.acked_at > *began)),
+        "no submission overlapped a backup"
+    );
+
+    for (file, began, ended) in &taken {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(file).unwrap().permissions().mode();
+            assert_eq!(mode & 0o077, 0, "a backup must be private to its owner");
+        }
+        let site = restored_site(file, &card);
+        let restored = Server::start_in(site);
+        let found = check_snapshot(&restored, &cases, *began, *ended);
+        assert!(found >= 40, "only {found} messages in a backup");
+        drop(restored);
+    }
+
+    // After the load: a backup holds every acknowledged submission.
+    let last = backups.path().join("after-load.sqlite");
+    let output = meldkluis(&["backup", last.to_str().unwrap()], &server.data_dir());
+    assert!(output.status.success(), "{}", words(&output));
+    let site = restored_site(&last, &card);
+    let restored = Server::start_in(site);
+    let everything = Instant::now();
+    let total: usize = cases.iter().map(|c| c.messages.len()).sum();
+    assert_eq!(
+        check_snapshot(&restored, &cases, everything, everything),
+        total
+    );
+
+    // The restored server takes new reports.
+    let melder = Melder::new();
+    let request = melder.report_request(
+        &melder.report_envelope("na herstel", &[COUNSELLOR]),
+        &recipients,
+    );
+    assert_eq!(restored.post_json("/api/v1/reports", &request).status, 201);
+}
+
+#[test]
+fn restore_refuses_what_it_must_not_overwrite_or_load() {
+    let vault_dir = tempfile::tempdir().unwrap();
+    let vault = make_vault(vault_dir.path(), COUNSELLOR);
+    let card = vault.card.to_json();
+    let server = Server::start_with_cards(&[(COUNSELLOR, card.clone())]);
+    let melder = Melder::new();
+    let request = melder.report_request(
+        &melder.report_envelope("eerste", &[COUNSELLOR]),
+        &[vault.recipient()],
+    );
+    assert_eq!(server.post_json("/api/v1/reports", &request).status, 201);
+    let scratch = tempfile::tempdir().unwrap();
+    let backup = scratch.path().join("meldkluis.backup");
+    let output = meldkluis(&["backup", backup.to_str().unwrap()], &server.data_dir());
+    assert!(output.status.success(), "{}", words(&output));
+
+    // Backing up to an existing file needs --force.
+    let output = meldkluis(&["backup", backup.to_str().unwrap()], &server.data_dir());
+    assert!(!output.status.success());
+    assert!(
+        words(&output).contains("already exists"),
+        "{}",
+        words(&output)
+    );
+    let output = meldkluis(
+        &["backup", "--force", backup.to_str().unwrap()],
+        &server.data_dir(),
+    );
+    assert!(output.status.success(), "{}", words(&output));
+
+    // A backup of a directory without a database makes none.
+    let empty = scratch.path().join("empty");
+    let output = meldkluis(
+        &["backup", scratch.path().join("x").to_str().unwrap()],
+        &empty,
+    );
+    assert!(!output.status.success());
+    assert!(
+        words(&output).contains("there is no database"),
+        "{}",
+        words(&output)
+    );
+    assert!(!empty.exists());
+
+    // Files that are not Meldkluis databases.
+    let junk = scratch.path().join("junk.sqlite");
+    let foreign = scratch.path().join("foreign.sqlite");
+    std::fs::write(&junk, b"SQLite format 3\0 and then garbage").unwrap();
+    rusqlite::Connection::open(&foreign)
+        .unwrap()
+        .execute_batch("CREATE TABLE notes(x); PRAGMA user_version = 7;")
+        .unwrap();
+    let target = scratch.path().join("target");
+    for bad in [&junk, &foreign, &scratch.path().join("missing.sqlite")] {
+        let output = meldkluis(&["restore", "--force", bad.to_str().unwrap()], &target);
+        assert!(!output.status.success(), "{bad:?}");
+        let text = words(&output);
+        assert!(
+            text.contains("not a Meldkluis database") || text.contains("No such file"),
+            "{text}"
+        );
+        let left: Vec<PathBuf> = std::fs::read_dir(&target)
+            .map(|d| d.map(|e| e.unwrap().path()).collect())
+            .unwrap_or_default();
+        assert!(left.is_empty(), "a refused restore left {left:?}");
+    }
+
+    // A database newer than this program.
+    let newer = scratch.path().join("newer.sqlite");
+    std::fs::copy(&backup, &newer).unwrap();
+    rusqlite::Connection::open(&newer)
+        .unwrap()
+        .execute_batch("PRAGMA user_version = 999;")
+        .unwrap();
+    let output = meldkluis(&["restore", newer.to_str().unwrap()], &target);
+    assert!(!output.status.success());
+    assert!(
+        words(&output).contains("newer than this program"),
+        "{}",
+        words(&output)
+    );
+    assert!(!target.join("meldkluis.sqlite").exists());
+
+    // The live database of a running server: never, not even with --force.
+    let before = server.table_counts();
+    for args in [
+        &["restore", backup.to_str().unwrap()][..],
+        &["restore", "--force", backup.to_str().unwrap()],
+    ] {
+        let output = meldkluis(args, &server.data_dir());
+        assert!(!output.status.success());
+        assert!(
+            words(&output).contains("in use by a running server"),
+            "{}",
+            words(&output)
+        );
+    }
+    assert_eq!(server.table_counts(), before);
+
+    // Stopped (killed: its WAL is left behind): refused without --force,
+    // done with it, the old database kept with its WAL.
+    let mut server = server;
+    server.kill();
+    let data = server.data_dir();
+    let output = meldkluis(&["restore", backup.to_str().unwrap()], &data);
+    assert!(!output.status.success());
+    assert!(words(&output).contains("add --force"), "{}", words(&output));
+    let output = meldkluis(&["restore", "--force", backup.to_str().unwrap()], &data);
+    assert!(output.status.success(), "{}", words(&output));
+    assert!(words(&output).contains("is kept as"), "{}", words(&output));
+    let kept: Vec<_> = std::fs::read_dir(&data)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with("meldkluis.sqlite.before-restore-"))
+        .collect();
+    assert!(kept.len() == 1 || kept.len() == 2, "{kept:?}");
+    assert!(
+        kept.iter()
+            .any(|n| !n.ends_with("-wal") && !n.ends_with("-shm"))
+    );
+}
+
+/// Run as another user than the database's owner, SQLite's side files would
+/// lock the server out: refused. Needs root to hand the file to another user.
+#[cfg(unix)]
+#[test]
+fn backup_refuses_to_run_as_another_user() {
+    let scratch = tempfile::tempdir().unwrap();
+    let data = scratch.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let database = data.join("meldkluis.sqlite");
+    drop(meldkluis::server::store::Store::open(&database).unwrap());
+    if std::os::unix::fs::chown(&database, Some(4242), Some(4242)).is_err() {
+        eprintln!("skipped: changing a file's owner needs root");
+        return;
+    }
+    let target = scratch.path().join("copy.sqlite");
+    let output = meldkluis(&["backup", target.to_str().unwrap()], &data);
+    assert!(!output.status.success());
+    assert!(
+        words(&output).contains("run it as the database's owner"),
+        "{}",
+        words(&output)
+    );
+    assert!(!target.exists());
+    let files: Vec<_> = std::fs::read_dir(&data).unwrap().collect();
+    assert_eq!(files.len(), 1, "nothing may be created beside the database");
+}
