@@ -152,12 +152,74 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let retention = tokio::spawn(retention_loop(state.clone(), config.retention_days));
-    let served = axum::serve(listener, app(state, config))
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let app = app(state, config);
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let (closing, closed) = tokio::sync::watch::channel(false);
+    let mut connections = tokio::task::JoinSet::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                // The peer address is dropped unread: it is never stored or logged.
+                let Ok((stream, _)) = accepted else {
+                    // Out of file descriptors or similar: back off, keep serving.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                };
+                // Load shedding: beyond the limit a new connection is closed at
+                // once, so the ones being served keep their speed.
+                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    drop(stream);
+                    continue;
+                };
+                connections.spawn(serve_connection(stream, app.clone(), slot, closed.clone()));
+            }
+            _ = &mut shutdown => break,
+        }
+        // Reap finished connection tasks so the set does not grow.
+        while connections.try_join_next().is_some() {}
+    }
+    drop(listener);
+    let _ = closing.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(30), async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
     retention.abort();
-    served?;
     Ok(())
+}
+
+/// At most this many connections at once; more are closed on arrival.
+pub const MAX_CONNECTIONS: usize = 1024;
+/// A client must send its request headers within this time (slowloris);
+/// it also closes idle keep-alive connections.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+async fn serve_connection(
+    stream: tokio::net::TcpStream,
+    app: Router,
+    _slot: tokio::sync::OwnedSemaphorePermit,
+    mut closing: tokio::sync::watch::Receiver<bool>,
+) {
+    use tower::ServiceExt;
+    let service =
+        hyper_util::service::TowerToHyperService::new(app.map_request(
+            |request: Request<hyper::body::Incoming>| request.map(axum::body::Body::new),
+        ));
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_buf_size(64 * 1024);
+    let connection = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+    let mut connection = std::pin::pin!(connection);
+    tokio::select! {
+        _ = connection.as_mut() => {}
+        _ = async { let _ = closing.wait_for(|closing| *closing).await; } => {
+            connection.as_mut().graceful_shutdown();
+            let _ = connection.await;
+        }
+    }
 }
 
 /// Deletes closed cases once their retention period has passed: at start,
