@@ -330,6 +330,24 @@ fn security_txt_is_served_only_with_a_valid_contact() {
 }
 
 #[test]
+fn onion_location_is_sent_when_configured() {
+    let vault_dir = tempfile::tempdir().unwrap();
+    let vault = make_vault(vault_dir.path(), "vp-jansen");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("keys")).unwrap();
+    std::fs::write(dir.path().join("keys/vp-jansen.json"), vault.card.to_json()).unwrap();
+    let onion = format!("http://{}.onion", "a".repeat(56));
+    let server = Server::start_in_with(dir, &["--onion-location", &onion]);
+    let page = server.get("/melden");
+    assert_eq!(
+        page.header("onion-location"),
+        Some(format!("{onion}/melden").as_str())
+    );
+    let (plain, _vault, _dir) = server_with_counsellor();
+    assert!(plain.get("/melden").header("onion-location").is_none());
+}
+
+#[test]
 fn a_bad_card_stops_the_start_and_names_the_file() {
     let vault_dir = tempfile::tempdir().unwrap();
     let vault = make_vault(vault_dir.path(), "vp-goed");

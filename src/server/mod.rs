@@ -128,7 +128,7 @@ pub fn app(state: AppState, config: &Config) -> Router {
         .route("/thread/messages", post(v1::thread::follow_up))
         .route("/courier/sync", post(v1::courier::sync))
         .method_not_allowed_fallback(method_not_allowed);
-    Router::new()
+    let router = Router::new()
         .nest("/api/v1", api)
         .route(
             "/.well-known/security.txt",
@@ -140,8 +140,28 @@ pub fn app(state: AppState, config: &Config) -> Router {
             axum::http::StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(60),
         ))
-        .layer(middleware::from_fn(security_headers))
-        .with_state(state)
+        .layer(middleware::from_fn(security_headers));
+    let router = match &config.onion_location {
+        // Tor Browser offers the onion address of the page being read.
+        Some(onion) => {
+            let onion: Arc<str> = onion.trim_end_matches('/').into();
+            router.layer(middleware::from_fn(move |request: Request, next: Next| {
+                let onion = onion.clone();
+                async move {
+                    let value = format!("{onion}{}", request.uri().path());
+                    let mut response = next.run(request).await;
+                    if let Ok(value) = HeaderValue::from_str(&value) {
+                        response
+                            .headers_mut()
+                            .insert(HeaderName::from_static("onion-location"), value);
+                    }
+                    response
+                }
+            }))
+        }
+        None => router,
+    };
+    router.with_state(state)
 }
 
 /// Runs the server on `listener` until `shutdown` completes.
