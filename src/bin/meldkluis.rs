@@ -105,6 +105,42 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
     },
+    /// Check that a running site serves exactly this build's pages and
+    /// scripts; exits non-zero on any difference.
+    VerifySite {
+        /// The site, e.g. https://meldpunt.example.nl
+        url: String,
+    },
+    /// Print the SHA-256 of every file this build serves (sha256sum format).
+    SiteManifest,
+}
+
+fn verify_site(url: &str) -> Result<(), String> {
+    use server::verify::Check;
+    let results = server::verify::verify_site(url).map_err(|e| e.to_string())?;
+    let mut bad = 0;
+    for (path, check) in &results {
+        match check {
+            Check::Same => println!("ok       {path}"),
+            Check::Differs { expected, served } => {
+                bad += 1;
+                println!("DIFFERS  {path}  (this build {expected}, served {served})");
+            }
+            Check::Missing(why) => {
+                bad += 1;
+                println!("MISSING  {path}  ({why})");
+            }
+        }
+    }
+    if bad == 0 {
+        println!("{} files: all identical to this build.", results.len());
+        Ok(())
+    } else {
+        Err(format!(
+            "{bad} of {} files differ from this build",
+            results.len()
+        ))
+    }
 }
 
 fn init_logging() {
@@ -137,6 +173,10 @@ fn main() -> ExitCode {
             force,
         } => load(file, data_only(data))
             .and_then(|loaded| run_restore(&loaded.config, &source, force)),
+        Command::VerifySite { url } => verify_site(&url),
+        Command::SiteManifest => server::verify::manifest()
+            .map(|text| print!("{text}"))
+            .map_err(|e| e.to_string()),
         Command::Demo { listen } => runtime().and_then(|runtime| {
             runtime
                 .block_on(server::demo::run(listen))

@@ -9,6 +9,7 @@ pub mod demo;
 pub mod error;
 pub mod handlers;
 pub mod store;
+pub mod verify;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -162,27 +162,53 @@ fn content_type(path: &str) -> &'static str {
     }
 }
 
+/// `sha384-…` of a file, as Subresource Integrity wants it.
+fn subresource_integrity(body: &[u8]) -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    let digest = sha2::Sha384::digest(body);
+    format!(
+        "sha384-{}",
+        base64::engine::general_purpose::STANDARD.encode(digest)
+    )
+}
+
+/// Adds Subresource Integrity to every script and stylesheet a page loads,
+/// and a `modulepreload` with integrity for every module, so the modules a
+/// script imports are checked too (a plain `import` carries no integrity).
+fn with_integrity(html: &str, integrity: &BTreeMap<String, String>) -> String {
+    let mut out = html.to_string();
+    for (path, hash) in integrity {
+        for (before, after) in [
+            (
+                format!("<script type=\"module\" src=\"{path}\">"),
+                format!("<script type=\"module\" src=\"{path}\" integrity=\"{hash}\">"),
+            ),
+            (
+                format!("<link rel=\"stylesheet\" href=\"{path}\">"),
+                format!("<link rel=\"stylesheet\" href=\"{path}\" integrity=\"{hash}\">"),
+            ),
+        ] {
+            out = out.replace(&before, &after);
+        }
+    }
+    if out.contains("<script type=\"module\"") {
+        let preloads: String = integrity
+            .iter()
+            .filter(|(path, _)| path.ends_with(".js"))
+            .map(|(path, hash)| {
+                format!("  <link rel=\"modulepreload\" href=\"{path}\" integrity=\"{hash}\">\n")
+            })
+            .collect();
+        out = out.replacen("</head>", &format!("{preloads}</head>"), 1);
+    }
+    out
+}
+
 impl Site {
     /// Renders every page in every language and indexes the static files.
     pub fn build() -> Result<Self, SiteError> {
         let mut files = BTreeMap::new();
-        for lang in LANGUAGES {
-            let texts = messages(lang)?;
-            for (name, nl, en) in PAGES {
-                let file = format!("pages/{name}.html");
-                let template = Web::get(&file).ok_or_else(|| SiteError::Template {
-                    file: file.clone(),
-                    problem: "missing".into(),
-                })?;
-                let template = String::from_utf8_lossy(&template.data).into_owned();
-                let html = render(name, &template, lang, &texts)?;
-                let path = if lang == "nl" { nl } else { en };
-                files.insert(
-                    path.to_string(),
-                    ("text/html; charset=utf-8", html.into_bytes()),
-                );
-            }
-        }
         for file in Web::iter() {
             if file.starts_with("pages/") {
                 continue;
@@ -192,6 +218,27 @@ impl Site {
                 .data
                 .into_owned();
             files.insert(format!("/{file}"), (content_type(&file), data));
+        }
+        let integrity: BTreeMap<String, String> = files
+            .iter()
+            .map(|(path, (_, body))| (path.clone(), subresource_integrity(body)))
+            .collect();
+        for lang in LANGUAGES {
+            let texts = messages(lang)?;
+            for (name, nl, en) in PAGES {
+                let file = format!("pages/{name}.html");
+                let template = Web::get(&file).ok_or_else(|| SiteError::Template {
+                    file: file.clone(),
+                    problem: "missing".into(),
+                })?;
+                let template = String::from_utf8_lossy(&template.data).into_owned();
+                let html = with_integrity(&render(name, &template, lang, &texts)?, &integrity);
+                let path = if lang == "nl" { nl } else { en };
+                files.insert(
+                    path.to_string(),
+                    ("text/html; charset=utf-8", html.into_bytes()),
+                );
+            }
         }
         Ok(Site { files })
     }
@@ -288,6 +335,28 @@ mod tests {
             }
         }
         assert!(site.files.contains_key("/vendor/age.js"));
+    }
+
+    #[test]
+    fn scripts_and_styles_carry_their_integrity() {
+        let site = Site::build().unwrap();
+        let html = String::from_utf8_lossy(&site.files["/melden"].1).into_owned();
+        let script = &site.files["/js/report.js"].1;
+        assert!(html.contains(&format!(
+            "src=\"/js/report.js\" integrity=\"{}\"",
+            subresource_integrity(script)
+        )));
+        assert!(html.contains(&format!(
+            "<link rel=\"modulepreload\" href=\"/vendor/age.js\" integrity=\"{}\">",
+            subresource_integrity(&site.files["/vendor/age.js"].1)
+        )));
+        assert!(
+            html.contains("<link rel=\"stylesheet\" href=\"/css/site.css\" integrity=\"sha384-")
+        );
+        assert!(
+            !html.contains("src=\"/js/report.js\">"),
+            "a script without integrity"
+        );
     }
 
     #[test]
