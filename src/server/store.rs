@@ -67,6 +67,8 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     #[error("the database schema version {0} is newer than this program")]
     TooNew(i64),
+    #[error("writer: {0}")]
+    Writer(String),
 }
 
 /// One stored message as the melder's thread shows it.
@@ -110,9 +112,23 @@ pub enum SyncOutcome {
     UnknownCase(CaseId),
 }
 
+/// One unit of work for the writer thread: runs inside the shared
+/// transaction (in its own savepoint) and says whether to keep its changes;
+/// the reply runs after the commit, with the commit's outcome.
+type Job = Box<dyn FnOnce(&rusqlite::Transaction<'_>) -> (bool, Reply) + Send>;
+type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
+
+/// Most jobs one commit carries.
+const MAX_BATCH: usize = 256;
+
 pub struct Store {
-    writer: Mutex<Connection>,
+    /// Writes go to one thread that owns the write connection and commits
+    /// whatever jobs are waiting in one transaction (group commit): one fsync
+    /// acknowledges many submissions, none before it is durable.
+    jobs: Mutex<Option<std::sync::mpsc::Sender<Job>>>,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     reader: Mutex<Connection>,
+    path: std::path::PathBuf,
 }
 
 fn open_connection(path: &Path) -> Result<Connection, StoreError> {
@@ -130,19 +146,106 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     Ok(connection)
 }
 
+impl Drop for Store {
+    /// Lets the writer finish what it holds and close its connection before
+    /// the store is gone, so a backup or restore right after sees it closed.
+    fn drop(&mut self) {
+        self.jobs.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(thread) = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The writer thread: takes the first waiting job, then every job that is
+/// already waiting (up to MAX_BATCH), runs them in one transaction, commits
+/// once, then answers each. It ends when the store is dropped.
+fn writer_loop(mut connection: Connection, jobs: std::sync::mpsc::Receiver<Job>) {
+    while let Ok(first) = jobs.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let tx = match connection.transaction_with_behavior(TransactionBehavior::Immediate) {
+            Ok(tx) => tx,
+            Err(e) => {
+                // Nothing ran; every job in the batch fails, none is lost silently.
+                for job in batch {
+                    drop(job);
+                }
+                tracing::error!("store: cannot begin a transaction: {e}");
+                continue;
+            }
+        };
+        let mut replies = Vec::with_capacity(batch.len());
+        for job in batch {
+            let _ = tx.execute_batch("SAVEPOINT job");
+            let (keep, reply) = job(&tx);
+            if !keep {
+                let _ = tx.execute_batch("ROLLBACK TO job");
+            }
+            let _ = tx.execute_batch("RELEASE job");
+            replies.push(reply);
+        }
+        let committed = tx.commit().map_err(|e| e.to_string());
+        for reply in replies {
+            reply(committed.clone());
+        }
+    }
+}
+
 impl Store {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let mut writer = open_connection(path)?;
         migrate(&mut writer)?;
         let reader = open_connection(path)?;
+        let (sender, receiver) = std::sync::mpsc::channel::<Job>();
+        let thread = std::thread::Builder::new()
+            .name("meldkluis-store-writer".into())
+            .spawn(move || writer_loop(writer, receiver))
+            .map_err(|e| StoreError::Writer(e.to_string()))?;
         Ok(Store {
-            writer: Mutex::new(writer),
+            jobs: Mutex::new(Some(sender)),
+            writer: Mutex::new(Some(thread)),
             reader: Mutex::new(reader),
+            path: path.to_path_buf(),
         })
     }
 
-    fn write(&self) -> std::sync::MutexGuard<'_, Connection> {
-        self.writer.lock().unwrap_or_else(|p| p.into_inner())
+    /// Runs `work` on the writer thread and waits until its transaction is
+    /// committed (durable) or failed. `work` returns whether to keep its
+    /// changes, and its answer.
+    fn write<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<(bool, T), StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (answer, answered) = std::sync::mpsc::sync_channel(1);
+        let job: Job = Box::new(move |tx| {
+            let outcome = work(tx);
+            let keep = matches!(outcome, Ok((true, _)));
+            let reply: Reply = Box::new(move |committed| {
+                let result = match (outcome, committed) {
+                    (Err(e), _) => Err(e),
+                    (Ok(_), Err(e)) => Err(StoreError::Writer(e)),
+                    (Ok((_, value)), Ok(())) => Ok(value),
+                };
+                let _ = answer.send(result);
+            });
+            (keep, reply)
+        });
+        self.jobs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .ok_or_else(|| StoreError::Writer("the store is closing".into()))?
+            .send(job)
+            .map_err(|_| StoreError::Writer("the writer thread has stopped".into()))?;
+        answered
+            .recv()
+            .map_err(|_| StoreError::Writer("the writer thread dropped a job".into()))?
     }
 
     fn read(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -156,51 +259,8 @@ impl Store {
         counsellors: &[String],
         report: &AgeBlob,
     ) -> Result<NewCase, StoreError> {
-        let mut connection = self.write();
-        let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let body_hash = Sha256::digest(report.as_bytes()).to_vec();
-        let existing: Option<(Vec<u8>, String)> = tx
-            .query_row(
-                "SELECT id, day FROM cases WHERE lookup_hash = ?1",
-                [&lookup.0[..]],
-                |row| Ok((row.get(0)?, row.get(1)?)),
-            )
-            .optional()?;
-        if let Some((case_id, day)) = existing {
-            let same: bool = tx.query_row(
-                "SELECT EXISTS(SELECT 1 FROM messages WHERE case_id = ?1 AND body_sha256 = ?2)",
-                params![case_id, body_hash],
-                |row| row.get(0),
-            )?;
-            return Ok(if same {
-                NewCase::AlreadyStored(parse_day(&day))
-            } else {
-                NewCase::CodeInUse
-            });
-        }
-        let case = CaseId::random();
-        let day = Day::today();
-        tx.execute(
-            "INSERT INTO cases (id, lookup_hash, day) VALUES (?1, ?2, ?3)",
-            params![&case.0[..], &lookup.0[..], day.to_string()],
-        )?;
-        for counsellor in counsellors {
-            tx.execute(
-                "INSERT OR IGNORE INTO case_counsellors (case_id, counsellor) VALUES (?1, ?2)",
-                params![&case.0[..], counsellor],
-            )?;
-        }
-        insert_message(
-            &tx,
-            MessageId::random(),
-            case,
-            "melder",
-            "report",
-            day,
-            report,
-        )?;
-        tx.commit()?;
-        Ok(NewCase::Created(day))
+        let (lookup, counsellors, report) = (*lookup, counsellors.to_vec(), report.clone());
+        self.write(move |tx| create_case(tx, &lookup, &counsellors, &report).map(|n| (true, n)))
     }
 
     /// The thread for a lookup key, or `None`.
@@ -236,42 +296,18 @@ impl Store {
     }
 
     /// Adds a melder's follow-up; `None` when no case has this lookup key.
+    /// The identical message again (a retry) is stored once.
     pub fn add_follow_up(
         &self,
         lookup: &LookupHash,
         message: &AgeBlob,
     ) -> Result<Option<Day>, StoreError> {
-        let mut connection = self.write();
-        let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let Some(case) = case_by_lookup(&tx, lookup)? else {
-            return Ok(None);
-        };
-        let body_hash = Sha256::digest(message.as_bytes()).to_vec();
-        let earlier: Option<String> = tx
-            .query_row(
-                "SELECT day FROM messages WHERE body_sha256 = ?1 AND case_id = ?2",
-                params![body_hash, &case.0[..]],
-                |row| row.get(0),
-            )
-            .optional()?;
-        if let Some(day) = earlier {
-            return Ok(Some(parse_day(&day)));
-        }
-        let day = Day::today();
-        insert_message(
-            &tx,
-            MessageId::random(),
-            case,
-            "melder",
-            "follow-up",
-            day,
-            message,
-        )?;
-        tx.commit()?;
-        Ok(Some(day))
+        let (lookup, message) = (*lookup, message.clone());
+        self.write(move |tx| add_follow_up(tx, &lookup, &message).map(|d| (true, d)))
     }
 
-    /// Applies a verified outbox in one transaction (protocol.md §6).
+    /// Applies a verified outbox in one transaction (protocol.md §6): all
+    /// items or none.
     pub fn apply_outbox(
         &self,
         counsellor: &str,
@@ -280,58 +316,17 @@ impl Store {
         inbox_ack: u64,
         items: &[OutboxWrite<'_>],
     ) -> Result<SyncOutcome, StoreError> {
-        let mut connection = self.write();
-        let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let ids: Vec<MessageId> = items.iter().map(|i| i.id).collect();
-        let last: Option<(i64, Vec<u8>)> = tx
-            .query_row(
-                "SELECT counter, manifest_hash FROM counsellor_sync WHERE counsellor = ?1",
-                [counsellor],
-                |row| Ok((row.get(0)?, row.get(1)?)),
-            )
-            .optional()?;
-        if let Some((last_counter, last_hash)) = last {
-            let last_counter = last_counter as u64;
-            if counter == last_counter && last_hash == manifest_hash {
-                return Ok(SyncOutcome::Retried(ids));
-            }
-            if counter <= last_counter {
-                return Ok(SyncOutcome::Replayed);
-            }
-        }
-        let day = Day::today();
-        for item in items {
-            let assigned: bool = tx.query_row(
-                "SELECT EXISTS(SELECT 1 FROM case_counsellors WHERE case_id = ?1 AND counsellor = ?2)",
-                params![&item.case.0[..], counsellor],
-                |row| row.get(0),
-            )?;
-            if !assigned {
-                return Ok(SyncOutcome::UnknownCase(item.case));
-            }
-            let known: bool = tx.query_row(
-                "SELECT EXISTS(SELECT 1 FROM messages WHERE id = ?1)",
-                [&item.id.0[..]],
-                |row| row.get(0),
-            )?;
-            if !known {
-                insert_message(&tx, item.id, item.case, counsellor, "reply", day, item.body)?;
-            }
-            if item.closes {
-                tx.execute(
-                    "UPDATE cases SET closed_day = ?2 WHERE id = ?1 AND closed_day IS NULL",
-                    params![&item.case.0[..], day.to_string()],
-                )?;
-            }
-        }
-        tx.execute(
-            "INSERT INTO counsellor_sync (counsellor, counter, manifest_hash, inbox_ack)
-             VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT(counsellor) DO UPDATE SET counter = ?2, manifest_hash = ?3, inbox_ack = ?4",
-            params![counsellor, counter as i64, &manifest_hash[..], inbox_ack as i64],
-        )?;
-        tx.commit()?;
-        Ok(SyncOutcome::Applied(ids))
+        let counsellor = counsellor.to_string();
+        let manifest_hash = *manifest_hash;
+        let items: Vec<(MessageId, CaseId, AgeBlob, bool)> = items
+            .iter()
+            .map(|i| (i.id, i.case, i.body.clone(), i.closes))
+            .collect();
+        self.write(move |tx| {
+            let outcome =
+                apply_outbox(tx, &counsellor, counter, &manifest_hash, inbox_ack, &items)?;
+            Ok((matches!(outcome, SyncOutcome::Applied(_)), outcome))
+        })
     }
 
     /// Everything newer than `after_seq` on this counsellor's cases, written
@@ -367,24 +362,27 @@ impl Store {
     /// truncating checkpoint empties the WAL, so no byte of the ciphertext is
     /// left in the data directory. Returns the number of cases deleted.
     pub fn purge_closed(&self, closed_by: Day) -> Result<usize, StoreError> {
-        let mut connection = self.write();
-        let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let cutoff = closed_by.to_string();
-        let doomed = "SELECT id FROM cases WHERE closed_day IS NOT NULL AND closed_day <= ?1";
-        tx.execute(
-            &format!("DELETE FROM messages WHERE case_id IN ({doomed})"),
-            [&cutoff],
-        )?;
-        tx.execute(
-            &format!("DELETE FROM case_counsellors WHERE case_id IN ({doomed})"),
-            [&cutoff],
-        )?;
-        let deleted = tx.execute(
-            "DELETE FROM cases WHERE closed_day IS NOT NULL AND closed_day <= ?1",
-            [&cutoff],
-        )?;
-        tx.commit()?;
+        let deleted = self.write(move |tx| {
+            let doomed = "SELECT id FROM cases WHERE closed_day IS NOT NULL AND closed_day <= ?1";
+            tx.execute(
+                &format!("DELETE FROM messages WHERE case_id IN ({doomed})"),
+                [&cutoff],
+            )?;
+            tx.execute(
+                &format!("DELETE FROM case_counsellors WHERE case_id IN ({doomed})"),
+                [&cutoff],
+            )?;
+            let deleted = tx.execute(
+                "DELETE FROM cases WHERE closed_day IS NOT NULL AND closed_day <= ?1",
+                [&cutoff],
+            )?;
+            Ok((true, deleted))
+        })?;
         if deleted > 0 {
+            // Copy the WAL into the database and empty it, so the deleted
+            // pages (already zeroed by secure_delete) leave no copy behind.
+            let connection = open_connection(&self.path)?;
             connection.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
         }
         Ok(deleted)
@@ -402,6 +400,147 @@ impl Store {
             .optional()?;
         Ok(day.flatten().map(|d| parse_day(&d)))
     }
+}
+
+fn create_case(
+    tx: &rusqlite::Transaction<'_>,
+    lookup: &LookupHash,
+    counsellors: &[String],
+    report: &AgeBlob,
+) -> Result<NewCase, StoreError> {
+    let body_hash = Sha256::digest(report.as_bytes()).to_vec();
+    let existing: Option<(Vec<u8>, String)> = tx
+        .query_row(
+            "SELECT id, day FROM cases WHERE lookup_hash = ?1",
+            [&lookup.0[..]],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .optional()?;
+    if let Some((case_id, day)) = existing {
+        let same: bool = tx.query_row(
+            "SELECT EXISTS(SELECT 1 FROM messages WHERE case_id = ?1 AND body_sha256 = ?2)",
+            params![case_id, body_hash],
+            |row| row.get(0),
+        )?;
+        return Ok(if same {
+            NewCase::AlreadyStored(parse_day(&day))
+        } else {
+            NewCase::CodeInUse
+        });
+    }
+    let case = CaseId::random();
+    let day = Day::today();
+    tx.execute(
+        "INSERT INTO cases (id, lookup_hash, day) VALUES (?1, ?2, ?3)",
+        params![&case.0[..], &lookup.0[..], day.to_string()],
+    )?;
+    for counsellor in counsellors {
+        tx.execute(
+            "INSERT OR IGNORE INTO case_counsellors (case_id, counsellor) VALUES (?1, ?2)",
+            params![&case.0[..], counsellor],
+        )?;
+    }
+    insert_message(
+        tx,
+        MessageId::random(),
+        case,
+        "melder",
+        "report",
+        day,
+        report,
+    )?;
+    Ok(NewCase::Created(day))
+}
+
+fn add_follow_up(
+    tx: &rusqlite::Transaction<'_>,
+    lookup: &LookupHash,
+    message: &AgeBlob,
+) -> Result<Option<Day>, StoreError> {
+    let Some(case) = case_by_lookup(tx, lookup)? else {
+        return Ok(None);
+    };
+    let body_hash = Sha256::digest(message.as_bytes()).to_vec();
+    let earlier: Option<String> = tx
+        .query_row(
+            "SELECT day FROM messages WHERE body_sha256 = ?1 AND case_id = ?2",
+            params![body_hash, &case.0[..]],
+            |row| row.get(0),
+        )
+        .optional()?;
+    if let Some(day) = earlier {
+        return Ok(Some(parse_day(&day)));
+    }
+    let day = Day::today();
+    insert_message(
+        tx,
+        MessageId::random(),
+        case,
+        "melder",
+        "follow-up",
+        day,
+        message,
+    )?;
+    Ok(Some(day))
+}
+
+fn apply_outbox(
+    tx: &rusqlite::Transaction<'_>,
+    counsellor: &str,
+    counter: u64,
+    manifest_hash: &[u8; 32],
+    inbox_ack: u64,
+    items: &[(MessageId, CaseId, AgeBlob, bool)],
+) -> Result<SyncOutcome, StoreError> {
+    let ids: Vec<MessageId> = items.iter().map(|i| i.0).collect();
+    let last: Option<(i64, Vec<u8>)> = tx
+        .query_row(
+            "SELECT counter, manifest_hash FROM counsellor_sync WHERE counsellor = ?1",
+            [counsellor],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .optional()?;
+    if let Some((last_counter, last_hash)) = last {
+        let last_counter = last_counter as u64;
+        if counter == last_counter && last_hash == manifest_hash {
+            return Ok(SyncOutcome::Retried(ids));
+        }
+        if counter <= last_counter {
+            return Ok(SyncOutcome::Replayed);
+        }
+    }
+    let day = Day::today();
+    for (id, case, body, closes) in items {
+        let assigned: bool = tx.query_row(
+            "SELECT EXISTS(SELECT 1 FROM case_counsellors WHERE case_id = ?1 AND counsellor = ?2)",
+            params![&case.0[..], counsellor],
+            |row| row.get(0),
+        )?;
+        if !assigned {
+            return Ok(SyncOutcome::UnknownCase(*case));
+        }
+        let known: bool = tx.query_row(
+            "SELECT EXISTS(SELECT 1 FROM messages WHERE id = ?1)",
+            [&id.0[..]],
+            |row| row.get(0),
+        )?;
+        if !known {
+            insert_message(tx, *id, *case, counsellor, "reply", day, body)?;
+        }
+        if *closes {
+            tx.execute(
+                "UPDATE cases SET closed_day = ?2 WHERE id = ?1 AND closed_day IS NULL",
+                params![&case.0[..], day.to_string()],
+            )?;
+        }
+    }
+    tx.execute(
+            "INSERT INTO counsellor_sync (counsellor, counter, manifest_hash, inbox_ack)
+             VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(counsellor) DO UPDATE SET counter = ?2, manifest_hash = ?3, inbox_ack = ?4",
+            params![counsellor, counter as i64, &manifest_hash[..], inbox_ack as i64],
+        )?;
+    Ok(SyncOutcome::Applied(ids))
 }
 
 fn insert_message(
