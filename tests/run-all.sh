@@ -51,6 +51,9 @@ else
   cargo test --locked --no-fail-fast
 fi
 
+step "fuzz targets: the committed seeds through every target's checks"
+bash tests/fuzz-smoke.sh
+
 step "JavaScript tests (shared vectors, protocol.js, pages)"
 node --test tests/js/
 
