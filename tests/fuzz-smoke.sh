@@ -15,11 +15,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 targets=(code envelope outbox inbox age_header card)
+# The fuzz crate takes the main crate's lockfile (and adds libFuzzer to it):
+# the same versions as the tested build, never a stale second lockfile.
+cp Cargo.lock fuzz/Cargo.lock
 
 if [ "${1:-}" != "--fuzz" ]; then
   # The main target directory: the dependencies are already built there.
   out=$(mktemp)
-  if CARGO_TARGET_DIR="$PWD/target" cargo test --locked --manifest-path fuzz/Cargo.toml \
+  if CARGO_TARGET_DIR="$PWD/target" cargo test --manifest-path fuzz/Cargo.toml \
       --no-default-features -- --nocapture >"$out" 2>&1; then
     grep -E "replayed|accepted" "$out"
     rm -f "$out"
