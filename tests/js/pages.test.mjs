@@ -6,9 +6,8 @@
 import assert from "node:assert/strict";
 import { readFileSync, readdirSync } from "node:fs";
 import { test } from "node:test";
-import { messages, render, webDir } from "../browser/support/render.mjs";
+import { PAGES, messages, render, webDir } from "../browser/support/render.mjs";
 
-const PAGES = ["index", "report", "thread", "courier"];
 const nl = messages("nl");
 const en = messages("en");
 // Checked as served (partials included), in Dutch; the English pages share the markup.
@@ -77,26 +76,6 @@ test("pages have the landmarks, skip link and labelled fields", () => {
     // if the script failed; the scripts send everything themselves.
     assert.ok(!/<(input|select|textarea)\b[^>]*\sname=/.test(html), `${page}: named form field`);
   }
-});
-
-test("every message key a script uses exists", () => {
-  const used = new Set();
-  for (const file of scripts) {
-    for (const [, key] of source(file).matchAll(/\bt\(\s*"([a-z0-9_]+)"/g)) used.add(key);
-  }
-  assert.ok(used.size > 30, "found the t(\"…\") calls");
-  for (const key of used) assert.ok(key in nl, `missing message ${key}`);
-
-  // Keys the scripts build from data: error codes, kinds, categories.
-  const api = readFileSync(new URL("../../docs/api.md", import.meta.url), "utf8");
-  const errorCodes = [...api.matchAll(/^\| \d{3} \| `([a-z_]+)` \|/gm)].map((m) => m[1]);
-  assert.ok(errorCodes.length >= 15, "read the error table of docs/api.md");
-  for (const code of [...errorCodes, "network", "unexpected"]) assert.ok(`error_${code}` in nl, `error_${code}`);
-  for (const kind of ["internal", "external"]) assert.ok(`counsellor_kind_${kind}` in nl);
-  for (const kind of ["report", "follow_up", "reply"]) assert.ok(`kind_${kind}` in nl);
-  const categories = [...template("report").matchAll(/<option value="([a-z-]+)">/g)].map((m) => m[1]);
-  assert.ok(categories.length >= 6);
-  for (const slug of categories) assert.ok(`category_${slug.replaceAll("-", "_")}` in nl, slug);
 });
 
 test("scripts use no storage, cookies, HTML injection or eval", () => {

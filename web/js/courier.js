@@ -4,7 +4,7 @@
 
 import { ApiError, courierSync } from "./api.js";
 import { loadMessages, t } from "./i18n.js";
-import { $, apiErrorMessage, download, fieldError, focusHeading, status } from "./ui.js";
+import { $, apiErrorMessage, download, fieldError, focusHeading, setBusy, status } from "./ui.js";
 
 await loadMessages();
 
@@ -27,7 +27,7 @@ async function sync(event) {
     return;
   }
   busy = true;
-  $("sync").disabled = true;
+  setBusy(["sync"], true);
   $("result").hidden = true;
   try {
     status("", t("courier_status_sending"), { fraction: 0 });
@@ -48,7 +48,7 @@ async function sync(event) {
     status("", message, { kind: "error" });
   } finally {
     busy = false;
-    $("sync").disabled = false;
+    setBusy(["sync"], false);
   }
 }
 

@@ -14,7 +14,7 @@ import {
 import { ApiError, getCounsellors, postReport } from "./api.js";
 import { checkFiles, readAttachments, watchFileInput } from "./attachments.js";
 import { loadMessages, t } from "./i18n.js";
-import { $, apiErrorMessage, download, el, fieldError, focusHeading, status } from "./ui.js";
+import { $, apiErrorMessage, download, el, errorSummary, fieldError, focusHeading, setBusy, status } from "./ui.js";
 
 await loadMessages();
 
@@ -42,7 +42,7 @@ function counsellorChoice(c) {
   ]);
   if (c.description) label.append(el("span", { className: "choice-description", text: c.description }));
   const box = el("input", { attrs: { type: "checkbox", id, value: c.id } });
-  box.addEventListener("change", () => fieldError("counsellors", null));
+  box.addEventListener("change", () => clearError("counsellors"));
   return el("div", { className: "choice" }, [box, label]);
 }
 
@@ -73,7 +73,21 @@ function readForm() {
   };
 }
 
-/** Shows every field error at once and focuses the first; true if all is well. */
+/** Where focus goes for a field's error: the first checkbox for the counsellors. */
+const focusTarget = (id) => (id === "counsellors" ? form.querySelector("#counsellor-list input") ?? $("counsellors") : $(id));
+
+/** Hides a field's error; the summary goes once nothing is left in it. */
+function clearError(id) {
+  fieldError(id, null);
+  const link = $("error-summary-list").querySelector(`a[href="#${id}"]`);
+  if (link) link.parentElement.remove();
+  if (!$("error-summary-list").children.length) $("error-summary").hidden = true;
+}
+
+/**
+ * Shows every field error at once, by its field and in the error summary,
+ * and moves focus to the summary; true if all is well.
+ */
 function check(values) {
   const errors = {
     counsellors: values.ids.length === 0 ? t("report_error_counsellors") : null,
@@ -85,9 +99,7 @@ function check(values) {
     contact: values.contact.length > MAX_CONTACT ? t("report_error_contact_long", { max: MAX_CONTACT }) : null,
   };
   for (const [id, message] of Object.entries(errors)) fieldError(id, message);
-  const first = Object.entries(errors).find(([, message]) => message);
-  if (first) (first[0] === "counsellors" ? form.querySelector("#counsellor-list input") ?? $("counsellors") : $(first[0])).focus();
-  return !first;
+  return errorSummary("error-summary", errors, focusTarget);
 }
 
 /** While an outcome is unknown the form is frozen, so the retry sends what the melder sees. */
@@ -96,8 +108,12 @@ function freeze(frozen) {
     if (control.tagName === "TEXTAREA") control.readOnly = frozen;
     else control.disabled = frozen;
   }
-  $("submit").hidden = frozen;
-  $("retry").hidden = !frozen;
+  const hiding = $(frozen ? "submit" : "retry");
+  const showing = $(frozen ? "retry" : "submit");
+  const hadFocus = document.activeElement === hiding;
+  hiding.hidden = true;
+  showing.hidden = false;
+  if (hadFocus) showing.focus(); // keep a keyboard user's place
 }
 
 async function prepare(values) {
@@ -133,7 +149,7 @@ async function send() {
 async function submit() {
   if (busy) return;
   busy = true;
-  $("submit").disabled = $("retry").disabled = true;
+  setBusy(["submit", "retry"], true);
   try {
     if (!attempt?.request) await prepare(readForm());
     await send();
@@ -142,7 +158,7 @@ async function submit() {
     failed(error);
   } finally {
     busy = false;
-    $("submit").disabled = $("retry").disabled = false;
+    setBusy(["submit", "retry"], false);
   }
 }
 
@@ -173,8 +189,11 @@ function finish() {
   attempt = null;
   form.reset(); // the plaintext leaves the page now that it is stored
   form.hidden = true;
+  $("report-intro").hidden = true;
   $("code").textContent = display;
+  $("thread-url").textContent = $("to-thread").href; // for the printed page
   $("done").hidden = false;
+  document.title = `${t("site_name")} — ${t("done_heading")}`;
   focusHeading("done-heading");
 
   const copyStatus = (key) => { $("copy-status").textContent = t(key); };
@@ -188,7 +207,7 @@ function finish() {
     }
   });
   $("download-code").addEventListener("click", () => {
-    const threadUrl = document.querySelector("#done a[href]").href;
+    const threadUrl = $("to-thread").href;
     const text = `${t("done_file_text", { code: display, url: threadUrl })}\n`;
     download(new TextEncoder().encode(text), t("done_file_name"), "text/plain;charset=utf-8");
     copyStatus("done_downloaded");
@@ -200,11 +219,12 @@ function finish() {
 
 form.addEventListener("submit", (event) => {
   event.preventDefault();
-  if (!$("retry").hidden) return; // frozen: only the retry button sends
+  if (busy || !$("retry").hidden) return; // busy, or frozen: only the retry button sends
   if (check(readForm())) submit();
 });
 $("retry").addEventListener("click", submit);
-for (const id of ["text", "contact"]) $(id).addEventListener("input", () => fieldError(id, null));
+for (const id of ["text", "contact"]) $(id).addEventListener("input", () => clearError(id));
+$("attachments").addEventListener("change", () => checkFiles(chosenFiles()) || clearError("attachments"));
 
 window.addEventListener("beforeunload", (event) => {
   if (sent) return;

@@ -16,7 +16,7 @@ import {
 import { ApiError, getCounsellors, getThread, postFollowUp } from "./api.js";
 import { checkFiles, readAttachments, watchFileInput } from "./attachments.js";
 import { formatDay, loadMessages, t } from "./i18n.js";
-import { $, apiErrorMessage, el, fieldError, focusHeading, status } from "./ui.js";
+import { $, apiErrorMessage, el, fieldError, focusHeading, setBusy, status } from "./ui.js";
 
 await loadMessages();
 
@@ -62,7 +62,7 @@ async function openThread(event) {
     return;
   }
   busy = true;
-  $("open").disabled = true;
+  setBusy(["open"], true);
   status("", t("thread_status_opening"), { fraction: null });
   try {
     const keys = await deriveKeys(canonical);
@@ -85,7 +85,7 @@ async function openThread(event) {
     }
   } finally {
     busy = false;
-    $("open").disabled = false;
+    setBusy(["open"], false);
   }
 }
 
@@ -187,17 +187,22 @@ async function prepareFollowUp() {
   return true;
 }
 
+/** While an outcome is unknown the text is frozen and only the retry sends it. */
 function freezeFollowUp(frozen) {
+  const hiding = $(frozen ? "followup-submit" : "followup-retry");
+  const showing = $(frozen ? "followup-retry" : "followup-submit");
+  const hadFocus = document.activeElement === hiding;
   $("followup-text").readOnly = frozen;
   $("followup-attachments").disabled = frozen;
-  $("followup-submit").hidden = frozen;
-  $("followup-retry").hidden = !frozen;
+  hiding.hidden = true;
+  showing.hidden = false;
+  if (hadFocus) showing.focus(); // keep a keyboard user's place
 }
 
 async function sendFollowUp() {
   if (busy || !session) return;
   busy = true;
-  $("followup-submit").disabled = $("followup-retry").disabled = true;
+  setBusy(["followup-submit", "followup-retry"], true);
   try {
     if (!pendingFollowUp && !(await prepareFollowUp())) return;
     status("followup", t("report_status_sending"), { fraction: 0 });
@@ -209,6 +214,8 @@ async function sendFollowUp() {
     session.thread = await getThread(session.keys.lookupKey);
     await render();
     status("followup", t("followup_sent"), { kind: "success" });
+    // The new message pushed the form down: keep the button and its news in sight.
+    $("followup-status").scrollIntoView({ block: "nearest" });
   } catch (error) {
     if (error instanceof ApiError && error.uncertain) {
       freezeFollowUp(true);
@@ -223,7 +230,7 @@ async function sendFollowUp() {
     }
   } finally {
     busy = false;
-    $("followup-submit").disabled = $("followup-retry").disabled = false;
+    setBusy(["followup-submit", "followup-retry"], false);
   }
 }
 

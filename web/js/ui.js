@@ -56,6 +56,46 @@ export function download(bytes, filename, type = "application/octet-stream") {
   return url;
 }
 
+/**
+ * Marks buttons as busy while work runs. aria-disabled rather than disabled:
+ * a disabled button drops keyboard focus to the page's start, so a keyboard
+ * user would lose their place; the pages ignore clicks while busy anyway.
+ */
+export function setBusy(ids, busy) {
+  for (const id of ids) {
+    if (busy) $(id).setAttribute("aria-disabled", "true");
+    else $(id).removeAttribute("aria-disabled");
+  }
+}
+
+/**
+ * Lists a form's field errors in its error summary (`summaryId`, with a
+ * `-list`), each a link that moves focus to its field, and focuses the
+ * summary so a screen reader reads it first. `errors` maps a field id to a
+ * message or null; `focusTarget(id)` gives the element to focus for a field.
+ * Returns true when there was nothing to show.
+ */
+export function errorSummary(summaryId, errors, focusTarget = (id) => $(id)) {
+  const summary = $(summaryId);
+  const shown = Object.entries(errors).filter(([, message]) => message);
+  $(`${summaryId}-list`).replaceChildren(...shown.map(([id, message]) => {
+    const link = el("a", { text: message, attrs: { href: `#${id}` } });
+    link.addEventListener("click", (event) => {
+      event.preventDefault();
+      const target = focusTarget(id);
+      target.focus();
+      target.scrollIntoView({ block: "center" });
+    });
+    return el("li", {}, [link]);
+  }));
+  summary.hidden = shown.length === 0;
+  if (shown.length) {
+    summary.focus();
+    summary.scrollIntoView({ block: "start" });
+  }
+  return shown.length === 0;
+}
+
 /** Moves focus to a heading (made focusable in the template) so readers hear it. */
 export function focusHeading(id) {
   const heading = $(id);

@@ -24,11 +24,14 @@ struct Web;
 pub const LANGUAGES: [&str; 2] = ["nl", "en"];
 
 /// (template, Dutch path, English path)
-const PAGES: [(&str, &str, &str); 4] = [
+const PAGES: [(&str, &str, &str); 7] = [
     ("index", "/", "/en"),
     ("report", "/melden", "/en/report"),
     ("thread", "/mijn-melding", "/en/my-report"),
     ("courier", "/koerier", "/en/courier"),
+    ("privacy", "/privacy", "/en/privacy"),
+    ("accessibility", "/toegankelijkheid", "/en/accessibility"),
+    ("noscript", "/zonder-javascript", "/en/without-javascript"),
 ];
 
 /// Everything the server serves outside `/api`, by path.

@@ -10,10 +10,24 @@ import { fileURLToPath } from "node:url";
 
 export const webDir = fileURLToPath(new URL("../../../web/", import.meta.url));
 
-export const ROUTES = {
-  nl: { index: "/", report: "/melden", thread: "/mijn-melding", courier: "/koerier" },
-  en: { index: "/en", report: "/en/report", thread: "/en/my-report", courier: "/en/courier" },
-};
+/**
+ * Every page's path per language, read from the server's own `PAGES` table
+ * (src/server/handlers/pages.rs), so the tests follow it instead of a copy.
+ */
+export const ROUTES = (() => {
+  const source = readFileSync(new URL("../../../src/server/handlers/pages.rs", import.meta.url), "utf8");
+  const table = /const PAGES: \[\(&str, &str, &str\); \d+\] = \[([^\]]*)\];/.exec(source);
+  if (!table) throw new Error("no PAGES table in src/server/handlers/pages.rs");
+  const routes = { nl: {}, en: {} };
+  for (const [, name, nl, en] of table[1].matchAll(/\("([a-z_]+)", "([^"]+)", "([^"]+)"\)/g)) {
+    routes.nl[name] = nl;
+    routes.en[name] = en;
+  }
+  return routes;
+})();
+
+/** The page names, in the order of the server's table. */
+export const PAGES = Object.keys(ROUTES.nl);
 
 export const messages = (lang) => JSON.parse(readFileSync(`${webDir}i18n/${lang}.json`, "utf8"));
 
