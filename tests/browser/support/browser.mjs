@@ -27,12 +27,13 @@ export function launch() {
  * see: console errors (which include CSP violations), failed page errors,
  * and any request that leaves `origin`.
  */
-export async function openPage(browser, origin, { colorScheme = "light", width = 1100, height = 900 } = {}) {
+export async function openPage(browser, origin, { colorScheme = "light", width = 1100, height = 900, ...options } = {}) {
   const context = await browser.newContext({
     acceptDownloads: true,
     colorScheme,
     viewport: { width, height },
     permissions: ["clipboard-read", "clipboard-write"],
+    ...options, // e.g. locale, reducedMotion
   });
   const page = await context.newPage();
   const problems = [];
