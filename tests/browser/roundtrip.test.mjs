@@ -15,6 +15,7 @@ import { after, before, test } from "node:test";
 import { deriveKeys, parseCode } from "../../web/js/protocol.js";
 import { assertClean, launch, openPage, shot } from "./support/browser.mjs";
 import { makeCounsellor, scratch, startServer } from "./support/meldkluis.mjs";
+import { ROUTES } from "./support/render.mjs";
 
 // Unique per run, so a hit in the data directory can only come from this run.
 const MARKER = `KANARIE${process.pid}x${Date.now().toString(36)}`;
@@ -75,8 +76,7 @@ test("report → courier → review → reply → my report → follow-up → re
   await t.test("the server renders every page in both languages, with the CSP", async () => {
     const csp = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; " +
       "form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
-    for (const [path, lang] of [["/", "nl"], ["/en", "en"], ["/melden", "nl"], ["/en/report", "en"],
-      ["/mijn-melding", "nl"], ["/en/my-report", "en"], ["/koerier", "nl"], ["/en/courier", "en"]]) {
+    for (const [path, lang] of Object.entries(ROUTES).flatMap(([lang, pages]) => Object.values(pages).map((p) => [p, lang]))) {
       const answer = await page.goto(`${server.url}${path}`);
       assert.equal(answer.status(), 200, path);
       assert.equal(answer.headers()["content-security-policy"], csp, path);
