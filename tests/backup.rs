@@ -439,3 +439,55 @@ fn backup_refuses_to_run_as_another_user() {
     let files: Vec<_> = std::fs::read_dir(&data).unwrap().collect();
     assert_eq!(files.len(), 1, "nothing may be created beside the database");
 }
+
+/// After a restore from an older backup, a counsellor's laptop has already
+/// imported messages the server no longer has; new messages must still
+/// reach it (their sequence numbers continue beyond the laptop's).
+#[test]
+fn new_messages_reach_a_laptop_that_is_ahead_of_a_restored_backup() {
+    use meldkluis::review::commands;
+    let vault_dir = tempfile::tempdir().unwrap();
+    let mut vault = make_vault(vault_dir.path(), COUNSELLOR);
+    let card = vault.card.to_json();
+    let recipients = [vault.recipient()];
+    let report = |server: &Server, text: &str| {
+        let melder = Melder::new();
+        let request =
+            melder.report_request(&melder.report_envelope(text, &[COUNSELLOR]), &recipients);
+        assert_eq!(server.post_json("/api/v1/reports", &request).status, 201);
+    };
+    let server = Server::start_with_cards(&[(COUNSELLOR, card.clone())]);
+    report(&server, "voor de backup");
+    let scratch = tempfile::tempdir().unwrap();
+    let backup = scratch.path().join("old.sqlite");
+    let output = meldkluis(&["backup", backup.to_str().unwrap()], &server.data_dir());
+    assert!(output.status.success(), "{}", words(&output));
+    // Two more reports, which the laptop imports; then the server is lost.
+    report(&server, "na de backup 1");
+    report(&server, "na de backup 2");
+    let answer = server.sync(&commands::outbox(&mut vault).unwrap());
+    assert_eq!(answer.status, 200);
+    assert_eq!(
+        commands::import(&mut vault, &answer.body)
+            .unwrap()
+            .new_messages,
+        3
+    );
+    drop(server);
+
+    let restored = Server::start_in(restored_site(&backup, &card));
+    report(&restored, "na het herstel");
+    let answer = restored.sync(&commands::outbox(&mut vault).unwrap());
+    assert_eq!(
+        answer.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    let summary = commands::import(&mut vault, &answer.body).unwrap();
+    assert_eq!(
+        summary.new_messages, 1,
+        "the report made after the restore must arrive"
+    );
+    assert_eq!(vault.state.cases.len(), 4);
+}

@@ -299,6 +299,7 @@ pub fn restore(source: &Path, database: &Path, force: bool) -> Result<Restored, 
         source: error,
     })?;
     drop(store);
+    skip_sequence_ahead(&partial.path)?;
     let info = inspect(&partial.path)?;
 
     let previous = if database.exists() {
@@ -323,6 +324,34 @@ fn dated_name_stem() -> String {
         .trim_start_matches("meldkluis-")
         .trim_end_matches(".sqlite")
         .to_string()
+}
+
+/// How far the message sequence jumps at a restore; far more messages than
+/// a server takes between a backup and its restore.
+const SEQUENCE_GAP_AT_RESTORE: i64 = 1_000_000_000;
+
+/// Messages written after the backup was taken are gone from the restored
+/// database, but a counsellor's laptop may have imported them: its
+/// `inbox_ack` (protocol.md §6) is then above every `seq` left, and new
+/// messages that got those numbers again would never reach it. So the
+/// sequence continues far beyond anything the lost period can have used.
+fn skip_sequence_ahead(path: &Path) -> Result<(), BackupError> {
+    let connection = Connection::open(path).map_err(sql(path))?;
+    let moved = connection
+        .execute(
+            "UPDATE sqlite_sequence SET seq = seq + ?1 WHERE name = 'messages'",
+            [SEQUENCE_GAP_AT_RESTORE],
+        )
+        .map_err(sql(path))?;
+    if moved == 0 {
+        connection
+            .execute(
+                "INSERT INTO sqlite_sequence (name, seq) VALUES ('messages', ?1)",
+                [SEQUENCE_GAP_AT_RESTORE],
+            )
+            .map_err(sql(path))?;
+    }
+    connection.close().map_err(|(_, e)| sql(path)(e))
 }
 
 /// `path` with `suffix` appended to its file name.
