@@ -60,6 +60,9 @@ node --test tests/js/
 step "submitting with standard tools (docs/api.md recipe)"
 bash tests/standard-tools.sh
 
+step "the reviewer makes no network system call (strace)"
+bash tests/reviewer-no-network.sh
+
 step "deployment examples and the offline reviewer build (tests/deploy-check.sh)"
 bash tests/deploy-check.sh
 
