@@ -13,7 +13,7 @@
 //   node --test tests/browser/a11y.test.mjs
 
 import assert from "node:assert/strict";
-import { writeFile } from "node:fs/promises";
+import { readdir, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { after, before, test } from "node:test";
 import { parseCode } from "../../web/js/protocol.js";
@@ -45,6 +45,8 @@ const summary = { axeRuns: 0, states: [] };
 const casesSeen = new Set(); // the counsellor's cases so far, to find the new one
 
 before(async () => {
+  // Pictures from an earlier run would pass for this run's.
+  for (const file of await readdir(outDir)) if (file.startsWith("a11y-")) await rm(`${outDir}${file}`);
   work = await scratch("a11y");
   // Two cards, so the form shows both kinds (internal, external).
   [jansen] = await Promise.all([

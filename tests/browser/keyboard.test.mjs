@@ -9,7 +9,7 @@
 //   node --test tests/browser/keyboard.test.mjs
 
 import assert from "node:assert/strict";
-import { readFile } from "node:fs/promises";
+import { readFile, readdir, rm } from "node:fs/promises";
 import { after, before, test } from "node:test";
 import { parseCode } from "../../web/js/protocol.js";
 import { ROUTES, messages } from "./support/render.mjs";
@@ -22,6 +22,8 @@ let server;
 let browser;
 
 before(async () => {
+  // Pictures from an earlier run would pass for this run's.
+  for (const file of await readdir(outDir)) if (file.startsWith("keyboard-")) await rm(`${outDir}${file}`);
   work = await scratch("keyboard");
   await makeCounsellor(work, { id: "vp-jansen", name: "Mr. A. Jansen", organisation: "Ministerie van Voorbeeldzaken" });
   [server, browser] = await Promise.all([startServer(work), launch()]);
