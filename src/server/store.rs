@@ -118,6 +118,33 @@ pub enum SyncOutcome {
 type Job = Box<dyn FnOnce(&rusqlite::Transaction<'_>) -> (bool, Reply) + Send>;
 type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
 
+/// Read connections kept open; more are opened when all are busy.
+const READERS: usize = 8;
+
+/// A pooled read connection, given back when dropped.
+struct Reader<'a> {
+    store: &'a Store,
+    connection: Option<Connection>,
+}
+
+impl std::ops::Deref for Reader<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        self.connection.as_ref().expect("present until drop")
+    }
+}
+
+impl Drop for Reader<'_> {
+    fn drop(&mut self) {
+        if let Some(connection) = self.connection.take() {
+            let mut pool = self.store.readers.lock().unwrap_or_else(|p| p.into_inner());
+            if pool.len() < READERS {
+                pool.push(connection);
+            }
+        }
+    }
+}
+
 /// Most jobs one commit carries.
 const MAX_BATCH: usize = 256;
 
@@ -127,7 +154,9 @@ pub struct Store {
     /// acknowledges many submissions, none before it is durable.
     jobs: Mutex<Option<std::sync::mpsc::Sender<Job>>>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
-    reader: Mutex<Connection>,
+    /// Read connections, taken and given back per look-up, so look-ups run
+    /// in parallel with each other and with the writer (WAL).
+    readers: Mutex<Vec<Connection>>,
     path: std::path::PathBuf,
 }
 
@@ -201,7 +230,9 @@ impl Store {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let mut writer = open_connection(path)?;
         migrate(&mut writer)?;
-        let reader = open_connection(path)?;
+        let readers = (0..READERS)
+            .map(|_| open_connection(path))
+            .collect::<Result<Vec<_>, _>>()?;
         let (sender, receiver) = std::sync::mpsc::channel::<Job>();
         let thread = std::thread::Builder::new()
             .name("meldkluis-store-writer".into())
@@ -210,7 +241,7 @@ impl Store {
         Ok(Store {
             jobs: Mutex::new(Some(sender)),
             writer: Mutex::new(Some(thread)),
-            reader: Mutex::new(reader),
+            readers: Mutex::new(readers),
             path: path.to_path_buf(),
         })
     }
@@ -248,8 +279,17 @@ impl Store {
             .map_err(|_| StoreError::Writer("the writer thread dropped a job".into()))?
     }
 
-    fn read(&self) -> std::sync::MutexGuard<'_, Connection> {
-        self.reader.lock().unwrap_or_else(|p| p.into_inner())
+    /// A read connection for the duration of the guard.
+    fn read(&self) -> Result<Reader<'_>, StoreError> {
+        let pooled = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let connection = match pooled {
+            Some(connection) => connection,
+            None => open_connection(&self.path)?,
+        };
+        Ok(Reader {
+            store: self,
+            connection: Some(connection),
+        })
     }
 
     /// Stores a new case and its report, durably.
@@ -265,7 +305,7 @@ impl Store {
 
     /// The thread for a lookup key, or `None`.
     pub fn thread(&self, lookup: &LookupHash) -> Result<Option<Thread>, StoreError> {
-        let connection = self.read();
+        let connection = self.read()?;
         let Some(case) = case_by_lookup(&connection, lookup)? else {
             return Ok(None);
         };
@@ -332,7 +372,7 @@ impl Store {
     /// Everything newer than `after_seq` on this counsellor's cases, written
     /// by someone else.
     pub fn inbox(&self, counsellor: &str, after_seq: u64) -> Result<Vec<InboxEntry>, StoreError> {
-        let connection = self.read();
+        let connection = self.read()?;
         let mut statement = connection.prepare_cached(
             "SELECT m.seq, m.id, m.case_id, m.author, m.kind, m.day, m.body
                FROM messages m JOIN case_counsellors c ON c.case_id = m.case_id
@@ -390,7 +430,7 @@ impl Store {
 
     /// The day a case was closed, if it was (for tests and operators).
     pub fn closed_day(&self, lookup: &LookupHash) -> Result<Option<Day>, StoreError> {
-        let connection = self.read();
+        let connection = self.read()?;
         let day: Option<Option<String>> = connection
             .query_row(
                 "SELECT closed_day FROM cases WHERE lookup_hash = ?1",

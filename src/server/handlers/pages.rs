@@ -313,6 +313,8 @@ pub async fn serve(State(state): State<AppState>, method: Method, uri: Uri) -> R
     let body = match prefix {
         Some(prefix) if content_type.starts_with("text/html") => String::from_utf8_lossy(body)
             .replace("=\"/", &format!("=\"{prefix}"))
+            // security.txt lives at the root only (RFC 9116).
+            .replace(&format!("=\"{prefix}.well-known/"), "=\"/.well-known/")
             .into_bytes(),
         _ => body.clone(),
     };

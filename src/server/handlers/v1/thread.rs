@@ -8,7 +8,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{json_body, lookup_hash, message};
@@ -32,28 +32,49 @@ pub async fn fetch(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<ThreadAnswer>, AppError> {
     let request: ThreadRequest = json_body(&headers, body)?;
     let lookup = lookup_hash(&request.lookup_key)?;
-    let thread = tokio::task::spawn_blocking(move || state.store.thread(&lookup))
-        .await??
-        .ok_or(AppError::UnknownCode)?;
-    let messages: Vec<Value> = thread
-        .messages
-        .iter()
-        .map(|m| {
-            json!({
-                "id": m.id,
-                "author": m.author,
-                "kind": m.kind,
-                "day": m.day,
-                "message": STANDARD.encode(&m.body),
+    // The answer is built on the blocking thread too: base64 of the bodies
+    // is the bulk of a look-up's work.
+    let answer = tokio::task::spawn_blocking(move || {
+        state.store.thread(&lookup).map(|thread| {
+            thread.map(|thread| ThreadAnswer {
+                counsellors: thread.counsellors,
+                messages: thread
+                    .messages
+                    .into_iter()
+                    .map(|m| MessageAnswer {
+                        message: STANDARD.encode(&m.body),
+                        id: m.id,
+                        author: m.author,
+                        kind: m.kind,
+                        day: m.day,
+                    })
+                    .collect(),
             })
         })
-        .collect();
-    Ok(Json(
-        json!({ "counsellors": thread.counsellors, "messages": messages }),
-    ))
+    })
+    .await??
+    .ok_or(AppError::UnknownCode)?;
+    Ok(Json(answer))
+}
+
+/// The answer to a thread look-up (docs/api.md).
+#[derive(Serialize)]
+pub struct ThreadAnswer {
+    counsellors: Vec<String>,
+    messages: Vec<MessageAnswer>,
+}
+
+#[derive(Serialize)]
+pub struct MessageAnswer {
+    id: crate::format::ids::MessageId,
+    author: String,
+    kind: String,
+    day: crate::format::day::Day,
+    /// Standard base64 of the age file.
+    message: String,
 }
 
 pub async fn follow_up(
