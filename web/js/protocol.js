@@ -393,6 +393,8 @@ export async function decrypt(bytes, identity) {
 
 const CHUNK = 0x8000; // String.fromCharCode(...) argument count stays small
 const BASE64_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+const BASE64_VALUE = new Int8Array(128).fill(-1);
+for (let i = 0; i < 64; i++) BASE64_VALUE[BASE64_ALPHABET.charCodeAt(i)] = i;
 
 /**
  * True for canonical standard base64: padded to a multiple of 4, unused bits
@@ -403,11 +405,13 @@ export function isBase64(text) {
   if (typeof text !== "string" || text.length % 4 !== 0) return false;
   const padding = text.endsWith("==") ? 2 : text.endsWith("=") ? 1 : 0;
   const end = text.length - padding;
+  // A table, not indexOf: attachments make this loop run millions of times.
   for (let i = 0; i < end; i++) {
-    if (BASE64_ALPHABET.indexOf(text[i]) < 0) return false;
+    const unit = text.charCodeAt(i);
+    if (unit > 127 || BASE64_VALUE[unit] < 0) return false;
   }
   if (padding === 0) return true;
-  const last = BASE64_ALPHABET.indexOf(text[end - 1]);
+  const last = BASE64_VALUE[text.charCodeAt(end - 1)];
   return padding === 2 ? (last & 0x0f) === 0 : (last & 0x03) === 0;
 }
 
