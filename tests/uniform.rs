@@ -116,7 +116,7 @@ fn refusals_are_the_same_for_known_and_unknown_keys() {
             json!({"counsellors": ["vp-jansen"], "message": not_padded}),
         ),
     ];
-    let mut compared = 0;
+    let mut sent = 0;
     for (what, path, request) in &refusals {
         let answers: Vec<_> = [&known, &unknown, &near]
             .iter()
@@ -141,7 +141,7 @@ fn refusals_are_the_same_for_known_and_unknown_keys() {
             seen(&server.request("POST", path, Some("text/plain"), body.as_bytes())),
             "{what}: wrong Content-Type"
         );
-        compared += 5;
+        sent += 5;
     }
     // No case: the same `unknown_code` answer from both endpoints, for any key.
     let thread_unknown: Vec<_> = [&unknown, &near]
@@ -178,7 +178,7 @@ fn refusals_are_the_same_for_known_and_unknown_keys() {
     };
     assert_eq!(names(&hit.1), names(&thread_unknown[0].1));
     println!(
-        "uniform answers: {} refusals × 3 keys and 2 content types, {compared} comparisons, all identical",
+        "uniform answers: {} refusals, each with 3 keys and with a wrong Content-Type: {sent} answers, identical for every key",
         refusals.len()
     );
 }
