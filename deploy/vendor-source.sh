@@ -15,10 +15,20 @@ name=meldkluis-src
 git archive --format=tar --prefix="$name/" HEAD | tar -x -C "$stage"
 (
   cd "$stage/$name"
+  cargo vendor --locked --versioned-dirs vendor > /dev/null 2> "$stage/vendor.log" \
+    || { cat "$stage/vendor.log" >&2; exit 1; }
+  # What cargo vendor prints to use vendor/, and no network at all.
   mkdir -p .cargo
-  # cargo vendor prints the source replacement to put in .cargo/config.toml.
-  cargo vendor --locked --versioned-dirs vendor > .cargo/config.toml
-  printf '\n[net]\noffline = true\n' >> .cargo/config.toml
+  cat > .cargo/config.toml <<'EOF'
+[source.crates-io]
+replace-with = "vendored-sources"
+
+[source.vendored-sources]
+directory = "vendor"
+
+[net]
+offline = true
+EOF
 )
 tar -C "$stage" --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -czf "$out" "$name"
 sha256sum "$out"
