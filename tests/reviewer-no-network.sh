@@ -80,13 +80,13 @@ jq -n --rawfile k lookup.key --rawfile m report.b64 \
   '{counsellors: ["vp-jansen"], lookup_key: ($k | rtrimstr("\n")), message: $m}' \
   | curl -sS --fail-with-body -H 'Content-Type: application/json' --data-binary @- "$SERVER/api/v1/reports" >/dev/null
 
-sync() {
+courier_sync() {
   curl -sS --fail-with-body -H 'Content-Type: application/octet-stream' \
     --data-binary @"$1" "$SERVER/api/v1/courier/sync" -o "$2"
 }
 
 review outbox outbox outbox1.tar
-sync outbox1.tar inbox1.age
+courier_sync outbox1.tar inbox1.age
 review import import inbox1.age
 review list list
 case_id=$(cut -c1-8 out.list | head -1)
@@ -104,7 +104,7 @@ review export export "$case_id" --to exported
 review stats stats
 review close close "$case_id"
 review outbox2 outbox outbox2.tar
-sync outbox2.tar inbox2.age
+courier_sync outbox2.tar inbox2.age
 review import2 import inbox2.age
 # Closed today: a retention of -1 days makes it due, so purge really deletes.
 review purge purge --retention-days=-1 --yes
