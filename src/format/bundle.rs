@@ -290,6 +290,15 @@ impl Inbox {
         if manifest.format != "meldkluis-inbox" || manifest.v != 1 {
             return Err(malformed("not an inbox of version 1"));
         }
+        // The server writes these; the laptop still trusts nothing it did not check.
+        for item in &manifest.items {
+            if !(item.author == "melder" || valid_id(&item.author)) {
+                return Err(malformed("an item's author is malformed"));
+            }
+            if !matches!(item.kind.as_str(), "report" | "follow-up" | "reply") {
+                return Err(malformed("an item's kind is unknown"));
+            }
+        }
         let files = take_items(
             &mut entries,
             manifest
@@ -567,6 +576,31 @@ mod tests {
             builder.append(&header, *body).unwrap();
         }
         builder.into_inner().unwrap()
+    }
+
+    #[test]
+    fn an_inbox_with_a_hostile_author_or_kind_is_refused() {
+        let identity = age::x25519::Identity::generate();
+        for (author, kind) in [
+            ("\u{1b}[2Jmelder", "report"),
+            ("melder", "report\u{1b}]0;x\u{7}"),
+        ] {
+            let entry = InboxEntry {
+                seq: 1,
+                id: MessageId::random(),
+                case: CaseId::random(),
+                author: author.into(),
+                kind: kind.into(),
+                day: Day::today(),
+                body: age_file(),
+            };
+            let sealed =
+                Inbox::seal("vp-jansen", 1, vec![], &[entry], &identity.to_public()).unwrap();
+            assert!(matches!(
+                Inbox::open(&sealed, &[&identity]),
+                Err(BundleError::Malformed(_))
+            ));
+        }
     }
 
     #[test]

@@ -249,7 +249,7 @@ pub fn show(vault: &Vault, case_id: &CaseId, today: Day) -> Result<String, Revie
             out,
             "\n── {} · {} · {} ──",
             record.day,
-            record.kind,
+            clean_line(&record.kind),
             author_label(vault, &record.author)
         );
         let body = vault.read_message(&record.id)?;
