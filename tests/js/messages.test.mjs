@@ -50,8 +50,6 @@ function families() {
   return {
     // ui.js apiErrorMessage: the API's error codes, plus the page's own two.
     error_: [...errorCodes, "network", "unexpected"],
-    // report.js: a card's kind.
-    counsellor_kind_: ["internal", "external"],
     // thread.js: a message's kind, "-" written as "_".
     kind_: ["report", "follow_up", "reply"],
     // thread.js: the envelope's category slug, "-" written as "_".

@@ -58,9 +58,34 @@ async function json(method, path, value) {
   return parse(await send(method, path, { body, type: body && "application/json" }));
 }
 
-/** [{ id, name, organisation, kind, description, age_recipient }] */
-export async function getCounsellors() {
-  return (await json("GET", "/api/v1/counsellors")).counsellors;
+/** [{ id, name }]: every organisation this server serves. */
+export async function getOrganisations() {
+  return (await json("GET", "/api/v1/organisations")).organisations;
+}
+
+/**
+ * { organisation: { id, name }, counsellors: [{ id, name, organisation, org,
+ * kind, description, age_recipient }] } of one organisation; without `org`
+ * the server answers only when it serves a single one (else
+ * `organisation_required`).
+ */
+export function getCounsellors(org = null) {
+  const query = org ? `?org=${encodeURIComponent(org)}` : "";
+  return json("GET", `/api/v1/counsellors${query}`);
+}
+
+/**
+ * The organisation a page serves: `<org>` of a path `/o/<org>/…`, or null
+ * when the page is served at the root.
+ */
+export function organisationFromPath(pathname = globalThis.location?.pathname ?? "") {
+  const match = /^\/o\/([^/]+)(?:\/|$)/.exec(pathname);
+  if (!match) return null;
+  try {
+    return decodeURIComponent(match[1]);
+  } catch {
+    return null; // a broken escape names no organisation
+  }
 }
 
 /**

@@ -11,7 +11,7 @@ import {
   formatCode,
   generateCode,
 } from "./protocol.js";
-import { ApiError, getCounsellors, postReport } from "./api.js";
+import { ApiError, getCounsellors, getOrganisations, organisationFromPath, postReport } from "./api.js";
 import { checkFiles, readAttachments, watchFileInput } from "./attachments.js";
 import { loadMessages, t } from "./i18n.js";
 import { $, apiErrorMessage, download, el, errorSummary, fieldError, focusHeading, setBusy, status } from "./ui.js";
@@ -37,7 +37,6 @@ function counsellorChoice(c) {
   const id = `counsellor-${c.id}`;
   const label = el("label", { attrs: { for: id } }, [
     el("span", { className: "choice-title", text: c.name }),
-    el("span", { className: `badge badge-${c.kind}`, text: t(`counsellor_kind_${c.kind}`) }),
     el("span", { className: "choice-meta", text: c.organisation }),
   ]);
   if (c.description) label.append(el("span", { className: "choice-description", text: c.description }));
@@ -46,19 +45,77 @@ function counsellorChoice(c) {
   return el("div", { className: "choice" }, [box, label]);
 }
 
+/**
+ * One group of the choice, internal or external: a fieldset of its own, so
+ * a screen reader names the group with each box. Empty groups are left out.
+ */
+function counsellorGroup(kind, legend, hint, cards) {
+  const hintId = `counsellors-${kind}-hint`;
+  return el("fieldset", { className: "choice-group", attrs: { id: `counsellors-${kind}`, "aria-describedby": hintId } }, [
+    el("legend", { text: legend }),
+    el("p", { className: "hint", text: hint, attrs: { id: hintId } }),
+    el("div", { className: "choice-list" }, cards.map(counsellorChoice)),
+  ]);
+}
+
+/** A "load again" button after `message`, running `retry`. */
+function failedLoading(target, message, retry) {
+  const again = el("button", { className: "button button-secondary", text: t("report_counsellors_reload"), attrs: { type: "button" } });
+  again.addEventListener("click", retry);
+  target.replaceChildren(el("p", { className: "field-error", text: message }), again);
+}
+
+/** The melder picks an organisation, by a link to this same page under `/o/<org>/`. */
+function chooseOrganisation(organisations) {
+  form.hidden = true;
+  $("organisation-choice").hidden = false;
+  // The same page (and language) under the organisation's own path.
+  $("organisation-list").replaceChildren(el("ul", { className: "link-list" }, organisations.map((o) => el("li", {}, [
+    el("a", { text: o.name, attrs: { href: `/o/${encodeURIComponent(o.id)}${location.pathname}` } }),
+  ]))));
+}
+
+/**
+ * The organisation's counsellors. Its id comes from the path; a page outside
+ * `/o/` serves the only organisation, or on a server for several first lets
+ * the melder choose one (also when the server says one is required).
+ */
 async function loadCounsellors() {
   const list = $("counsellor-list");
+  let answer;
   try {
-    counsellors = await getCounsellors();
+    let org = organisationFromPath();
+    if (!org) {
+      const organisations = await getOrganisations();
+      if (organisations.length === 0) {
+        list.replaceChildren(el("p", { text: t("report_counsellors_none") }));
+        return;
+      }
+      if (organisations.length > 1) {
+        chooseOrganisation(organisations);
+        return;
+      }
+      org = organisations[0]?.id ?? null;
+    }
+    answer = await getCounsellors(org);
   } catch (error) {
-    const again = el("button", { className: "button button-secondary", text: t("report_counsellors_reload"), attrs: { type: "button" } });
-    again.addEventListener("click", loadCounsellors);
-    list.replaceChildren(el("p", { className: "field-error", text: apiErrorMessage(error) }), again);
+    if (error instanceof ApiError && error.code === "organisation_required") {
+      getOrganisations().then(chooseOrganisation, () => failedLoading(list, apiErrorMessage(error), loadCounsellors));
+      return;
+    }
+    failedLoading(list, apiErrorMessage(error), loadCounsellors);
     return;
   }
-  list.replaceChildren(
-    ...(counsellors.length ? counsellors.map(counsellorChoice) : [el("p", { text: t("report_counsellors_none") })]),
-  );
+  counsellors = answer.counsellors;
+  $("organisation-name").textContent = t("report_organisation", { name: answer.organisation.name });
+  $("organisation-name").hidden = false;
+  const groups = [
+    counsellorGroup("internal", t("report_counsellors_internal"), t("report_counsellors_internal_hint"),
+      counsellors.filter((c) => c.kind === "internal")),
+    counsellorGroup("external", t("report_counsellors_external"), t("report_counsellors_external_hint"),
+      counsellors.filter((c) => c.kind === "external")),
+  ].filter((group) => group.querySelector("input"));
+  list.replaceChildren(...(groups.length ? groups : [el("p", { text: t("report_counsellors_none") })]));
 }
 
 // ------------------------------------------------------------------- form --

@@ -13,7 +13,7 @@ import {
   formatCode,
   parseCode,
 } from "./protocol.js";
-import { ApiError, getCounsellors, getThread, postFollowUp } from "./api.js";
+import { ApiError, getCounsellors, getOrganisations, getThread, organisationFromPath, postFollowUp } from "./api.js";
 import { checkFiles, readAttachments, watchFileInput } from "./attachments.js";
 import { formatDay, loadMessages, t } from "./i18n.js";
 import { $, apiErrorMessage, el, fieldError, focusHeading, setBusy, status } from "./ui.js";
@@ -66,10 +66,13 @@ async function openThread(event) {
   status("", t("thread_status_opening"), { fraction: null });
   try {
     const keys = await deriveKeys(canonical);
-    const [thread, counsellors] = await Promise.all([
-      getThread(keys.lookupKey),
-      getCounsellors().catch(() => []), // names are a nicety; the thread still shows
-    ]);
+    const org = organisationFromPath();
+    const [thread, here] = await Promise.all([getThread(keys.lookupKey), org ? cardsOf(org) : allCards()]);
+    // A case of another organisation than the page's: look its counsellors
+    // up among all. Cards are public; names are a nicety, and keys are
+    // needed only to answer, which then says what is missing.
+    const known = (cards) => thread.counsellors.every((id) => cards.some((c) => c.id === id));
+    const counsellors = known(here) || !org ? here : await allCards();
     session = { keys, thread, counsellors };
     $("code").value = formatCode(canonical);
     await render();
@@ -86,6 +89,27 @@ async function openThread(event) {
   } finally {
     busy = false;
     setBusy(["open"], false);
+  }
+}
+
+// ----------------------------------------------------------- counsellors --
+
+/** One organisation's cards; [] when they cannot be had. */
+async function cardsOf(org) {
+  try {
+    return (await getCounsellors(org)).counsellors;
+  } catch {
+    return [];
+  }
+}
+
+/** Every organisation's cards, for a page outside `/o/`: the case may be any one's. */
+async function allCards() {
+  try {
+    const organisations = await getOrganisations();
+    return (await Promise.all(organisations.map((o) => cardsOf(o.id)))).flat();
+  } catch {
+    return [];
   }
 }
 
