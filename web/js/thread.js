@@ -4,6 +4,7 @@
 
 import {
   CodeError,
+  MAX_TEXT,
   base64ToBytes,
   buildEnvelope,
   bytesToBase64,
@@ -16,7 +17,7 @@ import {
 import { ApiError, getCounsellors, getOrganisations, getThread, organisationFromPath, postFollowUp } from "./api.js";
 import { checkFiles, readAttachments, watchFileInput } from "./attachments.js";
 import { formatDay, loadMessages, t } from "./i18n.js";
-import { $, apiErrorMessage, el, fieldError, focusHeading, setBusy, status } from "./ui.js";
+import { $, apiErrorMessage, el, errorSummary, fieldError, focusHeading, setBusy, status } from "./ui.js";
 
 await loadMessages();
 
@@ -27,6 +28,8 @@ let objectUrls = [];
 let busy = false;
 /** A follow-up whose outcome is unknown; a retry resends exactly these bytes. */
 let pendingFollowUp = null;
+/** The same for the evaluation. */
+let pendingEvaluation = null;
 
 // ------------------------------------------------------------------- code --
 
@@ -113,7 +116,36 @@ async function allCards() {
   }
 }
 
+/** The age recipients of the case's counsellors: follow-ups and evaluations go to all of them. */
+function caseRecipients() {
+  const recipients = session.thread.counsellors
+    .map((id) => session.counsellors.find((c) => c.id === id)?.age_recipient)
+    .filter(Boolean);
+  if (recipients.length === 0) throw new Error("no-counsellor-key");
+  return recipients;
+}
+
 // ----------------------------------------------------------------- thread --
+
+function statusLabel(status) {
+  return {
+    received: t("status_received"),
+    acknowledged: t("status_acknowledged"),
+    "in-progress": t("status_in_progress"),
+    "feedback-given": t("status_feedback_given"),
+    closed: t("status_closed"),
+  }[status] ?? status;
+}
+
+/** The answers of the evaluation's scales, as the form shows them; index = score − 1. */
+const processLabels = () => [
+  t("evaluation_process_1"), t("evaluation_process_2"), t("evaluation_process_3"),
+  t("evaluation_process_4"), t("evaluation_process_5"),
+];
+const heardLabels = () => [
+  t("evaluation_heard_1"), t("evaluation_heard_2"), t("evaluation_heard_3"),
+  t("evaluation_heard_4"), t("evaluation_heard_5"),
+];
 
 function counsellorName(id) {
   return session.counsellors.find((c) => c.id === id)?.name ?? id;
@@ -146,6 +178,12 @@ function messageItem(item, envelope) {
     return el("li", {}, [article]);
   }
   const facts = [];
+  if (envelope.status) facts.push([t("thread_status_set"), statusLabel(envelope.status)]);
+  if (envelope.kind === "evaluation") {
+    facts.push([t("evaluation_process_term"), processLabels()[envelope.evaluation.process - 1]]);
+    facts.push([t("evaluation_heard_term"), heardLabels()[envelope.evaluation.heard - 1]]);
+    if (envelope.text.trim()) facts.push([t("evaluation_text_term"), envelope.text]);
+  }
   if (envelope.category) {
     const key = `category_${envelope.category.replaceAll("-", "_")}`;
     const label = t(key);
@@ -157,7 +195,7 @@ function messageItem(item, envelope) {
       el("dt", { text: term }), el("dd", { text: value }),
     ])));
   }
-  if (envelope.text) article.append(el("p", { className: "message-text", text: envelope.text }));
+  if (envelope.text && envelope.kind !== "evaluation") article.append(el("p", { className: "message-text", text: envelope.text }));
   if (envelope.attachments?.length) {
     article.append(el("p", { className: "message-attachments-title", text: t("thread_attachments") }),
       el("ul", { className: "file-list" }, envelope.attachments.map(attachmentLink)));
@@ -165,10 +203,42 @@ function messageItem(item, envelope) {
   return el("li", {}, [article]);
 }
 
+/**
+ * The statuses the melder sees, oldest first: "received" on the day of the
+ * report, then every status a counsellor's reply set, with its day and who.
+ */
+function statusSteps(opened) {
+  const report = opened.find(({ item }) => item.author === "melder" && item.kind === "report") ?? opened[0];
+  const steps = report ? [{ status: "received", day: report.item.day }] : [];
+  for (const { item, envelope } of opened) {
+    if (envelope?.kind === "reply" && envelope.status) {
+      steps.push({ status: envelope.status, day: item.day, by: authorName(item, envelope) });
+    }
+  }
+  return steps;
+}
+
+function statusItem({ status: step, day, by }, current) {
+  const when = el("span", { className: "status-when" }, [el("time", { text: formatDay(day), attrs: { datetime: day } })]);
+  if (by) when.append(` · ${t("thread_status_by", { name: by })}`);
+  return el("li", { attrs: current ? { "aria-current": "step" } : {} }, [
+    el("span", { className: "status-label", text: statusLabel(step) }),
+    when,
+  ]);
+}
+
+/** After "closed" the melder may evaluate, once: the form, or thanks once it is in the thread. */
+function showEvaluation(opened) {
+  const closed = opened.some(({ envelope }) => envelope?.kind === "reply" && envelope.status === "closed");
+  const evaluated = opened.some(({ item, envelope }) => item.author === "melder" && envelope?.kind === "evaluation");
+  $("evaluation").hidden = !closed || evaluated;
+  $("evaluation-thanks").hidden = !evaluated;
+}
+
 async function render() {
   for (const url of objectUrls) URL.revokeObjectURL(url);
   objectUrls = [];
-  const items = [];
+  const opened = [];
   for (const item of session.thread.messages) {
     let envelope = null;
     try {
@@ -176,12 +246,15 @@ async function render() {
     } catch {
       // one damaged message must not hide the rest of the thread
     }
-    items.push(messageItem(item, envelope));
+    opened.push({ item, envelope });
   }
-  $("messages").replaceChildren(...items);
-  $("thread-counsellors").textContent = t("thread_counsellors", {
-    names: session.thread.counsellors.map(counsellorName).join(", "),
-  });
+  $("messages").replaceChildren(...opened.map(({ item, envelope }) => messageItem(item, envelope)));
+  const steps = statusSteps(opened);
+  $("case-status").replaceChildren(...steps.map((step, at) => statusItem(step, at === steps.length - 1)));
+  const names = session.thread.counsellors.map(counsellorName).join(", ");
+  $("thread-counsellors").textContent = session.thread.counsellors.length === 1
+    ? t("thread_counsellor", { names }) : t("thread_counsellors", { names });
+  showEvaluation(opened);
   $("thread").hidden = false;
 }
 
@@ -198,10 +271,7 @@ async function prepareFollowUp() {
     return false;
   }
   if (fileError) return false;
-  const recipients = session.thread.counsellors
-    .map((id) => session.counsellors.find((c) => c.id === id)?.age_recipient)
-    .filter(Boolean);
-  if (recipients.length === 0) throw new Error("no-counsellor-key");
+  const recipients = caseRecipients();
   status("followup", t("report_status_reading"), { fraction: 0 });
   const attachments = await readAttachments(files, (f) => status("followup", t("report_status_reading"), { fraction: f }));
   status("followup", t("report_status_encrypting"), { fraction: null });
@@ -258,14 +328,105 @@ async function sendFollowUp() {
   }
 }
 
+// ------------------------------------------------------------- evaluation --
+
+const SCALES = ["process", "heard"];
+const scaleInputs = (scale) => [...$(`evaluation-${scale}`).querySelectorAll("input[type=radio]")];
+const scaleValue = (scale) => Number(scaleInputs(scale).find((input) => input.checked)?.value ?? 0);
+
+/** Shows every error of the evaluation form at once, with a summary; true if all is well. */
+function checkEvaluation() {
+  const text = $("evaluation-text").value;
+  const errors = {
+    "evaluation-process": scaleValue("process") ? null : t("evaluation_error_process"),
+    "evaluation-heard": scaleValue("heard") ? null : t("evaluation_error_heard"),
+    "evaluation-text": Array.from(text).length > MAX_TEXT ? t("report_error_text_long", { max: MAX_TEXT }) : null,
+  };
+  for (const [id, message] of Object.entries(errors)) fieldError(id, message);
+  // A scale's error takes focus to its first answer.
+  return errorSummary("evaluation-error-summary", errors, (id) => (id === "evaluation-text" ? $(id) : $(`${id}-1`)));
+}
+
+/** Hides a field's error, and the summary once it lists nothing. */
+function clearEvaluationError(id) {
+  fieldError(id, null);
+  const link = $("evaluation-error-summary-list").querySelector(`a[href="#${id}"]`);
+  if (link) link.parentElement.remove();
+  if (!$("evaluation-error-summary-list").children.length) $("evaluation-error-summary").hidden = true;
+}
+
+async function prepareEvaluation() {
+  const recipients = caseRecipients();
+  status("evaluation", t("report_status_encrypting"), { fraction: null });
+  const envelope = buildEnvelope({
+    kind: "evaluation",
+    text: $("evaluation-text").value,
+    evaluation: { process: scaleValue("process"), heard: scaleValue("heard") },
+  });
+  // Sealed like a follow-up: to the case's counsellors and to the melder.
+  const sealed = await encrypt(envelope, [...recipients, session.keys.replyRecipient]);
+  pendingEvaluation = JSON.stringify({ lookup_key: session.keys.lookupKey, message: bytesToBase64(sealed) });
+}
+
+/** While an outcome is unknown the answers are frozen and only the retry sends them. */
+function freezeEvaluation(frozen) {
+  const hiding = $(frozen ? "evaluation-submit" : "evaluation-retry");
+  const showing = $(frozen ? "evaluation-retry" : "evaluation-submit");
+  const hadFocus = document.activeElement === hiding;
+  for (const scale of SCALES) for (const input of scaleInputs(scale)) input.disabled = frozen;
+  $("evaluation-text").readOnly = frozen;
+  hiding.hidden = true;
+  showing.hidden = false;
+  if (hadFocus) showing.focus();
+}
+
+function resetEvaluation() {
+  pendingEvaluation = null;
+  $("evaluation-form").reset();
+  for (const id of ["evaluation-process", "evaluation-heard", "evaluation-text"]) clearEvaluationError(id);
+  freezeEvaluation(false);
+  status("evaluation", "");
+}
+
+async function sendEvaluation() {
+  if (busy || !session) return;
+  busy = true;
+  setBusy(["evaluation-submit", "evaluation-retry"], true);
+  try {
+    if (!pendingEvaluation) await prepareEvaluation();
+    status("evaluation", t("report_status_sending"), { fraction: 0 });
+    await postFollowUp(pendingEvaluation, (f) => status("evaluation", t("report_status_sending"), { fraction: f }));
+    resetEvaluation();
+    session.thread = await getThread(session.keys.lookupKey);
+    await render();
+    focusHeading("evaluation-thanks-heading");
+  } catch (error) {
+    if (error instanceof ApiError && error.uncertain) {
+      freezeEvaluation(true);
+      status("evaluation", t("report_error_uncertain"), { kind: "error" });
+    } else {
+      pendingEvaluation = null;
+      freezeEvaluation(false);
+      const message = error instanceof ApiError ? apiErrorMessage(error)
+        : error.message === "no-counsellor-key" ? t("followup_error_no_counsellor") : t("report_error_encrypt");
+      status("evaluation", message, { kind: "error" });
+    }
+  } finally {
+    busy = false;
+    setBusy(["evaluation-submit", "evaluation-retry"], false);
+  }
+}
+
 function closeThread() {
   for (const url of objectUrls) URL.revokeObjectURL(url);
   objectUrls = [];
   session = null;
   pendingFollowUp = null;
   $("messages").replaceChildren();
+  $("case-status").replaceChildren();
   $("followup-form").reset();
   freezeFollowUp(false);
+  resetEvaluation();
   $("thread").hidden = true;
   $("code").value = "";
   status("", t("thread_closed"));
@@ -283,9 +444,25 @@ $("followup-form").addEventListener("submit", (event) => {
 $("followup-retry").addEventListener("click", sendFollowUp);
 $("followup-text").addEventListener("input", () => fieldError("followup-text", null));
 $("close-thread").addEventListener("click", closeThread);
+$("evaluation-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  if ($("evaluation-retry").hidden && checkEvaluation()) sendEvaluation();
+});
+$("evaluation-retry").addEventListener("click", sendEvaluation);
+$("evaluation-text").addEventListener("input", () => clearEvaluationError("evaluation-text"));
+// Group names only now, with the form's submit handled above: the template
+// has none, so without this script the answers could never be posted.
+for (const scale of SCALES) {
+  for (const input of scaleInputs(scale)) {
+    input.name = `evaluation-${scale}`;
+    input.addEventListener("change", () => clearEvaluationError(`evaluation-${scale}`));
+  }
+}
 
 window.addEventListener("beforeunload", (event) => {
-  if (session && ($("followup-text").value.trim() || followupFiles().length)) {
+  const unsentEvaluation = !$("evaluation").hidden
+    && ($("evaluation-text").value.trim() || SCALES.some((scale) => scaleValue(scale)));
+  if (session && ($("followup-text").value.trim() || followupFiles().length || unsentEvaluation)) {
     event.preventDefault();
     event.returnValue = "";
   }
