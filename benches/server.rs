@@ -425,24 +425,34 @@ fn reviewer_throughput() {
         .iter()
         .map(|f| std::fs::metadata(f).unwrap().len())
         .sum();
-    let outbox = commands::outbox(&mut site.vault).unwrap();
-    let inbox = agent()
-        .post(&format!("http://{}/api/v1/courier/sync", site.address))
-        .header("content-type", "application/octet-stream")
-        .send(&outbox[..])
-        .unwrap()
-        .into_body()
-        .with_config()
-        .limit(1 << 30)
-        .read_to_vec()
-        .unwrap();
+    // An inbox stays under the laptop's 64 MiB limit, so this takes more
+    // than one sync; only the imports are timed.
+    let mut imported = 0;
+    let mut importing = Duration::ZERO;
+    while imported < FILES {
+        let outbox = commands::outbox(&mut site.vault).unwrap();
+        let inbox = agent()
+            .post(&format!("http://{}/api/v1/courier/sync", site.address))
+            .header("content-type", "application/octet-stream")
+            .send(&outbox[..])
+            .unwrap()
+            .into_body()
+            .with_config()
+            .limit(1 << 30)
+            .read_to_vec()
+            .unwrap();
+        let started = Instant::now();
+        let summary = commands::import(&mut site.vault, &inbox).unwrap();
+        importing += started.elapsed();
+        assert!(summary.new_messages > 0);
+        imported += summary.new_messages;
+    }
     let started = Instant::now();
-    let summary = commands::import(&mut site.vault, &inbox).unwrap();
-    assert_eq!(summary.new_messages, FILES);
     for id in site.vault.state.cases.keys().copied().collect::<Vec<_>>() {
         commands::show(&site.vault, &id, meldkluis::format::day::Day::today()).unwrap();
     }
-    let ours = bytes as f64 / started.elapsed().as_secs_f64() / 1e6;
+    let elapsed = importing + started.elapsed();
+    let ours = bytes as f64 / elapsed.as_secs_f64() / 1e6;
 
     let identity = dir.path().join("identity.txt");
     {
