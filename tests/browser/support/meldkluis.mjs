@@ -48,7 +48,8 @@ export async function scratch(name) {
 
 /**
  * A counsellor with a real vault (`init`), whose card lands in the scratch
- * `keys/` — so make counsellors before starting the server. Returns the card's
+ * `keys/` — so make counsellors before starting the server; `org` is the
+ * organisation's short id (the page path `/o/<org>/`). Returns the card's
  * fields and:
  * - `review(...args)`: runs meldkluis-review on the vault, resolves to stdout;
  * - `identity()`: the vault's age identity ("AGE-SECRET-KEY-1…"), to check in
@@ -56,7 +57,7 @@ export async function scratch(name) {
  * - `sync(url, name)`: a courier round trip without the browser (outbox, POST
  *   it to the server, import the inbox); resolves to the inbox's file name.
  */
-export async function makeCounsellor(work, { id, name, organisation, kind = "external", description = "" }) {
+export async function makeCounsellor(work, { id, name, organisation, org, kind = "external", description = "" }) {
   const vault = path.join(work.dir, `vault-${id}`);
   const passphrase = path.join(work.dir, `${id}.passphrase`);
   await writeFile(passphrase, `correct horse battery staple ${id}\n`, { mode: 0o600 });
@@ -64,6 +65,7 @@ export async function makeCounsellor(work, { id, name, organisation, kind = "ext
   await review(
     "init", "--name", name, "--organisation", organisation, "--kind", kind, "--id", id,
     "--description", description, "--card-out", path.join(work.keys, `${id}.json`),
+    ...(org ? ["--org", org] : []),
   );
   return {
     id, name, organisation, kind, description, vault, review,
