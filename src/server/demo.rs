@@ -57,6 +57,7 @@ pub fn prepare(listen: SocketAddr) -> Result<DemoSetup, DemoError> {
             id: "demo".into(),
             name: "DEMO — onveilige testsleutel / insecure test key".into(),
             organisation: "Meldkluis demo".into(),
+            org: None,
             kind: CounsellorKind::External,
             description: "Alleen om te proberen; niet voor echte meldingen. / For trying out only; not for real reports.".into(),
         },
