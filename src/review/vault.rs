@@ -318,6 +318,9 @@ impl Vault {
         if path.exists() {
             return Ok(());
         }
+        // A vault copied with a tool that drops empty folders (git, some
+        // archivers) has no messages/ yet.
+        create_private_dir(&self.dir.join(MESSAGES))?;
         write_atomic(&path, body)
     }
 
@@ -435,6 +438,11 @@ mod tests {
             Vault::init(dir.path(), pass(), who()),
             Err(ReviewError::VaultExists(_))
         ));
+        // A copy without the empty messages/ folder still takes messages.
+        std::fs::remove_dir(dir.path().join(MESSAGES)).unwrap();
+        let id = MessageId::random();
+        opened.store_message(&id, b"x").unwrap();
+        assert_eq!(opened.read_message(&id).unwrap(), b"x");
         // The identity file is a plain age passphrase file.
         let bytes = std::fs::read(dir.path().join(IDENTITY)).unwrap();
         assert!(age::Decryptor::new(&bytes[..]).unwrap().is_scrypt());
