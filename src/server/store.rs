@@ -95,10 +95,10 @@ pub enum NewCase {
 }
 
 /// An outbox item ready to apply.
-pub struct OutboxWrite<'a> {
+pub struct OutboxWrite {
     pub id: MessageId,
     pub case: CaseId,
-    pub body: &'a AgeBlob,
+    pub body: AgeBlob,
     /// This item closes the case.
     pub closes: bool,
 }
@@ -292,14 +292,14 @@ impl Store {
         })
     }
 
-    /// Stores a new case and its report, durably.
+    /// Stores a new case and its report, durably. Takes the report by value:
+    /// it moves to the writer thread without a copy.
     pub fn create_case(
         &self,
-        lookup: &LookupHash,
-        counsellors: &[String],
-        report: &AgeBlob,
+        lookup: LookupHash,
+        counsellors: Vec<String>,
+        report: AgeBlob,
     ) -> Result<NewCase, StoreError> {
-        let (lookup, counsellors, report) = (*lookup, counsellors.to_vec(), report.clone());
         self.write(move |tx| create_case(tx, &lookup, &counsellors, &report).map(|n| (true, n)))
     }
 
@@ -339,10 +339,9 @@ impl Store {
     /// The identical message again (a retry) is stored once.
     pub fn add_follow_up(
         &self,
-        lookup: &LookupHash,
-        message: &AgeBlob,
+        lookup: LookupHash,
+        message: AgeBlob,
     ) -> Result<Option<Day>, StoreError> {
-        let (lookup, message) = (*lookup, message.clone());
         self.write(move |tx| add_follow_up(tx, &lookup, &message).map(|d| (true, d)))
     }
 
@@ -354,14 +353,10 @@ impl Store {
         counter: u64,
         manifest_hash: &[u8; 32],
         inbox_ack: u64,
-        items: &[OutboxWrite<'_>],
+        items: Vec<OutboxWrite>,
     ) -> Result<SyncOutcome, StoreError> {
         let counsellor = counsellor.to_string();
         let manifest_hash = *manifest_hash;
-        let items: Vec<(MessageId, CaseId, AgeBlob, bool)> = items
-            .iter()
-            .map(|i| (i.id, i.case, i.body.clone(), i.closes))
-            .collect();
         self.write(move |tx| {
             let outcome =
                 apply_outbox(tx, &counsellor, counter, &manifest_hash, inbox_ack, &items)?;
@@ -530,9 +525,9 @@ fn apply_outbox(
     counter: u64,
     manifest_hash: &[u8; 32],
     inbox_ack: u64,
-    items: &[(MessageId, CaseId, AgeBlob, bool)],
+    items: &[OutboxWrite],
 ) -> Result<SyncOutcome, StoreError> {
-    let ids: Vec<MessageId> = items.iter().map(|i| i.0).collect();
+    let ids: Vec<MessageId> = items.iter().map(|i| i.id).collect();
     let last: Option<(i64, Vec<u8>)> = tx
         .query_row(
             "SELECT counter, manifest_hash FROM counsellor_sync WHERE counsellor = ?1",
@@ -550,7 +545,13 @@ fn apply_outbox(
         }
     }
     let day = Day::today();
-    for (id, case, body, closes) in items {
+    for OutboxWrite {
+        id,
+        case,
+        body,
+        closes,
+    } in items
+    {
         let assigned: bool = tx.query_row(
             "SELECT EXISTS(SELECT 1 FROM case_counsellors WHERE case_id = ?1 AND counsellor = ?2)",
             params![&case.0[..], counsellor],
@@ -665,26 +666,30 @@ mod tests {
         let report = message();
         let counsellors = vec!["vp-a".to_string()];
         assert!(matches!(
-            store.create_case(&lookup, &counsellors, &report).unwrap(),
+            store
+                .create_case(lookup, counsellors.clone(), report.clone())
+                .unwrap(),
             NewCase::Created(_)
         ));
         assert!(matches!(
-            store.create_case(&lookup, &counsellors, &report).unwrap(),
+            store
+                .create_case(lookup, counsellors.clone(), report.clone())
+                .unwrap(),
             NewCase::AlreadyStored(_)
         ));
         assert!(matches!(
             store
-                .create_case(&lookup, &counsellors, &message())
+                .create_case(lookup, counsellors.clone(), message())
                 .unwrap(),
             NewCase::CodeInUse
         ));
-        store.add_follow_up(&lookup, &message()).unwrap().unwrap();
+        store.add_follow_up(lookup, message()).unwrap().unwrap();
         let thread = store.thread(&lookup).unwrap().unwrap();
         assert_eq!(thread.counsellors, counsellors);
         assert_eq!(thread.messages.len(), 2);
         let unknown = LookupKey::from_hex(&"cd".repeat(32)).unwrap().hash();
         assert!(store.thread(&unknown).unwrap().is_none());
-        assert!(store.add_follow_up(&unknown, &message()).unwrap().is_none());
+        assert!(store.add_follow_up(unknown, message()).unwrap().is_none());
         assert_eq!(store.inbox("vp-a", 0).unwrap().len(), 2);
         assert_eq!(store.inbox("vp-b", 0).unwrap().len(), 0);
     }

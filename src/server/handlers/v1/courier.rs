@@ -48,7 +48,8 @@ pub async fn sync(
 
 /// Checks, applies and answers; blocking (SQLite, age).
 fn apply(state: &AppState, bytes: &[u8]) -> Result<(String, u64, Vec<u8>), AppError> {
-    let outbox = Outbox::parse(bytes)?;
+    let mut outbox = Outbox::parse(bytes)?;
+    let mut files = std::mem::take(&mut outbox.files);
     let manifest = &outbox.manifest;
     // An unknown counsellor gets the same answer as a forged signature, so the
     // endpoint does not confirm which ids exist.
@@ -60,14 +61,17 @@ fn apply(state: &AppState, bytes: &[u8]) -> Result<(String, u64, Vec<u8>), AppEr
         .verifying_key()
         .map_err(|e| AppError::Internal(e.to_string()))?;
     outbox.verify(&key)?;
-    let writes: Vec<OutboxWrite<'_>> = manifest
+    // Parse made sure every item has its file; they move to the store.
+    let writes: Vec<OutboxWrite> = manifest
         .items
         .iter()
-        .map(|item| OutboxWrite {
-            id: item.id,
-            case: item.case,
-            body: &outbox.files[&item.id],
-            closes: item.kind == OutboxKind::Close,
+        .filter_map(|item| {
+            Some(OutboxWrite {
+                id: item.id,
+                case: item.case,
+                body: files.remove(&item.id)?,
+                closes: item.kind == OutboxKind::Close,
+            })
         })
         .collect();
     let applied = match state.store.apply_outbox(
@@ -75,7 +79,7 @@ fn apply(state: &AppState, bytes: &[u8]) -> Result<(String, u64, Vec<u8>), AppEr
         manifest.counter,
         &outbox.manifest_hash,
         manifest.inbox_ack,
-        &writes,
+        writes,
     )? {
         SyncOutcome::Applied(ids) | SyncOutcome::Retried(ids) => ids,
         SyncOutcome::Replayed => return Err(AppError::ReplayedBundle),

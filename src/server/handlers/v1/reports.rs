@@ -43,10 +43,9 @@ pub async fn create(
     }
     let report = message(&request.message)?;
     let store = state.clone();
-    let outcome = tokio::task::spawn_blocking(move || {
-        store.store.create_case(&lookup, &counsellors, &report)
-    })
-    .await??;
+    let outcome =
+        tokio::task::spawn_blocking(move || store.store.create_case(lookup, counsellors, report))
+            .await??;
     match outcome {
         NewCase::Created(day) => Ok((
             StatusCode::CREATED,

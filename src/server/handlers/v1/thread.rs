@@ -85,7 +85,7 @@ pub async fn follow_up(
     let request: FollowUp = json_body(&headers, body)?;
     let lookup = lookup_hash(&request.lookup_key)?;
     let message = message(&request.message)?;
-    let day = tokio::task::spawn_blocking(move || state.store.add_follow_up(&lookup, &message))
+    let day = tokio::task::spawn_blocking(move || state.store.add_follow_up(lookup, message))
         .await??
         .ok_or(AppError::UnknownCode)?;
     Ok((
