@@ -133,10 +133,7 @@ fn hostile_input_is_refused_with_a_stable_code_and_changes_nothing() {
     let envelope = melder.report_envelope("Eerste melding.", &["vp-jansen"]);
     assert_eq!(
         server
-            .post_json(
-                "/api/v1/reports",
-                &melder.report_request(&envelope, &[vault.recipient()])
-            )
+            .submit_report(&melder, &envelope, &[vault.recipient()])
             .status,
         201
     );
@@ -258,10 +255,7 @@ fn organisations_keep_their_counsellors_apart() {
     let before = server.table_counts();
     let melder = Melder::new();
     let report = melder.report_envelope("x", &["vp-a", "vp-b"]);
-    let mixed = server.post_json(
-        "/api/v1/reports",
-        &melder.report_request(&report, &[a.recipient(), b.recipient()]),
-    );
+    let mixed = server.submit_report(&melder, &report, &[a.recipient(), b.recipient()]);
     assert_eq!(
         (mixed.status, mixed.error().as_str()),
         (400, "mixed_organisations")

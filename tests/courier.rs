@@ -22,10 +22,7 @@ fn full_round_trip_through_the_courier() {
     report.contact = Some("bel mij na 18:00".into());
     assert_eq!(
         server
-            .post_json(
-                "/api/v1/reports",
-                &melder.report_request(&report, &[vault.recipient()])
-            )
+            .submit_report(&melder, &report, &[vault.recipient()])
             .status,
         201
     );
@@ -120,10 +117,7 @@ fn a_lost_inbox_is_sent_again() {
     let server = Server::start_with_cards(&[("vp-jansen", vault.card.to_json())]);
     let melder = Melder::new();
     let report = melder.report_envelope("Melding.", &["vp-jansen"]);
-    server.post_json(
-        "/api/v1/reports",
-        &melder.report_request(&report, &[vault.recipient()]),
-    );
+    server.submit_report(&melder, &report, &[vault.recipient()]);
     let first = server.sync(&commands::outbox(&mut vault).unwrap());
     assert_eq!(first.status, 200);
     // The USB stick with the first inbox is lost: the next sync brings it again.
@@ -148,10 +142,7 @@ fn hostile_outboxes_are_refused_and_change_nothing() {
     ]);
     let melder = Melder::new();
     let report = melder.report_envelope("Melding.", &["vp-jansen"]);
-    server.post_json(
-        "/api/v1/reports",
-        &melder.report_request(&report, &[vault.recipient()]),
-    );
+    server.submit_report(&melder, &report, &[vault.recipient()]);
     let answer = server.sync(&commands::outbox(&mut vault).unwrap());
     commands::import(&mut vault, &answer.body).unwrap();
     let case = *vault.state.cases.keys().next().unwrap();
@@ -279,10 +270,7 @@ fn reviewer_cli_neutralises_hostile_text() {
         &["vp-jansen"],
     );
     report.category = Some("fraud\n\u{1b}[31m".into());
-    server.post_json(
-        "/api/v1/reports",
-        &melder.report_request(&report, &[vault.recipient()]),
-    );
+    server.submit_report(&melder, &report, &[vault.recipient()]);
     let inbox = server.sync(&commands::outbox(&mut vault).unwrap()).body;
     let inbox_path = vault_dir.path().join("inbox.age");
     std::fs::write(&inbox_path, inbox).unwrap();

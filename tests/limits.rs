@@ -25,10 +25,7 @@ fn slowloris_connections_are_closed_and_do_not_block_look_ups() {
     let report = melder.report_envelope("Melding.", &["vp-a"]);
     assert_eq!(
         server
-            .post_json(
-                "/api/v1/reports",
-                &melder.report_request(&report, &[vault.recipient()])
-            )
+            .submit_report(&melder, &report, &[vault.recipient()])
             .status,
         201
     );
@@ -96,10 +93,7 @@ fn look_ups_stay_fast_while_one_client_floods_submissions() {
     let report = melder.report_envelope("Melding.", &["vp-a"]);
     assert_eq!(
         server
-            .post_json(
-                "/api/v1/reports",
-                &melder.report_request(&report, &[vault.recipient()])
-            )
+            .submit_report(&melder, &report, &[vault.recipient()])
             .status,
         201
     );

@@ -193,6 +193,19 @@ impl Server {
         )
     }
 
+    /// Sends a report as the browser does (`Melder::report_request`).
+    pub fn submit_report(
+        &self,
+        melder: &Melder,
+        envelope: &Envelope,
+        recipients: &[age::x25519::Recipient],
+    ) -> Response {
+        self.post_json(
+            "/api/v1/reports",
+            &melder.report_request(envelope, recipients),
+        )
+    }
+
     pub fn sync(&self, outbox: &[u8]) -> Response {
         self.request(
             "POST",
