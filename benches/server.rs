@@ -398,11 +398,11 @@ fn reviewer_throughput() {
         envelope.counsellors = vec!["vp-bench".into()];
         envelope
             .attachments
-            .push(meldkluis::format::envelope::Attachment {
-                name: "scan.bin".into(),
-                media_type: "application/octet-stream".into(),
-                data: STANDARD.encode(vec![i as u8; 6 * 1024 * 1024]),
-            });
+            .push(meldkluis::format::envelope::Attachment::inline(
+                "scan.bin",
+                "application/octet-stream",
+                &vec![i as u8; 6 * 1024 * 1024],
+            ));
         let sealed = envelope
             .seal(&[
                 site.vault.recipient(),

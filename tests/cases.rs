@@ -442,11 +442,11 @@ fn export_writes_attachments_under_safe_names_only_inside_the_directory() {
         "scan.pdf",
         "scan.pdf",
     ] {
-        report.attachments.push(Attachment {
-            name: name.into(),
-            media_type: "application/octet-stream".into(),
-            data: STANDARD.encode(name.as_bytes()),
-        });
+        report.attachments.push(Attachment::inline(
+            name,
+            "application/octet-stream",
+            name.as_bytes(),
+        ));
     }
     assert_eq!(
         server

@@ -253,6 +253,7 @@ pub fn inbox(data: &[u8]) {
             kind: i.kind.clone(),
             day: i.day,
             body: inbox.files[&i.id].as_bytes().to_vec(),
+            attachments: Vec::new(),
         })
         .collect();
     let sealed = Inbox::seal(

@@ -325,6 +325,7 @@ fn write_seeds() {
         kind: kind.into(),
         day,
         body: fixture.clone(),
+        attachments: Vec::new(),
     };
     for (name, entries, applied) in [
         ("empty", vec![], vec![]),

@@ -86,8 +86,81 @@ impl std::fmt::Debug for AgeBlob {
     }
 }
 
+/// The smallest plaintext a streamed attachment carries (protocol.md §3a).
+pub const MIN_ATTACHMENT_PLAINTEXT: u64 = 4096;
+
+/// The Padmé length for `len` (protocol.md §3a): `len` rounded up so that at
+/// most `⌊log2 ⌊log2 len⌋⌋ + 1` significant bits remain.
+pub fn padme(len: u64) -> u64 {
+    if len < 2 {
+        return len;
+    }
+    let e = 63 - u64::from(len.leading_zeros()); // ⌊log2 len⌋
+    let s = 64 - u64::from(e.leading_zeros()); // ⌊log2 e⌋ + 1
+    let mask = (1u64 << (e - s)) - 1;
+    (len + mask) & !mask
+}
+
+/// The padded plaintext length of a streamed attachment of `size` bytes.
+pub fn attachment_padded_length(size: u64) -> u64 {
+    padme(size.max(MIN_ATTACHMENT_PLAINTEXT))
+}
+
+/// The ciphertext length of a payload (nonce and STREAM chunks) carrying
+/// `plaintext` bytes.
+pub fn payload_length(plaintext: u64) -> u64 {
+    let chunk = (CHUNK_BYTES - TAG_BYTES) as u64;
+    let chunks = plaintext.div_ceil(chunk).max(1);
+    NONCE_BYTES as u64 + plaintext + chunks * TAG_BYTES as u64
+}
+
+/// What the check of a streamed attachment found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttachmentShape {
+    /// Bytes from the start of the file through the payload nonce: what
+    /// `head_sha256` covers.
+    pub head_len: usize,
+    /// The padded plaintext length the payload carries.
+    pub plaintext_len: u64,
+}
+
+/// Checks a streamed attachment from its first bytes and its total length
+/// (protocol.md §3a): a §4 header, a well-formed payload length, and a padded
+/// plaintext of at least 4096 bytes. `prefix` must hold the whole header and
+/// the nonce; 64 KiB always suffices.
+pub fn check_attachment(prefix: &[u8], total_len: u64) -> Result<AttachmentShape, AgeFileError> {
+    let header_len = check_header(prefix)?;
+    let payload = total_len
+        .checked_sub(header_len as u64)
+        .ok_or(AgeFileError::NotAge("the payload is truncated"))?;
+    let payload = usize::try_from(payload).map_err(|_| AgeFileError::NotPadded)?;
+    check_payload_length(payload)?;
+    let head = prefix
+        .get(..header_len + NONCE_BYTES)
+        .ok_or(AgeFileError::NotAge("the header is too large"))?;
+    second_opinion(head)?;
+    let plaintext = plaintext_length(payload).ok_or(AgeFileError::NotPadded)? as u64;
+    if plaintext < MIN_ATTACHMENT_PLAINTEXT || padme(plaintext) != plaintext {
+        return Err(AgeFileError::NotPadded);
+    }
+    Ok(AttachmentShape {
+        head_len: header_len + NONCE_BYTES,
+        plaintext_len: plaintext,
+    })
+}
+
 /// Checks the shape and returns the payload length (nonce and chunks).
 fn check(bytes: &[u8]) -> Result<usize, AgeFileError> {
+    let header_len = check_header(bytes)?;
+    let payload = bytes.len() - header_len;
+    check_payload_length(payload)?;
+    second_opinion(&bytes[..header_len + NONCE_BYTES])?;
+    Ok(payload)
+}
+
+/// Checks the header at the start of `bytes` and returns its length, through
+/// the MAC line.
+fn check_header(bytes: &[u8]) -> Result<usize, AgeFileError> {
     if bytes.starts_with(b"-----BEGIN AGE ENCRYPTED FILE-----") {
         return Err(AgeFileError::NotAge("ASCII armour; send the binary file"));
     }
@@ -146,11 +219,16 @@ fn check(bytes: &[u8]) -> Result<usize, AgeFileError> {
     if x25519 == 0 {
         return Err(AgeFileError::NotAge("no X25519 recipient"));
     }
-    check_payload_length(rest.len())?;
-    // A second opinion from the age crate's own parser, so the two can never
-    // disagree about what a counsellor will be able to open.
-    age::Decryptor::new(bytes).map_err(|_| AgeFileError::NotAge("the header does not parse"))?;
-    Ok(rest.len())
+    Ok(bytes.len() - rest.len())
+}
+
+/// A second opinion from the age crate's own parser, so the two can never
+/// disagree about what a counsellor will be able to open. `head` is the
+/// header and the nonce, which is all it reads.
+fn second_opinion(head: &[u8]) -> Result<(), AgeFileError> {
+    age::Decryptor::new(head)
+        .map(|_| ())
+        .map_err(|_| AgeFileError::NotAge("the header does not parse"))
 }
 
 fn next_line(bytes: &[u8]) -> Result<(&[u8], &[u8]), AgeFileError> {
@@ -308,6 +386,65 @@ mod tests {
         ] {
             assert_eq!(AgeBlob::parse(junk).unwrap_err().code(), "not_age");
         }
+    }
+
+    #[test]
+    fn padme_matches_the_worked_examples() {
+        assert_eq!(padme(5000), 5120);
+        assert_eq!(padme(209_715_200), 209_715_200);
+        assert_eq!(padme(209_715_201), 213_909_504);
+        assert_eq!(attachment_padded_length(0), 4096);
+        assert_eq!(attachment_padded_length(1), 4096);
+        for len in [
+            2u64,
+            3,
+            4096,
+            4097,
+            65_537,
+            1 << 20,
+            500 << 20,
+            u64::MAX >> 1,
+        ] {
+            let padded = padme(len);
+            assert!(padded >= len && padme(padded) == padded, "{len}");
+            // At most 12 % overhead (Padmé's bound) above small sizes.
+            if len >= 4096 {
+                assert!(
+                    u128::from(padded - len) * 100 <= u128::from(len) * 12,
+                    "{len}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn attachment_check_reads_the_head_and_the_length() {
+        let recipient = age::x25519::Identity::generate().to_public();
+        for size in [4096usize, 5120, 65_536, 212_992] {
+            let file = age::encrypt(&recipient, &vec![0u8; size]).unwrap();
+            let shape = check_attachment(&file[..file.len().min(65_536)], file.len() as u64)
+                .unwrap_or_else(|e| panic!("{size}: {e}"));
+            assert_eq!(shape.plaintext_len, size as u64);
+            assert_eq!(
+                file.len() as u64,
+                shape.head_len as u64 - NONCE_BYTES as u64 + payload_length(size as u64)
+            );
+        }
+        // Not a bucket, too small, cut short, or one byte too long.
+        for size in [4097usize, 100, 0] {
+            let file = age::encrypt(&recipient, &vec![0u8; size]).unwrap();
+            assert_eq!(
+                check_attachment(&file, file.len() as u64).unwrap_err(),
+                AgeFileError::NotPadded,
+                "{size}"
+            );
+        }
+        let file = age::encrypt(&recipient, &vec![0u8; 8192]).unwrap();
+        let len = file.len() as u64;
+        assert!(check_attachment(&file, len - 1).is_err());
+        assert!(check_attachment(&file, len + 1).is_err());
+        assert!(check_attachment(&file[..20], len).is_err());
+        assert!(check_attachment(b"not age at all", 1 << 20).is_err());
     }
 
     #[test]

@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use super::agefile::AgeBlob;
 use super::card::valid_id;
 use super::day::Day;
-use super::ids::{CaseId, MessageId};
+use super::ids::{CaseId, MessageId, UploadId};
 
 /// The largest bundle, either way.
 pub const MAX_BUNDLE_BYTES: usize = 64 * 1024 * 1024;
@@ -194,6 +194,19 @@ pub struct InboxItem {
     pub day: Day,
     pub file: String,
     pub sha256: String,
+    /// The streamed attachments this message claimed (protocol.md §3a, §6).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<InboxAttachment>,
+}
+
+/// A streamed attachment in an inbox: `attachments/<upload>.age`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InboxAttachment {
+    pub upload: UploadId,
+    pub file: String,
+    /// The age file's length in bytes.
+    pub length: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -217,6 +230,17 @@ pub struct InboxEntry {
     pub kind: String,
     pub day: Day,
     pub body: Vec<u8>,
+    /// The streamed attachments the message claimed, in the order it named
+    /// them; their bytes stay on disk until the inbox is written.
+    pub attachments: Vec<EntryAttachment>,
+}
+
+/// A streamed attachment of an inbox entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntryAttachment {
+    pub upload: UploadId,
+    /// The age file's length in bytes.
+    pub length: u64,
 }
 
 #[derive(Debug)]
@@ -252,6 +276,7 @@ impl Inbox {
                     day: e.day,
                     file: item_file(&e.id),
                     sha256: hex::encode(Sha256::digest(&e.body)),
+                    attachments: Vec::new(),
                 })
                 .collect(),
         };
@@ -593,6 +618,7 @@ mod tests {
                 kind: kind.into(),
                 day: Day::today(),
                 body: age_file(),
+                attachments: Vec::new(),
             };
             let sealed =
                 Inbox::seal("vp-jansen", 1, vec![], &[entry], &identity.to_public()).unwrap();
@@ -614,6 +640,7 @@ mod tests {
             kind: "report".into(),
             day: Day::today(),
             body: age_file(),
+            attachments: Vec::new(),
         };
         let applied = vec![MessageId::random()];
         let sealed = Inbox::seal(

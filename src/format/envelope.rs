@@ -11,6 +11,7 @@ use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
 
 use super::card::valid_id;
+use super::ids::UploadId;
 
 /// The largest padded plaintext.
 pub const MAX_PLAINTEXT: usize = 16 * 1024 * 1024;
@@ -87,21 +88,113 @@ pub struct Author {
 
 /// A file sent with a message. Its name and type come from the melder and are
 /// untrusted: never use them as a path or print them raw.
+///
+/// Two forms (protocol.md §3): *inline*, with `data`, or *streamed*, with
+/// `size`, `upload` and `head_sha256`, naming a separate age file (§3a).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Attachment {
     pub name: String,
     #[serde(rename = "type")]
     pub media_type: String,
-    /// Standard base64.
-    pub data: String,
+    /// Inline form: the file as standard base64.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<String>,
+    /// Streamed form: the file's real length in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    /// Streamed form: the upload that holds the file's age stream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload: Option<UploadId>,
+    /// Streamed form: SHA-256 of the age file's header and nonce, 64 hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head_sha256: Option<String>,
 }
 
+/// Where a streamed attachment's bytes are and how to recognise them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamedFile {
+    pub size: u64,
+    pub upload: UploadId,
+    pub head_sha256: [u8; 32],
+}
+
+/// The largest file size a streamed attachment may state (2^53 − 1, what a
+/// JavaScript number holds exactly).
+const MAX_STREAMED_SIZE: u64 = (1 << 53) - 1;
+
 impl Attachment {
+    /// An inline attachment holding `bytes`.
+    pub fn inline(name: impl Into<String>, media_type: impl Into<String>, bytes: &[u8]) -> Self {
+        Attachment {
+            name: name.into(),
+            media_type: media_type.into(),
+            data: Some(STANDARD.encode(bytes)),
+            size: None,
+            upload: None,
+            head_sha256: None,
+        }
+    }
+
+    /// A streamed attachment (protocol.md §3a).
+    pub fn streamed(
+        name: impl Into<String>,
+        media_type: impl Into<String>,
+        file: StreamedFile,
+    ) -> Self {
+        Attachment {
+            name: name.into(),
+            media_type: media_type.into(),
+            data: None,
+            size: Some(file.size),
+            upload: Some(file.upload),
+            head_sha256: Some(hex::encode(file.head_sha256)),
+        }
+    }
+
+    /// The bytes of an inline attachment.
     pub fn bytes(&self) -> Result<Vec<u8>, EnvelopeError> {
+        let data = self.data.as_deref().ok_or(EnvelopeError::Invalid(
+            "the attachment is streamed, not inline",
+        ))?;
         STANDARD
-            .decode(&self.data)
+            .decode(data)
             .map_err(|_| EnvelopeError::Invalid("an attachment is not valid base64"))
+    }
+
+    /// The stream a streamed attachment names; `None` for an inline one.
+    pub fn stream(&self) -> Option<StreamedFile> {
+        let mut head_sha256 = [0u8; 32];
+        hex::decode_to_slice(self.head_sha256.as_deref()?, &mut head_sha256).ok()?;
+        Some(StreamedFile {
+            size: self.size?,
+            upload: self.upload?,
+            head_sha256,
+        })
+    }
+
+    /// Exactly one form, and a well-formed one.
+    fn validate_form(&self) -> Result<(), EnvelopeError> {
+        use EnvelopeError::Invalid;
+        match (&self.data, self.size, self.upload, &self.head_sha256) {
+            (Some(data), None, None, None) => {
+                STANDARD
+                    .decode(data)
+                    .map_err(|_| Invalid("an attachment is not valid base64"))?;
+                Ok(())
+            }
+            (None, Some(size), Some(_), Some(head)) => {
+                let lower_hex = head.len() == 64
+                    && head.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+                if size > MAX_STREAMED_SIZE || !lower_hex {
+                    return Err(Invalid("a streamed attachment is malformed"));
+                }
+                Ok(())
+            }
+            _ => Err(Invalid(
+                "an attachment has either data, or size, upload and head_sha256",
+            )),
+        }
     }
 }
 
@@ -199,6 +292,12 @@ impl Envelope {
             {
                 return Err(Invalid("an attachment name or type is too long"));
             }
+            attachment.validate_form()?;
+        }
+        let mut uploads: Vec<UploadId> = self.attachments.iter().filter_map(|a| a.upload).collect();
+        uploads.sort();
+        if uploads.windows(2).any(|w| w[0] == w[1]) {
+            return Err(Invalid("two attachments name the same upload"));
         }
         match self.kind {
             Kind::Report => {

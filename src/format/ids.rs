@@ -70,6 +70,11 @@ random_id!(
     /// One message in a case.
     MessageId
 );
+random_id!(
+    /// One streamed attachment upload (protocol.md §3a); a capability for
+    /// writing it until a message claims it.
+    UploadId
+);
 
 #[cfg(test)]
 mod tests {

@@ -384,6 +384,7 @@ impl Store {
                     kind: row.get(4)?,
                     day: parse_day(&row.get::<_, String>(5)?),
                     body: row.get(6)?,
+                    attachments: Vec::new(),
                 })
             })?
             .collect::<Result<Vec<_>, _>>()?;
