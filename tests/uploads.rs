@@ -692,3 +692,73 @@ fn uploads_survive_sigkill_and_resume_byte_identical() {
          every file byte-identical"
     );
 }
+
+/// The whole path with real parts: two attachments uploaded in chunks, a
+/// report claiming them, a courier sync through the server's streamed
+/// inbox, the reviewer's import, and an export that is byte-identical. A
+/// second report whose envelope names an upload the server swapped for
+/// another file is caught by the head hash and leaves no file.
+#[test]
+fn attachments_reach_the_counsellor_byte_identical_and_a_swap_is_caught() {
+    use meldkluis::review::commands;
+    use sha2::Digest;
+    let (server, mut vault, _v) = server_with_vault(&[]);
+    let melder = Melder::new();
+    let recipients = [vault.recipient(), melder.derived.reply_recipient()];
+    let big = bytes(40 * MIB + 3, 10);
+    let small = bytes(MIB, 11);
+    let mut files = Vec::new();
+    for (name, plaintext) in [("video.mp4", &big), ("notulen.pdf", &small)] {
+        let (file, mut streamed) = seal_attachment(plaintext, &recipients);
+        let id = server.upload(&file, 4 * MIB);
+        streamed.upload = meldkluis::format::ids::UploadId::parse(&id).unwrap();
+        files.push((name, streamed));
+    }
+    let request = report_with(&melder, &vault, &files);
+    assert_eq!(server.post_json("/api/v1/reports", &request).status, 201);
+
+    // An attacker's report: its envelope names upload A with A's head hash,
+    // but what the upload holds is another file to the same recipients (a
+    // server swapping the bytes would produce exactly this).
+    let thief = Melder::new();
+    let (_, mut claimed) = seal_attachment(&bytes(200_000, 12), &[vault.recipient()]);
+    let (forged, _) = seal_attachment(&bytes(200_000, 13), &[vault.recipient()]);
+    let id = server.upload(&forged, MIB);
+    claimed.upload = meldkluis::format::ids::UploadId::parse(&id).unwrap();
+    let swapped = report_with(&thief, &vault, &[("swapped.bin", claimed)]);
+    assert_eq!(server.post_json("/api/v1/reports", &swapped).status, 201);
+
+    let answer = server.sync(&commands::outbox(&mut vault).unwrap());
+    assert_eq!(answer.status, 200);
+    commands::import(&mut vault, &answer.body).unwrap();
+    let export_dir = tempfile::tempdir().unwrap();
+    let mut exported = Vec::new();
+    let mut refused = Vec::new();
+    let cases: Vec<_> = vault.state.cases.keys().copied().collect();
+    for case in cases {
+        let report = commands::export(&vault, &case, export_dir.path()).unwrap();
+        exported.extend(report.written);
+        refused.extend(report.refused.into_iter().map(|r| r.name));
+    }
+    let digest = |bytes: &[u8]| hex::encode(sha2::Sha256::digest(bytes));
+    let mut found: Vec<(String, String)> = exported
+        .iter()
+        .map(|path| {
+            (
+                path.file_name().unwrap().to_string_lossy().into_owned(),
+                digest(&std::fs::read(path).unwrap()),
+            )
+        })
+        .collect();
+    found.sort();
+    assert_eq!(
+        found,
+        vec![
+            ("01-notulen.pdf".to_string(), digest(&small)),
+            ("01-video.mp4".to_string(), digest(&big)),
+        ]
+    );
+    assert_eq!(refused, vec!["01-swapped.bin".to_string()]);
+    let left: Vec<_> = std::fs::read_dir(export_dir.path()).unwrap().collect();
+    assert_eq!(left.len(), 2, "nothing of the swapped file was written");
+}
