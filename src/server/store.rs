@@ -918,4 +918,49 @@ mod tests {
         assert_eq!(store.inbox("vp-a", 0).unwrap().len(), 2);
         assert_eq!(store.inbox("vp-b", 0).unwrap().len(), 0);
     }
+
+    #[test]
+    fn uploads_are_claimed_once_counted_in_the_quota_and_expire_unless_claimed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db.sqlite")).unwrap();
+        let (a, b, c) = (UploadId::random(), UploadId::random(), UploadId::random());
+        assert!(store.create_upload(a, 600, 1000).unwrap());
+        assert!(
+            !store.create_upload(b, 500, 1000).unwrap(),
+            "over the quota"
+        );
+        assert!(store.create_upload(b, 400, 1000).unwrap());
+        assert!(store.upload(&c).unwrap().is_none());
+        // Only complete uploads can be claimed, and all or none of a message's.
+        let lookup = LookupKey::from_hex(&"ab".repeat(32)).unwrap().hash();
+        let refused = store
+            .create_case(lookup, vec!["vp-a".into()], message(), vec![a])
+            .unwrap();
+        assert!(matches!(refused, NewCase::UnknownUpload));
+        assert!(store.thread(&lookup).unwrap().is_none(), "rolled back");
+        assert!(store.complete_upload(a).unwrap());
+        let refused = store
+            .create_case(lookup, vec!["vp-a".into()], message(), vec![a, b])
+            .unwrap();
+        assert!(matches!(refused, NewCase::UnknownUpload));
+        assert_eq!(
+            store.upload(&a).unwrap().unwrap().state,
+            UploadState::Complete
+        );
+        let stored = store
+            .create_case(lookup, vec!["vp-a".into()], message(), vec![a])
+            .unwrap();
+        assert!(matches!(stored, NewCase::Created(_)));
+        assert_eq!(
+            store.upload(&a).unwrap().unwrap().state,
+            UploadState::Claimed
+        );
+        assert!(!store.delete_upload(a).unwrap(), "a claimed upload stays");
+        let inbox = store.inbox("vp-a", 0).unwrap();
+        assert_eq!(inbox[0].attachments[0].upload, a);
+        // Expiry takes the unclaimed one only.
+        assert_eq!(store.expire_uploads(Day::today()).unwrap(), vec![b]);
+        assert!(store.upload(&b).unwrap().is_none());
+        assert!(store.upload(&a).unwrap().is_some());
+    }
 }
