@@ -221,6 +221,26 @@ test("after the retries the upload is interrupted, and run() again resumes from 
   await assertArrived(server, batch, files);
 });
 
+test("a chunk that keeps failing while the status answers still ends in UploadInterrupted", async () => {
+  let tries = 0;
+  const server = fakeServer({
+    hooks: {
+      async chunk({ offset }) {
+        if (offset >= 64 * KIB) {
+          if (++tries > 10) return refuse(400, "bad_upload"); // a loop: stop it, and fail below
+          throw new TypeError("network");
+        }
+        return undefined;
+      },
+    },
+  });
+  const batch = new AttachmentBatch([fakeFile("z", 100_000)], [recipient], options(server));
+  await batch.start();
+  await assert.rejects(batch.run(), UploadInterrupted);
+  assert.equal(tries, 3, "the first try and two retries");
+  assert.equal(server.log.filter((p) => p.endsWith("/status")).length, 2, "a status before each retry");
+});
+
 test("a lost answer: the status says the chunk arrived, so it is not sent again", async () => {
   const files = [fakeFile("x.bin", 150_000)];
   let lost = false;

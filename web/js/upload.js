@@ -143,9 +143,11 @@ export class AttachmentBatch {
       let failures = 0;
       while (!item.complete) {
         if (this.#cancelled) throw new UploadCancelled();
+        const before = item.received;
         try {
           await this.#step(item);
-          failures = 0;
+          // Only bytes that arrived count as recovery: a status answer alone does not.
+          if (item.received > before || item.complete) failures = 0;
           onProgress(this.progress());
         } catch (error) {
           if (this.#cancelled || error instanceof UploadCancelled) throw new UploadCancelled();
