@@ -77,8 +77,7 @@ function fakeServer({ chunkBytes = 64 * KIB, hooks = {} } = {}) {
     if (path === "/api/v1/uploads/chunk") {
       const upload = uploads.get(headers["Upload-Id"]);
       if (!upload) return refuse(404, "unknown_upload");
-      // As fetch does: the body is copied when the request is made.
-      const bytes = new Uint8Array(body);
+      const bytes = new Uint8Array(await body.arrayBuffer());
       const offset = Number(headers["Upload-Offset"]);
       const request = { id: headers["Upload-Id"], offset, bytes, upload };
       if (bytes.length > chunkBytes) return refuse(413, "too_large");

@@ -60,7 +60,9 @@ export function uploadApi(fetchFn = (...args) => globalThis.fetch(...args)) {
     create: (length, signal) => json("/api/v1/uploads", { length }, signal),
     /** { received, complete } */
     chunk: (upload, offset, bytes, signal) => call("/api/v1/uploads/chunk", {
-      body: bytes,
+      // A Blob (a copy), not the bytes themselves: Chromium sends a Blob body
+      // through its blob store, several times faster than an ArrayBuffer's.
+      body: new Blob([bytes]),
       headers: { "Upload-Id": upload, "Upload-Offset": String(offset), "Content-Type": "application/octet-stream" },
       signal,
     }),
