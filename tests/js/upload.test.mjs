@@ -311,6 +311,13 @@ test("refusals stop the batch: storage_full at start cancels what was made, not_
   assert.equal(strict.log.filter((p) => p.endsWith("/chunk")).length, 2, "a refusal is not retried");
 });
 
+test("a failure while starting is reported as itself, not as a cancel", async () => {
+  const server = fakeServer();
+  const batch = new AttachmentBatch([fakeFile("a", 10), fakeFile("b", 10)], ["age1notarecipient"], options(server));
+  await assert.rejects(batch.start(), TypeError);
+  assert.equal(server.uploads.size, 0);
+});
+
 test("bytes the server lost behind the held chunk cannot be resent: upload_lost", async () => {
   let dropped = false;
   const server = fakeServer({

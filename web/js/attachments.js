@@ -117,7 +117,8 @@ class UploadPanel {
       item.querySelector("span").textContent = t("upload_file_progress", { name: file.name, percent: value });
       item.querySelector("progress").value = file.length ? file.sent / file.length : 0;
     });
-    this.total.textContent = t("upload_total", {
+    // The total is known once every upload is made.
+    this.total.textContent = progress.length === 0 ? "" : t("upload_total", {
       percent: percent(progress.sent, progress.length), size: formatSize(progress.length),
     });
     // The status line is a live region: its text is set once, not per chunk.

@@ -326,7 +326,7 @@ async function sendFollowUp() {
     if (error instanceof UploadCancelled) {
       lockFollowUp(false);
       status("followup", t("upload_cancelled"));
-      $("followup-submit").focus();
+      if (session) $("followup-submit").focus(); // not when the thread was closed meanwhile
     } else if (error instanceof ApiError && error.uncertain && pendingFollowUp) {
       freezeFollowUp(true);
       status("followup", t("report_error_uncertain"), { kind: "error" });

@@ -127,8 +127,9 @@ export class AttachmentBatch {
         Object.assign(item, { id: answer.upload, chunkBytes: answer.chunk_bytes });
       }
     } catch (error) {
+      const cancelled = this.#cancelled; // by the melder, before this failure
       await this.cancel();
-      throw this.#cancelled && signal.aborted && !(error instanceof ApiError) ? new UploadCancelled() : error;
+      throw cancelled ? new UploadCancelled() : error;
     }
   }
 
