@@ -8,8 +8,8 @@
 
 use std::sync::OnceLock;
 
-use meldkluis::format::agefile::{AgeBlob, AgeFileError};
-use meldkluis::format::bundle::{Inbox, InboxEntry, Outbox};
+use meldkluis::format::agefile::{self, AgeBlob, AgeFileError, check_attachment};
+use meldkluis::format::bundle::{EntryAttachment, Inbox, InboxEntry, Outbox};
 use meldkluis::format::card::{Card, valid_id};
 use meldkluis::format::code::{ALPHABET, CODE_LEN, CodeError, RetrievalCode};
 use meldkluis::format::envelope::{Envelope, padded_length};
@@ -20,6 +20,9 @@ use sha2::{Digest, Sha256};
 /// items in "manifest mode" below. Made once by `tests/replay.rs`
 /// (`write_seeds`); the seeds name it by `FIXTURE_IDS` and its SHA-256.
 pub const FIXTURE_AGE: &[u8] = include_bytes!("../fixtures/item.age");
+/// The upload id under which the fixture, a 4096-byte padded plaintext and
+/// so also a well-formed streamed attachment, follows the first item.
+pub const FIXTURE_UPLOAD: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f0";
 /// The ids under which the fixture is put in a bundle in manifest mode.
 pub const FIXTURE_IDS: [&str; 2] = [
     "00112233445566778899aabbccddeeff",
@@ -114,8 +117,9 @@ pub fn envelope(data: &[u8]) {
 /// The input for a bundle target: a raw tar archive, or (first byte with
 /// the high bit set) a manifest.json that the harness packs into a tar with
 /// a signature and the fixture item under `FIXTURE_IDS` — bits 0–2 of that
-/// byte choose which of the three entries go in. The second mode lets the
-/// fuzzer work on the manifest rules behind the tar and hash checks.
+/// byte choose which of the three entries go in, bit 3 adds the fixture as
+/// the attachment `FIXTURE_UPLOAD` after the first item. The second mode lets
+/// the fuzzer work on the manifest rules behind the tar and hash checks.
 fn bundle_bytes(data: &[u8], with_signature: bool) -> Vec<u8> {
     let Some((&mode, manifest)) = data.split_first() else {
         return Vec::new();
@@ -131,6 +135,9 @@ fn bundle_bytes(data: &[u8], with_signature: bool) -> Vec<u8> {
     for (bit, id) in [(2, FIXTURE_IDS[0]), (4, FIXTURE_IDS[1])] {
         if mode & bit != 0 {
             entries.push((format!("items/{id}.age"), FIXTURE_AGE));
+        }
+        if bit == 2 && mode & 8 != 0 {
+            entries.push((format!("attachments/{FIXTURE_UPLOAD}.age"), FIXTURE_AGE));
         }
     }
     tar(&entries)
@@ -226,8 +233,9 @@ pub fn outbox(data: &[u8]) {
         .expect("a rebuilt outbox verifies");
 }
 
-/// `Inbox::parse`: an accepted inbox has consistent items, and the same
-/// content, sealed and opened again, gives the same manifest (but the day).
+/// `Inbox::parse`: an accepted inbox has consistent items and attachments,
+/// and the same content, sealed as a stream and opened again, gives the same
+/// manifest (but the day) and the same bytes.
 pub fn inbox(data: &[u8]) {
     let bytes = bundle_bytes(data, false);
     let Ok(inbox) = Inbox::parse(&bytes) else {
@@ -242,6 +250,18 @@ pub fn inbox(data: &[u8]) {
             .iter()
             .map(|i| (i.id, i.file.as_str(), i.sha256.as_str())),
     );
+    let listed: usize = manifest.items.iter().map(|i| i.attachments.len()).sum();
+    assert_eq!(inbox.attachments.len(), listed);
+    for attachment in manifest.items.iter().flat_map(|i| &i.attachments) {
+        assert_eq!(
+            attachment.file,
+            format!("attachments/{}.age", attachment.upload)
+        );
+        let bytes = &inbox.attachments[&attachment.upload];
+        assert_eq!(bytes.len() as u64, attachment.length);
+        check_attachment(&bytes[..bytes.len().min(65_536)], attachment.length)
+            .expect("an accepted attachment re-checks");
+    }
     let entries: Vec<InboxEntry> = manifest
         .items
         .iter()
@@ -253,14 +273,22 @@ pub fn inbox(data: &[u8]) {
             kind: i.kind.clone(),
             day: i.day,
             body: inbox.files[&i.id].as_bytes().to_vec(),
-            attachments: Vec::new(),
+            attachments: i
+                .attachments
+                .iter()
+                .map(|a| EntryAttachment {
+                    upload: a.upload,
+                    length: a.length,
+                })
+                .collect(),
         })
         .collect();
-    let sealed = Inbox::seal(
+    let sealed = Inbox::seal_with(
         &manifest.counsellor,
         manifest.answers_counter,
-        manifest.applied.clone(),
+        &manifest.applied,
         &entries,
+        &inbox.attachments,
         &identity().to_public(),
     )
     .expect("a parsed inbox seals");
@@ -270,6 +298,7 @@ pub fn inbox(data: &[u8]) {
     expected.day = opened.manifest.day;
     assert_eq!(opened.manifest, expected);
     assert_eq!(opened.files, inbox.files);
+    assert_eq!(opened.attachments, inbox.attachments);
 }
 
 /// `AgeBlob::parse` and `parse_message`: a message check is the shape check
@@ -289,6 +318,19 @@ pub fn age_header(data: &[u8]) {
         assert!(data.starts_with(b"age-encryption.org/v1\n"));
         age::Decryptor::new(data).expect("the age crate reads what we accept");
         assert_eq!(AgeBlob::parse(data.to_vec()).ok(), Some(blob));
+    }
+    // The streamed-attachment check (protocol.md §3a) on the same bytes, as
+    // a prefix of a file of this length and of a few other lengths: it never
+    // panics, and what it accepts is a header the age crate reads, with a
+    // padded plaintext length that fits the file.
+    for total in [data.len() as u64, data.len() as u64 + 65_552, u64::MAX] {
+        if let Ok(shape) = agefile::check_attachment(data, total) {
+            assert!(shape.head_len <= data.len());
+            assert!(shape.plaintext_len >= agefile::MIN_ATTACHMENT_PLAINTEXT);
+            assert_eq!(agefile::padme(shape.plaintext_len), shape.plaintext_len);
+            assert!(shape.plaintext_len < total);
+            age::Decryptor::new(&data[..shape.head_len]).expect("the age crate reads the head");
+        }
     }
 }
 

@@ -104,6 +104,12 @@ fn manifest_mode(data: &[u8], signature: bool) -> Vec<u8> {
         if mode & bit != 0 {
             entries.push((format!("items/{id}.age"), meldkluis_fuzz::FIXTURE_AGE));
         }
+        if bit == 2 && mode & 8 != 0 {
+            entries.push((
+                format!("attachments/{}.age", meldkluis_fuzz::FIXTURE_UPLOAD),
+                meldkluis_fuzz::FIXTURE_AGE,
+            ));
+        }
     }
     meldkluis_fuzz::tar(&entries)
 }
@@ -111,12 +117,12 @@ fn manifest_mode(data: &[u8], signature: bool) -> Vec<u8> {
 #[test]
 #[ignore = "regenerates seeds/; run by hand after a format change"]
 fn write_seeds() {
-    use meldkluis::format::bundle::{Inbox, InboxEntry, Outbox, OutboxKind};
+    use meldkluis::format::bundle::{EntryAttachment, Inbox, InboxEntry, Outbox, OutboxKind};
     use meldkluis::format::card::{Card, CounsellorKind};
     use meldkluis::format::code::RetrievalCode;
     use meldkluis::format::day::Day;
     use meldkluis::format::envelope::Envelope;
-    use meldkluis::format::ids::{CaseId, MessageId};
+    use meldkluis::format::ids::{CaseId, MessageId, UploadId};
     use serde_json::Value;
 
     let vectors = root().join("../tests/vectors");
@@ -327,6 +333,26 @@ fn write_seeds() {
         body: fixture.clone(),
         attachments: Vec::new(),
     };
+    let upload = UploadId::parse(meldkluis_fuzz::FIXTURE_UPLOAD).unwrap();
+    let mut with_attachment = entry(ids[0], 1, "melder", "report");
+    with_attachment.attachments.push(EntryAttachment {
+        upload,
+        length: fixture.len() as u64,
+    });
+    let sealed = Inbox::seal_with(
+        "vp-jansen",
+        3,
+        &[],
+        &[with_attachment],
+        &[(upload, fixture.clone())].into_iter().collect(),
+        &recipient,
+    )
+    .unwrap();
+    write(
+        "inbox",
+        "report-with-attachment",
+        &age::decrypt(&identity, &sealed).unwrap(),
+    );
     for (name, entries, applied) in [
         ("empty", vec![], vec![]),
         (
@@ -371,6 +397,21 @@ fn write_seeds() {
         "manifest-two",
         0x86,
         inbox_manifest(&[(FIXTURE_A, 1), (FIXTURE_B, 2)]),
+    );
+    let attachment = format!(
+        r#"[{{"upload":"{u}","file":"attachments/{u}.age","length":{}}}]"#,
+        fixture.len(),
+        u = meldkluis_fuzz::FIXTURE_UPLOAD
+    );
+    put(
+        "inbox",
+        "manifest-attachment",
+        0x8e,
+        inbox_manifest(&[(FIXTURE_A, 1), (FIXTURE_B, 2)]).replacen(
+            r#""sha256""#,
+            &format!(r#""attachments":{attachment},"sha256""#),
+            1,
+        ),
     );
 }
 

@@ -346,6 +346,13 @@ fn run_backup(config: &Config, target: &Path, force: bool) -> Result<(), String>
     let (path, info) =
         backup::backup(&config.database_path(), target, force).map_err(|e| e.to_string())?;
     println!("Backup written: {} ({info})", path.display());
+    let attachments = backup::attachments_dir(&path);
+    if attachments.is_dir() {
+        println!(
+            "Attachments: {} (keep it with the database file; restore looks for it there)",
+            attachments.display()
+        );
+    }
     println!("It holds ciphertext and metadata: keep it as confidential as the server.");
     Ok(())
 }

@@ -113,8 +113,13 @@ impl Uploads {
         for row in rows {
             let (part, done) = (self.part_path(&row.id), self.done_path(&row.id));
             match row.state {
-                UploadState::Pending => {
+                UploadState::Pending if part.exists() => {
                     keep.insert(part);
+                }
+                UploadState::Pending => {
+                    // Its file is gone (a restore, a hand-cleaned folder):
+                    // it can never complete.
+                    store.delete_upload(row.id).map_err(io::Error::other)?;
                 }
                 UploadState::Complete | UploadState::Claimed => {
                     // Marked complete after the file was made durable, renamed
