@@ -188,8 +188,8 @@ export function sendAttachments(files, recipients, prefix = "") {
       try {
         await batch.run((progress) => panel.update(progress));
         if (over) return;
-        over = true;
         const sent = { attachments: batch.attachments(), uploads: batch.ids() };
+        over = true;
         panel.hide();
         resolve(sent);
       } catch (error) {
