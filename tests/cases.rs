@@ -464,7 +464,7 @@ fn export_writes_attachments_under_safe_names_only_inside_the_directory() {
     sync(&server, &mut vault);
     let case = *vault.state.cases.keys().next().unwrap();
     let out = dir.path().join("export");
-    let written = commands::export(&vault, &case, &out).unwrap();
+    let written = commands::export(&vault, &case, &out).unwrap().written;
     assert_eq!(written.len(), 6);
     let mut names: Vec<String> = std::fs::read_dir(&out)
         .unwrap()
@@ -486,7 +486,7 @@ fn export_writes_attachments_under_safe_names_only_inside_the_directory() {
         assert_eq!(path.parent().unwrap(), out);
     }
     // Exporting again never overwrites.
-    let again = commands::export(&vault, &case, &out).unwrap();
+    let again = commands::export(&vault, &case, &out).unwrap().written;
     assert!(again.iter().all(|p| !written.contains(p)));
     assert!(!dir.path().join(".bashrc").exists());
 }

@@ -138,7 +138,8 @@ enum Command {
         #[arg(long)]
         file: Option<PathBuf>,
     },
-    /// Write a case's attachments into a directory, under safe names.
+    /// Write a case's attachments into a directory, under safe names; exit
+    /// status 1 when an attachment is damaged (the others are written).
     Export {
         case: String,
         #[arg(long)]
@@ -258,14 +259,21 @@ fn run(cli: Cli) -> Result<bool, String> {
             );
         }
         Command::Import { inbox } => {
-            let bytes = std::fs::read(&inbox).map_err(|e| format!("{}: {e}", inbox.display()))?;
+            // Read as a stream: an inbox with attachments may be gigabytes.
+            let file =
+                std::fs::File::open(&inbox).map_err(|e| format!("{}: {e}", inbox.display()))?;
             let mut vault = open()?;
-            let summary = commands::import(&mut vault, &bytes).map_err(text)?;
+            let summary = commands::import_from(&mut vault, file).map_err(text)?;
             println!(
-                "Geïmporteerd / imported: {} nieuwe zaken / new cases, {} nieuwe berichten / new messages, {} bevestigd / confirmed{}",
+                "Geïmporteerd / imported: {} nieuwe zaken / new cases, {} nieuwe berichten / new messages, {} bevestigd / confirmed{}{}",
                 summary.new_cases,
                 summary.new_messages,
                 summary.confirmed,
+                if summary.attachments > 0 {
+                    format!(", {} bijlage(n) / attachment(s)", summary.attachments)
+                } else {
+                    String::new()
+                },
                 if summary.unreadable > 0 {
                     format!(
                         ", {} niet voor u leesbaar / not readable for you",
@@ -275,6 +283,12 @@ fn run(cli: Cli) -> Result<bool, String> {
                     String::new()
                 }
             );
+            if summary.damaged_attachments > 0 {
+                eprintln!(
+                    "Let op / note: {} bijlage(n) beschadigd; `show` zegt welke / attachment(s) damaged; `show` says which",
+                    summary.damaged_attachments
+                );
+            }
         }
         Command::List => print!("{}", commands::list(&open()?, today)),
         Command::Deadlines => {
@@ -344,14 +358,26 @@ fn run(cli: Cli) -> Result<bool, String> {
         Command::Export { case, to } => {
             let vault = open()?;
             let id = commands::resolve_case(&vault, &case).map_err(text)?;
-            let written = commands::export(&vault, &id, &to).map_err(text)?;
-            for path in &written {
-                println!(
-                    "{}",
-                    meldkluis::review::terminal::clean_line(&path.display().to_string())
+            let report = commands::export(&vault, &id, &to).map_err(text)?;
+            let clean_line = meldkluis::review::terminal::clean_line;
+            for path in &report.written {
+                println!("{}", clean_line(&path.display().to_string()));
+            }
+            for refused in &report.refused {
+                eprintln!(
+                    "BESCHADIGD, niet geëxporteerd / DAMAGED, not exported: {}: {}",
+                    clean_line(&refused.name),
+                    refused.damage
                 );
             }
-            println!("{} bestand(en) / file(s)", written.len());
+            println!("{} bestand(en) / file(s)", report.written.len());
+            if !report.refused.is_empty() {
+                eprintln!(
+                    "{} bijlage(n) beschadigd; de andere zijn geëxporteerd / attachment(s) damaged; the others were exported",
+                    report.refused.len()
+                );
+                return Ok(false);
+            }
         }
         Command::Stats { csv } => {
             let vault = open()?;

@@ -567,6 +567,32 @@ impl AttachmentStream<'_> {
     pub fn head(&self) -> &[u8] {
         &self.prefix[..self.shape.head_len]
     }
+
+    /// Copies what is left of the attachment into `out` through one bounded
+    /// buffer; returns the number of bytes copied.
+    pub fn copy_to(&mut self, out: &mut dyn Write) -> Result<u64, CopyError> {
+        let mut buffer = vec![0u8; COPY_BUFFER_BYTES];
+        let mut copied = 0;
+        loop {
+            let n = match self.read(&mut buffer) {
+                Ok(0) => return Ok(copied),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(CopyError::Read(read_error(e))),
+            };
+            out.write_all(&buffer[..n]).map_err(CopyError::Write)?;
+            copied += n as u64;
+        }
+    }
+}
+
+/// Why [`AttachmentStream::copy_to`] stopped.
+#[derive(Debug)]
+pub enum CopyError {
+    /// The inbox: cut short, or a chunk that does not authenticate.
+    Read(BundleError),
+    /// Writing to the destination failed.
+    Write(io::Error),
 }
 
 impl Read for AttachmentStream<'_> {

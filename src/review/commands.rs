@@ -3,16 +3,18 @@
 //! is a parameter wherever deadlines matter, so tests run on a fixed clock.
 
 use std::fmt::Write as _;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use crate::format::bundle::{Inbox, Outbox, OutboxKind};
+use crate::format::bundle::{Outbox, OutboxKind};
 use crate::format::day::Day;
 use crate::format::envelope::{Author, Envelope, Kind, Status};
 use crate::format::ids::{CaseId, MessageId};
 
+use super::attachment::{self, Damage, DecryptError};
 use super::deadlines::{Duty, Urgency, deadlines, urgency};
 use super::error::ReviewError;
-use super::export::{sanitize_file_name, write_new_file};
+use super::export::{sanitize_file_name, write_new_file, write_new_file_with};
 use super::stats::current_status;
 use super::terminal::{clean, clean_line};
 use super::vault::{CaseRecord, MessageRecord, Note, Pending, Vault};
@@ -40,78 +42,7 @@ pub fn closing_template(lang: Lang) -> &'static str {
     }
 }
 
-/// What an import brought.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct ImportSummary {
-    pub new_cases: usize,
-    pub new_messages: usize,
-    /// Queued items the server confirmed; they leave the queue.
-    pub confirmed: usize,
-    /// Messages this vault cannot read: damaged, or another counsellor's
-    /// reply (encrypted to the melder and its author only).
-    pub unreadable: usize,
-}
-
-/// Imports an inbox: idempotent, so the same inbox twice changes nothing.
-pub fn import(vault: &mut Vault, inbox_bytes: &[u8]) -> Result<ImportSummary, ReviewError> {
-    let inbox = Inbox::open(inbox_bytes, &vault.identities())?;
-    if inbox.manifest.counsellor != vault.card.id {
-        return Err(ReviewError::NotMyInbox(inbox.manifest.counsellor));
-    }
-    let mut summary = ImportSummary::default();
-    let mut items = inbox.manifest.items.clone();
-    items.sort_by_key(|item| item.seq);
-    for item in &items {
-        let body = &inbox.files[&item.id];
-        vault.state.inbox_ack = vault.state.inbox_ack.max(item.seq);
-        let known = vault
-            .state
-            .cases
-            .get(&item.case)
-            .is_some_and(|case| case.messages.iter().any(|m| m.id == item.id));
-        if known {
-            continue;
-        }
-        vault.store_message(&item.id, body.as_bytes())?;
-        let envelope = Envelope::open(body.as_bytes(), &vault.identities()).ok();
-        if envelope.is_none() {
-            summary.unreadable += 1;
-        }
-        let case = vault.state.cases.entry(item.case).or_insert_with(|| {
-            summary.new_cases += 1;
-            CaseRecord::new(item.day)
-        });
-        let from_melder = item.author == "melder";
-        match envelope {
-            Some(report)
-                if from_melder && report.kind == Kind::Report && case.reply_recipient.is_none() =>
-            {
-                case.reply_recipient = report.reply_recipient;
-                case.category = report.category;
-                case.counsellors = report.counsellors;
-                case.received = item.day;
-            }
-            Some(evaluation) if from_melder && evaluation.kind == Kind::Evaluation => {
-                case.evaluation = evaluation.evaluation;
-            }
-            _ => {}
-        }
-        case.messages.push(MessageRecord {
-            id: item.id,
-            author: item.author.clone(),
-            kind: item.kind.clone(),
-            day: item.day,
-            seq: Some(item.seq),
-        });
-        summary.new_messages += 1;
-    }
-    let before = vault.state.pending.len();
-    let applied = &inbox.manifest.applied;
-    vault.state.pending.retain(|p| !applied.contains(&p.id));
-    summary.confirmed = before - vault.state.pending.len();
-    vault.save()?;
-    Ok(summary)
-}
+pub use super::import::{ImportSummary, import, import_from};
 
 /// Finds the case whose id starts with `prefix`.
 pub fn resolve_case(vault: &Vault, prefix: &str) -> Result<CaseId, ReviewError> {
@@ -254,7 +185,7 @@ pub fn show(vault: &Vault, case_id: &CaseId, today: Day) -> Result<String, Revie
         );
         let body = vault.read_message(&record.id)?;
         match Envelope::open(&body, &vault.identities()) {
-            Ok(envelope) => write_envelope(&mut out, &envelope),
+            Ok(envelope) => write_envelope(&mut out, &envelope, vault),
             Err(_) if record.author != "melder" && record.author != vault.card.id => {
                 let _ = writeln!(
                     out,
@@ -281,7 +212,7 @@ pub fn show(vault: &Vault, case_id: &CaseId, today: Day) -> Result<String, Revie
     Ok(out)
 }
 
-fn write_envelope(out: &mut String, envelope: &Envelope) {
+fn write_envelope(out: &mut String, envelope: &Envelope, vault: &Vault) {
     if let Some(status) = envelope.status {
         let _ = writeln!(out, "Status → {}", status.as_str());
     }
@@ -300,16 +231,43 @@ fn write_envelope(out: &mut String, envelope: &Envelope) {
     }
     let _ = writeln!(out, "{}", clean(&envelope.text));
     for (n, attachment) in envelope.attachments.iter().enumerate() {
-        let size = attachment.bytes().map(|b| b.len()).unwrap_or(0);
+        let (size, state) = match attachment.stream() {
+            None => (
+                attachment.bytes().map(|b| b.len() as u64).unwrap_or(0),
+                String::new(),
+            ),
+            Some(stream) => (
+                stream.size,
+                match attachment::check_stored(vault, &stream) {
+                    Ok(()) => String::new(),
+                    Err(damage) => format!(" — BESCHADIGD / DAMAGED: {damage}"),
+                },
+            ),
+        };
         let _ = writeln!(
             out,
-            "[bijlage / attachment {}] {} ({}, {} bytes)",
+            "[bijlage / attachment {}] {} ({}, {}){state}",
             n + 1,
             clean_line(&attachment.name),
             clean_line(&attachment.media_type),
-            size
+            human_size(size)
         );
     }
+}
+
+/// `48213 bytes (47.1 KiB)`: exact, and readable for large files.
+fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if bytes < 1024 {
+        return format!("{bytes} bytes");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{bytes} bytes, {value:.1} {}", UNITS[unit])
 }
 
 fn author_label(vault: &Vault, author: &str) -> String {
@@ -359,6 +317,7 @@ pub fn send(
         kind: Kind::Reply.as_str().into(),
         day: today,
         seq: None,
+        attachments: Vec::new(),
     });
     case.acknowledged.get_or_insert(today);
     if matches!(status, Some(Status::FeedbackGiven | Status::Closed)) {
@@ -401,24 +360,58 @@ pub fn note(
     vault.save()
 }
 
-/// Writes every attachment of a case into `dir` under sanitised names;
-/// returns the files written.
-pub fn export(vault: &Vault, case_id: &CaseId, dir: &Path) -> Result<Vec<PathBuf>, ReviewError> {
+/// What `export` did.
+#[derive(Debug, Default)]
+pub struct ExportReport {
+    /// The files written, in the case's order.
+    pub written: Vec<PathBuf>,
+    /// Attachments refused as damaged: nothing of them was written.
+    pub refused: Vec<RefusedAttachment>,
+}
+
+/// An attachment `export` refused.
+#[derive(Debug)]
+pub struct RefusedAttachment {
+    /// The (safe) name it would have had.
+    pub name: String,
+    pub damage: Damage,
+}
+
+/// Writes every attachment of a case into `dir` under sanitised names, never
+/// overwriting: inline ones from the message, streamed ones decrypted from
+/// the vault as a stream and checked (protocol.md §3a). A damaged attachment
+/// is refused and leaves no file; the others are written all the same.
+pub fn export(vault: &Vault, case_id: &CaseId, dir: &Path) -> Result<ExportReport, ReviewError> {
     std::fs::create_dir_all(dir).map_err(ReviewError::io(dir))?;
     let case = &vault.state.cases[case_id];
-    let mut written = Vec::new();
+    let mut report = ExportReport::default();
     for (m, record) in case.messages.iter().enumerate() {
         let body = vault.read_message(&record.id)?;
         let Ok(envelope) = Envelope::open(&body, &vault.identities()) else {
             continue;
         };
         for attachment in &envelope.attachments {
-            let bytes = attachment.bytes()?;
             let name = format!("{:02}-{}", m + 1, sanitize_file_name(&attachment.name));
-            written.push(write_new_file(dir, &name, &bytes)?);
+            let Some(stream) = attachment.stream() else {
+                let bytes = attachment.bytes()?;
+                report.written.push(write_new_file(dir, &name, &bytes)?);
+                continue;
+            };
+            let written = write_new_file_with(dir, &name, |file| {
+                let mut out = std::io::BufWriter::with_capacity(256 * 1024, file);
+                attachment::decrypt(vault, &stream, &mut out)?;
+                out.flush().map_err(DecryptError::Write)
+            })?;
+            match written {
+                Ok(path) => report.written.push(path),
+                Err(DecryptError::Damaged(damage)) => {
+                    report.refused.push(RefusedAttachment { name, damage })
+                }
+                Err(DecryptError::Write(e)) => return Err(ReviewError::io(dir)(e)),
+            }
         }
     }
-    Ok(written)
+    Ok(report)
 }
 
 /// Closed cases whose closure is more than `retention_days` ago.
@@ -441,6 +434,9 @@ pub fn purge(vault: &mut Vault, cases: &[CaseId]) -> Result<usize, ReviewError> 
         if let Some(case) = vault.state.cases.remove(id) {
             for message in &case.messages {
                 vault.remove_message(&message.id)?;
+                for upload in &message.attachments {
+                    vault.remove_attachment(upload)?;
+                }
             }
         }
         vault.state.pending.retain(|p| p.case != *id);

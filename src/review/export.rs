@@ -1,6 +1,8 @@
 //! Writing a case's attachments to a directory. File names come from the
 //! melder and are hostile input: no path, no device name, no control or
 //! reserved character survives, and nothing that exists is overwritten.
+//! A file is written under a temporary name and renamed only when complete,
+//! so a refused or interrupted export leaves no half file under a real name.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -65,6 +67,67 @@ fn is_confusable_format(c: char) -> bool {
 /// Writes `bytes` under `dir` as `name`, or `name (2)`, `name (3)`… if taken.
 /// Never overwrites, never follows a name outside `dir`.
 pub fn write_new_file(dir: &Path, name: &str, bytes: &[u8]) -> Result<PathBuf, ReviewError> {
+    write_new_file_with(dir, name, |file| file.write_all(bytes))?.map_err(ReviewError::io(dir))
+}
+
+/// Like [`write_new_file`], with the content written by `fill` into a
+/// temporary file in `dir`. When `fill` fails, the temporary file is removed
+/// and its error returned inside `Ok`; only trouble with `dir` itself is an
+/// outer error.
+pub fn write_new_file_with<E>(
+    dir: &Path,
+    name: &str,
+    fill: impl FnOnce(&mut std::fs::File) -> Result<(), E>,
+) -> Result<Result<PathBuf, E>, ReviewError> {
+    let (temporary, mut file) = create_temporary(dir)?;
+    let filled = fill(&mut file);
+    let finished = match filled {
+        Ok(()) => file.sync_all().map_err(ReviewError::io(&temporary)),
+        Err(e) => {
+            drop(file);
+            let _ = std::fs::remove_file(&temporary);
+            return Ok(Err(e));
+        }
+    };
+    drop(file);
+    let placed = finished.and_then(|()| {
+        // Claim a free name, then move the complete file over the claim:
+        // rename alone would overwrite a file that appeared meanwhile.
+        let (path, claim) = create_new_name(dir, name)?;
+        drop(claim);
+        std::fs::rename(&temporary, &path).map_err(|e| {
+            let _ = std::fs::remove_file(&path);
+            ReviewError::io(&path)(e)
+        })?;
+        Ok(path)
+    });
+    if placed.is_err() {
+        let _ = std::fs::remove_file(&temporary);
+    }
+    placed.map(Ok)
+}
+
+/// A new hidden file `.meldkluis-<random>.part` in `dir`.
+fn create_temporary(dir: &Path) -> Result<(PathBuf, std::fs::File), ReviewError> {
+    loop {
+        let mut random = [0u8; 8];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut random);
+        let path = dir.join(format!(".meldkluis-{}.part", hex::encode(random)));
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
+            Ok(file) => return Ok((path, file)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(ReviewError::io(&path)(e)),
+        }
+    }
+}
+
+/// Creates `name`, or `name (2)`, `name (3)`… under `dir`: the first that
+/// does not exist.
+fn create_new_name(dir: &Path, name: &str) -> Result<(PathBuf, std::fs::File), ReviewError> {
     let (stem, extension) = match name.rsplit_once('.') {
         Some((stem, ext)) if !stem.is_empty() => (stem.to_string(), format!(".{ext}")),
         _ => (name.to_string(), String::new()),
@@ -81,12 +144,7 @@ pub fn write_new_file(dir: &Path, name: &str, bytes: &[u8]) -> Result<PathBuf, R
             .create_new(true)
             .open(&path)
         {
-            Ok(mut file) => {
-                file.write_all(bytes)
-                    .and_then(|_| file.sync_all())
-                    .map_err(ReviewError::io(&path))?;
-                return Ok(path);
-            }
+            Ok(file) => return Ok((path, file)),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
             Err(e) => return Err(ReviewError::io(&path)(e)),
         }
@@ -126,6 +184,23 @@ mod tests {
         let safe = sanitize_file_name(&long);
         assert_eq!(safe.chars().count(), MAX_NAME_CHARS);
         assert!(safe.ends_with(".pdf"));
+    }
+
+    #[test]
+    fn a_failed_fill_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let result = write_new_file_with(dir.path(), "scan.pdf", |file| {
+            file.write_all(b"half")?;
+            Err::<(), _>(std::io::Error::other("damaged"))
+        })
+        .unwrap();
+        assert!(result.is_err());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        let path = write_new_file_with(dir.path(), "scan.pdf", |file| file.write_all(b"whole"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"whole");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 
     #[test]

@@ -3,10 +3,12 @@
 //! outboxes. No network code: this module and its dependencies never open a
 //! socket (tests/run-all.sh checks the dependency tree).
 
+pub mod attachment;
 pub mod commands;
 pub mod deadlines;
 pub mod error;
 pub mod export;
+pub mod import;
 pub mod stats;
 pub mod terminal;
 pub mod vault;

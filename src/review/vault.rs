@@ -6,10 +6,15 @@
 //! - `card.json`: the public card to hand to the operator;
 //! - `state.age`: cases, counters and queued items, encrypted to the identity;
 //! - `messages/<id>.age`: every message as it arrived (or was written),
-//!   still encrypted. Nothing decrypted is ever written here.
+//!   still encrypted;
+//! - `attachments/<upload>.age`: every streamed attachment as it arrived,
+//!   still encrypted (protocol.md §3a); written as `<upload>.age.part`, then
+//!   renamed, so a crash never leaves half of one under its real name.
+//!
+//! Nothing decrypted is ever written here.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
 use age::secrecy::{ExposeSecret, SecretString};
@@ -20,17 +25,19 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use super::error::ReviewError;
-use crate::format::bundle::OutboxKind;
+use crate::format::bundle::{AttachmentStream, CopyError, OutboxKind};
 use crate::format::card::{Card, CounsellorKind};
 use crate::format::day::Day;
 use crate::format::envelope::{Evaluation, Status};
-use crate::format::ids::{CaseId, MessageId};
+use crate::format::ids::{CaseId, MessageId, UploadId};
 
 const IDENTITY: &str = "identity.age";
 const SIGNING_KEY: &str = "signing-key.age";
 const CARD: &str = "card.json";
 const STATE: &str = "state.age";
 const MESSAGES: &str = "messages";
+const ATTACHMENTS: &str = "attachments";
+const PARTIAL: &str = "part";
 
 /// One message of a case, as the vault remembers it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -43,6 +50,9 @@ pub struct MessageRecord {
     pub day: Day,
     /// The server's sequence number, for messages that came in an inbox.
     pub seq: Option<u64>,
+    /// The streamed attachments that came with it, kept in `attachments/`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<UploadId>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -164,6 +174,7 @@ impl Vault {
         card.validate()?;
         create_private_dir(dir)?;
         create_private_dir(&dir.join(MESSAGES))?;
+        create_private_dir(&dir.join(ATTACHMENTS))?;
         let vault = Vault {
             dir: dir.to_path_buf(),
             identities: vec![identity],
@@ -312,16 +323,18 @@ impl Vault {
         self.dir.join(MESSAGES).join(format!("{id}.age"))
     }
 
-    /// Stores a message's age file (still encrypted) unless it is there.
-    pub fn store_message(&self, id: &MessageId, body: &[u8]) -> Result<(), ReviewError> {
+    /// Stores a message's age file (still encrypted) unless it is there;
+    /// `true` when this call wrote it.
+    pub fn store_message(&self, id: &MessageId, body: &[u8]) -> Result<bool, ReviewError> {
         let path = self.message_path(id);
         if path.exists() {
-            return Ok(());
+            return Ok(false);
         }
         // A vault copied with a tool that drops empty folders (git, some
         // archivers) has no messages/ yet.
         create_private_dir(&self.dir.join(MESSAGES))?;
-        write_atomic(&path, body)
+        write_atomic(&path, body)?;
+        Ok(true)
     }
 
     pub fn read_message(&self, id: &MessageId) -> Result<Vec<u8>, ReviewError> {
@@ -331,15 +344,129 @@ impl Vault {
 
     /// Removes a stored message (for `purge`); a missing file is fine.
     pub fn remove_message(&self, id: &MessageId) -> Result<(), ReviewError> {
-        let path = self.message_path(id);
-        match std::fs::remove_file(&path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(ReviewError::io(path)(e)),
-            _ => Ok(()),
-        }
+        remove_if_there(&self.message_path(id))
     }
 
     pub fn card_path(&self) -> PathBuf {
         self.dir.join(CARD)
+    }
+
+    pub fn attachment_path(&self, upload: &UploadId) -> PathBuf {
+        self.dir.join(ATTACHMENTS).join(format!("{upload}.age"))
+    }
+
+    /// Stores a streamed attachment's age file as it passes, still
+    /// encrypted, through a bounded buffer: to `<upload>.age.part`, fsync,
+    /// rename. A file already there with the same length and head is kept
+    /// (the stream is still read, so the inbox is checked to its end).
+    pub fn store_attachment(
+        &self,
+        stream: &mut AttachmentStream<'_>,
+    ) -> Result<StoredAttachment, ReviewError> {
+        let path = self.attachment_path(&stream.attachment.upload);
+        let existed = path.exists();
+        if existed && self.holds_attachment(&path, stream.len(), stream.head()) {
+            stream
+                .copy_to(&mut std::io::sink())
+                .map_err(copy_error(&path))?;
+            return Ok(StoredAttachment::Kept);
+        }
+        create_private_dir(&self.dir.join(ATTACHMENTS))?;
+        let partial = path.with_extension(format!("age.{PARTIAL}"));
+        let written = (|| {
+            let mut file = std::fs::File::create(&partial).map_err(ReviewError::io(&partial))?;
+            stream.copy_to(&mut file).map_err(copy_error(&partial))?;
+            file.sync_all().map_err(ReviewError::io(&partial))?;
+            drop(file);
+            std::fs::rename(&partial, &path).map_err(ReviewError::io(&path))?;
+            sync_dir(&path);
+            Ok(())
+        })();
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&partial);
+            return Err(e);
+        }
+        Ok(if existed {
+            StoredAttachment::Replaced
+        } else {
+            StoredAttachment::Created
+        })
+    }
+
+    /// Whether `path` holds an attachment of `len` bytes starting with `head`.
+    fn holds_attachment(&self, path: &Path, len: u64, head: &[u8]) -> bool {
+        let Ok(mut file) = std::fs::File::open(path) else {
+            return false;
+        };
+        let mut start = vec![0u8; head.len()];
+        file.metadata().is_ok_and(|m| m.len() == len)
+            && file.read_exact(&mut start).is_ok()
+            && start == head
+    }
+
+    /// Opens a stored attachment's age file, with its length.
+    pub fn open_attachment(&self, upload: &UploadId) -> std::io::Result<(std::fs::File, u64)> {
+        let mut file = std::fs::File::open(self.attachment_path(upload))?;
+        let len = file.seek(std::io::SeekFrom::End(0))?;
+        file.rewind()?;
+        Ok((file, len))
+    }
+
+    /// Removes a stored attachment (import clean-up, `purge`); a missing
+    /// file is fine.
+    pub fn remove_attachment(&self, upload: &UploadId) -> Result<(), ReviewError> {
+        remove_if_there(&self.attachment_path(upload))
+    }
+
+    /// Removes `.part` files a crash left in `attachments/`.
+    pub fn remove_partial_attachments(&self) -> Result<(), ReviewError> {
+        let dir = self.dir.join(ATTACHMENTS);
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return Ok(());
+        };
+        for entry in entries {
+            let path = entry.map_err(ReviewError::io(&dir))?.path();
+            if path.extension().is_some_and(|e| e == PARTIAL) {
+                remove_if_there(&path)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What [`Vault::store_attachment`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoredAttachment {
+    /// A new file.
+    Created,
+    /// A file of the same length and head was already there.
+    Kept,
+    /// A different file was there (from a damaged or forged inbox) and was
+    /// replaced by this one.
+    Replaced,
+}
+
+fn copy_error(path: &Path) -> impl FnOnce(CopyError) -> ReviewError + '_ {
+    move |e| match e {
+        CopyError::Read(e) => ReviewError::Inbox(e),
+        CopyError::Write(e) => ReviewError::io(path)(e),
+    }
+}
+
+fn remove_if_there(path: &Path) -> Result<(), ReviewError> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(ReviewError::io(path)(e)),
+        _ => Ok(()),
+    }
+}
+
+/// Makes a rename in `path`'s directory durable; some platforms cannot open
+/// a directory, which only weakens durability, not correctness.
+fn sync_dir(path: &Path) {
+    if let Some(parent) = path.parent()
+        && let Ok(dir) = std::fs::File::open(parent)
+    {
+        let _ = dir.sync_all();
     }
 }
 
@@ -398,13 +525,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ReviewError> {
         .map_err(ReviewError::io(&tmp))?;
     drop(file);
     std::fs::rename(&tmp, path).map_err(ReviewError::io(path))?;
-    if let Some(parent) = path.parent()
-        && let Ok(dir) = std::fs::File::open(parent)
-    {
-        // Make the rename itself durable; some platforms cannot open a
-        // directory, which only weakens durability, not correctness.
-        let _ = dir.sync_all();
-    }
+    sync_dir(path);
     Ok(())
 }
 

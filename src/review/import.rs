@@ -1,0 +1,235 @@
+//! Importing an inbox as a stream (protocol.md §6). Each message and each
+//! streamed attachment goes into the vault, still encrypted, as it passes
+//! through a bounded buffer; the vault's state changes only once the whole
+//! inbox has been read and checked, down to age's last tag. A refused inbox
+//! leaves no new file behind, and importing the same inbox twice changes
+//! nothing.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+
+use crate::format::agefile::attachment_padded_length;
+use crate::format::bundle::{Inbox, InboxItem, InboxPart};
+use crate::format::envelope::{Envelope, Kind, StreamedFile};
+use crate::format::ids::{MessageId, UploadId};
+
+use super::error::ReviewError;
+use super::vault::{CaseRecord, MessageRecord, StoredAttachment, Vault};
+
+/// What an import brought.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ImportSummary {
+    pub new_cases: usize,
+    pub new_messages: usize,
+    /// Queued items the server confirmed; they leave the queue.
+    pub confirmed: usize,
+    /// Messages this vault cannot read: damaged, or another counsellor's
+    /// reply (encrypted to the melder and its author only).
+    pub unreadable: usize,
+    /// Streamed attachments written to the vault.
+    pub attachments: usize,
+    /// Streamed attachments of new messages that do not match what their
+    /// message names (another file, another length) or that the inbox
+    /// lacks: `export` will refuse them.
+    pub damaged_attachments: usize,
+}
+
+/// Imports an inbox held in memory.
+pub fn import(vault: &mut Vault, inbox: &[u8]) -> Result<ImportSummary, ReviewError> {
+    import_from(vault, inbox)
+}
+
+/// Imports an inbox read as a stream, e.g. straight from the file on the
+/// USB stick. Memory stays bounded whatever the attachments weigh.
+pub fn import_from(vault: &mut Vault, inbox: impl Read) -> Result<ImportSummary, ReviewError> {
+    vault.remove_partial_attachments()?;
+    let mut created = Created::default();
+    let result = read_inbox(vault, inbox, &mut created).and_then(|read| apply(vault, read));
+    if result.is_err() {
+        created.remove(vault);
+    }
+    result
+}
+
+/// Files this import wrote that were not there before: removed again when
+/// the import fails, so a refused inbox leaves nothing behind.
+#[derive(Default)]
+struct Created {
+    messages: Vec<MessageId>,
+    attachments: Vec<UploadId>,
+}
+
+impl Created {
+    fn remove(&self, vault: &Vault) {
+        for id in &self.messages {
+            let _ = vault.remove_message(id);
+        }
+        for upload in &self.attachments {
+            let _ = vault.remove_attachment(upload);
+        }
+    }
+}
+
+/// A message as it arrived.
+struct Arrived {
+    item: InboxItem,
+    /// Already in the vault from an earlier import.
+    known: bool,
+    /// The envelope of a new message this vault can read, without its text
+    /// and attachments (the vault keeps only the fields below in its state).
+    envelope: Option<Envelope>,
+}
+
+struct ReadInbox {
+    arrived: Vec<Arrived>,
+    applied: Vec<MessageId>,
+    attachments: usize,
+    damaged_attachments: usize,
+}
+
+/// Reads the whole inbox, storing files as they pass; changes no state.
+fn read_inbox(
+    vault: &Vault,
+    inbox: impl Read,
+    created: &mut Created,
+) -> Result<ReadInbox, ReviewError> {
+    let identities = vault.identities();
+    let mut reader = Inbox::open_stream(inbox, &identities)?;
+    if reader.manifest().counsellor != vault.card.id {
+        return Err(ReviewError::NotMyInbox(
+            reader.manifest().counsellor.clone(),
+        ));
+    }
+    let mut arrived: Vec<Arrived> = Vec::new();
+    // The streamed attachments the current message names, still to come.
+    let mut named: BTreeMap<UploadId, StreamedFile> = BTreeMap::new();
+    let mut attachments = 0;
+    let mut damaged_attachments = 0;
+    while let Some(part) = reader.next_part()? {
+        match part {
+            InboxPart::Message { item, file } => {
+                damaged_attachments += std::mem::take(&mut named).len();
+                let known = vault
+                    .state
+                    .cases
+                    .get(&item.case)
+                    .is_some_and(|case| case.messages.iter().any(|m| m.id == item.id));
+                let mut envelope = None;
+                if !known {
+                    if vault.store_message(&item.id, file.as_bytes())? {
+                        created.messages.push(item.id);
+                    }
+                    envelope = Envelope::open(file.as_bytes(), &identities).ok();
+                }
+                if let Some(envelope) = &mut envelope {
+                    named = envelope
+                        .attachments
+                        .iter()
+                        .filter_map(|a| a.stream())
+                        .map(|s| (s.upload, s))
+                        .collect();
+                    // Keep only what the state needs.
+                    envelope.text = String::new();
+                    envelope.contact = None;
+                    envelope.attachments = Vec::new();
+                }
+                arrived.push(Arrived {
+                    item,
+                    known,
+                    envelope,
+                });
+            }
+            InboxPart::Attachment(mut stream) => {
+                // The reader hands out an attachment only after its message.
+                let message = arrived.last().expect("a message comes first");
+                if !message.known && message.envelope.is_some() {
+                    let matches = named.remove(&stream.attachment.upload).is_some_and(|f| {
+                        f.head_sha256 == stream.head_sha256
+                            && stream.shape.plaintext_len == attachment_padded_length(f.size)
+                    });
+                    if !matches {
+                        damaged_attachments += 1;
+                    }
+                }
+                let upload = stream.attachment.upload;
+                match vault.store_attachment(&mut stream)? {
+                    StoredAttachment::Created => {
+                        created.attachments.push(upload);
+                        attachments += 1;
+                    }
+                    StoredAttachment::Replaced => attachments += 1,
+                    StoredAttachment::Kept => {}
+                }
+            }
+        }
+    }
+    damaged_attachments += named.len();
+    Ok(ReadInbox {
+        arrived,
+        applied: reader.into_manifest().applied,
+        attachments,
+        damaged_attachments,
+    })
+}
+
+/// Records what arrived in the vault's state, in the server's order, and
+/// saves it.
+fn apply(vault: &mut Vault, read: ReadInbox) -> Result<ImportSummary, ReviewError> {
+    let mut summary = ImportSummary {
+        attachments: read.attachments,
+        damaged_attachments: read.damaged_attachments,
+        ..ImportSummary::default()
+    };
+    let mut arrived = read.arrived;
+    arrived.sort_by_key(|a| a.item.seq);
+    for Arrived {
+        item,
+        known,
+        envelope,
+    } in arrived
+    {
+        vault.state.inbox_ack = vault.state.inbox_ack.max(item.seq);
+        if known {
+            continue;
+        }
+        if envelope.is_none() {
+            summary.unreadable += 1;
+        }
+        let case = vault.state.cases.entry(item.case).or_insert_with(|| {
+            summary.new_cases += 1;
+            CaseRecord::new(item.day)
+        });
+        let from_melder = item.author == "melder";
+        match envelope {
+            Some(report)
+                if from_melder && report.kind == Kind::Report && case.reply_recipient.is_none() =>
+            {
+                case.reply_recipient = report.reply_recipient;
+                case.category = report.category;
+                case.counsellors = report.counsellors;
+                case.received = item.day;
+            }
+            Some(evaluation) if from_melder && evaluation.kind == Kind::Evaluation => {
+                case.evaluation = evaluation.evaluation;
+            }
+            _ => {}
+        }
+        case.messages.push(MessageRecord {
+            id: item.id,
+            author: item.author,
+            kind: item.kind,
+            day: item.day,
+            seq: Some(item.seq),
+            attachments: item.attachments.iter().map(|a| a.upload).collect(),
+        });
+        summary.new_messages += 1;
+    }
+    let before = vault.state.pending.len();
+    vault
+        .state
+        .pending
+        .retain(|p| !read.applied.contains(&p.id));
+    summary.confirmed = before - vault.state.pending.len();
+    vault.save()?;
+    Ok(summary)
+}
