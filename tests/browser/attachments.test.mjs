@@ -308,17 +308,13 @@ test("the thread lists the attachments by name and size, and a follow-up takes o
   await context.close();
 });
 
-// REVIEWER STEP. Runs the offline reviewer as it is in this checkout:
-// `meldkluis-review import` of a courier inbox, then `export --to DIR CASE`.
-// Streaming import and export of §3a attachments are being built on the
-// review-stream branch; until it is merged the reviewer refuses streamed
-// attachments, so the step is marked `todo`: it runs and reports, but does
-// not fail the suite. Remove the marker once it passes.
-const REVIEWER_TODO = "needs the reviewer's streaming import/export (branch review-stream)";
-test("the counsellor syncs, imports and exports the attachments: SHA-256 equal to the originals", { todo: REVIEWER_TODO }, async () => {
+// The counsellor's side, with the real offline reviewer: courier sync,
+// streaming `import`, then `export --to DIR CASE`, which applies the §3a
+// checks (head hash, padded length, zeros after the file).
+test("the counsellor syncs, imports and exports the attachments: SHA-256 equal to the originals", async () => {
   assert.ok(state.display, "needs the report of the first test");
-  // As jansen.sync(), but the inbox (over 200 MiB) streams to disk and the
-  // reviewer gets minutes, not the helper's 60 s, for a debug build.
+  // As jansen.sync(), but the inbox (over 200 MiB) streams to disk, and a
+  // debug build of the reviewer gets more than the helper's 60 s.
   const review = (...args) => new Promise((resolve, reject) => {
     const passphrase = path.join(work.dir, `${jansen.id}.passphrase`);
     execFile(REVIEW_BIN, ["--vault", jansen.vault, "--passphrase-file", passphrase, ...args],
@@ -332,12 +328,16 @@ test("the counsellor syncs, imports and exports the attachments: SHA-256 equal t
   assert.equal(answer.status, 200);
   const inbox = path.join(work.dir, "attachments-inbox-1.age");
   await pipeline(Readable.fromWeb(answer.body), createWriteStream(inbox));
+  let started = Date.now();
   await review("import", inbox);
+  const imported = (Date.now() - started) / 1000;
   const list = await review("list");
   const cases = list.split("\n").filter((l) => /^[0-9a-f]{8}\b/.test(l));
   assert.equal(cases.length, 1, `one case:\n${list}`);
   const exportDir = path.join(work.dir, "export");
+  started = Date.now();
   await review("export", cases[0].slice(0, 8), "--to", exportDir);
+  console.log(`# reviewer (debug build): import ${imported.toFixed(1)} s, export ${((Date.now() - started) / 1000).toFixed(1)} s`);
   const exported = await readdir(exportDir);
   for (const name of ["bestellijsten-2026.bin", "notitie.bin", "aanvulling.txt"]) {
     const found = exported.filter((file) => file.endsWith(name));
