@@ -326,25 +326,27 @@ impl Inbox {
         .map_err(|e| malformed(e.to_string()))
     }
 
-    /// Writes the inbox as a stream (protocol.md §6): the tar — manifest,
-    /// then each item followed by its attachments — goes through age's
-    /// encryptor into `out` as it is made, so memory stays bounded however
-    /// large the attachments are. `open_attachment` opens an upload's age
-    /// file; it must yield exactly the length its [`EntryAttachment`] states.
-    ///
-    /// Returns `out` once the age stream is finished. On an error, what was
-    /// written is a truncated age file, which the laptop refuses: a server
-    /// streaming this into an HTTP body should abort the body rather than end
-    /// it cleanly.
-    pub fn seal_to<W: Write>(
-        out: W,
+    /// Whether the laptop would accept an inbox of these entries (entry
+    /// count, attachments per message, lengths, unique ids and uploads,
+    /// manifest and message sizes), without writing anything: a server can
+    /// ask before it starts streaming an answer. [`Inbox::seal_to`] checks
+    /// the same.
+    pub fn check(
         counsellor: &str,
         answers_counter: u64,
         applied: &[MessageId],
         entries: &[InboxEntry],
-        recipient: &age::x25519::Recipient,
-        open_attachment: &mut OpenAttachment<'_>,
-    ) -> io::Result<W> {
+    ) -> Result<(), BundleError> {
+        Self::manifest_bytes(counsellor, answers_counter, applied, entries).map(|_| ())
+    }
+
+    /// The checked manifest.json for these entries.
+    fn manifest_bytes(
+        counsellor: &str,
+        answers_counter: u64,
+        applied: &[MessageId],
+        entries: &[InboxEntry],
+    ) -> Result<Vec<u8>, BundleError> {
         let manifest = InboxManifest {
             format: "meldkluis-inbox".into(),
             v: 1,
@@ -375,22 +377,42 @@ impl Inbox {
                 })
                 .collect(),
         };
-        // Refuse here what the laptop would refuse, before a byte is written.
-        check_inbox_manifest(&manifest)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        check_inbox_manifest(&manifest)?;
         if let Some(entry) = entries.iter().find(|e| e.body.len() > MAX_BUNDLE_BYTES) {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("message {} is larger than 64 MiB", entry.id),
-            ));
+            return Err(malformed(format!(
+                "message {} is larger than 64 MiB",
+                entry.id
+            )));
         }
         let manifest_bytes = serde_json::to_vec_pretty(&manifest).expect("serialises");
         if manifest_bytes.len() > MAX_MANIFEST_BYTES {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "the inbox manifest would be larger than 4 MiB",
-            ));
+            return Err(malformed("the inbox manifest would be larger than 4 MiB"));
         }
+        Ok(manifest_bytes)
+    }
+
+    /// Writes the inbox as a stream (protocol.md §6): the tar — manifest,
+    /// then each item followed by its attachments — goes through age's
+    /// encryptor into `out` as it is made, so memory stays bounded however
+    /// large the attachments are. `open_attachment` opens an upload's age
+    /// file; it must yield exactly the length its [`EntryAttachment`] states.
+    ///
+    /// Returns `out` once the age stream is finished. On an error, what was
+    /// written is a truncated age file, which the laptop refuses: a server
+    /// streaming this into an HTTP body should abort the body rather than end
+    /// it cleanly.
+    pub fn seal_to<W: Write>(
+        out: W,
+        counsellor: &str,
+        answers_counter: u64,
+        applied: &[MessageId],
+        entries: &[InboxEntry],
+        recipient: &age::x25519::Recipient,
+        open_attachment: &mut OpenAttachment<'_>,
+    ) -> io::Result<W> {
+        // Refuse here what the laptop would refuse, before a byte is written.
+        let manifest_bytes = Self::manifest_bytes(counsellor, answers_counter, applied, entries)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let encryptor =
             age::Encryptor::with_recipients(std::iter::once(recipient as &dyn age::Recipient))
                 .map_err(io::Error::other)?;
@@ -1648,6 +1670,8 @@ mod tests {
         twice[1].attachments[0].upload = twice[0].attachments[0].upload;
         let refused = seal(&twice, &|_| Vec::new()).unwrap_err();
         assert_eq!(refused.kind(), io::ErrorKind::InvalidInput);
+        assert!(Inbox::check("vp-jansen", 1, &[], &twice).is_err());
+        Inbox::check("vp-jansen", 1, &[], &entries).unwrap();
         let mut too_many = sample().0;
         too_many[0].attachments = (0..21)
             .map(|_| EntryAttachment {
