@@ -8,7 +8,10 @@
 //! - thread look-ups/s against a trivial axum handler behind the same client;
 //! - look-up latency p50/p99 with 1,000,000 stored cases against 1,000;
 //! - reviewer import-and-decrypt throughput on an inbox with streamed
-//!   attachments against `rage -d` and `age -d` on the same files.
+//!   attachments against `rage -d` and `age -d` on the same files;
+//! - the server's peak memory while it receives a 500 MiB attachment and
+//!   sends it on in an inbox, against its own idle memory and the 64 MiB
+//!   target (`MELDKLUIS_BENCH_UPLOAD_MIB` changes the size).
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -58,6 +61,9 @@ fn main() {
     }
     if run("review") {
         reviewer_throughput();
+    }
+    if run("upload") {
+        upload_memory();
     }
 }
 
@@ -611,4 +617,241 @@ fn reviewer_throughput() {
             baselines.join("; ")
         );
     }
+}
+
+/// A kernel memory figure of a process, in KiB (`VmRSS`, `VmHWM`).
+fn proc_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|rest| rest.trim().trim_end_matches(" kB").parse().ok())
+        .unwrap_or(0)
+}
+
+/// The server as its own process (so its memory is its own), receiving a
+/// 500 MiB attachment in 4 MiB chunks and then streaming it to a counsellor
+/// in an inbox.
+fn upload_memory() {
+    use std::io::{BufRead, Read, Write};
+    const MIB: u64 = 1024 * 1024;
+    let size_mib: u64 = std::env::var("MELDKLUIS_BENCH_UPLOAD_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(500);
+    let dir = tempfile::tempdir().unwrap();
+    let mut vault = Vault::init(
+        &dir.path().join("vault"),
+        SecretString::from("benchmark passphrase".to_owned()),
+        NewCounsellor {
+            id: "vp-bench".into(),
+            name: "Bench".into(),
+            organisation: "Bench".into(),
+            org: None,
+            kind: CounsellorKind::Internal,
+            description: String::new(),
+        },
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.path().join("keys")).unwrap();
+    std::fs::write(dir.path().join("keys/vp-bench.json"), vault.card.to_json()).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_meldkluis"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(dir.path().join("data"))
+        .arg("--keys")
+        .arg(dir.path().join("keys"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let base = first
+        .trim()
+        .strip_prefix("Meldkluis listening on ")
+        .expect("the server starts")
+        .to_string();
+    let agent = agent();
+    let _ = agent.get(format!("{base}/api/v1/limits")).call().unwrap();
+    let idle_kib = proc_kib(pid, "VmHWM");
+
+    // The attachment, encrypted as the browser does, to a file.
+    let derived = Derived::from_code(&RetrievalCode::generate());
+    let size = size_mib * MIB;
+    let padded = meldkluis::format::agefile::attachment_padded_length(size);
+    let path = dir.path().join("attachment.age");
+    let recipients = [vault.recipient(), derived.reply_recipient()];
+    let encryptor =
+        age::Encryptor::with_recipients(recipients.iter().map(|r| r as &dyn age::Recipient))
+            .unwrap();
+    let mut writer = encryptor
+        .wrap_output(std::io::BufWriter::new(
+            std::fs::File::create(&path).unwrap(),
+        ))
+        .unwrap();
+    let block: Vec<u8> = (0..MIB).map(|i| (i * 31 % 251) as u8).collect();
+    let mut written = 0;
+    while written < padded {
+        let n = (padded - written).min(MIB);
+        let piece = if written + n <= size {
+            &block[..n as usize]
+        } else {
+            &vec![0u8; n as usize][..]
+        };
+        writer.write_all(piece).unwrap();
+        written += n;
+    }
+    writer.finish().unwrap().flush().unwrap();
+    let length = std::fs::metadata(&path).unwrap().len();
+    let mut head = vec![0u8; 70_000.min(length as usize)];
+    std::fs::File::open(&path)
+        .unwrap()
+        .read_exact(&mut head)
+        .unwrap();
+    let shape = meldkluis::format::agefile::check_attachment(&head, length).unwrap();
+
+    // Upload it, sampling the server's resident memory as it goes.
+    let sampling = Arc::new(AtomicBool::new(true));
+    let sampler = {
+        let sampling = sampling.clone();
+        std::thread::spawn(move || {
+            let mut peak = 0;
+            while sampling.load(Ordering::Relaxed) {
+                peak = peak.max(proc_kib(pid, "VmRSS"));
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            peak
+        })
+    };
+    let started = Instant::now();
+    let created: Value = serde_json::from_str(
+        &agent
+            .post(format!("{base}/api/v1/uploads"))
+            .header("content-type", "application/json")
+            .send(json!({ "length": length }).to_string())
+            .unwrap()
+            .into_body()
+            .read_to_string()
+            .unwrap(),
+    )
+    .unwrap();
+    let upload = created["upload"].as_str().unwrap().to_string();
+    let chunk = created["chunk_bytes"].as_u64().unwrap();
+    let mut file = std::fs::File::open(&path).unwrap();
+    let mut buffer = vec![0u8; chunk as usize];
+    let mut offset = 0u64;
+    while offset < length {
+        let n = (length - offset).min(chunk) as usize;
+        file.read_exact(&mut buffer[..n]).unwrap();
+        let answer: Value = serde_json::from_str(
+            &agent
+                .post(format!("{base}/api/v1/uploads/chunk"))
+                .header("content-type", "application/octet-stream")
+                .header("upload-id", &upload)
+                .header("upload-offset", &offset.to_string())
+                .send(&buffer[..n])
+                .unwrap()
+                .into_body()
+                .read_to_string()
+                .unwrap(),
+        )
+        .unwrap();
+        offset = answer["received"].as_u64().unwrap();
+    }
+    let upload_seconds = started.elapsed().as_secs_f64();
+    let after_upload_kib = proc_kib(pid, "VmHWM");
+
+    // A report claims it; the counsellor's inbox carries it.
+    let mut envelope = Envelope::new(Kind::Report, "Met een grote bijlage.");
+    envelope.reply_recipient = Some(derived.reply_recipient().to_string());
+    envelope.counsellors = vec!["vp-bench".into()];
+    envelope
+        .attachments
+        .push(meldkluis::format::envelope::Attachment::streamed(
+            "video.mp4",
+            "video/mp4",
+            meldkluis::format::envelope::StreamedFile {
+                size,
+                upload: meldkluis::format::ids::UploadId::parse(&upload).unwrap(),
+                head_sha256: sha2::Digest::finalize(
+                    <sha2::Sha256 as sha2::Digest>::new_with_prefix(&head[..shape.head_len]),
+                )
+                .into(),
+            },
+        ));
+    let report = json!({
+        "counsellors": ["vp-bench"],
+        "lookup_key": derived.lookup_key.to_hex(),
+        "message": STANDARD.encode(envelope.seal(&recipients).unwrap()),
+        "uploads": [upload],
+    });
+    let stored = agent
+        .post(format!("{base}/api/v1/reports"))
+        .header("content-type", "application/json")
+        .send(report.to_string())
+        .unwrap();
+    assert_eq!(stored.status().as_u16(), 201);
+    let started = Instant::now();
+    let outbox = commands::outbox(&mut vault).unwrap();
+    let response = agent
+        .post(format!("{base}/api/v1/courier/sync"))
+        .header("content-type", "application/octet-stream")
+        .send(&outbox[..])
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let inbox_bytes = std::io::copy(
+        &mut response
+            .into_body()
+            .into_with_config()
+            .limit(u64::MAX)
+            .reader(),
+        &mut std::io::sink(),
+    )
+    .unwrap();
+    let inbox_seconds = started.elapsed().as_secs_f64();
+    sampling.store(false, Ordering::Relaxed);
+    let sampled_kib = sampler.join().unwrap();
+    let peak_kib = proc_kib(pid, "VmHWM");
+    let _ = child.kill();
+    let _ = child.wait();
+
+    let mib = |kib: u64| kib as f64 / 1024.0;
+    println!("\n## Server memory with a {size_mib} MiB attachment (server as its own process)");
+    println!(
+        "  idle server (after start-up)     VmHWM {:7.1} MiB",
+        mib(idle_kib)
+    );
+    println!(
+        "  after receiving the upload       VmHWM {:7.1} MiB  ({:.1} s, {:.0} MB/s over {} chunks of {} MiB)",
+        mib(after_upload_kib),
+        upload_seconds,
+        length as f64 / 1e6 / upload_seconds,
+        length.div_ceil(chunk),
+        chunk / MIB
+    );
+    println!(
+        "  after streaming it in an inbox   VmHWM {:7.1} MiB  ({:.1} s, {:.0} MB/s, inbox {} MiB)",
+        mib(peak_kib),
+        inbox_seconds,
+        inbox_bytes as f64 / 1e6 / inbox_seconds,
+        inbox_bytes / MIB
+    );
+    println!(
+        "  highest VmRSS sampled every 20 ms      {:7.1} MiB",
+        mib(sampled_kib)
+    );
+    println!(
+        "  peak / idle = {:.2}×; peak / file size = {:.3}; peak / 64 MiB target = {:.2} ({})",
+        peak_kib as f64 / idle_kib.max(1) as f64,
+        peak_kib as f64 * 1024.0 / length as f64,
+        mib(peak_kib) / 64.0,
+        if mib(peak_kib) <= 64.0 {
+            "met"
+        } else {
+            "NOT met"
+        }
+    );
 }

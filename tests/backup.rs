@@ -491,3 +491,61 @@ fn new_messages_reach_a_laptop_that_is_ahead_of_a_restored_backup() {
     );
     assert_eq!(vault.state.cases.len(), 4);
 }
+
+#[test]
+fn attachments_travel_with_the_backup_and_come_back_with_the_restore() {
+    let vault_dir = tempfile::tempdir().unwrap();
+    let vault = make_vault(vault_dir.path(), COUNSELLOR);
+    let card = vault.card.to_json();
+    let server = Server::start_with_cards(&[(COUNSELLOR, card.clone())]);
+    let melder = Melder::new();
+    let plaintext: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let (file, mut streamed) = common::seal_attachment(
+        &plaintext,
+        &[vault.recipient(), melder.derived.reply_recipient()],
+    );
+    let id = server.upload(&file, 100_000);
+    // A second upload left unfinished: a restore cannot resume it.
+    let pending = server.create_upload(file.len()).json()["upload"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    server.send_chunk(&pending, 0, &file[..1000]);
+    streamed.upload = meldkluis::format::ids::UploadId::parse(&id).unwrap();
+    let mut envelope = melder.report_envelope("Met bijlage.", &[COUNSELLOR]);
+    envelope
+        .attachments
+        .push(meldkluis::format::envelope::Attachment::streamed(
+            "scan.pdf",
+            "application/pdf",
+            streamed,
+        ));
+    let mut request = melder.report_request(&envelope, &[vault.recipient()]);
+    request["uploads"] = serde_json::json!([id]);
+    assert_eq!(server.post_json("/api/v1/reports", &request).status, 201);
+
+    let backups = tempfile::tempdir().unwrap();
+    let target = backups.path().join("b.sqlite");
+    let made = meldkluis(&["backup", target.to_str().unwrap()], &server.data_dir());
+    assert!(made.status.success(), "{}", words(&made));
+    let saved: Vec<_> = std::fs::read_dir(backups.path().join("b.sqlite.uploads"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(saved, vec![format!("{id}.age")], "complete files only");
+    drop(server);
+
+    let site = restored_site(&target, &card);
+    let server = Server::start_in(site);
+    let status = |upload: &str| {
+        server.post_json(
+            "/api/v1/uploads/status",
+            &serde_json::json!({ "upload": upload }),
+        )
+    };
+    assert_eq!(status(&id).json()["complete"], true);
+    assert_eq!(status(&pending).error(), "unknown_upload");
+    let restored = std::fs::read(server.data_dir().join(format!("uploads/{id}.age"))).unwrap();
+    assert_eq!(restored, file);
+    assert_eq!(server.upload_files(), vec![format!("{id}.age")]);
+}

@@ -8,7 +8,7 @@
 
 use std::sync::OnceLock;
 
-use meldkluis::format::agefile::{AgeBlob, AgeFileError, check_attachment};
+use meldkluis::format::agefile::{self, AgeBlob, AgeFileError, check_attachment};
 use meldkluis::format::bundle::{EntryAttachment, Inbox, InboxEntry, Outbox};
 use meldkluis::format::card::{Card, valid_id};
 use meldkluis::format::code::{ALPHABET, CODE_LEN, CodeError, RetrievalCode};
@@ -318,6 +318,19 @@ pub fn age_header(data: &[u8]) {
         assert!(data.starts_with(b"age-encryption.org/v1\n"));
         age::Decryptor::new(data).expect("the age crate reads what we accept");
         assert_eq!(AgeBlob::parse(data.to_vec()).ok(), Some(blob));
+    }
+    // The streamed-attachment check (protocol.md §3a) on the same bytes, as
+    // a prefix of a file of this length and of a few other lengths: it never
+    // panics, and what it accepts is a header the age crate reads, with a
+    // padded plaintext length that fits the file.
+    for total in [data.len() as u64, data.len() as u64 + 65_552, u64::MAX] {
+        if let Ok(shape) = agefile::check_attachment(data, total) {
+            assert!(shape.head_len <= data.len());
+            assert!(shape.plaintext_len >= agefile::MIN_ATTACHMENT_PLAINTEXT);
+            assert_eq!(agefile::padme(shape.plaintext_len), shape.plaintext_len);
+            assert!(shape.plaintext_len < total);
+            age::Decryptor::new(&data[..shape.head_len]).expect("the age crate reads the head");
+        }
     }
 }
 

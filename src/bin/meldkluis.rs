@@ -289,23 +289,22 @@ fn check_config(file: Option<&Path>, flags: Overrides) -> ExitCode {
                     facts.card_ids.join(", ")
                 ),
             },
-            "max_body_bytes" => format!(
-                "{} ({:.1} MiB)",
-                config.max_body_bytes,
-                config.max_body_bytes as f64 / (1024.0 * 1024.0)
-            ),
+            "max_body_bytes" => mib(config.max_body_bytes as u64),
             "security_contact" => config
                 .security_contact
                 .clone()
                 .unwrap_or("(not set)".into()),
             "onion_location" => config.onion_location.clone().unwrap_or("(not set)".into()),
             "retention_days" => config.retention_days.to_string(),
+            "max_attachment_bytes" => mib(config.max_attachment_bytes),
+            "upload_quota_bytes" => mib(config.upload_quota_bytes),
+            "min_free_bytes" => mib(config.min_free_bytes),
             _ => continue,
         };
-        println!("  {key:<17} {value}   [{}]", loaded.sources[key]);
+        println!("  {key:<20} {value}   [{}]", loaded.sources[key]);
     }
     if let Some(database) = &facts.database {
-        println!("  {:<17} {database}", "database");
+        println!("  {:<20} {database}", "database");
     }
     let warnings: Vec<&String> = loaded
         .warnings
@@ -347,6 +346,13 @@ fn run_backup(config: &Config, target: &Path, force: bool) -> Result<(), String>
     let (path, info) =
         backup::backup(&config.database_path(), target, force).map_err(|e| e.to_string())?;
     println!("Backup written: {} ({info})", path.display());
+    let attachments = backup::attachments_dir(&path);
+    if attachments.is_dir() {
+        println!(
+            "Attachments: {} (keep it with the database file; restore looks for it there)",
+            attachments.display()
+        );
+    }
     println!("It holds ciphertext and metadata: keep it as confidential as the server.");
     Ok(())
 }
@@ -367,4 +373,9 @@ fn run_restore(config: &Config, source: &Path, force: bool) -> Result<(), String
         );
     }
     Ok(())
+}
+
+/// A byte count with its size in MiB, for `check-config`.
+fn mib(bytes: u64) -> String {
+    format!("{bytes} ({:.1} MiB)", bytes as f64 / (1024.0 * 1024.0))
 }

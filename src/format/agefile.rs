@@ -98,7 +98,9 @@ pub fn padme(len: u64) -> u64 {
     let e = 63 - u64::from(len.leading_zeros()); // ⌊log2 len⌋
     let s = 64 - u64::from(e.leading_zeros()); // ⌊log2 e⌋ + 1
     let mask = (1u64 << (e - s)) - 1;
-    (len + mask) & !mask
+    // Saturating: near 2^64 (only hostile lengths get there) the result is
+    // simply not a bucket of that length.
+    len.saturating_add(mask) & !mask
 }
 
 /// The padded plaintext length of a streamed attachment of `size` bytes.
@@ -111,7 +113,9 @@ pub fn attachment_padded_length(size: u64) -> u64 {
 pub fn payload_length(plaintext: u64) -> u64 {
     let chunk = (CHUNK_BYTES - TAG_BYTES) as u64;
     let chunks = plaintext.div_ceil(chunk).max(1);
-    NONCE_BYTES as u64 + plaintext + chunks * TAG_BYTES as u64
+    (NONCE_BYTES as u64)
+        .saturating_add(plaintext)
+        .saturating_add(chunks * TAG_BYTES as u64)
 }
 
 /// What the check of a streamed attachment found.
@@ -395,6 +399,8 @@ mod tests {
         assert_eq!(padme(209_715_201), 213_909_504);
         assert_eq!(attachment_padded_length(0), 4096);
         assert_eq!(attachment_padded_length(1), 4096);
+        // No overflow panic on a hostile length.
+        assert!(padme(u64::MAX) < u64::MAX);
         for len in [
             2u64,
             3,

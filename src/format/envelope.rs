@@ -20,7 +20,7 @@ const MIB: usize = 1024 * 1024;
 const MAX_TEXT_CHARS: usize = 1_000_000;
 const MAX_CATEGORY_CHARS: usize = 200;
 const MAX_CONTACT_CHARS: usize = 2_000;
-const MAX_ATTACHMENTS: usize = 20;
+pub const MAX_ATTACHMENTS: usize = 20;
 const MAX_NAME_CHARS: usize = 255;
 const MAX_COUNSELLORS: usize = 10;
 

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use rusqlite::backup::{Backup, StepResult};
 use rusqlite::{Connection, OpenFlags};
 
+use super::config::UPLOADS_DIR;
 use super::store::{Store, StoreError};
 
 /// Tables every Meldkluis schema has had since version 1.
@@ -259,8 +260,71 @@ pub fn backup(
     copy_database(&source, database, &partial.path)?;
     drop(source);
     let info = inspect(&partial.path)?;
+    // The attachments the snapshot names, beside it. Their files never
+    // change once complete, so copying them after the snapshot is
+    // consistent; one a purge removed in between is left out.
+    let attachments = attachments_dir(&target);
+    copy_attachments(
+        &partial.path,
+        &parent_dir(database).join(UPLOADS_DIR),
+        &attachments,
+    )?;
     partial.persist(&target)?;
     Ok((target, info))
+}
+
+/// Where a backup file's attachments go: `<backup>.uploads/`.
+pub fn attachments_dir(backup: &Path) -> PathBuf {
+    sibling(backup, ".uploads")
+}
+
+/// Copies the complete attachment files the database `database` names from
+/// `from` into `to` (made if needed), skipping those already there with the
+/// right length. Returns how many it copied.
+fn copy_attachments(database: &Path, from: &Path, to: &Path) -> Result<usize, BackupError> {
+    let connection = open_read_only(database)?;
+    let has_uploads: bool = connection
+        .query_row(
+            "SELECT EXISTS(SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'uploads')",
+            [],
+            |row| row.get(0),
+        )
+        .map_err(sql(database))?;
+    if !has_uploads {
+        return Ok(0);
+    }
+    let files: Vec<(Vec<u8>, i64)> = connection
+        .prepare("SELECT id, length FROM uploads WHERE state <> 'pending'")
+        .and_then(|mut statement| {
+            statement
+                .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+                .collect()
+        })
+        .map_err(sql(database))?;
+    drop(connection);
+    if files.is_empty() {
+        return Ok(0);
+    }
+    std::fs::create_dir_all(to).map_err(io(to))?;
+    let mut copied = 0;
+    for (id, length) in files {
+        let name = format!("{}.age", hex::encode(&id));
+        let (source, target) = (from.join(&name), to.join(&name));
+        if std::fs::metadata(&target).is_ok_and(|m| m.len() == length as u64) {
+            continue;
+        }
+        if !source.exists() {
+            continue;
+        }
+        let partial = sibling(&target, ".partial");
+        std::fs::copy(&source, &partial).map_err(io(&source))?;
+        std::fs::File::open(&partial)
+            .and_then(|f| f.sync_all())
+            .map_err(io(&partial))?;
+        std::fs::rename(&partial, &target).map_err(io(&target))?;
+        copied += 1;
+    }
+    Ok(copied)
 }
 
 /// What a restore did.
@@ -300,7 +364,13 @@ pub fn restore(source: &Path, database: &Path, force: bool) -> Result<Restored, 
     })?;
     drop(store);
     skip_sequence_ahead(&partial.path)?;
+    forget_pending_uploads(&partial.path)?;
     let info = inspect(&partial.path)?;
+    // The attachments come back before the database that names them.
+    let saved = attachments_dir(source);
+    if saved.is_dir() {
+        copy_attachments(&partial.path, &saved, &directory.join(UPLOADS_DIR))?;
+    }
 
     let previous = if database.exists() {
         let aside = sibling(database, &format!(".before-restore-{}", dated_name_stem()));
@@ -329,6 +399,16 @@ fn dated_name_stem() -> String {
 /// How far the message sequence jumps at a restore; far more messages than
 /// a server takes between a backup and its restore.
 const SEQUENCE_GAP_AT_RESTORE: i64 = 1_000_000_000;
+
+/// Uploads in progress when the backup was taken cannot be resumed: the
+/// melder's page that held their bytes is long gone.
+fn forget_pending_uploads(path: &Path) -> Result<(), BackupError> {
+    let connection = Connection::open(path).map_err(sql(path))?;
+    connection
+        .execute("DELETE FROM uploads WHERE state = 'pending'", [])
+        .map_err(sql(path))?;
+    connection.close().map_err(|(_, e)| sql(path)(e))
+}
 
 /// Messages written after the backup was taken are gone from the restored
 /// database, but a counsellor's laptop may have imported them: its

@@ -26,8 +26,21 @@ pub const MIN_MAX_BODY_BYTES: usize = 64 * 1024;
 pub const MAX_MAX_BODY_BYTES: u64 = 4 * 1024 * 1024 * 1024;
 /// Ten years: "keep records no longer than necessary" (EU 2019/1937 Art. 18).
 pub const MAX_RETENTION_DAYS: u32 = 3650;
+/// Default largest attachment a melder may upload: 500 MiB, as SecureDrop.
+pub const DEFAULT_MAX_ATTACHMENT_BYTES: u64 = 500 * 1024 * 1024;
+/// The smallest sensible attachment limit (a phone photo).
+pub const MIN_MAX_ATTACHMENT_BYTES: u64 = 1024 * 1024;
+/// Above this an attachment limit is almost certainly a typo.
+pub const MAX_MAX_ATTACHMENT_BYTES: u64 = 16 * 1024 * 1024 * 1024;
+/// Default room for all attachments and pending uploads together.
+pub const DEFAULT_UPLOAD_QUOTA_BYTES: u64 = 50 * 1024 * 1024 * 1024;
+/// Default free space an upload must leave on the data directory's disk,
+/// so the database can always still commit.
+pub const DEFAULT_MIN_FREE_BYTES: u64 = 1024 * 1024 * 1024;
 /// The database file inside the data directory.
 pub const DATABASE_FILE: &str = "meldkluis.sqlite";
+/// The attachment files inside the data directory.
+pub const UPLOADS_DIR: &str = "uploads";
 
 /// Largest config file and `_FILE` value read: a guard against pointing
 /// them at a device or a huge file by mistake.
@@ -49,6 +62,12 @@ pub struct Config {
     pub onion_location: Option<String>,
     /// Closed cases are deleted from the server this many days after closure.
     pub retention_days: u32,
+    /// The largest attachment file (plaintext) a melder may upload.
+    pub max_attachment_bytes: u64,
+    /// All stored attachments and pending uploads together.
+    pub upload_quota_bytes: u64,
+    /// Free disk space an upload must leave.
+    pub min_free_bytes: u64,
 }
 
 impl Default for Config {
@@ -61,13 +80,16 @@ impl Default for Config {
             security_contact: None,
             onion_location: None,
             retention_days: DEFAULT_RETENTION_DAYS,
+            max_attachment_bytes: DEFAULT_MAX_ATTACHMENT_BYTES,
+            upload_quota_bytes: DEFAULT_UPLOAD_QUOTA_BYTES,
+            min_free_bytes: DEFAULT_MIN_FREE_BYTES,
         }
     }
 }
 
 /// Every setting by its key in the file. Its environment variable is
 /// `MELDKLUIS_` and the key in capitals; `…_FILE` reads the value from a file.
-pub const SETTINGS: [&str; 7] = [
+pub const SETTINGS: [&str; 10] = [
     "listen",
     "data_dir",
     "keys_dir",
@@ -75,6 +97,9 @@ pub const SETTINGS: [&str; 7] = [
     "security_contact",
     "onion_location",
     "retention_days",
+    "max_attachment_bytes",
+    "upload_quota_bytes",
+    "min_free_bytes",
 ];
 
 /// Environment names of the first version, still read.
@@ -142,6 +167,16 @@ pub enum ConfigError {
          kept longer than necessary"
     )]
     RetentionTooLong(u32),
+    #[error(
+        "max_attachment_bytes {0} is outside 1 MiB to 16 GiB (the default is \
+         {DEFAULT_MAX_ATTACHMENT_BYTES}, 500 MiB)"
+    )]
+    AttachmentLimit(u64),
+    #[error(
+        "upload_quota_bytes {quota} is smaller than max_attachment_bytes {max}: not even one \
+         attachment of the largest size would fit"
+    )]
+    QuotaTooSmall { quota: u64, max: u64 },
     #[error("cannot create the data directory {path}: {source}")]
     DataDir {
         path: PathBuf,
@@ -386,6 +421,13 @@ fn apply(
             config.retention_days =
                 u32::try_from(n).map_err(|_| format!("{n} is far too large"))?;
         }
+        "max_attachment_bytes" => {
+            config.max_attachment_bytes = raw.whole_number("524288000 (500 MiB)")?;
+        }
+        "upload_quota_bytes" => {
+            config.upload_quota_bytes = raw.whole_number("53687091200 (50 GiB)")?;
+        }
+        "min_free_bytes" => config.min_free_bytes = raw.whole_number("1073741824 (1 GiB)")?,
         _ => unreachable!("every key in SETTINGS is handled"),
     }
     Ok(())
@@ -675,6 +717,11 @@ impl Config {
         self.data_dir.join(DATABASE_FILE)
     }
 
+    /// The directory of attachment files (`<upload>.part`, `<upload>.age`).
+    pub fn uploads_dir(&self) -> PathBuf {
+        self.data_dir.join(UPLOADS_DIR)
+    }
+
     /// Checks the settings that are not files; the first problem.
     pub fn validate(&self) -> Result<(), ConfigError> {
         match self.problems().into_iter().next() {
@@ -709,6 +756,16 @@ impl Config {
             problems.push(ConfigError::RetentionZero);
         } else if self.retention_days > MAX_RETENTION_DAYS {
             problems.push(ConfigError::RetentionTooLong(self.retention_days));
+        }
+        if !(MIN_MAX_ATTACHMENT_BYTES..=MAX_MAX_ATTACHMENT_BYTES)
+            .contains(&self.max_attachment_bytes)
+        {
+            problems.push(ConfigError::AttachmentLimit(self.max_attachment_bytes));
+        } else if self.upload_quota_bytes < self.max_attachment_bytes {
+            problems.push(ConfigError::QuotaTooSmall {
+                quota: self.upload_quota_bytes,
+                max: self.max_attachment_bytes,
+            });
         }
         problems
     }

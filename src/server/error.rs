@@ -65,6 +65,19 @@ pub enum AppError {
     /// Wrong HTTP method.
     #[error("Method not allowed.")]
     MethodNotAllowed,
+    /// An upload id, offset or length that is malformed, or a chunk that
+    /// would run past the declared length.
+    #[error("The upload request is malformed.")]
+    BadUpload,
+    /// No such upload (or, for a message, none that is complete and free).
+    #[error("No such upload, or it is not complete.")]
+    UnknownUpload,
+    /// A chunk that does not start where the received bytes end.
+    #[error("The upload offset does not match the bytes received; ask for the status.")]
+    WrongOffset,
+    /// The quota or the disk cannot hold an upload; nothing was written.
+    #[error("There is not enough storage space for this file on the server right now.")]
+    StorageFull,
     /// Anything that failed inside the server; logged, never shown.
     #[error("Something went wrong on the server.")]
     Internal(String),
@@ -96,6 +109,10 @@ impl AppError {
             }
             AppError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
             AppError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            AppError::BadUpload => (StatusCode::BAD_REQUEST, "bad_upload"),
+            AppError::UnknownUpload => (StatusCode::NOT_FOUND, "unknown_upload"),
+            AppError::WrongOffset => (StatusCode::CONFLICT, "wrong_offset"),
+            AppError::StorageFull => (StatusCode::INSUFFICIENT_STORAGE, "storage_full"),
             AppError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -103,6 +120,10 @@ impl AppError {
 
 impl From<super::store::StoreError> for AppError {
     fn from(e: super::store::StoreError) -> Self {
+        if e.is_disk_full() {
+            // Nothing was committed; the melder may try again later.
+            return AppError::StorageFull;
+        }
         AppError::Internal(e.to_string())
     }
 }

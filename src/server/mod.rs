@@ -9,6 +9,7 @@ pub mod demo;
 pub mod error;
 pub mod handlers;
 pub mod store;
+pub mod uploads;
 pub mod verify;
 
 use std::future::Future;
@@ -36,6 +37,7 @@ pub struct AppState(Arc<Inner>);
 
 pub struct Inner {
     pub store: Store,
+    pub uploads: Arc<uploads::Uploads>,
     pub cards: std::collections::BTreeMap<String, Card>,
     pub site: Site,
     pub security_contact: Option<String>,
@@ -72,9 +74,11 @@ impl AppState {
                 source,
             }
         })?;
-        let store = Store::open(&config.data_dir.join("meldkluis.sqlite"))?;
+        let store = Store::open(&config.database_path())?;
+        let uploads = uploads::Uploads::open(config, &store)?;
         Ok(AppState(Arc::new(Inner {
             store,
+            uploads: Arc::new(uploads),
             cards,
             site: Site::build()?,
             security_contact: config.security_contact.clone(),
@@ -128,6 +132,16 @@ pub fn app(state: AppState, config: &Config) -> Router {
         .route("/thread", post(v1::thread::fetch))
         .route("/thread/messages", post(v1::thread::follow_up))
         .route("/courier/sync", post(v1::courier::sync))
+        .route("/limits", get(v1::uploads::limits))
+        .route("/uploads", post(v1::uploads::create))
+        .route(
+            "/uploads/chunk",
+            // Streamed to disk, never whole in memory: the chunk handler
+            // counts its own limit, so the global body limit does not apply.
+            post(v1::uploads::chunk).layer(DefaultBodyLimit::disable()),
+        )
+        .route("/uploads/status", post(v1::uploads::status))
+        .route("/uploads/cancel", post(v1::uploads::cancel))
         .method_not_allowed_fallback(method_not_allowed);
     let router = Router::new()
         .nest("/api/v1", api)
@@ -253,9 +267,23 @@ async fn retention_loop(state: AppState, retention_days: u32) {
             crate::format::day::Day::today().0 - time::Duration::days(i64::from(retention_days)),
         );
         let store = state.clone();
-        match tokio::task::spawn_blocking(move || store.store.purge_closed(cutoff)).await {
-            Ok(Ok(0)) => {}
-            Ok(Ok(deleted)) => tracing::info!("retention: deleted {deleted} closed case(s)"),
+        let purge = move || -> Result<(usize, usize), String> {
+            let purged = store
+                .store
+                .purge_closed(cutoff)
+                .map_err(|e| e.to_string())?;
+            store.uploads.remove_files(&purged.uploads);
+            let expired = store
+                .uploads
+                .expire(&store.store, crate::format::day::Day::today())
+                .map_err(|e| e.to_string())?;
+            Ok((purged.cases, expired))
+        };
+        match tokio::task::spawn_blocking(purge).await {
+            Ok(Ok((0, 0))) => {}
+            Ok(Ok((cases, expired))) => tracing::info!(
+                "retention: deleted {cases} closed case(s), {expired} abandoned upload(s)"
+            ),
             Ok(Err(e)) => tracing::error!("retention: {e}"),
             Err(e) => tracing::error!("retention: {e}"),
         }

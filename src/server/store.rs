@@ -12,10 +12,11 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use sha2::{Digest, Sha256};
 
 use crate::format::agefile::AgeBlob;
+use crate::format::bundle::EntryAttachment;
 use crate::format::bundle::InboxEntry;
 use crate::format::day::Day;
 use crate::format::derive::LookupHash;
-use crate::format::ids::{CaseId, MessageId};
+use crate::format::ids::{CaseId, MessageId, UploadId};
 
 /// Schema version 1, the first released schema. Never edit it: add a
 /// migration step below instead (tests/migration.rs opens a version-1 file).
@@ -57,8 +58,22 @@ ALTER TABLE cases ADD COLUMN closed_day TEXT;   -- YYYY-MM-DD, set by a 'close' 
 CREATE INDEX cases_by_closed_day ON cases(closed_day) WHERE closed_day IS NOT NULL;
 ";
 
+/// Version 3: streamed attachments (protocol.md §3a). Their bytes are files
+/// in the data directory's `uploads/`; a row here says what state each is in.
+const MIGRATE_V2_TO_V3: &str = "
+CREATE TABLE uploads (
+    id          BLOB PRIMARY KEY,           -- random 128-bit upload id
+    length      INTEGER NOT NULL,           -- declared ciphertext bytes
+    day         TEXT NOT NULL,              -- YYYY-MM-DD created, for expiry
+    state       TEXT NOT NULL,              -- pending, complete, claimed
+    message_id  BLOB REFERENCES messages(id),
+    position    INTEGER                     -- order within the message
+) STRICT;
+CREATE INDEX uploads_by_message ON uploads(message_id, position) WHERE message_id IS NOT NULL;
+";
+
 /// The schema version this program writes.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// What went wrong in the store. Handlers turn it into a bare 500.
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +84,19 @@ pub enum StoreError {
     TooNew(i64),
     #[error("writer: {0}")]
     Writer(String),
+}
+
+impl StoreError {
+    /// SQLite could not write because the disk (or a quota) is full.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => {
+                e.code == rusqlite::ErrorCode::DiskFull
+            }
+            StoreError::Writer(text) => text.contains("database or disk is full"),
+            _ => false,
+        }
+    }
 }
 
 /// One stored message as the melder's thread shows it.
@@ -92,6 +120,53 @@ pub enum NewCase {
     AlreadyStored(Day),
     /// A different report holds this lookup key.
     CodeInUse,
+    /// An upload it names is not complete, or already claimed.
+    UnknownUpload,
+}
+
+pub enum FollowUp {
+    Stored(Day),
+    /// No case has this lookup key.
+    UnknownCode,
+    /// An upload it names is not complete, or already claimed.
+    UnknownUpload,
+}
+
+/// Where an upload is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UploadState {
+    /// Bytes are arriving (`<id>.part`).
+    Pending,
+    /// Every byte arrived and passed the check (`<id>.age`); no message yet.
+    Complete,
+    /// A message names it; it lives and dies with that message.
+    Claimed,
+}
+
+impl UploadState {
+    fn parse(text: &str) -> Option<Self> {
+        match text {
+            "pending" => Some(UploadState::Pending),
+            "complete" => Some(UploadState::Complete),
+            "claimed" => Some(UploadState::Claimed),
+            _ => None,
+        }
+    }
+}
+
+/// One upload's row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UploadRow {
+    pub id: UploadId,
+    pub length: u64,
+    pub state: UploadState,
+}
+
+/// What a purge deleted: cases, and the uploads whose files must go too.
+#[derive(Debug, Default)]
+pub struct Purged {
+    pub cases: usize,
+    pub uploads: Vec<UploadId>,
 }
 
 /// An outbox item ready to apply.
@@ -299,8 +374,12 @@ impl Store {
         lookup: LookupHash,
         counsellors: Vec<String>,
         report: AgeBlob,
+        uploads: Vec<UploadId>,
     ) -> Result<NewCase, StoreError> {
-        self.write(move |tx| create_case(tx, &lookup, &counsellors, &report).map(|n| (true, n)))
+        self.write(move |tx| {
+            let outcome = create_case(tx, &lookup, &counsellors, &report, &uploads)?;
+            Ok((!matches!(outcome, NewCase::UnknownUpload), outcome))
+        })
     }
 
     /// The thread for a lookup key, or `None`.
@@ -341,8 +420,86 @@ impl Store {
         &self,
         lookup: LookupHash,
         message: AgeBlob,
-    ) -> Result<Option<Day>, StoreError> {
-        self.write(move |tx| add_follow_up(tx, &lookup, &message).map(|d| (true, d)))
+        uploads: Vec<UploadId>,
+    ) -> Result<FollowUp, StoreError> {
+        self.write(move |tx| {
+            let outcome = add_follow_up(tx, &lookup, &message, &uploads)?;
+            Ok((matches!(outcome, FollowUp::Stored(_)), outcome))
+        })
+    }
+
+    /// Records a new pending upload of `length` bytes if the quota holds
+    /// it (all uploads in any state count); `false` when it does not.
+    pub fn create_upload(&self, id: UploadId, length: u64, quota: u64) -> Result<bool, StoreError> {
+        self.write(move |tx| {
+            let used: i64 =
+                tx.query_row("SELECT COALESCE(SUM(length), 0) FROM uploads", [], |row| {
+                    row.get(0)
+                })?;
+            if (used as u64).saturating_add(length) > quota {
+                return Ok((false, false));
+            }
+            tx.execute(
+                "INSERT INTO uploads (id, length, day, state) VALUES (?1, ?2, ?3, 'pending')",
+                params![&id.0[..], length as i64, Day::today().to_string()],
+            )?;
+            Ok((true, true))
+        })
+    }
+
+    /// One upload's row, or `None`.
+    pub fn upload(&self, id: &UploadId) -> Result<Option<UploadRow>, StoreError> {
+        let connection = self.read()?;
+        upload_row(&connection, id)
+    }
+
+    /// Every upload's row (for the start-up sweep of the uploads folder).
+    pub fn uploads(&self) -> Result<Vec<UploadRow>, StoreError> {
+        let connection = self.read()?;
+        let mut statement = connection.prepare("SELECT id, length, state FROM uploads")?;
+        let rows = statement
+            .query_map([], read_upload_row)?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// Marks a pending upload complete (its file is durable and checked).
+    pub fn complete_upload(&self, id: UploadId) -> Result<bool, StoreError> {
+        self.write(move |tx| {
+            let changed = tx.execute(
+                "UPDATE uploads SET state = 'complete' WHERE id = ?1 AND state = 'pending'",
+                [&id.0[..]],
+            )?;
+            Ok((true, changed == 1))
+        })
+    }
+
+    /// Forgets an upload that no message claimed; `false` if there is none.
+    pub fn delete_upload(&self, id: UploadId) -> Result<bool, StoreError> {
+        self.write(move |tx| {
+            let changed = tx.execute(
+                "DELETE FROM uploads WHERE id = ?1 AND state <> 'claimed'",
+                [&id.0[..]],
+            )?;
+            Ok((true, changed == 1))
+        })
+    }
+
+    /// Forgets every unclaimed upload created on or before `day`; returns
+    /// their ids, whose files must go too.
+    pub fn expire_uploads(&self, day: Day) -> Result<Vec<UploadId>, StoreError> {
+        let cutoff = day.to_string();
+        self.write(move |tx| {
+            let ids = tx
+                .prepare("SELECT id FROM uploads WHERE state <> 'claimed' AND day <= ?1")?
+                .query_map([&cutoff], |row| Ok(UploadId(blob16(row.get(0)?))))?
+                .collect::<Result<Vec<_>, _>>()?;
+            tx.execute(
+                "DELETE FROM uploads WHERE state <> 'claimed' AND day <= ?1",
+                [&cutoff],
+            )?;
+            Ok((true, ids))
+        })
     }
 
     /// Applies a verified outbox in one transaction (protocol.md §6): all
@@ -388,6 +545,20 @@ impl Store {
                 })
             })?
             .collect::<Result<Vec<_>, _>>()?;
+        let mut entries = entries;
+        let mut statement = connection.prepare_cached(
+            "SELECT id, length FROM uploads WHERE message_id = ?1 ORDER BY position",
+        )?;
+        for entry in &mut entries {
+            entry.attachments = statement
+                .query_map([&entry.id.0[..]], |row| {
+                    Ok(EntryAttachment {
+                        upload: UploadId(blob16(row.get(0)?)),
+                        length: row.get::<_, i64>(1)? as u64,
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+        }
         Ok(entries)
     }
 }
@@ -396,11 +567,23 @@ impl Store {
     /// Deletes every case closed on or before `closed_by`, with its
     /// messages, for real: `secure_delete` overwrites the freed pages and a
     /// truncating checkpoint empties the WAL, so no byte of the ciphertext is
-    /// left in the data directory. Returns the number of cases deleted.
-    pub fn purge_closed(&self, closed_by: Day) -> Result<usize, StoreError> {
+    /// left in the database. Returns what was deleted; the caller removes
+    /// the deleted uploads' files.
+    pub fn purge_closed(&self, closed_by: Day) -> Result<Purged, StoreError> {
         let cutoff = closed_by.to_string();
-        let deleted = self.write(move |tx| {
+        let purged = self.write(move |tx| {
             let doomed = "SELECT id FROM cases WHERE closed_day IS NOT NULL AND closed_day <= ?1";
+            let doomed_messages = format!("SELECT id FROM messages WHERE case_id IN ({doomed})");
+            let uploads = tx
+                .prepare(&format!(
+                    "SELECT id FROM uploads WHERE message_id IN ({doomed_messages})"
+                ))?
+                .query_map([&cutoff], |row| Ok(UploadId(blob16(row.get(0)?))))?
+                .collect::<Result<Vec<_>, _>>()?;
+            tx.execute(
+                &format!("DELETE FROM uploads WHERE message_id IN ({doomed_messages})"),
+                [&cutoff],
+            )?;
             tx.execute(
                 &format!("DELETE FROM messages WHERE case_id IN ({doomed})"),
                 [&cutoff],
@@ -409,19 +592,19 @@ impl Store {
                 &format!("DELETE FROM case_counsellors WHERE case_id IN ({doomed})"),
                 [&cutoff],
             )?;
-            let deleted = tx.execute(
+            let cases = tx.execute(
                 "DELETE FROM cases WHERE closed_day IS NOT NULL AND closed_day <= ?1",
                 [&cutoff],
             )?;
-            Ok((true, deleted))
+            Ok((true, Purged { cases, uploads }))
         })?;
-        if deleted > 0 {
+        if purged.cases > 0 {
             // Copy the WAL into the database and empty it, so the deleted
             // pages (already zeroed by secure_delete) leave no copy behind.
             let connection = open_connection(&self.path)?;
             connection.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
         }
-        Ok(deleted)
+        Ok(purged)
     }
 
     /// The day a case was closed, if it was (for tests and operators).
@@ -443,6 +626,7 @@ fn create_case(
     lookup: &LookupHash,
     counsellors: &[String],
     report: &AgeBlob,
+    uploads: &[UploadId],
 ) -> Result<NewCase, StoreError> {
     let body_hash = Sha256::digest(report.as_bytes()).to_vec();
     let existing: Option<(Vec<u8>, String)> = tx
@@ -476,15 +660,11 @@ fn create_case(
             params![&case.0[..], counsellor],
         )?;
     }
-    insert_message(
-        tx,
-        MessageId::random(),
-        case,
-        "melder",
-        "report",
-        day,
-        report,
-    )?;
+    let message = MessageId::random();
+    insert_message(tx, message, case, "melder", "report", day, report)?;
+    if !claim_uploads(tx, message, uploads)? {
+        return Ok(NewCase::UnknownUpload);
+    }
     Ok(NewCase::Created(day))
 }
 
@@ -492,9 +672,10 @@ fn add_follow_up(
     tx: &rusqlite::Transaction<'_>,
     lookup: &LookupHash,
     message: &AgeBlob,
-) -> Result<Option<Day>, StoreError> {
+    uploads: &[UploadId],
+) -> Result<FollowUp, StoreError> {
     let Some(case) = case_by_lookup(tx, lookup)? else {
-        return Ok(None);
+        return Ok(FollowUp::UnknownCode);
     };
     let body_hash = Sha256::digest(message.as_bytes()).to_vec();
     let earlier: Option<String> = tx
@@ -505,19 +686,53 @@ fn add_follow_up(
         )
         .optional()?;
     if let Some(day) = earlier {
-        return Ok(Some(parse_day(&day)));
+        return Ok(FollowUp::Stored(parse_day(&day)));
     }
     let day = Day::today();
-    insert_message(
-        tx,
-        MessageId::random(),
-        case,
-        "melder",
-        "follow-up",
-        day,
-        message,
-    )?;
-    Ok(Some(day))
+    let id = MessageId::random();
+    insert_message(tx, id, case, "melder", "follow-up", day, message)?;
+    if !claim_uploads(tx, id, uploads)? {
+        return Ok(FollowUp::UnknownUpload);
+    }
+    Ok(FollowUp::Stored(day))
+}
+
+/// Gives each upload to `message`, in order; `false` (and the caller rolls
+/// back) if any is not complete or already claimed.
+fn claim_uploads(
+    tx: &rusqlite::Transaction<'_>,
+    message: MessageId,
+    uploads: &[UploadId],
+) -> Result<bool, StoreError> {
+    for (position, upload) in uploads.iter().enumerate() {
+        let claimed = tx.execute(
+            "UPDATE uploads SET state = 'claimed', message_id = ?2, position = ?3
+              WHERE id = ?1 AND state = 'complete'",
+            params![&upload.0[..], &message.0[..], position as i64],
+        )?;
+        if claimed != 1 {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+fn upload_row(connection: &Connection, id: &UploadId) -> Result<Option<UploadRow>, StoreError> {
+    Ok(connection
+        .prepare_cached("SELECT id, length, state FROM uploads WHERE id = ?1")?
+        .query_row([&id.0[..]], read_upload_row)
+        .optional()?)
+}
+
+fn read_upload_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<UploadRow> {
+    let state: String = row.get(2)?;
+    Ok(UploadRow {
+        id: UploadId(blob16(row.get(0)?)),
+        length: row.get::<_, i64>(1)? as u64,
+        // Only this module writes the column; an unknown value is a
+        // pending upload that expiry will clear.
+        state: UploadState::parse(&state).unwrap_or(UploadState::Pending),
+    })
 }
 
 fn apply_outbox(
@@ -644,6 +859,9 @@ fn migrate(connection: &mut Connection) -> Result<(), StoreError> {
     if version < 2 {
         tx.execute_batch(MIGRATE_V1_TO_V2)?;
     }
+    if version < 3 {
+        tx.execute_batch(MIGRATE_V2_TO_V3)?;
+    }
     tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
     tx.commit()?;
     Ok(())
@@ -668,30 +886,81 @@ mod tests {
         let counsellors = vec!["vp-a".to_string()];
         assert!(matches!(
             store
-                .create_case(lookup, counsellors.clone(), report.clone())
+                .create_case(lookup, counsellors.clone(), report.clone(), vec![])
                 .unwrap(),
             NewCase::Created(_)
         ));
         assert!(matches!(
             store
-                .create_case(lookup, counsellors.clone(), report.clone())
+                .create_case(lookup, counsellors.clone(), report.clone(), vec![])
                 .unwrap(),
             NewCase::AlreadyStored(_)
         ));
         assert!(matches!(
             store
-                .create_case(lookup, counsellors.clone(), message())
+                .create_case(lookup, counsellors.clone(), message(), vec![])
                 .unwrap(),
             NewCase::CodeInUse
         ));
-        store.add_follow_up(lookup, message()).unwrap().unwrap();
+        assert!(matches!(
+            store.add_follow_up(lookup, message(), vec![]).unwrap(),
+            FollowUp::Stored(_)
+        ));
         let thread = store.thread(&lookup).unwrap().unwrap();
         assert_eq!(thread.counsellors, counsellors);
         assert_eq!(thread.messages.len(), 2);
         let unknown = LookupKey::from_hex(&"cd".repeat(32)).unwrap().hash();
         assert!(store.thread(&unknown).unwrap().is_none());
-        assert!(store.add_follow_up(unknown, message()).unwrap().is_none());
+        assert!(matches!(
+            store.add_follow_up(unknown, message(), vec![]).unwrap(),
+            FollowUp::UnknownCode
+        ));
         assert_eq!(store.inbox("vp-a", 0).unwrap().len(), 2);
         assert_eq!(store.inbox("vp-b", 0).unwrap().len(), 0);
+    }
+
+    #[test]
+    fn uploads_are_claimed_once_counted_in_the_quota_and_expire_unless_claimed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db.sqlite")).unwrap();
+        let (a, b, c) = (UploadId::random(), UploadId::random(), UploadId::random());
+        assert!(store.create_upload(a, 600, 1000).unwrap());
+        assert!(
+            !store.create_upload(b, 500, 1000).unwrap(),
+            "over the quota"
+        );
+        assert!(store.create_upload(b, 400, 1000).unwrap());
+        assert!(store.upload(&c).unwrap().is_none());
+        // Only complete uploads can be claimed, and all or none of a message's.
+        let lookup = LookupKey::from_hex(&"ab".repeat(32)).unwrap().hash();
+        let refused = store
+            .create_case(lookup, vec!["vp-a".into()], message(), vec![a])
+            .unwrap();
+        assert!(matches!(refused, NewCase::UnknownUpload));
+        assert!(store.thread(&lookup).unwrap().is_none(), "rolled back");
+        assert!(store.complete_upload(a).unwrap());
+        let refused = store
+            .create_case(lookup, vec!["vp-a".into()], message(), vec![a, b])
+            .unwrap();
+        assert!(matches!(refused, NewCase::UnknownUpload));
+        assert_eq!(
+            store.upload(&a).unwrap().unwrap().state,
+            UploadState::Complete
+        );
+        let stored = store
+            .create_case(lookup, vec!["vp-a".into()], message(), vec![a])
+            .unwrap();
+        assert!(matches!(stored, NewCase::Created(_)));
+        assert_eq!(
+            store.upload(&a).unwrap().unwrap().state,
+            UploadState::Claimed
+        );
+        assert!(!store.delete_upload(a).unwrap(), "a claimed upload stays");
+        let inbox = store.inbox("vp-a", 0).unwrap();
+        assert_eq!(inbox[0].attachments[0].upload, a);
+        // Expiry takes the unclaimed one only.
+        assert_eq!(store.expire_uploads(Day::today()).unwrap(), vec![b]);
+        assert!(store.upload(&b).unwrap().is_none());
+        assert!(store.upload(&a).unwrap().is_some());
     }
 }

@@ -28,8 +28,9 @@ import { assertClean, launch, openPage, shot } from "./support/browser.mjs";
 const nl = messages("nl");
 const en = messages("en");
 const MARKER = `canary-${Date.now().toString(36)}`;
-// Small enough that a report with a 300 KiB attachment meets the server's
-// own 413, far above what the other reports here need.
+// Small enough that a report with 300 KiB of text meets the server's own
+// 413, far above what the other reports here need. (Attachments travel as
+// uploads in chunks, which this limit does not govern.)
 const MAX_BODY_BYTES = 256 * 1024;
 
 let work; // scratch directory: vaults, keys/, data/, bundles
@@ -177,8 +178,14 @@ test("the report form checks its fields, encrypts to the chosen counsellor and s
   assert.equal(envelope.contact, `privé ${MARKER}`);
   assert.equal(envelope.reply_recipient, keys.replyRecipient);
   assert.deepEqual(envelope.counsellors, ["vp-jansen"]);
-  assert.deepEqual(envelope.attachments.map((a) => a.name), ["notitie.txt", "<script>.html"]);
-  assert.equal(Buffer.from(envelope.attachments[0].data, "base64").toString(), `bijlage ${MARKER}\n`);
+  // Streamed attachments (protocol.md §3a): named by upload, each its own
+  // age file; attachments.test.mjs follows their bytes to the counsellor.
+  assert.deepEqual(envelope.attachments.map(({ name, type, size }) => ({ name, type, size })), [
+    { name: "notitie.txt", type: "text/plain", size: `bijlage ${MARKER}\n`.length },
+    { name: "<script>.html", type: "text/html", size: 25 },
+  ]);
+  assert.deepEqual(JSON.parse(posts[0].body).uploads, envelope.attachments.map((a) => a.upload));
+  assert.ok(envelope.attachments.every((a) => /^[0-9a-f]{64}$/.test(a.head_sha256) && !("data" in a)));
   assert.ok(sealed.length > 4096, "padded to a bucket");
 
   // The code can be copied and saved; the form no longer holds the plaintext.
@@ -202,15 +209,26 @@ test("a definite refusal lets the melder edit and send again; unsent text is gua
   await page.getByLabel("Drs. B. de Vries").check();
   await page.locator("#text").pressSequentially("Second report.");
   // More than the server takes (MAX_BODY_BYTES), less than the page allows.
+  await page.locator("#text").fill(`Second report. ${"x".repeat(300 * 1024)}`);
   await page.setInputFiles("#attachments", [
-    { name: "scan.bin", mimeType: "application/octet-stream", buffer: Buffer.alloc(300 * 1024, 7) },
+    { name: "scan.bin", mimeType: "application/octet-stream", buffer: Buffer.alloc(30 * 1024, 7) },
   ]);
+  const uploads = [];
+  page.on("response", async (r) => r.url().endsWith("/api/v1/uploads") && r.status() === 201 && uploads.push((await r.json()).upload));
 
   await page.click("#submit");
   await page.waitForFunction(() => document.querySelector("#status").dataset.kind === "error");
   assert.equal(await page.textContent("#status"), en.error_too_large);
   assert.ok(await page.locator("#submit").isVisible(), "no retry after a refusal: edit and send");
   assert.equal(await page.locator("#text").getAttribute("readonly"), null);
+  // The refused report's attachment does not linger on the server.
+  assert.equal(uploads.length, 1);
+  await assert.doesNotReject(async () => {
+    for (let i = 0; (await api("/api/v1/uploads/status", { upload: uploads[0] })).status !== 404; i++) {
+      if (i > 50) throw new Error("the upload was not deleted");
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  });
 
   // Leaving with unsent text asks first (the handler cancels beforeunload),
   // and without text (or a file) it does not.
@@ -275,10 +293,11 @@ test("my report: clear errors per kind, then the thread with an untrusted reply,
   assert.equal(await items.nth(1).locator(".message-text").textContent(), hostile);
   assert.equal(await page.locator("#messages img, #messages script, #messages b").count(), 0);
   assert.equal(await page.evaluate(() => window.__owned), undefined);
-  // The reviewer sends no attachments, so the hostile file is the report's own.
-  const link = items.nth(0).locator("a[download]").nth(1);
-  assert.equal(await link.getAttribute("download"), "<script>.html");
-  assert.match(await link.getAttribute("href"), /^blob:/);
+  // The reviewer sends no attachments, so the hostile file is the report's
+  // own: streamed, so shown by name and size, as text, not offered as a link.
+  assert.deepEqual(await items.nth(0).locator(".file-list li").allTextContents(),
+    [`notitie.txt (${`bijlage ${MARKER}\n`.length} B)`, "<script>.html (25 B)"]);
+  assert.equal(await items.nth(0).locator("a[download]").count(), 0);
   await shot(page, "pages-thread-open");
 
   // Follow-up, encrypted to the case's counsellor and the melder.

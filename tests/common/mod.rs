@@ -27,6 +27,9 @@ pub struct Server {
     pub dir: tempfile::TempDir,
     /// Everything the server wrote to stdout and stderr.
     pub log: Arc<Mutex<Vec<u8>>>,
+    /// Where the test sees the data directory, if not at `dir/data` (a
+    /// server in its own mount namespace).
+    pub data_view: Option<PathBuf>,
 }
 
 pub struct Response {
@@ -102,13 +105,33 @@ impl Server {
 
     /// Starts with extra `serve` arguments.
     pub fn start_in_with(dir: tempfile::TempDir, extra: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_meldkluis"))
-            .arg("serve")
-            .args(extra)
-            .args(["--listen", "127.0.0.1:0", "--data"])
-            .arg(dir.path().join("data"))
-            .arg("--keys")
-            .arg(dir.path().join("keys"))
+        Self::start_in_env(dir, extra, &[])
+    }
+
+    /// Starts with extra `serve` arguments and `MELDKLUIS_*` settings.
+    pub fn start_in_env(dir: tempfile::TempDir, extra: &[&str], env: &[(&str, &str)]) -> Server {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_meldkluis"));
+        command
+            .args(Self::serve_args(&dir, extra))
+            .envs(env.iter().copied());
+        Self::spawn(command, dir)
+    }
+
+    /// The arguments of `meldkluis serve` on port 0 in `dir`.
+    pub fn serve_args(dir: &tempfile::TempDir, extra: &[&str]) -> Vec<std::ffi::OsString> {
+        let mut args: Vec<std::ffi::OsString> = vec!["serve".into()];
+        args.extend(extra.iter().map(Into::into));
+        args.extend(["--listen".into(), "127.0.0.1:0".into(), "--data".into()]);
+        args.push(dir.path().join("data").into());
+        args.push("--keys".into());
+        args.push(dir.path().join("keys").into());
+        args
+    }
+
+    /// Runs `command` (a `meldkluis serve`, perhaps wrapped) and waits for
+    /// its "listening" line.
+    pub fn spawn(mut command: Command, dir: tempfile::TempDir) -> Server {
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -149,11 +172,19 @@ impl Server {
             port,
             dir,
             log,
+            data_view: None,
         }
     }
 
+    /// The server process's id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn data_dir(&self) -> PathBuf {
-        self.dir.path().join("data")
+        self.data_view
+            .clone()
+            .unwrap_or_else(|| self.dir.path().join("data"))
     }
 
     pub fn request(
@@ -178,6 +209,83 @@ impl Server {
         let mut raw = Vec::new();
         let _ = stream.read_to_end(&mut raw);
         parse_response(&raw)
+    }
+
+    /// A request with extra headers.
+    pub fn request_with(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Response {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n",
+            body.len()
+        );
+        for (name, value) in headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        head.push_str("\r\n");
+        stream.write_all(head.as_bytes()).unwrap();
+        let _ = stream.write_all(body);
+        let mut raw = Vec::new();
+        let _ = stream.read_to_end(&mut raw);
+        parse_response(&raw)
+    }
+
+    /// Starts an upload of `length` bytes; the answer.
+    pub fn create_upload(&self, length: usize) -> Response {
+        self.post_json("/api/v1/uploads", &json!({ "length": length }))
+    }
+
+    /// Sends one chunk of an upload.
+    pub fn send_chunk(&self, upload: &str, offset: usize, bytes: &[u8]) -> Response {
+        self.request_with(
+            "POST",
+            "/api/v1/uploads/chunk",
+            &[
+                ("Content-Type", "application/octet-stream"),
+                ("Upload-Id", upload),
+                ("Upload-Offset", &offset.to_string()),
+            ],
+            bytes,
+        )
+    }
+
+    /// Uploads a whole age file in chunks of `chunk` bytes; its id.
+    pub fn upload(&self, file: &[u8], chunk: usize) -> String {
+        let created = self.create_upload(file.len());
+        assert_eq!(
+            created.status,
+            201,
+            "{}",
+            String::from_utf8_lossy(&created.body)
+        );
+        let id = created.json()["upload"].as_str().unwrap().to_string();
+        for (i, piece) in file.chunks(chunk).enumerate() {
+            let answer = self.send_chunk(&id, i * chunk, piece);
+            assert_eq!(
+                answer.status,
+                200,
+                "{}",
+                String::from_utf8_lossy(&answer.body)
+            );
+        }
+        id
+    }
+
+    /// The files in the data directory's `uploads/`, sorted.
+    pub fn upload_files(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(self.data_dir().join("uploads"))
+            .map(|dir| {
+                dir.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
     }
 
     pub fn get(&self, path: &str) -> Response {
@@ -222,7 +330,7 @@ impl Server {
     /// Row counts of every table: "changes nothing" means these stay equal.
     pub fn table_counts(&self) -> Vec<(String, i64)> {
         let db = rusqlite::Connection::open(self.data_dir().join("meldkluis.sqlite")).unwrap();
-        ["cases", "case_counsellors", "messages", "counsellor_sync"]
+        ["cases", "case_counsellors", "messages", "counsellor_sync", "uploads"]
             .iter()
             .map(|t| {
                 let n: i64 = db.query_row(&format!("SELECT count(*) FROM {t}"), [], |r| r.get(0)).unwrap();
@@ -367,4 +475,31 @@ impl Melder {
             })
             .collect()
     }
+}
+
+/// A streamed attachment (protocol.md §3a) of `plaintext`, encrypted to
+/// `recipients`: the age file and the envelope entry's description.
+pub fn seal_attachment(
+    plaintext: &[u8],
+    recipients: &[age::x25519::Recipient],
+) -> (Vec<u8>, meldkluis::format::envelope::StreamedFile) {
+    use meldkluis::format::agefile;
+    use sha2::Digest;
+    let mut padded = plaintext.to_vec();
+    padded.resize(
+        agefile::attachment_padded_length(plaintext.len() as u64) as usize,
+        0,
+    );
+    let file = meldkluis::format::encrypt(recipients, &padded).unwrap();
+    let shape =
+        agefile::check_attachment(&file[..file.len().min(70_000)], file.len() as u64).unwrap();
+    let head_sha256 = sha2::Sha256::digest(&file[..shape.head_len]).into();
+    (
+        file,
+        meldkluis::format::envelope::StreamedFile {
+            size: plaintext.len() as u64,
+            upload: meldkluis::format::ids::UploadId([0; 16]),
+            head_sha256,
+        },
+    )
 }

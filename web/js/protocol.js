@@ -1,5 +1,6 @@
 // The Meldkluis protocol, version 1, as written in docs/protocol.md: retrieval
-// code (§1), derivations (§2) and envelopes (§3). No DOM here: the same module
+// code (§1), derivations (§2), envelopes (§3) and streamed attachments (§3a).
+// No DOM here: the same module
 // runs in the browser and under `node --test` against the shared vectors in
 // tests/vectors/, which the Rust side in src/format/ must match byte for byte.
 
@@ -237,13 +238,28 @@ export function isX25519Recipient(value) {
   }
 }
 
+const UPLOAD_ID = /^[0-9a-f]{32}$/;
+const SHA256_HEX = /^[0-9a-f]{64}$/;
+
+/** One attachment in either form of §3: inline `{name, type, data}` or streamed (§3a). */
 function checkAttachment(attachment, i) {
   const what = `attachments[${i}]`;
-  checkOnlyFields(attachment, ["name", "type", "data"], what);
+  const streamed = typeof attachment === "object" && attachment !== null && !("data" in attachment);
+  checkOnlyFields(attachment, streamed ? ["name", "type", "size", "upload", "head_sha256"] : ["name", "type", "data"], what);
   checkString(attachment.name, `${what}.name`, MAX_ATTACHMENT_NAME);
   checkString(attachment.type, `${what}.type`, MAX_ATTACHMENT_NAME);
-  if (!isBase64(attachment.data)) {
-    throw new EnvelopeError(`${what}.data must be standard base64`);
+  if (!streamed) {
+    if (!isBase64(attachment.data)) throw new EnvelopeError(`${what}.data must be standard base64`);
+    return;
+  }
+  if (!Number.isSafeInteger(attachment.size) || attachment.size < 0) {
+    throw new EnvelopeError(`${what}.size must be a whole number of bytes below 2^53`);
+  }
+  if (typeof attachment.upload !== "string" || !UPLOAD_ID.test(attachment.upload)) {
+    throw new EnvelopeError(`${what}.upload must be 32 lower-case hex characters`);
+  }
+  if (typeof attachment.head_sha256 !== "string" || !SHA256_HEX.test(attachment.head_sha256)) {
+    throw new EnvelopeError(`${what}.head_sha256 must be 64 lower-case hex characters`);
   }
 }
 
@@ -262,6 +278,8 @@ export function validateEnvelope(envelope) {
   if (!Array.isArray(attachments)) throw new EnvelopeError("attachments must be an array");
   if (attachments.length > MAX_ATTACHMENTS) throw new EnvelopeError("too many attachments");
   attachments.forEach(checkAttachment);
+  const uploads = attachments.filter((a) => "upload" in a).map((a) => a.upload);
+  if (new Set(uploads).size !== uploads.length) throw new EnvelopeError("two attachments name the same upload");
   if (isBlank(e.text) && attachments.length === 0 && e.kind !== "evaluation") {
     throw new EnvelopeError("text may be empty only with attachments");
   }
@@ -367,11 +385,11 @@ export function parseEnvelope(bytes) {
 // ---------------------------------------------------------------- age I/O --
 
 /**
- * Encrypts an envelope to X25519 recipients (duplicates dropped); returns a
- * binary age file. Other recipient types are refused, because the server only
- * accepts X25519 stanzas (protocol.md §4).
+ * An Encrypter for X25519 recipients (duplicates dropped). Other recipient
+ * types are refused, because the server only accepts X25519 stanzas
+ * (protocol.md §4).
  */
-export async function encrypt(envelope, recipients) {
+function x25519Encrypter(recipients) {
   const unique = [...new Set(recipients)];
   if (unique.length === 0) throw new TypeError("no recipients");
   const encrypter = new Encrypter();
@@ -379,7 +397,12 @@ export async function encrypt(envelope, recipients) {
     if (!isX25519Recipient(recipient)) throw new TypeError(`not an X25519 recipient: ${recipient}`);
     encrypter.addRecipient(recipient);
   }
-  return encrypter.encrypt(padEnvelope(envelope));
+  return encrypter;
+}
+
+/** Encrypts an envelope to X25519 recipients; returns a binary age file. */
+export async function encrypt(envelope, recipients) {
+  return x25519Encrypter(recipients).encrypt(padEnvelope(envelope));
 }
 
 /** Decrypts a binary age file with an AGE-SECRET-KEY-1… identity. */
@@ -387,6 +410,125 @@ export async function decrypt(bytes, identity) {
   const decrypter = new Decrypter();
   decrypter.addIdentity(identity);
   return parseEnvelope(await decrypter.decrypt(bytes));
+}
+
+// ------------------------------------------------ §3a streamed attachments --
+
+/** The smallest plaintext of a streamed attachment: smaller files are padded up to it. */
+export const MIN_ATTACHMENT_PLAINTEXT = 4096;
+/** Zero padding is produced this much at a time, as age encrypts it (one STREAM chunk). */
+const ZERO_BLOCK = 64 * 1024;
+/** The Poly1305 tag that ends every STREAM chunk, also the one chunk of an empty payload. */
+const STREAM_TAG_BYTES = 16;
+
+/**
+ * The Padmé length for `length` (protocol.md §3a): with E = ⌊log2 L⌋ and
+ * S = ⌊log2 E⌋ + 1, L rounded up to a multiple of 2^(E−S). Exact for every
+ * length up to 2^53 − 1: halving and multiplying by powers of two are exact
+ * in binary floating point, so no step rounds. Must equal the Rust `padme`
+ * (src/format/agefile.rs), or the server refuses the upload as not padded.
+ */
+export function padme(length) {
+  if (!Number.isSafeInteger(length) || length < 0) throw new RangeError("a length is a whole number below 2^53");
+  if (length < 2) return length;
+  let e = 0; // ⌊log2 L⌋
+  for (let x = length; x >= 2; x = Math.floor(x / 2)) e++;
+  let s = 0; // ⌊log2 E⌋ + 1: the number of bits of E
+  for (let x = e; x >= 1; x = Math.floor(x / 2)) s++;
+  const step = 2 ** (e - s);
+  return Math.ceil(length / step) * step;
+}
+
+/** The padded plaintext length of a streamed attachment of `size` bytes. */
+export function attachmentPaddedLength(size) {
+  return padme(Math.max(size, MIN_ATTACHMENT_PLAINTEXT));
+}
+
+/** A file that did not read as the length it claimed (changed or shrunk while being read). */
+export class AttachmentReadError extends Error {
+  constructor(expected, got) {
+    super(`the file changed while it was read: expected ${expected} bytes, ${got}`);
+    this.name = "AttachmentReadError";
+    this.code = "file_changed";
+  }
+}
+
+/**
+ * The plaintext of a streamed attachment as a stream: the `size` bytes of
+ * the source that `open()` gives (called at the first read, so nothing is
+ * read before the upload's turn), then zero bytes up to
+ * `attachmentPaddedLength(size)`. A pull source rather than a
+ * TransformStream: a transform's flush cannot wait for its reader, so it
+ * would queue the whole zero tail (up to 12 % of the file) at once; here
+ * each zero block is made only when the encrypter asks for it, and with a
+ * high-water mark of 0 nothing is read ahead. A source longer or shorter
+ * than `size` errors the stream with an AttachmentReadError.
+ */
+export function padAttachment(open, size) {
+  const padded = attachmentPaddedLength(size);
+  let reader = null;
+  let produced = 0;
+  let sourceDone = false;
+  return new ReadableStream({
+    async pull(controller) {
+      if (!sourceDone) {
+        reader ??= (await open()).getReader();
+        // Loop past empty chunks: a pull that enqueues nothing is not called again.
+        for (;;) {
+          const { done, value } = await reader.read();
+          if (done) {
+            if (produced !== size) throw new AttachmentReadError(size, `only ${produced}`);
+            sourceDone = true;
+            break;
+          }
+          if (value.length === 0) continue;
+          if (value.length > size - produced) throw new AttachmentReadError(size, "more");
+          produced += value.length;
+          controller.enqueue(value);
+          return;
+        }
+      }
+      if (produced < padded) {
+        const n = Math.min(ZERO_BLOCK, padded - produced);
+        produced += n;
+        controller.enqueue(new Uint8Array(n)); // fresh each time: the reader owns what it gets
+      }
+      if (produced === padded) controller.close();
+    },
+    cancel(reason) {
+      return reader?.cancel(reason);
+    },
+  }, { highWaterMark: 0 });
+}
+
+/**
+ * Encrypts a streamed attachment (protocol.md §3a) to X25519 recipients:
+ * `open()` gives the file's bytes as a ReadableStream, `size` their number.
+ * Returns `{ ciphertext, length, headLength }`: the age file as a stream,
+ * its exact length in bytes (what `POST /uploads` declares) and the length
+ * of its head (header, MAC line, payload nonce), which `head_sha256` covers.
+ * Memory stays at a few 64 KiB blocks, whatever the file's size.
+ */
+export async function encryptAttachment(open, size, recipients) {
+  const ciphertext = await x25519Encrypter(recipients).encrypt(padAttachment(open, size));
+  // size(p) counts header, nonce and payload for p plaintext bytes; an empty
+  // payload is one 16-byte tag, so size(0) − 16 is the head.
+  return {
+    ciphertext,
+    length: ciphertext.size(attachmentPaddedLength(size)),
+    headLength: ciphertext.size(0) - STREAM_TAG_BYTES,
+  };
+}
+
+/** An incremental SHA-256 (for `head_sha256`): `update(bytes)`, then `hex()`. */
+export function sha256Hasher() {
+  const hash = sha256.create();
+  return {
+    update(bytes) {
+      hash.update(bytes);
+    },
+    hex: () => bytesToHex(hash.digest()),
+  };
 }
 
 // ------------------------------------------------------------- API base64 --

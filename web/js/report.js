@@ -12,7 +12,8 @@ import {
   generateCode,
 } from "./protocol.js";
 import { ApiError, getCounsellors, getOrganisations, organisationFromPath, postReport } from "./api.js";
-import { checkFiles, readAttachments, watchFileInput } from "./attachments.js";
+import { checkFiles, loadLimits, sendAttachments, sendFailureMessage, showLimits, watchFileInput } from "./attachments.js";
+import { UploadCancelled, uploadApi } from "./upload.js";
 import { loadMessages, t } from "./i18n.js";
 import { $, apiErrorMessage, download, el, errorSummary, fieldError, focusHeading, setBusy, status } from "./ui.js";
 
@@ -27,7 +28,8 @@ let sent = false;
  * The submission in progress: one code per visit to this page, so that a
  * retry reaches the same case; `request` is the exact body already sent once,
  * kept while the outcome is unknown so a retry is byte-identical (the server
- * then answers 200 instead of storing twice or refusing with code_in_use).
+ * then answers 200 instead of storing twice or refusing with code_in_use);
+ * `uploads` are the attachments that body names.
  */
 let attempt = null;
 
@@ -159,12 +161,17 @@ function check(values) {
   return errorSummary("error-summary", errors, focusTarget);
 }
 
+/** Makes the fields read-only (while attachments go out, or an outcome is unknown) or editable. */
+function lockFields(locked) {
+  for (const control of form.querySelectorAll("input, select, textarea")) {
+    if (control.tagName === "TEXTAREA") control.readOnly = locked;
+    else control.disabled = locked;
+  }
+}
+
 /** While an outcome is unknown the form is frozen, so the retry sends what the melder sees. */
 function freeze(frozen) {
-  for (const control of form.querySelectorAll("input, select, textarea")) {
-    if (control.tagName === "TEXTAREA") control.readOnly = frozen;
-    else control.disabled = frozen;
-  }
+  lockFields(frozen);
   const hiding = $(frozen ? "submit" : "retry");
   const showing = $(frozen ? "retry" : "submit");
   const hadFocus = document.activeElement === hiding;
@@ -173,13 +180,22 @@ function freeze(frozen) {
   if (hadFocus) showing.focus(); // keep a keyboard user's place
 }
 
+/**
+ * Encrypts and uploads the attachments (each its own age file, protocol.md
+ * §3a), then seals the envelope that names them, to the same recipients.
+ */
 async function prepare(values) {
-  status("", t("report_status_reading"), { fraction: 0 });
-  const attachments = await readAttachments(values.files, (f) => status("", t("report_status_reading"), { fraction: f }));
-  status("", t("report_status_encrypting"), { fraction: null });
   const code = attempt?.code ?? generateCode();
   const keys = attempt?.keys ?? (await deriveKeys(code));
+  attempt = { code, keys, request: null, uploads: [] };
   const chosen = counsellors.filter((c) => values.ids.includes(c.id));
+  const recipients = [...chosen.map((c) => c.age_recipient), keys.replyRecipient];
+  let sent = { attachments: [], uploads: [] };
+  if (values.files.length) {
+    lockFields(true);
+    sent = await sendAttachments(values.files, recipients);
+  }
+  status("", t("report_status_encrypting"), { fraction: null });
   const envelope = buildEnvelope({
     kind: "report",
     text: values.text,
@@ -187,15 +203,17 @@ async function prepare(values) {
     contact: values.contact,
     replyRecipient: keys.replyRecipient,
     counsellors: chosen.map((c) => c.id),
-    attachments,
+    attachments: sent.attachments,
   });
-  const sealed = await encrypt(envelope, [...chosen.map((c) => c.age_recipient), keys.replyRecipient]);
-  const request = JSON.stringify({
+  const sealed = await encrypt(envelope, recipients);
+  const request = {
     counsellors: chosen.map((c) => c.id),
     lookup_key: keys.lookupKey,
     message: bytesToBase64(sealed),
-  });
-  attempt = { code, keys, request };
+  };
+  if (sent.uploads.length) request.uploads = sent.uploads;
+  attempt.request = JSON.stringify(request);
+  attempt.uploads = sent.uploads;
 }
 
 async function send() {
@@ -220,22 +238,32 @@ async function submit() {
 }
 
 function failed(error) {
-  if (error instanceof ApiError && error.uncertain) {
+  if (error instanceof UploadCancelled) {
+    // Nothing was stored and the uploads are deleted: back to the form as it was.
+    lockFields(false);
+    status("", t("upload_cancelled"));
+    $("submit").focus();
+    return;
+  }
+  if (error instanceof ApiError && error.uncertain && attempt?.request) {
     freeze(true);
     status("", t("report_error_uncertain"), { kind: "error" });
     $("retry").focus();
     return;
   }
   // Refused or never sent: nothing was stored, so the melder may edit and
-  // send again, encrypted afresh, under the same code.
+  // send again, encrypted afresh, under the same code. Attachments the
+  // refused report named are deleted; they are sent afresh too.
   freeze(false);
-  if (attempt) attempt.request = null;
+  if (attempt) {
+    for (const upload of attempt.uploads) uploadApi().cancel(upload).catch(() => {});
+    attempt.request = null;
+    attempt.uploads = [];
+  }
   if (error instanceof ApiError && error.code === "code_in_use") attempt = null; // take a new code
   if (error instanceof ApiError && error.code === "unknown_counsellor") loadCounsellors();
-  const message = error instanceof ApiError ? apiErrorMessage(error)
-    : error instanceof RangeError ? t("report_error_too_large")
-      : t("report_error_encrypt");
-  status("", message, { kind: "error" });
+showLimits("attachments-limits");
+  status("", sendFailureMessage(error), { kind: "error" });
 }
 
 // ------------------------------------------------------------------- done --
@@ -274,10 +302,11 @@ function finish() {
 
 // ----------------------------------------------------------------- events --
 
-form.addEventListener("submit", (event) => {
+form.addEventListener("submit", async (event) => {
   event.preventDefault();
   if (busy || !$("retry").hidden) return; // busy, or frozen: only the retry button sends
-  if (check(readForm())) submit();
+  await loadLimits(); // long since there, but the file check needs them
+  if (!busy && check(readForm())) submit();
 });
 $("retry").addEventListener("click", submit);
 for (const id of ["text", "contact"]) $(id).addEventListener("input", () => clearError(id));
@@ -293,3 +322,4 @@ window.addEventListener("beforeunload", (event) => {
 });
 
 loadCounsellors();
+showLimits("attachments-limits");

@@ -15,7 +15,10 @@ import {
   parseCode,
 } from "./protocol.js";
 import { ApiError, getCounsellors, getOrganisations, getThread, organisationFromPath, postFollowUp } from "./api.js";
-import { checkFiles, readAttachments, watchFileInput } from "./attachments.js";
+import {
+  attachmentItem, checkFiles, loadLimits, sendAttachments, sendFailureMessage, showLimits, watchFileInput,
+} from "./attachments.js";
+import { UploadCancelled, uploadApi } from "./upload.js";
 import { formatDay, loadMessages, t } from "./i18n.js";
 import { $, apiErrorMessage, el, errorSummary, fieldError, focusHeading, setBusy, status } from "./ui.js";
 
@@ -26,7 +29,10 @@ const followupFiles = watchFileInput("followup-attachments", "followup-attachmen
 let session = null;
 let objectUrls = [];
 let busy = false;
-/** A follow-up whose outcome is unknown; a retry resends exactly these bytes. */
+/**
+ * A follow-up whose outcome is unknown: `request`, the exact body a retry
+ * resends, and the `uploads` it names.
+ */
 let pendingFollowUp = null;
 /** The same for the evaluation. */
 let pendingEvaluation = null;
@@ -156,14 +162,6 @@ function authorName(item, envelope) {
   return envelope?.author?.name ?? counsellorName(item.author);
 }
 
-function attachmentLink(attachment) {
-  // Served as octet-stream whatever type the sender claimed, so a browser
-  // saves it instead of rendering (say) HTML from a stranger in this origin.
-  const url = URL.createObjectURL(new Blob([base64ToBytes(attachment.data)], { type: "application/octet-stream" }));
-  objectUrls.push(url);
-  return el("li", {}, [el("a", { text: attachment.name, attrs: { href: url, download: attachment.name } })]);
-}
-
 function messageItem(item, envelope) {
   const mine = item.author === "melder";
   const kind = (envelope?.kind ?? item.kind).replace("-", "_");
@@ -198,7 +196,7 @@ function messageItem(item, envelope) {
   if (envelope.text && envelope.kind !== "evaluation") article.append(el("p", { className: "message-text", text: envelope.text }));
   if (envelope.attachments?.length) {
     article.append(el("p", { className: "message-attachments-title", text: t("thread_attachments") }),
-      el("ul", { className: "file-list" }, envelope.attachments.map(attachmentLink)));
+      el("ul", { className: "file-list" }, envelope.attachments.map((a) => attachmentItem(a, objectUrls))));
   }
   return el("li", {}, [article]);
 }
@@ -263,6 +261,7 @@ async function render() {
 async function prepareFollowUp() {
   const text = $("followup-text").value;
   const files = followupFiles();
+  await loadLimits();
   const fileError = checkFiles(files);
   fieldError("followup-attachments", fileError);
   if (!text.trim() && files.length === 0) {
@@ -270,15 +269,29 @@ async function prepareFollowUp() {
     $("followup-text").focus();
     return false;
   }
-  if (fileError) return false;
-  const recipients = caseRecipients();
-  status("followup", t("report_status_reading"), { fraction: 0 });
-  const attachments = await readAttachments(files, (f) => status("followup", t("report_status_reading"), { fraction: f }));
+  if (fileError) {
+    $("followup-attachments").focus();
+    return false;
+  }
+  const recipients = [...caseRecipients(), session.keys.replyRecipient];
+  let sent = { attachments: [], uploads: [] };
+  if (files.length) {
+    lockFollowUp(true);
+    sent = await sendAttachments(files, recipients, "followup-");
+  }
   status("followup", t("report_status_encrypting"), { fraction: null });
-  const envelope = buildEnvelope({ kind: "follow-up", text, attachments });
-  const sealed = await encrypt(envelope, [...recipients, session.keys.replyRecipient]);
-  pendingFollowUp = JSON.stringify({ lookup_key: session.keys.lookupKey, message: bytesToBase64(sealed) });
+  const envelope = buildEnvelope({ kind: "follow-up", text, attachments: sent.attachments });
+  const sealed = await encrypt(envelope, recipients);
+  const request = { lookup_key: session.keys.lookupKey, message: bytesToBase64(sealed) };
+  if (sent.uploads.length) request.uploads = sent.uploads;
+  pendingFollowUp = { request: JSON.stringify(request), uploads: sent.uploads };
   return true;
+}
+
+/** The follow-up's fields read-only (while attachments go out, or an outcome is unknown) or editable. */
+function lockFollowUp(locked) {
+  $("followup-text").readOnly = locked;
+  $("followup-attachments").disabled = locked;
 }
 
 /** While an outcome is unknown the text is frozen and only the retry sends it. */
@@ -286,8 +299,7 @@ function freezeFollowUp(frozen) {
   const hiding = $(frozen ? "followup-submit" : "followup-retry");
   const showing = $(frozen ? "followup-retry" : "followup-submit");
   const hadFocus = document.activeElement === hiding;
-  $("followup-text").readOnly = frozen;
-  $("followup-attachments").disabled = frozen;
+  lockFollowUp(frozen);
   hiding.hidden = true;
   showing.hidden = false;
   if (hadFocus) showing.focus(); // keep a keyboard user's place
@@ -300,7 +312,7 @@ async function sendFollowUp() {
   try {
     if (!pendingFollowUp && !(await prepareFollowUp())) return;
     status("followup", t("report_status_sending"), { fraction: 0 });
-    await postFollowUp(pendingFollowUp, (f) => status("followup", t("report_status_sending"), { fraction: f }));
+    await postFollowUp(pendingFollowUp.request, (f) => status("followup", t("report_status_sending"), { fraction: f }));
     pendingFollowUp = null;
     freezeFollowUp(false);
     $("followup-form").reset();
@@ -311,15 +323,19 @@ async function sendFollowUp() {
     // The new message pushed the form down: keep the button and its news in sight.
     $("followup-status").scrollIntoView({ block: "nearest" });
   } catch (error) {
-    if (error instanceof ApiError && error.uncertain) {
+    if (error instanceof UploadCancelled) {
+      lockFollowUp(false);
+      status("followup", t("upload_cancelled"));
+      if (session) $("followup-submit").focus(); // not when the thread was closed meanwhile
+    } else if (error instanceof ApiError && error.uncertain && pendingFollowUp) {
       freezeFollowUp(true);
       status("followup", t("report_error_uncertain"), { kind: "error" });
     } else {
+      // Refused: the uploads it named are deleted; a new try sends them afresh.
+      for (const upload of pendingFollowUp?.uploads ?? []) uploadApi().cancel(upload).catch(() => {});
       pendingFollowUp = null;
       freezeFollowUp(false);
-      const message = error instanceof ApiError ? apiErrorMessage(error)
-        : error.message === "no-counsellor-key" ? t("followup_error_no_counsellor")
-          : error instanceof RangeError ? t("report_error_too_large") : t("report_error_encrypt");
+      const message = error.message === "no-counsellor-key" ? t("followup_error_no_counsellor") : sendFailureMessage(error);
       status("followup", message, { kind: "error" });
     }
   } finally {
@@ -418,6 +434,8 @@ async function sendEvaluation() {
 }
 
 function closeThread() {
+  // Attachments still going out are stopped and deleted first.
+  if (!$("followup-upload").hidden) $("followup-upload-cancel").click();
   for (const url of objectUrls) URL.revokeObjectURL(url);
   objectUrls = [];
   session = null;
@@ -436,6 +454,7 @@ function closeThread() {
 // ----------------------------------------------------------------- events --
 
 $("code-form").addEventListener("submit", openThread);
+showLimits("followup-attachments-limits");
 $("code").addEventListener("input", () => fieldError("code", null));
 $("followup-form").addEventListener("submit", (event) => {
   event.preventDefault();

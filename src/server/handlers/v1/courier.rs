@@ -2,7 +2,9 @@
 //! No password: the Ed25519 signature is the authentication and the counter
 //! stops replays (protocol.md §6).
 
-use axum::body::Bytes;
+use std::io::{Read, Write};
+
+use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderValue, header};
@@ -10,13 +12,23 @@ use axum::response::{IntoResponse, Response};
 
 use super::{body_bytes, require_octet_stream};
 use crate::format::bundle::MAX_BUNDLE_BYTES;
-use crate::format::bundle::{BundleError, Inbox, Outbox, OutboxKind};
+use crate::format::bundle::{BundleError, Inbox, InboxEntry, Outbox, OutboxKind};
+use crate::format::ids::{MessageId, UploadId};
 use crate::server::AppState;
 use crate::server::error::AppError;
 use crate::server::store::{OutboxWrite, SyncOutcome};
 
-/// Room left in an inbox for messages, below the laptop's bundle limit.
+/// Room left in an inbox for message files, which are read into memory;
+/// below the laptop's limit for them.
 const INBOX_BUDGET_BYTES: usize = MAX_BUNDLE_BYTES - 4 * 1024 * 1024;
+
+/// Room in one inbox for streamed attachments, which are never in memory:
+/// what does not fit comes with the next sync, so one download stays a
+/// size a courier can carry on a stick in a reasonable time.
+const INBOX_ATTACHMENT_BUDGET_BYTES: u64 = 2 * 1024 * 1024 * 1024;
+
+/// Bytes gathered before they go to the HTTP body.
+const BODY_PIECE_BYTES: usize = 256 * 1024;
 
 pub async fn sync(
     State(state): State<AppState>,
@@ -25,8 +37,34 @@ pub async fn sync(
 ) -> Result<Response, AppError> {
     let bytes = body_bytes(body)?;
     require_octet_stream(&headers)?;
-    let (counsellor, counter, inbox) =
-        tokio::task::spawn_blocking(move || apply(&state, &bytes)).await??;
+    // The outbox is checked and applied first; only then do the answer's
+    // headers go out and the inbox stream into the body, written on a
+    // blocking thread as it is encrypted.
+    let (ready, is_ready) = tokio::sync::oneshot::channel();
+    let (pieces, body) = tokio::sync::mpsc::channel(4);
+    tokio::task::spawn_blocking(move || {
+        let prepared = match apply(&state, &bytes) {
+            Ok(prepared) => prepared,
+            Err(refusal) => {
+                let _ = ready.send(Err(refusal));
+                return;
+            }
+        };
+        let _ = ready.send(Ok((prepared.counsellor.clone(), prepared.counter)));
+        let writer = BodyWriter {
+            pieces: pieces.clone(),
+            pending: Vec::with_capacity(BODY_PIECE_BYTES),
+        };
+        if let Err(e) = write_inbox(&state, prepared, writer) {
+            // The body ends with an error, so the courier sees a broken
+            // download, never a short inbox that looks whole.
+            tracing::error!("courier: the inbox stream stopped: {e}");
+            let _ = pieces.blocking_send(Err(e));
+        }
+    });
+    let (counsellor, counter) = is_ready
+        .await
+        .map_err(|_| AppError::Internal("the courier task ended early".into()))??;
     let disposition =
         format!("attachment; filename=\"meldkluis-inbox-{counsellor}-{counter}.age\"");
     Ok((
@@ -41,13 +79,23 @@ pub async fn sync(
                     .map_err(|e| AppError::Internal(e.to_string()))?,
             ),
         ],
-        inbox,
+        Body::new(InboxBody(body)),
     )
         .into_response())
 }
 
-/// Checks, applies and answers; blocking (SQLite, age).
-fn apply(state: &AppState, bytes: &[u8]) -> Result<(String, u64, Vec<u8>), AppError> {
+/// An applied outbox and what its answer carries.
+struct Prepared {
+    counsellor: String,
+    counter: u64,
+    applied: Vec<MessageId>,
+    entries: Vec<InboxEntry>,
+    recipient: age::x25519::Recipient,
+}
+
+/// Checks and applies the outbox, and picks the inbox entries; blocking
+/// (SQLite, signature).
+fn apply(state: &AppState, bytes: &[u8]) -> Result<Prepared, AppError> {
     let mut outbox = Outbox::parse(bytes)?;
     let mut files = std::mem::take(&mut outbox.files);
     let manifest = &outbox.manifest;
@@ -88,27 +136,97 @@ fn apply(state: &AppState, bytes: &[u8]) -> Result<(String, u64, Vec<u8>), AppEr
     let mut entries = state
         .store
         .inbox(&manifest.counsellor, manifest.inbox_ack)?;
-    // Keep the inbox within what the laptop accepts; what does not fit comes
-    // with the next sync, because the acknowledgement only moves on import.
-    let mut total = 0;
+    // Keep the inbox within its budgets; what does not fit comes with the
+    // next sync, because the acknowledgement only moves on import.
+    let mut in_memory = 0;
+    let mut streamed = 0;
     let fits = entries
         .iter()
         .take_while(|e| {
-            total += e.body.len() + 1024;
-            total <= INBOX_BUDGET_BYTES
+            in_memory += e.body.len() + 1024;
+            streamed += e.attachments.iter().map(|a| a.length).sum::<u64>();
+            in_memory <= INBOX_BUDGET_BYTES && streamed <= INBOX_ATTACHMENT_BUDGET_BYTES
         })
         .count();
     entries.truncate(fits.max(1));
     let recipient = card
         .recipient()
         .map_err(|e| AppError::Internal(e.to_string()))?;
-    let inbox = Inbox::seal(
-        &manifest.counsellor,
-        manifest.counter,
+    Ok(Prepared {
+        counsellor: manifest.counsellor.clone(),
+        counter: manifest.counter,
         applied,
-        &entries,
-        &recipient,
-    )
-    .map_err(|e| AppError::Internal(e.to_string()))?;
-    Ok((manifest.counsellor.clone(), manifest.counter, inbox))
+        entries,
+        recipient,
+    })
+}
+
+/// Encrypts the inbox into the body, reading attachments from disk as it
+/// goes; blocking.
+fn write_inbox(state: &AppState, prepared: Prepared, writer: BodyWriter) -> std::io::Result<()> {
+    let mut open = |upload: &UploadId| -> std::io::Result<Box<dyn Read>> {
+        Ok(Box::new(state.uploads.open_file(upload)?))
+    };
+    let mut writer = Inbox::seal_to(
+        writer,
+        &prepared.counsellor,
+        prepared.counter,
+        &prepared.applied,
+        &prepared.entries,
+        &prepared.recipient,
+        &mut open,
+    )?;
+    writer.flush()
+}
+
+/// A `Write` into the response body: pieces of `BODY_PIECE_BYTES` through a
+/// channel of four, so at most about a megabyte waits for a slow courier.
+struct BodyWriter {
+    pieces: tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
+    pending: Vec<u8>,
+}
+
+impl BodyWriter {
+    fn send_pending(&mut self) -> std::io::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let piece = std::mem::replace(&mut self.pending, Vec::with_capacity(BODY_PIECE_BYTES));
+        self.pieces
+            .blocking_send(Ok(Bytes::from(piece)))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the courier left"))
+    }
+}
+
+impl Write for BodyWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let room = BODY_PIECE_BYTES - self.pending.len();
+        let n = bytes.len().min(room);
+        self.pending.extend_from_slice(&bytes[..n]);
+        if self.pending.len() == BODY_PIECE_BYTES {
+            self.send_pending()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.send_pending()
+    }
+}
+
+/// The receiving end as an HTTP body.
+struct InboxBody(tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>);
+
+impl hyper::body::Body for InboxBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|piece| piece.map(|result| result.map(hyper::body::Frame::data)))
+    }
 }

@@ -4,6 +4,7 @@ pub mod counsellors;
 pub mod courier;
 pub mod reports;
 pub mod thread;
+pub mod uploads;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;

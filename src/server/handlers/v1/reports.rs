@@ -8,7 +8,9 @@ use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::uploads::named_uploads;
 use super::{json_body, lookup_hash, message};
+use crate::format::ids::UploadId;
 use crate::server::AppState;
 use crate::server::error::AppError;
 use crate::server::store::NewCase;
@@ -19,6 +21,8 @@ struct NewReport {
     counsellors: Vec<String>,
     lookup_key: String,
     message: String,
+    #[serde(default)]
+    uploads: Option<Vec<UploadId>>,
 }
 
 pub async fn create(
@@ -42,10 +46,14 @@ pub async fn create(
         return Err(AppError::MixedOrganisations);
     }
     let report = message(&request.message)?;
+    let uploads = named_uploads(request.uploads)?;
     let store = state.clone();
-    let outcome =
-        tokio::task::spawn_blocking(move || store.store.create_case(lookup, counsellors, report))
-            .await??;
+    let outcome = tokio::task::spawn_blocking(move || {
+        store
+            .store
+            .create_case(lookup, counsellors, report, uploads)
+    })
+    .await??;
     match outcome {
         NewCase::Created(day) => Ok((
             StatusCode::CREATED,
@@ -55,5 +63,6 @@ pub async fn create(
             Ok((StatusCode::OK, Json(json!({ "stored": true, "day": day }))))
         }
         NewCase::CodeInUse => Err(AppError::CodeInUse),
+        NewCase::UnknownUpload => Err(AppError::UnknownUpload),
     }
 }

@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use super::{json_body, lookup_hash, message};
 use crate::server::AppState;
 use crate::server::error::AppError;
+use crate::server::store::FollowUp;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -23,9 +24,11 @@ struct ThreadRequest {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct FollowUp {
+struct FollowUpRequest {
     lookup_key: String,
     message: String,
+    #[serde(default)]
+    uploads: Option<Vec<crate::format::ids::UploadId>>,
 }
 
 pub async fn fetch(
@@ -82,12 +85,19 @@ pub async fn follow_up(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Value>), AppError> {
-    let request: FollowUp = json_body(&headers, body)?;
+    let request: FollowUpRequest = json_body(&headers, body)?;
     let lookup = lookup_hash(&request.lookup_key)?;
     let message = message(&request.message)?;
-    let day = tokio::task::spawn_blocking(move || state.store.add_follow_up(lookup, message))
-        .await??
-        .ok_or(AppError::UnknownCode)?;
+    let uploads = super::uploads::named_uploads(request.uploads)?;
+    let day = match tokio::task::spawn_blocking(move || {
+        state.store.add_follow_up(lookup, message, uploads)
+    })
+    .await??
+    {
+        FollowUp::Stored(day) => day,
+        FollowUp::UnknownCode => return Err(AppError::UnknownCode),
+        FollowUp::UnknownUpload => return Err(AppError::UnknownUpload),
+    };
     Ok((
         StatusCode::CREATED,
         Json(json!({ "stored": true, "day": day })),
