@@ -31,6 +31,9 @@ use crate::format::day::Day;
 use crate::format::envelope::{Evaluation, Status};
 use crate::format::ids::{CaseId, MessageId, UploadId};
 
+/// The highest scrypt work factor (log2 N) an identity file may ask for.
+const MAX_VAULT_WORK_FACTOR: u8 = 22;
+
 const IDENTITY: &str = "identity.age";
 const SIGNING_KEY: &str = "signing-key.age";
 const CARD: &str = "card.json";
@@ -242,10 +245,22 @@ impl Vault {
         if !decryptor.is_scrypt() {
             return Err(damaged(&identity_path, "not passphrase-encrypted"));
         }
-        let scrypt = age::scrypt::Identity::new(passphrase);
+        let mut scrypt = age::scrypt::Identity::new(passphrase);
+        // age's default ceiling is "this machine's one-second work factor
+        // plus four", measured now: on a busy laptop that can fall below the
+        // factor the vault was made with, and the right passphrase would be
+        // refused. The vault is the counsellor's own file; allow up to 2^22
+        // (4 GiB of memory), far above what `init` ever picks.
+        scrypt.set_max_work_factor(MAX_VAULT_WORK_FACTOR);
         let mut reader = decryptor
             .decrypt(std::iter::once(&scrypt as &dyn age::Identity))
-            .map_err(|_| ReviewError::WrongPassphrase)?;
+            .map_err(|e| match e {
+                age::DecryptError::ExcessiveWork { .. } => damaged(
+                    &identity_path,
+                    "its passphrase protection asks for more work than this program allows",
+                ),
+                _ => ReviewError::WrongPassphrase,
+            })?;
         let mut text = Zeroizing::new(String::new());
         reader
             .read_to_string(&mut text)

@@ -11,8 +11,8 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
 use super::{body_bytes, require_octet_stream};
-use crate::format::bundle::MAX_BUNDLE_BYTES;
 use crate::format::bundle::{BundleError, Inbox, InboxEntry, Outbox, OutboxKind};
+use crate::format::bundle::{MAX_BUNDLE_BYTES, MAX_ENTRIES};
 use crate::format::ids::{MessageId, UploadId};
 use crate::server::AppState;
 use crate::server::error::AppError;
@@ -140,15 +140,26 @@ fn apply(state: &AppState, bytes: &[u8]) -> Result<Prepared, AppError> {
     // next sync, because the acknowledgement only moves on import.
     let mut in_memory = 0;
     let mut streamed = 0;
+    // The manifest is one archive entry; each message one more, and one per
+    // attachment.
+    let mut archive_entries = 1;
     let fits = entries
         .iter()
         .take_while(|e| {
             in_memory += e.body.len() + 1024;
             streamed += e.attachments.iter().map(|a| a.length).sum::<u64>();
-            in_memory <= INBOX_BUDGET_BYTES && streamed <= INBOX_ATTACHMENT_BUDGET_BYTES
+            archive_entries += 1 + e.attachments.len();
+            in_memory <= INBOX_BUDGET_BYTES
+                && streamed <= INBOX_ATTACHMENT_BUDGET_BYTES
+                && archive_entries <= MAX_ENTRIES
         })
         .count();
     entries.truncate(fits.max(1));
+    // Everything the laptop checks, before the first byte goes out: a stream
+    // cannot take back what it has sent.
+    Inbox::check(&manifest.counsellor, manifest.counter, &applied, &entries).map_err(|e| {
+        AppError::Internal(format!("courier: an inbox the laptop would refuse: {e}"))
+    })?;
     let recipient = card
         .recipient()
         .map_err(|e| AppError::Internal(e.to_string()))?;
