@@ -1,7 +1,8 @@
 //! Server and reviewer benchmarks. Every figure is printed next to a
 //! baseline measured in the same run, on the same machine, and as a ratio
-//! (docs/performance.md records one run). Run: `cargo bench --bench server`
-//! (or `bash benches/run.sh`, which also runs the browser benchmark).
+//! (docs/performance.md records one run). Run: `cargo bench --bench server`,
+//! or one part: `cargo bench --bench server -- submit|lookup|latency|review|upload`.
+//! The browser benchmark is `node benches/browser.mjs`.
 //!
 //! - durable small submissions/s against a bare rusqlite insert loop with the
 //!   same durability settings (WAL, synchronous=FULL);
