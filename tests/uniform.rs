@@ -279,19 +279,17 @@ struct Sample {
     status: u16,
     /// From sending the request to the first byte of the answer.
     time: Duration,
-    /// When the first byte arrived.
-    answered: Instant,
 }
 
 /// Sends the requests of each round at the same moment, one per
 /// connection, back to back in random order, and waits for all answers
 /// before the next round. Requests that arrive together mostly have their
 /// floor end on the same tick of the server's millisecond timer and meet
-/// the same load, so the moments their answers arrive differ by what the
-/// key changes, not by where in a tick each arrived (a spread of a whole
-/// millisecond for requests timed one by one). `runners` rounds run at
-/// once (a floor is a wait, so they overlap); a random pause of 0–2 ms
-/// before each round spreads rounds over the timer's tick.
+/// the same load, so their times differ by what the key changes, not by
+/// where in a tick each arrived (a spread of a whole millisecond for
+/// requests timed one by one, which needs six times the samples).
+/// `runners` rounds run at once (a floor is a wait, so they overlap); a
+/// random pause of 0–2 ms before each round spreads rounds over the tick.
 fn run(port: u16, rounds: Vec<Vec<Request>>, runners: usize) -> Vec<Sample> {
     let mut shares: Vec<Vec<(usize, Vec<Request>)>> = (0..runners).map(|_| Vec::new()).collect();
     for (i, round) in rounds.into_iter().enumerate() {
@@ -322,7 +320,6 @@ fn run(port: u16, rounds: Vec<Vec<Request>>, runners: usize) -> Vec<Sample> {
                             label: request.label,
                             status,
                             time: answered - sent,
-                            answered,
                         });
                     }
                 }
@@ -371,8 +368,8 @@ fn bootstrap_error(values: &[f64]) -> f64 {
 
 /// How far apart two labels' answers are, in µs: the time each took from
 /// its request (median, p99, how many came later than the floor + 5 ms),
-/// and the difference b − a between the moments the two answers of a
-/// round arrived, with its standard error.
+/// and the difference b − a between the times of the two answers of a
+/// round, with its standard error.
 struct Comparison {
     median: (f64, f64),
     p99: (f64, f64),
@@ -392,14 +389,7 @@ fn compare(samples: &[Sample], a: &str, b: &str, floor: Duration) -> Comparison 
     let (sa, sb) = (of(a), of(b));
     let differences: Vec<f64> = sa
         .iter()
-        .map(|(round, s)| {
-            let other = sb[round].answered;
-            if other >= s.answered {
-                (other - s.answered).as_secs_f64() * 1e6
-            } else {
-                -(s.answered - other).as_secs_f64() * 1e6
-            }
-        })
+        .map(|(round, s)| (sb[round].time.as_secs_f64() - s.time.as_secs_f64()) * 1e6)
         .collect();
     let times = |m: &std::collections::BTreeMap<usize, &Sample>| {
         let mut v: Vec<f64> = m.values().map(|s| s.time.as_secs_f64() * 1e6).collect();
@@ -421,15 +411,16 @@ fn compare(samples: &[Sample], a: &str, b: &str, floor: Duration) -> Comparison 
 }
 
 /// Two answers of a round may differ by at most this (µs). Without the
-/// floor a known key's answer came 0.1 ms (release) to 0.5 ms (debug) after
-/// an unknown key's; the estimate's standard error here is 7–20 µs on a
-/// loaded 2-core machine, so noise stays inside 50 µs and a known answer
-/// held back 0.1 ms lands outside it. (Planted faults, docs/security.md
-/// §4: 0.1 ms of work after the floor on the blocking pool shows as
-/// +0.3 ms and fails; 0.1 ms of CPU on the async worker shows only as
-/// +0.05 ms, because the unknown answer of the same round, queued behind
-/// it on the same worker, waits too. Serialising the answer before the
-/// floor is what keeps such work out; see `at_floor`.)
+/// floor a known key's thread came 0.09 ms (release) to 1.1 ms (debug)
+/// after an unknown key's 404, and a known follow-up 0.5–0.8 ms (release)
+/// to 5 ms (debug) after an unknown one; the estimate's standard error
+/// here is 3–20 µs on a loaded 2-core machine, so noise stays inside 50 µs
+/// and a known answer held back 0.1 ms lands outside it. (Planted faults,
+/// docs/security.md §4: 0.1 ms of work after the floor on the blocking
+/// pool shows as +0.3 ms and fails; 0.1 ms of CPU on the async worker
+/// shows only as +0.05 ms, because the unknown answer of the same round,
+/// queued behind it on the same worker, waits too. Building the whole
+/// answer before the floor is what keeps such work out; see `at_floor`.)
 const TOLERANCE_MICROS: f64 = 50.0;
 /// An attempt counts only if its estimate is this precise: otherwise a
 /// real 0.1 ms difference could hide in the noise.
@@ -575,7 +566,9 @@ fn follow_up_answers_take_the_same_time_whatever_the_key() {
     let (server, melder, recipient, _vault) = setup();
     let mut sent = 0;
     // Every known follow-up is new (a repeat would be a retry, answered
-    // without a commit), so each one is a durable commit.
+    // without a commit), so each one is a durable commit; an unknown key
+    // never reaches the writer (store.rs), so a round sets a commit against
+    // a read, as for a melder and a prober who do not arrive together.
     let rounds = || {
         (0..1000)
             .map(|_| {
