@@ -414,14 +414,21 @@ impl Store {
         }))
     }
 
-    /// Adds a melder's follow-up; `None` when no case has this lookup key.
-    /// The identical message again (a retry) is stored once.
+    /// Adds a melder's follow-up; `UnknownCode` when no case has this lookup
+    /// key. The identical message again (a retry) is stored once.
     pub fn add_follow_up(
         &self,
         lookup: LookupHash,
         message: AgeBlob,
         uploads: Vec<UploadId>,
     ) -> Result<FollowUp, StoreError> {
+        // An unknown key is answered from a read connection: follow-ups with
+        // made-up keys never queue for the writer, so they cannot delay real
+        // commits, nor wait for them. The writer checks again (the case may
+        // be purged in between).
+        if case_by_lookup(&*self.read()?, &lookup)?.is_none() {
+            return Ok(FollowUp::UnknownCode);
+        }
         self.write(move |tx| {
             let outcome = add_follow_up(tx, &lookup, &message, &uploads)?;
             Ok((matches!(outcome, FollowUp::Stored(_)), outcome))
