@@ -365,16 +365,43 @@ fn fill(path: &Path, n: usize) -> Vec<String> {
     keys
 }
 
-fn latency(runtime: &tokio::runtime::Runtime, n: usize) -> (Duration, Duration) {
+/// p50 and p99 of sorted times.
+fn percentiles(mut times: Vec<Duration>) -> (Duration, Duration) {
+    times.sort();
+    (times[times.len() / 2], times[times.len() * 99 / 100])
+}
+
+/// Look-up latency with `n` stored cases: over HTTP (which includes the
+/// 25 ms answer floor of issue 5, docs/security.md §4) and of the store's
+/// own read, which is what grows, if anything, with the database.
+fn latency(
+    runtime: &tokio::runtime::Runtime,
+    n: usize,
+) -> ((Duration, Duration), (Duration, Duration)) {
     let dir = tempfile::tempdir().unwrap();
     let started = Instant::now();
-    let keys = fill(&dir.path().join("meldkluis.sqlite"), n);
+    let database = dir.path().join("meldkluis.sqlite");
+    let keys = fill(&database, n);
     eprintln!("  filled {n} cases in {:.1?}", started.elapsed());
+    let store = meldkluis::server::store::Store::open(&database).unwrap();
+    let mut reads = Vec::new();
+    for round in 0..20_000 {
+        let key = &keys[(round * 7919) % keys.len()];
+        let hash = meldkluis::format::derive::LookupKey::from_hex(key)
+            .unwrap()
+            .hash();
+        let t = Instant::now();
+        assert!(store.thread(&hash).unwrap().is_some());
+        if round >= 1000 {
+            reads.push(t.elapsed());
+        }
+    }
+    drop(store);
     let site = start(runtime, Some(dir.path()));
     let agent = agent();
     let url = format!("http://{}/api/v1/thread", site.address);
     let mut times = Vec::new();
-    for round in 0..4000 {
+    for round in 0..1200 {
         let key = &keys[(round * 7919) % keys.len()];
         let body = json!({ "lookup_key": key }).to_string();
         let t = Instant::now();
@@ -389,16 +416,19 @@ fn latency(runtime: &tokio::runtime::Runtime, n: usize) -> (Duration, Duration) 
             times.push(t.elapsed());
         }
     }
-    times.sort();
-    (times[times.len() / 2], times[times.len() * 99 / 100])
+    (percentiles(times), percentiles(reads))
 }
 
 fn latency_by_size(runtime: &tokio::runtime::Runtime) {
-    let (small50, small99) = latency(runtime, 1_000);
-    let (large50, large99) = latency(runtime, 1_000_000);
+    let ((small50, small99), (small_read50, small_read99)) = latency(runtime, 1_000);
+    let ((large50, large99), (large_read50, large_read99)) = latency(runtime, 1_000_000);
     println!(
-        "look-up latency: 1,000 cases p50 {small50:.2?} p99 {small99:.2?}; 1,000,000 cases p50 {large50:.2?} p99 {large99:.2?}; p99 ratio {:.2}",
+        "look-up latency over HTTP (25 ms floor included): 1,000 cases p50 {small50:.2?} p99 {small99:.2?}; 1,000,000 cases p50 {large50:.2?} p99 {large99:.2?}; p99 ratio {:.2}",
         large99.as_secs_f64() / small99.as_secs_f64()
+    );
+    println!(
+        "store read of a thread: 1,000 cases p50 {small_read50:.2?} p99 {small_read99:.2?}; 1,000,000 cases p50 {large_read50:.2?} p99 {large_read99:.2?}; p99 ratio {:.2}",
+        large_read99.as_secs_f64() / small_read99.as_secs_f64()
     );
 }
 
