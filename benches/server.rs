@@ -36,10 +36,7 @@ use serde_json::{Value, json};
 
 /// Client threads for the throughput figures (`MELDKLUIS_BENCH_CLIENTS`).
 fn clients() -> usize {
-    std::env::var("MELDKLUIS_BENCH_CLIENTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(16)
+    env_number("MELDKLUIS_BENCH_CLIENTS", 16) as usize
 }
 
 fn main() {
@@ -76,12 +73,15 @@ struct Site {
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
-/// A real server on 127.0.0.1 with one counsellor, in this process.
-fn start(runtime: &tokio::runtime::Runtime, data: Option<&Path>) -> Site {
-    let dir = tempfile::tempdir().unwrap();
+fn passphrase() -> SecretString {
+    SecretString::from("benchmark passphrase".to_owned())
+}
+
+/// The counsellor `vp-bench`: a vault in `dir/vault`, its card in `dir/keys`.
+fn bench_counsellor(dir: &Path) -> Vault {
     let vault = Vault::init(
-        &dir.path().join("vault"),
-        SecretString::from("benchmark passphrase".to_owned()),
+        &dir.join("vault"),
+        passphrase(),
         NewCounsellor {
             id: "vp-bench".into(),
             name: "Bench".into(),
@@ -92,8 +92,23 @@ fn start(runtime: &tokio::runtime::Runtime, data: Option<&Path>) -> Site {
         },
     )
     .unwrap();
-    std::fs::create_dir_all(dir.path().join("keys")).unwrap();
-    std::fs::write(dir.path().join("keys/vp-bench.json"), vault.card.to_json()).unwrap();
+    std::fs::create_dir_all(dir.join("keys")).unwrap();
+    std::fs::write(dir.join("keys/vp-bench.json"), vault.card.to_json()).unwrap();
+    vault
+}
+
+/// A whole-number setting from the environment, or its default.
+fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A real server on 127.0.0.1 with one counsellor, in this process.
+fn start(runtime: &tokio::runtime::Runtime, data: Option<&Path>) -> Site {
+    let dir = tempfile::tempdir().unwrap();
+    let vault = bench_counsellor(dir.path());
     let config = Config {
         data_dir: data
             .map(Path::to_path_buf)
@@ -454,31 +469,12 @@ fn reviewer_throughput() {
     use sha2::{Digest, Sha256};
 
     const MIB: u64 = 1024 * 1024;
-    let env = |name: &str, default: u64| {
-        std::env::var(name)
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(default)
-    };
-    let count = env("MELDKLUIS_BENCH_ATTACHMENTS", 3) as usize;
+    let count = env_number("MELDKLUIS_BENCH_ATTACHMENTS", 3) as usize;
     // A Padmé bucket, so the tool's output (which keeps the padding) has
     // exactly the bytes of ours.
-    let size = attachment_padded_length(env("MELDKLUIS_BENCH_ATTACHMENT_MIB", 200) * MIB);
+    let size = attachment_padded_length(env_number("MELDKLUIS_BENCH_ATTACHMENT_MIB", 200) * MIB);
     let dir = tempfile::tempdir().unwrap();
-    let passphrase = || SecretString::from("benchmark passphrase".to_owned());
-    let mut vault = Vault::init(
-        &dir.path().join("vault"),
-        passphrase(),
-        NewCounsellor {
-            id: "vp-bench".into(),
-            name: "Bench".into(),
-            organisation: "Bench".into(),
-            org: None,
-            kind: CounsellorKind::Internal,
-            description: String::new(),
-        },
-    )
-    .unwrap();
+    let mut vault = bench_counsellor(dir.path());
     let melder = age::x25519::Identity::generate();
 
     // The uploads, encrypted as the web page does: streamed, padded.
@@ -680,26 +676,9 @@ fn proc_kib(pid: u32, field: &str) -> u64 {
 fn upload_memory() {
     use std::io::{BufRead, Read, Write};
     const MIB: u64 = 1024 * 1024;
-    let size_mib: u64 = std::env::var("MELDKLUIS_BENCH_UPLOAD_MIB")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(500);
+    let size_mib = env_number("MELDKLUIS_BENCH_UPLOAD_MIB", 500);
     let dir = tempfile::tempdir().unwrap();
-    let mut vault = Vault::init(
-        &dir.path().join("vault"),
-        SecretString::from("benchmark passphrase".to_owned()),
-        NewCounsellor {
-            id: "vp-bench".into(),
-            name: "Bench".into(),
-            organisation: "Bench".into(),
-            org: None,
-            kind: CounsellorKind::Internal,
-            description: String::new(),
-        },
-    )
-    .unwrap();
-    std::fs::create_dir_all(dir.path().join("keys")).unwrap();
-    std::fs::write(dir.path().join("keys/vp-bench.json"), vault.card.to_json()).unwrap();
+    let mut vault = bench_counsellor(dir.path());
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_meldkluis"))
         .args(["serve", "--listen", "127.0.0.1:0", "--data"])
         .arg(dir.path().join("data"))

@@ -107,20 +107,27 @@ pub fn write_new_file_with<E>(
     placed.map(Ok)
 }
 
+/// Creates `path` if nothing is there yet; `None` if something is.
+fn create_if_absent(path: &Path) -> Result<Option<std::fs::File>, ReviewError> {
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+    {
+        Ok(file) => Ok(Some(file)),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(None),
+        Err(e) => Err(ReviewError::io(path)(e)),
+    }
+}
+
 /// A new hidden file `.meldkluis-<random>.part` in `dir`.
 fn create_temporary(dir: &Path) -> Result<(PathBuf, std::fs::File), ReviewError> {
     loop {
         let mut random = [0u8; 8];
         rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut random);
         let path = dir.join(format!(".meldkluis-{}.part", hex::encode(random)));
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-        {
-            Ok(file) => return Ok((path, file)),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(ReviewError::io(&path)(e)),
+        if let Some(file) = create_if_absent(&path)? {
+            return Ok((path, file));
         }
     }
 }
@@ -139,14 +146,8 @@ fn create_new_name(dir: &Path, name: &str) -> Result<(PathBuf, std::fs::File), R
             format!("{stem} ({n}){extension}")
         };
         let path = dir.join(&candidate);
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-        {
-            Ok(file) => return Ok((path, file)),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(ReviewError::io(&path)(e)),
+        if let Some(file) = create_if_absent(&path)? {
+            return Ok((path, file));
         }
     }
     Err(ReviewError::io(dir)(std::io::Error::other(

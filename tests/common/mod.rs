@@ -194,21 +194,11 @@ impl Server {
         content_type: Option<&str>,
         body: &[u8],
     ) -> Response {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        let mut head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n",
-            body.len()
-        );
-        if let Some(ct) = content_type {
-            head.push_str(&format!("Content-Type: {ct}\r\n"));
-        }
-        head.push_str("\r\n");
-        stream.write_all(head.as_bytes()).unwrap();
-        // The server may answer (413) before reading a large body.
-        let _ = stream.write_all(body);
-        let mut raw = Vec::new();
-        let _ = stream.read_to_end(&mut raw);
-        parse_response(&raw)
+        let headers: Vec<(&str, &str)> = content_type
+            .map(|ct| ("Content-Type", ct))
+            .into_iter()
+            .collect();
+        self.request_with(method, path, &headers, body)
     }
 
     /// A request with extra headers.
@@ -229,6 +219,7 @@ impl Server {
         }
         head.push_str("\r\n");
         stream.write_all(head.as_bytes()).unwrap();
+        // The server may answer (413) before reading a large body.
         let _ = stream.write_all(body);
         let mut raw = Vec::new();
         let _ = stream.read_to_end(&mut raw);
