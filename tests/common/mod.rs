@@ -27,9 +27,6 @@ pub struct Server {
     pub dir: tempfile::TempDir,
     /// Everything the server wrote to stdout and stderr.
     pub log: Arc<Mutex<Vec<u8>>>,
-    /// Where the test sees the data directory, if not at `dir/data` (a
-    /// server in its own mount namespace).
-    pub data_view: Option<PathBuf>,
 }
 
 pub struct Response {
@@ -118,7 +115,7 @@ impl Server {
     }
 
     /// The arguments of `meldkluis serve` on port 0 in `dir`.
-    pub fn serve_args(dir: &tempfile::TempDir, extra: &[&str]) -> Vec<std::ffi::OsString> {
+    fn serve_args(dir: &tempfile::TempDir, extra: &[&str]) -> Vec<std::ffi::OsString> {
         let mut args: Vec<std::ffi::OsString> = vec!["serve".into()];
         args.extend(extra.iter().map(Into::into));
         args.extend(["--listen".into(), "127.0.0.1:0".into(), "--data".into()]);
@@ -128,9 +125,9 @@ impl Server {
         args
     }
 
-    /// Runs `command` (a `meldkluis serve`, perhaps wrapped) and waits for
-    /// its "listening" line.
-    pub fn spawn(mut command: Command, dir: tempfile::TempDir) -> Server {
+    /// Runs `command` (a `meldkluis serve`) and waits for its "listening"
+    /// line.
+    fn spawn(mut command: Command, dir: tempfile::TempDir) -> Server {
         let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -172,19 +169,11 @@ impl Server {
             port,
             dir,
             log,
-            data_view: None,
         }
     }
 
-    /// The server process's id.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
     pub fn data_dir(&self) -> PathBuf {
-        self.data_view
-            .clone()
-            .unwrap_or_else(|| self.dir.path().join("data"))
+        self.dir.path().join("data")
     }
 
     pub fn request(
