@@ -37,6 +37,10 @@ pub struct AppState(Arc<Inner>);
 
 pub struct Inner {
     pub store: Store,
+    /// One permit per read connection (`store::READERS`): a look-up waits
+    /// here, as a task, for its turn, instead of as a parked thread of the
+    /// blocking pool.
+    read_slots: tokio::sync::Semaphore,
     pub uploads: Arc<uploads::Uploads>,
     pub cards: std::collections::BTreeMap<String, Card>,
     pub site: Site,
@@ -78,11 +82,30 @@ impl AppState {
         let uploads = uploads::Uploads::open(config, &store)?;
         Ok(AppState(Arc::new(Inner {
             store,
+            read_slots: tokio::sync::Semaphore::new(store::READERS),
             uploads: Arc::new(uploads),
             cards,
             site: Site::build()?,
             security_contact: config.security_contact.clone(),
         })))
+    }
+}
+
+impl AppState {
+    /// Runs `work`, which reads the store, on the blocking pool once a read
+    /// connection is free. Hundreds of look-ups at once thus cost hundreds
+    /// of waiting tasks, not hundreds of threads.
+    pub async fn read<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Inner) -> T + Send + 'static,
+    ) -> Result<T, AppError> {
+        let _slot = self
+            .read_slots
+            .acquire()
+            .await
+            .map_err(|e| AppError::Internal(e.to_string()))?;
+        let state = self.clone();
+        Ok(tokio::task::spawn_blocking(move || work(&state)).await?)
     }
 }
 

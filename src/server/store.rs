@@ -6,7 +6,7 @@
 //! them through `spawn_blocking`.
 
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use sha2::{Digest, Sha256};
@@ -193,8 +193,11 @@ pub enum SyncOutcome {
 type Job = Box<dyn FnOnce(&rusqlite::Transaction<'_>) -> (bool, Reply) + Send>;
 type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
 
-/// Read connections kept open; more are opened when all are busy.
-const READERS: usize = 8;
+/// Read connections, opened with the store and kept open. A read waits for
+/// a free one rather than opening another: opening a connection reads and
+/// parses the schema, which cost more than the look-up itself and, with
+/// hundreds of look-ups at once, most of the server's CPU (docs/performance.md).
+pub const READERS: usize = 8;
 
 /// A pooled read connection, given back when dropped.
 struct Reader<'a> {
@@ -213,12 +216,17 @@ impl Drop for Reader<'_> {
     fn drop(&mut self) {
         if let Some(connection) = self.connection.take() {
             let mut pool = self.store.readers.lock().unwrap_or_else(|p| p.into_inner());
-            if pool.len() < READERS {
-                pool.push(connection);
-            }
+            pool.push(connection);
+            self.store.reader_free.notify_one();
         }
     }
 }
+
+/// A thread's counsellors and messages, in order (`Store::thread`).
+const THREAD_COUNSELLORS: &str =
+    "SELECT counsellor FROM case_counsellors WHERE case_id = ?1 ORDER BY counsellor";
+const THREAD_MESSAGES: &str =
+    "SELECT id, author, kind, day, body FROM messages WHERE case_id = ?1 ORDER BY seq";
 
 /// Most jobs one commit carries.
 const MAX_BATCH: usize = 256;
@@ -232,12 +240,22 @@ pub struct Store {
     /// Read connections, taken and given back per look-up, so look-ups run
     /// in parallel with each other and with the writer (WAL).
     readers: Mutex<Vec<Connection>>,
+    /// Signalled when a read connection is given back.
+    reader_free: Condvar,
     path: std::path::PathBuf,
 }
 
 fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     let connection = Connection::open(path)?;
     connection.busy_timeout(std::time::Duration::from_secs(10))?;
+    // Plans that do not depend on bound values. Without this, SQLite marks
+    // `WHERE case_id = ?1 ORDER BY seq` as "re-plan when ?1 changes" and
+    // parses the statement again on every run: most of a look-up's CPU
+    // (docs/performance.md). There are no statistics to plan by anyway.
+    connection.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )?;
     // WAL with FULL sync: a commit is on disk when it returns (DESIGN §6).
     // secure_delete: deleted cases are overwritten, not left in free pages.
     connection.execute_batch(
@@ -317,6 +335,7 @@ impl Store {
             jobs: Mutex::new(Some(sender)),
             writer: Mutex::new(Some(thread)),
             readers: Mutex::new(readers),
+            reader_free: Condvar::new(),
             path: path.to_path_buf(),
         })
     }
@@ -354,12 +373,20 @@ impl Store {
             .map_err(|_| StoreError::Writer("the writer thread dropped a job".into()))?
     }
 
-    /// A read connection for the duration of the guard.
+    /// A read connection for the duration of the guard; waits while all
+    /// `READERS` are in use.
     fn read(&self) -> Result<Reader<'_>, StoreError> {
-        let pooled = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        let connection = match pooled {
-            Some(connection) => connection,
-            None => open_connection(&self.path)?,
+        let mut pool = self.readers.lock().unwrap_or_else(|p| p.into_inner());
+        let connection = loop {
+            match pool.pop() {
+                Some(connection) => break connection,
+                None => {
+                    pool = self
+                        .reader_free
+                        .wait(pool)
+                        .unwrap_or_else(|p| p.into_inner())
+                }
+            }
         };
         Ok(Reader {
             store: self,
@@ -388,15 +415,11 @@ impl Store {
         let Some(case) = case_by_lookup(&connection, lookup)? else {
             return Ok(None);
         };
-        let mut statement = connection.prepare_cached(
-            "SELECT counsellor FROM case_counsellors WHERE case_id = ?1 ORDER BY counsellor",
-        )?;
+        let mut statement = connection.prepare_cached(THREAD_COUNSELLORS)?;
         let counsellors = statement
             .query_map([&case.0[..]], |row| row.get(0))?
             .collect::<Result<Vec<String>, _>>()?;
-        let mut statement = connection.prepare_cached(
-            "SELECT id, author, kind, day, body FROM messages WHERE case_id = ?1 ORDER BY seq",
-        )?;
+        let mut statement = connection.prepare_cached(THREAD_MESSAGES)?;
         let messages = statement
             .query_map([&case.0[..]], |row| {
                 Ok(StoredMessage {
@@ -924,6 +947,34 @@ mod tests {
         ));
         assert_eq!(store.inbox("vp-a", 0).unwrap().len(), 2);
         assert_eq!(store.inbox("vp-b", 0).unwrap().len(), 0);
+    }
+
+    #[test]
+    fn look_ups_reuse_their_prepared_statements() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db.sqlite")).unwrap();
+        let mut lookups = Vec::new();
+        for byte in ["ab", "cd", "ef"] {
+            let lookup = LookupKey::from_hex(&byte.repeat(32)).unwrap().hash();
+            store
+                .create_case(lookup, vec!["vp-a".into()], message(), vec![])
+                .unwrap();
+            lookups.push(lookup);
+        }
+        for lookup in lookups.iter().cycle().take(9) {
+            assert_eq!(store.thread(lookup).unwrap().unwrap().messages.len(), 1);
+        }
+        // The pool hands out the connection given back last: the one that
+        // ran all nine look-ups, with its cached statements.
+        let connection = store.read().unwrap();
+        for sql in [THREAD_COUNSELLORS, THREAD_MESSAGES] {
+            let statement = connection.prepare_cached(sql).unwrap();
+            assert_eq!(
+                statement.get_status(rusqlite::StatementStatus::RePrepare),
+                0,
+                "{sql} was parsed again on a later run"
+            );
+        }
     }
 
     #[test]

@@ -95,30 +95,31 @@ async fn read_thread(
     // The whole answer is built on the blocking thread, JSON included:
     // base64 and JSON of the bodies are the bulk of a look-up's work, and
     // none of it may be left for after the floor.
-    let json = tokio::task::spawn_blocking(move || {
-        let Some(thread) = state.store.thread(&lookup)? else {
-            return Ok(None);
-        };
-        let answer = ThreadAnswer {
-            counsellors: thread.counsellors,
-            messages: thread
-                .messages
-                .into_iter()
-                .map(|m| MessageAnswer {
-                    message: STANDARD.encode(&m.body),
-                    id: m.id,
-                    author: m.author,
-                    kind: m.kind,
-                    day: m.day,
-                })
-                .collect(),
-        };
-        serde_json::to_vec(&answer)
-            .map(Some)
-            .map_err(|e| AppError::Internal(e.to_string()))
-    })
-    .await??
-    .ok_or(AppError::UnknownCode)?;
+    let json = state
+        .read(move |state| {
+            let Some(thread) = state.store.thread(&lookup)? else {
+                return Ok(None);
+            };
+            let answer = ThreadAnswer {
+                counsellors: thread.counsellors,
+                messages: thread
+                    .messages
+                    .into_iter()
+                    .map(|m| MessageAnswer {
+                        message: STANDARD.encode(&m.body),
+                        id: m.id,
+                        author: m.author,
+                        kind: m.kind,
+                        day: m.day,
+                    })
+                    .collect(),
+            };
+            serde_json::to_vec(&answer)
+                .map(Some)
+                .map_err(|e| AppError::Internal(e.to_string()))
+        })
+        .await??
+        .ok_or(AppError::UnknownCode)?;
     Ok((
         [(
             header::CONTENT_TYPE,
