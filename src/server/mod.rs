@@ -8,6 +8,7 @@ pub mod config;
 pub mod demo;
 pub mod error;
 pub mod handlers;
+pub mod read_pool;
 pub mod store;
 pub mod uploads;
 pub mod verify;
@@ -37,10 +38,8 @@ pub struct AppState(Arc<Inner>);
 
 pub struct Inner {
     pub store: Store,
-    /// One permit per read connection (`store::READERS`): a look-up waits
-    /// here, as a task, for its turn, instead of as a parked thread of the
-    /// blocking pool.
-    read_slots: tokio::sync::Semaphore,
+    /// Threads for thread look-ups (read_pool.rs).
+    reads: read_pool::ReadPool,
     pub uploads: Arc<uploads::Uploads>,
     pub cards: std::collections::BTreeMap<String, Card>,
     pub site: Site,
@@ -65,6 +64,8 @@ pub enum ServeError {
     Site(#[from] handlers::pages::SiteError),
     #[error("network: {0}")]
     Io(#[from] std::io::Error),
+    #[error("cannot start the read threads: {0}")]
+    Threads(String),
 }
 
 impl AppState {
@@ -82,7 +83,8 @@ impl AppState {
         let uploads = uploads::Uploads::open(config, &store)?;
         Ok(AppState(Arc::new(Inner {
             store,
-            read_slots: tokio::sync::Semaphore::new(store::READERS),
+            reads: read_pool::ReadPool::start(READ_THREADS)
+                .map_err(|e| ServeError::Threads(e.to_string()))?,
             uploads: Arc::new(uploads),
             cards,
             site: Site::build()?,
@@ -91,53 +93,62 @@ impl AppState {
     }
 }
 
+/// Threads of the read pool. Two keep look-ups going while one waits for
+/// the disk; more would only wake more threads.
+const READ_THREADS: usize = 2;
+
 impl AppState {
-    /// Runs `work`, which reads the store, on the blocking pool once a read
-    /// connection is free. Hundreds of look-ups at once thus cost hundreds
-    /// of waiting tasks, not hundreds of threads.
+    /// Runs `work`, which reads the store, on the read pool's threads and
+    /// waits for it as a task.
     pub async fn read<T: Send + 'static>(
         &self,
         work: impl FnOnce(&Inner) -> T + Send + 'static,
     ) -> Result<T, AppError> {
-        let _slot = self
-            .read_slots
-            .acquire()
-            .await
-            .map_err(|e| AppError::Internal(e.to_string()))?;
         let state = self.clone();
-        Ok(tokio::task::spawn_blocking(move || work(&state)).await?)
+        self.reads
+            .run(move || work(&state))
+            .await
+            .map_err(|e| AppError::Internal(e.to_string()))
     }
 }
 
 /// Headers on every answer (DESIGN §1): no third-party anything, no caching,
-/// no referrer, no framing, no cookies.
-const SECURITY_HEADERS: [(&str, &str); 9] = [
-    (
-        "content-security-policy",
-        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
-         connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
-    ),
-    ("referrer-policy", "no-referrer"),
-    ("x-content-type-options", "nosniff"),
-    ("x-frame-options", "DENY"),
-    ("cache-control", "no-store"),
-    ("cross-origin-opener-policy", "same-origin"),
-    ("cross-origin-resource-policy", "same-origin"),
-    (
-        "permissions-policy",
-        "camera=(), microphone=(), geolocation=(), interest-cohort=()",
-    ),
-    ("x-robots-tag", "noindex, nofollow"),
-];
+/// no referrer, no framing, no cookies. Built once (`from_static` checks
+/// every byte of a name it does not know).
+static SECURITY_HEADERS: std::sync::LazyLock<[(HeaderName, HeaderValue); 9]> =
+    std::sync::LazyLock::new(|| {
+        [
+            (
+                "content-security-policy",
+                "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
+                 connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+            ),
+            ("referrer-policy", "no-referrer"),
+            ("x-content-type-options", "nosniff"),
+            ("x-frame-options", "DENY"),
+            ("cache-control", "no-store"),
+            ("cross-origin-opener-policy", "same-origin"),
+            ("cross-origin-resource-policy", "same-origin"),
+            (
+                "permissions-policy",
+                "camera=(), microphone=(), geolocation=(), interest-cohort=()",
+            ),
+            ("x-robots-tag", "noindex, nofollow"),
+        ]
+        .map(|(name, value)| {
+            (
+                HeaderName::from_static(name),
+                HeaderValue::from_static(value),
+            )
+        })
+    });
 
 async fn security_headers(request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
-    for (name, value) in SECURITY_HEADERS {
-        headers.insert(
-            HeaderName::from_static(name),
-            HeaderValue::from_static(value),
-        );
+    headers.reserve(SECURITY_HEADERS.len());
+    for (name, value) in SECURITY_HEADERS.iter() {
+        headers.insert(name.clone(), value.clone());
     }
     headers.remove(header::SET_COOKIE);
     response

@@ -3,7 +3,8 @@
 //!
 //! It holds only what protocol.md §7 lists. This is the one narrow interface a
 //! replicated backend would have to implement. All calls block: handlers run
-//! them through `spawn_blocking`.
+//! them through `spawn_blocking`, and thread look-ups on the read pool
+//! (`read_pool.rs`).
 
 use std::path::Path;
 use std::sync::{Condvar, Mutex};
@@ -197,7 +198,7 @@ type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
 /// a free one rather than opening another: opening a connection reads and
 /// parses the schema, which cost more than the look-up itself and, with
 /// hundreds of look-ups at once, most of the server's CPU (docs/performance.md).
-pub const READERS: usize = 8;
+const READERS: usize = 8;
 
 /// A pooled read connection, given back when dropped.
 struct Reader<'a> {
@@ -214,11 +215,24 @@ impl std::ops::Deref for Reader<'_> {
 
 impl Drop for Reader<'_> {
     fn drop(&mut self) {
-        if let Some(connection) = self.connection.take() {
-            let mut pool = self.store.readers.lock().unwrap_or_else(|p| p.into_inner());
-            pool.push(connection);
-            self.store.reader_free.notify_one();
+        let Some(mut connection) = self.connection.take() else {
+            return;
+        };
+        // A read that stopped inside its transaction (a panic) must not
+        // hand the next reader an old snapshot: end it, or open a new
+        // connection in its place.
+        if !connection.is_autocommit() && connection.execute_batch("ROLLBACK").is_err() {
+            match open_connection(&self.store.path) {
+                Ok(fresh) => connection = fresh,
+                Err(e) => {
+                    tracing::error!("store: a read connection is lost: {e}");
+                    return;
+                }
+            }
         }
+        let mut pool = self.store.readers.lock().unwrap_or_else(|p| p.into_inner());
+        pool.push(connection);
+        self.store.reader_free.notify_one();
     }
 }
 
@@ -412,29 +426,17 @@ impl Store {
     /// The thread for a lookup key, or `None`.
     pub fn thread(&self, lookup: &LookupHash) -> Result<Option<Thread>, StoreError> {
         let connection = self.read()?;
-        let Some(case) = case_by_lookup(&connection, lookup)? else {
-            return Ok(None);
-        };
-        let mut statement = connection.prepare_cached(THREAD_COUNSELLORS)?;
-        let counsellors = statement
-            .query_map([&case.0[..]], |row| row.get(0))?
-            .collect::<Result<Vec<String>, _>>()?;
-        let mut statement = connection.prepare_cached(THREAD_MESSAGES)?;
-        let messages = statement
-            .query_map([&case.0[..]], |row| {
-                Ok(StoredMessage {
-                    id: MessageId(blob16(row.get(0)?)),
-                    author: row.get(1)?,
-                    kind: row.get(2)?,
-                    day: parse_day(&row.get::<_, String>(3)?),
-                    body: row.get(4)?,
-                })
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Some(Thread {
-            counsellors,
-            messages,
-        }))
+        // One read transaction for the three reads: one snapshot (a purge
+        // in between cannot leave a case without messages), and one round
+        // of WAL locks (fcntl calls) instead of three.
+        connection.prepare_cached("BEGIN")?.execute([])?;
+        let thread = read_thread(&connection, lookup);
+        let ended = connection
+            .prepare_cached("COMMIT")
+            .and_then(|mut commit| commit.execute([]));
+        let thread = thread?;
+        ended?;
+        Ok(thread)
     }
 
     /// Adds a melder's follow-up; `UnknownCode` when no case has this lookup
@@ -854,6 +856,33 @@ fn insert_message(
         ],
     )?;
     Ok(())
+}
+
+/// The reads of `Store::thread`, inside its transaction.
+fn read_thread(connection: &Connection, lookup: &LookupHash) -> Result<Option<Thread>, StoreError> {
+    let Some(case) = case_by_lookup(connection, lookup)? else {
+        return Ok(None);
+    };
+    let mut statement = connection.prepare_cached(THREAD_COUNSELLORS)?;
+    let counsellors = statement
+        .query_map([&case.0[..]], |row| row.get(0))?
+        .collect::<Result<Vec<String>, _>>()?;
+    let mut statement = connection.prepare_cached(THREAD_MESSAGES)?;
+    let messages = statement
+        .query_map([&case.0[..]], |row| {
+            Ok(StoredMessage {
+                id: MessageId(blob16(row.get(0)?)),
+                author: row.get(1)?,
+                kind: row.get(2)?,
+                day: parse_day(&row.get::<_, String>(3)?),
+                body: row.get(4)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Some(Thread {
+        counsellors,
+        messages,
+    }))
 }
 
 fn case_by_lookup(
