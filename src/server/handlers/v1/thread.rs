@@ -93,9 +93,9 @@ async fn read_thread(
     let request: ThreadRequest = json_body(&headers, body)?;
     let lookup = lookup_hash(&request.lookup_key)?;
     // The read and the whole answer (JSON and base64 included) are made on
-    // the blocking pool, not on this worker: work done here would hold up
-    // the other requests this worker has not yet started, and so would
-    // set their floors later when a known key arrives with them
+    // the read pool (read_pool.rs), not on this worker: work done here
+    // would hold up the other requests this worker has not yet started, and
+    // so would set their floors later when a known key arrives with them
     // (tests/uniform.rs saw 65 µs). None of it is left for after the floor.
     let json = state
         .read(move |state| state.store.thread(&lookup)?.map(encode).transpose())
@@ -121,7 +121,9 @@ fn encode(thread: Thread) -> Result<Vec<u8>, AppError> {
     let size: usize = thread
         .messages
         .iter()
-        .map(|m| base64::encoded_len(m.body.len(), true).unwrap_or(usize::MAX) + 160)
+        .map(|m| {
+            base64::encoded_len(m.body.len(), true).map_or(usize::MAX, |n| n.saturating_add(160))
+        })
         .fold(64, usize::saturating_add);
     let mut out = Vec::with_capacity(size);
     out.extend_from_slice(b"{\"counsellors\":");
