@@ -539,3 +539,87 @@ fn rotated_keys_keep_old_cases_readable_and_the_new_card_syncs() {
         "Antwoord na sleutelwissel."
     );
 }
+
+#[test]
+fn a_follow_up_after_closure_reopens_the_case_and_is_answered() {
+    use meldkluis::review::views::{self, AuthorView, CaseStatus, Content};
+    let dir = tempfile::tempdir().unwrap();
+    let mut vault = make_vault(dir.path(), "vp-a");
+    let server = Server::start_with_cards(&[("vp-a", vault.card.to_json())]);
+    let today = Day::today();
+    let melder = Melder::new();
+    let report = melder.report_envelope("Er verdwijnt geld uit de kas.", &["vp-a"]);
+    let request = melder.report_request(&report, &[vault.recipient()]);
+    assert_eq!(server.post_json("/api/v1/reports", &request).status, 201);
+    sync(&server, &mut vault);
+    let case = *vault.state.cases.keys().next().unwrap();
+    let overview = views::overview(&vault, today);
+    assert_eq!(overview[0].subject.raw(), "Er verdwijnt geld uit de kas.");
+    assert_eq!((overview[0].unread, overview[0].awaiting_answer), (1, true));
+    views::mark_seen(&mut vault, &case).unwrap();
+    assert_eq!(views::overview(&vault, today)[0].unread, 0);
+
+    commands::send(
+        &mut vault,
+        &case,
+        commands::closing_template(commands::Lang::Nl),
+        Some(Status::Closed),
+        today,
+    )
+    .unwrap();
+    sync(&server, &mut vault);
+    let closed_day = |server: &Server| -> Option<String> {
+        let db = rusqlite::Connection::open(server.data_dir().join("meldkluis.sqlite")).unwrap();
+        db.query_row("SELECT closed_day FROM cases", [], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(closed_day(&server), Some(today.to_string()));
+
+    // The melder writes after closure: the case shows it, unread and waiting.
+    let follow_up = melder.follow_up_request("Het gaat gewoon door.", &[vault.recipient()]);
+    assert_eq!(
+        server
+            .post_json("/api/v1/thread/messages", &follow_up)
+            .status,
+        201
+    );
+    sync(&server, &mut vault);
+    let summary = &views::overview(&vault, today)[0];
+    assert_eq!(summary.status, CaseStatus::Closed);
+    assert_eq!((summary.unread, summary.awaiting_answer), (1, true));
+    let view = views::case(&vault, &case, today).unwrap();
+    let last = view.messages.last().unwrap();
+    assert_eq!((last.number, &last.author), (3, &AuthorView::Melder));
+    assert!(
+        matches!(&last.content, Content::Readable(r) if r.text.raw() == "Het gaat gewoon door.")
+    );
+
+    // A plain reply is refused; reopening answers and the server keeps the case.
+    assert!(matches!(
+        commands::send(&mut vault, &case, "nog iets", None, today),
+        Err(meldkluis::review::ReviewError::CaseClosed(_))
+    ));
+    assert!(matches!(
+        commands::reopen(&mut vault, &case, "ok", today).map(|_| ()),
+        Ok(())
+    ));
+    assert!(matches!(
+        commands::reopen(&mut vault, &case, "twice", today),
+        Err(meldkluis::review::ReviewError::CaseOpen(_))
+    ));
+    let summary = sync(&server, &mut vault);
+    assert_eq!(summary.confirmed, 1);
+    assert!(vault.state.pending.is_empty());
+    assert_eq!(closed_day(&server), None);
+    assert_eq!(
+        views::overview(&vault, today)[0].status,
+        CaseStatus::InProgress
+    );
+    let thread = server.post_json("/api/v1/thread", &melder.thread_request());
+    let texts: Vec<String> = melder
+        .read_thread(&thread.json())
+        .into_iter()
+        .map(|e| e.text)
+        .collect();
+    assert_eq!(texts.last().map(String::as_str), Some("ok"));
+}

@@ -70,6 +70,9 @@ pub enum OutboxKind {
     /// The closing message: the server learns the case is closed, to delete
     /// it after the retention period.
     Close,
+    /// A reply that reopens a closed case (a melder wrote after closure):
+    /// the server keeps the case again, its retention clock stopped.
+    Reopen,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

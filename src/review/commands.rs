@@ -19,12 +19,7 @@ use super::stats::current_status;
 use super::terminal::{clean, clean_line};
 use super::vault::{CaseRecord, MessageRecord, Note, Pending, Vault};
 
-/// The language of a standard text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lang {
-    Nl,
-    En,
-}
+pub use super::i18n::Lang;
 
 /// The standard acknowledgement, to send as is or to edit.
 pub fn acknowledgement_template(lang: Lang) -> &'static str {
@@ -284,11 +279,53 @@ fn author_label(vault: &Vault, author: &str) -> String {
 /// counsellor — optionally setting a status, and queues it for the next
 /// outbox. The first message is the acknowledgement of receipt; a message
 /// marked feedback-given or closed gives feedback; closed closes the case.
+/// A closed case takes no message: [`reopen`] it first.
 pub fn send(
     vault: &mut Vault,
     case_id: &CaseId,
     text: &str,
     status: Option<Status>,
+    today: Day,
+) -> Result<MessageId, ReviewError> {
+    if vault.state.cases[case_id].closed.is_some() {
+        return Err(ReviewError::CaseClosed(case_id.to_hex()));
+    }
+    let kind = if status == Some(Status::Closed) {
+        OutboxKind::Close
+    } else {
+        OutboxKind::Reply
+    };
+    queue_reply(vault, case_id, text, status, kind, today)
+}
+
+/// Reopens a closed case with a message to the melder (status in
+/// progress): the server keeps the case again, so a follow-up after closure
+/// is never a dead end. On an open case this is an error.
+pub fn reopen(
+    vault: &mut Vault,
+    case_id: &CaseId,
+    text: &str,
+    today: Day,
+) -> Result<MessageId, ReviewError> {
+    if vault.state.cases[case_id].closed.is_none() {
+        return Err(ReviewError::CaseOpen(case_id.to_hex()));
+    }
+    queue_reply(
+        vault,
+        case_id,
+        text,
+        Some(Status::InProgress),
+        OutboxKind::Reopen,
+        today,
+    )
+}
+
+fn queue_reply(
+    vault: &mut Vault,
+    case_id: &CaseId,
+    text: &str,
+    status: Option<Status>,
+    kind: OutboxKind,
     today: Day,
 ) -> Result<MessageId, ReviewError> {
     let case = &vault.state.cases[case_id];
@@ -297,9 +334,6 @@ pub fn send(
         .as_deref()
         .and_then(|r| r.parse().ok())
         .ok_or_else(|| ReviewError::NoReplyRecipient(case_id.to_hex()))?;
-    if case.closed.is_some() {
-        return Err(ReviewError::CaseClosed(case_id.to_hex()));
-    }
     let mut envelope = Envelope::new(Kind::Reply, text);
     envelope.author = Some(Author {
         id: vault.card.id.clone(),
@@ -318,6 +352,7 @@ pub fn send(
         day: today,
         seq: None,
         attachments: Vec::new(),
+        seen: true,
     });
     case.acknowledged.get_or_insert(today);
     if matches!(status, Some(Status::FeedbackGiven | Status::Closed)) {
@@ -326,12 +361,11 @@ pub fn send(
     if let Some(status) = status {
         case.status = Some((status, today));
     }
-    let kind = if status == Some(Status::Closed) {
-        case.closed = Some(today);
-        OutboxKind::Close
-    } else {
-        OutboxKind::Reply
-    };
+    match kind {
+        OutboxKind::Close => case.closed = Some(today),
+        OutboxKind::Reopen => case.closed = None,
+        OutboxKind::Reply => {}
+    }
     vault.state.pending.push(Pending {
         id,
         case: *case_id,

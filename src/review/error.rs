@@ -32,8 +32,11 @@ pub enum ReviewError {
     #[error("case {0} has no readable report, so a reply cannot be encrypted to the melder")]
     NoReplyRecipient(String),
     /// A closed case takes no more messages.
-    #[error("case {0} is closed")]
+    #[error("case {0} is closed; reopen it to write")]
     CaseClosed(String),
+    /// Only a closed case can be reopened.
+    #[error("case {0} is not closed")]
+    CaseOpen(String),
     /// A reply that breaks the envelope rules.
     #[error("{0}")]
     Envelope(#[from] crate::format::envelope::EnvelopeError),

@@ -16,6 +16,9 @@ use crate::format::ids::{MessageId, UploadId};
 use super::error::ReviewError;
 use super::vault::{CaseRecord, MessageRecord, StoredAttachment, Vault};
 
+/// How much of a report's text the vault keeps as the case's subject.
+pub const SUBJECT_CHARS: usize = 200;
+
 /// What an import brought.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct ImportSummary {
@@ -128,8 +131,13 @@ fn read_inbox(
                         .filter_map(|a| a.stream())
                         .map(|s| (s.upload, s))
                         .collect();
-                    // Keep only what the state needs.
-                    envelope.text = String::new();
+                    // Keep only what the state needs: the report's first
+                    // words become the case's subject.
+                    envelope.text = if envelope.kind == Kind::Report {
+                        envelope.text.chars().take(SUBJECT_CHARS).collect()
+                    } else {
+                        String::new()
+                    };
                     envelope.contact = None;
                     envelope.attachments = Vec::new();
                 }
@@ -208,6 +216,7 @@ fn apply(vault: &mut Vault, read: ReadInbox) -> Result<ImportSummary, ReviewErro
                 case.category = report.category;
                 case.counsellors = report.counsellors;
                 case.received = item.day;
+                case.subject = Some(report.text);
             }
             Some(evaluation) if from_melder && evaluation.kind == Kind::Evaluation => {
                 case.evaluation = evaluation.evaluation;
@@ -221,6 +230,7 @@ fn apply(vault: &mut Vault, read: ReadInbox) -> Result<ImportSummary, ReviewErro
             day: item.day,
             seq: Some(item.seq),
             attachments: item.attachments.iter().map(|a| a.upload).collect(),
+            seen: false,
         });
         summary.new_messages += 1;
     }

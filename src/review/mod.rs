@@ -8,10 +8,13 @@ pub mod commands;
 pub mod deadlines;
 pub mod error;
 pub mod export;
+pub mod i18n;
 pub mod import;
 pub mod stats;
 pub mod terminal;
+pub mod untrusted;
 pub mod vault;
+pub mod views;
 
 pub use error::ReviewError;
 pub use vault::Vault;

@@ -28,7 +28,9 @@ fn is_dangerous(c: char) -> bool {
     c.is_control()
         || matches!(c,
             '\u{061c}' | '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}'
-            | '\u{2060}'..='\u{2069}' | '\u{feff}' | '\u{fff9}'..='\u{fffb}')
+            | '\u{2060}'..='\u{2069}' | '\u{feff}' | '\u{fff9}'..='\u{fffb}'
+            // soft hyphen, Mongolian vowel separator, tag characters: invisible
+            | '\u{00ad}' | '\u{180e}' | '\u{e0000}'..='\u{e007f}')
 }
 
 #[cfg(test)]

@@ -56,6 +56,14 @@ pub struct MessageRecord {
     /// The streamed attachments that came with it, kept in `attachments/`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attachments: Vec<UploadId>,
+    /// Whether the counsellor has opened it. Messages from before this
+    /// field existed count as seen.
+    #[serde(default = "seen_before_tracking")]
+    pub seen: bool,
+}
+
+fn seen_before_tracking() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -85,6 +93,10 @@ pub struct CaseRecord {
     /// Private notes: only in this vault, never sent.
     #[serde(default)]
     pub notes: Vec<Note>,
+    /// The report's first words, kept (encrypted, like all state) so the
+    /// overview needs no decryption; absent in vaults made before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
 }
 
 impl CaseRecord {
@@ -101,6 +113,7 @@ impl CaseRecord {
             status: None,
             evaluation: None,
             notes: Vec::new(),
+            subject: None,
         }
     }
 }

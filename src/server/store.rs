@@ -13,8 +13,8 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use sha2::{Digest, Sha256};
 
 use crate::format::agefile::AgeBlob;
-use crate::format::bundle::EntryAttachment;
 use crate::format::bundle::InboxEntry;
+use crate::format::bundle::{EntryAttachment, OutboxKind};
 use crate::format::day::Day;
 use crate::format::derive::LookupHash;
 use crate::format::ids::{CaseId, MessageId, UploadId};
@@ -175,8 +175,8 @@ pub struct OutboxWrite {
     pub id: MessageId,
     pub case: CaseId,
     pub body: AgeBlob,
-    /// This item closes the case.
-    pub closes: bool,
+    /// A plain reply, or one that closes or reopens the case.
+    pub kind: OutboxKind,
 }
 
 pub enum SyncOutcome {
@@ -797,7 +797,7 @@ fn apply_outbox(
         id,
         case,
         body,
-        closes,
+        kind,
     } in items
     {
         let assigned: bool = tx.query_row(
@@ -816,11 +816,20 @@ fn apply_outbox(
         if !known {
             insert_message(tx, *id, *case, counsellor, "reply", day, body)?;
         }
-        if *closes {
-            tx.execute(
-                "UPDATE cases SET closed_day = ?2 WHERE id = ?1 AND closed_day IS NULL",
-                params![&case.0[..], day.to_string()],
-            )?;
+        match kind {
+            OutboxKind::Reply => {}
+            OutboxKind::Close => {
+                tx.execute(
+                    "UPDATE cases SET closed_day = ?2 WHERE id = ?1 AND closed_day IS NULL",
+                    params![&case.0[..], day.to_string()],
+                )?;
+            }
+            OutboxKind::Reopen => {
+                tx.execute(
+                    "UPDATE cases SET closed_day = NULL WHERE id = ?1",
+                    [&case.0[..]],
+                )?;
+            }
         }
     }
     tx.execute(

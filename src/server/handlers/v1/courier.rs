@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
 use super::{body_bytes, require_octet_stream};
-use crate::format::bundle::{BundleError, Inbox, InboxEntry, Outbox, OutboxKind};
+use crate::format::bundle::{BundleError, Inbox, InboxEntry, Outbox};
 use crate::format::bundle::{MAX_BUNDLE_BYTES, MAX_ENTRIES};
 use crate::format::ids::{MessageId, UploadId};
 use crate::server::AppState;
@@ -118,7 +118,7 @@ fn apply(state: &AppState, bytes: &[u8]) -> Result<Prepared, AppError> {
                 id: item.id,
                 case: item.case,
                 body: files.remove(&item.id)?,
-                closes: item.kind == OutboxKind::Close,
+                kind: item.kind,
             })
         })
         .collect();

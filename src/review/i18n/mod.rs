@@ -1,0 +1,283 @@
+//! Words both reviewer front ends (command line and desktop program) use for
+//! the library's typed data: statuses, categories, deadlines, authors, and
+//! the errors. One language at a time; Dutch is the default. Each front end
+//! keeps its own sentences in a table of its own beside this one.
+
+mod en;
+mod nl;
+
+use crate::format::day::Day;
+
+use super::attachment::Damage;
+use super::deadlines::{Duty, Urgency};
+use super::error::ReviewError;
+use super::views::{AuthorView, CaseStatus, Category, KnownCategory};
+
+/// The language of everything a front end shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Lang {
+    #[default]
+    Nl,
+    En,
+}
+
+impl Lang {
+    /// From `--lang`, `MELDKLUIS_LANG` or the locale (`LANG=en_GB.UTF-8`):
+    /// English when the text starts with `en`, Dutch otherwise.
+    pub fn from_tag(tag: &str) -> Lang {
+        if tag.trim().to_ascii_lowercase().starts_with("en") {
+            Lang::En
+        } else {
+            Lang::Nl
+        }
+    }
+
+    /// The language the environment asks for: `MELDKLUIS_LANG`, then
+    /// `LC_ALL`, `LC_MESSAGES`, `LANG`; Dutch when none is set.
+    pub fn from_env() -> Lang {
+        ["MELDKLUIS_LANG", "LC_ALL", "LC_MESSAGES", "LANG"]
+            .iter()
+            .find_map(|var| std::env::var(var).ok().filter(|v| !v.is_empty()))
+            .map(|tag| Lang::from_tag(&tag))
+            .unwrap_or_default()
+    }
+
+    /// The BCP 47 tag, for documents and accessibility.
+    pub fn tag(self) -> &'static str {
+        match self {
+            Lang::Nl => "nl",
+            Lang::En => "en",
+        }
+    }
+
+    pub fn words(self) -> &'static Words {
+        match self {
+            Lang::Nl => &nl::WORDS,
+            Lang::En => &en::WORDS,
+        }
+    }
+}
+
+/// The shared vocabulary, one table per language (`nl.rs`, `en.rs`); the
+/// compiler makes sure both have every entry.
+pub struct Words {
+    pub status_received: &'static str,
+    pub status_acknowledged: &'static str,
+    pub status_in_progress: &'static str,
+    pub status_feedback_given: &'static str,
+    pub status_closed: &'static str,
+    pub category_fraud: &'static str,
+    pub category_behaviour: &'static str,
+    pub category_conflict: &'static str,
+    pub category_leak: &'static str,
+    pub category_resources: &'static str,
+    pub category_other: &'static str,
+    pub category_none: &'static str,
+    /// Prefix for a category the form does not offer.
+    pub category_unlisted: &'static str,
+    pub duty_acknowledge: &'static str,
+    pub duty_feedback: &'static str,
+    pub overdue: &'static str,
+    pub due_soon: &'static str,
+    pub on_time: &'static str,
+    pub deadlines_met: &'static str,
+    pub closed: &'static str,
+    /// "{duty} by {day}" and friends: `{duty}` and `{day}` are replaced.
+    pub duty_by: &'static str,
+    pub duty_was_due: &'static str,
+    pub author_melder: &'static str,
+    pub author_you: &'static str,
+    pub author_counsellor: &'static str,
+    pub months: [&'static str; 12],
+    pub errors: ErrorWords,
+}
+
+/// The errors, in words for the counsellor: what happened and what to do.
+/// `{0}` is replaced by the error's detail.
+pub struct ErrorWords {
+    pub vault_exists: &'static str,
+    pub no_vault: &'static str,
+    pub wrong_passphrase: &'static str,
+    pub damaged: &'static str,
+    pub inbox: &'static str,
+    pub not_my_inbox: &'static str,
+    pub no_such_case: &'static str,
+    pub ambiguous_case: &'static str,
+    pub no_reply_recipient: &'static str,
+    pub case_closed: &'static str,
+    pub case_open: &'static str,
+    pub envelope: &'static str,
+    pub card: &'static str,
+    pub io: &'static str,
+    pub damage_missing: &'static str,
+    pub damage_unreadable: &'static str,
+    pub damage_not_age: &'static str,
+    pub damage_wrong_file: &'static str,
+    pub damage_wrong_length: &'static str,
+    pub damage_undecryptable: &'static str,
+    pub damage_padding: &'static str,
+}
+
+impl Words {
+    pub fn status(&self, status: CaseStatus) -> &'static str {
+        match status {
+            CaseStatus::Received => self.status_received,
+            CaseStatus::Acknowledged => self.status_acknowledged,
+            CaseStatus::InProgress => self.status_in_progress,
+            CaseStatus::FeedbackGiven => self.status_feedback_given,
+            CaseStatus::Closed => self.status_closed,
+        }
+    }
+
+    pub fn known_category(&self, category: KnownCategory) -> &'static str {
+        match category {
+            KnownCategory::FraudOrAbuseOfPower => self.category_fraud,
+            KnownCategory::UndesirableBehaviour => self.category_behaviour,
+            KnownCategory::ConflictOfInterest => self.category_conflict,
+            KnownCategory::InformationLeak => self.category_leak,
+            KnownCategory::MisuseOfResources => self.category_resources,
+            KnownCategory::Other => self.category_other,
+        }
+    }
+
+    /// A category in words; an unlisted one is shown neutralised, marked.
+    pub fn category(&self, category: Option<&Category>) -> String {
+        match category {
+            None => self.category_none.into(),
+            Some(Category::Known(known)) => self.known_category(*known).into(),
+            Some(Category::Unlisted(text)) => format!("{}: {}", self.category_unlisted, text),
+        }
+    }
+
+    pub fn duty(&self, duty: Duty) -> &'static str {
+        match duty {
+            Duty::Acknowledge => self.duty_acknowledge,
+            Duty::Feedback => self.duty_feedback,
+        }
+    }
+
+    /// A day in words: `8 december 2026`, `8 December 2026`.
+    pub fn day(&self, day: Day) -> String {
+        let date = day.0;
+        format!(
+            "{} {} {}",
+            date.day(),
+            self.months[usize::from(u8::from(date.month())) - 1],
+            date.year()
+        )
+    }
+
+    /// How urgent, in one word: overdue / due soon / on time / met / closed.
+    pub fn urgency_word(&self, urgency: &Urgency) -> &'static str {
+        match urgency {
+            Urgency::Overdue { .. } => self.overdue,
+            Urgency::Soon { .. } => self.due_soon,
+            Urgency::Pending { .. } => self.on_time,
+            Urgency::Done => self.deadlines_met,
+            Urgency::Closed => self.closed,
+        }
+    }
+
+    /// What is due and by when: "ontvangst bevestigen uiterlijk 8 december 2026".
+    pub fn urgency_detail(&self, urgency: &Urgency) -> String {
+        let fill = |template: &str, duty: Duty, day: Day| {
+            template
+                .replace("{duty}", self.duty(duty))
+                .replace("{day}", &self.day(day))
+        };
+        match *urgency {
+            Urgency::Overdue { duty, since } => fill(self.duty_was_due, duty, since),
+            Urgency::Soon { duty, by } | Urgency::Pending { duty, by } => {
+                fill(self.duty_by, duty, by)
+            }
+            Urgency::Done => self.deadlines_met.into(),
+            Urgency::Closed => self.closed.into(),
+        }
+    }
+
+    pub fn author(&self, author: &AuthorView) -> String {
+        match author {
+            AuthorView::Melder => self.author_melder.into(),
+            AuthorView::You => self.author_you.into(),
+            AuthorView::Counsellor(id) => format!("{} {}", self.author_counsellor, id),
+        }
+    }
+
+    /// An error in words for the counsellor.
+    pub fn error(&self, error: &ReviewError) -> String {
+        let e = &self.errors;
+        let path =
+            |p: &std::path::Path| super::untrusted::Untrusted::new(p.display().to_string()).line();
+        match error {
+            ReviewError::VaultExists(dir) => e.vault_exists.replace("{0}", &path(dir)),
+            ReviewError::NoVault(dir) => e.no_vault.replace("{0}", &path(dir)),
+            ReviewError::WrongPassphrase => e.wrong_passphrase.into(),
+            ReviewError::Damaged { file, problem } => {
+                e.damaged.replace("{0}", &path(file)).replace(
+                    "{1}",
+                    &super::untrusted::Untrusted::new(problem.clone()).line(),
+                )
+            }
+            ReviewError::Inbox(inner) => e.inbox.replace(
+                "{0}",
+                &super::untrusted::Untrusted::new(inner.to_string()).line(),
+            ),
+            ReviewError::NotMyInbox(id) => e
+                .not_my_inbox
+                .replace("{0}", &super::untrusted::Untrusted::new(id.clone()).line()),
+            ReviewError::NoSuchCase(id) => e.no_such_case.replace("{0}", id),
+            ReviewError::AmbiguousCase(id) => e.ambiguous_case.replace("{0}", id),
+            ReviewError::NoReplyRecipient(id) => e.no_reply_recipient.replace("{0}", id),
+            ReviewError::CaseClosed(id) => e.case_closed.replace("{0}", id),
+            ReviewError::CaseOpen(id) => e.case_open.replace("{0}", id),
+            ReviewError::Envelope(inner) => e.envelope.replace("{0}", &inner.to_string()),
+            ReviewError::Card(inner) => e.card.replace("{0}", &inner.to_string()),
+            ReviewError::Io { path: p, source } => {
+                e.io.replace("{0}", &path(p))
+                    .replace("{1}", &source.to_string())
+            }
+        }
+    }
+
+    /// Why an attachment is refused, in words.
+    pub fn damage(&self, damage: &Damage) -> String {
+        let e = &self.errors;
+        match damage {
+            Damage::Missing => e.damage_missing.into(),
+            Damage::Unreadable(detail) => e.damage_unreadable.replace("{0}", detail),
+            Damage::NotAge(detail) => e.damage_not_age.replace("{0}", &detail.to_string()),
+            Damage::WrongFile => e.damage_wrong_file.into(),
+            Damage::WrongLength => e.damage_wrong_length.into(),
+            Damage::Undecryptable(detail) => e.damage_undecryptable.replace("{0}", detail),
+            Damage::Padding => e.damage_padding.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn language_from_tags_and_days_in_words() {
+        assert_eq!(Lang::from_tag("en_GB.UTF-8"), Lang::En);
+        assert_eq!(Lang::from_tag("nl_NL.UTF-8"), Lang::Nl);
+        assert_eq!(Lang::from_tag("C"), Lang::Nl);
+        let day = Day::parse("2026-12-08").unwrap();
+        assert_eq!(Lang::Nl.words().day(day), "8 december 2026");
+        assert_eq!(Lang::En.words().day(day), "8 December 2026");
+    }
+
+    #[test]
+    fn one_language_at_a_time() {
+        let urgency = Urgency::Soon {
+            duty: Duty::Acknowledge,
+            by: Day::parse("2026-12-08").unwrap(),
+        };
+        let nl = Lang::Nl.words().urgency_detail(&urgency);
+        let en = Lang::En.words().urgency_detail(&urgency);
+        assert_eq!(nl, "ontvangst bevestigen uiterlijk 8 december 2026");
+        assert_eq!(en, "acknowledge receipt by 8 December 2026");
+        assert!(!nl.contains(" / ") && !en.contains(" / "));
+    }
+}
