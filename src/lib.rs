@@ -7,6 +7,8 @@
 //! `review`). See docs/protocol.md.
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "desk")]
+pub mod desk;
 pub mod format;
 #[cfg(feature = "review")]
 pub mod review;

@@ -6,6 +6,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use ed25519_dalek::VerifyingKey;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 const MAX_CARD_BYTES: usize = 16 * 1024;
 
@@ -152,11 +153,52 @@ impl Card {
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("a card always serialises") + "\n"
     }
+
+    /// What people compare out of band (read aloud on the phone, on paper)
+    /// to know a card is the counsellor's own: six groups of five digits
+    /// from SHA-256 over the card's id and keys (protocol.md, "Card
+    /// fingerprint"). Digits, because they read aloud the same in Dutch
+    /// and English. Changing this breaks every printed fingerprint — see
+    /// the test `fingerprint_vector`.
+    pub fn fingerprint(&self) -> String {
+        let digest = Sha256::new()
+            .chain_update(b"meldkluis-card-fingerprint-v1\n")
+            .chain_update(self.id.as_bytes())
+            .chain_update(b"\n")
+            .chain_update(self.age_recipient.as_bytes())
+            .chain_update(b"\n")
+            .chain_update(self.signing_key.as_bytes())
+            .chain_update(b"\n")
+            .finalize();
+        digest[..30]
+            .chunks(5)
+            .map(|chunk| {
+                let value = chunk.iter().fold(0u64, |v, b| (v << 8) | u64::from(*b));
+                format!("{:05}", value % 100_000)
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fingerprint_vector() {
+        let mut card = sample();
+        card.id = "vp-jansen".into();
+        card.age_recipient =
+            "age1xmwwc06ly3ee5rytxm9mflaz2u56jjj36s0mypdrwsvlul66mv4q47ryef".into();
+        card.signing_key = "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=".into();
+        assert_eq!(card.fingerprint(), FINGERPRINT_VECTOR);
+        card.id = "vp-jansem".into();
+        assert_ne!(card.fingerprint(), FINGERPRINT_VECTOR);
+    }
+
+    /// docs/protocol.md quotes this value.
+    const FINGERPRINT_VECTOR: &str = "87754 19590 46805 29329 54395 57220";
 
     pub(crate) fn sample() -> Card {
         let signing = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);

@@ -164,6 +164,16 @@ pub struct Vault {
 }
 
 impl Vault {
+    /// Whether `dir` holds a vault (without opening it).
+    pub fn exists(dir: &Path) -> bool {
+        dir.join(IDENTITY).exists()
+    }
+
+    /// The vault's folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// Makes a new vault in `dir` (created if needed, must not hold one).
     pub fn init(
         dir: &Path,

@@ -1,0 +1,278 @@
+//! The counsellor's weekly routine in the desktop program, driven headless
+//! through its accessibility tree (egui_kittest: widgets found by role and
+//! label, never by position) against a real server on 127.0.0.1: first run
+//! → card on the stick → server starts with it → a report arrives → sync →
+//! import → overview → read → acknowledge → reply → sync → the melder reads
+//! the reply → close → the melder writes after closure → reopen → answer →
+//! lock → unlock.
+#![cfg(feature = "desk")]
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::{Melder, Server};
+use egui_kittest::Harness;
+use egui_kittest::kittest::{NodeT, Queryable};
+use meldkluis::desk::DeskApp;
+use meldkluis::format::day::Day;
+
+const PASSPHRASE: &str = "vier woorden als wachtwoordzin";
+
+fn fixed_today() -> Day {
+    Day::today()
+}
+
+fn harness(vault: &Path) -> Harness<'static, DeskApp> {
+    let app = DeskApp::new(vault.to_path_buf(), fixed_today);
+    let mut harness = Harness::builder()
+        .with_size(egui::vec2(1366.0, 768.0))
+        .with_max_steps(12)
+        .build_ui_state(|ui, app: &mut DeskApp| app.ui(ui), app);
+    harness.run_steps(2);
+    harness
+}
+
+/// Steps the program until `done` holds (background work such as scrypt
+/// runs on a thread), for at most a minute.
+fn wait_for(
+    harness: &mut Harness<'_, DeskApp>,
+    what: &str,
+    done: impl Fn(&Harness<'_, DeskApp>) -> bool,
+) {
+    let start = Instant::now();
+    while !done(harness) {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+        harness.step();
+    }
+    harness.run_steps(2);
+}
+
+fn type_into(harness: &mut Harness<'_, DeskApp>, label: &str, text: &str) {
+    harness.get_by_label(label).scroll_to_me();
+    harness.run_steps(2);
+    harness.get_by_label(label).focus();
+    harness.run_steps(1);
+    harness.get_by_label(label).type_text(text);
+    harness.run_steps(2);
+}
+
+/// Activates a widget the way a keyboard user does: focus it, press Enter.
+fn click(harness: &mut Harness<'_, DeskApp>, label: &str) {
+    harness.get_by_label(label).focus();
+    harness.run_steps(1);
+    assert!(
+        harness.get_by_label(label).is_focused(),
+        "{label} takes focus"
+    );
+    harness.key_press(egui::Key::Enter);
+    harness.run_steps(3);
+}
+
+fn has_text(harness: &Harness<'_, DeskApp>, part: &str) -> bool {
+    let found = harness.query_all_by_label_contains(part).next().is_some();
+    if !found {
+        let labels: Vec<String> = harness
+            .query_all_by(|_| true)
+            .filter_map(|n| n.accesskit_node().label())
+            .collect();
+        eprintln!("not on screen: {part:?}; labels: {labels:?}");
+    }
+    found
+}
+
+/// The courier machine: take the outbox from the stick, sync, put the
+/// inbox back under the name the courier page gives it.
+fn courier(server: &Server, stick: &Path, counsellor: &str) {
+    let mut outboxes: Vec<_> = std::fs::read_dir(stick)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.to_string_lossy().contains("meldkluis-outbox-"))
+        .collect();
+    outboxes.sort_by_key(|p| std::fs::metadata(p).unwrap().modified().unwrap());
+    let outbox = outboxes.last().expect("an outbox on the stick");
+    let answer = server.sync(&std::fs::read(outbox).unwrap());
+    assert_eq!(
+        answer.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    let counter = outbox
+        .file_stem()
+        .unwrap()
+        .to_string_lossy()
+        .rsplit('-')
+        .next()
+        .unwrap()
+        .to_string();
+    std::fs::write(
+        stick.join(format!("meldkluis-inbox-{counsellor}-{counter}.age")),
+        &answer.body,
+    )
+    .unwrap();
+    std::fs::remove_file(outbox).unwrap();
+}
+
+/// One full sync from the desk: prepare, courier, import.
+fn sync(harness: &mut Harness<'_, DeskApp>, server: &Server, stick: &Path, counsellor: &str) {
+    click(harness, "Synchroniseren");
+    click(harness, "1. Synchronisatie klaarzetten");
+    assert!(has_text(harness, "Op de stick gezet"), "outbox written");
+    courier(server, stick, counsellor);
+    click(harness, "3. Inbox van de stick inlezen");
+    assert!(
+        has_text(harness, "Ingelezen") || has_text(harness, "Niets nieuws"),
+        "import reported"
+    );
+}
+
+#[test]
+fn the_weekly_routine_from_first_run_to_reopen() {
+    let vault_dir = tempfile::tempdir().unwrap();
+    let vault = vault_dir.path().join("kluis");
+    let stick = tempfile::tempdir().unwrap();
+    let mut h = harness(&vault);
+
+    // First run: the wizard makes the vault; a short passphrase is asked again.
+    assert!(has_text(&h, "Welkom: uw kluis maken"));
+    type_into(&mut h, "Uw naam (zoals melders die zien)", "Mr. A. Jansen");
+    type_into(&mut h, "Organisatie", "Ministerie van Voorbeeldzaken");
+    type_into(&mut h, "Wachtwoordzin", "te kort");
+    type_into(&mut h, "Wachtwoordzin nogmaals", "te kort");
+    click(&mut h, "Kluis maken");
+    assert!(has_text(&h, "korter dan 12 tekens"));
+    assert!(!vault.join("identity.age").exists(), "nothing made");
+    type_into(&mut h, "Wachtwoordzin", PASSPHRASE);
+    type_into(&mut h, "Wachtwoordzin nogmaals", PASSPHRASE);
+    click(&mut h, "Kluis maken");
+    wait_for(&mut h, "the card", |h| has_text(h, "Vingerafdruk"));
+
+    // The card goes on the stick under the name the server expects.
+    type_into(
+        &mut h,
+        "Map op de USB-stick",
+        &stick.path().display().to_string(),
+    );
+    click(&mut h, "Kaart op de stick zetten");
+    let card_path = stick.path().join("mr-a-jansen.json");
+    assert!(card_path.exists(), "card written as <id>.json");
+    let card_json = std::fs::read_to_string(&card_path).unwrap();
+    let card = meldkluis::format::card::Card::parse(card_json.as_bytes()).unwrap();
+    assert!(has_text(&h, &card.fingerprint()), "fingerprint shown");
+    click(&mut h, "Naar mijn zaken");
+    assert!(has_text(&h, "Nog geen zaken"));
+
+    // The operator puts the card in keys/ and the server starts with it.
+    let server = Server::start_with_cards(&[("mr-a-jansen", card_json.clone())]);
+    let recipient = card.recipient().unwrap();
+    let melder = Melder::new();
+    let mut report = melder.report_envelope(
+        "Mijn leidinggevende laat facturen twee keer uitbetalen.",
+        &["mr-a-jansen"],
+    );
+    report.category = Some("fraud-or-abuse-of-power".into());
+    assert_eq!(
+        server
+            .submit_report(&melder, &report, std::slice::from_ref(&recipient))
+            .status,
+        201
+    );
+
+    // Sync: the new case arrives and leads the overview, with its deadline.
+    sync(&mut h, &server, stick.path(), "mr-a-jansen");
+    assert!(has_text(&h, "1 nieuwe zaak/zaken"));
+    click(&mut h, "Zaken");
+    let words = meldkluis::review::i18n::Lang::Nl.words();
+    let ack_by = words.day(meldkluis::review::deadlines::add_days(Day::today(), 7));
+    assert!(has_text(&h, "Mijn leidinggevende laat facturen"));
+    assert!(has_text(&h, "fraude of misbruik van bevoegdheden"));
+    assert!(has_text(
+        &h,
+        &format!("ontvangst bevestigen uiterlijk {ack_by}")
+    ));
+    assert!(has_text(&h, "ongelezen (1)"));
+    assert!(has_text(&h, "wacht op uw antwoord"));
+
+    // Read: the case opens with the report, numbered.
+    let open = h
+        .query_all_by_label_contains("Openen ")
+        .next()
+        .map(|n| n.accesskit_node().label().unwrap_or_default())
+        .expect("an open button");
+    click(&mut h, &open);
+    assert!(has_text(&h, "Bericht 1"));
+    assert!(has_text(&h, "twee keer uitbetalen"));
+
+    // Acknowledge with the standard text (the default for a new case).
+    assert!(has_text(&h, "Zo ziet de melder het"));
+    click(&mut h, "Klaarzetten voor verzending");
+    assert!(has_text(&h, "Klaargezet"));
+    // Reply with own words.
+    click(&mut h, "Antwoord");
+    type_into(&mut h, "Tekst aan de melder", "Welke afdeling betreft het?");
+    click(&mut h, "Klaarzetten voor verzending");
+    assert!(has_text(&h, "Bericht 3"));
+
+    sync(&mut h, &server, stick.path(), "mr-a-jansen");
+    assert!(has_text(&h, "2 van uw berichten bevestigd"));
+    let thread = server.post_json("/api/v1/thread", &melder.thread_request());
+    let texts: Vec<String> = melder
+        .read_thread(&thread.json())
+        .into_iter()
+        .map(|e| e.text)
+        .collect();
+    assert_eq!(texts.len(), 3);
+    assert_eq!(texts[2], "Welke afdeling betreft het?");
+
+    // Close with the standard closing text.
+    click(&mut h, "Zaken");
+    click(&mut h, &open);
+    click(&mut h, "Zaak sluiten");
+    click(&mut h, "Klaarzetten voor verzending");
+    sync(&mut h, &server, stick.path(), "mr-a-jansen");
+
+    // The melder writes after closure: the case shows it, and reopening answers.
+    let follow_up = melder.follow_up_request("Het is nog niet opgelost.", &[recipient]);
+    assert_eq!(
+        server
+            .post_json("/api/v1/thread/messages", &follow_up)
+            .status,
+        201
+    );
+    sync(&mut h, &server, stick.path(), "mr-a-jansen");
+    assert!(has_text(&h, "1 nieuw(e) bericht(en)"));
+    click(&mut h, "Zaken");
+    assert!(has_text(&h, "wacht op uw antwoord"));
+    click(&mut h, &open);
+    assert!(has_text(&h, "Het is nog niet opgelost."));
+    assert!(has_text(&h, "Heropen de zaak"));
+    type_into(&mut h, "Tekst aan de melder", "Ik pak het opnieuw op.");
+    click(&mut h, "Klaarzetten voor verzending");
+    sync(&mut h, &server, stick.path(), "mr-a-jansen");
+    let thread = server.post_json("/api/v1/thread", &melder.thread_request());
+    let last = melder.read_thread(&thread.json()).pop().unwrap();
+    assert_eq!(last.text, "Ik pak het opnieuw op.");
+    let db = rusqlite::Connection::open(server.data_dir().join("meldkluis.sqlite")).unwrap();
+    let closed: Option<String> = db
+        .query_row("SELECT closed_day FROM cases", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(closed, None, "the server keeps the reopened case");
+
+    // Lock, then unlock: a wrong passphrase is refused, the right one opens.
+    click(&mut h, "Op slot");
+    assert!(has_text(&h, "Kluis openen"));
+    type_into(&mut h, "Wachtwoordzin", "niet de goede zin");
+    click(&mut h, "Openen");
+    wait_for(&mut h, "the refusal", |h| has_text(h, "klopt niet"));
+    type_into(&mut h, "Wachtwoordzin", PASSPHRASE);
+    click(&mut h, "Openen");
+    wait_for(&mut h, "the desk", |h| has_text(h, "Zaken"));
+    assert!(h.state().is_open());
+}
