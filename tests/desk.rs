@@ -133,6 +133,40 @@ fn sync(harness: &mut Harness<'_, DeskApp>, server: &Server, stick: &Path, couns
     );
 }
 
+/// Opens /mijn-melding in headless Chromium with the melder's code
+/// (tests/browser/support/read-thread.mjs). Skipped, with a message, only
+/// outside CI when Chromium or the npm packages are not installed.
+fn melder_page_shows(server: &Server, melder: &Melder, texts: &[&str]) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let ready = Path::new("/usr/bin/chromium").exists()
+        && root
+            .join("tests/browser/node_modules/playwright-core")
+            .exists();
+    if !ready {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "CI must have Chromium and tests/browser/node_modules"
+        );
+        eprintln!("skipped: the melder's page in Chromium (no chromium or npm packages)");
+        return;
+    }
+    let output = std::process::Command::new("node")
+        .arg(root.join("tests/browser/support/read-thread.mjs"))
+        .arg(&server.base)
+        .arg(melder.code.display())
+        .arg("desk-melder-thread")
+        .args(texts)
+        .output()
+        .expect("node runs");
+    assert!(
+        output.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 #[test]
 fn the_weekly_routine_from_first_run_to_reopen() {
     let vault_dir = tempfile::tempdir().unwrap();
@@ -264,6 +298,18 @@ fn the_weekly_routine_from_first_run_to_reopen() {
         .query_row("SELECT closed_day FROM cases", [], |r| r.get(0))
         .unwrap();
     assert_eq!(closed, None, "the server keeps the reopened case");
+
+    // The melder's own page, in a real browser, shows the whole conversation.
+    melder_page_shows(
+        &server,
+        &melder,
+        &[
+            "twee keer uitbetalen",
+            "Welke afdeling betreft het?",
+            "Het is nog niet opgelost.",
+            "Ik pak het opnieuw op.",
+        ],
+    );
 
     // Lock, then unlock: a wrong passphrase is refused, the right one opens.
     click(&mut h, "Op slot");

@@ -5,7 +5,7 @@
 //! to the display server and the accessibility bus (docs/security.md).
 
 mod case;
-mod files;
+pub mod files;
 mod overview;
 mod pdf;
 mod settings;
@@ -80,12 +80,31 @@ impl Notice {
     }
 }
 
+/// How the program starts, from its command line (see `run_native`).
+#[derive(Debug, Default, Clone)]
+pub struct StartOptions {
+    pub lang: Option<Lang>,
+    pub dark: Option<bool>,
+    pub text_scale: Option<f32>,
+    /// For scripted sessions (tests, screenshots): unlock with the first
+    /// line of this file instead of asking.
+    pub passphrase_file: Option<PathBuf>,
+    pub tab: Option<Tab>,
+    /// Open the case whose id starts with this.
+    pub case: Option<String>,
+    /// Measure deadlines against this day instead of today (demonstrations
+    /// and screenshots of overdue cases).
+    pub today: Option<Day>,
+}
+
 /// The program: settings, the clock, and the current screen.
 pub struct DeskApp {
     settings: Settings,
     screen: Screen,
     /// The day deadlines are measured against; fixed in tests.
     today: fn() -> Day,
+    /// A day set on the command line, instead of `today`.
+    today_override: Option<Day>,
     last_input: Instant,
     /// Shown on the unlock screen after an idle lock.
     locked_for_idle: bool,
@@ -105,9 +124,54 @@ impl DeskApp {
             settings,
             screen,
             today,
+            today_override: None,
             last_input: Instant::now(),
             locked_for_idle: false,
         }
+    }
+
+    /// Applies the command line: settings for this sitting, and for
+    /// scripted sessions an unlock from a file and a first screen.
+    pub fn start(&mut self, options: StartOptions) -> Result<(), String> {
+        if let Some(lang) = options.lang {
+            self.settings.lang = lang;
+        }
+        if let Some(dark) = options.dark {
+            self.settings.dark = dark;
+        }
+        self.today_override = options.today;
+        if let Some(scale) = options.text_scale {
+            self.settings.text_scale = scale.clamp(1.0, 2.0);
+        }
+        let words = self.settings.lang.words();
+        let Some(file) = options.passphrase_file else {
+            return Ok(());
+        };
+        let text = zeroize::Zeroizing::new(
+            std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", display_path(&file)))?,
+        );
+        let line = text.lines().next().unwrap_or_default().to_string();
+        let vault = Vault::open(
+            &self.settings.vault_dir,
+            age::secrecy::SecretString::from(line),
+        )
+        .map_err(|e| words.error(&e))?;
+        let mut desk = Desk::new(vault);
+        if let Some(tab) = options.tab {
+            desk.tab = tab;
+        }
+        if let Some(prefix) = options.case {
+            let id = crate::review::commands::resolve_case(&desk.vault, &prefix)
+                .map_err(|e| words.error(&e))?;
+            let today = self.day();
+            desk.apply(Action::OpenCase(id), self.texts(), &self.settings, today);
+        }
+        self.screen = Screen::Open(Box::new(desk));
+        Ok(())
+    }
+
+    fn day(&self) -> Day {
+        self.today_override.unwrap_or_else(self.today)
     }
 
     pub fn lang(&self) -> Lang {
@@ -151,7 +215,7 @@ impl DeskApp {
         self.settings.apply(&ctx);
         self.lock_when_idle(&ctx);
         let texts = self.texts();
-        let today = (self.today)();
+        let today = self.day();
         let mut next: Option<Screen> = None;
         match &mut self.screen {
             Screen::Setup(screen) => {
@@ -258,6 +322,31 @@ impl Desk {
     ) -> DeskOutcome {
         let mut outcome = DeskOutcome::Stay;
         let mut actions = Vec::new();
+        // Keyboard shortcuts, for people who work without a mouse:
+        // Ctrl+1…4 the pages, Ctrl+P prepare sync, Ctrl+I import, Ctrl+L lock.
+        let shortcut = |key| {
+            ui.ctx()
+                .input_mut(|i| i.consume_key(egui::Modifiers::COMMAND, key))
+        };
+        for (key, tab) in [
+            (egui::Key::Num1, Tab::Cases),
+            (egui::Key::Num2, Tab::Sync),
+            (egui::Key::Num3, Tab::Stats),
+            (egui::Key::Num4, Tab::Settings),
+        ] {
+            if shortcut(key) {
+                self.tab = tab;
+            }
+        }
+        if shortcut(egui::Key::P) {
+            actions.push(Action::PrepareSync);
+        }
+        if shortcut(egui::Key::I) {
+            actions.push(Action::Import);
+        }
+        if shortcut(egui::Key::L) {
+            outcome = DeskOutcome::Lock;
+        }
         egui::Panel::top("navigation").show(ui, |ui| {
             ui.horizontal_wrapped(|ui| {
                 ui.heading(texts.app_title);
@@ -394,9 +483,8 @@ fn list_paths(paths: &[PathBuf]) -> String {
 /// The vault folder: `--vault DIR`, else `MELDKLUIS_VAULT`, else
 /// `meldkluis` in the home folder.
 pub fn vault_dir_from(args: &[String]) -> PathBuf {
-    args.windows(2)
-        .find(|pair| pair[0] == "--vault")
-        .map(|pair| PathBuf::from(&pair[1]))
+    flag_value(args, "--vault")
+        .map(PathBuf::from)
         .or_else(|| std::env::var_os("MELDKLUIS_VAULT").map(PathBuf::from))
         .unwrap_or_else(|| {
             std::env::var_os(if cfg!(windows) { "USERPROFILE" } else { "HOME" })
@@ -406,11 +494,44 @@ pub fn vault_dir_from(args: &[String]) -> PathBuf {
         })
 }
 
+/// The value after `flag` on the command line.
+fn flag_value<'a>(args: &'a [String], flag: &str) -> Option<&'a str> {
+    args.windows(2)
+        .find(|pair| pair[0] == flag)
+        .map(|pair| pair[1].as_str())
+}
+
+/// The command line: `--vault DIR`, `--lang nl|en`, `--dark`,
+/// `--text-scale 1.0…2.0`; for scripted sessions `--passphrase-file FILE`,
+/// `--tab cases|sync|stats|settings`, `--case PREFIX`, `--today YYYY-MM-DD`.
+pub fn start_options(args: &[String]) -> StartOptions {
+    StartOptions {
+        lang: flag_value(args, "--lang").map(Lang::from_tag),
+        dark: args.iter().any(|a| a == "--dark").then_some(true),
+        text_scale: flag_value(args, "--text-scale").and_then(|s| s.parse().ok()),
+        passphrase_file: flag_value(args, "--passphrase-file").map(PathBuf::from),
+        tab: flag_value(args, "--tab").and_then(|t| match t {
+            "cases" => Some(Tab::Cases),
+            "sync" => Some(Tab::Sync),
+            "stats" => Some(Tab::Stats),
+            "settings" => Some(Tab::Settings),
+            _ => None,
+        }),
+        case: flag_value(args, "--case").map(str::to_string),
+        today: flag_value(args, "--today").and_then(Day::parse),
+    }
+}
+
 /// Starts the window (the `meldkluis-desk` binary).
 pub fn run_native() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().collect();
     let vault_dir = vault_dir_from(&args);
-    let app = DeskApp::new(vault_dir, Day::today);
+    let vault_dir = std::path::absolute(&vault_dir).unwrap_or(vault_dir);
+    let mut app = DeskApp::new(vault_dir, Day::today);
+    if let Err(problem) = app.start(start_options(&args)) {
+        eprintln!("meldkluis-desk: {problem}");
+        return std::process::ExitCode::from(2);
+    }
     // MELDKLUIS_DESK_SIZE=1366x768 gives screenshots a fixed window size.
     let size = std::env::var("MELDKLUIS_DESK_SIZE")
         .ok()

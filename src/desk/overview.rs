@@ -122,50 +122,63 @@ impl OverviewState {
             ui.label(texts.no_match);
             return;
         }
-        egui::ScrollArea::vertical().show(ui, |ui| {
-            egui::Grid::new("cases")
-                .striped(true)
-                .num_columns(6)
-                .spacing([16.0, 10.0])
-                .show(ui, |ui| {
-                    for header in [
-                        texts.col_case,
-                        texts.col_received,
-                        texts.col_subject,
-                        texts.col_category,
-                        texts.col_status,
-                        texts.col_deadline,
-                    ] {
-                        ui.label(RichText::new(header).strong());
-                    }
-                    ui.end_row();
-                    for case in shown {
-                        let label = format!("{} {}", texts.open_case, case.short_id());
-                        if widgets::button(ui, label).clicked() {
-                            actions.push(Action::OpenCase(case.id));
-                        }
-                        ui.label(words.day(case.received));
-                        ui.vertical(|ui| {
-                            ui.label(case.subject.excerpt(80));
-                            let mut markers = Vec::new();
-                            if case.unread > 0 {
-                                markers.push(format!("• {} ({})", texts.unread, case.unread));
-                            }
-                            if case.awaiting_answer {
-                                markers.push(format!("• {}", texts.awaiting_answer));
-                            }
-                            if !markers.is_empty() {
-                                ui.label(RichText::new(markers.join("   ")).strong());
-                            }
-                        });
-                        ui.label(words.category(case.category.as_ref()));
-                        ui.label(words.status(case.status));
-                        widgets::urgency_label(ui, words, &case.urgency);
-                        ui.end_row();
-                    }
-                });
-        });
+        egui::ScrollArea::vertical()
+            .auto_shrink([false, false])
+            .show(ui, |ui| {
+                for case in shown {
+                    case_row(ui, texts, words, case, actions);
+                }
+            });
     }
+}
+
+/// One case: the open button and the subject, then received day, kind,
+/// status and deadline, then the markers. Rows wrap, so 200 % text and
+/// narrow windows stay readable.
+fn case_row(
+    ui: &mut Ui,
+    texts: &Texts,
+    words: &crate::review::i18n::Words,
+    case: &CaseSummary,
+    actions: &mut Vec<Action>,
+) {
+    egui::Frame::group(ui.style()).show(ui, |ui| {
+        ui.set_width(ui.available_width());
+        ui.horizontal_wrapped(|ui| {
+            let label = format!("{} {}", texts.open_case, case.short_id());
+            if widgets::button(ui, label).clicked() {
+                actions.push(Action::OpenCase(case.id));
+            }
+            ui.label(RichText::new(case.subject.excerpt(110)).strong());
+        });
+        ui.horizontal_wrapped(|ui| {
+            ui.label(format!(
+                "{} {}",
+                texts.col_received,
+                words.day(case.received)
+            ));
+            ui.label("·");
+            ui.label(words.category(case.category.as_ref()));
+            ui.label("·");
+            ui.label(format!(
+                "{}: {}",
+                texts.col_status,
+                words.status(case.status)
+            ));
+            ui.label("·");
+            widgets::urgency_label(ui, words, &case.urgency);
+        });
+        let mut markers = Vec::new();
+        if case.unread > 0 {
+            markers.push(format!("• {} ({})", texts.unread, case.unread));
+        }
+        if case.awaiting_answer {
+            markers.push(format!("• {}", texts.awaiting_answer));
+        }
+        if !markers.is_empty() {
+            ui.label(RichText::new(markers.join("   ")).strong());
+        }
+    });
 }
 
 /// Decrypts every message once, for search; kept in memory only.

@@ -62,12 +62,14 @@ impl SetupScreen {
         let mut done = false;
         egui::CentralPanel::default().show(ui, |ui| {
             egui::ScrollArea::vertical().show(ui, |ui| {
-                ui.heading(texts.app_title);
-                if self.made.is_some() {
-                    done = self.card_ui(ui, texts, settings);
-                } else {
-                    self.form_ui(ui, texts, settings);
-                }
+                widgets::centered_column(ui, 760.0, |ui| {
+                    ui.heading(texts.app_title);
+                    if self.made.is_some() {
+                        done = self.card_ui(ui, texts, settings);
+                    } else {
+                        self.form_ui(ui, texts, settings);
+                    }
+                });
             });
         });
         if self.making.is_some() {

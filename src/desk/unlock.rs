@@ -40,8 +40,8 @@ impl UnlockScreen {
             return Some(opened);
         }
         egui::CentralPanel::default().show(ui, |ui| {
-            ui.vertical_centered(|ui| {
-                ui.add_space(40.0);
+            ui.add_space(40.0);
+            widgets::centered_column(ui, 620.0, |ui| {
                 ui.heading(texts.app_title);
                 ui.add_space(16.0);
                 ui.heading(texts.unlock_heading);

@@ -65,6 +65,19 @@ pub fn desk_style(ctx: &Context) {
     });
 }
 
+/// A column of at most `width` points, centred in the space there is.
+pub fn centered_column(ui: &mut Ui, width: f32, add: impl FnOnce(&mut Ui)) {
+    let width = ui.available_width().min(width);
+    let margin = ((ui.available_width() - width) / 2.0).max(0.0);
+    ui.horizontal(|ui| {
+        ui.add_space(margin);
+        ui.vertical(|ui| {
+            ui.set_width(width);
+            add(ui);
+        });
+    });
+}
+
 pub fn button(ui: &mut Ui, label: impl Into<WidgetText>) -> egui::Response {
     ui.add(egui::Button::new(label))
 }
