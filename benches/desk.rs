@@ -1,8 +1,8 @@
 //! The desktop program's figures (issue 12), each beside a baseline
 //! measured in the same run (docs/performance.md records one run):
 //!
-//! - unlock to overview with 1,000 cases: `Vault::open` + `views::overview`
-//!   + the first frame of the overview (headless, through egui's layout),
+//! - unlock to overview with 1,000 cases: `Vault::open`, `views::overview`
+//!   and the first frame of the overview (headless, through egui's layout),
 //!   against the passphrase's scrypt alone, which any unlock pays;
 //! - import of an inbox with 100 reports, against decrypting the same inbox
 //!   with the age crate into nothing (the cryptographic floor);
