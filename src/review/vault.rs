@@ -247,6 +247,12 @@ impl Vault {
         write_atomic(&self.dir.join(CARD), self.card.to_json().as_bytes())
     }
 
+    /// Whether `dir` holds a vault: a front end asks this before it asks
+    /// for a passphrase.
+    pub fn exists(dir: &Path) -> bool {
+        dir.join(IDENTITY).exists()
+    }
+
     /// Opens the vault in `dir` with the passphrase.
     pub fn open(dir: &Path, passphrase: SecretString) -> Result<Vault, ReviewError> {
         let identity_path = dir.join(IDENTITY);
