@@ -35,7 +35,7 @@ pub static TEXT: Text = Text {
     case_heading: "Case {0}",
     label_received: "Received: {0}",
     label_status: "Status: {0}",
-    label_category: "Category: {0}",
+    label_category: "Subject: {0}",
     label_counsellors: "Counsellors: {0}",
     label_acknowledge_by: "Acknowledge receipt by: {0}",
     label_feedback_by: "Give feedback by: {0}",

@@ -35,7 +35,7 @@ pub static TEXT: Text = Text {
     case_heading: "Zaak {0}",
     label_received: "Ontvangen: {0}",
     label_status: "Status: {0}",
-    label_category: "Categorie: {0}",
+    label_category: "Onderwerp: {0}",
     label_counsellors: "Vertrouwenspersonen: {0}",
     label_acknowledge_by: "Ontvangst bevestigen uiterlijk: {0}",
     label_feedback_by: "Terugkoppelen uiterlijk: {0}",
