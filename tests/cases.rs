@@ -485,6 +485,17 @@ fn export_writes_attachments_under_safe_names_only_inside_the_directory() {
     let out = dir.path().join("export");
     let written = commands::export(&vault, &case, &out).unwrap().written;
     assert_eq!(written.len(), 6);
+    // Decrypted files are the counsellor's alone: 0600 in a new 0700 folder.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode =
+            |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&out), 0o700);
+        for path in &written {
+            assert_eq!(mode(path), 0o600, "{}", path.display());
+        }
+    }
     let mut names: Vec<String> = std::fs::read_dir(&out)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())

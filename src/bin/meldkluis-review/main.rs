@@ -414,7 +414,7 @@ fn run(cli: Cli, lang: Lang) -> Result<Outcome, CliError> {
                     .lock()
                     .read_line(&mut answer)
                     .map_err(CliError::ReadStdin)?;
-                if answer.trim() != t.confirm_word {
+                if !matches!(answer.trim(), "JA" | "YES") {
                     println!("{}", t.nothing_purged);
                     return Ok(Outcome::Done);
                 }
