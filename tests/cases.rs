@@ -67,9 +67,7 @@ fn two_counsellors_statuses_closure_and_evaluation() {
     for vault in [&mut a, &mut b] {
         assert_eq!(sync(&server, vault).new_cases, 1);
         let case = *vault.state.cases.keys().next().unwrap();
-        assert!(
-            case_text(vault, &case).contains("Pesterijen op de afdeling.")
-        );
+        assert!(case_text(vault, &case).contains("Pesterijen op de afdeling."));
         assert_eq!(vault.state.cases[&case].counsellors, ["vp-a", "vp-b"]);
     }
     let case = *a.state.cases.keys().next().unwrap();
@@ -489,8 +487,7 @@ fn export_writes_attachments_under_safe_names_only_inside_the_directory() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode =
-            |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&out), 0o700);
         for path in &written {
             assert_eq!(mode(path), 0o600, "{}", path.display());

@@ -214,7 +214,10 @@ fn init_names_the_card_file_it_wrote_and_refuses_a_name_the_server_would_refuse(
     let said = text(&made);
     assert!(made.status.success(), "{said}");
     assert!(
-        said.contains(&format!("Geef deze kaart aan de beheerder: {}", card.display())),
+        said.contains(&format!(
+            "Geef deze kaart aan de beheerder: {}",
+            card.display()
+        )),
         "{said}"
     );
     assert!(!said.contains("card.json"), "{said}");
@@ -267,12 +270,24 @@ fn without_a_terminal_it_says_to_use_a_passphrase_file() {
     let output = review_without_terminal(
         dir.path(),
         &[
-            "--vault", "new-vault", "--lang", "en", "init", "--name", "Xavier Test",
-            "--organisation", "Testorganisatie", "--kind", "internal",
+            "--vault",
+            "new-vault",
+            "--lang",
+            "en",
+            "init",
+            "--name",
+            "Xavier Test",
+            "--organisation",
+            "Testorganisatie",
+            "--kind",
+            "internal",
         ],
     );
     let said = text(&output);
-    assert!(said.contains("There is no terminal") && said.contains("--passphrase-file"), "{said}");
+    assert!(
+        said.contains("There is no terminal") && said.contains("--passphrase-file"),
+        "{said}"
+    );
     assert!(!dir.path().join("new-vault").exists());
 }
 
@@ -282,8 +297,17 @@ fn init_asks_again_for_a_short_or_mistyped_passphrase() {
     let (shown, ok) = review_on_terminal(
         dir.path(),
         &[
-            "--vault", "vault", "init", "--name", "A. Jansen", "--organisation", "Test",
-            "--kind", "external", "--id", "vp-jansen",
+            "--vault",
+            "vault",
+            "init",
+            "--name",
+            "A. Jansen",
+            "--organisation",
+            "Test",
+            "--kind",
+            "external",
+            "--id",
+            "vp-jansen",
         ],
         &[
             ("Nieuwe wachtwoordzin", "kort\n"),
@@ -300,7 +324,13 @@ fn init_asks_again_for_a_short_or_mistyped_passphrase() {
     // The passphrase typed last opens the vault.
     let pass = passphrase_file(dir.path(), "lantaarn vijver kompas");
     let listed = review(dir.path())
-        .args(["--vault", "vault", "--passphrase-file", pass.to_str().unwrap(), "list"])
+        .args([
+            "--vault",
+            "vault",
+            "--passphrase-file",
+            pass.to_str().unwrap(),
+            "list",
+        ])
         .output()
         .unwrap();
     assert!(listed.status.success(), "{}", text(&listed));
@@ -316,7 +346,11 @@ fn a_short_passphrase_file_is_refused_at_init() {
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
-    assert!(text(&output).contains("korter dan 12 tekens"), "{}", text(&output));
+    assert!(
+        text(&output).contains("korter dan 12 tekens"),
+        "{}",
+        text(&output)
+    );
     assert!(!dir.path().join("vault").exists());
 }
 
@@ -341,7 +375,13 @@ fn rotate_keys_asks_for_the_new_passphrase_twice() {
     assert!(shown.contains("Nieuwe sleutels gemaakt"), "{shown}");
     let pass = passphrase_file(dir.path(), "nieuwe lange zin een");
     let listed = review(dir.path())
-        .args(["--vault", vault, "--passphrase-file", pass.to_str().unwrap(), "list"])
+        .args([
+            "--vault",
+            vault,
+            "--passphrase-file",
+            pass.to_str().unwrap(),
+            "list",
+        ])
         .output()
         .unwrap();
     assert!(listed.status.success(), "{}", text(&listed));
@@ -367,7 +407,10 @@ fn reply_on_a_terminal_says_what_to_type_and_how_to_finish() {
     );
     assert!(ok, "{shown}");
     assert!(shown.contains("Typ de tekst"), "{shown}");
-    assert!(shown.contains("Klaargezet voor de volgende outbox."), "{shown}");
+    assert!(
+        shown.contains("Klaargezet voor de volgende outbox."),
+        "{shown}"
+    );
     // Nothing typed: nothing queued, and it says so.
     let (shown, ok) = review_on_terminal(
         dir.path(),
@@ -388,10 +431,16 @@ fn reply_on_a_terminal_says_what_to_type_and_how_to_finish() {
 #[test]
 fn template_help_does_not_ask_for_a_vault() {
     let dir = tempfile::tempdir().unwrap();
-    let help = review(dir.path()).args(["template", "--help"]).output().unwrap();
+    let help = review(dir.path())
+        .args(["template", "--help"])
+        .output()
+        .unwrap();
     let said = text(&help);
     assert!(help.status.success(), "{said}");
-    assert!(!said.contains("--vault") && !said.contains("--passphrase-file"), "{said}");
+    assert!(
+        !said.contains("--vault") && !said.contains("--passphrase-file"),
+        "{said}"
+    );
     // And it runs without one.
     for (lang, first) in [("nl", "Geachte melder,"), ("en", "Dear reporter,")] {
         let out = review(dir.path())
@@ -410,7 +459,12 @@ fn list_marks_unread_and_awaiting_apart_and_show_marks_read() {
     let pass = passphrase_file(dir.path(), PASSPHRASE);
     let run = |args: &[&str]| {
         let output = review(dir.path())
-            .args(["--vault", vault.to_str().unwrap(), "--passphrase-file", pass.to_str().unwrap()])
+            .args([
+                "--vault",
+                vault.to_str().unwrap(),
+                "--passphrase-file",
+                pass.to_str().unwrap(),
+            ])
             .args(args)
             .output()
             .unwrap();
@@ -420,11 +474,23 @@ fn list_marks_unread_and_awaiting_apart_and_show_marks_read() {
     let short = &case.to_hex()[..8];
     let listed = run(&["list"]);
     assert!(listed.starts_with(short), "{listed}");
-    assert!(listed.contains("· ongelezen · wacht op uw antwoord"), "{listed}");
-    assert!(listed.contains("│ Er verdwijnt geld uit de kas."), "{listed}");
+    assert!(
+        listed.contains("· ongelezen · wacht op uw antwoord"),
+        "{listed}"
+    );
+    assert!(
+        listed.contains("│ Er verdwijnt geld uit de kas."),
+        "{listed}"
+    );
     let shown = run(&["show", short]);
-    assert!(shown.contains("  │ Er verdwijnt geld uit de kas."), "{shown}");
-    assert!(shown.contains("── Bericht 1 · melding · melder ·"), "{shown}");
+    assert!(
+        shown.contains("  │ Er verdwijnt geld uit de kas."),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("── Bericht 1 · melding · melder ·"),
+        "{shown}"
+    );
     let listed = run(&["list"]);
     assert!(!listed.contains("ongelezen"), "{listed}");
     assert!(listed.contains("wacht op uw antwoord"), "{listed}");
@@ -433,10 +499,20 @@ fn list_marks_unread_and_awaiting_apart_and_show_marks_read() {
     assert!(!english.contains("wacht op"), "{english}");
     let english = review(dir.path())
         .env("MELDKLUIS_LANG", "en")
-        .args(["--vault", vault.to_str().unwrap(), "--passphrase-file", pass.to_str().unwrap(), "deadlines"])
+        .args([
+            "--vault",
+            vault.to_str().unwrap(),
+            "--passphrase-file",
+            pass.to_str().unwrap(),
+            "deadlines",
+        ])
         .output()
         .unwrap();
-    assert!(text(&english).contains("acknowledge receipt by"), "{}", text(&english));
+    assert!(
+        text(&english).contains("acknowledge receipt by"),
+        "{}",
+        text(&english)
+    );
 }
 
 #[test]
@@ -446,7 +522,12 @@ fn reopen_answers_a_closed_case_with_the_standard_text() {
     let pass = passphrase_file(dir.path(), PASSPHRASE);
     let run = |args: &[&str]| {
         review(dir.path())
-            .args(["--vault", vault.to_str().unwrap(), "--passphrase-file", pass.to_str().unwrap()])
+            .args([
+                "--vault",
+                vault.to_str().unwrap(),
+                "--passphrase-file",
+                pass.to_str().unwrap(),
+            ])
             .args(args)
             .output()
             .unwrap()
@@ -457,7 +538,11 @@ fn reopen_answers_a_closed_case_with_the_standard_text() {
     let reopened = run(&["reopen", short]);
     assert!(reopened.status.success(), "{}", text(&reopened));
     let again = run(&["reopen", short]);
-    assert!(text(&again).contains("is niet gesloten"), "{}", text(&again));
+    assert!(
+        text(&again).contains("is niet gesloten"),
+        "{}",
+        text(&again)
+    );
     let shown = text(&run(&["show", short]));
     assert!(shown.contains("Status wordt: in behandeling"), "{shown}");
     assert!(shown.contains("weer geopend"), "{shown}");
@@ -471,7 +556,8 @@ fn the_manuals_and_init_agree_on_the_card_file() {
     for lang in ["nl", "en"] {
         let dir = tempfile::tempdir().unwrap();
         let manual =
-            std::fs::read_to_string(root.join(format!("docs/counsellor-manual.{lang}.md"))).unwrap();
+            std::fs::read_to_string(root.join(format!("docs/counsellor-manual.{lang}.md")))
+                .unwrap();
         // The first shell block that runs `init`, joined over its `\` lines.
         let block = manual
             .split("```sh\n")
@@ -498,7 +584,11 @@ fn the_manuals_and_init_agree_on_the_card_file() {
             .env("MELDKLUIS_LANG", lang)
             .output()
             .unwrap();
-        assert!(output.status.success(), "{lang}: {command}\n{}", text(&output));
+        assert!(
+            output.status.success(),
+            "{lang}: {command}\n{}",
+            text(&output)
+        );
         // The operator manual: install the card under the same file name.
         let cards: Vec<PathBuf> = std::fs::read_dir(&stick)
             .unwrap()

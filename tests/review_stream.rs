@@ -450,7 +450,10 @@ fn streamed_attachments_import_once_stay_encrypted_and_export_exactly() {
         assert_eq!((found.size, &found.damage), (size, &None), "{name}");
     }
     // Shown, the hostile name is neutralised.
-    let hostile = shown.iter().find(|a| a.name.raw().contains("scan")).unwrap();
+    let hostile = shown
+        .iter()
+        .find(|a| a.name.raw().contains("scan"))
+        .unwrap();
     assert_eq!(hostile.name.line(), "\\u{001b}[2J../../scan.pdf");
 
     let out = dir.path().join("export");
@@ -579,7 +582,12 @@ fn damaged_attachments_are_refused_leave_no_file_and_spare_the_others() {
         ("afgekapt.pdf", true),
     ] {
         let found = shown.iter().find(|a| a.name.raw() == name).unwrap();
-        assert_eq!(found.damage.is_some(), damaged, "{name}: {:?}", found.damage);
+        assert_eq!(
+            found.damage.is_some(),
+            damaged,
+            "{name}: {:?}",
+            found.damage
+        );
     }
 
     let out = dir.path().join("export");

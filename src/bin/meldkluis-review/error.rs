@@ -19,7 +19,10 @@ pub enum CliError {
     /// The terminal was there but asking failed.
     Terminal(std::io::Error),
     /// `--passphrase-file` could not be read.
-    PassphraseFile { path: PathBuf, source: std::io::Error },
+    PassphraseFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// `--passphrase-file` has an empty first line.
     PassphraseFileEmpty(PathBuf),
     /// A new passphrase from `--passphrase-file` is shorter than the minimum.
@@ -27,7 +30,10 @@ pub enum CliError {
     /// The counsellor gave up (or kept mistyping) choosing a new passphrase.
     NoPassphraseChosen,
     /// A `--file` could not be read.
-    ReadFile { path: PathBuf, source: std::io::Error },
+    ReadFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// Standard input could not be read.
     ReadStdin(std::io::Error),
     /// A message or note without text.
@@ -56,9 +62,10 @@ impl CliError {
             CliError::Review(e) => words.error(e),
             CliError::NoTerminal => t.no_terminal.into(),
             CliError::Terminal(e) => fill(t.terminal, &[&io_words(lang, e)]),
-            CliError::PassphraseFile { path, source } => {
-                fill(t.passphrase_file, &[&shown_path(path), &io_words(lang, source)])
-            }
+            CliError::PassphraseFile { path, source } => fill(
+                t.passphrase_file,
+                &[&shown_path(path), &io_words(lang, source)],
+            ),
             CliError::PassphraseFileEmpty(path) => {
                 fill(t.passphrase_file_empty, &[&shown_path(path)])
             }

@@ -39,7 +39,10 @@ fn add_case(vault: &mut Vault, id: u8, mut record: CaseRecord, messages: Vec<Mes
                 m.envelope.counsellors = vec!["vp-jansen".into()];
             }
         }
-        let sealed = m.envelope.seal(&[vault.recipient(), melder.clone()]).unwrap();
+        let sealed = m
+            .envelope
+            .seal(&[vault.recipient(), melder.clone()])
+            .unwrap();
         let message_id = MessageId([id ^ (n as u8 + 1); 16]);
         vault.store_message(&message_id, &sealed).unwrap();
         record.messages.push(MessageRecord {
@@ -248,8 +251,17 @@ fn list_and_show_print_exactly_the_golden_text() {
 
         // One language at a time.
         let other: &[&str] = match lang {
-            Lang::Nl => &["received", "unread", "awaiting", "Message", "overdue", " by "],
-            Lang::En => &["ontvangen", "ongelezen", "wacht op", "Bericht", "te laat", "uiterlijk"],
+            Lang::Nl => &[
+                "received", "unread", "awaiting", "Message", "overdue", " by ",
+            ],
+            Lang::En => &[
+                "ontvangen",
+                "ongelezen",
+                "wacht op",
+                "Bericht",
+                "te laat",
+                "uiterlijk",
+            ],
         };
         for text in [&list, &shown] {
             for line in own_lines(text) {

@@ -201,7 +201,10 @@ fn print_card(t: &Text, path: &Path, vault: &Vault) {
         "{}",
         fill(
             t.compare_card,
-            &[&&key[..6.min(key.len())], &&key[key.len().saturating_sub(6)..]]
+            &[
+                &&key[..6.min(key.len())],
+                &&key[key.len().saturating_sub(6)..]
+            ]
         )
     );
 }
@@ -271,10 +274,7 @@ fn run(cli: Cli, lang: Lang) -> Result<Outcome, CliError> {
         Command::List => {
             let vault = open_vault(&cli, ask)?;
             let cases = views::overview(&vault, today);
-            print!(
-                "{}",
-                render::list(&cases, vault.state.pending.len(), lang)
-            );
+            print!("{}", render::list(&cases, vault.state.pending.len(), lang));
         }
         Command::Deadlines => {
             let vault = open_vault(&cli, ask)?;
@@ -296,7 +296,14 @@ fn run(cli: Cli, lang: Lang) -> Result<Outcome, CliError> {
         }
         Command::Acknowledge { case, file } => {
             let standard = commands::acknowledgement_template(lang);
-            write(&cli, t, case, file.as_deref(), Some(standard), Some(Status::Acknowledged))?;
+            write(
+                &cli,
+                t,
+                case,
+                file.as_deref(),
+                Some(standard),
+                Some(Status::Acknowledged),
+            )?;
         }
         Command::Status { case, status, file } => {
             let status = match status {
@@ -307,7 +314,14 @@ fn run(cli: Cli, lang: Lang) -> Result<Outcome, CliError> {
         }
         Command::Close { case, file } => {
             let standard = commands::closing_template(lang);
-            write(&cli, t, case, file.as_deref(), Some(standard), Some(Status::Closed))?;
+            write(
+                &cli,
+                t,
+                case,
+                file.as_deref(),
+                Some(standard),
+                Some(Status::Closed),
+            )?;
         }
         Command::Reopen { case, file } => {
             let mut vault = open_vault(&cli, ask)?;

@@ -264,7 +264,8 @@ pub fn size(bytes: u64, lang: Lang) -> String {
         value /= 1024.0;
         unit += 1;
     }
-    let readable = format!("{value:.1}").replace('.', &text::of(lang).decimal_separator.to_string());
+    let readable =
+        format!("{value:.1}").replace('.', &text::of(lang).decimal_separator.to_string());
     format!("{readable} {} ({} bytes)", UNITS[unit], number(bytes, lang))
 }
 
