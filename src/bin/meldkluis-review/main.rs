@@ -234,10 +234,6 @@ fn run(cli: Cli, lang: Lang) -> Result<Outcome, CliError> {
                 .as_deref()
                 .map(|out| card_destination(out, &id))
                 .transpose()?;
-            if Vault::exists(&cli.vault) {
-                return Err(ReviewError::VaultExists(cli.vault.clone()).into());
-            }
-            let passphrase = new_passphrase(pass, t)?;
             let who = NewCounsellor {
                 id,
                 name: name.clone(),
@@ -249,6 +245,11 @@ fn run(cli: Cli, lang: Lang) -> Result<Outcome, CliError> {
                 },
                 description: description.clone(),
             };
+            who.validate()?;
+            if Vault::exists(&cli.vault) {
+                return Err(ReviewError::VaultExists(cli.vault.clone()).into());
+            }
+            let passphrase = new_passphrase(pass, t)?;
             let vault = Vault::init(&cli.vault, passphrase, who)?;
             let card = match card_out {
                 Some(out) => {

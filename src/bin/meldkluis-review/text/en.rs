@@ -25,7 +25,7 @@ pub static TEXT: Text = Text {
     imported_damaged: "Note: damaged attachments: {0}. Reading the case (show) says which.",
 
     no_cases: "No cases.",
-    received_on: "received {0}",
+    received_on: "arrived {0}",
     unread: "unread",
     awaiting_answer: "awaiting your answer",
     no_subject: "(report not readable)",

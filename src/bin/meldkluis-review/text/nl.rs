@@ -25,7 +25,7 @@ pub static TEXT: Text = Text {
     imported_damaged: "Let op: beschadigde bijlagen: {0}. Het lezen van de zaak (show) zegt welke.",
 
     no_cases: "Geen zaken.",
-    received_on: "ontvangen {0}",
+    received_on: "binnengekomen {0}",
     unread: "ongelezen",
     awaiting_answer: "wacht op uw antwoord",
     no_subject: "(melding niet leesbaar)",
