@@ -102,7 +102,7 @@ pub fn io_words(lang: Lang, e: &std::io::Error) -> String {
         PermissionDenied => t.io_permission.into(),
         AlreadyExists => t.io_exists.into(),
         ReadOnlyFilesystem => t.io_read_only.into(),
-        StorageFull | QuotaExceeded => t.io_full.into(),
+        StorageFull => t.io_full.into(),
         IsADirectory => t.io_is_directory.into(),
         NotADirectory => t.io_not_directory.into(),
         _ => fill(t.io_other, &[&e]),
