@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use age::secrecy::SecretString;
 use meldkluis::format::card::CounsellorKind;
 use meldkluis::format::day::Day;
-use meldkluis::format::envelope::{Attachment, Author, Envelope, Kind, Status};
+use meldkluis::format::envelope::{Attachment, Author, Envelope, Evaluation, Kind, Status};
 use meldkluis::format::ids::{CaseId, MessageId};
 use meldkluis::review::i18n::Lang;
 use meldkluis::review::vault::{CaseRecord, MessageRecord, NewCounsellor, Note, Vault};
@@ -168,7 +168,12 @@ fn fixed_vault(dir: &Path) -> (Vault, CaseId) {
         }],
     );
 
-    // Closed.
+    // Closed, and evaluated by the melder.
+    let mut evaluation = Envelope::new(Kind::Evaluation, "Sneller antwoorden graag.");
+    evaluation.evaluation = Some(Evaluation {
+        process: 4,
+        heard: 5,
+    });
     let mut closing = Envelope::new(Kind::Reply, "Ik sluit uw melding af.");
     closing.status = Some(Status::Closed);
     closing.author = Some(Author {
@@ -198,6 +203,14 @@ fn fixed_vault(dir: &Path) -> (Vault, CaseId) {
                 day: "2026-09-01",
                 seen: true,
                 envelope: closing,
+            },
+            // The server files an evaluation as a follow-up.
+            Message {
+                author: "melder",
+                kind: Kind::FollowUp,
+                day: "2026-09-03",
+                seen: true,
+                envelope: evaluation,
             },
         ],
     );
@@ -238,6 +251,11 @@ fn list_and_show_print_exactly_the_golden_text() {
         let shown = render::case(&views::case(&vault, &overdue, today).unwrap(), lang);
         golden(&format!("review-list.{tag}.txt"), &list);
         golden(&format!("review-show.{tag}.txt"), &shown);
+        let closed = render::case(
+            &views::case(&vault, &CaseId([0x07; 16]), today).unwrap(),
+            lang,
+        );
+        golden(&format!("review-show-closed.{tag}.txt"), &closed);
 
         // No escape or bidi character reaches the terminal, and the
         // melder's fake heading stays behind the gutter: the program's own

@@ -11,7 +11,9 @@ use meldkluis::review::i18n::{Lang, Words};
 use meldkluis::review::import::ImportSummary;
 use meldkluis::review::stats::Stats;
 use meldkluis::review::untrusted::Untrusted;
-use meldkluis::review::views::{CaseStatus, CaseSummary, CaseView, Category, Content, Readable};
+use meldkluis::review::views::{
+    CaseStatus, CaseSummary, CaseView, Category, Content, MessageView, Readable,
+};
 
 use crate::text::{self, Text, fill};
 
@@ -105,6 +107,15 @@ fn kind_word(kind: Option<Kind>, t: &Text) -> &'static str {
     }
 }
 
+/// The kind to name: the server files an evaluation as a follow-up (it
+/// cannot tell them apart), the envelope's scores say what it is.
+fn shown_kind(message: &MessageView) -> Option<Kind> {
+    match &message.content {
+        Content::Readable(r) if r.evaluation.is_some() => Some(Kind::Evaluation),
+        _ => message.kind,
+    }
+}
+
 /// Untrusted text of any length, each line behind the gutter.
 fn gutter(out: &mut String, text: &Untrusted) {
     for line in text.lines() {
@@ -174,7 +185,7 @@ pub fn case(view: &CaseView, lang: Lang) -> String {
                 t.message_heading,
                 &[
                     &message.number,
-                    &kind_word(message.kind, t),
+                    &kind_word(shown_kind(message), t),
                     &w.author(&message.author),
                     &w.day(message.day),
                     &if message.seen { "" } else { t.message_new },
