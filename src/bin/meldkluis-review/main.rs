@@ -2,20 +2,21 @@
 //! laptop, on the command line. It has no network code; it reads and writes
 //! files only. A thin presentation of `meldkluis::review`: `cli` parses,
 //! the library works, `render` turns its views into text in one language
-//! (`text`), `error` says what went wrong in that language.
+//! (`text`), `error` says what went wrong in that language, `input` reads
+//! what the counsellor types.
 
 mod cli;
 mod error;
 #[cfg(test)]
 mod golden;
+mod input;
 mod render;
 mod text;
 
-use std::io::{BufRead, IsTerminal, Read};
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use age::secrecy::SecretString;
 use clap::Parser;
 use meldkluis::format::card::{CounsellorKind, slugify, valid_id};
 use meldkluis::format::day::Day;
@@ -23,16 +24,11 @@ use meldkluis::format::envelope::Status;
 use meldkluis::review::i18n::Lang;
 use meldkluis::review::vault::{NewCounsellor, write_atomic};
 use meldkluis::review::{ReviewError, Vault, commands, stats, views};
-use zeroize::Zeroizing;
 
 use cli::{Cli, Command, Kind, SetStatus, Template};
 use error::{CliError, shown_path};
+use input::{message, new_passphrase, passphrase};
 use text::{Text, fill};
-
-/// The shortest passphrase `init` and `rotate-keys` accept.
-const MIN_PASSPHRASE_CHARS: usize = 12;
-/// How often a new passphrase may be tried before giving up.
-const PASSPHRASE_ATTEMPTS: usize = 3;
 
 /// How a command ended when it did not fail.
 enum Outcome {
@@ -54,81 +50,6 @@ fn main() -> ExitCode {
     }
 }
 
-/// Asks on the terminal, without echo. Without a terminal (a script, a
-/// service) it says to use --passphrase-file instead of failing with the
-/// system's "No such device or address".
-fn prompt(label: &str) -> Result<Zeroizing<String>, CliError> {
-    #[cfg(unix)]
-    if std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/tty")
-        .is_err()
-    {
-        return Err(CliError::NoTerminal);
-    }
-    rpassword::prompt_password(label)
-        .map(Zeroizing::new)
-        .map_err(|e| {
-            // ENXIO on unix, ERROR_INVALID_HANDLE on Windows: no console.
-            if e.raw_os_error() == Some(6) {
-                CliError::NoTerminal
-            } else {
-                CliError::Terminal(e)
-            }
-        })
-}
-
-/// The first line of `--passphrase-file`.
-fn passphrase_from_file(path: &Path) -> Result<SecretString, CliError> {
-    let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|source| {
-        CliError::PassphraseFile {
-            path: path.to_path_buf(),
-            source,
-        }
-    })?);
-    let line = text.lines().next().unwrap_or("");
-    if line.is_empty() {
-        return Err(CliError::PassphraseFileEmpty(path.to_path_buf()));
-    }
-    Ok(SecretString::from(line.to_owned()))
-}
-
-/// The passphrase of an existing vault.
-fn passphrase(file: Option<&Path>, label: &str) -> Result<SecretString, CliError> {
-    match file {
-        Some(path) => passphrase_from_file(path),
-        None => Ok(SecretString::from(prompt(label)?.to_string())),
-    }
-}
-
-/// A new passphrase: at least 12 characters, typed twice; a short or
-/// mistyped one is asked again. From a file it must be long enough too.
-fn new_passphrase(file: Option<&Path>, t: &Text) -> Result<SecretString, CliError> {
-    use age::secrecy::ExposeSecret;
-    if let Some(path) = file {
-        let passphrase = passphrase_from_file(path)?;
-        if passphrase.expose_secret().chars().count() < MIN_PASSPHRASE_CHARS {
-            return Err(CliError::PassphraseFileTooShort(path.to_path_buf()));
-        }
-        return Ok(passphrase);
-    }
-    for _ in 0..PASSPHRASE_ATTEMPTS {
-        let first = prompt(t.prompt_new_passphrase)?;
-        if first.chars().count() < MIN_PASSPHRASE_CHARS {
-            eprintln!("{}", t.passphrase_too_short_again);
-            continue;
-        }
-        let again = prompt(t.prompt_again)?;
-        if *again != *first {
-            eprintln!("{}", t.passphrases_differ_again);
-            continue;
-        }
-        return Ok(SecretString::from(first.to_string()));
-    }
-    Err(CliError::NoPassphraseChosen)
-}
-
 /// Opens the vault; says there is none before asking for a passphrase.
 fn open_vault(cli: &Cli, label: &str) -> Result<Vault, CliError> {
     if !Vault::exists(&cli.vault) {
@@ -136,33 +57,6 @@ fn open_vault(cli: &Cli, label: &str) -> Result<Vault, CliError> {
     }
     let passphrase = passphrase(cli.passphrase_file.as_deref(), label)?;
     Ok(Vault::open(&cli.vault, passphrase)?)
-}
-
-/// A message or note from `--file`, or standard input; on a terminal it
-/// first says what to type and how to finish.
-fn message(file: Option<&Path>, t: &Text) -> Result<String, CliError> {
-    let text = match file {
-        Some(path) => std::fs::read_to_string(path).map_err(|source| CliError::ReadFile {
-            path: path.to_path_buf(),
-            source,
-        })?,
-        None => {
-            let stdin = std::io::stdin();
-            if stdin.is_terminal() {
-                eprintln!("{}", t.type_message);
-            }
-            let mut text = String::new();
-            stdin
-                .lock()
-                .read_to_string(&mut text)
-                .map_err(CliError::ReadStdin)?;
-            text
-        }
-    };
-    if text.trim().is_empty() {
-        return Err(CliError::EmptyText);
-    }
-    Ok(text)
 }
 
 /// Where the card goes: `<id>.json` inside a folder, or a file that must
