@@ -29,6 +29,25 @@ fn sync(server: &Server, vault: &mut meldkluis::review::Vault) -> commands::Impo
     commands::import(vault, &answer.body).unwrap()
 }
 
+/// Everything readable in a case, as the views give it (raw text, for
+/// assertions only; front ends print it through `Untrusted`).
+fn case_text(vault: &meldkluis::review::Vault, case: &meldkluis::format::ids::CaseId) -> String {
+    use meldkluis::review::views::{self, Content};
+    let view = views::case(vault, case, Day::today()).unwrap();
+    let mut text = String::new();
+    for message in &view.messages {
+        if let Content::Readable(r) = &message.content {
+            text.push_str(r.text.raw());
+            text.push('\n');
+            if let Some(contact) = &r.contact {
+                text.push_str(contact.raw());
+                text.push('\n');
+            }
+        }
+    }
+    text
+}
+
 #[test]
 fn two_counsellors_statuses_closure_and_evaluation() {
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
@@ -48,15 +67,15 @@ fn two_counsellors_statuses_closure_and_evaluation() {
     for vault in [&mut a, &mut b] {
         assert_eq!(sync(&server, vault).new_cases, 1);
         let case = *vault.state.cases.keys().next().unwrap();
-        assert!(
-            commands::show(vault, &case, today)
-                .unwrap()
-                .contains("Pesterijen op de afdeling.")
-        );
+        assert!(case_text(vault, &case).contains("Pesterijen op de afdeling."));
         assert_eq!(vault.state.cases[&case].counsellors, ["vp-a", "vp-b"]);
     }
     let case = *a.state.cases.keys().next().unwrap();
-    assert!(commands::list(&a, today).contains("received"));
+    let overview = meldkluis::review::views::overview(&a, today);
+    assert_eq!(
+        overview[0].status,
+        meldkluis::review::views::CaseStatus::Received
+    );
 
     // A acknowledges with the standard text, B replies.
     commands::send(
@@ -108,9 +127,11 @@ fn two_counsellors_statuses_closure_and_evaluation() {
     let summary = sync(&server, &mut a);
     assert_eq!((summary.new_messages, summary.unreadable), (1, 1));
     assert!(
-        commands::show(&a, &case, today)
+        meldkluis::review::views::case(&a, &case, today)
             .unwrap()
-            .contains("encrypted for the melder only")
+            .messages
+            .iter()
+            .any(|m| matches!(m.content, meldkluis::review::views::Content::ForMelderOnly))
     );
 
     // A gives feedback, then closes; the server learns only the closure.
@@ -174,11 +195,7 @@ fn two_counsellors_statuses_closure_and_evaluation() {
             heard: 5
         })
     );
-    assert!(
-        commands::show(&a, &case, today)
-            .unwrap()
-            .contains("Sneller terugkoppelen graag.")
-    );
+    assert!(case_text(&a, &case).contains("Sneller terugkoppelen graag."));
     let figures = stats::compute(a.state.cases.values(), today);
     assert_eq!(
         (
@@ -466,6 +483,16 @@ fn export_writes_attachments_under_safe_names_only_inside_the_directory() {
     let out = dir.path().join("export");
     let written = commands::export(&vault, &case, &out).unwrap().written;
     assert_eq!(written.len(), 6);
+    // Decrypted files are the counsellor's alone: 0600 in a new 0700 folder.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&out), 0o700);
+        for path in &written {
+            assert_eq!(mode(path), 0o600, "{}", path.display());
+        }
+    }
     let mut names: Vec<String> = std::fs::read_dir(&out)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -514,9 +541,7 @@ fn rotated_keys_keep_old_cases_readable_and_the_new_card_syncs() {
     let vault_dir = dir.path();
     let mut vault = reopen(&vault, vault_dir);
     assert!(
-        commands::show(&vault, &case, today)
-            .unwrap()
-            .contains("Oude melding."),
+        case_text(&vault, &case).contains("Oude melding."),
         "old key still opens old messages"
     );
 

@@ -30,6 +30,8 @@ server_pid=
 cleanup() { [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 cd "$work"
+# The greps below read the Dutch output, whatever the machine's locale.
+export MELDKLUIS_LANG=nl
 echo "reviewer no-network passphrase" > pass
 mkdir -p keys traces
 
@@ -103,6 +105,11 @@ review export export "$case_id" --to exported
 [ -f exported/01-bijlage.txt ] || { echo "FAIL: export wrote nothing"; ls -R exported; exit 1; }
 review stats stats
 review close close "$case_id"
+# A closed case reopened (the melder wrote after closure), then closed again
+# so purge below has a case to remove.
+review reopen reopen "$case_id"
+grep -q "Klaargezet" out.reopen || { echo "FAIL: reopen"; cat out.reopen; exit 1; }
+review close2 close "$case_id"
 review outbox2 outbox outbox2.tar
 courier_sync outbox2.tar inbox2.age
 review import2 import inbox2.age

@@ -1,8 +1,8 @@
-//! What the reviewer's subcommands do, as functions on an open vault. The
-//! binary only parses arguments, asks for the passphrase and prints. `today`
+//! What the reviewer's front ends do to a vault, as functions on an open
+//! vault; what they show comes from `views`. The front ends only parse,
+//! ask for the passphrase and render. `today`
 //! is a parameter wherever deadlines matter, so tests run on a fixed clock.
 
-use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -12,12 +12,10 @@ use crate::format::envelope::{Author, Envelope, Kind, Status};
 use crate::format::ids::{CaseId, MessageId};
 
 use super::attachment::{self, Damage, DecryptError};
-use super::deadlines::{Duty, Urgency, deadlines, urgency};
 use super::error::ReviewError;
-use super::export::{sanitize_file_name, write_new_file, write_new_file_with};
-use super::stats::current_status;
-use super::terminal::{clean, clean_line};
-use super::vault::{CaseRecord, MessageRecord, Note, Pending, Vault};
+use super::export::{create_private_dir, sanitize_file_name, write_new_file, write_new_file_with};
+use super::terminal::clean_line;
+use super::vault::{MessageRecord, Note, Pending, Vault};
 
 pub use super::i18n::Lang;
 
@@ -26,6 +24,14 @@ pub fn acknowledgement_template(lang: Lang) -> &'static str {
     match lang {
         Lang::Nl => include_str!("templates/acknowledgement.nl.txt"),
         Lang::En => include_str!("templates/acknowledgement.en.txt"),
+    }
+}
+
+/// The standard message that reopens a closed case (see [`reopen`]).
+pub fn reopening_template(lang: Lang) -> &'static str {
+    match lang {
+        Lang::Nl => include_str!("templates/reopening.nl.txt"),
+        Lang::En => include_str!("templates/reopening.en.txt"),
     }
 }
 
@@ -54,224 +60,6 @@ pub fn resolve_case(vault: &Vault, prefix: &str) -> Result<CaseId, ReviewError> 
         (Some(id), None) => Ok(*id),
         (None, _) => Err(ReviewError::NoSuchCase(clean_line(&prefix))),
         (Some(_), Some(_)) => Err(ReviewError::AmbiguousCase(clean_line(&prefix))),
-    }
-}
-
-fn urgency_label(urgency: &Urgency) -> String {
-    let duty = |d: &Duty| match d {
-        Duty::Acknowledge => "ontvangst bevestigen / acknowledge",
-        Duty::Feedback => "terugkoppelen / feedback",
-    };
-    match urgency {
-        Urgency::Overdue { duty: d, since } => {
-            format!("TE LAAT / OVERDUE: {} (uiterlijk / due {since})", duty(d))
-        }
-        Urgency::Soon { duty: d, by } => {
-            format!("BINNENKORT / SOON: {} uiterlijk / by {by}", duty(d))
-        }
-        Urgency::Pending { duty: d, by } => format!("{} uiterlijk / by {by}", duty(d)),
-        Urgency::Done => "termijnen gehaald / deadlines met".into(),
-        Urgency::Closed => "gesloten / closed".into(),
-    }
-}
-
-/// Cases sorted by urgency (overdue first), open cases before closed ones.
-fn by_urgency(vault: &Vault, today: Day) -> Vec<(CaseId, &CaseRecord, Urgency)> {
-    let mut cases: Vec<_> = vault
-        .state
-        .cases
-        .iter()
-        .map(|(id, case)| (*id, case, urgency(case, today)))
-        .collect();
-    cases.sort_by_key(|(id, case, urgency)| (urgency.sort_key(), case.received, *id));
-    cases
-}
-
-/// One line per case, most urgent first.
-pub fn list(vault: &Vault, today: Day) -> String {
-    let cases = by_urgency(vault, today);
-    if cases.is_empty() {
-        return "Geen zaken. / No cases.\n".into();
-    }
-    let mut out = String::new();
-    for (id, case, urgency) in cases {
-        let waiting = case.messages.last().is_some_and(|m| m.author == "melder");
-        let _ = writeln!(
-            out,
-            "{}  {}  {:<14}  {:<24}  {}{}",
-            &id.to_hex()[..8],
-            case.received,
-            current_status(case),
-            case.category
-                .as_deref()
-                .map(clean_line)
-                .unwrap_or_else(|| "-".into()),
-            urgency_label(&urgency),
-            if waiting {
-                "  · nieuw bericht / new message"
-            } else {
-                ""
-            }
-        );
-    }
-    if !vault.state.pending.is_empty() {
-        let _ = writeln!(
-            out,
-            "{} bericht(en) klaar voor de volgende outbox / item(s) queued for the next outbox",
-            vault.state.pending.len()
-        );
-    }
-    out
-}
-
-/// The deadlines of every open case; `true` when something is overdue.
-pub fn deadlines_report(vault: &Vault, today: Day) -> (String, bool) {
-    let mut out = String::new();
-    let mut overdue = false;
-    for (id, _, urgency) in by_urgency(vault, today) {
-        if matches!(urgency, Urgency::Closed | Urgency::Done) {
-            continue;
-        }
-        overdue |= urgency.is_overdue();
-        let _ = writeln!(out, "{}  {}", &id.to_hex()[..8], urgency_label(&urgency));
-    }
-    if out.is_empty() {
-        out.push_str("Geen openstaande termijnen. / No open deadlines.\n");
-    }
-    (out, overdue)
-}
-
-/// The whole case, decrypted, with every untrusted character neutralised.
-pub fn show(vault: &Vault, case_id: &CaseId, today: Day) -> Result<String, ReviewError> {
-    let case = &vault.state.cases[case_id];
-    let mut out = String::new();
-    let _ = writeln!(out, "Zaak / case {case_id}");
-    let _ = writeln!(out, "Ontvangen / received: {}", case.received);
-    let _ = writeln!(out, "Status: {}", current_status(case));
-    if case.counsellors.len() > 1 {
-        let names: Vec<String> = case.counsellors.iter().map(|c| clean_line(c)).collect();
-        let _ = writeln!(
-            out,
-            "Vertrouwenspersonen / counsellors: {}",
-            names.join(", ")
-        );
-    }
-    let due = deadlines(case.received, case.acknowledged);
-    let _ = writeln!(
-        out,
-        "Bevestigen uiterlijk / acknowledge by {}{}; terugkoppelen uiterlijk / feedback by {}{}",
-        due.acknowledge_by,
-        case.acknowledged
-            .map(|d| format!(" (gedaan / done {d})"))
-            .unwrap_or_default(),
-        due.feedback_by,
-        case.feedback
-            .map(|d| format!(" (gedaan / done {d})"))
-            .unwrap_or_default(),
-    );
-    let _ = writeln!(out, "Nu / now: {}", urgency_label(&urgency(case, today)));
-    for record in &case.messages {
-        let _ = writeln!(
-            out,
-            "\n── {} · {} · {} ──",
-            record.day,
-            clean_line(&record.kind),
-            author_label(vault, &record.author)
-        );
-        let body = vault.read_message(&record.id)?;
-        match Envelope::open(&body, &vault.identities()) {
-            Ok(envelope) => write_envelope(&mut out, &envelope, vault),
-            Err(_) if record.author != "melder" && record.author != vault.card.id => {
-                let _ = writeln!(
-                    out,
-                    "[antwoord van een andere vertrouwenspersoon, alleen voor de melder versleuteld / another counsellor's reply, encrypted for the melder only]"
-                );
-            }
-            Err(e) => {
-                let _ = writeln!(
-                    out,
-                    "[onleesbaar bericht / unreadable message: {}]",
-                    clean_line(&e.to_string())
-                );
-            }
-        }
-    }
-    for note in &case.notes {
-        let _ = writeln!(
-            out,
-            "\n── {} · notitie / note (alleen in uw kluis / only in your vault) ──\n{}",
-            note.day,
-            clean(&note.text)
-        );
-    }
-    Ok(out)
-}
-
-fn write_envelope(out: &mut String, envelope: &Envelope, vault: &Vault) {
-    if let Some(status) = envelope.status {
-        let _ = writeln!(out, "Status → {}", status.as_str());
-    }
-    if let Some(category) = &envelope.category {
-        let _ = writeln!(out, "Categorie / category: {}", clean_line(category));
-    }
-    if let Some(contact) = &envelope.contact {
-        let _ = writeln!(out, "Contact: {}", clean_line(contact));
-    }
-    if let Some(evaluation) = envelope.evaluation {
-        let _ = writeln!(
-            out,
-            "Evaluatie / evaluation: proces / process {}/5, gehoord / heard {}/5",
-            evaluation.process, evaluation.heard
-        );
-    }
-    let _ = writeln!(out, "{}", clean(&envelope.text));
-    for (n, attachment) in envelope.attachments.iter().enumerate() {
-        let (size, state) = match attachment.stream() {
-            None => (
-                attachment.bytes().map(|b| b.len() as u64).unwrap_or(0),
-                String::new(),
-            ),
-            Some(stream) => (
-                stream.size,
-                match attachment::check_stored(vault, &stream) {
-                    Ok(()) => String::new(),
-                    Err(damage) => format!(" — BESCHADIGD / DAMAGED: {damage}"),
-                },
-            ),
-        };
-        let _ = writeln!(
-            out,
-            "[bijlage / attachment {}] {} ({}, {}){state}",
-            n + 1,
-            clean_line(&attachment.name),
-            clean_line(&attachment.media_type),
-            human_size(size)
-        );
-    }
-}
-
-/// `48213 bytes (47.1 KiB)`: exact, and readable for large files.
-fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
-    if bytes < 1024 {
-        return format!("{bytes} bytes");
-    }
-    let mut value = bytes as f64 / 1024.0;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    format!("{bytes} bytes, {value:.1} {}", UNITS[unit])
-}
-
-fn author_label(vault: &Vault, author: &str) -> String {
-    if author == "melder" {
-        "melder".into()
-    } else if author == vault.card.id {
-        format!("u / you ({})", clean_line(&vault.card.name))
-    } else {
-        clean_line(author)
     }
 }
 
@@ -416,7 +204,7 @@ pub struct RefusedAttachment {
 /// the vault as a stream and checked (protocol.md §3a). A damaged attachment
 /// is refused and leaves no file; the others are written all the same.
 pub fn export(vault: &Vault, case_id: &CaseId, dir: &Path) -> Result<ExportReport, ReviewError> {
-    std::fs::create_dir_all(dir).map_err(ReviewError::io(dir))?;
+    create_private_dir(dir)?;
     let case = &vault.state.cases[case_id];
     let mut report = ExportReport::default();
     for (m, record) in case.messages.iter().enumerate() {
@@ -482,7 +270,42 @@ pub fn purge(vault: &mut Vault, cases: &[CaseId]) -> Result<usize, ReviewError> 
 /// Makes the next signed outbox with everything queued (an empty one is the
 /// plain sync request). Queued items stay queued until an inbox confirms them.
 pub fn outbox(vault: &mut Vault) -> Result<Vec<u8>, ReviewError> {
-    vault.state.counter += 1;
+    let counter = vault.state.counter + 1;
+    let bytes = build_outbox(vault, counter)?;
+    vault.state.counter = counter;
+    vault.save()?;
+    Ok(bytes)
+}
+
+/// Writes the next signed outbox to `path` and returns its counter. The
+/// counter is spent only once the bundle is safely on disk under a
+/// temporary name beside `path`: a path that cannot be written (a full or
+/// read-only stick, a missing folder) changes nothing in the vault.
+pub fn write_outbox(vault: &mut Vault, path: &Path) -> Result<u64, ReviewError> {
+    let counter = vault.state.counter + 1;
+    let bytes = build_outbox(vault, counter)?;
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(".part");
+    let temporary = PathBuf::from(temporary);
+    let written = std::fs::File::create(&temporary).and_then(|mut file| {
+        file.write_all(&bytes)?;
+        file.sync_all()
+    });
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&temporary);
+        return Err(ReviewError::io(path)(e));
+    }
+    vault.state.counter = counter;
+    if let Err(e) = vault.save() {
+        vault.state.counter = counter - 1;
+        let _ = std::fs::remove_file(&temporary);
+        return Err(e);
+    }
+    std::fs::rename(&temporary, path).map_err(ReviewError::io(path))?;
+    Ok(counter)
+}
+
+fn build_outbox(vault: &Vault, counter: u64) -> Result<Vec<u8>, ReviewError> {
     let mut items = Vec::new();
     for pending in &vault.state.pending {
         items.push((
@@ -492,13 +315,11 @@ pub fn outbox(vault: &mut Vault) -> Result<Vec<u8>, ReviewError> {
             vault.read_message(&pending.id)?,
         ));
     }
-    let bytes = Outbox::build(
+    Ok(Outbox::build(
         &vault.card.id,
-        vault.state.counter,
+        counter,
         vault.state.inbox_ack,
         &items,
         vault.signing_key(),
-    );
-    vault.save()?;
-    Ok(bytes)
+    ))
 }

@@ -107,17 +107,28 @@ pub fn write_new_file_with<E>(
     placed.map(Ok)
 }
 
-/// Creates `path` if nothing is there yet; `None` if something is.
+/// Creates `path` if nothing is there yet; `None` if something is. An
+/// exported file is a decrypted report's: readable by its owner only.
 fn create_if_absent(path: &Path) -> Result<Option<std::fs::File>, ReviewError> {
-    match std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
-    {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
         Ok(file) => Ok(Some(file)),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(None),
         Err(e) => Err(ReviewError::io(path)(e)),
     }
+}
+
+/// Creates the export folder, and any missing parent, readable by its
+/// owner only (0700 on unix); a folder that exists is left as it is.
+pub fn create_private_dir(dir: &Path) -> Result<(), ReviewError> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir).map_err(ReviewError::io(dir))
 }
 
 /// A new hidden file `.meldkluis-<random>.part` in `dir`.

@@ -80,14 +80,6 @@ pub fn compute<'a>(cases: impl IntoIterator<Item = &'a CaseRecord>, today: Day) 
     stats
 }
 
-fn share((part, whole): (usize, usize)) -> String {
-    if whole == 0 {
-        "-".into()
-    } else {
-        format!("{:.1}%", 100.0 * part as f64 / whole as f64)
-    }
-}
-
 fn average(sum: u64, n: usize) -> String {
     if n == 0 {
         "-".into()
@@ -97,53 +89,6 @@ fn average(sum: u64, n: usize) -> String {
 }
 
 impl Stats {
-    /// A readable table (Dutch / English labels).
-    pub fn table(&self) -> String {
-        let mut out = String::new();
-        let _ = writeln!(out, "Zaken / cases: {}", self.cases);
-        for (title, map) in [
-            ("Per categorie / by category", &self.by_category),
-            (
-                "Per maand van ontvangst / by month received",
-                &self.by_month,
-            ),
-        ] {
-            let _ = writeln!(out, "\n{title}");
-            for (key, n) in map {
-                let _ = writeln!(out, "  {:<32} {n:>6}", super::terminal::clean_line(key));
-            }
-        }
-        let _ = writeln!(out, "\nPer status / by status");
-        for (key, n) in &self.by_status {
-            let _ = writeln!(out, "  {key:<32} {n:>6}");
-        }
-        let _ = writeln!(out, "\nTermijnen / deadlines");
-        let (a, b) = self.acknowledged_in_time;
-        let _ = writeln!(
-            out,
-            "  ontvangst binnen 7 dagen bevestigd / acknowledged within 7 days: {a} of {b} ({})",
-            share(self.acknowledged_in_time)
-        );
-        let (a, b) = self.feedback_in_time;
-        let _ = writeln!(
-            out,
-            "  terugkoppeling binnen 3 maanden / feedback within 3 months: {a} of {b} ({})",
-            share(self.feedback_in_time)
-        );
-        let _ = writeln!(out, "\nEvaluaties / evaluations: {}", self.evaluations);
-        let _ = writeln!(
-            out,
-            "  proces / process (1-5): {}",
-            average(self.process_score_sum, self.evaluations)
-        );
-        let _ = writeln!(
-            out,
-            "  gehoord / heard (1-5): {}",
-            average(self.heard_score_sum, self.evaluations)
-        );
-        out
-    }
-
     /// CSV with a header: `section,key,value`, one figure a row.
     pub fn csv(&self) -> String {
         let mut out = String::from("section,key,value\n");

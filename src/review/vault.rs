@@ -143,6 +143,7 @@ pub struct State {
 }
 
 /// What `init` needs to make a card.
+#[derive(Debug, Clone)]
 pub struct NewCounsellor {
     pub id: String,
     pub name: String,
@@ -151,6 +152,31 @@ pub struct NewCounsellor {
     pub org: Option<String>,
     pub kind: CounsellorKind,
     pub description: String,
+}
+
+impl NewCounsellor {
+    fn card(self, identity: &age::x25519::Identity, signing: &SigningKey) -> Card {
+        Card {
+            format: "meldkluis-card".into(),
+            v: 1,
+            id: self.id,
+            name: self.name,
+            organisation: self.organisation,
+            org: self.org,
+            kind: self.kind,
+            description: self.description,
+            age_recipient: identity.to_public().to_string(),
+            signing_key: STANDARD.encode(signing.verifying_key().as_bytes()),
+        }
+    }
+
+    /// Checks the card fields as [`Vault::init`] will, so a front end can
+    /// refuse them before it asks for a passphrase.
+    pub fn validate(&self) -> Result<(), ReviewError> {
+        let identity = age::x25519::Identity::generate();
+        let signing = SigningKey::generate(&mut rand::rngs::OsRng);
+        Ok(self.clone().card(&identity, &signing).validate()?)
+    }
 }
 
 /// An open vault. The identities and signing key zeroize themselves on drop.
@@ -185,18 +211,7 @@ impl Vault {
         }
         let identity = age::x25519::Identity::generate();
         let signing = SigningKey::generate(&mut rand::rngs::OsRng);
-        let card = Card {
-            format: "meldkluis-card".into(),
-            v: 1,
-            id: who.id,
-            name: who.name,
-            organisation: who.organisation,
-            org: who.org,
-            kind: who.kind,
-            description: who.description,
-            age_recipient: identity.to_public().to_string(),
-            signing_key: STANDARD.encode(signing.verifying_key().as_bytes()),
-        };
+        let card = who.card(&identity, &signing);
         card.validate()?;
         create_private_dir(dir)?;
         create_private_dir(&dir.join(MESSAGES))?;
@@ -255,6 +270,12 @@ impl Vault {
         let sealed = encrypt_to(&self.recipient(), seed.as_bytes());
         write_atomic(&self.dir.join(SIGNING_KEY), &sealed)?;
         write_atomic(&self.dir.join(CARD), self.card.to_json().as_bytes())
+    }
+
+    /// Whether `dir` holds a vault: a front end asks this before it asks
+    /// for a passphrase.
+    pub fn exists(dir: &Path) -> bool {
+        dir.join(IDENTITY).exists()
     }
 
     /// Opens the vault in `dir` with the passphrase.

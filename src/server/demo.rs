@@ -32,7 +32,18 @@ pub struct DemoSetup {
     pub passphrase_file: PathBuf,
 }
 
-/// Makes the vault, card and directories under a fresh temporary directory.
+/// Removes the demo's folder when dropped: after Ctrl-C, and when the
+/// start fails, so no `meldkluis-demo-*` folder with a vault is left behind.
+pub struct RemoveOnDrop(pub PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Makes the vault, card and directories under a fresh temporary directory;
+/// on failure it leaves nothing behind.
 pub fn prepare(listen: SocketAddr) -> Result<DemoSetup, DemoError> {
     if !listen.ip().is_loopback() {
         return Err(DemoError::NotLoopback(listen));
@@ -40,6 +51,12 @@ pub fn prepare(listen: SocketAddr) -> Result<DemoSetup, DemoError> {
     let mut tag = [0u8; 4];
     rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut tag);
     let root = std::env::temp_dir().join(format!("meldkluis-demo-{}", hex::encode(tag)));
+    fill(root.clone(), listen).inspect_err(|_| {
+        let _ = std::fs::remove_dir_all(&root);
+    })
+}
+
+fn fill(root: PathBuf, listen: SocketAddr) -> Result<DemoSetup, DemoError> {
     let setup_error = |path: &Path, problem: String| DemoError::Setup {
         path: path.to_path_buf(),
         problem,
@@ -98,10 +115,13 @@ pub fn instructions(setup: &DemoSetup, url: &str) -> String {
     let root = setup.root.display();
     let vault = setup.vault.display();
     let pass = setup.passphrase_file.display();
+    let passphrase = DEMO_PASSPHRASE;
     format!(
         "\
 ==> Meldkluis DEMO — ONVEILIGE DEMO-SLEUTEL / INSECURE DEMO KEY
     The counsellor key below has a published passphrase. Never use it for real reports.
+    Passphrase (INSECURE, published, demo only): {passphrase}
+    Everything under Files is removed when the demo stops.
 
 Melder:      {url}/          (English: {url}/en)
 Files:       {root}
@@ -125,8 +145,10 @@ Stop with Ctrl-C.
 }
 
 /// Runs the demo until Ctrl-C.
+/// Its folder is removed when it stops, however it stops.
 pub async fn run(listen: SocketAddr) -> Result<(), DemoError> {
     let setup = prepare(listen)?;
+    let _cleanup = RemoveOnDrop(setup.root.clone());
     let state = AppState::open(&setup.config)?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await

@@ -322,8 +322,8 @@ test("two counsellors of one organisation: choice, both read, statuses with days
 
   await t.test("the counsellor reads the evaluation and stats count it", async () => {
     await intern.sync(server.url, "intern-4");
-    const shown = await intern.review("show", caseId);
-    assert.match(shown, /proces \/ process 4\/5, gehoord \/ heard 5\/5/);
+    const shown = await intern.review("--lang", "nl", "show", caseId);
+    assert.match(shown, /^Evaluatie: proces 4 van 5, gehoord 5 van 5$/m);
     assert.ok(shown.includes(improveText), `show does not print the evaluation's text:\n${shown}`);
     const csv = await intern.review("stats", "--csv");
     assert.match(csv, /^evaluation,count,1$/m);
