@@ -10,7 +10,7 @@ use super::settings::Settings;
 use super::text::Texts;
 use super::{Action, widgets};
 use crate::review::commands::{self, ImportSummary};
-use crate::review::vault::{Vault, write_atomic};
+use crate::review::vault::Vault;
 
 #[derive(Default)]
 pub struct SyncState {
@@ -130,13 +130,13 @@ pub fn prepare(
     let words = settings.lang.words();
     let dir = stick(settings)?;
     let items = vault.state.pending.len();
-    let bytes = commands::outbox(vault).map_err(|e| words.error(&e))?;
+    // The counter is spent only once the outbox is on the stick.
     let name = format!(
         "meldkluis-outbox-{}-{}.tar",
-        vault.card.id, vault.state.counter
+        vault.card.id,
+        vault.state.counter + 1
     );
-    let path = dir.join(&name);
-    write_atomic(&path, &bytes).map_err(|e| words.error(&e))?;
+    commands::write_outbox(vault, &dir.join(&name)).map_err(|e| words.error(&e))?;
     Ok(Some(
         texts
             .outbox_written

@@ -190,7 +190,8 @@ pub struct Vault {
 }
 
 impl Vault {
-    /// Whether `dir` holds a vault (without opening it).
+    /// Whether `dir` holds a vault: a front end asks this before it asks
+    /// for a passphrase.
     pub fn exists(dir: &Path) -> bool {
         dir.join(IDENTITY).exists()
     }
@@ -270,12 +271,6 @@ impl Vault {
         let sealed = encrypt_to(&self.recipient(), seed.as_bytes());
         write_atomic(&self.dir.join(SIGNING_KEY), &sealed)?;
         write_atomic(&self.dir.join(CARD), self.card.to_json().as_bytes())
-    }
-
-    /// Whether `dir` holds a vault: a front end asks this before it asks
-    /// for a passphrase.
-    pub fn exists(dir: &Path) -> bool {
-        dir.join(IDENTITY).exists()
     }
 
     /// Opens the vault in `dir` with the passphrase.
