@@ -11,6 +11,7 @@ use meldkluis::format::card::{CounsellorKind, slugify};
 use meldkluis::format::day::Day;
 use meldkluis::format::envelope::Status;
 use meldkluis::review::commands::{self, Lang};
+use meldkluis::review::text_file::{decode_text, read_text_file};
 use meldkluis::review::vault::{NewCounsellor, write_atomic};
 use meldkluis::review::{ReviewError, Vault, stats};
 
@@ -169,9 +170,8 @@ enum Command {
 
 fn read_passphrase(file: Option<&Path>, confirm: bool) -> Result<SecretString, String> {
     if let Some(path) = file {
-        let text = zeroize::Zeroizing::new(
-            std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?,
-        );
+        // Decoded as Windows editors write it too (BOM, UTF-16, CR LF).
+        let text = read_text_file(path).map_err(|e| format!("{}: {e}", path.display()))?;
         let line = text.lines().next().unwrap_or("").to_owned();
         if line.is_empty() {
             return Err(format!("{}: the first line is empty", path.display()));
@@ -192,16 +192,22 @@ fn read_passphrase(file: Option<&Path>, confirm: bool) -> Result<SecretString, S
     Ok(SecretString::from(first))
 }
 
-/// A message body from --file, or standard input.
+/// A message body from --file, or standard input, with Windows line ends
+/// and encodings decoded (`text_file`).
 fn body(file: Option<&Path>) -> Result<String, String> {
     match file {
-        Some(path) => std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display())),
+        Some(path) => read_text_file(path)
+            .map(|text| text.to_string())
+            .map_err(|e| format!("{}: {e}", path.display())),
         None => {
-            let mut body = String::new();
+            let mut body = Vec::new();
             std::io::stdin()
-                .read_to_string(&mut body)
+                .read_to_end(&mut body)
                 .map_err(|e| e.to_string())?;
-            Ok(body)
+            // `echo … |` in cmd.exe ends the line with CR LF.
+            decode_text(&body)
+                .map(|text| text.to_string())
+                .map_err(|e| e.to_string())
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod export;
 pub mod import;
 pub mod stats;
 pub mod terminal;
+pub mod text_file;
 pub mod vault;
 
 pub use error::ReviewError;
