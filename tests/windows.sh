@@ -82,7 +82,7 @@ done
 has_desk=
 if sed -n '/^\[features\]/,/^\[/p' Cargo.toml | grep -qE '^desk[[:space:]]*='; then
   has_desk=1
-  for tool in Xvfb:xvfb xwininfo:x11-utils import:imagemagick; do
+  for tool in Xvfb:xvfb xwininfo:x11-utils import:imagemagick identify:imagemagick; do
     command -v "${tool%%:*}" >/dev/null || missing+=("${tool#*:}")
   done
   # OpenGL for wine's opengl32 on Xvfb (software rendering).
@@ -341,15 +341,17 @@ took "strace"
 
 # ---- hook: the desktop program on Windows (issue 12, "Done when" 4) ----
 # When Cargo.toml has a `desk` feature, the .exe built above has the
-# desktop program in it (`--features review,desk`); this starts it under
-# wine on an Xvfb
-# display (1366×768) with the vault made above, and takes a screenshot of
-# its unlock screen: target/test-output/windows/desk-unlock.png. It checks
-# that a window titled "Meldkluis" appeared and that the picture is not
-# blank. The program is started as `meldkluis-review.exe --vault DIR
-# desk`; set MELDKLUIS_DESK_ARGS (or DESK_ARGS at the top) when the desktop
-# program's command line differs. eframe/egui renders through OpenGL:
-# wine's opengl32 uses the host's Mesa on Xvfb (libgl1-mesa-dri).
+# desktop program in it (`--features review,desk`). This starts it under
+# wine on an Xvfb display (1366×768) with the vault made above, waits for a
+# window whose title starts with "Meldkluis", and takes a screenshot of its
+# unlock screen: target/test-output/windows/desk-unlock.png, checked not to
+# be blank (look at it too). It is started as `meldkluis-review.exe --vault
+# DIR desk`; set MELDKLUIS_DESK_ARGS (or DESK_ARGS at the top) when the
+# desktop program's command line differs. eframe/egui draws with OpenGL
+# (glow): wine's opengl32 uses the host's Mesa on Xvfb (libgl1-mesa-dri);
+# a wgpu renderer would need Vulkan or Direct3D 12 under wine instead.
+# Checked machinery (Xvfb, wine's X11 driver, xwininfo, import) with wine's
+# own notepad.exe while the desktop program did not yet exist.
 desk_hook() {
   step "desktop program under wine (desk hook)"
   if [ -z "$has_desk" ]; then
@@ -373,10 +375,12 @@ desk_hook() {
   [ -n "$shown" ] || { cat "$work/desk.log"; xwininfo -root -tree | head -30; fail "no Meldkluis window under wine"; }
   sleep 3 # the first frames
   import -window root "$SHOTS/desk-unlock.png"
-  local colours; colours=$(convert "$SHOTS/desk-unlock.png" -format '%k' info:)
+  local colours; colours=$(identify -format '%k' "$SHOTS/desk-unlock.png")
   [ "$colours" -gt 8 ] || fail "the screenshot is blank ($colours colours)"
   echo "screenshot: $SHOTS/desk-unlock.png ($colours colours); look at it"
-  kill "$desk_pid" 2>/dev/null; wait "$desk_pid" 2>/dev/null || true; desk_pid=
+  kill "$desk_pid" 2>/dev/null || true
+  wait "$desk_pid" 2>/dev/null || true
+  desk_pid=
   unset DISPLAY
   took "desk hook"
 }
