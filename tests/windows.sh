@@ -12,7 +12,8 @@
 #             card the Windows `init` wrote into keys/: a report sent with
 #             the standard-tools recipe of docs/api.md → `outbox` (wine) →
 #             sync with curl on the courier endpoint → `import` (wine) →
-#             `list`/`show` show the report → `reply --file` (a Notepad-style
+#             `list`/`show` show the report, `export` writes its attachment
+#             under a safe name → `reply --file` (a Notepad-style
 #             file: BOM, CR LF) → `outbox` → sync → the melder's thread
 #             look-up holds the reply, without a stray CR → `import` confirms
 #             it, and the next outbox is empty. The passphrase file is UTF-16
@@ -32,6 +33,11 @@
 # rustup, when missing. Every wine call is bounded by `timeout`; the whole
 # script prints the time each part took. Needs target/debug/meldkluis (built
 # when missing). Screenshots go to target/test-output/windows/.
+#
+# The .exe is a release build also because a debug build is not portable:
+# without embedding, a debug build reads the age crate's message files from
+# the Cargo registry of the machine that built it (rust-embed), and under
+# wine it panics on the first age error it would print.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -208,8 +214,13 @@ curl -sS "$SERVER/api/v1/counsellors" | jq -e '.counsellors[] | select(.id == "v
   COUNSELLOR=vp-windows
   curl -sS "$SERVER/api/v1/counsellors" \
     | jq -r --arg id "$COUNSELLOR" '.counsellors[] | select(.id == $id) | .age_recipient' > counsellor.txt
-  jq -n --rawfile text melding.txt --arg r "$REPLY" --arg c "$COUNSELLOR" \
-    '{v: 1, kind: "report", text: $text, reply_recipient: $r, counsellors: [$c]}' > envelope.json
+  # An attachment whose name tries a path and an NTFS alternate data
+  # stream (`name:stream`); its bytes include CR LF, NUL and 0xFF.
+  printf 'Bijlage.\r\n\000\377' > ../bijlage.bin
+  base64 -w0 ../bijlage.bin > attachment.b64
+  jq -n --rawfile text melding.txt --arg r "$REPLY" --arg c "$COUNSELLOR" --rawfile a attachment.b64 \
+    '{v: 1, kind: "report", text: $text, reply_recipient: $r, counsellors: [$c],
+      attachments: [{name: "..\\..\\Windows\\verslag.txt:verborgen", type: "text/plain", data: $a}]}' > envelope.json
   size=$(wc -c < envelope.json); bucket=4096
   while [ "$bucket" -lt "$size" ]; do bucket=$((bucket * 2)); done
   { cat envelope.json; head -c $((bucket - size)) /dev/zero | tr '\0' ' '; } > padded.json
@@ -228,7 +239,7 @@ courier_sync() { # outbox file → inbox file, with curl on the courier endpoint
 }
 manifest() { tar -xOf "$1" manifest.json; }
 
-step "outbox, sync, import, list, show under wine"
+step "outbox, sync, import, list, show, export under wine"
 review_win outbox "$(winpath "$work/usb/outbox-1.tar")"
 manifest "$work/usb/outbox-1.tar" | jq -e '.counsellor == "vp-windows" and .counter == 1 and (.items | length) == 0' >/dev/null \
   || fail "outbox 1 is not an empty sync request with counter 1"
@@ -244,7 +255,13 @@ grep -qF 'Melding voor de Windows-test.' "$work/show.out" || { cat "$work/show.o
 grep -qF 'Tweede regel: één, Überweisung, 漢字.' "$work/show.out" \
   || { cat "$work/show.out"; fail "show mangles the report's non-ASCII text"; }
 echo "show $case_id: the report's text, accents and all"
-took "outbox/sync/import/list/show"
+review_win export "$case_id" --to "$(winpath "$work/exported")"
+exported=$(cd "$work/exported" && ls -A)
+[ "$exported" = "01-verslag.txt_verborgen" ] || fail "export wrote: $exported (expected 01-verslag.txt_verborgen)"
+cmp -s "$work/exported/01-verslag.txt_verborgen" "$work/bijlage.bin" || fail "the exported attachment differs"
+[ -z "$(find "$work" -maxdepth 2 -name '*verslag*' -not -path "$work/exported/*")" ] || fail "export wrote outside its folder"
+echo "export: the hostile name became $exported, bytes exact, nothing outside the folder"
+took "outbox/sync/import/list/show/export"
 
 step "reply --file (Notepad style: BOM, CR LF), outbox, sync"
 printf '\xef\xbb\xbfWij hebben uw melding ontvangen.\r\nMet vriendelijke groet, de vertrouwenspersoon (ë).\r\n' > "$work/antwoord.txt"
