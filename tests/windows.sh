@@ -124,6 +124,21 @@ while read -r dll; do
   esac
 done <<<"$dlls"
 echo "meldkluis-review.exe: $(du -h "$EXE" | cut -f1), system DLLs only"
+# The release's checksum file for it, and the manuals name what is built.
+mkdir -p "$work/dist"
+cp "$EXE" "$work/dist/"
+bash deploy/checksums.sh "$work/dist" >/dev/null
+grep -qE '^[0-9a-f]{64}  meldkluis-review\.exe$' "$work/dist/SHA256SUMS" || fail "SHA256SUMS has no line for meldkluis-review.exe"
+(cd "$work/dist" && sha256sum -c --quiet SHA256SUMS) || fail "sha256sum -c"
+grep -q 'target/$windows/release/meldkluis-review.exe' deploy/release.sh || fail "deploy/release.sh does not ship this .exe"
+for manual in docs/counsellor-manual.nl.md docs/counsellor-manual.en.md; do
+  for text in 'meldkluis-review.exe' 'SHA256SUMS' 'certutil -hashfile meldkluis-review.exe SHA256' \
+              'Get-FileHash .\meldkluis-review.exe -Algorithm SHA256' 'Windows 10 of 11' ; do
+    [ "$manual" = docs/counsellor-manual.en.md ] && [ "$text" = 'Windows 10 of 11' ] && text='Windows 10 or 11'
+    grep -qF -- "$text" "$manual" || fail "$manual does not say: $text"
+  done
+done
+echo "SHA256SUMS lists it; release.sh ships it; both manuals name it and how to check it on Windows"
 took "build (cargo, mingw-w64)"
 
 step "a fresh wine prefix"
