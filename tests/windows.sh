@@ -7,6 +7,7 @@
 #             feature), the very file deploy/release.sh ships; it may
 #             import only DLLs that Windows 10 and 11 ship.
 #   wine      a fresh wine prefix in a temporary directory (no display).
+#   unit      the library's unit tests, built for Windows, run under wine.
 #   round     the CLI round trip with the .exe under Debian's wine, against
 #   trip      a real Linux `meldkluis serve` on 127.0.0.1 that serves the
 #             card the Windows `init` wrote into keys/: a report sent with
@@ -143,8 +144,9 @@ took "build (cargo, mingw-w64)"
 
 step "a fresh wine prefix"
 export WINEPREFIX="$work/prefix" WINEARCH=win64 WINEDEBUG=-all
-# No Mono or Gecko installers; no display: a console program needs none.
-export WINEDLLOVERRIDES="mscoree,mshtml="
+# No Mono or Gecko installers, no menu entries in $HOME (winemenubuilder);
+# no display: a console program needs none.
+export WINEDLLOVERRIDES="mscoree,mshtml=;winemenubuilder.exe=d"
 unset DISPLAY WAYLAND_DISPLAY
 # One server for the whole run (it stays ten minutes after its last
 # program; cleanup ends it), so a wine call starts in a tenth of a second
@@ -184,6 +186,19 @@ win_exe="Z:$(sed 's#/#\\#g' <<<"$work/app/meldkluis-review.exe")"
 winpath() { printf 'Z:%s' "$(sed 's#/#\\#g' <<<"$1")"; }
 timeout 60 wine "$win_exe" --version </dev/null | grep -q '^meldkluis-review ' || fail "the .exe does not start under wine"
 took "wine prefix (wineboot)"
+
+step "the library's unit tests on Windows (under wine)"
+# The vault, export, bundle and text-file tests with Windows' file system
+# semantics (renames over existing files, exclusive creation, paths).
+unit_exe=$(cargo test --locked --release --target "$TARGET" --no-default-features --features "$features" \
+  --lib --no-run --message-format=json \
+  | jq -r 'select(.reason == "compiler-artifact" and .profile.test == true) | .executable // empty' | tail -1)
+[ -n "$unit_exe" ] && [ -f "$unit_exe" ] || fail "no unit test executable for $TARGET"
+cp "$unit_exe" "$work/app/unit-tests.exe"
+timeout 300 wine "$(winpath "$work/app/unit-tests.exe")" --test-threads 2 </dev/null > "$work/unit.out" 2>&1 \
+  || { tail -40 "$work/unit.out"; fail "unit tests under wine"; }
+grep -E '^test result: ok\. [1-9][0-9]* passed; 0 failed' "$work/unit.out" || { tail -20 "$work/unit.out"; fail "unit tests under wine"; }
+took "unit tests (build, wine)"
 
 step "init under wine (UTF-16 passphrase file with CR LF)"
 mkdir -p "$work/keys" "$work/usb" "$work/melder"
