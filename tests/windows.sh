@@ -23,8 +23,11 @@
 #   hostile   a damaged inbox, a wrong and an empty passphrase: a clear
 #             error, exit status 2, the vault unchanged.
 #   console   the passphrase prompt on a console (wine's, on a pty).
-#   network   `import` and `outbox` under wine, traced with strace -f: no
-#             AF_INET, AF_INET6 or AF_PACKET socket.
+#   network   no AF_INET, AF_INET6 or AF_PACKET socket for any reviewer
+#             run: wineserver (which makes Windows programs' sockets) is
+#             traced with strace the whole time, with a Windows program
+#             that connects to 127.0.0.1 as the control; `outbox`,
+#             `import` and `show` are traced in their own process too.
 #   desk      a hook for the desktop program (see desk_hook below): runs
 #             when Cargo.toml has a `desk` feature, skips with a message
 #             otherwise.
@@ -67,13 +70,21 @@ server_pid=
 console_pid=
 xvfb_pid=
 desk_pid=
+wineserver_pid=
 cleanup() {
   set +e
   [ -n "$desk_pid" ] && kill "$desk_pid" 2>/dev/null
   [ -n "$console_pid" ] && kill "$console_pid" 2>/dev/null
   [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null
-  # Ends this prefix's wineserver and every wine process in it, no other.
-  [ -d "$work/prefix" ] && WINEPREFIX="$work/prefix" timeout 20 wineserver -k 2>/dev/null
+  # Ends this prefix's wineserver and every wine process in it, no other,
+  # and removes the server's directory (Debian's wine names it in the file
+  # `wineserver` of the prefix).
+  if [ -d "$work/prefix" ]; then
+    WINEPREFIX="$work/prefix" timeout 20 wineserver -k 2>/dev/null
+    server_dir=$(cat "$work/prefix/wineserver" 2>/dev/null)
+    [[ "$server_dir" =~ ^wine-[A-Za-z0-9]+$ ]] && rm -rf "${TMPDIR:-/tmp}/$server_dir"
+  fi
+  [ -n "$wineserver_pid" ] && kill "$wineserver_pid" 2>/dev/null
   [ -n "$xvfb_pid" ] && kill "$xvfb_pid" 2>/dev/null
   rm -rf "$work"
 }
@@ -150,9 +161,14 @@ export WINEDLLOVERRIDES="mscoree,mshtml=;winemenubuilder.exe=d"
 unset DISPLAY WAYLAND_DISPLAY
 # One server for the whole run (it stays ten minutes after its last
 # program; cleanup ends it), so a wine call starts in a tenth of a second
-# instead of one and a half.
+# instead of one and a half. It runs under strace: wine makes a Windows
+# program's sockets in wineserver, not in the program's own process, so
+# only this trace shows them (see "no IP socket" below).
 mkdir -p "$WINEPREFIX"
-wineserver -p600
+strace -f -qq --seccomp-bpf -e trace=socket,connect -o "$work/wineserver.trace" wineserver -f -p600 &
+wineserver_pid=$!
+for _ in $(seq 100); do [ -s "$WINEPREFIX/wineserver" ] && break; sleep 0.1; done
+[ -s "$WINEPREFIX/wineserver" ] || fail "wineserver did not start"
 timeout 300 wineboot --init </dev/null >"$work/wineboot.log" 2>&1 \
   || { cat "$work/wineboot.log"; fail "wineboot"; }
 [ "$(readlink "$WINEPREFIX/dosdevices/z:")" = / ] || fail "the prefix has no drive Z: for /"
@@ -181,10 +197,31 @@ EOF
   x86_64-w64-mingw32-gcc -O2 -shared -o "$work/app/bcryptprimitives.dll" "$work/processprng.c" -ladvapi32
   echo "wine $(wine --version) lacks bcryptprimitives.dll: a test-only ProcessPrng stand-in sits beside the .exe"
 fi
-win_exe="Z:$(sed 's#/#\\#g' <<<"$work/app/meldkluis-review.exe")"
 # A Windows path for a Linux one (drive Z: is /).
 winpath() { printf 'Z:%s' "$(sed 's#/#\\#g' <<<"$1")"; }
+win_exe=$(winpath "$work/app/meldkluis-review.exe")
 timeout 60 wine "$win_exe" --version </dev/null | grep -q '^meldkluis-review ' || fail "the .exe does not start under wine"
+# Control for the socket check: a small Windows program that connects to
+# 127.0.0.1 shows up in wineserver's trace as an AF_INET socket.
+cat > "$work/connect.c" <<'CSOURCE'
+#include <winsock2.h>
+int main(void) {
+    WSADATA data;
+    struct sockaddr_in to = {0};
+    WSAStartup(MAKEWORD(2, 2), &data);
+    SOCKET s = socket(AF_INET, SOCK_STREAM, 0);
+    to.sin_family = AF_INET;
+    to.sin_port = htons(9);
+    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    connect(s, (struct sockaddr *)&to, sizeof to);
+    return s == INVALID_SOCKET;
+}
+CSOURCE
+x86_64-w64-mingw32-gcc -O2 -o "$work/app/connect.exe" "$work/connect.c" -lws2_32
+timeout 60 wine "$(winpath "$work/app/connect.exe")" </dev/null || fail "the control program made no socket"
+for _ in $(seq 50); do grep -q 'AF_INET' "$work/wineserver.trace" && break; sleep 0.1; done
+grep -q 'AF_INET' "$work/wineserver.trace" || fail "wineserver's trace misses a Windows program's socket; the check would prove nothing"
+trace_mark=$(wc -l < "$work/wineserver.trace")
 took "wine prefix (wineboot)"
 
 step "the library's unit tests on Windows (under wine)"
@@ -369,22 +406,6 @@ grep -qF "$PASS" "$work/console.out" && fail "the passphrase was echoed on the c
 echo "prompt: typed passphrase not echoed, vault opened, case $case_id listed"
 took "console prompt"
 
-step "no IP socket from the .exe under wine (strace -f)"
-# Control: the same trace sees the Linux curl's socket, so a quiet trace
-# below means something.
-strace -f -qq -e trace=socket -o "$work/control.trace" curl -s -o /dev/null "http://127.0.0.1:9/" || true
-grep -q 'AF_INET' "$work/control.trace" || fail "strace did not see curl's socket; the check proves nothing"
-traced() { # subcommand args...: runs the Windows reviewer under strace -f
-  strace -f -qq -e trace=socket,connect -o "$work/rev.trace" \
-    timeout 120 wine "$win_exe" --vault "$(winpath "$VAULT")" --passphrase-file "$(winpath "$work/pass.txt")" "$@" \
-    </dev/null >/dev/null
-  if grep -E 'AF_INET|AF_INET6|AF_PACKET' "$work/rev.trace"; then fail "$1 opened an IP socket under wine (above)"; fi
-  echo "$1: $(grep -c 'socket(' "$work/rev.trace" || true) socket calls (wine's own AF_UNIX), none AF_INET, AF_INET6 or AF_PACKET"
-}
-traced outbox "$(winpath "$work/usb/outbox-4.tar")"
-traced import "$(winpath "$work/usb/inbox-3.age")"
-traced show "$case_id"
-took "strace"
 
 # ---- hook: the desktop program on Windows (issue 12, "Done when" 4) ----
 # When Cargo.toml has a `desk` feature, the .exe built above has the
@@ -432,6 +453,33 @@ desk_hook() {
   took "desk hook"
 }
 desk_hook
+
+step "no IP socket from the reviewer under wine (strace)"
+# First three runs traced in the program's own process, where wine makes
+# none of a Windows program's sockets but anything the program did behind
+# wine's back would show.
+traced() { # subcommand args...: runs the Windows reviewer under strace -f
+  strace -f -qq -e trace=socket,connect -o "$work/rev.trace" \
+    timeout 120 wine "$win_exe" --vault "$(winpath "$VAULT")" --passphrase-file "$(winpath "$work/pass.txt")" "$@" \
+    </dev/null >/dev/null
+  if grep -E 'AF_INET|AF_INET6|AF_PACKET' "$work/rev.trace"; then fail "$1 opened an IP socket under wine (above)"; fi
+  echo "$1: $(grep -c 'socket(' "$work/rev.trace" || true) socket calls in its own process (AF_UNIX, to wineserver), none AF_INET, AF_INET6 or AF_PACKET"
+}
+traced outbox "$(winpath "$work/usb/outbox-4.tar")"
+traced import "$(winpath "$work/usb/inbox-3.age")"
+traced show "$case_id"
+# Then wineserver's trace: every Windows program since the control was the
+# reviewer (its unit tests, init, outbox, import, list, show, export,
+# reply, the refusals, the prompt, the desktop program when the hook ran,
+# the three runs above), and wineserver, which makes their sockets, made
+# no IP socket.
+if tail -n +"$((trace_mark + 1))" "$work/wineserver.trace" | grep -E 'AF_INET|AF_INET6|AF_PACKET'; then
+  fail "a socket for the reviewer under wine (above)"
+fi
+families=$(tail -n +"$((trace_mark + 1))" "$work/wineserver.trace" | grep -oE '(socket|connect)\(([0-9]+, \{sa_family=)?AF_[A-Z0-9]+' \
+  | sed -E 's/\(.*(AF_[A-Z0-9]+)/ \1/' | sort | uniq -c | sed 's/^ *//' | paste -sd, || true)
+echo "wineserver since the control: ${families:-no socket calls}; none AF_INET, AF_INET6 or AF_PACKET"
+took "strace"
 
 step "windows: all passed"
 printf '%s\n' "${timing[@]}"
