@@ -63,6 +63,9 @@ bash tests/standard-tools.sh
 step "the reviewer makes no network system call (strace)"
 bash tests/reviewer-no-network.sh
 
+step "the reviewer on Windows: mingw-w64 build, CLI round trip under wine (tests/windows.sh)"
+bash tests/windows.sh
+
 step "deployment examples and the offline reviewer build (tests/deploy-check.sh)"
 # The network-less rebuild of the reviewer from vendored sources takes five
 # to six minutes on two cores; CI skips it to stay well inside its time

@@ -95,7 +95,7 @@ pub fn write_new_file_with<E>(
         // rename alone would overwrite a file that appeared meanwhile.
         let (path, claim) = create_new_name(dir, name)?;
         drop(claim);
-        std::fs::rename(&temporary, &path).map_err(|e| {
+        super::vault::rename_over(&temporary, &path).map_err(|e| {
             let _ = std::fs::remove_file(&path);
             ReviewError::io(&path)(e)
         })?;

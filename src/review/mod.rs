@@ -12,6 +12,7 @@ pub mod i18n;
 pub mod import;
 pub mod stats;
 pub mod terminal;
+pub mod text_file;
 pub mod untrusted;
 pub mod vault;
 pub mod views;

@@ -432,7 +432,7 @@ impl Vault {
             stream.copy_to(&mut file).map_err(copy_error(&partial))?;
             file.sync_all().map_err(ReviewError::io(&partial))?;
             drop(file);
-            std::fs::rename(&partial, &path).map_err(ReviewError::io(&path))?;
+            rename_over(&partial, &path).map_err(ReviewError::io(&path))?;
             sync_dir(&path);
             Ok(())
         })();
@@ -578,9 +578,46 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ReviewError> {
         .and_then(|_| file.sync_all())
         .map_err(ReviewError::io(&tmp))?;
     drop(file);
-    std::fs::rename(&tmp, path).map_err(ReviewError::io(path))?;
+    rename_over(&tmp, path).map_err(ReviewError::io(path))?;
     sync_dir(path);
     Ok(())
+}
+
+/// Renames `from` to `to`, replacing `to`. On Windows a virus scanner or
+/// the search indexer may hold a file it just saw being written, and the
+/// rename then fails with "access denied" or a sharing violation for a
+/// moment; it is tried again for about two seconds before giving up.
+pub fn rename_over(from: &Path, to: &Path) -> std::io::Result<()> {
+    const WAITS_MS: [u64; 9] = [10, 20, 40, 80, 160, 320, 500, 500, 500];
+    let waits = WAITS_MS.map(std::time::Duration::from_millis);
+    retry_while(
+        || std::fs::rename(from, to),
+        held_by_another_program,
+        &waits,
+    )
+}
+
+/// Runs `op` until it succeeds or fails otherwise than `transient` says,
+/// waiting each of `waits` in turn between tries; then gives up.
+fn retry_while<T>(
+    mut op: impl FnMut() -> std::io::Result<T>,
+    transient: impl Fn(&std::io::Error) -> bool,
+    waits: &[std::time::Duration],
+) -> std::io::Result<T> {
+    for wait in waits {
+        match op() {
+            Err(e) if transient(&e) => std::thread::sleep(*wait),
+            done => return done,
+        }
+    }
+    op()
+}
+
+/// Whether a rename failed only because another program holds the file:
+/// ERROR_ACCESS_DENIED (5) or ERROR_SHARING_VIOLATION (32) on Windows. On
+/// other systems these errors are permanent.
+fn held_by_another_program(e: &std::io::Error) -> bool {
+    cfg!(windows) && matches!(e.raw_os_error(), Some(5 | 32))
 }
 
 #[cfg(test)]
@@ -596,6 +633,52 @@ mod tests {
             kind: CounsellorKind::Internal,
             description: String::new(),
         }
+    }
+
+    #[test]
+    fn renames_replace_and_retry_only_transient_failures() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("state.age");
+        write_atomic(&target, b"old").unwrap();
+        write_atomic(&target, b"new").unwrap();
+        assert_eq!(std::fs::read(&target).unwrap(), b"new");
+        assert!(!dir.path().join("state.tmp").exists());
+
+        let waits = [std::time::Duration::from_millis(1); 3];
+        let busy = || std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        let is_busy = |e: &std::io::Error| e.kind() == std::io::ErrorKind::PermissionDenied;
+        let mut tries = 0;
+        let result = retry_while(
+            || {
+                tries += 1;
+                if tries < 3 { Err(busy()) } else { Ok(tries) }
+            },
+            is_busy,
+            &waits,
+        );
+        assert_eq!(result.unwrap(), 3);
+        let mut tries = 0;
+        let result: std::io::Result<()> = retry_while(
+            || {
+                tries += 1;
+                Err(busy())
+            },
+            is_busy,
+            &waits,
+        );
+        assert!(result.is_err());
+        assert_eq!(tries, 4, "gives up when the waits are used up");
+        let mut tries = 0;
+        let result: std::io::Result<()> = retry_while(
+            || {
+                tries += 1;
+                Err(std::io::Error::from(std::io::ErrorKind::NotFound))
+            },
+            is_busy,
+            &waits,
+        );
+        assert!(result.is_err());
+        assert_eq!(tries, 1, "a lasting error is not retried");
     }
 
     #[test]

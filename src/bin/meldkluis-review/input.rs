@@ -6,6 +6,7 @@ use std::io::{IsTerminal, Read};
 use std::path::Path;
 
 use age::secrecy::SecretString;
+use meldkluis::review::text_file::{decode_text, read_text_file};
 use zeroize::Zeroizing;
 
 use crate::error::CliError;
@@ -43,12 +44,11 @@ fn prompt(label: &str) -> Result<Zeroizing<String>, CliError> {
 
 /// The first line of `--passphrase-file`.
 fn passphrase_from_file(path: &Path) -> Result<SecretString, CliError> {
-    let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|source| {
-        CliError::PassphraseFile {
-            path: path.to_path_buf(),
-            source,
-        }
-    })?);
+    // Decoded as Windows editors write it too (BOM, UTF-16, CR LF).
+    let text = read_text_file(path).map_err(|source| CliError::PassphraseFile {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let line = text.lines().next().unwrap_or("");
     if line.is_empty() {
         return Err(CliError::PassphraseFileEmpty(path.to_path_buf()));
@@ -95,21 +95,24 @@ pub fn new_passphrase(file: Option<&Path>, t: &Text) -> Result<SecretString, Cli
 /// first says what to type and how to finish.
 pub fn message(file: Option<&Path>, t: &Text) -> Result<String, CliError> {
     let text = match file {
-        Some(path) => std::fs::read_to_string(path).map_err(|source| CliError::ReadFile {
-            path: path.to_path_buf(),
-            source,
-        })?,
+        Some(path) => read_text_file(path)
+            .map_err(|source| CliError::ReadFile {
+                path: path.to_path_buf(),
+                source,
+            })?
+            .to_string(),
         None => {
             let stdin = std::io::stdin();
             if stdin.is_terminal() {
                 eprintln!("{}", t.type_message);
             }
-            let mut text = String::new();
+            let mut bytes = Vec::new();
             stdin
                 .lock()
-                .read_to_string(&mut text)
+                .read_to_end(&mut bytes)
                 .map_err(CliError::ReadStdin)?;
-            text
+            // `echo … |` in cmd.exe ends the line with CR LF.
+            decode_text(&bytes).map_err(CliError::ReadStdin)?.to_string()
         }
     };
     if text.trim().is_empty() {
