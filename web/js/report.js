@@ -42,7 +42,8 @@ function counsellorChoice(c) {
     el("span", { className: "choice-meta", text: c.organisation }),
   ]);
   if (c.description) label.append(el("span", { className: "choice-description", text: c.description }));
-  const box = el("input", { attrs: { type: "checkbox", id, value: c.id } });
+  // autocomplete="off" keeps the choice out of Firefox's session store (with the form's).
+  const box = el("input", { attrs: { type: "checkbox", id, value: c.id, autocomplete: "off" } });
   box.addEventListener("change", () => clearError("counsellors"));
   return el("div", { className: "choice" }, [box, label]);
 }
