@@ -171,6 +171,7 @@ impl Vault {
             org: who.org,
             kind: who.kind,
             description: who.description,
+            lang: Some("nl".into()), // Dutch first, as the program's texts
             age_recipient: identity.to_public().to_string(),
             signing_key: STANDARD.encode(signing.verifying_key().as_bytes()),
         };
