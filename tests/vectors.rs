@@ -253,9 +253,15 @@ fn envelope_vectors() {
             &|e| e["status"] = json!("acknowledged"),
             "only a reply sets a status",
         );
-        add(&|e| e["lang"] = json!("Nederlands"), "lang is not a language tag");
+        add(
+            &|e| e["lang"] = json!("Nederlands"),
+            "lang is not a language tag",
+        );
         add(&|e| e["lang"] = json!(""), "lang is not a language tag");
-        add(&|e| e["lang"] = json!("nl\"><script>"), "lang is not a language tag");
+        add(
+            &|e| e["lang"] = json!("nl\"><script>"),
+            "lang is not a language tag",
+        );
         add(&|e| e["lang"] = json!(31), "lang is not a language tag");
         let mut bad =
             |value: Value, reason: &str| invalid.push(json!({"envelope": value, "reason": reason}));

@@ -203,7 +203,18 @@ mod tests {
         for good in ["nl", "en", "en-GB", "fy-NL", "pap", "zh-Hant-TW"] {
             assert!(valid_lang(good), "{good}");
         }
-        for bad in ["", "n", "NL", "nederlands", "nl-", "nl_NL", "nl\"><x>", "a-b", "nl-abcdefghi", "nl-a-b-c-d-e"] {
+        for bad in [
+            "",
+            "n",
+            "NL",
+            "nederlands",
+            "nl-",
+            "nl_NL",
+            "nl\"><x>",
+            "a-b",
+            "nl-abcdefghi",
+            "nl-a-b-c-d-e",
+        ] {
             assert!(!valid_lang(bad), "{bad}");
         }
         let mut card = sample();
@@ -211,7 +222,10 @@ mod tests {
         assert!(card.validate().is_err());
         card.lang = None;
         let json = card.to_json();
-        assert!(!json.contains("lang"), "an absent lang is not written: {json}");
+        assert!(
+            !json.contains("lang"),
+            "an absent lang is not written: {json}"
+        );
         assert_eq!(Card::parse(json.as_bytes()).unwrap().lang, None);
     }
 
