@@ -202,21 +202,21 @@ for (const mode of MODES) {
   });
 }
 
-test("Firefox ESR in dark mode: axe finds nothing on the report form and the thread page, both languages", async () => {
+test("Firefox ESR in dark mode: axe finds nothing on any page, both languages, also under /o/<org>/", async () => {
   const browser = await launchFirefox({ dark: true });
   try {
     const { page, problems } = await openFirefoxPage(browser, server.url);
     const found = [];
     for (const lang of ["nl", "en"]) {
-      for (const name of ["index", "report", "thread", "courier"]) {
-        await page.goto(`${server.url}${ROUTES[lang][name]}`);
+      for (const [name, prefix] of Object.keys(ROUTES[lang]).flatMap((n) => [[n, ""], [n, `/o/${ORG}`]])) {
+        await page.goto(`${server.url}${prefix}${ROUTES[lang][name]}`);
         if (name === "report") {
           await page.waitForSelector(`#counsellor-${counsellor.id}`);
           await page.click(`#counsellor-${counsellor.id}`);
         }
         assert.equal(await page.evaluate(() => matchMedia("(prefers-color-scheme: dark)").matches), true);
         for (const v of await axe(page)) found.push(`${lang} ${name}: ${v}`);
-        if (lang === "nl") await shot(page, `dark-${name}`);
+        if (lang === "nl" && !prefix) await shot(page, `dark-${name}`);
       }
     }
     assert.deepEqual(found, []);
