@@ -23,7 +23,7 @@ import { open as openFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { buildEnvelope, bytesToBase64, codeFromRandomBytes, deriveKeys, encrypt, formatCode } from "../../web/js/protocol.js";
-import { assertClean, launch, openPage } from "./support/browser.mjs";
+import { assertClean, launch, openPage, outDir } from "./support/browser.mjs";
 import { SAFER_PREFS, launchFirefox, openFirefoxPage } from "./support/firefox.mjs";
 import { makeCounsellor, scratch, startServer } from "./support/meldkluis.mjs";
 import { messages } from "./support/render.mjs";
@@ -114,6 +114,10 @@ function listen(page) {
   });
 }
 const heard = (page) => page.evaluate(() => ({ heard: window.__heard, focused: window.__focused }));
+
+/** A screenshot for the side-by-side comparison: out/engines-<state>-<engine>.png. */
+const shot = (tab, engine, state) =>
+  tab.page.screenshot({ path: `${outDir}engines-${state}-${engine.name.toLowerCase().replace(/\W+/g, "-")}.png`, fullPage: true });
 
 /** A well-formed code that no case has. */
 const unknownCode = () => formatCode(codeFromRandomBytes(new Uint8Array(randomBytes(22))));
@@ -240,6 +244,7 @@ for (const engine of ENGINES) {
           return { scroll: input.scrollWidth, client: input.clientWidth, right: rect.right, viewport: document.documentElement.clientWidth };
         });
         if (box.scroll > box.client || box.right > box.viewport) wrong.push(`${route} at ${what}: ${JSON.stringify(box)}`);
+        if (route === "/mijn-melding") await shot(tab, engine, `code-field-${width}x${height}`);
       }
       assert.deepEqual(wrong, [], "the code is cut off");
       await tab.close();
@@ -261,6 +266,7 @@ for (const engine of ENGINES) {
         return { checked: box.checked, dark: matchMedia("(prefers-color-scheme: dark)").matches, accent: getComputedStyle(box).accentColor, background };
       }, `counsellor-${counsellor.id}`);
       assert.ok(colours.checked && colours.dark, JSON.stringify(colours));
+      await shot(tab, engine, "report-dark-ticked");
       const ratio = contrast(colours.accent, colours.background);
       assert.ok(ratio >= 3, `ticked box ${colours.accent} on ${colours.background}: ${ratio.toFixed(2)}:1`);
       await tab.close();
@@ -306,6 +312,7 @@ for (const engine of ENGINES) {
       const repeats = said.filter((s, i) => i > 0 && s === said[i - 1]);
       assert.deepEqual(repeats, [], `the status line said the same twice in a row: ${JSON.stringify(said)}`);
       const code = await tab.page.evaluate(() => document.querySelector("#code").textContent.trim());
+      await shot(tab, engine, "report-code");
       const spelled = await tab.page.evaluate(() => document.querySelector("#code-spelled").textContent);
       assert.ok(spelled.includes(`${[...code.slice(0, 4)].join(" ")}, ${[...code.slice(5, 9)].join(" ")}`), spelled);
       const aid = await tab.page.evaluate(() => {
@@ -334,6 +341,7 @@ for (const engine of ENGINES) {
       })));
       assert.deepEqual(thread.map((m) => m.heading), ["H4", "H4"], "each message has a heading under the list's h3");
       assert.deepEqual(thread.map((m) => m.textLang), ["nl", "nl"], "the melder's report and the acknowledgement are Dutch");
+      await shot(tab, engine, "thread-en-with-dutch-messages");
 
       const old = await reportWithoutLang("Een oudere melding, zonder taal.");
       await tab.page.goto(`${server.url}/en/my-report`);
