@@ -21,7 +21,8 @@ export function el(tag, { text, className, attrs = {} } = {}, children = []) {
  * loads, so it exists before anything is said in it.
  */
 const announcer = el("div", { className: "visually-hidden", attrs: { id: "announcer", "aria-live": "assertive", "aria-atomic": "true" } });
-document.body.append(announcer);
+// Inside <main>, so its words sit in a landmark like every other text.
+(document.querySelector("main") ?? document.body).append(announcer);
 
 /**
  * Says `message` to assistive technology once. Emptied first, so the same
