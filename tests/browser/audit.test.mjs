@@ -24,6 +24,7 @@ import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { buildEnvelope, bytesToBase64, codeFromRandomBytes, deriveKeys, encrypt, formatCode } from "../../web/js/protocol.js";
 import { assertClean, launch, openPage, outDir } from "./support/browser.mjs";
+import { axe } from "./support/a11y.mjs";
 import { SAFER_PREFS, launchFirefox, openFirefoxPage } from "./support/firefox.mjs";
 import { makeCounsellor, scratch, startServer } from "./support/meldkluis.mjs";
 import { messages } from "./support/render.mjs";
@@ -171,6 +172,7 @@ for (const engine of ENGINES) {
       await new Promise((r) => setTimeout(r, 300));
       let seen = await heard(tab.page);
       assert.ok(seen.heard.some((text) => text.includes(en.error_unknown_code)), `not announced: ${JSON.stringify(seen)}`);
+      assert.deepEqual(await axe(tab.page), [], "the page with the announcement said passes axe");
 
       // The same wrong code again: said again.
       await tab.page.evaluate(() => { window.__heard = []; });
