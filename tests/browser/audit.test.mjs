@@ -30,6 +30,7 @@ import { makeCounsellor, scratch, startServer } from "./support/meldkluis.mjs";
 import { messages } from "./support/render.mjs";
 
 const en = messages("en");
+const nl = messages("nl");
 let work, counsellor, server;
 
 before(async () => {
@@ -385,6 +386,11 @@ test("Firefox ESR at Safer (no JIT): the bar moves while an attachment is encryp
     const between = values.filter((v) => v > 0 && v < 1);
     assert.ok(between.length >= 4, `the bar took only ${JSON.stringify(values)}`);
     assert.ok(bars.some((b) => b.status.length > 0), "the status line says what happens");
+    // A step that takes long says how far it is, in quarters (not at every chunk).
+    const percents = [...new Set(bars.map((b) => /\((\d+) ?%\)/.exec(b.status)?.[1]).filter(Boolean))];
+    assert.ok(percents.every((p) => ["25", "50", "75"].includes(p)), `said: ${JSON.stringify(percents)}`);
+    const sendingMs = 100 * bars.filter((b) => b.status.startsWith(nl.upload_status_sending)).length;
+    if (sendingMs >= 2500) assert.ok(percents.length >= 1, `${sendingMs} ms of encrypting and sending, and no percentage said`);
     assert.deepEqual(problems, []);
   } finally {
     await browser.close();

@@ -2,7 +2,8 @@
 // puppeteer-core, once with its defaults and once with Tor Browser "Safer"
 // preferences (no JIT, no WebAssembly, resistFingerprinting). In each: the
 // round trip (report with an attachment → courier page → reviewer → reply →
-// my report opened with Enter → follow-up → courier → reviewer), a keyboard
+// my report opened with Enter → follow-up → courier → reviewer → closure →
+// evaluation → reviewer), a keyboard
 // journey, and axe-core (WCAG 2.2 AA and best practices) on every page in
 // both languages, including /o/<org>/ and dark mode. Screenshots land in
 // tests/browser/out/firefox-<mode>-*.png beside Chromium's.
@@ -133,6 +134,23 @@ for (const mode of MODES) {
       await shot(page, `${mode.name}-thread-followup`);
       await courier(page, downloads, `${mode.name}-3`);
       assert.ok((await counsellor.review("show", caseId)).includes(followUpText));
+
+      // Closure, then the melder's evaluation.
+      await counsellor.review("close", caseId);
+      await courier(page, downloads, `${mode.name}-4`);
+      const improve = `Sneller antwoorden graag (${marker}-evaluatie).`;
+      await page.goto(`${server.url}/mijn-melding`);
+      await page.type("#code", code);
+      await page.keyboard.press("Enter");
+      await waitVisible(page, "#evaluation", 120_000);
+      await page.click("#evaluation-process-4");
+      await page.click("#evaluation-heard-5");
+      await page.type("#evaluation-text", improve);
+      await shot(page, `${mode.name}-evaluation-filled`);
+      await page.click("#evaluation-submit");
+      await waitVisible(page, "#evaluation-thanks", 120_000);
+      await courier(page, downloads, `${mode.name}-5`);
+      assert.ok((await counsellor.review("show", caseId)).includes(improve), "the counsellor reads the evaluation");
       assertClean(problems);
       await page.close();
     });
