@@ -79,7 +79,7 @@ for (const mode of MODES) {
       await page.close();
     });
 
-    test("report with attachment → courier → reply → my report → follow-up → counsellor reads it", async () => {
+    test("report with attachment → courier → reply → my report → follow-up → closure → evaluation, each read by the counsellor", async () => {
       const { page, problems } = await openFirefoxPage(browser, server.url);
       const marker = `VOS${mode.name}${Date.now().toString(36)}`;
       const reportText = `Er verdwijnt geld uit de kas (${marker}-melding).`;
