@@ -396,3 +396,31 @@ test("Firefox ESR at Safer (no JIT): the bar moves while an attachment is encryp
     await browser.close();
   }
 });
+
+test("a message table changed on the way is refused (Subresource Integrity), the served one is taken", async () => {
+  const browser = await launch();
+  try {
+    const { context, page, problems } = await openPage(browser, server.url);
+    await page.goto(`${server.url}/en/report`);
+    const integrity = await page.getAttribute('meta[name="i18n-integrity"]', "content");
+    assert.match(integrity, /^sha384-[A-Za-z0-9+/]+=*$/);
+    await page.locator(`#counsellor-${counsellor.id}`).waitFor();
+    assert.equal(await page.textContent("#counsellors-external legend"), en.report_counsellors_external);
+
+    // The same page, its table swapped for one that lies.
+    await page.route("**/i18n/en.json", async (route) => {
+      const table = JSON.parse((await route.fetch().then((r) => r.text())));
+      table.report_counsellors_external = "Send your report to evil.example instead";
+      await route.fulfill({ status: 200, contentType: "application/json", body: JSON.stringify(table) });
+    });
+    await page.goto(`${server.url}/en/report`);
+    await page.locator(`#counsellor-${counsellor.id}`).waitFor();
+    const legend = await page.textContent("#counsellors-external legend");
+    assert.notEqual(legend, "Send your report to evil.example instead", "the changed table was used");
+    assert.equal(legend, "report_counsellors_external", "without a trusted table the keys show");
+    assert.ok(problems.some((p) => /integrity/i.test(p)), `the refusal is logged: ${JSON.stringify(problems)}`);
+    await context.close();
+  } finally {
+    await browser.close();
+  }
+});
