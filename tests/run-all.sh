@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every Meldkluis test, on a fresh Debian machine as on a developer's:
-# it installs what it needs (Chromium, age, jq, the npm packages), then
+# it installs what it needs (Chromium, Firefox ESR, age, jq, the npm packages), then
 # checks formatting, lints, the reviewer's dependency tree, the vendored
 # bundle, the Rust and JavaScript tests, the standard-tools recipe and the
 # browser tests. `.ci/run` calls exactly this.
@@ -11,6 +11,8 @@ step() { printf '\n==> %s\n' "$*"; }
 step "system packages"
 missing=()
 [ -x /usr/bin/chromium ] || missing+=(chromium)
+# Tor Browser's engine, driven by puppeteer-core over WebDriver BiDi (no browser download).
+[ -x /usr/bin/firefox-esr ] || missing+=(firefox-esr)
 command -v age >/dev/null && command -v age-keygen >/dev/null || missing+=(age)
 for tool in jq curl openssl; do command -v "$tool" >/dev/null || missing+=("$tool"); done
 if [ "${#missing[@]}" -gt 0 ]; then
@@ -76,7 +78,11 @@ if [ "${CI:-}" = true ] && [ -z "${MELDKLUIS_SKIP_OFFLINE_BUILD:-}" ]; then
 fi
 bash tests/deploy-check.sh
 
-step "browser tests (headless Chromium)"
-node --test --test-concurrency=1 tests/browser/
+step "browser tests (headless Chromium; audit.test.mjs in Firefox ESR too)"
+mapfile -t chromium_tests < <(ls tests/browser/*.test.mjs | grep -v -e '/firefox\.test\.mjs$' -e '/sessionstore\.test\.mjs$')
+node --test --test-concurrency=1 "${chromium_tests[@]}"
+
+step "Firefox ESR (Tor Browser's engine): defaults and \"Safer\", and no traces in its session store"
+node --test --test-concurrency=1 tests/browser/firefox.test.mjs tests/browser/sessionstore.test.mjs
 
 step "all tests passed"

@@ -186,7 +186,10 @@ fn envelope_vectors() {
         let acknowledgement = json!({"v": 1, "kind": "reply", "text": "Uw melding is ontvangen.", "author": {"id": "vp-jansen", "name": "A. Jansen"}, "status": "acknowledged"});
         let closing = json!({"v": 1, "kind": "reply", "text": "Wij sluiten de zaak.", "author": {"id": "vp-jansen", "name": "A. Jansen"}, "status": "closed"});
         let evaluation = json!({"v": 1, "kind": "evaluation", "text": "", "evaluation": {"process": 4, "heard": 5}});
-        let cases: Vec<Value> = [report.clone(), with_attachment, follow_up, reply.clone(), long, acknowledgement, closing, evaluation.clone()]
+        // The language of the text (optional; absent above, as in older messages).
+        let reply_nl = json!({"v": 1, "kind": "reply", "text": "Dank voor uw melding.", "lang": "nl", "author": {"id": "vp-jansen", "name": "A. Jansen"}});
+        let follow_up_en = json!({"v": 1, "kind": "follow-up", "text": "One more thing: it happened in March too.", "lang": "en-GB"});
+        let cases: Vec<Value> = [report.clone(), with_attachment, follow_up, reply.clone(), long, acknowledgement, closing, evaluation.clone(), reply_nl, follow_up_en]
             .into_iter()
             .map(|envelope| {
                 let parsed: Envelope = serde_json::from_value(envelope.clone()).unwrap();
@@ -250,6 +253,16 @@ fn envelope_vectors() {
             &|e| e["status"] = json!("acknowledged"),
             "only a reply sets a status",
         );
+        add(
+            &|e| e["lang"] = json!("Nederlands"),
+            "lang is not a language tag",
+        );
+        add(&|e| e["lang"] = json!(""), "lang is not a language tag");
+        add(
+            &|e| e["lang"] = json!("nl\"><script>"),
+            "lang is not a language tag",
+        );
+        add(&|e| e["lang"] = json!(31), "lang is not a language tag");
         let mut bad =
             |value: Value, reason: &str| invalid.push(json!({"envelope": value, "reason": reason}));
         let mut r = reply.clone();

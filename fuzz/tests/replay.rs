@@ -225,6 +225,7 @@ fn write_seeds() {
         org: None,
         kind: CounsellorKind::External,
         description: "Externe vertrouwenspersoon.".into(),
+        lang: None,
         age_recipient: recipient.to_string(),
         signing_key: {
             use base64::Engine;

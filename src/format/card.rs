@@ -34,6 +34,11 @@ pub struct Card {
     pub kind: CounsellorKind,
     #[serde(default)]
     pub description: String,
+    /// The language of `description` (and of the counsellor's texts), a
+    /// BCP 47 tag such as "nl"; absent on older cards, which a page then
+    /// marks as of unknown language (WCAG 3.1.2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lang: Option<String>,
     pub age_recipient: String,
     /// Standard base64 of the Ed25519 public key that signs outboxes.
     pub signing_key: String,
@@ -56,6 +61,19 @@ pub fn valid_id(id: &str) -> bool {
         && bytes
             .iter()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+}
+
+/// A language tag as pages use it in `lang` (BCP 47, the common shape): a
+/// primary language of 2–3 lower-case letters, then up to four subtags of
+/// 1–8 letters or digits ("nl", "en-GB", "fy-NL"), at most 35 characters.
+pub fn valid_lang(tag: &str) -> bool {
+    let mut parts = tag.split('-');
+    let primary = parts.next().unwrap_or("");
+    tag.len() <= 35
+        && (2..=3).contains(&primary.len())
+        && primary.bytes().all(|b| b.is_ascii_lowercase())
+        && parts.clone().count() <= 4
+        && parts.all(|p| (1..=8).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_alphanumeric()))
 }
 
 /// A lower-case id from a display name: ASCII letters and digits, the rest
@@ -113,6 +131,11 @@ impl Card {
         if !length_ok(&self.description, 0, 1000) {
             return Err(Invalid(
                 "description must be at most 1000 characters without control characters",
+            ));
+        }
+        if self.lang.as_deref().is_some_and(|tag| !valid_lang(tag)) {
+            return Err(Invalid(
+                "lang must be a language tag such as \"nl\" or \"en-GB\"",
             ));
         }
         if !valid_id(&self.org_id()) {
@@ -211,9 +234,41 @@ mod tests {
             org: None,
             kind: CounsellorKind::External,
             description: String::new(),
+            lang: Some("nl".into()),
             age_recipient: age::x25519::Identity::generate().to_public().to_string(),
             signing_key: STANDARD.encode(signing.verifying_key().as_bytes()),
         }
+    }
+
+    #[test]
+    fn language_tags() {
+        for good in ["nl", "en", "en-GB", "fy-NL", "pap", "zh-Hant-TW"] {
+            assert!(valid_lang(good), "{good}");
+        }
+        for bad in [
+            "",
+            "n",
+            "NL",
+            "nederlands",
+            "nl-",
+            "nl_NL",
+            "nl\"><x>",
+            "a-b",
+            "nl-abcdefghi",
+            "nl-a-b-c-d-e",
+        ] {
+            assert!(!valid_lang(bad), "{bad}");
+        }
+        let mut card = sample();
+        card.lang = Some("Dutch".into());
+        assert!(card.validate().is_err());
+        card.lang = None;
+        let json = card.to_json();
+        assert!(
+            !json.contains("lang"),
+            "an absent lang is not written: {json}"
+        );
+        assert_eq!(Card::parse(json.as_bytes()).unwrap().lang, None);
     }
 
     #[test]

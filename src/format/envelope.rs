@@ -10,7 +10,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
 
-use super::card::valid_id;
+use super::card::{valid_id, valid_lang};
 use super::ids::UploadId;
 
 /// The largest padded plaintext.
@@ -204,6 +204,10 @@ pub struct Envelope {
     pub v: u32,
     pub kind: Kind,
     pub text: String,
+    /// The language the writer wrote in, a BCP 47 tag ("nl", "en"); absent
+    /// in older messages, which a page marks as of unknown language.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lang: Option<String>,
     #[serde(default)]
     pub category: Option<String>,
     #[serde(default)]
@@ -251,6 +255,7 @@ impl Envelope {
             v: 1,
             kind,
             text: text.into(),
+            lang: None,
             category: None,
             contact: None,
             reply_recipient: None,
@@ -276,6 +281,9 @@ impl Envelope {
             && self.kind != Kind::Evaluation
         {
             return Err(Invalid("a message needs text or an attachment"));
+        }
+        if self.lang.as_deref().is_some_and(|tag| !valid_lang(tag)) {
+            return Err(Invalid("lang is not a language tag"));
         }
         if too_long(&self.category, MAX_CATEGORY_CHARS) {
             return Err(Invalid("the category is too long"));

@@ -128,6 +128,8 @@ fn queue_reply(
         name: vault.card.name.clone(),
     });
     envelope.status = status;
+    // The melder's page marks the text with it (WCAG 3.1.2); replies are Dutch first.
+    envelope.lang = Some(vault.card.lang.clone().unwrap_or_else(|| "nl".into()));
     let sealed = envelope.seal(&[melder, vault.recipient()])?;
     let id = MessageId::random();
     vault.store_message(&id, &sealed)?;

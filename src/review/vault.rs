@@ -165,6 +165,7 @@ impl NewCounsellor {
             org: self.org,
             kind: self.kind,
             description: self.description,
+            lang: Some("nl".into()), // Dutch first, as the program's texts
             age_recipient: identity.to_public().to_string(),
             signing_key: STANDARD.encode(signing.verifying_key().as_bytes()),
         }

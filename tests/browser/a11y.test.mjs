@@ -400,3 +400,25 @@ test("without JavaScript every page says why, links the explanation and hides wh
   await noJs.close();
   await context.close();
 });
+
+test("every page under /o/<org>/, both languages, light and dark: axe finds nothing", async () => {
+  const { context, page, problems } = await openPage(browser, server.url);
+  const { organisations } = await (await page.request.get(`${server.url}/api/v1/organisations`)).json();
+  assert.ok(organisations.length >= 1);
+  const findings = [];
+  for (const lang of ["nl", "en"]) {
+    for (const name of PAGES) {
+      await page.goto(`${server.url}/o/${organisations[0].id}${ROUTES[lang][name]}`);
+      if (name === "report") await page.locator("#counsellor-list input").first().waitFor();
+      for (const scheme of ["light", "dark"]) {
+        await page.emulateMedia({ colorScheme: scheme });
+        for (const v of await axe(page)) findings.push(`/o/ ${lang} ${name} (${scheme}): ${v}`);
+        summary.axeRuns += 1;
+      }
+      await page.emulateMedia({ colorScheme: "light" });
+    }
+  }
+  assert.deepEqual(findings, []);
+  assertClean(problems);
+  await context.close();
+});

@@ -80,6 +80,12 @@ function uploadsOf(files) {
 }
 
 const percent = (sent, length) => (length ? Math.floor((sent / length) * 100) : 0);
+/**
+ * How far a file (or the batch) is: half for encrypting, half for sending,
+ * so the bar moves while a slow engine (no JIT) encrypts, not only while
+ * bytes go out.
+ */
+const done = (f) => (f.length ? (f.encrypted + f.sent) / (2 * f.length) : 0);
 
 /**
  * The upload panel of a form (ids `<prefix>upload…`, prefix "" or e.g.
@@ -113,22 +119,18 @@ class UploadPanel {
     progress.files.forEach((file, i) => {
       const item = this.list.children[i];
       if (!item) return;
-      const value = percent(file.sent, file.length);
-      item.querySelector("span").textContent = t("upload_file_progress", { name: file.name, percent: value });
-      item.querySelector("progress").value = file.length ? file.sent / file.length : 0;
+      const label = t("upload_file_progress", { name: file.name, percent: Math.floor(done(file) * 100) });
+      const span = item.querySelector("span");
+      if (span.textContent !== label) span.textContent = label;
+      item.querySelector("progress").value = done(file);
     });
     // The total is known once every upload is made.
-    this.total.textContent = progress.length === 0 ? "" : t("upload_total", {
-      percent: percent(progress.sent, progress.length), size: formatSize(progress.length),
+    const total = progress.length === 0 ? "" : t("upload_total", {
+      percent: Math.floor(done(progress) * 100), size: formatSize(progress.length),
     });
-    // The status line is a live region: its text is set once, not per chunk.
-    const line = $(`${this.prefix}status`);
-    if (line.textContent !== t("upload_status_sending") || line.dataset.kind !== "info") {
-      status(this.statusPrefix, t("upload_status_sending"));
-    }
-    const bar = $(`${this.prefix}progress`);
-    bar.hidden = false;
-    bar.value = progress.length ? progress.sent / progress.length : 0;
+    if (this.total.textContent !== total) this.total.textContent = total;
+    // The status line is a live region: status() changes it only in quarters.
+    status(this.statusPrefix, t("upload_status_sending"), { fraction: done(progress) });
   }
 
   running() {

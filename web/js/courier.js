@@ -23,7 +23,10 @@ async function sync(event) {
     return;
   }
   if (file.size > MAX_OUTBOX_BYTES) {
+    // Focus to the field, whose description is the error (or, when it is
+    // already there, fieldError announces it): never a silent refusal.
     fieldError("outbox", t("error_too_large"));
+    $("outbox").focus();
     return;
   }
   busy = true;

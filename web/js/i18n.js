@@ -5,10 +5,15 @@ export const lang = document.documentElement.lang === "en" ? "en" : "nl";
 
 let messages = {};
 
-/** Loads the table once; pages call this before showing any text. */
+/**
+ * Loads the table once; pages call this before showing any text. The page
+ * names the table's Subresource Integrity (the server computes it), so a
+ * table changed on the way is refused like a changed script.
+ */
 export async function loadMessages() {
   try {
-    const answer = await fetch(`/i18n/${lang}.json`, { credentials: "omit" });
+    const integrity = document.querySelector('meta[name="i18n-integrity"]')?.content;
+    const answer = await fetch(`/i18n/${lang}.json`, { credentials: "omit", ...(integrity ? { integrity } : {}) });
     if (answer.ok) messages = await answer.json();
   } catch {
     // Without the table the keys themselves show, which is ugly but honest.

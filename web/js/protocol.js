@@ -165,7 +165,7 @@ const MIB = 1024 * 1024;
 const MIN_BUCKET = 4096;
 const COUNSELLOR_ID = /^[a-z0-9][a-z0-9-]{1,62}$/;
 const ENVELOPE_FIELDS = [
-  "v", "kind", "text", "category", "contact",
+  "v", "kind", "text", "lang", "category", "contact",
   "reply_recipient", "counsellors", "author", "attachments", "status", "evaluation",
 ];
 
@@ -238,6 +238,13 @@ export function isX25519Recipient(value) {
   }
 }
 
+/**
+ * A language tag as pages use it in `lang` (BCP 47, the common shape; the
+ * Rust side's `valid_lang`): "nl", "en-GB", at most 35 characters.
+ */
+export const LANGUAGE_TAG = /^[a-z]{2,3}(-[A-Za-z0-9]{1,8}){0,4}$/;
+export const isLanguageTag = (value) => typeof value === "string" && value.length <= 35 && LANGUAGE_TAG.test(value);
+
 const UPLOAD_ID = /^[0-9a-f]{32}$/;
 const SHA256_HEX = /^[0-9a-f]{64}$/;
 
@@ -270,6 +277,7 @@ export function validateEnvelope(envelope) {
   if (e.v !== 1) throw new EnvelopeError("v must be 1");
   if (!KINDS.includes(e.kind)) throw new EnvelopeError("unknown kind");
   checkString(e.text, "text", MAX_TEXT);
+  if (!isAbsent(e.lang) && !isLanguageTag(e.lang)) throw new EnvelopeError("lang is not a language tag");
   checkString(e.category, "category", MAX_CATEGORY, { optional: true });
   checkString(e.contact, "contact", MAX_CONTACT, { optional: true });
 
@@ -335,9 +343,10 @@ export function validateEnvelope(envelope) {
  * fields in the order of protocol.md §3. Empty optional strings are left out.
  */
 export function buildEnvelope({
-  kind, text = "", category, contact, replyRecipient, counsellors, attachments = [], evaluation,
+  kind, text = "", lang, category, contact, replyRecipient, counsellors, attachments = [], evaluation,
 }) {
   const envelope = { v: 1, kind, text };
+  if (lang) envelope.lang = lang;
   if (category) envelope.category = category;
   if (contact) envelope.contact = contact;
   if (kind === "report") {

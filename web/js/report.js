@@ -14,7 +14,7 @@ import {
 import { ApiError, getCounsellors, getOrganisations, organisationFromPath, postReport } from "./api.js";
 import { checkFiles, loadLimits, sendAttachments, sendFailureMessage, showLimits, watchFileInput } from "./attachments.js";
 import { UploadCancelled, uploadApi } from "./upload.js";
-import { loadMessages, t } from "./i18n.js";
+import { lang, loadMessages, t } from "./i18n.js";
 import { $, apiErrorMessage, download, el, errorSummary, fieldError, focusHeading, setBusy, status } from "./ui.js";
 
 await loadMessages();
@@ -35,14 +35,32 @@ let attempt = null;
 
 // ------------------------------------------------------------ counsellors --
 
+/**
+ * One counsellor's box. Its spoken name is the counsellor's name alone; the
+ * organisation and description are its description, so a screen reader
+ * does not read the whole card as the name. The card's texts carry the
+ * card's language; a card without one is marked as of unknown language
+ * (lang=""), not as the page's.
+ */
 function counsellorChoice(c) {
   const id = `counsellor-${c.id}`;
+  const cardLang = typeof c.lang === "string" ? c.lang : "";
   const label = el("label", { attrs: { for: id } }, [
-    el("span", { className: "choice-title", text: c.name }),
-    el("span", { className: "choice-meta", text: c.organisation }),
+    el("span", { className: "choice-title", text: c.name, attrs: { id: `${id}-name` } }),
+    el("span", { className: "choice-meta", text: c.organisation, attrs: { id: `${id}-meta`, lang: cardLang } }),
   ]);
-  if (c.description) label.append(el("span", { className: "choice-description", text: c.description }));
-  const box = el("input", { attrs: { type: "checkbox", id, value: c.id } });
+  const described = [`${id}-meta`];
+  if (c.description) {
+    label.append(el("span", { className: "choice-description", text: c.description, attrs: { id: `${id}-description`, lang: cardLang } }));
+    described.push(`${id}-description`);
+  }
+  // autocomplete="off" keeps the choice out of Firefox's session store (with the form's).
+  const box = el("input", {
+    attrs: {
+      type: "checkbox", id, value: c.id, autocomplete: "off",
+      "aria-labelledby": `${id}-name`, "aria-describedby": described.join(" "),
+    },
+  });
   box.addEventListener("change", () => clearError("counsellors"));
   return el("div", { className: "choice" }, [box, label]);
 }
@@ -199,6 +217,7 @@ async function prepare(values) {
   const envelope = buildEnvelope({
     kind: "report",
     text: values.text,
+    lang, // what the melder wrote in, as far as the page knows: its own language
     category: values.category,
     contact: values.contact,
     replyRecipient: keys.replyRecipient,
@@ -276,6 +295,11 @@ function finish() {
   form.hidden = true;
   $("report-intro").hidden = true;
   $("code").textContent = display;
+  // A reading aid: screen readers say "8247" as a number and "KX" as a word;
+  // spelled out, each character is heard alone. The code looks the same.
+  $("code-spelled").textContent = t("done_code_spelled", {
+    spelled: display.split("-").map((group) => [...group].join(" ")).join(", "),
+  });
   $("thread-url").textContent = $("to-thread").href; // for the printed page
   $("done").hidden = false;
   document.title = `${t("site_name")} — ${t("done_heading")}`;

@@ -19,7 +19,7 @@ import {
   attachmentItem, checkFiles, loadLimits, sendAttachments, sendFailureMessage, showLimits, watchFileInput,
 } from "./attachments.js";
 import { UploadCancelled, uploadApi } from "./upload.js";
-import { formatDay, loadMessages, t } from "./i18n.js";
+import { formatDay, lang, loadMessages, t } from "./i18n.js";
 import { $, apiErrorMessage, el, errorSummary, fieldError, focusHeading, setBusy, status } from "./ui.js";
 
 await loadMessages();
@@ -162,10 +162,16 @@ function authorName(item, envelope) {
   return envelope?.author?.name ?? counsellorName(item.author);
 }
 
+/**
+ * The language of a message's own text for `lang`: the envelope's, or ""
+ * (unknown) for older messages without one — never the page's by default.
+ */
+const textLang = (envelope) => (typeof envelope?.lang === "string" ? envelope.lang : "");
+
 function messageItem(item, envelope) {
   const mine = item.author === "melder";
   const kind = (envelope?.kind ?? item.kind).replace("-", "_");
-  const header = el("p", { className: "message-meta" }, [
+  const header = el("h4", { className: "message-meta" }, [
     el("strong", { text: authorName(item, envelope) }),
     ` · ${t(`kind_${kind}`)} · `,
     el("time", { text: formatDay(item.day), attrs: { datetime: item.day } }),
@@ -180,20 +186,22 @@ function messageItem(item, envelope) {
   if (envelope.kind === "evaluation") {
     facts.push([t("evaluation_process_term"), processLabels()[envelope.evaluation.process - 1]]);
     facts.push([t("evaluation_heard_term"), heardLabels()[envelope.evaluation.heard - 1]]);
-    if (envelope.text.trim()) facts.push([t("evaluation_text_term"), envelope.text]);
+    if (envelope.text.trim()) facts.push([t("evaluation_text_term"), envelope.text, textLang(envelope)]);
   }
   if (envelope.category) {
     const key = `category_${envelope.category.replaceAll("-", "_")}`;
     const label = t(key);
     facts.push([t("thread_category"), label === key ? envelope.category : label]);
   }
-  if (envelope.contact) facts.push([t("thread_contact"), envelope.contact]);
+  if (envelope.contact) facts.push([t("thread_contact"), envelope.contact, textLang(envelope)]);
   if (facts.length) {
-    article.append(el("dl", { className: "message-facts" }, facts.flatMap(([term, value]) => [
-      el("dt", { text: term }), el("dd", { text: value }),
+    article.append(el("dl", { className: "message-facts" }, facts.flatMap(([term, value, valueLang]) => [
+      el("dt", { text: term }), el("dd", { text: value, attrs: valueLang === undefined ? {} : { lang: valueLang } }),
     ])));
   }
-  if (envelope.text && envelope.kind !== "evaluation") article.append(el("p", { className: "message-text", text: envelope.text }));
+  if (envelope.text && envelope.kind !== "evaluation") {
+    article.append(el("p", { className: "message-text", text: envelope.text, attrs: { lang: textLang(envelope) } }));
+  }
   if (envelope.attachments?.length) {
     article.append(el("p", { className: "message-attachments-title", text: t("thread_attachments") }),
       el("ul", { className: "file-list" }, envelope.attachments.map((a) => attachmentItem(a, objectUrls))));
@@ -280,7 +288,7 @@ async function prepareFollowUp() {
     sent = await sendAttachments(files, recipients, "followup-");
   }
   status("followup", t("report_status_encrypting"), { fraction: null });
-  const envelope = buildEnvelope({ kind: "follow-up", text, attachments: sent.attachments });
+  const envelope = buildEnvelope({ kind: "follow-up", text, lang, attachments: sent.attachments });
   const sealed = await encrypt(envelope, recipients);
   const request = { lookup_key: session.keys.lookupKey, message: bytesToBase64(sealed) };
   if (sent.uploads.length) request.uploads = sent.uploads;
@@ -377,6 +385,7 @@ async function prepareEvaluation() {
   const envelope = buildEnvelope({
     kind: "evaluation",
     text: $("evaluation-text").value,
+    lang,
     evaluation: { process: scaleValue("process"), heard: scaleValue("heard") },
   });
   // Sealed like a follow-up: to the case's counsellors and to the melder.

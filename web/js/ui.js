@@ -15,7 +15,29 @@ export function el(tag, { text, className, attrs = {} } = {}, children = []) {
   return node;
 }
 
-/** Shows (or with no message hides) the error paragraph of a field. */
+/**
+ * The page's assertive live region, for errors that neither move focus nor
+ * appear in a live region of their own (WCAG 4.1.3): made when this module
+ * loads, so it exists before anything is said in it.
+ */
+const announcer = el("div", { className: "visually-hidden", attrs: { id: "announcer", "aria-live": "assertive", "aria-atomic": "true" } });
+// Inside <main>, so its words sit in a landmark like every other text.
+(document.querySelector("main") ?? document.body).append(announcer);
+
+/**
+ * Says `message` to assistive technology once. Emptied first, so the same
+ * message said twice (the same wrong code sent again) is heard again.
+ */
+export function announce(message) {
+  announcer.textContent = "";
+  setTimeout(() => { announcer.textContent = message; }, 50);
+}
+
+/**
+ * Shows (or with no message hides) the error paragraph of a field. When the
+ * field already has focus (the melder pressed Enter in it), moving focus
+ * there says nothing, so the error is announced instead.
+ */
 export function fieldError(id, message) {
   const error = $(`${id}-error`);
   const field = $(id);
@@ -23,13 +45,32 @@ export function fieldError(id, message) {
   error.hidden = !message;
   if (message) field.setAttribute("aria-invalid", "true");
   else field.removeAttribute("aria-invalid");
+  if (message && document.activeElement === field) announce(message);
 }
 
-/** Status line and progress bar of a form; `fraction` null = busy, undefined = none. */
+/** After this long on one message, a known fraction is also said, in quarters. */
+const SAY_PERCENT_AFTER_MS = 1500;
+
+/**
+ * Status line and progress bar of a form; `fraction` null = busy, undefined
+ * = none. The line is a live region, so it changes only when its words do:
+ * the same message again is not announced again, and a long step announces
+ * its progress at 25, 50 and 75 %, not at every chunk.
+ */
 export function status(prefix, message, { kind = "info", fraction } = {}) {
   const line = $(prefix ? `${prefix}-status` : "status");
   const bar = $(prefix ? `${prefix}-progress` : "progress");
-  line.textContent = message ?? "";
+  const text = message ?? "";
+  if (line.dataset.message !== text || line.dataset.kind !== kind) {
+    line.dataset.message = text;
+    line.dataset.since = String(Date.now());
+  }
+  let shown = text;
+  const quarter = typeof fraction === "number" ? Math.floor(Math.min(Math.max(fraction, 0), 0.999) * 4) * 25 : 0;
+  if (text && quarter > 0 && Date.now() - Number(line.dataset.since) >= SAY_PERCENT_AFTER_MS) {
+    shown = t("status_progress", { message: text, percent: quarter });
+  }
+  if (line.textContent !== shown) line.textContent = shown;
   line.dataset.kind = kind;
   if (bar) {
     bar.hidden = fraction === undefined;

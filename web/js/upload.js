@@ -98,6 +98,8 @@ export class AttachmentBatch {
   #controller = new AbortController();
   #cancelled = false;
   #buffer = null; // the one chunk buffer, reused once its chunk is acknowledged
+  #onProgress = () => {};
+  #told = 0; // when progress was last told while encrypting
 
   constructor(files, recipients, { api = uploadApi(), retries = 2, backoff = [400, 1500] } = {}) {
     this.#files = files;
@@ -118,7 +120,7 @@ export class AttachmentBatch {
         const { ciphertext, length, headLength } = await encryptAttachment(open, file.size, this.#recipients);
         const item = {
           file, length, headLength, openGate, reader: ciphertext.getReader(), carry: null,
-          id: null, chunkBytes: 0, received: 0, read: 0, complete: false,
+          id: null, chunkBytes: 0, received: 0, read: 0, encrypted: 0, complete: false,
           pending: null, resync: false, hasher: sha256Hasher(), head: null,
         };
         this.#items.push(item);
@@ -140,6 +142,7 @@ export class AttachmentBatch {
    * or the ApiError of a refusal (the batch is then lost: cancel it).
    */
   async run(onProgress = () => {}) {
+    this.#onProgress = onProgress;
     for (const item of this.#items) {
       if (item.complete) continue;
       item.openGate();
@@ -209,6 +212,12 @@ export class AttachmentBatch {
       bytes.set(value.subarray(0, take), filled);
       filled += take;
       if (take < value.length) item.carry = value.subarray(take);
+      // Encrypting a chunk takes seconds without a JIT: say how far it got, a few times a second.
+      item.encrypted = Math.max(item.encrypted, item.read + filled);
+      if (Date.now() - this.#told > 200) {
+        this.#told = Date.now();
+        this.#onProgress(this.progress());
+      }
     }
     const offset = item.read;
     item.read += n;
@@ -224,15 +233,24 @@ export class AttachmentBatch {
     if (!condition) throw new Error(what);
   }
 
-  /** Where the batch stands: per file and in all, bytes acknowledged of bytes to send. */
+  /**
+   * Where the batch stands: per file and in all, bytes acknowledged
+   * (`sent`) and bytes encrypted (`encrypted`, never behind `sent`) of bytes
+   * to send.
+   */
   progress() {
     const files = this.#files.map((file, i) => {
       const item = this.#items[i];
-      return { name: file.name, sent: item?.received ?? 0, length: item?.length ?? 0, complete: item?.complete ?? false };
+      const sent = item?.received ?? 0;
+      return {
+        name: file.name, sent, encrypted: Math.max(item?.encrypted ?? 0, sent),
+        length: item?.length ?? 0, complete: item?.complete ?? false,
+      };
     });
     return {
       files,
       sent: files.reduce((sum, f) => sum + f.sent, 0),
+      encrypted: files.reduce((sum, f) => sum + f.encrypted, 0),
       length: files.reduce((sum, f) => sum + f.length, 0),
     };
   }

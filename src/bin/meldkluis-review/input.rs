@@ -112,7 +112,9 @@ pub fn message(file: Option<&Path>, t: &Text) -> Result<String, CliError> {
                 .read_to_end(&mut bytes)
                 .map_err(CliError::ReadStdin)?;
             // `echo … |` in cmd.exe ends the line with CR LF.
-            decode_text(&bytes).map_err(CliError::ReadStdin)?.to_string()
+            decode_text(&bytes)
+                .map_err(CliError::ReadStdin)?
+                .to_string()
         }
     };
     if text.trim().is_empty() {

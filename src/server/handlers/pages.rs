@@ -208,6 +208,20 @@ fn with_integrity(html: &str, integrity: &BTreeMap<String, String>) -> String {
     out
 }
 
+/// Names the integrity of the page's message table in a `<meta>`, so the
+/// scripts fetch `/i18n/<lang>.json` with it (a `fetch` carries no integrity
+/// of its own, and a swapped table could tell the melder anything).
+fn with_messages_integrity(html: &str, hash: &str) -> String {
+    if !html.contains("<script type=\"module\"") {
+        return html.to_string();
+    }
+    html.replacen(
+        "</head>",
+        &format!("  <meta name=\"i18n-integrity\" content=\"{hash}\">\n</head>"),
+        1,
+    )
+}
+
 impl Site {
     /// Renders every page in every language and indexes the static files.
     pub fn build() -> Result<Self, SiteError> {
@@ -236,6 +250,8 @@ impl Site {
                 })?;
                 let template = String::from_utf8_lossy(&template.data).into_owned();
                 let html = with_integrity(&render(name, &template, lang, &texts)?, &integrity);
+                let html =
+                    with_messages_integrity(&html, &integrity[&format!("/i18n/{lang}.json")]);
                 let path = if lang == "nl" { nl } else { en };
                 files.insert(
                     path.to_string(),
@@ -362,6 +378,10 @@ mod tests {
             !html.contains("src=\"/js/report.js\">"),
             "a script without integrity"
         );
+        assert!(html.contains(&format!(
+            "<meta name=\"i18n-integrity\" content=\"{}\">",
+            subresource_integrity(&site.files["/i18n/nl.json"].1)
+        )));
     }
 
     #[test]

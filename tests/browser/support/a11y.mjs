@@ -1,4 +1,4 @@
-// Accessibility checks in the real page: axe-core (the WCAG 2.1 A and AA
+// Accessibility checks in the real page: axe-core (the WCAG 2.2 A and AA
 // rules plus axe's best practices), reflow at narrow widths, and what focus
 // looks like. Used by a11y.test.mjs and keyboard.test.mjs.
 
@@ -7,8 +7,8 @@ import { createRequire } from "node:module";
 
 const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
 
-/** The axe rule tags run: WCAG 2.0 and 2.1, levels A and AA, and best practices. */
-export const AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"];
+/** The axe rule tags run: WCAG 2.0, 2.1 and 2.2, levels A and AA, and best practices. */
+export const AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa", "best-practice"];
 
 /**
  * Runs axe-core on the page as it is now and resolves to its violations, one

@@ -61,6 +61,7 @@ pub async fn list(
                 "org": card.org_id(),
                 "kind": card.kind,
                 "description": card.description,
+                "lang": card.lang,
                 "age_recipient": card.age_recipient,
             })
         })

@@ -1,0 +1,247 @@
+// Tor Browser's engine: Debian's Firefox ESR, driven over WebDriver BiDi by
+// puppeteer-core, once with its defaults and once with Tor Browser "Safer"
+// preferences (no JIT, no WebAssembly, resistFingerprinting). In each: the
+// round trip (report with an attachment → courier page → reviewer → reply →
+// my report opened with Enter → follow-up → courier → reviewer → closure →
+// evaluation → reviewer), a keyboard
+// journey, and axe-core (WCAG 2.2 AA and best practices) on every page in
+// both languages, including /o/<org>/ and dark mode. Screenshots land in
+// tests/browser/out/firefox-<mode>-*.png beside Chromium's.
+//
+// Needs the debug binaries: `cargo build --bins`, then
+//   node --test tests/browser/firefox.test.mjs
+
+import assert from "node:assert/strict";
+import { writeFile } from "node:fs/promises";
+import path from "node:path";
+import { after, before, describe, test } from "node:test";
+import { parseCode } from "../../web/js/protocol.js";
+import { assertClean, outDir } from "./support/browser.mjs";
+import { AXE_TAGS, axe, focusState, overflow } from "./support/a11y.mjs";
+import {
+  MODES, checkByLabel, downloadFolder, launchFirefox, openFirefoxPage, waitForDownload, waitVisible,
+} from "./support/firefox.mjs";
+import { makeCounsellor, scratch, startServer } from "./support/meldkluis.mjs";
+import { ROUTES, messages } from "./support/render.mjs";
+
+const ORG = "mvz";
+let work, counsellor, server;
+
+before(async () => {
+  work = await scratch("firefox");
+  counsellor = await makeCounsellor(work, {
+    id: "vp-vos", name: "Mr. F. Vos", organisation: "Ministerie van Voorbeeldzaken", org: ORG,
+    description: "Externe vertrouwenspersoon, bereikbaar op werkdagen.",
+  });
+  server = await startServer(work);
+});
+
+after(async () => {
+  await server?.stop();
+  await work?.remove();
+});
+
+const shot = (page, name) => page.screenshot({ path: `${outDir}firefox-${name}.png`, fullPage: true });
+
+/** Carries the counsellor's outbox through the real courier page in Firefox; imports the inbox. */
+async function courier(page, downloads, name) {
+  const outbox = path.join(work.dir, `${name}.tar`);
+  await counsellor.review("outbox", outbox);
+  await page.goto(`${server.url}/koerier`);
+  const input = await page.$("#outbox");
+  await input.uploadFile(outbox);
+  await page.click("#sync");
+  await waitVisible(page, "#result");
+  const inbox = await waitForDownload(downloads.dir, new RegExp(`^meldkluis-inbox-${counsellor.id}-\\d+\\.age$`));
+  await counsellor.review("import", inbox);
+  const { rm } = await import("node:fs/promises");
+  await rm(inbox); // the next sync's inbox must be the only one
+  return inbox;
+}
+
+for (const mode of MODES) {
+  describe(`Firefox ESR, ${mode.name}`, () => {
+    let browser, downloads;
+    before(async () => {
+      downloads = await downloadFolder(mode.name);
+      browser = await launchFirefox({ prefs: mode.prefs, downloads: downloads.dir });
+    });
+    after(async () => {
+      await browser?.close();
+      await downloads?.remove();
+    });
+
+    test("the engine runs as set: JIT and WebAssembly as the mode says", async () => {
+      const { page } = await openFirefoxPage(browser, server.url);
+      await page.goto(`${server.url}/melden`);
+      const wasm = await page.evaluate(() => typeof WebAssembly);
+      assert.equal(wasm, mode.name === "safer" ? "undefined" : "object");
+      await page.close();
+    });
+
+    test("report with attachment → courier → reply → my report → follow-up → closure → evaluation, each read by the counsellor", async () => {
+      const { page, problems } = await openFirefoxPage(browser, server.url);
+      const marker = `VOS${mode.name}${Date.now().toString(36)}`;
+      const reportText = `Er verdwijnt geld uit de kas (${marker}-melding).`;
+      const replyText = `Dank voor uw melding; wij zoeken dit uit (${marker}-antwoord).`;
+      const followUpText = `Aanvulling: het gaat om maart (${marker}-aanvulling).`;
+      const attachment = path.join(work.dir, `bijlage-${mode.name}.txt`);
+      await writeFile(attachment, `Bijlage ${marker}\n`.repeat(2000));
+
+      await page.goto(`${server.url}/melden`);
+      await page.waitForSelector(`#counsellor-${counsellor.id}`);
+      await checkByLabel(page, counsellor.name);
+      await page.select("#category", "fraud-or-abuse-of-power");
+      await page.type("#text", reportText);
+      await (await page.$("#attachments")).uploadFile(attachment);
+      await shot(page, `${mode.name}-report-filled`);
+      await page.click("#submit");
+      await waitVisible(page, "#done", 120_000);
+      const code = (await page.$eval("#code", (e) => e.textContent)).trim();
+      assert.equal(parseCode(code).length, 24);
+      await shot(page, `${mode.name}-report-code`);
+
+      await courier(page, downloads, `${mode.name}-1`);
+      const list = await counsellor.review("list");
+      const cases = list.split("\n").filter((l) => /^[0-9a-f]{8}\b/.test(l)).map((l) => l.slice(0, 8));
+      let caseId;
+      for (const id of cases) if ((await counsellor.review("show", id)).includes(reportText)) caseId = id;
+      assert.ok(caseId, `the report is not among the cases:\n${list}`);
+      const shown = await counsellor.review("show", caseId);
+      assert.ok(shown.includes(`bijlage-${mode.name}.txt`), `attachment not listed:\n${shown}`);
+
+      const replyFile = path.join(work.dir, `reply-${mode.name}.txt`);
+      await writeFile(replyFile, `${replyText}\n`);
+      await counsellor.review("reply", caseId, "--file", replyFile);
+      await courier(page, downloads, `${mode.name}-2`);
+
+      await page.goto(`${server.url}/en/my-report`);
+      await page.type("#code", code.toLowerCase());
+      await page.keyboard.press("Enter");
+      await waitVisible(page, "#thread", 120_000);
+      const items = await page.$$eval("#messages > li", (li) => li.map((e) => e.textContent));
+      assert.equal(items.length, 2);
+      assert.ok(items[0].includes(reportText));
+      assert.ok(items[1].includes(replyText) && items[1].includes(counsellor.name), items[1]);
+      // Dutch texts inside the English page carry their language (WCAG 3.1.2).
+      const langs = await page.$$eval("#messages .message-text", (ps) => ps.map((p) => p.closest("[lang]")?.lang));
+      assert.deepEqual(langs, ["nl", "nl"], "the melder's and the counsellor's Dutch texts are marked lang=nl");
+      await shot(page, `${mode.name}-thread-reply`);
+
+      await page.type("#followup-text", followUpText);
+      await page.click("#followup-submit");
+      await page.waitForFunction(() => document.querySelectorAll("#messages > li").length === 3, { timeout: 120_000 });
+      await shot(page, `${mode.name}-thread-followup`);
+      await courier(page, downloads, `${mode.name}-3`);
+      assert.ok((await counsellor.review("show", caseId)).includes(followUpText));
+
+      // Closure, then the melder's evaluation.
+      await counsellor.review("close", caseId);
+      await courier(page, downloads, `${mode.name}-4`);
+      const improve = `Sneller antwoorden graag (${marker}-evaluatie).`;
+      await page.goto(`${server.url}/mijn-melding`);
+      await page.type("#code", code);
+      await page.keyboard.press("Enter");
+      await waitVisible(page, "#evaluation", 120_000);
+      await page.click("#evaluation-process-4");
+      await page.click("#evaluation-heard-5");
+      await page.type("#evaluation-text", improve);
+      await shot(page, `${mode.name}-evaluation-filled`);
+      await page.click("#evaluation-submit");
+      await waitVisible(page, "#evaluation-thanks", 120_000);
+      await courier(page, downloads, `${mode.name}-5`);
+      assert.ok((await counsellor.review("show", caseId)).includes(improve), "the counsellor reads the evaluation");
+      assertClean(problems);
+      await page.close();
+    });
+
+    test("keyboard alone: skip link, choose, write, send with Enter; focus always shows", async () => {
+      const { page, problems } = await openFirefoxPage(browser, server.url, { width: 1280, height: 800 });
+      const unseen = [];
+      const here = async () => {
+        const state = await focusState(page);
+        if (!state.visible || !state.inViewport) unseen.push(`${state.element} (${state.outline})`);
+        return state;
+      };
+      const tabTo = async (selector, max = 40) => {
+        for (let i = 0; i < max; i += 1) {
+          await page.keyboard.press("Tab");
+          await here();
+          if (await page.evaluate((s) => document.activeElement?.matches(s), selector)) return;
+        }
+        assert.fail(`Tab never reached ${selector}`);
+      };
+      await page.goto(`${server.url}/melden`);
+      await page.waitForSelector(`#counsellor-${counsellor.id}`);
+      await tabTo(".skip-link");
+      await page.keyboard.press("Enter");
+      await tabTo(`#counsellor-${counsellor.id}`);
+      await page.keyboard.press(" "); // WebDriver BiDi names Space by its character
+      assert.ok(await page.$eval(`#counsellor-${counsellor.id}`, (e) => e.checked));
+      await tabTo("#text");
+      await page.keyboard.type("Melding met alleen het toetsenbord.");
+      await tabTo("#submit");
+      await page.keyboard.press("Enter");
+      await waitVisible(page, "#done", 120_000);
+      assert.equal((await focusState(page)).id, "done-heading", "focus moves to the code's heading");
+      await tabTo("#copy-code");
+      await shot(page, `${mode.name}-keyboard-code`);
+      assert.deepEqual(unseen, [], "focus must always show and stay on screen");
+      assertClean(problems);
+      await page.close();
+    });
+
+    test("axe (WCAG 2.2 AA, best practices): every page, both languages, /o/<org>/, no sideways scrolling at 320 px", async () => {
+      const { page, problems } = await openFirefoxPage(browser, server.url);
+      const found = [];
+      const paths = Object.values(ROUTES).flatMap((pages) => Object.values(pages));
+      for (const p of [...paths, ...paths.map((p) => `/o/${ORG}${p}`)]) {
+        await page.setViewport({ width: 1100, height: 900 });
+        await page.goto(`${server.url}${p}`);
+        await page.waitForFunction(() => !document.querySelector(".muted")?.textContent.includes("…"), { timeout: 10_000 })
+          .catch(() => {});
+        for (const v of await axe(page)) found.push(`${p}: ${v}`);
+        await page.setViewport({ width: 320, height: 640 });
+        const wider = await overflow(page);
+        if (wider > 0) found.push(`${p}: ${wider} px sideways scrolling at 320 px`);
+      }
+      // The report form with every error shown, the thread with a wrong code.
+      await page.setViewport({ width: 1100, height: 900 });
+      await page.goto(`${server.url}/en/report`);
+      await page.waitForSelector(`#counsellor-${counsellor.id}`);
+      await page.click("#submit");
+      await waitVisible(page, "#error-summary");
+      for (const v of await axe(page)) found.push(`report errors: ${v}`);
+      await shot(page, `${mode.name}-report-errors`);
+      assert.deepEqual(found, [], `axe with ${AXE_TAGS.join(", ")}`);
+      assertClean(problems);
+      await page.close();
+    });
+  });
+}
+
+test("Firefox ESR in dark mode: axe finds nothing on any page, both languages, also under /o/<org>/", async () => {
+  const browser = await launchFirefox({ dark: true });
+  try {
+    const { page, problems } = await openFirefoxPage(browser, server.url);
+    const found = [];
+    for (const lang of ["nl", "en"]) {
+      for (const [name, prefix] of Object.keys(ROUTES[lang]).flatMap((n) => [[n, ""], [n, `/o/${ORG}`]])) {
+        await page.goto(`${server.url}${prefix}${ROUTES[lang][name]}`);
+        if (name === "report") {
+          await page.waitForSelector(`#counsellor-${counsellor.id}`);
+          await page.click(`#counsellor-${counsellor.id}`);
+        }
+        assert.equal(await page.evaluate(() => matchMedia("(prefers-color-scheme: dark)").matches), true);
+        for (const v of await axe(page)) found.push(`${lang} ${name}: ${v}`);
+        if (lang === "nl" && !prefix) await shot(page, `dark-${name}`);
+      }
+    }
+    assert.deepEqual(found, []);
+    assertClean(problems);
+    // The texts the tests compare with exist, so a renamed key fails here first.
+    assert.ok(messages("nl").report_submit && messages("en").report_submit);
+  } finally {
+    await browser.close();
+  }
+});
