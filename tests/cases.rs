@@ -188,6 +188,9 @@ fn two_counsellors_statuses_closure_and_evaluation() {
     assert_eq!(posted.status, 201);
     sync(&server, &mut a);
     let a = reopen(&a, dir_a.path());
+    // An evaluation is not a message waiting for an answer.
+    let summary = &meldkluis::review::views::overview(&a, today)[0];
+    assert!(!summary.awaiting_answer, "an evaluation awaits no answer");
     assert_eq!(
         a.state.cases[&case].evaluation,
         Some(Evaluation {

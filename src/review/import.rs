@@ -208,6 +208,13 @@ fn apply(vault: &mut Vault, read: ReadInbox) -> Result<ImportSummary, ReviewErro
             CaseRecord::new(item.day)
         });
         let from_melder = item.author == "melder";
+        // The server files an evaluation as a follow-up; the vault records
+        // what the (authenticated) envelope says it is, so an evaluation
+        // does not read as a message waiting for an answer.
+        let mut kind = item.kind;
+        if from_melder && envelope.as_ref().is_some_and(|e| e.kind == Kind::Evaluation) {
+            kind = Kind::Evaluation.as_str().into();
+        }
         match envelope {
             Some(report)
                 if from_melder && report.kind == Kind::Report && case.reply_recipient.is_none() =>
@@ -226,7 +233,7 @@ fn apply(vault: &mut Vault, read: ReadInbox) -> Result<ImportSummary, ReviewErro
         case.messages.push(MessageRecord {
             id: item.id,
             author: item.author,
-            kind: item.kind,
+            kind,
             day: item.day,
             seq: Some(item.seq),
             attachments: item.attachments.iter().map(|a| a.upload).collect(),

@@ -152,7 +152,11 @@ fn summary(vault: &Vault, id: &CaseId, case: &CaseRecord, today: Day) -> CaseSum
             .iter()
             .filter(|m| !m.seen && m.author == MELDER)
             .count(),
-        awaiting_answer: case.messages.last().is_some_and(|m| m.author == MELDER),
+        // The melder wrote last, and not only an evaluation.
+        awaiting_answer: case
+            .messages
+            .last()
+            .is_some_and(|m| m.author == MELDER && m.kind != Kind::Evaluation.as_str()),
         messages: case.messages.len(),
         notes: case.notes.len(),
     }

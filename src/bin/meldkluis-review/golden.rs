@@ -204,10 +204,11 @@ fn fixed_vault(dir: &Path) -> (Vault, CaseId) {
                 seen: true,
                 envelope: closing,
             },
-            // The server files an evaluation as a follow-up.
+            // The server files an evaluation as a follow-up; import records
+            // it as the evaluation its envelope says it is.
             Message {
                 author: "melder",
-                kind: Kind::FollowUp,
+                kind: Kind::Evaluation,
                 day: "2026-09-03",
                 seen: true,
                 envelope: evaluation,
