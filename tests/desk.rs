@@ -151,7 +151,9 @@ fn melder_page_shows(server: &Server, melder: &Melder, texts: &[&str]) {
         eprintln!("skipped: the melder's page in Chromium (no chromium or npm packages)");
         return;
     }
+    // The case was reopened: the page asks for no evaluation.
     let output = std::process::Command::new("node")
+        .env("MELDKLUIS_EXPECT_EVALUATION", "hidden")
         .arg(root.join("tests/browser/support/read-thread.mjs"))
         .arg(&server.base)
         .arg(melder.code.display())

@@ -233,9 +233,14 @@ function statusItem({ status: step, day, by }, current) {
   ]);
 }
 
-/** After "closed" the melder may evaluate, once: the form, or thanks once it is in the thread. */
+/**
+ * While the case is closed the melder may evaluate, once: the form, or
+ * thanks once it is in the thread. A case the counsellor reopened (a later
+ * status than "closed") asks for no evaluation until it closes again.
+ */
 function showEvaluation(opened) {
-  const closed = opened.some(({ envelope }) => envelope?.kind === "reply" && envelope.status === "closed");
+  const statuses = opened.filter(({ envelope }) => envelope?.kind === "reply" && envelope.status);
+  const closed = statuses.at(-1)?.envelope.status === "closed";
   const evaluated = opened.some(({ item, envelope }) => item.author === "melder" && envelope?.kind === "evaluation");
   $("evaluation").hidden = !closed || evaluated;
   $("evaluation-thanks").hidden = !evaluated;

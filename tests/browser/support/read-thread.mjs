@@ -19,6 +19,13 @@ try {
   );
   const shown = await page.locator("#messages").textContent();
   const missing = expected.filter((text) => !shown.includes(text));
+  // MELDKLUIS_EXPECT_EVALUATION=hidden|visible: whether the evaluation
+  // form must show (it shows only while the case is closed).
+  const wanted = process.env.MELDKLUIS_EXPECT_EVALUATION;
+  if (wanted) {
+    const visible = await page.locator("#evaluation").isVisible();
+    if (visible !== (wanted === "visible")) missing.push(`evaluation form ${wanted}`);
+  }
   await shot(page, name);
   assertClean(problems);
   if (missing.length > 0) {
