@@ -137,10 +137,11 @@ for lang in nl en; do
     shot "$lang-$look-2-unlock" --vault vault "${args[@]}"
     shot "$lang-$look-3-overview" --vault vault --passphrase-file pass "${args[@]}"
     shot "$lang-$look-4-case" --vault vault --passphrase-file pass --case "$png_case" "${args[@]}"
+    shot "$lang-$look-4b-attachment" --vault vault --passphrase-file pass --case "$png_case" --attachment 1 "${args[@]}"
     shot "$lang-$look-5-sync" --vault vault --passphrase-file pass --tab sync "${args[@]}"
     shot "$lang-$look-6-figures" --vault vault --passphrase-file pass --tab stats "${args[@]}"
     shot "$lang-$look-7-settings" --vault vault --passphrase-file pass --tab settings "${args[@]}"
-    count=$((count + 7))
+    count=$((count + 8))
   done
 done
 [ ! -e fresh-vault/identity.age ] || { echo "FAIL: showing the wizard made a vault"; exit 1; }

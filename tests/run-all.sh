@@ -65,6 +65,9 @@ bash tests/standard-tools.sh
 step "the reviewer makes no network system call (strace)"
 bash tests/reviewer-no-network.sh
 
+step "the counsellor's desktop program in a real window: every screen photographed, strace proof (tests/desk-window.sh)"
+bash tests/desk-window.sh
+
 step "the reviewer on Windows: mingw-w64 build, CLI round trip under wine (tests/windows.sh)"
 bash tests/windows.sh
 

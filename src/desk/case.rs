@@ -117,6 +117,25 @@ impl CaseScreen {
         Ok(screen)
     }
 
+    /// Shows the case's n-th attachment (from 1, in message order) in the
+    /// preview.
+    pub fn preview_attachment(&mut self, vault: &Vault, n: usize, lang: Lang) {
+        let attachment = self
+            .view
+            .messages
+            .iter()
+            .filter_map(|m| match &m.content {
+                Content::Readable(r) => Some(r.attachments.iter()),
+                _ => None,
+            })
+            .flatten()
+            .nth(n.saturating_sub(1))
+            .cloned();
+        if let Some(attachment) = attachment {
+            self.preview = Some(Preview::load(vault, &self.view.summary.id, &attachment, lang));
+        }
+    }
+
     /// Shows the case again after a change, with an empty writing panel.
     pub fn reload(&mut self, vault: &mut Vault, id: CaseId, today: Day) -> Result<(), ReviewError> {
         views::mark_seen(vault, &id)?;

@@ -92,6 +92,8 @@ pub struct StartOptions {
     pub tab: Option<Tab>,
     /// Open the case whose id starts with this.
     pub case: Option<String>,
+    /// With `case`: show its n-th attachment (from 1) in the preview.
+    pub attachment: Option<usize>,
     /// Measure deadlines against this day instead of today (demonstrations
     /// and screenshots of overdue cases).
     pub today: Option<Day>,
@@ -165,6 +167,9 @@ impl DeskApp {
                 .map_err(|e| words.error(&e))?;
             let today = self.day();
             desk.apply(Action::OpenCase(id), self.texts(), &self.settings, today);
+            if let (Some(n), Some(screen)) = (options.attachment, &mut desk.case) {
+                screen.preview_attachment(&desk.vault, n, self.settings.lang);
+            }
         }
         self.screen = Screen::Open(Box::new(desk));
         Ok(())
@@ -503,7 +508,8 @@ fn flag_value<'a>(args: &'a [String], flag: &str) -> Option<&'a str> {
 
 /// The command line: `--vault DIR`, `--lang nl|en`, `--dark`,
 /// `--text-scale 1.0…2.0`; for scripted sessions `--passphrase-file FILE`,
-/// `--tab cases|sync|stats|settings`, `--case PREFIX`, `--today YYYY-MM-DD`.
+/// `--tab cases|sync|stats|settings`, `--case PREFIX` (with `--attachment N`),
+/// `--today YYYY-MM-DD`.
 pub fn start_options(args: &[String]) -> StartOptions {
     StartOptions {
         lang: flag_value(args, "--lang").map(Lang::from_tag),
@@ -518,6 +524,7 @@ pub fn start_options(args: &[String]) -> StartOptions {
             _ => None,
         }),
         case: flag_value(args, "--case").map(str::to_string),
+        attachment: flag_value(args, "--attachment").and_then(|n| n.parse().ok()),
         today: flag_value(args, "--today").and_then(Day::parse),
     }
 }
