@@ -528,11 +528,12 @@ fn attachments_travel_with_the_backup_and_come_back_with_the_restore() {
     let target = backups.path().join("b.sqlite");
     let made = meldkluis(&["backup", target.to_str().unwrap()], &server.data_dir());
     assert!(made.status.success(), "{}", words(&made));
-    let saved: Vec<_> = std::fs::read_dir(backups.path().join("b.sqlite.uploads"))
+    // One self-contained file: the attachment is inside it, nothing beside.
+    let beside: Vec<_> = std::fs::read_dir(backups.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
-    assert_eq!(saved, vec![format!("{id}.age")], "complete files only");
+    assert_eq!(beside, vec!["b.sqlite".to_string()]);
     drop(server);
 
     let site = restored_site(&target, &card);
@@ -545,7 +546,7 @@ fn attachments_travel_with_the_backup_and_come_back_with_the_restore() {
     };
     assert_eq!(status(&id).json()["complete"], true);
     assert_eq!(status(&pending).error(), "unknown_upload");
-    let restored = std::fs::read(server.data_dir().join(format!("uploads/{id}.age"))).unwrap();
+    let restored = server.stored_upload(&id);
     assert_eq!(restored, file);
     assert_eq!(server.upload_files(), vec![format!("{id}.age")]);
 }

@@ -88,6 +88,11 @@ enum Command {
         /// Replace FILE if it exists.
         #[arg(long)]
         force: bool,
+        /// After the copy, delete the dated backups in FILE (a directory)
+        /// taken more than DAYS days ago, so a deleted case leaves every
+        /// copy within that period.
+        #[arg(long, value_name = "DAYS")]
+        keep_days: Option<u32>,
     },
     /// Put the backup FILE in place as the database. Stop the server first.
     Restore {
@@ -165,8 +170,9 @@ fn main() -> ExitCode {
             file: target,
             data,
             force,
+            keep_days,
         } => load(file, data_only(data))
-            .and_then(|loaded| run_backup(&loaded.config, &target, force)),
+            .and_then(|loaded| run_backup(&loaded.config, &target, force, keep_days)),
         Command::Restore {
             file: source,
             data,
@@ -342,18 +348,33 @@ fn check_config(file: Option<&Path>, flags: Overrides) -> ExitCode {
     }
 }
 
-fn run_backup(config: &Config, target: &Path, force: bool) -> Result<(), String> {
+fn run_backup(
+    config: &Config,
+    target: &Path,
+    force: bool,
+    keep_days: Option<u32>,
+) -> Result<(), String> {
+    if keep_days.is_some() && !target.is_dir() {
+        return Err(format!(
+            "--keep-days needs a directory of dated backups, and {} is not a directory",
+            target.display()
+        ));
+    }
     let (path, info) =
         backup::backup(&config.database_path(), target, force).map_err(|e| e.to_string())?;
     println!("Backup written: {} ({info})", path.display());
-    let attachments = backup::attachments_dir(&path);
-    if attachments.is_dir() {
+    println!("It holds ciphertext and metadata: keep it as confidential as the server.");
+    if let Some(days) = keep_days {
+        let deleted = backup::rotate(target, days, time::OffsetDateTime::now_utc())
+            .map_err(|e| e.to_string())?;
         println!(
-            "Attachments: {} (keep it with the database file; restore looks for it there)",
-            attachments.display()
+            "Deleted {} backup(s) older than {days} day(s).",
+            deleted
+                .iter()
+                .filter(|p| p.extension().is_some_and(|e| e == "sqlite"))
+                .count()
         );
     }
-    println!("It holds ciphertext and metadata: keep it as confidential as the server.");
     Ok(())
 }
 

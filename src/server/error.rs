@@ -78,6 +78,12 @@ pub enum AppError {
     /// The quota or the disk cannot hold an upload; nothing was written.
     #[error("There is not enough storage space for this file on the server right now.")]
     StorageFull,
+    /// The case holds as many messages (or bytes) as one case may.
+    #[error(
+        "This report has reached its limit of messages; the counsellor can still reply, or you \
+         can start a new report."
+    )]
+    CaseFull,
     /// Anything that failed inside the server; logged, never shown.
     #[error("Something went wrong on the server.")]
     Internal(String),
@@ -113,6 +119,7 @@ impl AppError {
             AppError::UnknownUpload => (StatusCode::NOT_FOUND, "unknown_upload"),
             AppError::WrongOffset => (StatusCode::CONFLICT, "wrong_offset"),
             AppError::StorageFull => (StatusCode::INSUFFICIENT_STORAGE, "storage_full"),
+            AppError::CaseFull => (StatusCode::PAYLOAD_TOO_LARGE, "case_full"),
             AppError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }

@@ -46,6 +46,12 @@ pub struct Inner {
     pub security_contact: Option<String>,
 }
 
+impl AsRef<store::Store> for AppState {
+    fn as_ref(&self) -> &store::Store {
+        &self.store
+    }
+}
+
 impl std::ops::Deref for AppState {
     type Target = Inner;
     fn deref(&self) -> &Inner {
@@ -292,26 +298,38 @@ async fn serve_connection(
 }
 
 /// Deletes closed cases once their retention period has passed: at start,
-/// then every hour. A failure is logged (without any case detail) and retried.
+/// then every hour; and uploads abandoned for `uploads::IDLE_LIMIT`, every
+/// minute. A failure is logged (without any case detail) and retried.
 async fn retention_loop(state: AppState, retention_days: u32) {
-    let mut tick = tokio::time::interval(Duration::from_secs(60 * 60));
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    let mut minutes = 0u32;
     loop {
         tick.tick().await;
+        let hourly = minutes % 60 == 0;
+        minutes = minutes.wrapping_add(1);
         let cutoff = crate::format::day::Day(
             crate::format::day::Day::today().0 - time::Duration::days(i64::from(retention_days)),
         );
         let store = state.clone();
         let purge = move || -> Result<(usize, usize), String> {
-            let purged = store
-                .store
-                .purge_closed(cutoff)
-                .map_err(|e| e.to_string())?;
-            store.uploads.remove_files(&purged.uploads);
-            let expired = store
-                .uploads
-                .expire(&store.store, crate::format::day::Day::today())
-                .map_err(|e| e.to_string())?;
-            Ok((purged.cases, expired))
+            let (cases, expired) = if hourly {
+                let purged = store
+                    .store
+                    .purge_closed(cutoff)
+                    .map_err(|e| e.to_string())?;
+                let expired = store
+                    .uploads
+                    .expire(&store.store, crate::format::day::Day::today())
+                    .map_err(|e| e.to_string())?;
+                (purged.cases, expired)
+            } else {
+                let expired = store
+                    .uploads
+                    .expire_idle(&store.store, uploads::IDLE_LIMIT)
+                    .map_err(|e| e.to_string())?;
+                (0, expired)
+            };
+            Ok((cases, expired))
         };
         match tokio::task::spawn_blocking(purge).await {
             Ok(Ok((0, 0))) => {}

@@ -257,15 +257,44 @@ impl Server {
     }
 
     /// The files in the data directory's `uploads/`, sorted.
+    /// The uploads the database holds, named as version 3 named their
+    /// files: `<id>.part` while pending, `<id>.age` once complete.
     pub fn upload_files(&self) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(self.data_dir().join("uploads"))
-            .map(|dir| {
-                dir.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                    .collect()
+        let db = rusqlite::Connection::open(self.data_dir().join("meldkluis.sqlite")).unwrap();
+        let mut names: Vec<String> = db
+            .prepare("SELECT id, state FROM uploads")
+            .unwrap()
+            .query_map([], |row| {
+                let id: Vec<u8> = row.get(0)?;
+                let state: String = row.get(1)?;
+                let suffix = if state == "pending" { "part" } else { "age" };
+                Ok(format!("{}.{suffix}", hex::encode(id)))
             })
-            .unwrap_or_default();
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
         names.sort();
         names
+    }
+
+    /// The bytes the database holds of upload `id`, in order.
+    pub fn stored_upload(&self, id: &str) -> Vec<u8> {
+        let db = rusqlite::Connection::open(self.data_dir().join("meldkluis.sqlite")).unwrap();
+        let pieces: Vec<(i64, Vec<u8>)> = db
+            .prepare("SELECT start, data FROM upload_chunks WHERE upload_id = ?1 ORDER BY start")
+            .unwrap()
+            .query_map([hex::decode(id).unwrap()], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let mut bytes = Vec::new();
+        for (start, data) in pieces {
+            assert_eq!(start as usize, bytes.len(), "pieces leave no gap");
+            bytes.extend_from_slice(&data);
+        }
+        bytes
     }
 
     pub fn get(&self, path: &str) -> Response {
@@ -310,7 +339,15 @@ impl Server {
     /// Row counts of every table: "changes nothing" means these stay equal.
     pub fn table_counts(&self) -> Vec<(String, i64)> {
         let db = rusqlite::Connection::open(self.data_dir().join("meldkluis.sqlite")).unwrap();
-        ["cases", "case_counsellors", "messages", "counsellor_sync", "uploads"]
+        [
+            "cases",
+            "case_counsellors",
+            "messages",
+            "counsellor_sync",
+            "uploads",
+            "upload_chunks",
+            "deliveries",
+        ]
             .iter()
             .map(|t| {
                 let n: i64 = db.query_row(&format!("SELECT count(*) FROM {t}"), [], |r| r.get(0)).unwrap();
@@ -318,7 +355,7 @@ impl Server {
             })
             .chain(std::iter::once({
                 let sync: String = db
-                    .query_row("SELECT coalesce(group_concat(counsellor || ':' || counter), '') FROM counsellor_sync", [], |r| r.get(0))
+                    .query_row("SELECT coalesce(group_concat(counsellor || ':' || hex(counter)), '') || '/' || (SELECT coalesce(sum(received), 0) FROM uploads) FROM counsellor_sync", [], |r| r.get(0))
                     .unwrap();
                 (sync, 0)
             }))
