@@ -421,6 +421,12 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     Ok(connection)
 }
 
+impl AsRef<Store> for Store {
+    fn as_ref(&self) -> &Store {
+        self
+    }
+}
+
 impl Drop for Store {
     /// Lets the writer finish what it holds and close its connection before
     /// the store is gone, so a backup or restore right after sees it closed.
@@ -1346,7 +1352,7 @@ fn blob_u64(bytes: Vec<u8>) -> Result<u64, StoreError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::format::derive::LookupKey;
 
@@ -1577,6 +1583,119 @@ mod tests {
             store.thread(&lookup).unwrap().unwrap().messages.len() as i64,
             MAX_CASE_MESSAGES
         );
+    }
+
+    /// A version-3 database with two cases, messages in arrival order
+    /// (`seq`), a counsellor that acknowledged up to seq 2 with counter
+    /// 2^64−1 (stored then as −1), and a claimed and a pending upload.
+    pub(crate) fn version_3_database(path: &Path) -> (UploadId, UploadId) {
+        let db = Connection::open(path).unwrap();
+        db.execute_batch(SCHEMA_V1).unwrap();
+        db.execute_batch(MIGRATE_V1_TO_V2).unwrap();
+        db.execute_batch(MIGRATE_V2_TO_V3).unwrap();
+        db.execute_batch("PRAGMA user_version = 3").unwrap();
+        let (a, b) = ([0xaau8; 16], [0xbbu8; 16]);
+        for (case, hash) in [(a, [1u8; 32]), (b, [2u8; 32])] {
+            db.execute(
+                "INSERT INTO cases (id, lookup_hash, day) VALUES (?1, ?2, '2026-11-30')",
+                params![&case[..], &hash[..]],
+            )
+            .unwrap();
+            db.execute(
+                "INSERT INTO case_counsellors (case_id, counsellor) VALUES (?1, 'vp-a')",
+                params![&case[..]],
+            )
+            .unwrap();
+        }
+        // seq 1: case a report; 2: case b report; 3: a reply on a; 4: a
+        // follow-up on a.
+        for (n, case, author, kind) in [
+            (1u8, a, "melder", "report"),
+            (2, b, "melder", "report"),
+            (3, a, "vp-a", "reply"),
+            (4, a, "melder", "follow-up"),
+        ] {
+            db.execute(
+                "INSERT INTO messages (id, case_id, author, kind, day, size, body_sha256, body)
+                 VALUES (?1, ?2, ?3, ?4, '2026-11-30', 3, ?5, x'010203')",
+                params![&[n; 16][..], &case[..], author, kind, &[n; 32][..]],
+            )
+            .unwrap();
+        }
+        db.execute(
+            "INSERT INTO counsellor_sync VALUES ('vp-a', -1, x'00', 2)",
+            [],
+        )
+        .unwrap();
+        let (claimed, pending) = (UploadId([0xcc; 16]), UploadId([0xdd; 16]));
+        db.execute(
+            "INSERT INTO uploads VALUES (?1, 3000, '2026-11-30', 'claimed', ?2, 0)",
+            params![&claimed.0[..], &[4u8; 16][..]],
+        )
+        .unwrap();
+        db.execute(
+            "INSERT INTO uploads VALUES (?1, 3000, '2026-11-30', 'pending', NULL, NULL)",
+            params![&pending.0[..]],
+        )
+        .unwrap();
+        (claimed, pending)
+    }
+
+    #[test]
+    fn version_3_is_rebuilt_without_rowids_and_keeps_every_delivery_number() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite");
+        let (claimed, pending) = version_3_database(&path);
+        let store = Store::open(&path).unwrap();
+        let connection = store.read().unwrap();
+        let version: i64 = connection
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        for table in [
+            "cases",
+            "case_counsellors",
+            "messages",
+            "uploads",
+            "counsellor_sync",
+        ] {
+            assert!(
+                connection
+                    .prepare(&format!("SELECT rowid FROM {table}"))
+                    .is_err(),
+                "{table} has no rowid"
+            );
+        }
+        // Positions within each case follow the old order there.
+        let positions: Vec<(u8, i64)> = connection
+            .prepare("SELECT id, position FROM messages ORDER BY case_id, position")
+            .unwrap()
+            .query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?[0], r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(positions, vec![(1, 0), (3, 1), (4, 2), (2, 0)]);
+        let counter: Vec<u8> = connection
+            .query_row("SELECT counter FROM counsellor_sync", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(blob_u64(counter).unwrap(), u64::MAX, "no longer −1");
+        drop(connection);
+        // The laptop acknowledged seq 2: it gets 4 (its own reply, 3, never).
+        assert_eq!(store.assign_deliveries("vp-a").unwrap(), 0);
+        let inbox = store.inbox("vp-a", 2, |_| true).unwrap();
+        assert_eq!(inbox.len(), 1);
+        assert_eq!((inbox[0].seq, inbox[0].id.0[0]), (4, 4));
+        assert_eq!(inbox[0].attachments[0].upload, claimed);
+        // The pending upload could not resume; the claimed one waits for
+        // its file (Uploads::open).
+        assert!(store.upload(&pending).unwrap().is_none());
+        let row = store.upload(&claimed).unwrap().unwrap();
+        assert_eq!((row.state, row.received), (UploadState::Claimed, 0));
+        // New messages come after everything numbered so far.
+        let lookup = LookupHash([2u8; 32]);
+        store.add_follow_up(lookup, message(), vec![]).unwrap();
+        assert_eq!(store.assign_deliveries("vp-a").unwrap(), 1);
+        assert_eq!(store.inbox("vp-a", 4, |_| true).unwrap()[0].seq, 5);
     }
 
     #[test]

@@ -383,3 +383,44 @@ fn free_bytes(dir: &Path) -> io::Result<u64> {
     let stat = rustix::fs::statvfs(dir)?;
     Ok(stat.f_bavail.saturating_mul(stat.f_frsize))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_3_attachment_files_move_into_the_database_and_the_folder_goes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite");
+        let (claimed, pending) = crate::server::store::tests::version_3_database(&path);
+        let store = Store::open(&path).unwrap();
+        let folder = dir.path().join("uploads");
+        std::fs::create_dir(&folder).unwrap();
+        let bytes: Vec<u8> = (0..3000u32).map(|i| (i % 253) as u8).collect();
+        std::fs::write(folder.join(format!("{claimed}.age")), &bytes).unwrap();
+        std::fs::write(folder.join(format!("{pending}.part")), b"half").unwrap();
+        std::fs::write(folder.join("stray"), b"?").unwrap();
+        adopt_legacy_files(&folder, &store).unwrap();
+        assert!(!folder.exists(), "the folder is gone");
+        let row = store.upload(&claimed).unwrap().unwrap();
+        assert_eq!(row.received, 3000);
+        let mut read = Vec::new();
+        let uploads = Uploads {
+            max_attachment_bytes: 0,
+            quota: 0,
+            min_free: 0,
+            data_dir: dir.path().to_path_buf(),
+            busy: Mutex::new(HashSet::new()),
+            active: Mutex::new(HashMap::new()),
+        };
+        uploads
+            .open_file(&store, &claimed)
+            .unwrap()
+            .read_to_end(&mut read)
+            .unwrap();
+        assert_eq!(read, bytes);
+        // Again (a restart): nothing to do, nothing changes.
+        adopt_legacy_files(&folder, &store).unwrap();
+        assert_eq!(store.upload(&claimed).unwrap().unwrap().received, 3000);
+    }
+}
