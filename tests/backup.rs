@@ -561,8 +561,8 @@ fn attachments_travel_with_the_backup_and_come_back_with_the_restore() {
 fn a_deleted_case_leaves_the_newest_backup_and_the_rotation_after_its_period() {
     use base64::Engine;
     use meldkluis::format::day::Day;
-    use meldkluis::review::commands;
     use meldkluis::format::envelope::Status;
+    use meldkluis::review::commands;
 
     let vault_dir = tempfile::tempdir().unwrap();
     let mut vault = make_vault(vault_dir.path(), COUNSELLOR);
@@ -596,7 +596,11 @@ fn a_deleted_case_leaves_the_newest_backup_and_the_rotation_after_its_period() {
             .status,
         201
     );
-    let needles: Vec<&[u8]> = vec![&report[200..264], &file[1000..1064], &file[150_000..150_064]];
+    let needles: Vec<&[u8]> = vec![
+        &report[200..264],
+        &file[1000..1064],
+        &file[150_000..150_064],
+    ];
     let holds = |path: &Path| {
         let bytes = std::fs::read(path).unwrap();
         needles
@@ -630,8 +634,14 @@ fn a_deleted_case_leaves_the_newest_backup_and_the_rotation_after_its_period() {
         .find(|(_, c)| !c.messages[0].attachments.is_empty())
         .unwrap()
         .0;
-    commands::send(&mut vault, &case, "Afgesloten.", Some(Status::Closed), Day::today())
-        .unwrap();
+    commands::send(
+        &mut vault,
+        &case,
+        "Afgesloten.",
+        Some(Status::Closed),
+        Day::today(),
+    )
+    .unwrap();
     let answer = server.sync(&commands::outbox(&mut vault).unwrap());
     assert_eq!(answer.status, 200);
     server.kill();
@@ -652,20 +662,18 @@ fn a_deleted_case_leaves_the_newest_backup_and_the_rotation_after_its_period() {
 
     // Fifteen days later: the first copy (and a folder an older version
     // kept beside it) is rotated away; nothing holds the case any more.
-    let old = backups
-        .path()
-        .join(format!("meldkluis-{}Z.sqlite", {
-            let then = time::OffsetDateTime::now_utc() - time::Duration::days(15);
-            format!(
-                "{:04}{:02}{:02}T{:02}{:02}{:02}",
-                then.year(),
-                u8::from(then.month()),
-                then.day(),
-                then.hour(),
-                then.minute(),
-                then.second()
-            )
-        }));
+    let old = backups.path().join(format!("meldkluis-{}Z.sqlite", {
+        let then = time::OffsetDateTime::now_utc() - time::Duration::days(15);
+        format!(
+            "{:04}{:02}{:02}T{:02}{:02}{:02}",
+            then.year(),
+            u8::from(then.month()),
+            then.day(),
+            then.hour(),
+            then.minute(),
+            then.second()
+        )
+    }));
     std::fs::rename(&first[0], &old).unwrap();
     let legacy = backups.path().join(format!(
         "{}.uploads",
@@ -676,7 +684,11 @@ fn a_deleted_case_leaves_the_newest_backup_and_the_rotation_after_its_period() {
     std::thread::sleep(Duration::from_millis(1100));
     let made = meldkluis(&["backup", "--keep-days", "14", dir], &server.data_dir());
     assert!(made.status.success(), "{}", words(&made));
-    assert!(words(&made).contains("Deleted 1 backup"), "{}", words(&made));
+    assert!(
+        words(&made).contains("Deleted 1 backup"),
+        "{}",
+        words(&made)
+    );
     let third = listing();
     assert_eq!(third.len(), 2, "{third:?}");
     assert!(!old.exists() && !legacy.exists());
@@ -689,5 +701,9 @@ fn a_deleted_case_leaves_the_newest_backup_and_the_rotation_after_its_period() {
         &server.data_dir(),
     );
     assert!(!refused.status.success());
-    assert!(words(&refused).contains("needs a directory"), "{}", words(&refused));
+    assert!(
+        words(&refused).contains("needs a directory"),
+        "{}",
+        words(&refused)
+    );
 }
