@@ -1247,7 +1247,10 @@ mod tests {
         }
         let mut zeros = good.clone();
         zeros.extend([0u8; 4096]);
-        assert!(Outbox::parse(&zeros).is_ok(), "zero padding is a tar's right");
+        assert!(
+            Outbox::parse(&zeros).is_ok(),
+            "zero padding is a tar's right"
+        );
     }
 
     #[test]

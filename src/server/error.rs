@@ -84,6 +84,16 @@ pub enum AppError {
          can start a new report."
     )]
     CaseFull,
+    /// A query string that is not what the endpoint takes (a repeated or
+    /// unknown parameter, bad percent-encoding).
+    #[error("The query string is not valid for this endpoint.")]
+    BadQuery,
+    /// Another HTTP version than 1.1.
+    #[error("Only HTTP/1.1 is supported.")]
+    HttpVersion,
+    /// More than 64 KiB of request headers.
+    #[error("The request headers are too large.")]
+    HeadersTooLarge,
     /// Anything that failed inside the server; logged, never shown.
     #[error("Something went wrong on the server.")]
     Internal(String),
@@ -120,6 +130,12 @@ impl AppError {
             AppError::WrongOffset => (StatusCode::CONFLICT, "wrong_offset"),
             AppError::StorageFull => (StatusCode::INSUFFICIENT_STORAGE, "storage_full"),
             AppError::CaseFull => (StatusCode::PAYLOAD_TOO_LARGE, "case_full"),
+            AppError::BadQuery => (StatusCode::BAD_REQUEST, "bad_query"),
+            AppError::HttpVersion => (StatusCode::HTTP_VERSION_NOT_SUPPORTED, "http_version"),
+            AppError::HeadersTooLarge => (
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "headers_too_large",
+            ),
             AppError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }

@@ -121,7 +121,7 @@ impl AppState {
 /// Headers on every answer (DESIGN §1): no third-party anything, no caching,
 /// no referrer, no framing, no cookies. Built once (`from_static` checks
 /// every byte of a name it does not know).
-static SECURITY_HEADERS: std::sync::LazyLock<[(HeaderName, HeaderValue); 9]> =
+static SECURITY_HEADERS: std::sync::LazyLock<[(HeaderName, HeaderValue); 10]> =
     std::sync::LazyLock::new(|| {
         [
             (
@@ -135,6 +135,9 @@ static SECURITY_HEADERS: std::sync::LazyLock<[(HeaderName, HeaderValue); 9]> =
             ("cache-control", "no-store"),
             ("cross-origin-opener-policy", "same-origin"),
             ("cross-origin-resource-policy", "same-origin"),
+            // Nothing from another origin may be embedded, even if a page
+            // were changed to ask for it.
+            ("cross-origin-embedder-policy", "require-corp"),
             (
                 "permissions-policy",
                 "camera=(), microphone=(), geolocation=(), interest-cohort=()",
@@ -158,6 +161,29 @@ async fn security_headers(request: Request, next: Next) -> Response {
     }
     headers.remove(header::SET_COOKIE);
     response
+}
+
+/// The most bytes of request headers (names, values and their line
+/// endings) a request may carry (docs/api.md).
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+
+/// Refuses what the API does not speak before any handler runs: HTTP
+/// versions other than 1.1 (1.0 has no `Host` rule and closes after each
+/// answer; the server speaks only 1.1), and headers over
+/// `MAX_HEADER_BYTES` in all.
+async fn request_hygiene(request: Request, next: Next) -> Response {
+    if request.version() != axum::http::Version::HTTP_11 {
+        return AppError::HttpVersion.into_response();
+    }
+    let header_bytes: usize = request
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    if header_bytes > MAX_HEADER_BYTES {
+        return AppError::HeadersTooLarge.into_response();
+    }
+    next.run(request).await
 }
 
 async fn method_not_allowed() -> Response {
@@ -195,6 +221,7 @@ pub fn app(state: AppState, config: &Config) -> Router {
             axum::http::StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(60),
         ))
+        .layer(middleware::from_fn(request_hygiene))
         .layer(middleware::from_fn(security_headers));
     let router = match &config.onion_location {
         // Tor Browser offers the onion address of the page being read.
@@ -286,13 +313,143 @@ async fn serve_connection(
         .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
         .max_buf_size(64 * 1024);
-    let connection = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+    let connection = builder.serve_connection(
+        hyper_util::rt::TokioIo::new(HeadersOnEveryAnswer::new(stream)),
+        service,
+    );
     let mut connection = std::pin::pin!(connection);
     tokio::select! {
         _ = connection.as_mut() => {}
         _ = async { let _ = closing.wait_for(|closing| *closing).await; } => {
             connection.as_mut().graceful_shutdown();
             let _ = connection.await;
+        }
+    }
+}
+
+/// hyper answers some broken requests itself (a malformed request line or
+/// header: 400; too large: 431) before the router, and so before
+/// `security_headers`, sees them. This connection wrapper adds the security
+/// headers to such an answer: a response head without a
+/// Content-Security-Policy is one the router did not make. hyper writes a
+/// whole head in one write (the wrapper is not vectored, so hyper
+/// flattens), and after its own error answer it closes the connection.
+struct HeadersOnEveryAnswer<T> {
+    inner: T,
+    /// A rewritten head (and whatever followed it) still to be written.
+    pending: Vec<u8>,
+    written: usize,
+}
+
+impl<T> HeadersOnEveryAnswer<T> {
+    fn new(inner: T) -> Self {
+        HeadersOnEveryAnswer {
+            inner,
+            pending: Vec::new(),
+            written: 0,
+        }
+    }
+}
+
+/// `bytes` with the security headers added to its head, if it is a response
+/// head the router did not make.
+fn with_security_headers(bytes: &[u8]) -> Option<Vec<u8>> {
+    if !bytes.starts_with(b"HTTP/1.") {
+        return None;
+    }
+    let end = bytes.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = &bytes[..end];
+    if head
+        .windows(24)
+        .any(|w| w.eq_ignore_ascii_case(b"content-security-policy:"))
+    {
+        return None;
+    }
+    let mut out = Vec::with_capacity(bytes.len() + 1024);
+    out.extend_from_slice(head);
+    for (name, value) in SECURITY_HEADERS.iter() {
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+    }
+    out.extend_from_slice(&bytes[end..]);
+    Some(out)
+}
+
+impl<T: tokio::io::AsyncWrite + Unpin> HeadersOnEveryAnswer<T> {
+    fn poll_pending(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        use std::task::Poll;
+        while self.written < self.pending.len() {
+            let inner = std::pin::Pin::new(&mut self.inner);
+            match inner.poll_write(cx, &self.pending[self.written..]) {
+                Poll::Ready(Ok(0)) => {
+                    return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()));
+                }
+                Poll::Ready(Ok(n)) => self.written += n,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        self.pending.clear();
+        self.written = 0;
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<T: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for HeadersOnEveryAnswer<T> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for HeadersOnEveryAnswer<T> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        use std::task::Poll;
+        match self.poll_pending(cx) {
+            Poll::Ready(Ok(())) => {}
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Pending => return Poll::Pending,
+        }
+        if let Some(rewritten) = with_security_headers(buf) {
+            self.pending = rewritten;
+            // Taken whole; written by this and the next calls.
+            if let Poll::Ready(Err(e)) = self.poll_pending(cx) {
+                return Poll::Ready(Err(e));
+            }
+            return Poll::Ready(Ok(buf.len()));
+        }
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.poll_pending(cx) {
+            std::task::Poll::Ready(Ok(())) => std::pin::Pin::new(&mut self.inner).poll_flush(cx),
+            other => other,
+        }
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.poll_pending(cx) {
+            std::task::Poll::Ready(Ok(())) => std::pin::Pin::new(&mut self.inner).poll_shutdown(cx),
+            other => other,
         }
     }
 }

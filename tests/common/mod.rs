@@ -230,6 +230,19 @@ impl Server {
         parse_response(&raw)
     }
 
+    /// Sends `bytes` as they are and reads the answer until the server
+    /// closes (for requests no HTTP client would make).
+    pub fn raw(&self, bytes: &[u8]) -> Response {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+            .unwrap();
+        let _ = stream.write_all(bytes);
+        let mut raw = Vec::new();
+        let _ = stream.read_to_end(&mut raw);
+        parse_response(&raw)
+    }
+
     /// Starts an upload of `length` bytes; the answer.
     pub fn create_upload(&self, length: usize) -> Response {
         self.post_json("/api/v1/uploads", &json!({ "length": length }))
