@@ -286,3 +286,134 @@ fn an_outbox_counter_of_2_64_minus_1_is_stored_as_itself() {
     assert_eq!(server.sync(&outbox).status, 200);
     let _ = Melder::new();
 }
+
+/// Started by hand with the common umask 022 (no systemd unit around it),
+/// the server still makes its directory and files for its own user only.
+#[test]
+fn the_servers_files_are_its_own_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let vault_dir = tempfile::tempdir().unwrap();
+    let vault = make_vault(vault_dir.path(), "vp-a");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("keys")).unwrap();
+    std::fs::write(dir.path().join("keys/vp-a.json"), vault.card.to_json()).unwrap();
+    let old = rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o022));
+    let server = Server::start_in(dir);
+    rustix::process::umask(old);
+    let melder = Melder::new();
+    let envelope = melder.report_envelope("Melding.", &["vp-a"]);
+    assert_eq!(
+        server
+            .submit_report(&melder, &envelope, &[vault.recipient()])
+            .status,
+        201
+    );
+    let backups = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_meldkluis"))
+        .args(["backup", "--data"])
+        .arg(server.data_dir())
+        .arg(backups.path().join("b.sqlite"))
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let mut checked = 0;
+    for path in std::fs::read_dir(server.data_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .chain([server.data_dir(), backups.path().join("b.sqlite")])
+    {
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        let expected = if path.is_dir() { 0o700 } else { 0o600 };
+        assert_eq!(mode, expected, "{} is {mode:o}", path.display());
+        checked += 1;
+    }
+    assert!(checked >= 4);
+}
+
+fn counsellor_ids(server: &Server) -> Vec<String> {
+    let answer = server.get("/api/v1/counsellors");
+    assert_eq!(answer.status, 200, "{}", answer.error());
+    answer.json()["counsellors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn wait_for_log(server: &Server, text: &str) {
+    for _ in 0..100 {
+        if server.log_text().contains(text) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("the log never said {text:?}: {}", server.log_text());
+}
+
+/// One bad card does not take the channel down: the server starts with the
+/// others and names the bad one; `check-config` still fails on it. SIGHUP
+/// reloads `keys/`: a new good card is served, a new bad one is refused
+/// with a clear message and the running set stays.
+#[test]
+fn a_bad_card_is_left_out_at_start_and_refused_at_reload() {
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let a = make_vault(dirs[0].path(), "vp-a");
+    let b = make_vault(dirs[1].path(), "vp-b");
+    let c = make_vault(dirs[2].path(), "vp-c");
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    std::fs::write(keys.join("vp-a.json"), a.card.to_json()).unwrap();
+    std::fs::write(keys.join("vp-kapot.json"), "{ not json").unwrap();
+    let check = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_meldkluis"))
+            .args(["check-config", "--listen", "127.0.0.1:0", "--data"])
+            .arg(dir.path().join("data"))
+            .arg("--keys")
+            .arg(&keys)
+            .output()
+            .unwrap()
+    };
+    let checked = check();
+    assert!(!checked.status.success(), "check-config must fail on it");
+    assert!(
+        String::from_utf8_lossy(&checked.stdout).contains("vp-kapot.json")
+            || String::from_utf8_lossy(&checked.stderr).contains("vp-kapot.json")
+    );
+    let keys_path = keys.clone();
+    let server = Server::start_in(dir);
+    assert_eq!(counsellor_ids(&server), ["vp-a"]);
+    assert!(
+        server.log_text().contains("vp-kapot.json"),
+        "{}",
+        server.log_text()
+    );
+
+    // Fixed and a new card added: SIGHUP serves both.
+    std::fs::remove_file(keys_path.join("vp-kapot.json")).unwrap();
+    std::fs::write(keys_path.join("vp-b.json"), b.card.to_json()).unwrap();
+    server.signal("HUP");
+    wait_for_log(&server, "serving 2 card(s)");
+    assert_eq!(counsellor_ids(&server), ["vp-a", "vp-b"]);
+
+    // A new bad card: refused, the running set stays, the log says why.
+    std::fs::write(
+        keys_path.join("vp-c.json"),
+        c.card.to_json().replace("age1", "age2"),
+    )
+    .unwrap();
+    server.signal("HUP");
+    wait_for_log(&server, "cards: not reloaded");
+    assert!(server.log_text().contains("vp-c.json"));
+    assert_eq!(counsellor_ids(&server), ["vp-a", "vp-b"]);
+    // A report to the card served still goes through.
+    let melder = Melder::new();
+    let envelope = melder.report_envelope("Melding.", &["vp-b"]);
+    assert_eq!(
+        server
+            .submit_report(&melder, &envelope, &[b.recipient()])
+            .status,
+        201
+    );
+}

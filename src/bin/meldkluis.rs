@@ -160,6 +160,11 @@ fn init_logging() {
 }
 
 fn main() -> ExitCode {
+    // Whatever this program creates (the database and its log, backups,
+    // the data directory) is for its own user only, also outside the
+    // systemd unit that sets the same umask.
+    #[cfg(unix)]
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let cli = Cli::parse();
     init_logging();
     let file = cli.config.as_deref();
@@ -227,6 +232,7 @@ fn serve(loaded: Loaded) -> Result<(), String> {
         CheckMode {
             probe_listen: false,
             inspect_database: false,
+            serving: true,
         },
     );
     let mut problems = Vec::new();
@@ -249,7 +255,7 @@ fn serve(loaded: Loaded) -> Result<(), String> {
             .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
         let address = listener.local_addr().map_err(|e| e.to_string())?;
         println!("Meldkluis listening on http://{address}");
-        tracing::info!("serving {} counsellor card(s)", state.cards.len());
+        tracing::info!("serving {} counsellor card(s)", state.cards().len());
         server::serve(listener, state, &config, server::shutdown_signal())
             .await
             .map_err(|e| e.to_string())
@@ -277,6 +283,7 @@ fn check_config(file: Option<&Path>, flags: Overrides) -> ExitCode {
         CheckMode {
             probe_listen: true,
             inspect_database: true,
+            serving: false,
         },
     );
     match &loaded.file {

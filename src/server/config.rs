@@ -828,6 +828,10 @@ pub struct CheckMode {
     pub probe_listen: bool,
     /// Open an existing database read-only and check it (a full read).
     pub inspect_database: bool,
+    /// The server is starting: a bad card is a warning as long as another
+    /// card loads (it is left out; one card must not take the channel
+    /// down). `check-config` keeps it a problem.
+    pub serving: bool,
 }
 
 /// Checks everything the server needs, without changing anything: the
@@ -843,8 +847,17 @@ pub fn check(config: &Config, mode: CheckMode) -> (Vec<Finding>, Facts) {
 
     match check_cards(&config.keys_dir) {
         Ok((cards, card_problems)) => {
+            let skippable = mode.serving && !cards.is_empty();
             facts.card_ids = cards.keys().cloned().collect();
-            findings.extend(card_problems.into_iter().map(|p| problem(p.to_string())));
+            findings.extend(card_problems.into_iter().map(|p| {
+                if skippable {
+                    warning(format!(
+                        "{p} — this card is left out; the others are served"
+                    ))
+                } else {
+                    problem(p.to_string())
+                }
+            }));
         }
         Err(e) => findings.push(problem(e.to_string())),
     }
@@ -1079,6 +1092,21 @@ pub fn load_cards(dir: &Path) -> Result<BTreeMap<String, Card>, ConfigError> {
         Some(problem) => Err(problem),
         None => Ok(cards),
     }
+}
+
+/// The cards a server serves: every card that loads, as long as one does
+/// (the others' problems are returned to be logged); `Err` when none does.
+pub fn serving_cards(
+    dir: &Path,
+) -> Result<(BTreeMap<String, Card>, Vec<ConfigError>), ConfigError> {
+    let (cards, problems) = check_cards(dir)?;
+    if cards.is_empty() {
+        return Err(problems
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| ConfigError::NoCards(dir.to_path_buf())));
+    }
+    Ok((cards, problems))
 }
 
 /// Loads every card it can and reports every problem, for `check-config`.

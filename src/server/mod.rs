@@ -41,9 +41,35 @@ pub struct Inner {
     /// Threads for thread look-ups (read_pool.rs).
     reads: read_pool::ReadPool,
     pub uploads: Arc<uploads::Uploads>,
-    pub cards: std::collections::BTreeMap<String, Card>,
+    /// The counsellor cards being served; replaced whole on SIGHUP
+    /// (`reload_cards`).
+    cards: std::sync::RwLock<Arc<std::collections::BTreeMap<String, Card>>>,
+    keys_dir: std::path::PathBuf,
     pub site: Site,
     pub security_contact: Option<String>,
+}
+
+impl Inner {
+    /// The cards being served now.
+    pub fn cards(&self) -> Arc<std::collections::BTreeMap<String, Card>> {
+        self.cards.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Reads `keys/` again. All of it or nothing: with any problem (a bad
+    /// or duplicate card, none at all) the running set stays served and the
+    /// problems are returned, to be logged. Returns the number of cards.
+    pub fn reload_cards(&self) -> Result<usize, Vec<config::ConfigError>> {
+        let (cards, problems) = config::check_cards(&self.keys_dir).map_err(|e| vec![e])?;
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        if cards.is_empty() {
+            return Err(vec![config::ConfigError::NoCards(self.keys_dir.clone())]);
+        }
+        let count = cards.len();
+        *self.cards.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(cards);
+        Ok(count)
+    }
 }
 
 impl AsRef<store::Store> for AppState {
@@ -78,7 +104,10 @@ impl AppState {
     /// Loads the cards, opens the database and renders the pages.
     pub fn open(config: &Config) -> Result<Self, ServeError> {
         config.validate()?;
-        let cards = config::load_cards(&config.keys_dir)?;
+        let (cards, problems) = config::serving_cards(&config.keys_dir)?;
+        for problem in problems {
+            tracing::warn!("{problem} — this card is left out; the others are served");
+        }
         std::fs::create_dir_all(&config.data_dir).map_err(|source| {
             config::ConfigError::DataDir {
                 path: config.data_dir.clone(),
@@ -92,7 +121,8 @@ impl AppState {
             reads: read_pool::ReadPool::start(READ_THREADS)
                 .map_err(|e| ServeError::Threads(e.to_string()))?,
             uploads: Arc::new(uploads),
-            cards,
+            cards: std::sync::RwLock::new(Arc::new(cards)),
+            keys_dir: config.keys_dir.clone(),
             site: Site::build()?,
             security_contact: config.security_contact.clone(),
         })))
@@ -254,6 +284,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let retention = tokio::spawn(retention_loop(state.clone(), config.retention_days));
+    let reloads = tokio::spawn(reload_cards_on_hangup(state.clone()));
     let app = app(state, config);
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     let (closing, closed) = tokio::sync::watch::channel(false);
@@ -288,7 +319,40 @@ pub async fn serve(
     })
     .await;
     retention.abort();
+    reloads.abort();
     Ok(())
+}
+
+/// On SIGHUP, reads the cards again (`Inner::reload_cards`): a bad new
+/// card is refused with its problem in the log, and the running set stays.
+async fn reload_cards_on_hangup(state: AppState) {
+    #[cfg(unix)]
+    {
+        let Ok(mut hangups) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            tracing::error!("cards: cannot listen for SIGHUP; restart to reload cards");
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            let state = state.clone();
+            match tokio::task::spawn_blocking(move || state.reload_cards()).await {
+                Ok(Ok(count)) => tracing::info!("cards: reloaded, serving {count} card(s)"),
+                Ok(Err(problems)) => {
+                    for problem in &problems {
+                        tracing::error!("cards: not reloaded: {problem}");
+                    }
+                    tracing::error!(
+                        "cards: the running set stays served until keys/ passes \
+                         `meldkluis check-config`"
+                    );
+                }
+                Err(e) => tracing::error!("cards: reload failed: {e}"),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = state;
 }
 
 /// At most this many connections at once; more are closed on arrival.

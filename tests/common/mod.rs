@@ -172,6 +172,16 @@ impl Server {
         }
     }
 
+    /// Sends the server process a signal (`kill -SIGNAL`).
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
     /// The server process's peak resident memory so far, in KiB (Linux).
     pub fn peak_rss_kib(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();

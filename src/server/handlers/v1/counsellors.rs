@@ -35,7 +35,7 @@ fn plain_query(query: &str) -> bool {
 /// Organisation id → display name, from the cards.
 pub fn organisations(state: &AppState) -> BTreeMap<String, String> {
     state
-        .cards
+        .cards()
         .values()
         .map(|card| (card.org_id(), card.organisation.clone()))
         .collect()
@@ -72,7 +72,7 @@ pub async fn list(
         None => return Err(AppError::OrganisationRequired),
     };
     let counsellors: Vec<Value> = state
-        .cards
+        .cards()
         .values()
         .filter(|card| card.org_id() == org)
         .map(|card| {

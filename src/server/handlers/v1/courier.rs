@@ -101,8 +101,8 @@ fn apply(state: &AppState, bytes: &[u8]) -> Result<Prepared, AppError> {
     let manifest = &outbox.manifest;
     // An unknown counsellor gets the same answer as a forged signature, so the
     // endpoint does not confirm which ids exist.
-    let card = state
-        .cards
+    let cards = state.cards();
+    let card = cards
         .get(&manifest.counsellor)
         .ok_or(AppError::Bundle(BundleError::BadSignature))?;
     let key = card
