@@ -48,12 +48,17 @@ fn rounds() -> usize {
 /// One HTTP/1.1 request that, unlike `Server::request`, survives the server
 /// dying under it: `None` when there was no complete answer.
 fn try_post(port: u16, path: &str, content_type: &str, body: &[u8]) -> Option<(u16, Vec<u8>)> {
+    let pow = if common::needs_pow("POST", path) {
+        format!("Meldkluis-Pow: {}\r\n", common::pow_for_port(port)?)
+    } else {
+        String::new()
+    };
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .ok()?;
     let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: {content_type}\r\n{pow}Content-Length: {}\r\n\r\n",
         body.len()
     );
     stream.write_all(head.as_bytes()).ok()?;

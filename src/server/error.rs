@@ -94,6 +94,12 @@ pub enum AppError {
     /// More than 64 KiB of request headers.
     #[error("The request headers are too large.")]
     HeadersTooLarge,
+    /// A report, follow-up or upload without a proof of work.
+    #[error("This request needs a proof of work: GET /api/v1/pow (docs/api.md).")]
+    PowRequired,
+    /// A proof of work that is malformed, wrong, expired or used before.
+    #[error("The proof of work is not valid (wrong, expired or used before); solve a new one.")]
+    PowInvalid,
     /// Anything that failed inside the server; logged, never shown.
     #[error("Something went wrong on the server.")]
     Internal(String),
@@ -131,6 +137,8 @@ impl AppError {
             AppError::StorageFull => (StatusCode::INSUFFICIENT_STORAGE, "storage_full"),
             AppError::CaseFull => (StatusCode::PAYLOAD_TOO_LARGE, "case_full"),
             AppError::BadQuery => (StatusCode::BAD_REQUEST, "bad_query"),
+            AppError::PowRequired => (StatusCode::FORBIDDEN, "pow_required"),
+            AppError::PowInvalid => (StatusCode::FORBIDDEN, "pow_invalid"),
             AppError::HttpVersion => (StatusCode::HTTP_VERSION_NOT_SUPPORTED, "http_version"),
             AppError::HeadersTooLarge => (
                 StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,

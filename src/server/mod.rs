@@ -8,6 +8,7 @@ pub mod config;
 pub mod demo;
 pub mod error;
 pub mod handlers;
+pub mod pow;
 pub mod read_pool;
 pub mod store;
 pub mod uploads;
@@ -41,6 +42,8 @@ pub struct Inner {
     /// Threads for thread look-ups (read_pool.rs).
     reads: read_pool::ReadPool,
     pub uploads: Arc<uploads::Uploads>,
+    /// Challenges and the load they follow (pow.rs); in memory only.
+    pub pow: pow::Pow,
     /// The counsellor cards being served; replaced whole on SIGHUP
     /// (`reload_cards`).
     cards: std::sync::RwLock<Arc<std::collections::BTreeMap<String, Card>>>,
@@ -121,6 +124,7 @@ impl AppState {
             reads: read_pool::ReadPool::start(READ_THREADS)
                 .map_err(|e| ServeError::Threads(e.to_string()))?,
             uploads: Arc::new(uploads),
+            pow: pow::Pow::new(),
             cards: std::sync::RwLock::new(Arc::new(cards)),
             keys_dir: config.keys_dir.clone(),
             site: Site::build()?,
@@ -216,20 +220,50 @@ async fn request_hygiene(request: Request, next: Next) -> Response {
     next.run(request).await
 }
 
+/// Lets a request that makes the server store something new through only
+/// with an accepted proof of work (pow.rs).
+async fn require_pow(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let header = request
+        .headers()
+        .get(pow::HEADER)
+        .and_then(|v| v.to_str().ok());
+    match state.pow.verify(header) {
+        Ok(()) => next.run(request).await,
+        Err(pow::Refusal::Missing) => AppError::PowRequired.into_response(),
+        Err(pow::Refusal::Invalid) => AppError::PowInvalid.into_response(),
+    }
+}
+
+/// `GET /api/v1/pow`: a new challenge.
+async fn pow_challenge(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> axum::Json<pow::Challenge> {
+    axum::Json(state.pow.challenge())
+}
+
 async fn method_not_allowed() -> Response {
     AppError::MethodNotAllowed.into_response()
 }
 
 pub fn app(state: AppState, config: &Config) -> Router {
+    let pow = || middleware::from_fn_with_state(state.clone(), require_pow);
     let api = Router::new()
+        .route("/pow", get(pow_challenge))
         .route("/organisations", get(v1::counsellors::list_organisations))
         .route("/counsellors", get(v1::counsellors::list))
-        .route("/reports", post(v1::reports::create))
+        .route("/reports", post(v1::reports::create).route_layer(pow()))
         .route("/thread", post(v1::thread::fetch))
-        .route("/thread/messages", post(v1::thread::follow_up))
+        .route(
+            "/thread/messages",
+            post(v1::thread::follow_up).route_layer(pow()),
+        )
         .route("/courier/sync", post(v1::courier::sync))
         .route("/limits", get(v1::uploads::limits))
-        .route("/uploads", post(v1::uploads::create))
+        .route("/uploads", post(v1::uploads::create).route_layer(pow()))
         .route(
             "/uploads/chunk",
             // Streamed to disk, never whole in memory: the chunk handler

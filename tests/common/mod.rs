@@ -223,12 +223,22 @@ impl Server {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> Response {
+        let solved;
+        let mut headers = headers.to_vec();
+        if needs_pow(method, path)
+            && !headers
+                .iter()
+                .any(|(n, _)| n.eq_ignore_ascii_case("meldkluis-pow"))
+        {
+            solved = self.pow();
+            headers.push(("Meldkluis-Pow", &solved));
+        }
         let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
         let mut head = format!(
             "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n",
             body.len()
         );
-        for (name, value) in headers {
+        for (name, value) in &headers {
             head.push_str(&format!("{name}: {value}\r\n"));
         }
         head.push_str("\r\n");
@@ -238,6 +248,15 @@ impl Server {
         let mut raw = Vec::new();
         let _ = stream.read_to_end(&mut raw);
         parse_response(&raw)
+    }
+
+    /// A solved proof of work for one request (`Meldkluis-Pow` header).
+    pub fn pow(&self) -> String {
+        let answer = self.get("/api/v1/pow");
+        assert_eq!(answer.status, 200);
+        let challenge: meldkluis::server::pow::Challenge =
+            serde_json::from_slice(&answer.body).unwrap();
+        meldkluis::server::pow::solve(&challenge).unwrap()
     }
 
     /// Sends `bytes` as they are and reads the answer until the server
@@ -419,6 +438,30 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A solved proof of work from the server on `port`; `None` when it does
+/// not answer (it may be dying, in the crash tests).
+pub fn pow_for_port(port: u16) -> Option<String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream
+        .write_all(b"GET /api/v1/pow HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .ok()?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).ok()?;
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let challenge: meldkluis::server::pow::Challenge =
+        serde_json::from_slice(&raw[split + 4..]).ok()?;
+    meldkluis::server::pow::solve(&challenge)
+}
+
+/// The requests that need a proof of work (docs/api.md).
+pub fn needs_pow(method: &str, path: &str) -> bool {
+    method == "POST"
+        && matches!(
+            path,
+            "/api/v1/reports" | "/api/v1/thread/messages" | "/api/v1/uploads"
+        )
 }
 
 fn parse_response(raw: &[u8]) -> Response {
