@@ -184,6 +184,8 @@ pub const SCHEMA_VERSION: i64 = 4;
 /// melder's page, so one case must not grow without bound (api.md).
 pub const MAX_CASE_MESSAGES: i64 = 500;
 pub const MAX_CASE_BYTES: i64 = 96 * 1024 * 1024;
+// THREAD_MESSAGES reads at most one message more than a case holds.
+const _: () = assert!(MAX_CASE_MESSAGES == 500);
 
 /// What went wrong in the store. Handlers turn it into a bare 500.
 #[derive(Debug, thiserror::Error)]

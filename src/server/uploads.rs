@@ -388,6 +388,69 @@ fn free_bytes(dir: &Path) -> io::Result<u64> {
 mod tests {
     use super::*;
 
+    fn uploads(dir: &std::path::Path) -> Uploads {
+        Uploads {
+            max_attachment_bytes: 1 << 20,
+            quota: 1 << 30,
+            min_free: 0,
+            data_dir: dir.to_path_buf(),
+            busy: Mutex::new(HashSet::new()),
+            active: Mutex::new(HashMap::new()),
+        }
+    }
+
+    #[test]
+    fn an_idle_upload_is_forgotten_with_its_bytes_a_busy_or_active_one_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db.sqlite")).unwrap();
+        let uploads = Arc::new(uploads(dir.path()));
+        let (idle, busy, fresh) = (
+            uploads.create(&store, 5000).unwrap(),
+            uploads.create(&store, 5000).unwrap(),
+            uploads.create(&store, 5000).unwrap(),
+        );
+        uploads.append(&store, idle, 0, vec![1; 100]).unwrap();
+        let _writing = uploads.claim(busy).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        uploads.append(&store, fresh, 0, vec![1; 100]).unwrap();
+        assert_eq!(
+            uploads
+                .expire_idle(&store, Duration::from_millis(40))
+                .unwrap(),
+            1
+        );
+        assert!(store.upload(&idle).unwrap().is_none());
+        assert_eq!(
+            store.upload_chunk(&idle, 0).unwrap(),
+            None,
+            "its bytes went too"
+        );
+        assert!(
+            store.upload(&busy).unwrap().is_some(),
+            "a request is writing it"
+        );
+        assert!(
+            store.upload(&fresh).unwrap().is_some(),
+            "it just received bytes"
+        );
+        // After a restart (no clock in memory) every pending upload starts
+        // its clock at the first sweep.
+        let restarted = Arc::new(self::uploads(dir.path()));
+        assert_eq!(
+            restarted
+                .expire_idle(&store, Duration::from_millis(40))
+                .unwrap(),
+            0
+        );
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(
+            restarted
+                .expire_idle(&store, Duration::from_millis(40))
+                .unwrap(),
+            2
+        );
+    }
+
     #[test]
     fn version_3_attachment_files_move_into_the_database_and_the_folder_goes() {
         let dir = tempfile::tempdir().unwrap();
@@ -405,15 +468,7 @@ mod tests {
         let row = store.upload(&claimed).unwrap().unwrap();
         assert_eq!(row.received, 3000);
         let mut read = Vec::new();
-        let uploads = Uploads {
-            max_attachment_bytes: 0,
-            quota: 0,
-            min_free: 0,
-            data_dir: dir.path().to_path_buf(),
-            busy: Mutex::new(HashSet::new()),
-            active: Mutex::new(HashMap::new()),
-        };
-        uploads
+        uploads(dir.path())
             .open_file(&store, &claimed)
             .unwrap()
             .read_to_end(&mut read)
