@@ -312,6 +312,7 @@ fn check_config(file: Option<&Path>, flags: Overrides) -> ExitCode {
             "max_attachment_bytes" => mib(config.max_attachment_bytes),
             "upload_quota_bytes" => mib(config.upload_quota_bytes),
             "min_free_bytes" => mib(config.min_free_bytes),
+            "pow_max_factor" => format!("{} × the quiet difficulty", config.pow_max_factor),
             _ => continue,
         };
         println!("  {key:<20} {value}   [{}]", loaded.sources[key]);

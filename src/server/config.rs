@@ -68,6 +68,9 @@ pub struct Config {
     pub upload_quota_bytes: u64,
     /// Free disk space an upload must leave.
     pub min_free_bytes: u64,
+    /// How far the proof of work's difficulty may rise under load, as a
+    /// multiple of the quiet difficulty (pow.rs).
+    pub pow_max_factor: u64,
 }
 
 impl Default for Config {
@@ -83,13 +86,14 @@ impl Default for Config {
             max_attachment_bytes: DEFAULT_MAX_ATTACHMENT_BYTES,
             upload_quota_bytes: DEFAULT_UPLOAD_QUOTA_BYTES,
             min_free_bytes: DEFAULT_MIN_FREE_BYTES,
+            pow_max_factor: crate::server::pow::MAX_FACTOR,
         }
     }
 }
 
 /// Every setting by its key in the file. Its environment variable is
 /// `MELDKLUIS_` and the key in capitals; `…_FILE` reads the value from a file.
-pub const SETTINGS: [&str; 10] = [
+pub const SETTINGS: [&str; 11] = [
     "listen",
     "data_dir",
     "keys_dir",
@@ -100,6 +104,7 @@ pub const SETTINGS: [&str; 10] = [
     "max_attachment_bytes",
     "upload_quota_bytes",
     "min_free_bytes",
+    "pow_max_factor",
 ];
 
 /// Environment names of the first version, still read.
@@ -177,6 +182,12 @@ pub enum ConfigError {
          attachment of the largest size would fit"
     )]
     QuotaTooSmall { quota: u64, max: u64 },
+    #[error(
+        "pow_max_factor {0} is outside 1 to {max} (the default): the proof of work's \
+         difficulty rises at most that many times its quiet value",
+        max = crate::server::pow::MAX_FACTOR
+    )]
+    PowFactor(u64),
     #[error("cannot create the data directory {path}: {source}")]
     DataDir {
         path: PathBuf,
@@ -428,6 +439,7 @@ fn apply(
             config.upload_quota_bytes = raw.whole_number("53687091200 (50 GiB)")?;
         }
         "min_free_bytes" => config.min_free_bytes = raw.whole_number("1073741824 (1 GiB)")?,
+        "pow_max_factor" => config.pow_max_factor = raw.whole_number("64")?,
         _ => unreachable!("every key in SETTINGS is handled"),
     }
     Ok(())
@@ -766,6 +778,9 @@ impl Config {
                 quota: self.upload_quota_bytes,
                 max: self.max_attachment_bytes,
             });
+        }
+        if !(1..=crate::server::pow::MAX_FACTOR).contains(&self.pow_max_factor) {
+            problems.push(ConfigError::PowFactor(self.pow_max_factor));
         }
         problems
     }

@@ -124,7 +124,7 @@ impl AppState {
             reads: read_pool::ReadPool::start(READ_THREADS)
                 .map_err(|e| ServeError::Threads(e.to_string()))?,
             uploads: Arc::new(uploads),
-            pow: pow::Pow::new(),
+            pow: pow::Pow::with_max_factor(config.pow_max_factor),
             cards: std::sync::RwLock::new(Arc::new(cards)),
             keys_dir: config.keys_dir.clone(),
             site: Site::build()?,
