@@ -577,7 +577,20 @@ fn thread_answers_take_the_same_time_whatever_the_key() {
 
 #[test]
 fn follow_up_answers_take_the_same_time_whatever_the_key() {
-    let (server, melder, recipient, _vault) = setup();
+    let (server, _melder, recipient, _vault) = setup();
+    // A case holds at most 500 messages (store.rs): the known follow-ups
+    // go to a new case every 400.
+    let melders: Vec<Melder> = (0..8)
+        .map(|_| {
+            let melder = Melder::new();
+            let report = melder.report_request(
+                &melder.report_envelope("Een melding.", &["vp-jansen"]),
+                std::slice::from_ref(&recipient),
+            );
+            assert_eq!(server.post_json("/api/v1/reports", &report).status, 201);
+            melder
+        })
+        .collect();
     let mut sent = 0;
     // Every known follow-up is new (a repeat would be a retry, answered
     // without a commit), so each one is a durable commit; an unknown key
@@ -587,6 +600,7 @@ fn follow_up_answers_take_the_same_time_whatever_the_key() {
         (0..1000)
             .map(|_| {
                 sent += 1;
+                let melder = &melders[(sent / 400) % melders.len()];
                 let known = melder.follow_up_request(
                     &format!("Aanvulling {sent}"),
                     std::slice::from_ref(&recipient),

@@ -474,8 +474,12 @@ fn writer_loop(mut connection: Connection, jobs: std::sync::mpsc::Receiver<Job>)
             replies.push(reply);
         }
         let committed = tx.commit().map_err(|e| e.to_string());
+        // Durable now (the log is synced): answer first.
+        for reply in replies {
+            reply(committed.clone());
+        }
         if committed.is_ok() {
-            // Copy the commit into the database file now, not whenever the
+            // Then copy the commit into the database file, not whenever the
             // log reaches its size: a checkpoint at a later write would
             // give the database file the time of that write, an earlier
             // one than the most recent (protocol.md §7a). Readers keep
@@ -483,9 +487,6 @@ fn writer_loop(mut connection: Connection, jobs: std::sync::mpsc::Receiver<Job>)
             if let Err(e) = connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
                 tracing::error!("store: checkpoint: {e}");
             }
-        }
-        for reply in replies {
-            reply(committed.clone());
         }
     }
 }
