@@ -528,11 +528,12 @@ fn attachments_travel_with_the_backup_and_come_back_with_the_restore() {
     let target = backups.path().join("b.sqlite");
     let made = meldkluis(&["backup", target.to_str().unwrap()], &server.data_dir());
     assert!(made.status.success(), "{}", words(&made));
-    let saved: Vec<_> = std::fs::read_dir(backups.path().join("b.sqlite.uploads"))
+    // One self-contained file: the attachment is inside it, nothing beside.
+    let beside: Vec<_> = std::fs::read_dir(backups.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
-    assert_eq!(saved, vec![format!("{id}.age")], "complete files only");
+    assert_eq!(beside, vec!["b.sqlite".to_string()]);
     drop(server);
 
     let site = restored_site(&target, &card);
@@ -545,7 +546,164 @@ fn attachments_travel_with_the_backup_and_come_back_with_the_restore() {
     };
     assert_eq!(status(&id).json()["complete"], true);
     assert_eq!(status(&pending).error(), "unknown_upload");
-    let restored = std::fs::read(server.data_dir().join(format!("uploads/{id}.age"))).unwrap();
+    let restored = server.stored_upload(&id);
     assert_eq!(restored, file);
     assert_eq!(server.upload_files(), vec![format!("{id}.age")]);
+}
+
+/// Retention reaches the backups (issue 14): a backup holds only what the
+/// database still references, attachments included, and a rotation with
+/// `--keep-days` removes the older copies (and the attachment folders older
+/// versions kept beside them) once their period has passed. The period is
+/// read from the backup's dated name, so the test moves a copy back in time
+/// by renaming it, as fifteen days of waiting would.
+#[test]
+fn a_deleted_case_leaves_the_newest_backup_and_the_rotation_after_its_period() {
+    use base64::Engine;
+    use meldkluis::format::day::Day;
+    use meldkluis::format::envelope::Status;
+    use meldkluis::review::commands;
+
+    let vault_dir = tempfile::tempdir().unwrap();
+    let mut vault = make_vault(vault_dir.path(), COUNSELLOR);
+    let mut server = Server::start_with_cards(&[(COUNSELLOR, vault.card.to_json())]);
+    let (closed, kept) = (Melder::new(), Melder::new());
+    // The closed case carries an attachment: its bytes must go too.
+    let (file, mut streamed) = common::seal_attachment(
+        &vec![0x5a; 200_000],
+        &[vault.recipient(), closed.derived.reply_recipient()],
+    );
+    let upload = server.upload(&file, 65_536);
+    streamed.upload = meldkluis::format::ids::UploadId::parse(&upload).unwrap();
+    let mut envelope = closed.report_envelope("Gaat weg.", &[COUNSELLOR]);
+    envelope
+        .attachments
+        .push(meldkluis::format::envelope::Attachment::streamed(
+            "scan.pdf",
+            "application/pdf",
+            streamed,
+        ));
+    let mut request = closed.report_request(&envelope, &[vault.recipient()]);
+    request["uploads"] = serde_json::json!([upload]);
+    let report = base64::engine::general_purpose::STANDARD
+        .decode(request["message"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(server.post_json("/api/v1/reports", &request).status, 201);
+    let envelope = kept.report_envelope("Blijft.", &[COUNSELLOR]);
+    assert_eq!(
+        server
+            .submit_report(&kept, &envelope, &[vault.recipient()])
+            .status,
+        201
+    );
+    let needles: Vec<&[u8]> = vec![
+        &report[200..264],
+        &file[1000..1064],
+        &file[150_000..150_064],
+    ];
+    let holds = |path: &Path| {
+        let bytes = std::fs::read(path).unwrap();
+        needles
+            .iter()
+            .any(|n| bytes.windows(n.len()).any(|w| w == *n))
+    };
+
+    let backups = tempfile::tempdir().unwrap();
+    let dir = backups.path().to_str().unwrap();
+    let made = meldkluis(&["backup", "--keep-days", "14", dir], &server.data_dir());
+    assert!(made.status.success(), "{}", words(&made));
+    let listing = || -> Vec<PathBuf> {
+        let mut all: Vec<PathBuf> = std::fs::read_dir(backups.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        all.sort();
+        all
+    };
+    let first = listing();
+    assert_eq!(first.len(), 1, "one file, attachments inside: {first:?}");
+    assert!(holds(&first[0]), "the case is in the backup taken before");
+
+    // The counsellor closes the case; its retention period passes.
+    let answer = server.sync(&commands::outbox(&mut vault).unwrap());
+    commands::import(&mut vault, &answer.body).unwrap();
+    let case = *vault
+        .state
+        .cases
+        .iter()
+        .find(|(_, c)| !c.messages[0].attachments.is_empty())
+        .unwrap()
+        .0;
+    commands::send(
+        &mut vault,
+        &case,
+        "Afgesloten.",
+        Some(Status::Closed),
+        Day::today(),
+    )
+    .unwrap();
+    let answer = server.sync(&commands::outbox(&mut vault).unwrap());
+    assert_eq!(answer.status, 200);
+    server.kill();
+    let store =
+        meldkluis::server::store::Store::open(&server.data_dir().join("meldkluis.sqlite")).unwrap();
+    assert_eq!(store.purge_closed(Day::today()).unwrap().cases, 1);
+    drop(store);
+
+    // The newest backup holds nothing of it.
+    std::thread::sleep(Duration::from_millis(1100));
+    let made = meldkluis(&["backup", "--keep-days", "14", dir], &server.data_dir());
+    assert!(made.status.success(), "{}", words(&made));
+    let second = listing();
+    assert_eq!(second.len(), 2);
+    let newest = second.iter().find(|p| !first.contains(p)).unwrap();
+    assert!(!holds(newest), "the deleted case is in the newest backup");
+    assert!(meldkluis::server::backup::inspect(newest).unwrap().cases == 1);
+
+    // Fifteen days later: the first copy (and a folder an older version
+    // kept beside it) is rotated away; nothing holds the case any more.
+    let old = backups.path().join(format!("meldkluis-{}Z.sqlite", {
+        let then = time::OffsetDateTime::now_utc() - time::Duration::days(15);
+        format!(
+            "{:04}{:02}{:02}T{:02}{:02}{:02}",
+            then.year(),
+            u8::from(then.month()),
+            then.day(),
+            then.hour(),
+            then.minute(),
+            then.second()
+        )
+    }));
+    std::fs::rename(&first[0], &old).unwrap();
+    let legacy = backups.path().join(format!(
+        "{}.uploads",
+        old.file_name().unwrap().to_str().unwrap()
+    ));
+    std::fs::create_dir(&legacy).unwrap();
+    std::fs::write(legacy.join(format!("{upload}.age")), &file).unwrap();
+    std::thread::sleep(Duration::from_millis(1100));
+    let made = meldkluis(&["backup", "--keep-days", "14", dir], &server.data_dir());
+    assert!(made.status.success(), "{}", words(&made));
+    assert!(
+        words(&made).contains("Deleted 1 backup"),
+        "{}",
+        words(&made)
+    );
+    let third = listing();
+    assert_eq!(third.len(), 2, "{third:?}");
+    assert!(!old.exists() && !legacy.exists());
+    for path in &third {
+        assert!(!holds(path), "{} still holds the case", path.display());
+    }
+    // --keep-days needs a directory.
+    let refused = meldkluis(
+        &["backup", "--keep-days", "14", &format!("{dir}/one.sqlite")],
+        &server.data_dir(),
+    );
+    assert!(!refused.status.success());
+    assert!(
+        words(&refused).contains("needs a directory"),
+        "{}",
+        words(&refused)
+    );
 }

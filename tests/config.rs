@@ -523,9 +523,17 @@ impl Running {
     }
 
     fn raw_post(&self, path: &str, body: &[u8]) -> String {
+        let pow = if common::needs_pow("POST", path) {
+            format!(
+                "Meldkluis-Pow: {}\r\n",
+                common::pow_for_port(self.port).unwrap()
+            )
+        } else {
+            String::new()
+        };
         self.raw(
             &format!(
-                "POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                "POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\n{pow}Content-Length: {}\r\n\r\n",
                 body.len()
             ),
             body,

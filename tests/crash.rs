@@ -48,12 +48,17 @@ fn rounds() -> usize {
 /// One HTTP/1.1 request that, unlike `Server::request`, survives the server
 /// dying under it: `None` when there was no complete answer.
 fn try_post(port: u16, path: &str, content_type: &str, body: &[u8]) -> Option<(u16, Vec<u8>)> {
+    let pow = if common::needs_pow("POST", path) {
+        format!("Meldkluis-Pow: {}\r\n", common::pow_for_port(port)?)
+    } else {
+        String::new()
+    };
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .ok()?;
     let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: {content_type}\r\n{pow}Content-Length: {}\r\n\r\n",
         body.len()
     );
     stream.write_all(head.as_bytes()).ok()?;
@@ -102,9 +107,13 @@ fn until_answered(port: u16, path: &str, value: &Value) -> u16 {
 
 /// What a restarted server shows must be whole: checked on the database
 /// file itself, read-only, while the server runs. Messages up to
-/// `checked_seq` passed before (the integrity check covers them since);
-/// returns the highest seq and the number of messages.
-fn assert_no_half_written_record(server: &Server, checked_seq: i64) -> (i64, usize) {
+/// in `checked` passed before (the integrity check covers them since) and
+/// are added to it; returns the number of messages. (Messages have no
+/// arrival order to resume from: protocol.md §7a.)
+fn assert_no_half_written_record(
+    server: &Server,
+    checked: &mut std::collections::HashSet<Vec<u8>>,
+) -> usize {
     use rusqlite::{Connection, OpenFlags};
     let db = Connection::open_with_flags(
         server.data_dir().join("meldkluis.sqlite"),
@@ -137,21 +146,23 @@ fn assert_no_half_written_record(server: &Server, checked_seq: i64) -> (i64, usi
         "cases without exactly one report or without counsellors"
     );
     let mut statement = db
-        .prepare("SELECT seq, size, body_sha256, body FROM messages WHERE seq > ?1")
+        .prepare("SELECT id, size, body_sha256, body FROM messages")
         .unwrap();
     let rows = statement
-        .query_map([checked_seq], |r| {
+        .query_map([], |r| {
             Ok((
-                r.get::<_, i64>(0)?,
+                r.get::<_, Vec<u8>>(0)?,
                 r.get::<_, i64>(1)?,
                 r.get::<_, Vec<u8>>(2)?,
                 r.get::<_, Vec<u8>>(3)?,
             ))
         })
         .unwrap();
-    let mut last = checked_seq;
     for row in rows {
-        let (seq, size, sha, body) = row.unwrap();
+        let (id, size, sha, body) = row.unwrap();
+        if !checked.insert(id) {
+            continue;
+        }
         assert_eq!(
             size as usize,
             body.len(),
@@ -159,12 +170,11 @@ fn assert_no_half_written_record(server: &Server, checked_seq: i64) -> (i64, usi
         );
         assert_eq!(sha, Sha256::digest(&body).to_vec(), "stored hash differs");
         AgeBlob::parse_message(body).expect("a stored message is a padded age file");
-        last = last.max(seq);
     }
     let messages: i64 = db
         .query_row("SELECT count(*) FROM messages", [], |r| r.get(0))
         .unwrap();
-    (last, messages as usize)
+    messages as usize
 }
 
 /// A melder's submissions and which of them the server acknowledged.
@@ -187,7 +197,7 @@ fn acknowledged_submissions_survive_sigkill() {
     let mut rng = rand::thread_rng();
     let (mut rounds_run, mut retried_stored, mut retried_lost, mut killed_in_flight) = (0, 0, 0, 0);
     let counter = Arc::new(AtomicUsize::new(0));
-    let mut checked_seq = 0;
+    let mut checked = std::collections::HashSet::new();
     while rounds_run < rounds() && started.elapsed() < TIME_BUDGET {
         rounds_run += 1;
         let stop = Arc::new(AtomicBool::new(false));
@@ -248,7 +258,7 @@ fn acknowledged_submissions_survive_sigkill() {
         }
         killed_in_flight += *in_flight.lock().unwrap();
         kill_and_restart(&mut server);
-        checked_seq = assert_no_half_written_record(&server, checked_seq).0;
+        assert_no_half_written_record(&server, &mut checked);
 
         // Every acknowledged submission is there; every other one, sent
         // again as a browser would, is stored (once) now.
@@ -276,7 +286,7 @@ fn acknowledged_submissions_survive_sigkill() {
     }
 
     // The final check: everything, after the last restart.
-    let (_, messages) = assert_no_half_written_record(&server, 0);
+    let messages = assert_no_half_written_record(&server, &mut Default::default());
     let all = all.lock().unwrap();
     let mut follow_ups = 0;
     for submitted in all.iter() {
@@ -362,7 +372,7 @@ fn a_courier_sync_killed_midway_is_all_or_nothing() {
     let mut window = Duration::from_millis(100);
     let mut outcomes: BTreeMap<&str, usize> = BTreeMap::new();
     let mut rounds_run = 0;
-    let mut checked_seq = 0;
+    let mut checked = std::collections::HashSet::new();
     let wanted = rounds().div_ceil(3).max(3);
     while rounds_run < wanted && started.elapsed() < TIME_BUDGET {
         rounds_run += 1;
@@ -392,7 +402,7 @@ fn a_courier_sync_killed_midway_is_all_or_nothing() {
         server.kill();
         let (answer, _) = sender.join().unwrap();
         kill_and_restart(&mut server);
-        checked_seq = assert_no_half_written_record(&server, checked_seq).0;
+        assert_no_half_written_record(&server, &mut checked);
 
         let after = replies(&server, &melders);
         let none = after == before;
@@ -437,7 +447,7 @@ fn a_courier_sync_killed_midway_is_all_or_nothing() {
             "after the re-sync: {before:?} → {converged:?}"
         );
     }
-    assert_no_half_written_record(&server, 0);
+    assert_no_half_written_record(&server, &mut Default::default());
     // Every reply decrypts for its melder, in the order it was sent.
     for melder in &melders {
         let answer = server.post_json("/api/v1/thread", &melder.thread_request());

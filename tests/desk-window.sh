@@ -48,6 +48,9 @@ server_pid=$!
 for _ in $(seq 100); do grep -q "listening on" server.log && break; sleep 0.1; done
 SERVER=$(sed -n 's/^Meldkluis listening on //p' server.log)
 [ -n "$SERVER" ] || { cat server.log; exit 1; }
+pow() { # the one-line proof-of-work solver of docs/api.md
+  curl -sS "$SERVER/api/v1/pow" | python3 -c 'import sys,json,hashlib,base64; c=json.load(sys.stdin); n=next(i for i in range(c["maxnumber"]+1) if hashlib.sha256((c["salt"]+str(i)).encode()).hexdigest()==c["challenge"]); print(base64.b64encode(json.dumps(dict(algorithm=c["algorithm"],challenge=c["challenge"],number=n,salt=c["salt"],signature=c["signature"])).encode()).decode())'
+}
 COUNSELLOR=$(jq -r .age_recipient keys/mr-a-jansen.json)
 
 # A picture with an author in it, to show the metadata warning.
@@ -74,7 +77,7 @@ report() {
   base64 -w0 report.age > report.b64
   jq -n --rawfile k "lookup-$n" --rawfile m report.b64 \
     '{counsellors: ["mr-a-jansen"], lookup_key: $k, message: $m}' \
-    | curl -sS --fail-with-body -H 'Content-Type: application/json' --data-binary @- "$SERVER/api/v1/reports" >/dev/null
+    | curl -sS --fail-with-body -H 'Content-Type: application/json' -H "Meldkluis-Pow: $(pow)" --data-binary @- "$SERVER/api/v1/reports" >/dev/null
 }
 courier() { # courier OUTBOX INBOX
   curl -sS --fail-with-body -H 'Content-Type: application/octet-stream' \

@@ -166,3 +166,119 @@ fn look_ups_stay_fast_while_one_client_floods_submissions() {
         "a look-up took a second or more"
     );
 }
+
+/// A report flood leaves 100,000 messages waiting for one counsellor (420
+/// MB of ciphertext). The next sync answers one inbox within its budget
+/// and the server's memory stays far below what loading them all would
+/// take: inbox numbers are given in one SQL statement and the read stops
+/// at the budget (issue 14). Measured as the growth of the server's peak
+/// resident memory (VmHWM) over the sync.
+#[test]
+fn a_sync_with_100000_waiting_messages_keeps_memory_bounded() {
+    use meldkluis::review::commands;
+    let dir = tempfile::tempdir().unwrap();
+    let mut vault = make_vault(dir.path(), "vp-a");
+    let mut server = Server::start_with_cards(&[("vp-a", vault.card.to_json())]);
+    let melder = Melder::new();
+    let report = melder.report_envelope("Melding.", &["vp-a"]);
+    assert_eq!(
+        server
+            .submit_report(&melder, &report, &[vault.recipient()])
+            .status,
+        201
+    );
+    server.kill();
+    // The flood, written straight into the database (a real one would take
+    // hours through HTTP): every message a copy of the real report.
+    let count = 100_000usize;
+    let started = Instant::now();
+    let body_size;
+    {
+        let mut db =
+            rusqlite::Connection::open(server.data_dir().join("meldkluis.sqlite")).unwrap();
+        let body: Vec<u8> = db
+            .query_row("SELECT body FROM messages", [], |r| r.get(0))
+            .unwrap();
+        body_size = body.len();
+        // Test-only speed: this flood need not survive a power cut.
+        db.execute_batch("PRAGMA synchronous = OFF").unwrap();
+        let tx = db.transaction().unwrap();
+        {
+            let mut case = tx
+                .prepare("INSERT INTO cases (id, lookup_hash, day) VALUES (?1, ?2, '2026-12-01')")
+                .unwrap();
+            let mut counsellor = tx
+                .prepare("INSERT INTO case_counsellors (case_id, counsellor) VALUES (?1, 'vp-a')")
+                .unwrap();
+            let mut message = tx
+                .prepare(
+                    "INSERT INTO messages (id, case_id, position, author, kind, day, size,
+                                           body_sha256, body)
+                     VALUES (?1, ?1, 0, 'melder', 'report', '2026-12-01', ?2, ?3, ?4)",
+                )
+                .unwrap();
+            for _ in 0..count {
+                let id: [u8; 16] = rand::random();
+                let hash: [u8; 32] = rand::random();
+                case.execute(rusqlite::params![&id[..], &hash[..]]).unwrap();
+                counsellor.execute([&id[..]]).unwrap();
+                message
+                    .execute(rusqlite::params![
+                        &id[..],
+                        body.len() as i64,
+                        &hash[..],
+                        &body
+                    ])
+                    .unwrap();
+            }
+        }
+        tx.commit().unwrap();
+    }
+    println!(
+        "{count} messages of {body_size} bytes written in {:?}",
+        started.elapsed()
+    );
+    let dir = std::mem::replace(&mut server.dir, tempfile::tempdir().unwrap());
+    let server = Server::start_in(dir);
+    // Warm: one look-up so the baseline includes the server's working set.
+    assert_eq!(
+        server
+            .post_json("/api/v1/thread", &melder.thread_request())
+            .status,
+        200
+    );
+    server.reset_peak_rss();
+    let baseline = server.peak_rss_kib();
+    let started = Instant::now();
+    let answer = server.sync(&commands::outbox(&mut vault).unwrap());
+    assert_eq!(answer.status, 200);
+    let took = started.elapsed();
+    let peak = server.peak_rss_kib();
+    let summary = commands::import(&mut vault, &answer.body).unwrap();
+    let waiting_mib = (count * body_size) as f64 / 1048576.0;
+    let growth_mib = (peak - baseline) as f64 / 1024.0;
+    println!(
+        "sync with {count} waiting ({waiting_mib:.0} MiB): {} delivered in {took:?}; server \
+         peak memory {:.0} MiB → {:.0} MiB (+{growth_mib:.0} MiB)",
+        summary.new_messages,
+        baseline as f64 / 1024.0,
+        peak as f64 / 1024.0
+    );
+    assert!(summary.new_messages > 1000 && summary.new_messages < count);
+    assert!(
+        growth_mib < waiting_mib / 2.0,
+        "memory grew {growth_mib:.0} MiB for {waiting_mib:.0} MiB waiting"
+    );
+    // What waits comes with the next syncs: the numbers go on after the
+    // acknowledged ones.
+    let db = rusqlite::Connection::open(server.data_dir().join("meldkluis.sqlite")).unwrap();
+    let (numbered, highest): (i64, i64) = db
+        .query_row(
+            "SELECT count(*), max(seq) FROM deliveries WHERE counsellor = 'vp-a'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((numbered, highest), (count as i64 + 1, count as i64 + 1));
+    assert_eq!(vault.state.inbox_ack, summary.new_messages as u64);
+}

@@ -78,9 +78,11 @@ while [ "$bucket" -lt "$size" ]; do bucket=$((bucket * 2)); done
 { cat envelope.json; head -c $((bucket - size)) /dev/zero | tr '\0' ' '; } > padded.json
 age -r "$(cat counsellor.txt)" -r "$REPLY" -o report.age padded.json
 base64 -w0 report.age > report.b64
+POW=$(curl -sS "$SERVER/api/v1/pow" | python3 -c 'import sys,json,hashlib,base64; c=json.load(sys.stdin); n=next(i for i in range(c["maxnumber"]+1) if hashlib.sha256((c["salt"]+str(i)).encode()).hexdigest()==c["challenge"]); print(base64.b64encode(json.dumps(dict(algorithm=c["algorithm"],challenge=c["challenge"],number=n,salt=c["salt"],signature=c["signature"])).encode()).decode())')
 jq -n --rawfile k lookup.key --rawfile m report.b64 \
   '{counsellors: ["vp-jansen"], lookup_key: ($k | rtrimstr("\n")), message: $m}' \
-  | curl -sS --fail-with-body -H 'Content-Type: application/json' --data-binary @- "$SERVER/api/v1/reports" >/dev/null
+  | curl -sS --fail-with-body -H 'Content-Type: application/json' -H "Meldkluis-Pow: $POW" \
+    --data-binary @- "$SERVER/api/v1/reports" >/dev/null
 
 courier_sync() {
   curl -sS --fail-with-body -H 'Content-Type: application/octet-stream' \

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Follows the "submit with standard tools" recipe of docs/api.md to the
-# letter — age, age-keygen, openssl, jq, curl, base64 — against a real
+# letter — age, age-keygen, openssl, jq, curl, base64, python3 (the
+# proof of work's one line) — against a real
 # server, then checks that the counsellor reads the report and that the
 # melder reads the reply with the same tools.
 #
@@ -45,12 +46,17 @@ while [ "$bucket" -lt "$size" ]; do bucket=$((bucket * 2)); done
 { cat envelope.json; head -c $((bucket - size)) /dev/zero | tr '\0' ' '; } > padded.json
 # 4. Encrypt to the counsellor and to yourself.
 age -r "$(cat counsellor.txt)" -r "$REPLY" -o report.age padded.json
-# 5. Send it.
+# 5. The proof of work (one line; any SHA-256 loop will do, see "Proof of work").
+pow_started=$(date +%s%N)
+POW=$(curl -sS "$SERVER/api/v1/pow" | python3 -c 'import sys,json,hashlib,base64; c=json.load(sys.stdin); n=next(i for i in range(c["maxnumber"]+1) if hashlib.sha256((c["salt"]+str(i)).encode()).hexdigest()==c["challenge"]); print(base64.b64encode(json.dumps(dict(algorithm=c["algorithm"],challenge=c["challenge"],number=n,salt=c["salt"],signature=c["signature"])).encode()).decode())')
+# 6. Send it.
 base64 -w0 report.age > report.b64
 jq -n --arg c "$COUNSELLOR" --rawfile k lookup.key --rawfile m report.b64 \
   '{counsellors: [$c], lookup_key: ($k | rtrimstr("\n")), message: $m}' \
-  | curl -sS --fail-with-body -H 'Content-Type: application/json' --data-binary @- "$SERVER/api/v1/reports"
+  | curl -sS --fail-with-body -H 'Content-Type: application/json' -H "Meldkluis-Pow: $POW" \
+    --data-binary @- "$SERVER/api/v1/reports"
 echo
+echo "proof of work solved by the one-line solver in $(( ($(date +%s%N) - pow_started) / 1000000 )) ms (including age and the request)"
 # ---- end of the submitting part ----
 
 # The counsellor syncs with curl instead of the courier page, and reads it.

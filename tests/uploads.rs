@@ -91,7 +91,7 @@ fn chunks_make_a_durable_attachment_that_a_report_claims_once() {
     assert_eq!(server.upload_files(), vec![format!("{id}.age")]);
     // The bytes on disk are exactly the age file, which decrypts to the
     // padded plaintext.
-    let stored = std::fs::read(server.data_dir().join(format!("uploads/{id}.age"))).unwrap();
+    let stored = server.stored_upload(&id);
     assert_eq!(stored, file);
     let decrypted = age::decrypt(&melder.derived.reply_identity(), &stored).unwrap();
     assert_eq!(&decrypted[..plaintext.len()], &plaintext[..]);
@@ -176,7 +176,7 @@ fn a_cut_connection_keeps_what_arrived_and_the_upload_resumes() {
         assert_eq!(answer.status, 200, "{}", answer.error());
         offset = answer.json()["received"].as_u64().unwrap() as usize;
     }
-    let stored = std::fs::read(server.data_dir().join(format!("uploads/{id}.age"))).unwrap();
+    let stored = server.stored_upload(&id);
     assert_eq!(stored, file, "byte-identical after the resume");
 }
 
@@ -388,25 +388,38 @@ fn the_quota_and_the_disk_reserve_refuse_with_storage_full_and_write_nothing() {
         MIB
     );
     let first = server.upload(&file, MIB);
-    let second = server.create_upload(file.len()).json()["upload"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    // Declaring reserves nothing (issue 14): a second and a third are taken,
+    // and only bytes count.
+    let new_upload = || {
+        server.create_upload(file.len()).json()["upload"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (second, third) = (new_upload(), new_upload());
+    assert_eq!(server.send_chunk(&second, 0, &file[..600_000]).status, 200);
+    // The third's bytes no longer fit: storage_full, nothing of them kept.
     let before = (server.table_counts(), server.upload_files());
-    let refused = server.create_upload(file.len());
+    let refused = server.send_chunk(&third, 0, &file);
     assert_eq!(
         (refused.status, refused.error().as_str()),
         (507, "storage_full")
     );
     assert_eq!((server.table_counts(), server.upload_files()), before);
+    assert_eq!(status(&server, &third).json()["received"], 0);
     // Larger than the attachment limit allows: too_large, before any quota.
     let (big, _) = seal_attachment(&bytes(MIB + 200_000, 7), &[vault.recipient()]);
     assert_eq!(server.create_upload(big.len()).error(), "too_large");
-    // Cancelling frees the room.
+    // Cancelling frees the room, and the third goes through.
     let cancel = server.post_json("/api/v1/uploads/cancel", &json!({ "upload": second }));
     assert_eq!(cancel.json()["cancelled"], true);
-    assert_eq!(server.upload_files(), vec![format!("{first}.age")]);
-    assert_eq!(server.create_upload(file.len()).status, 201);
+    let sent = server.send_chunk(&third, 0, &file);
+    assert_eq!(sent.json()["complete"], true, "{}", sent.error());
+    assert_eq!(server.upload_files(), {
+        let mut names = vec![format!("{first}.age"), format!("{third}.age")];
+        names.sort();
+        names
+    });
     drop(server);
 
     // A reserve larger than any disk: nothing fits.
@@ -486,20 +499,8 @@ fn a_full_disk_refuses_cleanly_and_the_store_stays_consistent() {
         .as_str()
         .unwrap()
         .to_string();
-    // 48 MiB minus the database minus 18 MiB reserved: a second 18 MiB and
-    // a third do not both fit.
-    let second = server.create_upload(file.len());
-    assert_eq!(second.status, 201);
-    let before = (server.table_counts(), file_names(&tmpfs.join("uploads")));
-    let third = server.create_upload(file.len());
-    assert_eq!(
-        (third.status, third.error().as_str()),
-        (507, "storage_full")
-    );
-    assert_eq!(
-        (server.table_counts(), file_names(&tmpfs.join("uploads"))),
-        before
-    );
+    // Declaring reserves nothing: a second one is taken too.
+    assert_eq!(server.create_upload(file.len()).status, 201);
 
     // Someone else fills the disk to the last byte.
     let mut filler = std::fs::File::create(tmpfs.join("filler")).unwrap();
@@ -507,36 +508,31 @@ fn a_full_disk_refuses_cleanly_and_the_store_stays_consistent() {
     while filler.write_all(&block).is_ok() {}
     let _ = filler.write_all(&block[..4096]);
     drop(filler);
-    // The reserved upload still receives every byte. Only its last step,
-    // the database commit that makes it complete, needs new room: it either
-    // fits in the write-ahead log or is refused cleanly, to finish later.
+    // Its bytes find no room: storage_full, and the upload holds what it
+    // held before the refused chunk, nothing more.
     let pieces: Vec<&[u8]> = file.chunks(4 * MIB).collect();
-    let mut last = None;
+    let refused = server.send_chunk(&first, 0, pieces[0]);
+    assert_eq!(
+        (refused.status, refused.error().as_str()),
+        (507, "storage_full")
+    );
+    assert_eq!(status(&server, &first).json()["received"], 0);
+    // A new upload finds no room: storage_full, nothing written.
+    let before = server.table_counts();
+    assert_eq!(server.create_upload(10_000).error(), "storage_full");
+    assert_eq!(server.table_counts(), before);
+    // Space comes back: the upload goes on from where it was.
+    std::fs::remove_file(tmpfs.join("filler")).unwrap();
     for (i, piece) in pieces.iter().enumerate() {
         let answer = server.send_chunk(&first, i * 4 * MIB, piece);
-        if i + 1 < pieces.len() {
-            assert_eq!(answer.status, 200, "chunk {i}: {}", answer.error());
-        } else {
-            last = Some(answer);
-        }
+        assert_eq!(answer.status, 200, "chunk {i}: {}", answer.error());
     }
-    let last = last.unwrap();
-    let finished_at_once = last.status == 200;
-    if !finished_at_once {
-        assert_eq!((last.status, last.error().as_str()), (507, "storage_full"));
-        let answer = status(&server, &first).json();
-        assert_eq!(
-            (answer["received"].as_u64(), answer["complete"].as_bool()),
-            (Some(file.len() as u64), Some(false))
-        );
-    }
-    // A new upload finds no room: storage_full, nothing written.
-    let before = (server.table_counts(), file_names(&tmpfs.join("uploads")));
-    assert_eq!(server.create_upload(10_000).error(), "storage_full");
-    assert_eq!(
-        (server.table_counts(), file_names(&tmpfs.join("uploads"))),
-        before
-    );
+    assert_eq!(status(&server, &first).json()["complete"], true);
+    // Someone fills the disk again.
+    let mut filler = std::fs::File::create(tmpfs.join("filler")).unwrap();
+    while filler.write_all(&block).is_ok() {}
+    let _ = filler.write_all(&block[..4096]);
+    drop(filler);
     // A report cannot commit on a full disk: refused, nothing half-stored.
     streamed.upload = meldkluis::format::ids::UploadId::parse(&first).unwrap();
     let other = Melder::new();
@@ -575,19 +571,10 @@ fn a_full_disk_refuses_cleanly_and_the_store_stays_consistent() {
             .status,
         200
     );
-    let stored = std::fs::read(tmpfs.join(format!("uploads/{first}.age"))).unwrap();
+    let stored = server.stored_upload(&first);
     assert_eq!(stored, file);
     drop(server);
     drop(disk);
-}
-
-fn file_names(dir: &std::path::Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
 }
 
 /// SIGKILL at random moments while chunks arrive: after each restart the
@@ -648,17 +635,12 @@ fn uploads_survive_sigkill_and_resume_byte_identical() {
         server = Server::start_in(dir);
         let answer = status(&server, &id).json();
         let received = answer["received"].as_u64().unwrap() as usize;
-        let on_disk = |name: &str| std::fs::read(server.data_dir().join("uploads").join(name));
         if answer["complete"] == true {
             complete_at_kill += 1;
-            assert_eq!(
-                on_disk(&format!("{id}.age")).unwrap(),
-                file,
-                "round {round}"
-            );
+            assert_eq!(server.stored_upload(&id), file, "round {round}");
         } else {
             cut_mid_upload += 1;
-            let part = on_disk(&format!("{id}.part")).unwrap();
+            let part = server.stored_upload(&id);
             assert_eq!(part.len(), received, "round {round}");
             assert_eq!(
                 part[..],
@@ -682,7 +664,7 @@ fn uploads_survive_sigkill_and_resume_byte_identical() {
             offset = end;
         }
         assert_eq!(
-            std::fs::read(server.data_dir().join(format!("uploads/{id}.age"))).unwrap(),
+            server.stored_upload(&id),
             file,
             "round {round}: byte-identical after the resume"
         );

@@ -272,6 +272,9 @@ server_pid=$!
 for _ in $(seq 100); do grep -q "listening on" "$work/server.log" && break; sleep 0.1; done
 SERVER=$(sed -n 's/^Meldkluis listening on //p' "$work/server.log")
 [ -n "$SERVER" ] || { cat "$work/server.log"; fail "the server did not start"; }
+pow() { # the one-line proof-of-work solver of docs/api.md
+  curl -sS "$SERVER/api/v1/pow" | python3 -c 'import sys,json,hashlib,base64; c=json.load(sys.stdin); n=next(i for i in range(c["maxnumber"]+1) if hashlib.sha256((c["salt"]+str(i)).encode()).hexdigest()==c["challenge"]); print(base64.b64encode(json.dumps(dict(algorithm=c["algorithm"],challenge=c["challenge"],number=n,salt=c["salt"],signature=c["signature"])).encode()).decode())'
+}
 curl -sS "$SERVER/api/v1/counsellors" | jq -e '.counsellors[] | select(.id == "vp-windows")' >/dev/null \
   || fail "the server does not offer the card the Windows init wrote"
 (
@@ -298,7 +301,7 @@ curl -sS "$SERVER/api/v1/counsellors" | jq -e '.counsellors[] | select(.id == "v
   base64 -w0 report.age > report.b64
   jq -n --arg c "$COUNSELLOR" --rawfile k lookup.key --rawfile m report.b64 \
     '{counsellors: [$c], lookup_key: ($k | rtrimstr("\n")), message: $m}' \
-    | curl -sS --fail-with-body -H 'Content-Type: application/json' --data-binary @- "$SERVER/api/v1/reports"
+    | curl -sS --fail-with-body -H 'Content-Type: application/json' -H "Meldkluis-Pow: $(pow)" --data-binary @- "$SERVER/api/v1/reports"
   echo
 )
 took "server and report (recipe)"

@@ -88,6 +88,11 @@ enum Command {
         /// Replace FILE if it exists.
         #[arg(long)]
         force: bool,
+        /// After the copy, delete the dated backups in FILE (a directory)
+        /// taken more than DAYS days ago, so a deleted case leaves every
+        /// copy within that period.
+        #[arg(long, value_name = "DAYS")]
+        keep_days: Option<u32>,
     },
     /// Put the backup FILE in place as the database. Stop the server first.
     Restore {
@@ -155,6 +160,11 @@ fn init_logging() {
 }
 
 fn main() -> ExitCode {
+    // Whatever this program creates (the database and its log, backups,
+    // the data directory) is for its own user only, also outside the
+    // systemd unit that sets the same umask.
+    #[cfg(unix)]
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let cli = Cli::parse();
     init_logging();
     let file = cli.config.as_deref();
@@ -165,8 +175,9 @@ fn main() -> ExitCode {
             file: target,
             data,
             force,
+            keep_days,
         } => load(file, data_only(data))
-            .and_then(|loaded| run_backup(&loaded.config, &target, force)),
+            .and_then(|loaded| run_backup(&loaded.config, &target, force, keep_days)),
         Command::Restore {
             file: source,
             data,
@@ -221,6 +232,7 @@ fn serve(loaded: Loaded) -> Result<(), String> {
         CheckMode {
             probe_listen: false,
             inspect_database: false,
+            serving: true,
         },
     );
     let mut problems = Vec::new();
@@ -243,7 +255,7 @@ fn serve(loaded: Loaded) -> Result<(), String> {
             .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
         let address = listener.local_addr().map_err(|e| e.to_string())?;
         println!("Meldkluis listening on http://{address}");
-        tracing::info!("serving {} counsellor card(s)", state.cards.len());
+        tracing::info!("serving {} counsellor card(s)", state.cards().len());
         server::serve(listener, state, &config, server::shutdown_signal())
             .await
             .map_err(|e| e.to_string())
@@ -271,6 +283,7 @@ fn check_config(file: Option<&Path>, flags: Overrides) -> ExitCode {
         CheckMode {
             probe_listen: true,
             inspect_database: true,
+            serving: false,
         },
     );
     match &loaded.file {
@@ -299,6 +312,7 @@ fn check_config(file: Option<&Path>, flags: Overrides) -> ExitCode {
             "max_attachment_bytes" => mib(config.max_attachment_bytes),
             "upload_quota_bytes" => mib(config.upload_quota_bytes),
             "min_free_bytes" => mib(config.min_free_bytes),
+            "pow_max_factor" => format!("{} × the quiet difficulty", config.pow_max_factor),
             _ => continue,
         };
         println!("  {key:<20} {value}   [{}]", loaded.sources[key]);
@@ -342,18 +356,33 @@ fn check_config(file: Option<&Path>, flags: Overrides) -> ExitCode {
     }
 }
 
-fn run_backup(config: &Config, target: &Path, force: bool) -> Result<(), String> {
+fn run_backup(
+    config: &Config,
+    target: &Path,
+    force: bool,
+    keep_days: Option<u32>,
+) -> Result<(), String> {
+    if keep_days.is_some() && !target.is_dir() {
+        return Err(format!(
+            "--keep-days needs a directory of dated backups, and {} is not a directory",
+            target.display()
+        ));
+    }
     let (path, info) =
         backup::backup(&config.database_path(), target, force).map_err(|e| e.to_string())?;
     println!("Backup written: {} ({info})", path.display());
-    let attachments = backup::attachments_dir(&path);
-    if attachments.is_dir() {
+    println!("It holds ciphertext and metadata: keep it as confidential as the server.");
+    if let Some(days) = keep_days {
+        let deleted = backup::rotate(target, days, time::OffsetDateTime::now_utc())
+            .map_err(|e| e.to_string())?;
         println!(
-            "Attachments: {} (keep it with the database file; restore looks for it there)",
-            attachments.display()
+            "Deleted {} backup(s) older than {days} day(s).",
+            deleted
+                .iter()
+                .filter(|p| p.extension().is_some_and(|e| e == "sqlite"))
+                .count()
         );
     }
-    println!("It holds ciphertext and metadata: keep it as confidential as the server.");
     Ok(())
 }
 

@@ -1094,6 +1094,11 @@ fn read_tar(bytes: &[u8]) -> Result<BTreeMap<String, Vec<u8>>, BundleError> {
     let mut archive = tar::Archive::new(Cursor::new(bytes));
     let mut entries = BTreeMap::new();
     let mut names = BTreeSet::new();
+    // Where the last entry's data (padded to a block) ends: after it only
+    // the end marker may follow, as the laptop's reader demands
+    // (`TarStream::read_trailer`). `tar::Archive` stops at the first zero
+    // block and would not see what comes after.
+    let mut end = 0u64;
     let iter = archive
         .entries()
         .map_err(|e| malformed(format!("not a tar archive: {e}")))?;
@@ -1139,7 +1144,18 @@ fn read_tar(bytes: &[u8]) -> Result<BTreeMap<String, Vec<u8>>, BundleError> {
         if !names.insert(name.clone()) {
             return Err(malformed(format!("{name} appears twice")));
         }
+        end = entry.raw_file_position() + size.div_ceil(512) * 512;
         entries.insert(name, body);
+    }
+    let rest = usize::try_from(end)
+        .ok()
+        .and_then(|end| bytes.get(end..))
+        .ok_or_else(|| malformed("not a tar archive"))?;
+    if rest.len() > MAX_TRAILER_BYTES + 1024 || rest.iter().any(|&b| b != 0) {
+        return Err(malformed("data after the end of the archive"));
+    }
+    if rest.len() < 1024 {
+        return Err(malformed("the archive's end marker is malformed"));
     }
     Ok(entries)
 }
@@ -1204,6 +1220,39 @@ mod tests {
         assert_eq!(
             outbox.verify(&self::key().verifying_key()),
             Err(BundleError::BadSignature)
+        );
+    }
+
+    /// The laptop's reader refuses anything after the end marker; the
+    /// server's outbox reader must too (issue 14): a tar that `tar`
+    /// stops reading at the first zero block could carry a second archive.
+    #[test]
+    fn an_outbox_with_data_after_its_end_marker_is_refused() {
+        let key = key();
+        let good = Outbox::build("vp-jansen", 1, 0, &[], &key);
+        assert!(Outbox::parse(&good).is_ok());
+        let mut hidden = good.clone();
+        // A whole second entry after the end marker, block aligned.
+        hidden.extend(write_tar(&[(MANIFEST.to_string(), b"{}".as_slice())]));
+        let mut one_block = good.clone();
+        one_block.extend([b'x'; 512]);
+        let mut short_marker = good[..good.len() - 1024].to_vec();
+        short_marker.extend([0u8; 512]);
+        for (what, bytes) in [
+            ("a second archive", hidden),
+            ("a block of data", one_block),
+            ("half an end marker", short_marker),
+        ] {
+            assert!(
+                matches!(Outbox::parse(&bytes), Err(BundleError::Malformed(_))),
+                "{what} was accepted"
+            );
+        }
+        let mut zeros = good.clone();
+        zeros.extend([0u8; 4096]);
+        assert!(
+            Outbox::parse(&zeros).is_ok(),
+            "zero padding is a tar's right"
         );
     }
 

@@ -260,20 +260,76 @@ pub fn backup(
     copy_database(&source, database, &partial.path)?;
     drop(source);
     let info = inspect(&partial.path)?;
-    // The attachments the snapshot names, beside it. Their files never
-    // change once complete, so copying them after the snapshot is
-    // consistent; one a purge removed in between is left out.
-    let attachments = attachments_dir(&target);
-    copy_attachments(
-        &partial.path,
-        &parent_dir(database).join(UPLOADS_DIR),
-        &attachments,
-    )?;
+    // Attachments are in the database since schema version 4: the copy is
+    // one file, holding exactly what the database references.
     partial.persist(&target)?;
     Ok((target, info))
 }
 
-/// Where a backup file's attachments go: `<backup>.uploads/`.
+/// Deletes the dated backups (`meldkluis-YYYYMMDDTHHMMSSZ.sqlite`, as
+/// `dated_name` makes them) in `directory` taken more than `keep_days`
+/// days before `now`, with the attachment folders older versions kept
+/// beside them (`<backup>.uploads/`). The date is read from the name, not
+/// from the file's times, which a copy or restore of the folder changes.
+/// Other files are left alone. Returns what was deleted.
+pub fn rotate(
+    directory: &Path,
+    keep_days: u32,
+    now: time::OffsetDateTime,
+) -> Result<Vec<PathBuf>, BackupError> {
+    let cutoff = now - time::Duration::days(i64::from(keep_days));
+    let mut deleted = Vec::new();
+    for entry in std::fs::read_dir(directory).map_err(io(directory))? {
+        let path = entry.map_err(io(directory))?.path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        let Some(taken) = dated_name_time(name) else {
+            continue;
+        };
+        if taken >= cutoff {
+            continue;
+        }
+        let attachments = attachments_dir(&path);
+        if attachments.is_dir() {
+            std::fs::remove_dir_all(&attachments).map_err(io(&attachments))?;
+        }
+        std::fs::remove_file(&path).map_err(io(&path))?;
+        deleted.push(path);
+    }
+    // Attachment folders whose database is gone already (deleted by hand,
+    // or by the `find` of an older backup unit).
+    for entry in std::fs::read_dir(directory).map_err(io(directory))? {
+        let path = entry.map_err(io(directory))?.path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        if let Some(database) = name.strip_suffix(".uploads")
+            && dated_name_time(database).is_some()
+            && !directory.join(database).exists()
+            && path.is_dir()
+        {
+            std::fs::remove_dir_all(&path).map_err(io(&path))?;
+            deleted.push(path);
+        }
+    }
+    #[cfg(unix)]
+    std::fs::File::open(directory)
+        .and_then(|d| d.sync_all())
+        .map_err(io(directory))?;
+    Ok(deleted)
+}
+
+/// The time in a name `dated_name` made, or `None`.
+fn dated_name_time(name: &str) -> Option<time::OffsetDateTime> {
+    let stamp = name.strip_prefix("meldkluis-")?.strip_suffix("Z.sqlite")?;
+    let format = time::macros::format_description!("[year][month][day]T[hour][minute][second]");
+    time::PrimitiveDateTime::parse(stamp, &format)
+        .ok()
+        .map(time::PrimitiveDateTime::assume_utc)
+}
+
+/// Where a version-3 backup file's attachments were: `<backup>.uploads/`.
 pub fn attachments_dir(backup: &Path) -> PathBuf {
     sibling(backup, ".uploads")
 }
@@ -363,10 +419,12 @@ pub fn restore(source: &Path, database: &Path, force: bool) -> Result<Restored, 
         source: error,
     })?;
     drop(store);
-    skip_sequence_ahead(&partial.path)?;
+    renumber_unacknowledged(&partial.path)?;
     forget_pending_uploads(&partial.path)?;
     let info = inspect(&partial.path)?;
-    // The attachments come back before the database that names them.
+    // A version-3 backup kept its attachments beside it: they come back
+    // before the database that names them, and the server moves them into
+    // the database when it starts.
     let saved = attachments_dir(source);
     if saved.is_dir() {
         copy_attachments(&partial.path, &saved, &directory.join(UPLOADS_DIR))?;
@@ -396,38 +454,52 @@ fn dated_name_stem() -> String {
         .to_string()
 }
 
-/// How far the message sequence jumps at a restore; far more messages than
-/// a server takes between a backup and its restore.
-const SEQUENCE_GAP_AT_RESTORE: i64 = 1_000_000_000;
-
 /// Uploads in progress when the backup was taken cannot be resumed: the
 /// melder's page that held their bytes is long gone.
 fn forget_pending_uploads(path: &Path) -> Result<(), BackupError> {
     let connection = Connection::open(path).map_err(sql(path))?;
     connection
-        .execute("DELETE FROM uploads WHERE state = 'pending'", [])
+        .execute_batch(
+            "DELETE FROM upload_chunks WHERE upload_id IN
+               (SELECT id FROM uploads WHERE state = 'pending');
+             DELETE FROM uploads WHERE state = 'pending';",
+        )
         .map_err(sql(path))?;
     connection.close().map_err(|(_, e)| sql(path)(e))
 }
 
-/// Messages written after the backup was taken are gone from the restored
-/// database, but a counsellor's laptop may have imported them: its
-/// `inbox_ack` (protocol.md §6) is then above every `seq` left, and new
-/// messages that got those numbers again would never reach it. So the
-/// sequence continues far beyond anything the lost period can have used.
-fn skip_sequence_ahead(path: &Path) -> Result<(), BackupError> {
+/// Messages delivered after the backup was taken may have been imported by
+/// a laptop whose `inbox_ack` (protocol.md §6) is now above every number
+/// the restored database gave. So every delivery number above what the
+/// counsellor acknowledged before the backup is taken back: those messages
+/// are numbered again at the next sync, after whatever that laptop then
+/// acknowledges, and a laptop that had them already knows them by id.
+fn renumber_unacknowledged(path: &Path) -> Result<(), BackupError> {
     let connection = Connection::open(path).map_err(sql(path))?;
-    let moved = connection
+    let acknowledged: Vec<(String, Vec<u8>)> = connection
+        .prepare("SELECT counsellor, inbox_ack FROM counsellor_sync")
+        .and_then(|mut statement| {
+            statement
+                .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+                .collect()
+        })
+        .map_err(sql(path))?;
+    connection
         .execute(
-            "UPDATE sqlite_sequence SET seq = seq + ?1 WHERE name = 'messages'",
-            [SEQUENCE_GAP_AT_RESTORE],
+            "DELETE FROM deliveries
+              WHERE counsellor NOT IN (SELECT counsellor FROM counsellor_sync)",
+            [],
         )
         .map_err(sql(path))?;
-    if moved == 0 {
+    for (counsellor, ack) in acknowledged {
+        let ack = <[u8; 8]>::try_from(ack.as_slice())
+            .map(u64::from_be_bytes)
+            .unwrap_or(0)
+            .min(i64::MAX as u64) as i64;
         connection
             .execute(
-                "INSERT INTO sqlite_sequence (name, seq) VALUES ('messages', ?1)",
-                [SEQUENCE_GAP_AT_RESTORE],
+                "DELETE FROM deliveries WHERE counsellor = ?1 AND seq > ?2",
+                rusqlite::params![counsellor, ack],
             )
             .map_err(sql(path))?;
     }

@@ -68,6 +68,9 @@ pub struct Config {
     pub upload_quota_bytes: u64,
     /// Free disk space an upload must leave.
     pub min_free_bytes: u64,
+    /// How far the proof of work's difficulty may rise under load, as a
+    /// multiple of the quiet difficulty (pow.rs).
+    pub pow_max_factor: u64,
 }
 
 impl Default for Config {
@@ -83,13 +86,14 @@ impl Default for Config {
             max_attachment_bytes: DEFAULT_MAX_ATTACHMENT_BYTES,
             upload_quota_bytes: DEFAULT_UPLOAD_QUOTA_BYTES,
             min_free_bytes: DEFAULT_MIN_FREE_BYTES,
+            pow_max_factor: crate::server::pow::MAX_FACTOR,
         }
     }
 }
 
 /// Every setting by its key in the file. Its environment variable is
 /// `MELDKLUIS_` and the key in capitals; `…_FILE` reads the value from a file.
-pub const SETTINGS: [&str; 10] = [
+pub const SETTINGS: [&str; 11] = [
     "listen",
     "data_dir",
     "keys_dir",
@@ -100,6 +104,7 @@ pub const SETTINGS: [&str; 10] = [
     "max_attachment_bytes",
     "upload_quota_bytes",
     "min_free_bytes",
+    "pow_max_factor",
 ];
 
 /// Environment names of the first version, still read.
@@ -177,6 +182,12 @@ pub enum ConfigError {
          attachment of the largest size would fit"
     )]
     QuotaTooSmall { quota: u64, max: u64 },
+    #[error(
+        "pow_max_factor {0} is outside 1 to {max} (the default): the proof of work's \
+         difficulty rises at most that many times its quiet value",
+        max = crate::server::pow::MAX_FACTOR
+    )]
+    PowFactor(u64),
     #[error("cannot create the data directory {path}: {source}")]
     DataDir {
         path: PathBuf,
@@ -428,6 +439,7 @@ fn apply(
             config.upload_quota_bytes = raw.whole_number("53687091200 (50 GiB)")?;
         }
         "min_free_bytes" => config.min_free_bytes = raw.whole_number("1073741824 (1 GiB)")?,
+        "pow_max_factor" => config.pow_max_factor = raw.whole_number("64")?,
         _ => unreachable!("every key in SETTINGS is handled"),
     }
     Ok(())
@@ -767,6 +779,9 @@ impl Config {
                 max: self.max_attachment_bytes,
             });
         }
+        if !(1..=crate::server::pow::MAX_FACTOR).contains(&self.pow_max_factor) {
+            problems.push(ConfigError::PowFactor(self.pow_max_factor));
+        }
         problems
     }
 }
@@ -828,6 +843,10 @@ pub struct CheckMode {
     pub probe_listen: bool,
     /// Open an existing database read-only and check it (a full read).
     pub inspect_database: bool,
+    /// The server is starting: a bad card is a warning as long as another
+    /// card loads (it is left out; one card must not take the channel
+    /// down). `check-config` keeps it a problem.
+    pub serving: bool,
 }
 
 /// Checks everything the server needs, without changing anything: the
@@ -843,8 +862,17 @@ pub fn check(config: &Config, mode: CheckMode) -> (Vec<Finding>, Facts) {
 
     match check_cards(&config.keys_dir) {
         Ok((cards, card_problems)) => {
+            let skippable = mode.serving && !cards.is_empty();
             facts.card_ids = cards.keys().cloned().collect();
-            findings.extend(card_problems.into_iter().map(|p| problem(p.to_string())));
+            findings.extend(card_problems.into_iter().map(|p| {
+                if skippable {
+                    warning(format!(
+                        "{p} — this card is left out; the others are served"
+                    ))
+                } else {
+                    problem(p.to_string())
+                }
+            }));
         }
         Err(e) => findings.push(problem(e.to_string())),
     }
@@ -1079,6 +1107,21 @@ pub fn load_cards(dir: &Path) -> Result<BTreeMap<String, Card>, ConfigError> {
         Some(problem) => Err(problem),
         None => Ok(cards),
     }
+}
+
+/// The cards a server serves: every card that loads, as long as one does
+/// (the others' problems are returned to be logged); `Err` when none does.
+pub fn serving_cards(
+    dir: &Path,
+) -> Result<(BTreeMap<String, Card>, Vec<ConfigError>), ConfigError> {
+    let (cards, problems) = check_cards(dir)?;
+    if cards.is_empty() {
+        return Err(problems
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| ConfigError::NoCards(dir.to_path_buf())));
+    }
+    Ok((cards, problems))
 }
 
 /// Loads every card it can and reports every problem, for `check-config`.

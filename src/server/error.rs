@@ -78,6 +78,28 @@ pub enum AppError {
     /// The quota or the disk cannot hold an upload; nothing was written.
     #[error("There is not enough storage space for this file on the server right now.")]
     StorageFull,
+    /// The case holds as many messages (or bytes) as one case may.
+    #[error(
+        "This report has reached its limit of messages; the counsellor can still reply, or you \
+         can start a new report."
+    )]
+    CaseFull,
+    /// A query string that is not what the endpoint takes (a repeated or
+    /// unknown parameter, bad percent-encoding).
+    #[error("The query string is not valid for this endpoint.")]
+    BadQuery,
+    /// Another HTTP version than 1.1.
+    #[error("Only HTTP/1.1 is supported.")]
+    HttpVersion,
+    /// More than 64 KiB of request headers.
+    #[error("The request headers are too large.")]
+    HeadersTooLarge,
+    /// A report, follow-up or upload without a proof of work.
+    #[error("This request needs a proof of work: GET /api/v1/pow (docs/api.md).")]
+    PowRequired,
+    /// A proof of work that is malformed, wrong, expired or used before.
+    #[error("The proof of work is not valid (wrong, expired or used before); solve a new one.")]
+    PowInvalid,
     /// Anything that failed inside the server; logged, never shown.
     #[error("Something went wrong on the server.")]
     Internal(String),
@@ -113,6 +135,15 @@ impl AppError {
             AppError::UnknownUpload => (StatusCode::NOT_FOUND, "unknown_upload"),
             AppError::WrongOffset => (StatusCode::CONFLICT, "wrong_offset"),
             AppError::StorageFull => (StatusCode::INSUFFICIENT_STORAGE, "storage_full"),
+            AppError::CaseFull => (StatusCode::PAYLOAD_TOO_LARGE, "case_full"),
+            AppError::BadQuery => (StatusCode::BAD_REQUEST, "bad_query"),
+            AppError::PowRequired => (StatusCode::FORBIDDEN, "pow_required"),
+            AppError::PowInvalid => (StatusCode::FORBIDDEN, "pow_invalid"),
+            AppError::HttpVersion => (StatusCode::HTTP_VERSION_NOT_SUPPORTED, "http_version"),
+            AppError::HeadersTooLarge => (
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "headers_too_large",
+            ),
             AppError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }

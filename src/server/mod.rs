@@ -8,6 +8,7 @@ pub mod config;
 pub mod demo;
 pub mod error;
 pub mod handlers;
+pub mod pow;
 pub mod read_pool;
 pub mod store;
 pub mod uploads;
@@ -41,9 +42,43 @@ pub struct Inner {
     /// Threads for thread look-ups (read_pool.rs).
     reads: read_pool::ReadPool,
     pub uploads: Arc<uploads::Uploads>,
-    pub cards: std::collections::BTreeMap<String, Card>,
+    /// Challenges and the load they follow (pow.rs); in memory only.
+    pub pow: pow::Pow,
+    /// The counsellor cards being served; replaced whole on SIGHUP
+    /// (`reload_cards`).
+    cards: std::sync::RwLock<Arc<std::collections::BTreeMap<String, Card>>>,
+    keys_dir: std::path::PathBuf,
     pub site: Site,
     pub security_contact: Option<String>,
+}
+
+impl Inner {
+    /// The cards being served now.
+    pub fn cards(&self) -> Arc<std::collections::BTreeMap<String, Card>> {
+        self.cards.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Reads `keys/` again. All of it or nothing: with any problem (a bad
+    /// or duplicate card, none at all) the running set stays served and the
+    /// problems are returned, to be logged. Returns the number of cards.
+    pub fn reload_cards(&self) -> Result<usize, Vec<config::ConfigError>> {
+        let (cards, problems) = config::check_cards(&self.keys_dir).map_err(|e| vec![e])?;
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        if cards.is_empty() {
+            return Err(vec![config::ConfigError::NoCards(self.keys_dir.clone())]);
+        }
+        let count = cards.len();
+        *self.cards.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(cards);
+        Ok(count)
+    }
+}
+
+impl AsRef<store::Store> for AppState {
+    fn as_ref(&self) -> &store::Store {
+        &self.store
+    }
 }
 
 impl std::ops::Deref for AppState {
@@ -72,7 +107,10 @@ impl AppState {
     /// Loads the cards, opens the database and renders the pages.
     pub fn open(config: &Config) -> Result<Self, ServeError> {
         config.validate()?;
-        let cards = config::load_cards(&config.keys_dir)?;
+        let (cards, problems) = config::serving_cards(&config.keys_dir)?;
+        for problem in problems {
+            tracing::warn!("{problem} — this card is left out; the others are served");
+        }
         std::fs::create_dir_all(&config.data_dir).map_err(|source| {
             config::ConfigError::DataDir {
                 path: config.data_dir.clone(),
@@ -86,7 +124,9 @@ impl AppState {
             reads: read_pool::ReadPool::start(READ_THREADS)
                 .map_err(|e| ServeError::Threads(e.to_string()))?,
             uploads: Arc::new(uploads),
-            cards,
+            pow: pow::Pow::with_max_factor(config.pow_max_factor),
+            cards: std::sync::RwLock::new(Arc::new(cards)),
+            keys_dir: config.keys_dir.clone(),
             site: Site::build()?,
             security_contact: config.security_contact.clone(),
         })))
@@ -115,7 +155,7 @@ impl AppState {
 /// Headers on every answer (DESIGN §1): no third-party anything, no caching,
 /// no referrer, no framing, no cookies. Built once (`from_static` checks
 /// every byte of a name it does not know).
-static SECURITY_HEADERS: std::sync::LazyLock<[(HeaderName, HeaderValue); 9]> =
+static SECURITY_HEADERS: std::sync::LazyLock<[(HeaderName, HeaderValue); 10]> =
     std::sync::LazyLock::new(|| {
         [
             (
@@ -129,6 +169,9 @@ static SECURITY_HEADERS: std::sync::LazyLock<[(HeaderName, HeaderValue); 9]> =
             ("cache-control", "no-store"),
             ("cross-origin-opener-policy", "same-origin"),
             ("cross-origin-resource-policy", "same-origin"),
+            // Nothing from another origin may be embedded, even if a page
+            // were changed to ask for it.
+            ("cross-origin-embedder-policy", "require-corp"),
             (
                 "permissions-policy",
                 "camera=(), microphone=(), geolocation=(), interest-cohort=()",
@@ -154,20 +197,73 @@ async fn security_headers(request: Request, next: Next) -> Response {
     response
 }
 
+/// The most bytes of request headers (names, values and their line
+/// endings) a request may carry (docs/api.md).
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+
+/// Refuses what the API does not speak before any handler runs: HTTP
+/// versions other than 1.1 (1.0 has no `Host` rule and closes after each
+/// answer; the server speaks only 1.1), and headers over
+/// `MAX_HEADER_BYTES` in all.
+async fn request_hygiene(request: Request, next: Next) -> Response {
+    if request.version() != axum::http::Version::HTTP_11 {
+        return AppError::HttpVersion.into_response();
+    }
+    let header_bytes: usize = request
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    if header_bytes > MAX_HEADER_BYTES {
+        return AppError::HeadersTooLarge.into_response();
+    }
+    next.run(request).await
+}
+
+/// Lets a request that makes the server store something new through only
+/// with an accepted proof of work (pow.rs).
+async fn require_pow(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let header = request
+        .headers()
+        .get(pow::HEADER)
+        .and_then(|v| v.to_str().ok());
+    match state.pow.verify(header) {
+        Ok(()) => next.run(request).await,
+        Err(pow::Refusal::Missing) => AppError::PowRequired.into_response(),
+        Err(pow::Refusal::Invalid) => AppError::PowInvalid.into_response(),
+    }
+}
+
+/// `GET /api/v1/pow`: a new challenge.
+async fn pow_challenge(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> axum::Json<pow::Challenge> {
+    axum::Json(state.pow.challenge())
+}
+
 async fn method_not_allowed() -> Response {
     AppError::MethodNotAllowed.into_response()
 }
 
 pub fn app(state: AppState, config: &Config) -> Router {
+    let pow = || middleware::from_fn_with_state(state.clone(), require_pow);
     let api = Router::new()
+        .route("/pow", get(pow_challenge))
         .route("/organisations", get(v1::counsellors::list_organisations))
         .route("/counsellors", get(v1::counsellors::list))
-        .route("/reports", post(v1::reports::create))
+        .route("/reports", post(v1::reports::create).route_layer(pow()))
         .route("/thread", post(v1::thread::fetch))
-        .route("/thread/messages", post(v1::thread::follow_up))
+        .route(
+            "/thread/messages",
+            post(v1::thread::follow_up).route_layer(pow()),
+        )
         .route("/courier/sync", post(v1::courier::sync))
         .route("/limits", get(v1::uploads::limits))
-        .route("/uploads", post(v1::uploads::create))
+        .route("/uploads", post(v1::uploads::create).route_layer(pow()))
         .route(
             "/uploads/chunk",
             // Streamed to disk, never whole in memory: the chunk handler
@@ -189,6 +285,7 @@ pub fn app(state: AppState, config: &Config) -> Router {
             axum::http::StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(60),
         ))
+        .layer(middleware::from_fn(request_hygiene))
         .layer(middleware::from_fn(security_headers));
     let router = match &config.onion_location {
         // Tor Browser offers the onion address of the page being read.
@@ -221,6 +318,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let retention = tokio::spawn(retention_loop(state.clone(), config.retention_days));
+    let reloads = tokio::spawn(reload_cards_on_hangup(state.clone()));
     let app = app(state, config);
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     let (closing, closed) = tokio::sync::watch::channel(false);
@@ -255,7 +353,40 @@ pub async fn serve(
     })
     .await;
     retention.abort();
+    reloads.abort();
     Ok(())
+}
+
+/// On SIGHUP, reads the cards again (`Inner::reload_cards`): a bad new
+/// card is refused with its problem in the log, and the running set stays.
+async fn reload_cards_on_hangup(state: AppState) {
+    #[cfg(unix)]
+    {
+        let Ok(mut hangups) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            tracing::error!("cards: cannot listen for SIGHUP; restart to reload cards");
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            let state = state.clone();
+            match tokio::task::spawn_blocking(move || state.reload_cards()).await {
+                Ok(Ok(count)) => tracing::info!("cards: reloaded, serving {count} card(s)"),
+                Ok(Err(problems)) => {
+                    for problem in &problems {
+                        tracing::error!("cards: not reloaded: {problem}");
+                    }
+                    tracing::error!(
+                        "cards: the running set stays served until keys/ passes \
+                         `meldkluis check-config`"
+                    );
+                }
+                Err(e) => tracing::error!("cards: reload failed: {e}"),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = state;
 }
 
 /// At most this many connections at once; more are closed on arrival.
@@ -280,7 +411,10 @@ async fn serve_connection(
         .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
         .max_buf_size(64 * 1024);
-    let connection = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+    let connection = builder.serve_connection(
+        hyper_util::rt::TokioIo::new(HeadersOnEveryAnswer::new(stream)),
+        service,
+    );
     let mut connection = std::pin::pin!(connection);
     tokio::select! {
         _ = connection.as_mut() => {}
@@ -291,27 +425,166 @@ async fn serve_connection(
     }
 }
 
+/// hyper answers some broken requests itself (a malformed request line or
+/// header: 400; too large: 431) before the router, and so before
+/// `security_headers`, sees them. This connection wrapper adds the security
+/// headers to such an answer: a response head without a
+/// Content-Security-Policy is one the router did not make. hyper writes a
+/// whole head in one write (the wrapper is not vectored, so hyper
+/// flattens), and after its own error answer it closes the connection.
+struct HeadersOnEveryAnswer<T> {
+    inner: T,
+    /// A rewritten head (and whatever followed it) still to be written.
+    pending: Vec<u8>,
+    written: usize,
+}
+
+impl<T> HeadersOnEveryAnswer<T> {
+    fn new(inner: T) -> Self {
+        HeadersOnEveryAnswer {
+            inner,
+            pending: Vec::new(),
+            written: 0,
+        }
+    }
+}
+
+/// `bytes` with the security headers added to its head, if it is a response
+/// head the router did not make.
+fn with_security_headers(bytes: &[u8]) -> Option<Vec<u8>> {
+    if !bytes.starts_with(b"HTTP/1.") {
+        return None;
+    }
+    let end = bytes.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = &bytes[..end];
+    if head
+        .windows(24)
+        .any(|w| w.eq_ignore_ascii_case(b"content-security-policy:"))
+    {
+        return None;
+    }
+    let mut out = Vec::with_capacity(bytes.len() + 1024);
+    out.extend_from_slice(head);
+    for (name, value) in SECURITY_HEADERS.iter() {
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+    }
+    out.extend_from_slice(&bytes[end..]);
+    Some(out)
+}
+
+impl<T: tokio::io::AsyncWrite + Unpin> HeadersOnEveryAnswer<T> {
+    fn poll_pending(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        use std::task::Poll;
+        while self.written < self.pending.len() {
+            let inner = std::pin::Pin::new(&mut self.inner);
+            match inner.poll_write(cx, &self.pending[self.written..]) {
+                Poll::Ready(Ok(0)) => {
+                    return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()));
+                }
+                Poll::Ready(Ok(n)) => self.written += n,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        self.pending.clear();
+        self.written = 0;
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<T: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for HeadersOnEveryAnswer<T> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for HeadersOnEveryAnswer<T> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        use std::task::Poll;
+        match self.poll_pending(cx) {
+            Poll::Ready(Ok(())) => {}
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Pending => return Poll::Pending,
+        }
+        if let Some(rewritten) = with_security_headers(buf) {
+            self.pending = rewritten;
+            // Taken whole; written by this and the next calls.
+            if let Poll::Ready(Err(e)) = self.poll_pending(cx) {
+                return Poll::Ready(Err(e));
+            }
+            return Poll::Ready(Ok(buf.len()));
+        }
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.poll_pending(cx) {
+            std::task::Poll::Ready(Ok(())) => std::pin::Pin::new(&mut self.inner).poll_flush(cx),
+            other => other,
+        }
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.poll_pending(cx) {
+            std::task::Poll::Ready(Ok(())) => std::pin::Pin::new(&mut self.inner).poll_shutdown(cx),
+            other => other,
+        }
+    }
+}
+
 /// Deletes closed cases once their retention period has passed: at start,
-/// then every hour. A failure is logged (without any case detail) and retried.
+/// then every hour; and uploads abandoned for `uploads::IDLE_LIMIT`, every
+/// minute. A failure is logged (without any case detail) and retried.
 async fn retention_loop(state: AppState, retention_days: u32) {
-    let mut tick = tokio::time::interval(Duration::from_secs(60 * 60));
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    let mut minutes = 0u32;
     loop {
         tick.tick().await;
+        let hourly = minutes % 60 == 0;
+        minutes = minutes.wrapping_add(1);
         let cutoff = crate::format::day::Day(
             crate::format::day::Day::today().0 - time::Duration::days(i64::from(retention_days)),
         );
         let store = state.clone();
         let purge = move || -> Result<(usize, usize), String> {
-            let purged = store
-                .store
-                .purge_closed(cutoff)
-                .map_err(|e| e.to_string())?;
-            store.uploads.remove_files(&purged.uploads);
-            let expired = store
-                .uploads
-                .expire(&store.store, crate::format::day::Day::today())
-                .map_err(|e| e.to_string())?;
-            Ok((purged.cases, expired))
+            let (cases, expired) = if hourly {
+                let purged = store
+                    .store
+                    .purge_closed(cutoff)
+                    .map_err(|e| e.to_string())?;
+                let expired = store
+                    .uploads
+                    .expire(&store.store, crate::format::day::Day::today())
+                    .map_err(|e| e.to_string())?;
+                (purged.cases, expired)
+            } else {
+                let expired = store
+                    .uploads
+                    .expire_idle(&store.store, uploads::IDLE_LIMIT)
+                    .map_err(|e| e.to_string())?;
+                (0, expired)
+            };
+            Ok((cases, expired))
         };
         match tokio::task::spawn_blocking(purge).await {
             Ok(Ok((0, 0))) => {}

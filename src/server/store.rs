@@ -73,8 +73,119 @@ CREATE TABLE uploads (
 CREATE INDEX uploads_by_message ON uploads(message_id, position) WHERE message_id IS NOT NULL;
 ";
 
+/// Version 4: no identifier, row order or file time follows arrival within
+/// a day (protocol.md §7a). Every table is `WITHOUT ROWID`, keyed by random
+/// ids, so no hidden rowid counts arrivals; messages are ordered within
+/// their case only (`position`); the inbox order of each counsellor is
+/// given when the messages are delivered (`deliveries`), not when they
+/// arrive; attachment bytes live in `upload_chunks`, not in one file per
+/// upload whose times would date it. The old `seq` of each message is kept
+/// as its delivery number for every counsellor of its case, so laptops that
+/// imported up to some `seq` go on from there. Attachment files of version 3
+/// are moved in by `Uploads::open`.
+const MIGRATE_V3_TO_V4: &str = "
+ALTER TABLE cases RENAME TO v3_cases;
+ALTER TABLE case_counsellors RENAME TO v3_case_counsellors;
+ALTER TABLE messages RENAME TO v3_messages;
+ALTER TABLE counsellor_sync RENAME TO v3_counsellor_sync;
+ALTER TABLE uploads RENAME TO v3_uploads;
+DROP INDEX IF EXISTS cases_by_closed_day;
+DROP INDEX IF EXISTS case_counsellors_by_counsellor;
+DROP INDEX IF EXISTS messages_by_case;
+DROP INDEX IF EXISTS uploads_by_message;
+CREATE TABLE cases (
+    id          BLOB PRIMARY KEY,           -- random 128-bit case id
+    lookup_hash BLOB NOT NULL UNIQUE,       -- SHA-256 of the lookup key
+    day         TEXT NOT NULL,              -- YYYY-MM-DD of arrival, no time
+    closed_day  TEXT                        -- YYYY-MM-DD, set by a 'close' outbox item
+) STRICT, WITHOUT ROWID;
+CREATE INDEX cases_by_closed_day ON cases(closed_day) WHERE closed_day IS NOT NULL;
+CREATE TABLE case_counsellors (
+    case_id     BLOB NOT NULL REFERENCES cases(id),
+    counsellor  TEXT NOT NULL,
+    PRIMARY KEY (case_id, counsellor)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX case_counsellors_by_counsellor ON case_counsellors(counsellor, case_id);
+CREATE TABLE messages (
+    id          BLOB PRIMARY KEY,           -- random 128-bit message id
+    case_id     BLOB NOT NULL REFERENCES cases(id),
+    position    INTEGER NOT NULL,           -- 0, 1, 2 … within its case only
+    author      TEXT NOT NULL,              -- 'melder' or a counsellor id
+    kind        TEXT NOT NULL,              -- report, follow-up, reply
+    day         TEXT NOT NULL,
+    size        INTEGER NOT NULL,           -- ciphertext bytes (padded)
+    body_sha256 BLOB NOT NULL UNIQUE,       -- makes retries idempotent
+    body        BLOB NOT NULL,              -- the age file
+    UNIQUE (case_id, position)
+) STRICT, WITHOUT ROWID;
+CREATE TABLE deliveries (
+    counsellor  TEXT NOT NULL,
+    seq         INTEGER NOT NULL,           -- this counsellor's inbox order, given at delivery
+    message_id  BLOB NOT NULL REFERENCES messages(id),
+    PRIMARY KEY (counsellor, seq),
+    UNIQUE (counsellor, message_id)
+) STRICT, WITHOUT ROWID;
+CREATE TABLE counsellor_sync (
+    counsellor    TEXT PRIMARY KEY,
+    counter       BLOB NOT NULL,            -- 8 bytes big-endian: all of u64
+    manifest_hash BLOB NOT NULL,
+    inbox_ack     BLOB NOT NULL             -- 8 bytes big-endian
+) STRICT, WITHOUT ROWID;
+CREATE TABLE uploads (
+    id          BLOB PRIMARY KEY,           -- random 128-bit upload id
+    length      INTEGER NOT NULL,           -- declared ciphertext bytes
+    received    INTEGER NOT NULL,           -- bytes stored in upload_chunks
+    day         TEXT NOT NULL,              -- YYYY-MM-DD created, for expiry
+    state       TEXT NOT NULL,              -- pending, complete, claimed
+    message_id  BLOB REFERENCES messages(id),
+    position    INTEGER                     -- order within the message
+) STRICT, WITHOUT ROWID;
+CREATE INDEX uploads_by_message ON uploads(message_id, position) WHERE message_id IS NOT NULL;
+CREATE TABLE upload_chunks (
+    upload_id   BLOB NOT NULL REFERENCES uploads(id),
+    start       INTEGER NOT NULL,           -- offset of the first byte
+    data        BLOB NOT NULL,
+    PRIMARY KEY (upload_id, start)
+) STRICT, WITHOUT ROWID;
+
+INSERT INTO cases (id, lookup_hash, day, closed_day)
+    SELECT id, lookup_hash, day, closed_day FROM v3_cases;
+INSERT INTO case_counsellors (case_id, counsellor)
+    SELECT case_id, counsellor FROM v3_case_counsellors;
+INSERT INTO messages (id, case_id, position, author, kind, day, size, body_sha256, body)
+    SELECT id, case_id, ROW_NUMBER() OVER (PARTITION BY case_id ORDER BY seq) - 1,
+           author, kind, day, size, body_sha256, body
+      FROM v3_messages;
+INSERT INTO deliveries (counsellor, seq, message_id)
+    SELECT c.counsellor, m.seq, m.id
+      FROM v3_messages m JOIN v3_case_counsellors c ON c.case_id = m.case_id
+     WHERE m.author <> c.counsellor;
+-- Pending uploads of version 3 cannot resume (their bytes were files);
+-- complete ones are moved in by Uploads::open, received = 0 until then.
+INSERT INTO uploads (id, length, received, day, state, message_id, position)
+    SELECT id, length, 0, day, state, message_id, position FROM v3_uploads
+     WHERE state <> 'pending';
+";
+
+/// After `counsellor_sync` is copied (in Rust: 8-byte big-endian counters).
+const MIGRATE_V3_TO_V4_END: &str = "
+DROP TABLE v3_uploads;
+DROP TABLE v3_counsellor_sync;
+DROP TABLE v3_messages;
+DROP TABLE v3_case_counsellors;
+DROP TABLE v3_cases;
+";
+
 /// The schema version this program writes.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
+
+/// Most messages one case holds, and most bytes of them (attachments not
+/// counted: they have their own limits). A thread is read whole for the
+/// melder's page, so one case must not grow without bound (api.md).
+pub const MAX_CASE_MESSAGES: i64 = 500;
+pub const MAX_CASE_BYTES: i64 = 96 * 1024 * 1024;
+// THREAD_MESSAGES reads at most one message more than a case holds.
+const _: () = assert!(MAX_CASE_MESSAGES == 500);
 
 /// What went wrong in the store. Handlers turn it into a bare 500.
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +196,11 @@ pub enum StoreError {
     TooNew(i64),
     #[error("writer: {0}")]
     Writer(String),
+    #[error("the database could not be upgraded: {0}")]
+    Migration(String),
+    /// A stored value this module never writes.
+    #[error("the database holds a value this program never writes: {0}")]
+    Damaged(String),
 }
 
 impl StoreError {
@@ -129,6 +245,8 @@ pub enum FollowUp {
     Stored(Day),
     /// No case has this lookup key.
     UnknownCode,
+    /// The case holds `MAX_CASE_MESSAGES` messages or `MAX_CASE_BYTES`.
+    CaseFull,
     /// An upload it names is not complete, or already claimed.
     UnknownUpload,
 }
@@ -160,8 +278,29 @@ impl UploadState {
 pub struct UploadRow {
     pub id: UploadId,
     pub length: u64,
+    /// Bytes stored so far.
+    pub received: u64,
     pub state: UploadState,
 }
+
+/// What became of a piece of an upload (`Store::append_chunk`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Append {
+    /// Stored durably; the row as it is now.
+    Stored(UploadRow),
+    /// No pending upload has this id (never, cancelled, expired, complete).
+    Unknown,
+    /// The upload's bytes end elsewhere (here).
+    WrongOffset(u64),
+    /// It would run past the declared length.
+    PastLength,
+    /// The quota cannot hold it; nothing was stored.
+    QuotaFull,
+}
+
+/// Most uploads waiting for bytes at once; abandoned ones expire soon
+/// (`Uploads::expire_idle`), so a real melder finds room.
+pub const MAX_PENDING_UPLOADS: i64 = 10_000;
 
 /// What a purge deleted: cases, and the uploads whose files must go too.
 #[derive(Debug, Default)]
@@ -239,8 +378,10 @@ impl Drop for Reader<'_> {
 /// A thread's counsellors and messages, in order (`Store::thread`).
 const THREAD_COUNSELLORS: &str =
     "SELECT counsellor FROM case_counsellors WHERE case_id = ?1 ORDER BY counsellor";
-const THREAD_MESSAGES: &str =
-    "SELECT id, author, kind, day, body FROM messages WHERE case_id = ?1 ORDER BY seq";
+/// The limit is the case limit plus one: a case never holds more, and the
+/// read stops there whatever the table holds.
+const THREAD_MESSAGES: &str = "SELECT id, author, kind, day, body FROM messages WHERE case_id = ?1
+     ORDER BY position LIMIT 501";
 
 /// Most jobs one commit carries.
 const MAX_BATCH: usize = 256;
@@ -280,6 +421,12 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
          PRAGMA temp_store = MEMORY;",
     )?;
     Ok(connection)
+}
+
+impl AsRef<Store> for Store {
+    fn as_ref(&self) -> &Store {
+        self
+    }
 }
 
 impl Drop for Store {
@@ -327,8 +474,19 @@ fn writer_loop(mut connection: Connection, jobs: std::sync::mpsc::Receiver<Job>)
             replies.push(reply);
         }
         let committed = tx.commit().map_err(|e| e.to_string());
+        // Durable now (the log is synced): answer first.
         for reply in replies {
             reply(committed.clone());
+        }
+        if committed.is_ok() {
+            // Then copy the commit into the database file, not whenever the
+            // log reaches its size: a checkpoint at a later write would
+            // give the database file the time of that write, an earlier
+            // one than the most recent (protocol.md §7a). Readers keep
+            // their snapshots (PASSIVE); what they hold is copied next time.
+            if let Err(e) = connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                tracing::error!("store: checkpoint: {e}");
+            }
         }
     }
 }
@@ -460,23 +618,117 @@ impl Store {
         })
     }
 
-    /// Records a new pending upload of `length` bytes if the quota holds
-    /// it (all uploads in any state count); `false` when it does not.
-    pub fn create_upload(&self, id: UploadId, length: u64, quota: u64) -> Result<bool, StoreError> {
+    /// Records a new pending upload of `length` bytes. Nothing is reserved:
+    /// space is counted as bytes arrive (`append_chunk`). `false` when
+    /// `MAX_PENDING_UPLOADS` are already waiting.
+    pub fn create_upload(&self, id: UploadId, length: u64) -> Result<bool, StoreError> {
         self.write(move |tx| {
-            let used: i64 =
-                tx.query_row("SELECT COALESCE(SUM(length), 0) FROM uploads", [], |row| {
-                    row.get(0)
-                })?;
-            if (used as u64).saturating_add(length) > quota {
+            let pending: i64 = tx.query_row(
+                "SELECT COUNT(*) FROM uploads WHERE state = 'pending'",
+                [],
+                |row| row.get(0),
+            )?;
+            if pending >= MAX_PENDING_UPLOADS {
                 return Ok((false, false));
             }
             tx.execute(
-                "INSERT INTO uploads (id, length, day, state) VALUES (?1, ?2, ?3, 'pending')",
+                "INSERT INTO uploads (id, length, received, day, state)
+                 VALUES (?1, ?2, 0, ?3, 'pending')",
                 params![&id.0[..], length as i64, Day::today().to_string()],
             )?;
             Ok((true, true))
         })
+    }
+
+    /// Stores `data` as the bytes of a pending upload from `start`, which
+    /// must be where its bytes end, if the quota (every upload's received
+    /// bytes) still holds them. Durable when it returns `Stored`.
+    pub fn append_chunk(
+        &self,
+        id: UploadId,
+        start: u64,
+        data: Vec<u8>,
+        quota: u64,
+    ) -> Result<Append, StoreError> {
+        self.write(move |tx| {
+            let Some(row) = upload_row(tx, &id)? else {
+                return Ok((false, Append::Unknown));
+            };
+            if row.state != UploadState::Pending {
+                return Ok((false, Append::Unknown));
+            }
+            if row.received != start {
+                return Ok((false, Append::WrongOffset(row.received)));
+            }
+            let end = start + data.len() as u64;
+            if end > row.length {
+                return Ok((false, Append::PastLength));
+            }
+            if data.is_empty() {
+                return Ok((false, Append::Stored(row)));
+            }
+            let used: i64 = tx
+                .prepare_cached("SELECT COALESCE(SUM(received), 0) FROM uploads")?
+                .query_row([], |row| row.get(0))?;
+            if (used as u64).saturating_add(data.len() as u64) > quota {
+                return Ok((false, Append::QuotaFull));
+            }
+            tx.prepare_cached(
+                "INSERT INTO upload_chunks (upload_id, start, data) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![&id.0[..], start as i64, data])?;
+            tx.prepare_cached("UPDATE uploads SET received = ?2 WHERE id = ?1")?
+                .execute(params![&id.0[..], end as i64])?;
+            Ok((
+                true,
+                Append::Stored(UploadRow {
+                    received: end,
+                    ..row
+                }),
+            ))
+        })
+    }
+
+    /// Drops the bytes of a pending upload from `start` on (a refused
+    /// chunk): the upload holds exactly its first `start` bytes again.
+    pub fn cut_upload(&self, id: UploadId, start: u64) -> Result<(), StoreError> {
+        self.write(move |tx| {
+            let changed = tx.execute(
+                "UPDATE uploads SET received = ?2
+                  WHERE id = ?1 AND state = 'pending' AND received > ?2",
+                params![&id.0[..], start as i64],
+            )?;
+            if changed == 1 {
+                tx.execute(
+                    "DELETE FROM upload_chunks WHERE upload_id = ?1 AND start >= ?2",
+                    params![&id.0[..], start as i64],
+                )?;
+                tx.execute(
+                    "UPDATE upload_chunks SET data = substr(data, 1, ?2 - start)
+                      WHERE upload_id = ?1 AND start < ?2 AND start + length(data) > ?2",
+                    params![&id.0[..], start as i64],
+                )?;
+            }
+            Ok((true, ()))
+        })
+    }
+
+    /// The bytes every upload holds so far (what counts against the quota).
+    pub fn uploads_received(&self) -> Result<u64, StoreError> {
+        let connection = self.read()?;
+        let used: i64 = connection
+            .prepare_cached("SELECT COALESCE(SUM(received), 0) FROM uploads")?
+            .query_row([], |row| row.get(0))?;
+        Ok(used as u64)
+    }
+
+    /// The stored piece of an upload that starts at `start`, or `None`.
+    pub fn upload_chunk(&self, id: &UploadId, start: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        let connection = self.read()?;
+        Ok(connection
+            .prepare_cached("SELECT data FROM upload_chunks WHERE upload_id = ?1 AND start = ?2")?
+            .query_row(params![&id.0[..], start as i64], |row| row.get(0))
+            .optional()?)
     }
 
     /// One upload's row, or `None`.
@@ -485,30 +737,38 @@ impl Store {
         upload_row(&connection, id)
     }
 
-    /// Every upload's row (for the start-up sweep of the uploads folder).
+    /// Every upload's row.
     pub fn uploads(&self) -> Result<Vec<UploadRow>, StoreError> {
         let connection = self.read()?;
-        let mut statement = connection.prepare("SELECT id, length, state FROM uploads")?;
+        let mut statement = connection.prepare(UPLOAD_ROW)?;
         let rows = statement
             .query_map([], read_upload_row)?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
     }
 
-    /// Marks a pending upload complete (its file is durable and checked).
+    /// Marks a pending upload whose every byte is stored complete (its head
+    /// passed the check).
     pub fn complete_upload(&self, id: UploadId) -> Result<bool, StoreError> {
         self.write(move |tx| {
             let changed = tx.execute(
-                "UPDATE uploads SET state = 'complete' WHERE id = ?1 AND state = 'pending'",
+                "UPDATE uploads SET state = 'complete'
+                  WHERE id = ?1 AND state = 'pending' AND received = length",
                 [&id.0[..]],
             )?;
             Ok((true, changed == 1))
         })
     }
 
-    /// Forgets an upload that no message claimed; `false` if there is none.
+    /// Forgets an upload that no message claimed, with its bytes; `false`
+    /// if there is none.
     pub fn delete_upload(&self, id: UploadId) -> Result<bool, StoreError> {
         self.write(move |tx| {
+            tx.execute(
+                "DELETE FROM upload_chunks WHERE upload_id =
+                   (SELECT id FROM uploads WHERE id = ?1 AND state <> 'claimed')",
+                [&id.0[..]],
+            )?;
             let changed = tx.execute(
                 "DELETE FROM uploads WHERE id = ?1 AND state <> 'claimed'",
                 [&id.0[..]],
@@ -517,8 +777,8 @@ impl Store {
         })
     }
 
-    /// Forgets every unclaimed upload created on or before `day`; returns
-    /// their ids, whose files must go too.
+    /// Forgets every unclaimed upload created on or before `day`, with its
+    /// bytes; returns their ids.
     pub fn expire_uploads(&self, day: Day) -> Result<Vec<UploadId>, StoreError> {
         let cutoff = day.to_string();
         self.write(move |tx| {
@@ -527,10 +787,35 @@ impl Store {
                 .query_map([&cutoff], |row| Ok(UploadId(blob16(row.get(0)?))))?
                 .collect::<Result<Vec<_>, _>>()?;
             tx.execute(
+                "DELETE FROM upload_chunks WHERE upload_id IN
+                   (SELECT id FROM uploads WHERE state <> 'claimed' AND day <= ?1)",
+                [&cutoff],
+            )?;
+            tx.execute(
                 "DELETE FROM uploads WHERE state <> 'claimed' AND day <= ?1",
                 [&cutoff],
             )?;
             Ok((true, ids))
+        })
+    }
+
+    /// Moves a version-3 attachment file's bytes in (`Uploads::open`): the
+    /// piece at `start` of a complete or claimed upload, outside the quota
+    /// (the bytes were already counted on disk).
+    pub fn adopt_chunk(&self, id: UploadId, start: u64, data: Vec<u8>) -> Result<(), StoreError> {
+        self.write(move |tx| {
+            let changed = tx.execute(
+                "UPDATE uploads SET received = ?2 + ?3
+                  WHERE id = ?1 AND state <> 'pending' AND received = ?2",
+                params![&id.0[..], start as i64, data.len() as i64],
+            )?;
+            if changed == 1 {
+                tx.execute(
+                    "INSERT INTO upload_chunks (upload_id, start, data) VALUES (?1, ?2, ?3)",
+                    params![&id.0[..], start as i64, data],
+                )?;
+            }
+            Ok((true, ()))
         })
     }
 
@@ -553,19 +838,76 @@ impl Store {
         })
     }
 
-    /// Everything newer than `after_seq` on this counsellor's cases, written
-    /// by someone else.
-    pub fn inbox(&self, counsellor: &str, after_seq: u64) -> Result<Vec<InboxEntry>, StoreError> {
+    /// Gives every message on this counsellor's cases that was written by
+    /// someone else and not yet given to this counsellor its delivery
+    /// number (protocol.md §7a): after the highest number given or
+    /// acknowledged so far, ordered by case id (random) and by position
+    /// within the case. So the order says which messages came between two
+    /// syncs, never which came first among them. One statement: a sync
+    /// with 100,000 waiting messages holds none of them in memory.
+    pub fn assign_deliveries(&self, counsellor: &str) -> Result<usize, StoreError> {
+        let counsellor = counsellor.to_string();
+        self.write(move |tx| {
+            let acknowledged: Option<Vec<u8>> = tx
+                .query_row(
+                    "SELECT inbox_ack FROM counsellor_sync WHERE counsellor = ?1",
+                    [&counsellor],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            let acknowledged = acknowledged.map(blob_u64).transpose()?.unwrap_or(0);
+            let given: i64 = tx.query_row(
+                "SELECT COALESCE(MAX(seq), 0) FROM deliveries WHERE counsellor = ?1",
+                [&counsellor],
+                |row| row.get(0),
+            )?;
+            // Numbers stay below 2^63 (SQLite's integers); a laptop that
+            // acknowledged more is answered from there on.
+            let base = (given as u64).max(acknowledged).min(i64::MAX as u64 / 2) as i64;
+            let added = tx.execute(
+                "INSERT INTO deliveries (counsellor, seq, message_id)
+                 SELECT ?1, ?2 + ROW_NUMBER() OVER (ORDER BY m.case_id, m.position), m.id
+                   FROM case_counsellors c JOIN messages m ON m.case_id = c.case_id
+                  WHERE c.counsellor = ?1 AND m.author <> ?1
+                    AND NOT EXISTS (SELECT 1 FROM deliveries d
+                                     WHERE d.counsellor = ?1 AND d.message_id = m.id)",
+                params![counsellor, base],
+            )?;
+            Ok((true, added))
+        })
+    }
+
+    /// This counsellor's delivered messages after `after_seq`, in delivery
+    /// order, while `fits` says the next one still fits (the first always
+    /// comes). Rows are read one at a time and at most `MAX_ENTRIES`: the
+    /// read stops where the answer is full, whatever is waiting.
+    pub fn inbox(
+        &self,
+        counsellor: &str,
+        after_seq: u64,
+        mut fits: impl FnMut(&InboxEntry) -> bool,
+    ) -> Result<Vec<InboxEntry>, StoreError> {
         let connection = self.read()?;
-        let mut statement = connection.prepare_cached(
-            "SELECT m.seq, m.id, m.case_id, m.author, m.kind, m.day, m.body
-               FROM messages m JOIN case_counsellors c ON c.case_id = m.case_id
-              WHERE c.counsellor = ?1 AND m.seq > ?2 AND m.author <> ?1
-              ORDER BY m.seq",
-        )?;
-        let entries = statement
-            .query_map(params![counsellor, after_seq as i64], |row| {
-                Ok(InboxEntry {
+        connection.prepare_cached("BEGIN")?.execute([])?;
+        let read = (|| {
+            let mut statement = connection.prepare_cached(
+                "SELECT d.seq, m.id, m.case_id, m.author, m.kind, m.day, m.body
+                   FROM deliveries d JOIN messages m ON m.id = d.message_id
+                  WHERE d.counsellor = ?1 AND d.seq > ?2
+                  ORDER BY d.seq LIMIT ?3",
+            )?;
+            let mut attachments = connection.prepare_cached(
+                "SELECT id, length FROM uploads WHERE message_id = ?1 ORDER BY position",
+            )?;
+            let after = after_seq.min(i64::MAX as u64) as i64;
+            let mut rows = statement.query(params![
+                counsellor,
+                after,
+                crate::format::bundle::MAX_ENTRIES as i64
+            ])?;
+            let mut entries = Vec::new();
+            while let Some(row) = rows.next()? {
+                let mut entry = InboxEntry {
                     seq: row.get::<_, i64>(0)? as u64,
                     id: MessageId(blob16(row.get(1)?)),
                     case: CaseId(blob16(row.get(2)?)),
@@ -574,23 +916,30 @@ impl Store {
                     day: parse_day(&row.get::<_, String>(5)?),
                     body: row.get(6)?,
                     attachments: Vec::new(),
-                })
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut entries = entries;
-        let mut statement = connection.prepare_cached(
-            "SELECT id, length FROM uploads WHERE message_id = ?1 ORDER BY position",
-        )?;
-        for entry in &mut entries {
-            entry.attachments = statement
-                .query_map([&entry.id.0[..]], |row| {
-                    Ok(EntryAttachment {
-                        upload: UploadId(blob16(row.get(0)?)),
-                        length: row.get::<_, i64>(1)? as u64,
-                    })
-                })?
-                .collect::<Result<Vec<_>, _>>()?;
-        }
+                };
+                entry.attachments = attachments
+                    .query_map([&entry.id.0[..]], |row| {
+                        Ok(EntryAttachment {
+                            upload: UploadId(blob16(row.get(0)?)),
+                            length: row.get::<_, i64>(1)? as u64,
+                        })
+                    })?
+                    .collect::<Result<Vec<_>, _>>()?;
+                if !entries.is_empty() && !fits(&entry) {
+                    break;
+                }
+                if entries.is_empty() {
+                    fits(&entry);
+                }
+                entries.push(entry);
+            }
+            Ok::<_, StoreError>(entries)
+        })();
+        let ended = connection
+            .prepare_cached("COMMIT")
+            .and_then(|mut commit| commit.execute([]));
+        let entries = read?;
+        ended?;
         Ok(entries)
     }
 }
@@ -613,7 +962,18 @@ impl Store {
                 .query_map([&cutoff], |row| Ok(UploadId(blob16(row.get(0)?))))?
                 .collect::<Result<Vec<_>, _>>()?;
             tx.execute(
+                &format!(
+                    "DELETE FROM upload_chunks WHERE upload_id IN
+                       (SELECT id FROM uploads WHERE message_id IN ({doomed_messages}))"
+                ),
+                [&cutoff],
+            )?;
+            tx.execute(
                 &format!("DELETE FROM uploads WHERE message_id IN ({doomed_messages})"),
+                [&cutoff],
+            )?;
+            tx.execute(
+                &format!("DELETE FROM deliveries WHERE message_id IN ({doomed_messages})"),
                 [&cutoff],
             )?;
             tx.execute(
@@ -720,6 +1080,12 @@ fn add_follow_up(
     if let Some(day) = earlier {
         return Ok(FollowUp::Stored(parse_day(&day)));
     }
+    let (count, bytes): (i64, i64) = tx
+        .prepare_cached("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM messages WHERE case_id = ?1")?
+        .query_row([&case.0[..]], |row| Ok((row.get(0)?, row.get(1)?)))?;
+    if count >= MAX_CASE_MESSAGES || bytes.saturating_add(message.len() as i64) > MAX_CASE_BYTES {
+        return Ok(FollowUp::CaseFull);
+    }
     let day = Day::today();
     let id = MessageId::random();
     insert_message(tx, id, case, "melder", "follow-up", day, message)?;
@@ -749,18 +1115,21 @@ fn claim_uploads(
     Ok(true)
 }
 
+const UPLOAD_ROW: &str = "SELECT id, length, received, state FROM uploads";
+
 fn upload_row(connection: &Connection, id: &UploadId) -> Result<Option<UploadRow>, StoreError> {
     Ok(connection
-        .prepare_cached("SELECT id, length, state FROM uploads WHERE id = ?1")?
+        .prepare_cached(&format!("{UPLOAD_ROW} WHERE id = ?1"))?
         .query_row([&id.0[..]], read_upload_row)
         .optional()?)
 }
 
 fn read_upload_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<UploadRow> {
-    let state: String = row.get(2)?;
+    let state: String = row.get(3)?;
     Ok(UploadRow {
         id: UploadId(blob16(row.get(0)?)),
         length: row.get::<_, i64>(1)? as u64,
+        received: row.get::<_, i64>(2)? as u64,
         // Only this module writes the column; an unknown value is a
         // pending upload that expiry will clear.
         state: UploadState::parse(&state).unwrap_or(UploadState::Pending),
@@ -776,7 +1145,7 @@ fn apply_outbox(
     items: &[OutboxWrite],
 ) -> Result<SyncOutcome, StoreError> {
     let ids: Vec<MessageId> = items.iter().map(|i| i.id).collect();
-    let last: Option<(i64, Vec<u8>)> = tx
+    let last: Option<(Vec<u8>, Vec<u8>)> = tx
         .query_row(
             "SELECT counter, manifest_hash FROM counsellor_sync WHERE counsellor = ?1",
             [counsellor],
@@ -784,7 +1153,7 @@ fn apply_outbox(
         )
         .optional()?;
     if let Some((last_counter, last_hash)) = last {
-        let last_counter = last_counter as u64;
+        let last_counter = blob_u64(last_counter)?;
         if counter == last_counter && last_hash == manifest_hash {
             return Ok(SyncOutcome::Retried(ids));
         }
@@ -836,11 +1205,13 @@ fn apply_outbox(
             "INSERT INTO counsellor_sync (counsellor, counter, manifest_hash, inbox_ack)
              VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT(counsellor) DO UPDATE SET counter = ?2, manifest_hash = ?3, inbox_ack = ?4",
-            params![counsellor, counter as i64, &manifest_hash[..], inbox_ack as i64],
+            params![counsellor, u64_blob(counter), &manifest_hash[..], u64_blob(inbox_ack)],
         )?;
     Ok(SyncOutcome::Applied(ids))
 }
 
+/// Adds a message at the end of its case: its position counts within the
+/// case only, so it says nothing about other cases' messages.
 fn insert_message(
     tx: &rusqlite::Transaction<'_>,
     id: MessageId,
@@ -850,20 +1221,21 @@ fn insert_message(
     day: Day,
     body: &AgeBlob,
 ) -> Result<(), StoreError> {
-    tx.execute(
-        "INSERT INTO messages (id, case_id, author, kind, day, size, body_sha256, body)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        params![
-            &id.0[..],
-            &case.0[..],
-            author,
-            kind,
-            day.to_string(),
-            body.len() as i64,
-            Sha256::digest(body.as_bytes()).to_vec(),
-            body.as_bytes()
-        ],
-    )?;
+    tx.prepare_cached(
+        "INSERT INTO messages (id, case_id, position, author, kind, day, size, body_sha256, body)
+         VALUES (?1, ?2, (SELECT COALESCE(MAX(position) + 1, 0) FROM messages WHERE case_id = ?2),
+                 ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        &id.0[..],
+        &case.0[..],
+        author,
+        kind,
+        day.to_string(),
+        body.len() as i64,
+        Sha256::digest(body.as_bytes()).to_vec(),
+        body.as_bytes()
+    ])?;
     Ok(())
 }
 
@@ -916,6 +1288,10 @@ fn parse_day(text: &str) -> Day {
 
 /// Brings the schema to the current version inside one transaction.
 fn migrate(connection: &mut Connection) -> Result<(), StoreError> {
+    // Tables are rebuilt (version 4): references are checked once at the
+    // end, not while a table is moved (this pragma is ignored inside a
+    // transaction, so it is set before).
+    connection.execute_batch("PRAGMA foreign_keys = OFF")?;
     let tx = connection.transaction_with_behavior(TransactionBehavior::Exclusive)?;
     let version: i64 = tx.query_row("PRAGMA user_version", [], |row| row.get(0))?;
     if version > SCHEMA_VERSION {
@@ -930,13 +1306,65 @@ fn migrate(connection: &mut Connection) -> Result<(), StoreError> {
     if version < 3 {
         tx.execute_batch(MIGRATE_V2_TO_V3)?;
     }
+    if version < 4 {
+        tx.execute_batch(MIGRATE_V3_TO_V4)?;
+        let rows = tx
+            .prepare(
+                "SELECT counsellor, counter, manifest_hash, inbox_ack FROM v3_counsellor_sync",
+            )?
+            .query_map([], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, i64>(1)?,
+                    row.get::<_, Vec<u8>>(2)?,
+                    row.get::<_, i64>(3)?,
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        for (counsellor, counter, hash, ack) in rows {
+            // Version 3 kept u64 values as i64 (2^64−1 read −1): the same
+            // 64 bits, now written as what they mean.
+            tx.execute(
+                "INSERT INTO counsellor_sync (counsellor, counter, manifest_hash, inbox_ack)
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![
+                    counsellor,
+                    u64_blob(counter as u64),
+                    hash,
+                    u64_blob(ack as u64)
+                ],
+            )?;
+        }
+        tx.execute_batch(MIGRATE_V3_TO_V4_END)?;
+    }
     tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
+    let broken: Option<String> = tx
+        .query_row("PRAGMA foreign_key_check", [], |row| row.get(0))
+        .optional()?;
+    if let Some(table) = broken {
+        return Err(StoreError::Migration(format!(
+            "a reference in {table} points at nothing"
+        )));
+    }
     tx.commit()?;
+    connection.execute_batch("PRAGMA foreign_keys = ON")?;
     Ok(())
 }
 
+/// A u64 as 8 big-endian bytes: SQLite's integers stop at 2^63−1.
+fn u64_blob(value: u64) -> [u8; 8] {
+    value.to_be_bytes()
+}
+
+fn blob_u64(bytes: Vec<u8>) -> Result<u64, StoreError> {
+    let bytes: [u8; 8] = bytes
+        .try_into()
+        .map_err(|_| StoreError::Damaged("a counter is not 8 bytes".into()))?;
+    Ok(u64::from_be_bytes(bytes))
+}
+
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::format::derive::LookupKey;
 
@@ -983,8 +1411,10 @@ mod tests {
             store.add_follow_up(unknown, message(), vec![]).unwrap(),
             FollowUp::UnknownCode
         ));
-        assert_eq!(store.inbox("vp-a", 0).unwrap().len(), 2);
-        assert_eq!(store.inbox("vp-b", 0).unwrap().len(), 0);
+        store.assign_deliveries("vp-a").unwrap();
+        store.assign_deliveries("vp-b").unwrap();
+        assert_eq!(store.inbox("vp-a", 0, |_| true).unwrap().len(), 2);
+        assert_eq!(store.inbox("vp-b", 0, |_| true).unwrap().len(), 0);
     }
 
     #[test]
@@ -1015,18 +1445,53 @@ mod tests {
         }
     }
 
+    /// Stores `bytes` as a whole upload of that length, complete.
+    fn complete_upload(store: &Store, bytes: &[u8]) -> UploadId {
+        let id = UploadId::random();
+        assert!(store.create_upload(id, bytes.len() as u64).unwrap());
+        assert!(matches!(
+            store.append_chunk(id, 0, bytes.to_vec(), u64::MAX).unwrap(),
+            Append::Stored(_)
+        ));
+        assert!(store.complete_upload(id).unwrap());
+        id
+    }
+
     #[test]
     fn uploads_are_claimed_once_counted_in_the_quota_and_expire_unless_claimed() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("db.sqlite")).unwrap();
         let (a, b, c) = (UploadId::random(), UploadId::random(), UploadId::random());
-        assert!(store.create_upload(a, 600, 1000).unwrap());
-        assert!(
-            !store.create_upload(b, 500, 1000).unwrap(),
-            "over the quota"
-        );
-        assert!(store.create_upload(b, 400, 1000).unwrap());
+        // Declaring reserves nothing: both fit, whatever their lengths.
+        assert!(store.create_upload(a, 600).unwrap());
+        assert!(store.create_upload(b, 900).unwrap());
         assert!(store.upload(&c).unwrap().is_none());
+        // Bytes count as they arrive, against every upload's received bytes.
+        let quota = 1000;
+        assert!(matches!(
+            store.append_chunk(a, 0, vec![1; 600], quota).unwrap(),
+            Append::Stored(UploadRow { received: 600, .. })
+        ));
+        assert_eq!(
+            store.append_chunk(b, 0, vec![2; 500], quota).unwrap(),
+            Append::QuotaFull
+        );
+        assert_eq!(
+            store.append_chunk(b, 10, vec![2; 5], quota).unwrap(),
+            Append::WrongOffset(0)
+        );
+        assert_eq!(
+            store.append_chunk(b, 0, vec![2; 901], u64::MAX).unwrap(),
+            Append::PastLength
+        );
+        assert!(matches!(
+            store.append_chunk(b, 0, vec![2; 400], quota).unwrap(),
+            Append::Stored(_)
+        ));
+        // A refused chunk is cut back to where it started.
+        store.cut_upload(b, 100).unwrap();
+        assert_eq!(store.upload(&b).unwrap().unwrap().received, 100);
+        assert_eq!(store.upload_chunk(&b, 0).unwrap(), Some(vec![2; 100]));
         // Only complete uploads can be claimed, and all or none of a message's.
         let lookup = LookupKey::from_hex(&"ab".repeat(32)).unwrap().hash();
         let refused = store
@@ -1052,11 +1517,205 @@ mod tests {
             UploadState::Claimed
         );
         assert!(!store.delete_upload(a).unwrap(), "a claimed upload stays");
-        let inbox = store.inbox("vp-a", 0).unwrap();
+        store.assign_deliveries("vp-a").unwrap();
+        let inbox = store.inbox("vp-a", 0, |_| true).unwrap();
         assert_eq!(inbox[0].attachments[0].upload, a);
         // Expiry takes the unclaimed one only.
         assert_eq!(store.expire_uploads(Day::today()).unwrap(), vec![b]);
         assert!(store.upload(&b).unwrap().is_none());
         assert!(store.upload(&a).unwrap().is_some());
+    }
+
+    #[test]
+    fn deliveries_are_numbered_once_per_counsellor_in_case_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db.sqlite")).unwrap();
+        let mut lookups = Vec::new();
+        for byte in ["ab", "cd", "ef"] {
+            let lookup = LookupKey::from_hex(&byte.repeat(32)).unwrap().hash();
+            store
+                .create_case(
+                    lookup,
+                    vec!["vp-a".into(), "vp-b".into()],
+                    message(),
+                    vec![],
+                )
+                .unwrap();
+            store.add_follow_up(lookup, message(), vec![]).unwrap();
+            lookups.push(lookup);
+        }
+        assert_eq!(store.assign_deliveries("vp-a").unwrap(), 6);
+        assert_eq!(store.assign_deliveries("vp-a").unwrap(), 0, "once");
+        let first = store.inbox("vp-a", 0, |_| true).unwrap();
+        let seqs: Vec<u64> = first.iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, (1..=6).collect::<Vec<_>>());
+        // Each case's report comes before its follow-up; cases in id order.
+        for pair in first.chunks(2) {
+            assert_eq!(pair[0].case, pair[1].case);
+            assert_eq!(
+                (pair[0].kind.as_str(), pair[1].kind.as_str()),
+                ("report", "follow-up")
+            );
+        }
+        let cases: Vec<_> = first.chunks(2).map(|p| p[0].case).collect();
+        let mut sorted = cases.clone();
+        sorted.sort();
+        assert_eq!(cases, sorted);
+        // The budget stops the read; the first entry always comes.
+        assert_eq!(store.inbox("vp-a", 0, |_| false).unwrap().len(), 1);
+        assert_eq!(store.inbox("vp-a", 4, |_| true).unwrap().len(), 2);
+        // A new message comes after everything given so far.
+        store.add_follow_up(lookups[0], message(), vec![]).unwrap();
+        assert_eq!(store.assign_deliveries("vp-a").unwrap(), 1);
+        assert_eq!(store.inbox("vp-a", 6, |_| true).unwrap()[0].seq, 7);
+        // Another counsellor has its own numbers.
+        assert_eq!(store.assign_deliveries("vp-b").unwrap(), 7);
+        assert_eq!(store.inbox("vp-b", 0, |_| true).unwrap().len(), 7);
+    }
+
+    #[test]
+    fn a_case_stops_at_its_limit_with_a_clear_outcome() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db.sqlite")).unwrap();
+        let lookup = LookupKey::from_hex(&"ab".repeat(32)).unwrap().hash();
+        store
+            .create_case(lookup, vec!["vp-a".into()], message(), vec![])
+            .unwrap();
+        for _ in 1..MAX_CASE_MESSAGES {
+            assert!(matches!(
+                store.add_follow_up(lookup, message(), vec![]).unwrap(),
+                FollowUp::Stored(_)
+            ));
+        }
+        assert!(matches!(
+            store.add_follow_up(lookup, message(), vec![]).unwrap(),
+            FollowUp::CaseFull
+        ));
+        assert_eq!(
+            store.thread(&lookup).unwrap().unwrap().messages.len() as i64,
+            MAX_CASE_MESSAGES
+        );
+    }
+
+    /// A version-3 database with two cases, messages in arrival order
+    /// (`seq`), a counsellor that acknowledged up to seq 2 with counter
+    /// 2^64−1 (stored then as −1), and a claimed and a pending upload.
+    pub(crate) fn version_3_database(path: &Path) -> (UploadId, UploadId) {
+        let db = Connection::open(path).unwrap();
+        db.execute_batch(SCHEMA_V1).unwrap();
+        db.execute_batch(MIGRATE_V1_TO_V2).unwrap();
+        db.execute_batch(MIGRATE_V2_TO_V3).unwrap();
+        db.execute_batch("PRAGMA user_version = 3").unwrap();
+        let (a, b) = ([0xaau8; 16], [0xbbu8; 16]);
+        for (case, hash) in [(a, [1u8; 32]), (b, [2u8; 32])] {
+            db.execute(
+                "INSERT INTO cases (id, lookup_hash, day) VALUES (?1, ?2, '2026-11-30')",
+                params![&case[..], &hash[..]],
+            )
+            .unwrap();
+            db.execute(
+                "INSERT INTO case_counsellors (case_id, counsellor) VALUES (?1, 'vp-a')",
+                params![&case[..]],
+            )
+            .unwrap();
+        }
+        // seq 1: case a report; 2: case b report; 3: a reply on a; 4: a
+        // follow-up on a.
+        for (n, case, author, kind) in [
+            (1u8, a, "melder", "report"),
+            (2, b, "melder", "report"),
+            (3, a, "vp-a", "reply"),
+            (4, a, "melder", "follow-up"),
+        ] {
+            db.execute(
+                "INSERT INTO messages (id, case_id, author, kind, day, size, body_sha256, body)
+                 VALUES (?1, ?2, ?3, ?4, '2026-11-30', 3, ?5, x'010203')",
+                params![&[n; 16][..], &case[..], author, kind, &[n; 32][..]],
+            )
+            .unwrap();
+        }
+        db.execute(
+            "INSERT INTO counsellor_sync VALUES ('vp-a', -1, x'00', 2)",
+            [],
+        )
+        .unwrap();
+        let (claimed, pending) = (UploadId([0xcc; 16]), UploadId([0xdd; 16]));
+        db.execute(
+            "INSERT INTO uploads VALUES (?1, 3000, '2026-11-30', 'claimed', ?2, 0)",
+            params![&claimed.0[..], &[4u8; 16][..]],
+        )
+        .unwrap();
+        db.execute(
+            "INSERT INTO uploads VALUES (?1, 3000, '2026-11-30', 'pending', NULL, NULL)",
+            params![&pending.0[..]],
+        )
+        .unwrap();
+        (claimed, pending)
+    }
+
+    #[test]
+    fn version_3_is_rebuilt_without_rowids_and_keeps_every_delivery_number() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite");
+        let (claimed, pending) = version_3_database(&path);
+        let store = Store::open(&path).unwrap();
+        let connection = store.read().unwrap();
+        let version: i64 = connection
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        for table in [
+            "cases",
+            "case_counsellors",
+            "messages",
+            "uploads",
+            "counsellor_sync",
+        ] {
+            assert!(
+                connection
+                    .prepare(&format!("SELECT rowid FROM {table}"))
+                    .is_err(),
+                "{table} has no rowid"
+            );
+        }
+        // Positions within each case follow the old order there.
+        let positions: Vec<(u8, i64)> = connection
+            .prepare("SELECT id, position FROM messages ORDER BY case_id, position")
+            .unwrap()
+            .query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?[0], r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(positions, vec![(1, 0), (3, 1), (4, 2), (2, 0)]);
+        let counter: Vec<u8> = connection
+            .query_row("SELECT counter FROM counsellor_sync", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(blob_u64(counter).unwrap(), u64::MAX, "no longer −1");
+        drop(connection);
+        // The laptop acknowledged seq 2: it gets 4 (its own reply, 3, never).
+        assert_eq!(store.assign_deliveries("vp-a").unwrap(), 0);
+        let inbox = store.inbox("vp-a", 2, |_| true).unwrap();
+        assert_eq!(inbox.len(), 1);
+        assert_eq!((inbox[0].seq, inbox[0].id.0[0]), (4, 4));
+        assert_eq!(inbox[0].attachments[0].upload, claimed);
+        // The pending upload could not resume; the claimed one waits for
+        // its file (Uploads::open).
+        assert!(store.upload(&pending).unwrap().is_none());
+        let row = store.upload(&claimed).unwrap().unwrap();
+        assert_eq!((row.state, row.received), (UploadState::Claimed, 0));
+        // New messages come after everything numbered so far.
+        let lookup = LookupHash([2u8; 32]);
+        store.add_follow_up(lookup, message(), vec![]).unwrap();
+        assert_eq!(store.assign_deliveries("vp-a").unwrap(), 1);
+        assert_eq!(store.inbox("vp-a", 4, |_| true).unwrap()[0].seq, 5);
+    }
+
+    #[test]
+    fn an_attachment_is_read_back_piece_by_piece() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db.sqlite")).unwrap();
+        let bytes: Vec<u8> = (0..3000u32).map(|i| (i % 251) as u8).collect();
+        let id = complete_upload(&store, &bytes);
+        assert_eq!(store.upload_chunk(&id, 0).unwrap().unwrap(), bytes);
     }
 }

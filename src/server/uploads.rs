@@ -1,30 +1,35 @@
-//! Streamed attachments on disk (protocol.md §3a, api.md "Uploads").
+//! Streamed attachments (protocol.md §3a, api.md "Uploads").
 //!
-//! Each upload is one file in the data directory's `uploads/`: `<id>.part`
-//! while bytes arrive, `<id>.age` once every byte arrived and passed the
-//! check. The store's `uploads` table says which state each is in; a file
-//! the table does not vouch for is removed at start-up, so a crash never
-//! leaves a half-written attachment visible.
+//! Their bytes live in the database (`upload_chunks`), written piece by
+//! piece as they arrive and counted against the quota only then: a file
+//! per upload would carry its upload time in its birth and change times,
+//! which no one can reset (protocol.md §7a), and a declared length
+//! reserved at once would let a hundred small requests hold the whole
+//! quota. An upload that receives nothing for `IDLE_LIMIT` is forgotten;
+//! when it was last active is kept in memory only.
 //!
-//! Nothing here holds a whole file in memory: chunks are written frame by
-//! frame as they arrive, and the final check reads only the head.
+//! Nothing here holds a whole file in memory: a piece is at most
+//! `PIECE_BYTES`, and the final check reads only the head.
 
-use std::collections::HashSet;
-use std::fs::File;
-use std::io::{self, Read, Write};
+use std::collections::{HashMap, HashSet};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use crate::format::agefile::{self, AgeFileError};
+use crate::format::agefile;
 use crate::format::day::Day;
 use crate::format::ids::UploadId;
 use crate::server::config::Config;
 use crate::server::error::AppError;
-use crate::server::store::{Store, UploadState};
+use crate::server::store::{Append, Store, UploadState};
 
 /// The most bytes one chunk request may carry. Small enough that a slow
 /// phone sends one well inside the 60-second request limit at ~70 KB/s.
 pub const CHUNK_BYTES: u64 = 4 * 1024 * 1024;
+
+/// The most bytes one stored piece holds: one commit each.
+pub const PIECE_BYTES: usize = 1024 * 1024;
 
 /// Room for an attachment's header and nonce: the header check stops at
 /// 64 KiB, far more than eleven X25519 stanzas need.
@@ -33,14 +38,22 @@ const HEAD_ALLOWANCE: u64 = 64 * 1024 + 16;
 /// How many bytes the final check reads: the whole head always fits.
 const HEAD_READ: usize = 64 * 1024 + 16;
 
-/// The uploads folder, its limits, and which uploads a request is writing.
+/// A pending upload that received no byte for this long is forgotten with
+/// what it holds. A melder's page sends the next chunk within seconds; a
+/// page that sleeps longer starts the file again.
+pub const IDLE_LIMIT: Duration = Duration::from_secs(10 * 60);
+
+/// The limits, and which uploads a request is writing.
 pub struct Uploads {
-    dir: PathBuf,
     max_attachment_bytes: u64,
     quota: u64,
     min_free: u64,
+    data_dir: PathBuf,
     /// Uploads a chunk request is writing right now: one writer each.
     busy: Mutex<HashSet<UploadId>>,
+    /// When each pending upload last received bytes. In memory only: it is
+    /// a time of day, so it never reaches the disk.
+    active: Mutex<HashMap<UploadId, Instant>>,
 }
 
 /// Marks an upload busy until dropped.
@@ -59,26 +72,19 @@ impl Drop for Busy {
     }
 }
 
-/// What a finished chunk request reports.
-pub struct Progress {
-    pub received: u64,
-    pub complete: bool,
-}
-
 impl Uploads {
-    /// Opens (and creates) the uploads folder, then sweeps it: every file
-    /// is either vouched for by the store or removed.
+    /// Sets the limits, and moves attachment files left by version 3 (one
+    /// file per upload in `uploads/`) into the database. Blocking.
     pub fn open(config: &Config, store: &Store) -> io::Result<Self> {
-        let dir = config.uploads_dir();
-        std::fs::create_dir_all(&dir)?;
         let uploads = Uploads {
-            dir,
             max_attachment_bytes: config.max_attachment_bytes,
             quota: config.upload_quota_bytes,
             min_free: config.min_free_bytes,
+            data_dir: config.data_dir.clone(),
             busy: Mutex::new(HashSet::new()),
+            active: Mutex::new(HashMap::new()),
         };
-        uploads.sweep(store)?;
+        adopt_legacy_files(&config.uploads_dir(), store)?;
         Ok(uploads)
     }
 
@@ -92,63 +98,30 @@ impl Uploads {
         self.max_attachment_bytes
     }
 
-    fn part_path(&self, id: &UploadId) -> PathBuf {
-        self.dir.join(format!("{id}.part"))
+    /// A reader of a complete (or claimed) upload's age file.
+    pub fn open_file<S: AsRef<Store>>(
+        &self,
+        store: S,
+        id: &UploadId,
+    ) -> io::Result<UploadReader<S>> {
+        let row = store
+            .as_ref()
+            .upload(id)
+            .map_err(io::Error::other)?
+            .filter(|row| row.state != UploadState::Pending && row.received == row.length)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no such complete upload"))?;
+        Ok(UploadReader {
+            store,
+            id: *id,
+            next: 0,
+            length: row.length,
+            piece: Vec::new(),
+            at: 0,
+        })
     }
 
-    fn done_path(&self, id: &UploadId) -> PathBuf {
-        self.dir.join(format!("{id}.age"))
-    }
-
-    /// Opens a complete (or claimed) upload's age file for reading.
-    pub fn open_file(&self, id: &UploadId) -> io::Result<File> {
-        File::open(self.done_path(id))
-    }
-
-    /// Start-up: completes a rename a crash interrupted, and removes every
-    /// file without a row (or whose row says something else). Blocking.
-    fn sweep(&self, store: &Store) -> io::Result<()> {
-        let rows = store.uploads().map_err(io::Error::other)?;
-        let mut keep = HashSet::new();
-        for row in rows {
-            let (part, done) = (self.part_path(&row.id), self.done_path(&row.id));
-            match row.state {
-                UploadState::Pending if part.exists() => {
-                    keep.insert(part);
-                }
-                UploadState::Pending => {
-                    // Its file is gone (a restore, a hand-cleaned folder):
-                    // it can never complete.
-                    store.delete_upload(row.id).map_err(io::Error::other)?;
-                }
-                UploadState::Complete | UploadState::Claimed => {
-                    // Marked complete after the file was made durable, renamed
-                    // after that: finish the rename.
-                    if !done.exists() && part.exists() {
-                        std::fs::rename(&part, &done)?;
-                        sync_dir(&self.dir)?;
-                    }
-                    keep.insert(done);
-                }
-            }
-        }
-        for entry in std::fs::read_dir(&self.dir)? {
-            let path = entry?.path();
-            if !keep.contains(&path) {
-                tracing::warn!(
-                    "uploads: removing {} (no upload in the database)",
-                    path.display()
-                );
-                remove_if_present(&path)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// A new pending upload of `length` bytes: checks the limit, the quota
-    /// and the free space, then reserves the space on disk, so a later chunk
-    /// does not find the disk full. On any refusal nothing is left behind.
-    /// Blocking.
+    /// A new pending upload of `length` bytes. Nothing is reserved: the
+    /// bytes count against the quota as they arrive. Blocking.
     pub fn create(&self, store: &Store, length: u64) -> Result<UploadId, AppError> {
         if length > self.max_length() {
             return Err(AppError::TooLarge);
@@ -156,43 +129,27 @@ impl Uploads {
         if length == 0 {
             return Err(AppError::BadUpload);
         }
-        let free = free_bytes(&self.dir).map_err(|e| AppError::Internal(e.to_string()))?;
-        if free.saturating_sub(self.min_free) < length {
+        // Refused at once when the file could not fit now (nothing is
+        // reserved: the same checks run again as its bytes arrive).
+        let free = free_bytes(&self.data_dir).map_err(|e| AppError::Internal(e.to_string()))?;
+        if free.saturating_sub(self.min_free) < length
+            || store.uploads_received()?.saturating_add(length) > self.quota
+        {
             return Err(AppError::StorageFull);
         }
         let id = UploadId::random();
-        if !store.create_upload(id, length, self.quota)? {
+        if !store.create_upload(id, length)? {
             return Err(AppError::StorageFull);
         }
-        match self.reserve(&id, length) {
-            Ok(()) => Ok(id),
-            Err(e) => {
-                remove_if_present(&self.part_path(&id)).ok();
-                store.delete_upload(id)?;
-                if is_disk_full(&e) {
-                    Err(AppError::StorageFull)
-                } else {
-                    Err(AppError::Internal(format!(
-                        "uploads: cannot create a file: {e}"
-                    )))
-                }
-            }
-        }
+        self.touch(id);
+        Ok(id)
     }
 
-    /// Creates the empty `.part` file with `length` bytes allocated but not
-    /// yet part of the file (its size stays 0 and grows as bytes arrive).
-    fn reserve(&self, id: &UploadId, length: u64) -> io::Result<()> {
-        let file = File::create_new(self.part_path(id))?;
-        match rustix::fs::fallocate(&file, rustix::fs::FallocateFlags::KEEP_SIZE, 0, length) {
-            Ok(()) => {}
-            // A file system without fallocate: the free-space check above is
-            // all there is, and a full disk shows up as a write error.
-            Err(rustix::io::Errno::OPNOTSUPP) => {}
-            Err(e) => return Err(e.into()),
-        }
-        file.sync_all()?;
-        sync_dir(&self.dir)
+    fn touch(&self, id: UploadId) {
+        self.active
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, Instant::now());
     }
 
     /// Marks `id` busy for one chunk request; `None` if another request is
@@ -205,120 +162,220 @@ impl Uploads {
         })
     }
 
-    /// The bytes received so far of a pending upload.
-    pub fn received(&self, id: &UploadId) -> io::Result<u64> {
-        Ok(std::fs::metadata(self.part_path(id))?.len())
-    }
-
-    /// Opens a pending upload to append at `offset`, which must be where its
-    /// bytes end. Blocking.
-    pub fn append_at(&self, id: &UploadId, offset: u64) -> Result<File, AppError> {
-        let file = std::fs::OpenOptions::new()
-            .append(true)
-            .open(self.part_path(id))
-            .map_err(|e| AppError::Internal(format!("uploads: cannot open a file: {e}")))?;
-        let len = file
-            .metadata()
-            .map_err(|e| AppError::Internal(e.to_string()))?
-            .len();
-        if len != offset {
-            return Err(AppError::WrongOffset);
-        }
-        Ok(file)
-    }
-
-    /// Every byte arrived: checks the file (protocol.md §3a), makes it
-    /// durable, marks it complete, and renames it. A file that fails the
-    /// check is deleted with its row. Blocking.
-    pub fn finish(&self, store: &Store, id: UploadId, length: u64) -> Result<(), AppError> {
-        let part = self.part_path(&id);
-        let checked = (|| -> io::Result<Result<(), AgeFileError>> {
-            let mut file = File::open(&part)?;
-            let mut head = Vec::with_capacity(HEAD_READ);
-            (&mut file).take(HEAD_READ as u64).read_to_end(&mut head)?;
-            let result = agefile::check_attachment(&head, length).map(|_| ());
-            if result.is_ok() {
-                file.sync_all()?;
+    /// Stores one piece at `start` (durably). Blocking.
+    pub fn append(
+        &self,
+        store: &Store,
+        id: UploadId,
+        start: u64,
+        piece: Vec<u8>,
+    ) -> Result<u64, AppError> {
+        if !piece.is_empty() {
+            let free = free_bytes(&self.data_dir).map_err(|e| AppError::Internal(e.to_string()))?;
+            if free.saturating_sub(self.min_free) < piece.len() as u64 {
+                return Err(AppError::StorageFull);
             }
-            Ok(result)
-        })()
-        .map_err(|e| AppError::Internal(format!("uploads: cannot read a file: {e}")))?;
-        if let Err(refusal) = checked {
-            remove_if_present(&part).map_err(|e| AppError::Internal(e.to_string()))?;
-            store.delete_upload(id)?;
+        }
+        match store.append_chunk(id, start, piece, self.quota)? {
+            Append::Stored(row) => {
+                self.touch(id);
+                Ok(row.received)
+            }
+            Append::Unknown => Err(AppError::UnknownUpload),
+            Append::WrongOffset(_) => Err(AppError::WrongOffset),
+            Append::PastLength => Err(AppError::BadUpload),
+            Append::QuotaFull => Err(AppError::StorageFull),
+        }
+    }
+
+    /// Every byte arrived: checks the head (protocol.md §3a) and marks the
+    /// upload complete. One that fails the check is deleted. Blocking.
+    pub fn finish(&self, store: &Store, id: UploadId, length: u64) -> Result<(), AppError> {
+        let mut head = Vec::with_capacity(HEAD_READ);
+        let mut start = 0u64;
+        while head.len() < HEAD_READ && start < length {
+            let Some(piece) = store.upload_chunk(&id, start)? else {
+                // Cancelled or expired while its last bytes arrived.
+                return Err(AppError::UnknownUpload);
+            };
+            start += piece.len() as u64;
+            head.extend_from_slice(&piece);
+        }
+        head.truncate(HEAD_READ);
+        if let Err(refusal) = agefile::check_attachment(&head, length).map(|_| ()) {
+            self.forget(store, id)?;
             return Err(AppError::Age(refusal));
         }
-        // Durable first, then visible: a crash between the two is finished
-        // by the start-up sweep.
         if !store.complete_upload(id)? {
             // Cancelled (or expired) while its last bytes arrived.
-            remove_if_present(&part).map_err(|e| AppError::Internal(e.to_string()))?;
             return Err(AppError::UnknownUpload);
         }
-        std::fs::rename(&part, self.done_path(&id))
-            .and_then(|()| sync_dir(&self.dir))
-            .map_err(|e| AppError::Internal(format!("uploads: cannot rename a file: {e}")))?;
+        self.active
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
         Ok(())
     }
 
-    /// Undoes a chunk that cannot be kept (too long, disk full): the file
-    /// goes back to `offset` bytes.
-    pub fn truncate(&self, id: &UploadId, offset: u64) {
-        let result = std::fs::OpenOptions::new()
-            .write(true)
-            .open(self.part_path(id))
-            .and_then(|f| f.set_len(offset));
-        if let Err(e) = result {
-            tracing::error!("uploads: cannot cut back a refused chunk: {e}");
-        }
+    /// Undoes a chunk that cannot be kept (too long, past the length, no
+    /// room): the upload holds its first `start` bytes again. Blocking.
+    pub fn cut(&self, store: &Store, id: UploadId, start: u64) -> Result<(), AppError> {
+        store.cut_upload(id, start)?;
+        Ok(())
     }
 
-    /// Deletes an upload no message claimed, row and file. `false` if there
-    /// was none. Blocking.
+    fn forget(&self, store: &Store, id: UploadId) -> Result<bool, AppError> {
+        self.active
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
+        Ok(store.delete_upload(id)?)
+    }
+
+    /// Deletes an upload no message claimed, with its bytes. `false` if
+    /// there was none. A chunk request writing it at the same time ends
+    /// with `unknown_upload`. Blocking.
     pub fn cancel(&self, store: &Store, id: UploadId) -> Result<bool, AppError> {
-        if !store.delete_upload(id)? {
-            return Ok(false);
-        }
-        self.remove_files(&[id]);
-        Ok(true)
+        self.forget(store, id)
     }
 
-    /// Removes the files of uploads the store no longer holds.
-    pub fn remove_files(&self, ids: &[UploadId]) {
-        for id in ids {
-            for path in [self.part_path(id), self.done_path(id)] {
-                if let Err(e) = remove_if_present(&path) {
-                    tracing::error!("uploads: cannot remove {}: {e}", path.display());
-                }
-            }
-        }
-    }
-
-    /// Deletes unclaimed uploads older than a day. Blocking.
+    /// Deletes unclaimed uploads older than a day (complete ones no
+    /// message named), and pending ones idle for `IDLE_LIMIT`. Blocking.
     pub fn expire(&self, store: &Store, today: Day) -> Result<usize, AppError> {
         let two_days_ago = Day(today.0 - time::Duration::days(2));
-        let expired = store.expire_uploads(two_days_ago)?;
-        self.remove_files(&expired);
-        Ok(expired.len())
+        let expired = store.expire_uploads(two_days_ago)?.len();
+        Ok(expired + self.expire_idle(store, IDLE_LIMIT)?)
+    }
+
+    /// Deletes pending uploads that received nothing for `idle` (and that no
+    /// request is writing). One seen for the first time (after a restart)
+    /// starts its clock now. Blocking.
+    pub fn expire_idle(&self, store: &Store, idle: Duration) -> Result<usize, AppError> {
+        let pending: Vec<UploadId> = store
+            .uploads()?
+            .into_iter()
+            .filter(|row| row.state == UploadState::Pending)
+            .map(|row| row.id)
+            .collect();
+        let now = Instant::now();
+        let pending_set: HashSet<UploadId> = pending.iter().copied().collect();
+        let idle_ones: Vec<UploadId> = {
+            let mut active = self.active.lock().unwrap_or_else(|p| p.into_inner());
+            let busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
+            active.retain(|id, _| pending_set.contains(id));
+            pending
+                .iter()
+                .filter(|id| {
+                    let last = *active.entry(**id).or_insert(now);
+                    now.duration_since(last) >= idle && !busy.contains(id)
+                })
+                .copied()
+                .collect()
+        };
+        let mut forgotten = 0;
+        for id in idle_ones {
+            if self.forget(store, id)? {
+                forgotten += 1;
+            }
+        }
+        Ok(forgotten)
     }
 }
 
-/// Writes `bytes` and says whether the disk was full.
-pub fn write_frame(file: &mut File, bytes: &[u8]) -> Result<(), AppError> {
-    file.write_all(bytes).map_err(|e| {
-        if is_disk_full(&e) {
-            AppError::StorageFull
-        } else {
-            AppError::Internal(format!("uploads: cannot write: {e}"))
-        }
-    })
+/// Reads an upload's bytes from the database one piece at a time.
+pub struct UploadReader<S> {
+    store: S,
+    id: UploadId,
+    next: u64,
+    length: u64,
+    piece: Vec<u8>,
+    at: usize,
 }
 
-fn is_disk_full(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded | io::ErrorKind::FileTooLarge
-    )
+impl<S: AsRef<Store>> Read for UploadReader<S> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.at == self.piece.len() {
+            if self.next >= self.length {
+                return Ok(0);
+            }
+            let piece = self
+                .store
+                .as_ref()
+                .upload_chunk(&self.id, self.next)
+                .map_err(io::Error::other)?
+                .filter(|piece| !piece.is_empty())
+                .ok_or_else(|| {
+                    io::Error::new(io::ErrorKind::UnexpectedEof, "an attachment lost bytes")
+                })?;
+            self.next += piece.len() as u64;
+            self.piece = piece;
+            self.at = 0;
+        }
+        let n = buf.len().min(self.piece.len() - self.at);
+        buf[..n].copy_from_slice(&self.piece[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
+/// Version 3 kept each complete attachment in `uploads/<id>.age`: its
+/// bytes move into the database, piece by piece (a crash resumes where the
+/// database says), and the file goes. Pending uploads of version 3 were
+/// dropped by the migration; their `.part` files go too. The folder goes
+/// when it is empty.
+fn adopt_legacy_files(dir: &Path, store: &Store) -> io::Result<()> {
+    if !dir.is_dir() {
+        return Ok(());
+    }
+    for row in store.uploads().map_err(io::Error::other)? {
+        if row.state == UploadState::Pending || row.received == row.length {
+            continue;
+        }
+        let path = dir.join(format!("{}.age", row.id));
+        let mut file = match std::fs::File::open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                tracing::error!("uploads: the file of an attachment is missing; it cannot be sent");
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        io::Seek::seek(&mut file, io::SeekFrom::Start(row.received))?;
+        let mut start = row.received;
+        while start < row.length {
+            let mut piece = Vec::with_capacity(PIECE_BYTES);
+            (&mut file)
+                .take(PIECE_BYTES.min((row.length - start) as usize) as u64)
+                .read_to_end(&mut piece)?;
+            if piece.is_empty() {
+                tracing::error!("uploads: an attachment file is shorter than its upload");
+                break;
+            }
+            let len = piece.len() as u64;
+            store
+                .adopt_chunk(row.id, start, piece)
+                .map_err(io::Error::other)?;
+            start += len;
+        }
+    }
+    let unfinished: HashSet<String> = store
+        .uploads()
+        .map_err(io::Error::other)?
+        .into_iter()
+        .filter(|row| row.received < row.length && row.state != UploadState::Pending)
+        .map(|row| format!("{}.age", row.id))
+        .collect();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !unfinished.contains(&name) {
+            std::fs::remove_file(entry.path())?;
+        }
+    }
+    if std::fs::read_dir(dir)?.next().is_none() {
+        std::fs::remove_dir(dir)?;
+    }
+    Ok(())
 }
 
 /// Free bytes an unprivileged user may still write on `dir`'s file system.
@@ -327,14 +384,98 @@ fn free_bytes(dir: &Path) -> io::Result<u64> {
     Ok(stat.f_bavail.saturating_mul(stat.f_frsize))
 }
 
-fn remove_if_present(path: &Path) -> io::Result<()> {
-    match std::fs::remove_file(path) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// Makes a rename or a new file in `dir` durable.
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
+    fn uploads(dir: &std::path::Path) -> Uploads {
+        Uploads {
+            max_attachment_bytes: 1 << 20,
+            quota: 1 << 30,
+            min_free: 0,
+            data_dir: dir.to_path_buf(),
+            busy: Mutex::new(HashSet::new()),
+            active: Mutex::new(HashMap::new()),
+        }
+    }
+
+    #[test]
+    fn an_idle_upload_is_forgotten_with_its_bytes_a_busy_or_active_one_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db.sqlite")).unwrap();
+        let uploads = Arc::new(uploads(dir.path()));
+        let (idle, busy, fresh) = (
+            uploads.create(&store, 5000).unwrap(),
+            uploads.create(&store, 5000).unwrap(),
+            uploads.create(&store, 5000).unwrap(),
+        );
+        uploads.append(&store, idle, 0, vec![1; 100]).unwrap();
+        let _writing = uploads.claim(busy).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        uploads.append(&store, fresh, 0, vec![1; 100]).unwrap();
+        assert_eq!(
+            uploads
+                .expire_idle(&store, Duration::from_millis(40))
+                .unwrap(),
+            1
+        );
+        assert!(store.upload(&idle).unwrap().is_none());
+        assert_eq!(
+            store.upload_chunk(&idle, 0).unwrap(),
+            None,
+            "its bytes went too"
+        );
+        assert!(
+            store.upload(&busy).unwrap().is_some(),
+            "a request is writing it"
+        );
+        assert!(
+            store.upload(&fresh).unwrap().is_some(),
+            "it just received bytes"
+        );
+        // After a restart (no clock in memory) every pending upload starts
+        // its clock at the first sweep.
+        let restarted = Arc::new(self::uploads(dir.path()));
+        assert_eq!(
+            restarted
+                .expire_idle(&store, Duration::from_millis(40))
+                .unwrap(),
+            0
+        );
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(
+            restarted
+                .expire_idle(&store, Duration::from_millis(40))
+                .unwrap(),
+            2
+        );
+    }
+
+    #[test]
+    fn version_3_attachment_files_move_into_the_database_and_the_folder_goes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite");
+        let (claimed, pending) = crate::server::store::tests::version_3_database(&path);
+        let store = Store::open(&path).unwrap();
+        let folder = dir.path().join("uploads");
+        std::fs::create_dir(&folder).unwrap();
+        let bytes: Vec<u8> = (0..3000u32).map(|i| (i % 253) as u8).collect();
+        std::fs::write(folder.join(format!("{claimed}.age")), &bytes).unwrap();
+        std::fs::write(folder.join(format!("{pending}.part")), b"half").unwrap();
+        std::fs::write(folder.join("stray"), b"?").unwrap();
+        adopt_legacy_files(&folder, &store).unwrap();
+        assert!(!folder.exists(), "the folder is gone");
+        let row = store.upload(&claimed).unwrap().unwrap();
+        assert_eq!(row.received, 3000);
+        let mut read = Vec::new();
+        uploads(dir.path())
+            .open_file(&store, &claimed)
+            .unwrap()
+            .read_to_end(&mut read)
+            .unwrap();
+        assert_eq!(read, bytes);
+        // Again (a restart): nothing to do, nothing changes.
+        adopt_legacy_files(&folder, &store).unwrap();
+        assert_eq!(store.upload(&claimed).unwrap().unwrap().received, 3000);
+    }
 }

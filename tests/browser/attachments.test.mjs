@@ -13,15 +13,17 @@
 //   node --test tests/browser/attachments.test.mjs
 
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
+import { execFile, execFileSync } from "node:child_process";
 import { createHash, randomFillSync } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { copyFile, mkdir, readFile, readdir, writeFile } from "node:fs/promises";
+import { appendFile, copyFile, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, test } from "node:test";
 import { Decrypter } from "../../web/vendor/age.js";
+import { solutionHeader } from "../../web/js/pow.js";
 import {
   attachmentPaddedLength, base64ToBytes, buildEnvelope, bytesToBase64, decrypt, deriveKeys, encrypt, formatCode, generateCode, parseCode,
 } from "../../web/js/protocol.js";
@@ -105,11 +107,17 @@ async function assertAccessible(page, state) {
   await page.setViewportSize({ width: 1280, height: 900 });
 }
 
-/** A JSON call to the server's API, as any client could make it. */
+/**
+ * A JSON call to the server's API, as any client could make it (with a
+ * proof of work where the API asks one, solved by the page's own solver).
+ */
 async function api(url, apiPath, value) {
+  const pow = ["/api/v1/reports", "/api/v1/thread/messages", "/api/v1/uploads"].includes(apiPath)
+    ? { "Meldkluis-Pow": await solutionHeader(await (await fetch(`${url}/api/v1/pow`)).json()) }
+    : {};
   const answer = await fetch(`${url}${apiPath}`, {
     method: "POST",
-    headers: { "Content-Type": "application/json" },
+    headers: { "Content-Type": "application/json", ...pow },
     body: JSON.stringify(value),
   });
   return { status: answer.status, body: await answer.json() };
@@ -140,12 +148,31 @@ function recordUploads(page) {
 }
 
 /**
+ * The bytes the server's database holds of an upload (protocol.md §7a: they
+ * live in `upload_chunks`, 1 MiB a row), written out to one file with the
+ * sqlite3 tool, piece by piece.
+ */
+async function storedUpload(dataDir, upload) {
+  assert.match(upload, /^[0-9a-f]{32}$/);
+  const dir = await mkdtemp(path.join(tmpdir(), "meldkluis-stored-"));
+  execFileSync("sqlite3", ["-readonly", path.join(dataDir, "meldkluis.sqlite"),
+    `SELECT writefile('${dir}/' || printf('%015d', start), data) FROM upload_chunks WHERE upload_id = x'${upload}'`]);
+  const pieces = (await readdir(dir)).sort();
+  const whole = path.join(dir, "upload.age");
+  for (const piece of pieces) {
+    await appendFile(whole, await readFile(path.join(dir, piece)));
+    await rm(path.join(dir, piece));
+  }
+  return whole;
+}
+
+/**
  * Decrypts a stored upload with the counsellor's identity, as a stream, and
  * checks §3a: the head hash, the padded length, zeros after the file; resolves
  * to the SHA-256 of the file's own bytes.
  */
 async function openStored(dataDir, attachment) {
-  const stored = path.join(dataDir, "uploads", `${attachment.upload}.age`);
+  const stored = await storedUpload(dataDir, attachment.upload);
   const head = (await readFile(stored)).subarray(0, 4096);
   const text = new TextDecoder("latin1").decode(head);
   const headLength = text.indexOf("\n", text.indexOf("\n--- ") + 1) + 1 + 16;

@@ -172,6 +172,31 @@ impl Server {
         }
     }
 
+    /// Sends the server process a signal (`kill -SIGNAL`).
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// The server process's peak resident memory so far, in KiB (Linux).
+    pub fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap()
+    }
+
+    /// Resets the peak that `peak_rss_kib` reports to the current size.
+    pub fn reset_peak_rss(&self) {
+        std::fs::write(format!("/proc/{}/clear_refs", self.child.id()), "5").unwrap();
+    }
+
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
     }
@@ -198,18 +223,50 @@ impl Server {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> Response {
+        let solved;
+        let mut headers = headers.to_vec();
+        if needs_pow(method, path)
+            && !headers
+                .iter()
+                .any(|(n, _)| n.eq_ignore_ascii_case("meldkluis-pow"))
+        {
+            solved = self.pow();
+            headers.push(("Meldkluis-Pow", &solved));
+        }
         let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
         let mut head = format!(
             "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n",
             body.len()
         );
-        for (name, value) in headers {
+        for (name, value) in &headers {
             head.push_str(&format!("{name}: {value}\r\n"));
         }
         head.push_str("\r\n");
         stream.write_all(head.as_bytes()).unwrap();
         // The server may answer (413) before reading a large body.
         let _ = stream.write_all(body);
+        let mut raw = Vec::new();
+        let _ = stream.read_to_end(&mut raw);
+        parse_response(&raw)
+    }
+
+    /// A solved proof of work for one request (`Meldkluis-Pow` header).
+    pub fn pow(&self) -> String {
+        let answer = self.get("/api/v1/pow");
+        assert_eq!(answer.status, 200);
+        let challenge: meldkluis::server::pow::Challenge =
+            serde_json::from_slice(&answer.body).unwrap();
+        meldkluis::server::pow::solve(&challenge).unwrap()
+    }
+
+    /// Sends `bytes` as they are and reads the answer until the server
+    /// closes (for requests no HTTP client would make).
+    pub fn raw(&self, bytes: &[u8]) -> Response {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+            .unwrap();
+        let _ = stream.write_all(bytes);
         let mut raw = Vec::new();
         let _ = stream.read_to_end(&mut raw);
         parse_response(&raw)
@@ -257,15 +314,44 @@ impl Server {
     }
 
     /// The files in the data directory's `uploads/`, sorted.
+    /// The uploads the database holds, named as version 3 named their
+    /// files: `<id>.part` while pending, `<id>.age` once complete.
     pub fn upload_files(&self) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(self.data_dir().join("uploads"))
-            .map(|dir| {
-                dir.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                    .collect()
+        let db = rusqlite::Connection::open(self.data_dir().join("meldkluis.sqlite")).unwrap();
+        let mut names: Vec<String> = db
+            .prepare("SELECT id, state FROM uploads")
+            .unwrap()
+            .query_map([], |row| {
+                let id: Vec<u8> = row.get(0)?;
+                let state: String = row.get(1)?;
+                let suffix = if state == "pending" { "part" } else { "age" };
+                Ok(format!("{}.{suffix}", hex::encode(id)))
             })
-            .unwrap_or_default();
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
         names.sort();
         names
+    }
+
+    /// The bytes the database holds of upload `id`, in order.
+    pub fn stored_upload(&self, id: &str) -> Vec<u8> {
+        let db = rusqlite::Connection::open(self.data_dir().join("meldkluis.sqlite")).unwrap();
+        let pieces: Vec<(i64, Vec<u8>)> = db
+            .prepare("SELECT start, data FROM upload_chunks WHERE upload_id = ?1 ORDER BY start")
+            .unwrap()
+            .query_map([hex::decode(id).unwrap()], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let mut bytes = Vec::new();
+        for (start, data) in pieces {
+            assert_eq!(start as usize, bytes.len(), "pieces leave no gap");
+            bytes.extend_from_slice(&data);
+        }
+        bytes
     }
 
     pub fn get(&self, path: &str) -> Response {
@@ -310,7 +396,15 @@ impl Server {
     /// Row counts of every table: "changes nothing" means these stay equal.
     pub fn table_counts(&self) -> Vec<(String, i64)> {
         let db = rusqlite::Connection::open(self.data_dir().join("meldkluis.sqlite")).unwrap();
-        ["cases", "case_counsellors", "messages", "counsellor_sync", "uploads"]
+        [
+            "cases",
+            "case_counsellors",
+            "messages",
+            "counsellor_sync",
+            "uploads",
+            "upload_chunks",
+            "deliveries",
+        ]
             .iter()
             .map(|t| {
                 let n: i64 = db.query_row(&format!("SELECT count(*) FROM {t}"), [], |r| r.get(0)).unwrap();
@@ -318,7 +412,7 @@ impl Server {
             })
             .chain(std::iter::once({
                 let sync: String = db
-                    .query_row("SELECT coalesce(group_concat(counsellor || ':' || counter), '') FROM counsellor_sync", [], |r| r.get(0))
+                    .query_row("SELECT coalesce(group_concat(counsellor || ':' || hex(counter)), '') || '/' || (SELECT coalesce(sum(received), 0) FROM uploads) FROM counsellor_sync", [], |r| r.get(0))
                     .unwrap();
                 (sync, 0)
             }))
@@ -344,6 +438,30 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A solved proof of work from the server on `port`; `None` when it does
+/// not answer (it may be dying, in the crash tests).
+pub fn pow_for_port(port: u16) -> Option<String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream
+        .write_all(b"GET /api/v1/pow HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .ok()?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).ok()?;
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let challenge: meldkluis::server::pow::Challenge =
+        serde_json::from_slice(&raw[split + 4..]).ok()?;
+    meldkluis::server::pow::solve(&challenge)
+}
+
+/// The requests that need a proof of work (docs/api.md).
+pub fn needs_pow(method: &str, path: &str) -> bool {
+    method == "POST"
+        && matches!(
+            path,
+            "/api/v1/reports" | "/api/v1/thread/messages" | "/api/v1/uploads"
+        )
 }
 
 fn parse_response(raw: &[u8]) -> Response {

@@ -8,6 +8,7 @@
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { createHash } from "node:crypto";
 import { Decrypter, generateX25519Identity, identityToRecipient, sha256 } from "../../web/vendor/age.js";
 import { ApiError } from "../../web/js/api.js";
 import { attachmentPaddedLength, bytesToHex } from "../../web/js/protocol.js";
@@ -39,6 +40,15 @@ function fakeFile(name, size, seed = 1) {
   };
 }
 
+const POW_NUMBER = 37;
+const POW_CHALLENGE = {
+  algorithm: "SHA-256",
+  challenge: createHash("sha256").update(`salt?expires=1${POW_NUMBER}`).digest("hex"),
+  maxnumber: 100,
+  salt: "salt?expires=1",
+  signature: "00",
+};
+
 const json = (status, value) => new Response(JSON.stringify(value), { status, headers: { "Content-Type": "application/json" } });
 const refuse = (status, error) => json(status, { error, message: error });
 
@@ -53,10 +63,16 @@ function fakeServer({ chunkBytes = 64 * KIB, hooks = {} } = {}) {
   let next = 0;
   async function handle(path, { method, body, headers = {}, signal }) {
     if (signal?.aborted) throw new DOMException("aborted", "AbortError");
+    // A small proof of work (web/js/pow.js solves it for real); not logged.
+    if (path === "/api/v1/pow") return json(200, POW_CHALLENGE);
     log.push(path);
     if (path === "/api/v1/limits") return json(200, { max_attachment_bytes: 1 << 30, max_attachments: 20, chunk_bytes: chunkBytes });
     const value = headers["Content-Type"] === "application/json" ? JSON.parse(body) : null;
     if (path === "/api/v1/uploads") {
+      const pow = JSON.parse(atob(headers["Meldkluis-Pow"] ?? "bnVsbA=="));
+      if (pow?.number !== POW_NUMBER || pow.challenge !== POW_CHALLENGE.challenge) {
+        return refuse(403, "pow_required");
+      }
       if (hooks.create) {
         const answer = hooks.create(value);
         if (answer) return answer;

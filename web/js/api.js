@@ -1,3 +1,5 @@
+import { powHeaders } from "./pow.js";
+
 // The HTTP API of docs/api.md. XMLHttpRequest rather than fetch because it
 // reports upload progress, which matters for reports with attachments.
 
@@ -16,12 +18,13 @@ export class ApiError extends Error {
   }
 }
 
-function send(method, path, { body = null, type = null, binary = false, onUploadProgress } = {}) {
+function send(method, path, { body = null, type = null, binary = false, headers = {}, onUploadProgress } = {}) {
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
     xhr.open(method, path);
     xhr.withCredentials = false;
     if (type) xhr.setRequestHeader("Content-Type", type);
+    for (const [name, value] of Object.entries(headers)) xhr.setRequestHeader(name, value);
     xhr.responseType = binary ? "arraybuffer" : "text";
     if (onUploadProgress) {
       xhr.upload.onprogress = (e) => e.lengthComputable && onUploadProgress(e.loaded / e.total);
@@ -93,8 +96,9 @@ export function organisationFromPath(pathname = globalThis.location?.pathname ??
  * an uncertain failure sends identical bytes and the server answers 200.
  */
 export async function postReport(requestText, onUploadProgress) {
+  const headers = await proofOfWork();
   return parse(await send("POST", "/api/v1/reports", {
-    body: requestText, type: "application/json", onUploadProgress,
+    body: requestText, type: "application/json", headers, onUploadProgress,
   }));
 }
 
@@ -104,9 +108,19 @@ export function getThread(lookupKey) {
 }
 
 export async function postFollowUp(requestText, onUploadProgress) {
+  const headers = await proofOfWork();
   return parse(await send("POST", "/api/v1/thread/messages", {
-    body: requestText, type: "application/json", onUploadProgress,
+    body: requestText, type: "application/json", headers, onUploadProgress,
   }));
+}
+
+/** A solved proof of work for one request; a failure is a network failure. */
+async function proofOfWork() {
+  try {
+    return await powHeaders();
+  } catch {
+    throw new ApiError(0, "network");
+  }
 }
 
 /** Sends an outbox bundle; answers { bytes, filename } of the inbox bundle. */

@@ -5,6 +5,7 @@
 // bytes that arrived. No DOM here: node --test drives it with a fake fetch.
 
 import { ApiError } from "./api.js";
+import { powHeaders } from "./pow.js";
 import { encryptAttachment, sha256Hasher } from "./protocol.js";
 
 /** Transient failures persisted through the retries; `resume()` by calling `run()` again. */
@@ -57,7 +58,19 @@ export function uploadApi(fetchFn = (...args) => globalThis.fetch(...args)) {
     /** { max_attachment_bytes, max_attachments, chunk_bytes } */
     limits: () => call("/api/v1/limits", { method: "GET" }),
     /** { upload, received, chunk_bytes } */
-    create: (length, signal) => json("/api/v1/uploads", { length }, signal),
+    create: async (length, signal) => {
+      let pow;
+      try {
+        pow = await powHeaders(fetchFn);
+      } catch {
+        throw new ApiError(0, "network");
+      }
+      return call("/api/v1/uploads", {
+        body: JSON.stringify({ length }),
+        headers: { "Content-Type": "application/json", ...pow },
+        signal,
+      });
+    },
     /** { received, complete } */
     chunk: (upload, offset, bytes, signal) => call("/api/v1/uploads/chunk", {
       // A Blob (a copy), not the bytes themselves: Chromium sends a Blob body

@@ -5,7 +5,8 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, RawQuery, State};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -13,14 +14,28 @@ use crate::server::AppState;
 use crate::server::error::AppError;
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Which {
     org: Option<String>,
+}
+
+/// Every parameter at most once, and every `%` followed by two hex digits.
+fn plain_query(query: &str) -> bool {
+    let mut names = std::collections::BTreeSet::new();
+    query.split('&').filter(|p| !p.is_empty()).all(|pair| {
+        let name = pair.split_once('=').map_or(pair, |(name, _)| name);
+        let escapes_ok = pair
+            .split('%')
+            .skip(1)
+            .all(|rest| rest.len() >= 2 && rest.as_bytes()[..2].iter().all(u8::is_ascii_hexdigit));
+        escapes_ok && names.insert(name)
+    })
 }
 
 /// Organisation id → display name, from the cards.
 pub fn organisations(state: &AppState) -> BTreeMap<String, String> {
     state
-        .cards
+        .cards()
         .values()
         .map(|card| (card.org_id(), card.organisation.clone()))
         .collect()
@@ -38,8 +53,15 @@ pub async fn list_organisations(State(state): State<AppState>) -> Json<Value> {
 /// server serves a single organisation.
 pub async fn list(
     State(state): State<AppState>,
-    Query(which): Query<Which>,
+    RawQuery(raw): RawQuery,
+    which: Result<Query<Which>, QueryRejection>,
 ) -> Result<Json<Value>, AppError> {
+    // axum's own refusal is text/plain, and a repeated `org` would be
+    // decided by whichever came last: both are our JSON refusal instead.
+    if raw.as_deref().is_some_and(|q| !plain_query(q)) {
+        return Err(AppError::BadQuery);
+    }
+    let Query(which) = which.map_err(|_| AppError::BadQuery)?;
     let organisations = organisations(&state);
     let org = match which.org {
         Some(org) if organisations.contains_key(&org) => org,
@@ -50,7 +72,7 @@ pub async fn list(
         None => return Err(AppError::OrganisationRequired),
     };
     let counsellors: Vec<Value> = state
-        .cards
+        .cards()
         .values()
         .filter(|card| card.org_id() == org)
         .map(|card| {

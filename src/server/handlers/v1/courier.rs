@@ -101,8 +101,8 @@ fn apply(state: &AppState, bytes: &[u8]) -> Result<Prepared, AppError> {
     let manifest = &outbox.manifest;
     // An unknown counsellor gets the same answer as a forged signature, so the
     // endpoint does not confirm which ids exist.
-    let card = state
-        .cards
+    let cards = state.cards();
+    let card = cards
         .get(&manifest.counsellor)
         .ok_or(AppError::Bundle(BundleError::BadSignature))?;
     let key = card
@@ -133,28 +133,26 @@ fn apply(state: &AppState, bytes: &[u8]) -> Result<Prepared, AppError> {
         SyncOutcome::Replayed => return Err(AppError::ReplayedBundle),
         SyncOutcome::UnknownCase(_) => return Err(AppError::UnknownCase),
     };
-    let mut entries = state
-        .store
-        .inbox(&manifest.counsellor, manifest.inbox_ack)?;
-    // Keep the inbox within its budgets; what does not fit comes with the
-    // next sync, because the acknowledgement only moves on import.
+    // Messages that arrived since the last sync get their numbers now
+    // (protocol.md §7a), then the inbox is read up to its budgets; what
+    // does not fit comes with the next sync, because the acknowledgement
+    // only moves on import.
+    state.store.assign_deliveries(&manifest.counsellor)?;
     let mut in_memory = 0;
     let mut streamed = 0;
     // The manifest is one archive entry; each message one more, and one per
     // attachment.
     let mut archive_entries = 1;
-    let fits = entries
-        .iter()
-        .take_while(|e| {
+    let entries = state
+        .store
+        .inbox(&manifest.counsellor, manifest.inbox_ack, |e| {
             in_memory += e.body.len() + 1024;
             streamed += e.attachments.iter().map(|a| a.length).sum::<u64>();
             archive_entries += 1 + e.attachments.len();
             in_memory <= INBOX_BUDGET_BYTES
                 && streamed <= INBOX_ATTACHMENT_BUDGET_BYTES
                 && archive_entries <= MAX_ENTRIES
-        })
-        .count();
-    entries.truncate(fits.max(1));
+        })?;
     // Everything the laptop checks, before the first byte goes out: a stream
     // cannot take back what it has sent.
     Inbox::check(&manifest.counsellor, manifest.counter, &applied, &entries).map_err(|e| {
@@ -176,7 +174,7 @@ fn apply(state: &AppState, bytes: &[u8]) -> Result<Prepared, AppError> {
 /// goes; blocking.
 fn write_inbox(state: &AppState, prepared: Prepared, writer: BodyWriter) -> std::io::Result<()> {
     let mut open = |upload: &UploadId| -> std::io::Result<Box<dyn Read>> {
-        Ok(Box::new(state.uploads.open_file(upload)?))
+        Ok(Box::new(state.uploads.open_file(state.clone(), upload)?))
     };
     let mut writer = Inbox::seal_to(
         writer,

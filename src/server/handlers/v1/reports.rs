@@ -38,11 +38,12 @@ pub async fn create(
     if counsellors.is_empty() {
         return Err(AppError::NoCounsellor);
     }
-    if counsellors.iter().any(|id| !state.cards.contains_key(id)) {
+    let cards = state.cards();
+    if counsellors.iter().any(|id| !cards.contains_key(id)) {
         return Err(AppError::UnknownCounsellor);
     }
-    let org = state.cards[&counsellors[0]].org_id();
-    if counsellors.iter().any(|id| state.cards[id].org_id() != org) {
+    let org = cards[&counsellors[0]].org_id();
+    if counsellors.iter().any(|id| cards[id].org_id() != org) {
         return Err(AppError::MixedOrganisations);
     }
     let report = message(&request.message)?;

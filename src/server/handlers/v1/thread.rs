@@ -192,6 +192,7 @@ async fn store_follow_up(
         FollowUp::Stored(day) => day,
         FollowUp::UnknownCode => return Err(AppError::UnknownCode),
         FollowUp::UnknownUpload => return Err(AppError::UnknownUpload),
+        FollowUp::CaseFull => return Err(AppError::CaseFull),
     };
     Ok((
         StatusCode::CREATED,

@@ -17,7 +17,7 @@ use crate::format::ids::UploadId;
 use crate::server::AppState;
 use crate::server::error::AppError;
 use crate::server::store::UploadState;
-use crate::server::uploads::{CHUNK_BYTES, write_frame};
+use crate::server::uploads::{CHUNK_BYTES, PIECE_BYTES};
 
 /// `GET /api/v1/limits`: what the page needs to refuse a file before it
 /// spends minutes encrypting it.
@@ -56,9 +56,16 @@ pub async fn create(
     ))
 }
 
-/// The id in the `Upload-Id` header and the offset in `Upload-Offset`.
+/// The id in the `Upload-Id` header and the offset in `Upload-Offset`,
+/// each exactly once: with two, which one counts would be a guess.
 fn chunk_headers(headers: &HeaderMap) -> Result<(UploadId, u64), AppError> {
-    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let text = |name: &str| {
+        let mut values = headers.get_all(name).iter();
+        match (values.next(), values.next()) {
+            (Some(value), None) => value.to_str().ok(),
+            _ => None,
+        }
+    };
     let id = text("upload-id")
         .and_then(UploadId::parse)
         .ok_or(AppError::BadUpload)?;
@@ -81,21 +88,19 @@ pub async fn chunk(
         let state = state.clone();
         tokio::task::spawn_blocking(move || state.store.upload(&id)).await??
     }
+    .filter(|row| row.state == UploadState::Pending)
     .ok_or(AppError::UnknownUpload)?;
-    if row.state != UploadState::Pending {
-        return Err(AppError::UnknownUpload);
+    if row.received != offset {
+        return Err(AppError::WrongOffset);
     }
-    let file = {
-        let state = state.clone();
-        tokio::task::spawn_blocking(move || state.uploads.append_at(&id, offset)).await??
-    };
-    // Frames are written as they arrive; a cut connection keeps what came.
-    let received = match receive(file, body, offset, row.length).await {
+    // Pieces are stored as they arrive; a cut connection keeps what came.
+    let received = match receive(&state, id, body, offset, row.length).await {
         Ok(received) => received,
         Err(Stop::Refused(refusal)) => {
             // Nothing of a refused chunk stays.
             let state = state.clone();
-            tokio::task::spawn_blocking(move || state.uploads.truncate(&id, offset)).await?;
+            tokio::task::spawn_blocking(move || state.uploads.cut(&state.store, id, offset))
+                .await??;
             return Err(refusal);
         }
         Err(Stop::Cut(error)) => return Err(error),
@@ -112,70 +117,67 @@ pub async fn chunk(
 enum Stop {
     /// Refused: the chunk's bytes must not stay.
     Refused(AppError),
-    /// The connection was cut (or the disk failed): what arrived stays.
+    /// The connection was cut, the upload is gone, or the disk failed:
+    /// what was stored stays.
     Cut(AppError),
 }
 
-/// Bytes gathered before one write: few system calls, little memory.
-const WRITE_BYTES: usize = 256 * 1024;
-
-/// Appends the body's frames to `file` as they arrive and returns the bytes
-/// the upload now holds. A connection cut mid-chunk keeps what arrived (the
-/// melder resumes from there). Refuses a chunk beyond `CHUNK_BYTES` or past
-/// `length`; the caller then cuts the file back.
+/// Stores the body's bytes in pieces of `PIECE_BYTES` as they arrive and
+/// returns the bytes the upload now holds. A connection cut mid-chunk keeps
+/// what arrived (the melder resumes from there). Refuses a chunk beyond
+/// `CHUNK_BYTES` or past `length`; the caller then cuts it back. The last
+/// store (even of nothing) confirms the upload still exists.
 async fn receive(
-    file: std::fs::File,
+    state: &AppState,
+    id: UploadId,
     mut body: Body,
     offset: u64,
     length: u64,
 ) -> Result<u64, Stop> {
-    let file = std::sync::Arc::new(std::sync::Mutex::new(file));
-    let flush = |pending: Vec<u8>| {
-        let file = file.clone();
+    let store = |start: u64, piece: Vec<u8>| {
+        let state = state.clone();
         async move {
             match tokio::task::spawn_blocking(move || {
-                let mut file = file.lock().unwrap_or_else(|p| p.into_inner());
-                write_frame(&mut file, &pending)
+                state.uploads.append(&state.store, id, start, piece)
             })
             .await
             {
-                Ok(Ok(())) => Ok(()),
-                // A full disk: this chunk goes, the upload can go on later.
+                Ok(Ok(received)) => Ok(received),
+                // No room: this chunk goes, the upload can go on later.
                 Ok(Err(full @ AppError::StorageFull)) => Err(Stop::Refused(full)),
                 Ok(Err(other)) => Err(Stop::Cut(other)),
                 Err(join) => Err(Stop::Cut(join.into())),
             }
         }
     };
-    let mut received = offset;
-    let mut pending = Vec::with_capacity(WRITE_BYTES);
+    let mut stored = offset;
+    let mut pending = Vec::with_capacity(PIECE_BYTES);
     while let Some(frame) = body.frame().await {
         let Ok(frame) = frame else {
             // The client went away: keep what arrived, answer no one.
-            flush(pending).await?;
+            store(stored, pending).await?;
             return Err(Stop::Cut(AppError::BadUpload));
         };
-        let Ok(data) = frame.into_data() else {
+        let Ok(mut data) = frame.into_data() else {
             continue;
         };
-        if received + data.len() as u64 - offset > CHUNK_BYTES {
+        let arrived = stored + (pending.len() + data.len()) as u64;
+        if arrived - offset > CHUNK_BYTES {
             return Err(Stop::Refused(AppError::TooLarge));
         }
-        if received + data.len() as u64 > length {
+        if arrived > length {
             return Err(Stop::Refused(AppError::BadUpload));
         }
-        received += data.len() as u64;
-        pending.extend_from_slice(&data);
-        if pending.len() >= WRITE_BYTES {
-            flush(std::mem::replace(
-                &mut pending,
-                Vec::with_capacity(WRITE_BYTES),
-            ))
-            .await?;
+        while !data.is_empty() {
+            let take = data.len().min(PIECE_BYTES - pending.len());
+            pending.extend_from_slice(&data.split_to(take));
+            if pending.len() == PIECE_BYTES {
+                let piece = std::mem::replace(&mut pending, Vec::with_capacity(PIECE_BYTES));
+                stored = store(stored, piece).await?;
+            }
         }
     }
-    flush(pending).await?;
-    Ok(received)
+    store(stored, pending).await
 }
 
 pub async fn status(
@@ -190,13 +192,7 @@ pub async fn status(
             .upload(&upload)?
             .ok_or(AppError::UnknownUpload)?;
         let mut complete = row.state != UploadState::Pending;
-        let received = match row.state {
-            UploadState::Pending => state
-                .uploads
-                .received(&upload)
-                .map_err(|e| AppError::Internal(e.to_string()))?,
-            UploadState::Complete | UploadState::Claimed => row.length,
-        };
+        let received = row.received;
         if !complete && received == row.length {
             // Every byte came but the last step failed (a full disk, a
             // restart): finish it now, unless a chunk request is at it.
