@@ -132,7 +132,12 @@ impl CaseScreen {
             .nth(n.saturating_sub(1))
             .cloned();
         if let Some(attachment) = attachment {
-            self.preview = Some(Preview::load(vault, &self.view.summary.id, &attachment, lang));
+            self.preview = Some(Preview::load(
+                vault,
+                &self.view.summary.id,
+                &attachment,
+                lang,
+            ));
         }
     }
 

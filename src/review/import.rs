@@ -212,7 +212,11 @@ fn apply(vault: &mut Vault, read: ReadInbox) -> Result<ImportSummary, ReviewErro
         // what the (authenticated) envelope says it is, so an evaluation
         // does not read as a message waiting for an answer.
         let mut kind = item.kind;
-        if from_melder && envelope.as_ref().is_some_and(|e| e.kind == Kind::Evaluation) {
+        if from_melder
+            && envelope
+                .as_ref()
+                .is_some_and(|e| e.kind == Kind::Evaluation)
+        {
             kind = Kind::Evaluation.as_str().into();
         }
         match envelope {

@@ -97,21 +97,22 @@ fn fill(root: PathBuf, listen: SocketAddr) -> Result<DemoSetup, DemoError> {
     })
 }
 
-/// The reviewer command to print: the sibling binary if it was built,
+/// A counsellor's program to print: the sibling binary if it was built,
 /// otherwise through cargo.
-fn reviewer_command() -> String {
+fn sibling_command(name: &str) -> String {
     let sibling = std::env::current_exe()
         .ok()
-        .and_then(|exe| exe.parent().map(|dir| dir.join("meldkluis-review")))
+        .and_then(|exe| exe.parent().map(|dir| dir.join(name)))
         .filter(|path| path.exists());
     match sibling {
         Some(path) => path.display().to_string(),
-        None => "cargo run -q --bin meldkluis-review --".into(),
+        None => format!("cargo run -q --bin {name} --"),
     }
 }
 
 pub fn instructions(setup: &DemoSetup, url: &str) -> String {
-    let r = reviewer_command();
+    let r = sibling_command("meldkluis-review");
+    let desk = sibling_command("meldkluis-desk");
     let root = setup.root.display();
     let vault = setup.vault.display();
     let pass = setup.passphrase_file.display();
@@ -126,7 +127,11 @@ pub fn instructions(setup: &DemoSetup, url: &str) -> String {
 Melder:      {url}/          (English: {url}/en)
 Files:       {root}
 
-Counsellor round trip, in a second terminal:
+Counsellor, in a window (the desktop program; the passphrase above; as the
+USB stick's folder under Sync, use {root}):
+  {desk} --vault {vault}
+
+Or the command line, in a second terminal:
   export MELDKLUIS_VAULT={vault}
   R=\"{r} --passphrase-file {pass}\"
   $R outbox {root}/outbox.tar                      # a signed sync request
