@@ -9,7 +9,7 @@ use super::settings::Settings;
 use super::text::Texts;
 use super::{Action, widgets};
 use crate::format::day::Day;
-use crate::format::envelope::{Kind, Status};
+use crate::format::envelope::Status;
 use crate::format::ids::CaseId;
 use crate::review::commands;
 use crate::review::error::ReviewError;
@@ -433,13 +433,7 @@ fn message_ui(
     message: &MessageView,
     wishes: &mut Vec<AttachmentRequest>,
 ) {
-    let kind = match message.kind {
-        Some(Kind::Report) => texts.kind_report,
-        Some(Kind::FollowUp) => texts.kind_follow_up,
-        Some(Kind::Reply) => texts.kind_reply,
-        Some(Kind::Evaluation) => texts.kind_evaluation,
-        None => "?",
-    };
+    let kind = texts.kind(message.kind);
     ui.add_space(6.0);
     ui.label(
         RichText::new(format!(

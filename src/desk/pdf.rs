@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 use pdf_writer::{Content, Finish, Name, Pdf, Rect, Ref, Str};
 
 use crate::format::day::Day;
-use crate::format::envelope::Kind;
 use crate::format::ids::CaseId;
 use crate::review::export::write_new_file;
 use crate::review::i18n::Lang;
@@ -102,13 +101,7 @@ pub fn render(
         _ => {}
     }
     for message in &view.messages {
-        let kind = match message.kind {
-            Some(Kind::Report) => texts.kind_report,
-            Some(Kind::FollowUp) => texts.kind_follow_up,
-            Some(Kind::Reply) => texts.kind_reply,
-            Some(Kind::Evaluation) => texts.kind_evaluation,
-            None => "?",
-        };
+        let kind = texts.kind(message.kind);
         lines.push(Line::Gap);
         lines.push(Line::Heading(format!(
             "{} {} · {} · {} · {}",

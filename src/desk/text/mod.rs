@@ -5,6 +5,7 @@
 mod en;
 mod nl;
 
+use crate::format::envelope::Kind;
 use crate::review::i18n::Lang;
 
 pub fn texts(lang: Lang) -> &'static Texts {
@@ -176,4 +177,17 @@ pub struct Texts {
     pub pdf_made_on: &'static str,
     pub pdf_contact_left_out: &'static str,
     pub error_prefix: &'static str,
+}
+
+impl Texts {
+    /// A message's kind in words ("?" for one this version does not know).
+    pub fn kind(&self, kind: Option<Kind>) -> &'static str {
+        match kind {
+            Some(Kind::Report) => self.kind_report,
+            Some(Kind::FollowUp) => self.kind_follow_up,
+            Some(Kind::Reply) => self.kind_reply,
+            Some(Kind::Evaluation) => self.kind_evaluation,
+            None => "?",
+        }
+    }
 }
