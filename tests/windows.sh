@@ -400,8 +400,8 @@ LC_ALL=C.UTF-8 script -qfec "timeout 120 wine '$win_exe' --vault '$(winpath "$VA
   < "$work/console.in" > "$work/console.out" 2>&1 &
 console_pid=$!
 exec 4>"$work/console.in"
-for _ in $(seq 300); do grep -qi 'passphrase' "$work/console.out" && break; sleep 0.2; done
-grep -qi 'passphrase' "$work/console.out" || { cat -v "$work/console.out"; fail "no passphrase prompt on the console"; }
+for _ in $(seq 300); do grep -qiE 'passphrase|wachtwoordzin' "$work/console.out" && break; sleep 0.2; done
+grep -qiE 'passphrase|wachtwoordzin' "$work/console.out" || { cat -v "$work/console.out"; fail "no passphrase prompt on the console"; }
 sleep 1
 printf '%s\r' "$PASS" >&4
 status=0; wait "$console_pid" || status=$?
