@@ -130,11 +130,12 @@ shot() {
 }
 count=0
 for lang in nl en; do
-  for look in light-100 light-200 dark-100; do
+  for look in light-100 light-200 dark-100 dark-200; do
     args=(--lang "$lang" --today "$later")
     case $look in
       light-200) args+=(--text-scale 2) ;;
       dark-100) args+=(--dark) ;;
+      dark-200) args+=(--dark --text-scale 2) ;;
     esac
     shot "$lang-$look-1-setup" --vault fresh-vault "${args[@]}"
     shot "$lang-$look-2-unlock" --vault vault "${args[@]}"

@@ -324,3 +324,129 @@ fn the_weekly_routine_from_first_run_to_reopen() {
     wait_for(&mut h, "the desk", |h| has_text(h, "Zaken"));
     assert!(h.state().is_open());
 }
+
+/// A 3×2 PNG with the melder's name in a text chunk, made with the png crate.
+fn png_with_author() -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut encoder = png::Encoder::new(&mut out, 3, 2);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder
+        .add_text_chunk("Author".into(), "J. de Melder".into())
+        .unwrap();
+    let mut writer = encoder.write_header().unwrap();
+    writer.write_image_data(&[200; 18]).unwrap();
+    writer.finish().unwrap();
+    out
+}
+
+#[test]
+fn attachments_pdf_and_figures_leave_the_desk_as_files() {
+    use meldkluis::format::envelope::Attachment;
+    let dir = tempfile::tempdir().unwrap();
+    let vault_dir = dir.path().join("kluis");
+    let mut vault = common::make_vault(&vault_dir, "vp-a");
+    let server = Server::start_with_cards(&[("vp-a", vault.card.to_json())]);
+    let melder = Melder::new();
+    let mut report = melder.report_envelope("Zie de foto van het kasboek.", &["vp-a"]);
+    report.contact = Some("j.demelder@example.org".into());
+    report.attachments.push(Attachment::inline(
+        "kasboek.png",
+        "image/png",
+        &png_with_author(),
+    ));
+    let recipients = [vault.recipient()];
+    assert_eq!(
+        server.submit_report(&melder, &report, &recipients).status,
+        201
+    );
+    let answer = server.sync(&meldkluis::review::commands::outbox(&mut vault).unwrap());
+    meldkluis::review::commands::import(&mut vault, &answer.body).unwrap();
+    let case = vault.state.cases.keys().next().unwrap().to_hex();
+    drop(vault);
+
+    let out = dir.path().join("uit");
+    std::fs::create_dir_all(&out).unwrap();
+    let pass = dir.path().join("pass");
+    std::fs::write(&pass, "test passphrase\n").unwrap();
+    let mut app = DeskApp::new(vault_dir.clone(), fixed_today);
+    app.start(meldkluis::desk::StartOptions {
+        passphrase_file: Some(pass),
+        case: Some(case[..8].to_string()),
+        ..Default::default()
+    })
+    .unwrap();
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1366.0, 768.0))
+        .with_max_steps(12)
+        .build_ui_state(|ui, app: &mut DeskApp| app.ui(ui), app);
+    h.run_steps(2);
+    assert!(has_text(&h, "Zie de foto van het kasboek."));
+    assert!(
+        has_text(&h, "j.demelder@example.org"),
+        "contact shown to the counsellor"
+    );
+    // The folder to save to.
+    h.get_by_label("Map voor opslaan").focus();
+    h.run_steps(1);
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
+    h.get_by_label("Map voor opslaan")
+        .type_text(&out.display().to_string());
+    h.run_steps(2);
+
+    // Preview: the picture and the metadata that could identify the melder.
+    click(&mut h, "Bekijken 01-kasboek.png");
+    assert!(has_text(&h, "Bijlage bekijken: 01-kasboek.png"));
+    assert!(
+        has_text(&h, "J. de Melder"),
+        "the author in the file is shown"
+    );
+    click(&mut h, "Sluiten");
+
+    // Saved without metadata: the same pixels, no author.
+    click(&mut h, "Opslaan zonder metadata 01-kasboek.png");
+    assert!(has_text(&h, "Opgeslagen:"), "{:?}", h.state().notice());
+    let clean = std::fs::read(out.join("01-kasboek.png")).unwrap();
+    assert!(!String::from_utf8_lossy(&clean).contains("J. de Melder"));
+    let decoded = meldkluis::desk::files::decode_image(&clean).unwrap();
+    assert_eq!((decoded.width, decoded.height), (3, 2));
+
+    // The PDF, without contact details.
+    click(&mut h, "Contactgegevens weglaten");
+    click(&mut h, "Zaak als PDF opslaan");
+    assert!(has_text(&h, "PDF opgeslagen:"), "{:?}", h.state().notice());
+    let pdf = std::fs::read(out.join(format!("zaak-{}.pdf", &case[..8]))).unwrap();
+    assert!(pdf.starts_with(b"%PDF-"));
+    let text = String::from_utf8_lossy(&pdf);
+    assert!(text.contains("Vertrouwelijk zaakdossier"));
+    assert!(text.contains("kasboek"));
+    assert!(!text.contains("demelder@example.org"), "contact left out");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(out.join("01-kasboek.png"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(
+            mode & 0o077,
+            0,
+            "decrypted files are the counsellor's alone"
+        );
+    }
+
+    // Figures, as CSV and as an SVG chart.
+    click(&mut h, "Cijfers");
+    h.get_by_label("Map voor opslaan").focus();
+    h.run_steps(1);
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
+    h.get_by_label("Map voor opslaan")
+        .type_text(&out.display().to_string());
+    h.run_steps(2);
+    click(&mut h, "Opslaan als CSV");
+    click(&mut h, "Grafiek opslaan als SVG");
+    let today = Day::today();
+    let csv = std::fs::read_to_string(out.join(format!("meldkluis-cijfers-{today}.csv"))).unwrap();
+    assert!(csv.contains("cases,1") || csv.contains(",1"), "{csv}");
+    let svg = std::fs::read_to_string(out.join(format!("meldkluis-cijfers-{today}.svg"))).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains(">1</text>"));
+}

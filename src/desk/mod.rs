@@ -562,3 +562,79 @@ pub fn run_native() -> std::process::ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open_app(dir: &Path) -> DeskApp {
+        let vault = dir.join("kluis");
+        Vault::init(
+            &vault,
+            age::secrecy::SecretString::from("idle test passphrase".to_owned()),
+            crate::review::vault::NewCounsellor {
+                id: "vp-idle".into(),
+                name: "Idle".into(),
+                organisation: "Test".into(),
+                org: None,
+                kind: crate::format::card::CounsellorKind::External,
+                description: String::new(),
+            },
+        )
+        .unwrap();
+        let pass = dir.join("pass");
+        std::fs::write(&pass, "idle test passphrase\n").unwrap();
+        let mut app = DeskApp::new(vault, Day::today);
+        app.start(StartOptions {
+            passphrase_file: Some(pass),
+            ..Default::default()
+        })
+        .unwrap();
+        app
+    }
+
+    fn frame(app: &mut DeskApp, ctx: &Context) {
+        let mut output = ctx.run_ui(egui::RawInput::default(), |ui| app.ui(ui));
+        // No renderer here: the font textures are dropped on purpose.
+        output.textures_delta.clear();
+    }
+
+    #[test]
+    fn the_vault_locks_after_the_idle_time_and_not_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut app = open_app(dir.path());
+        let ctx = Context::default();
+        frame(&mut app, &ctx);
+        assert!(app.is_open());
+        let limit = Duration::from_secs(u64::from(app.settings.idle_minutes) * 60);
+        app.last_input = Instant::now() - limit + Duration::from_secs(30);
+        frame(&mut app, &ctx);
+        assert!(app.is_open(), "not yet");
+        app.last_input = Instant::now() - limit - Duration::from_secs(1);
+        frame(&mut app, &ctx);
+        assert!(!app.is_open(), "locked after the idle time");
+        assert!(app.locked_for_idle);
+        assert_eq!(
+            app.queued(),
+            None,
+            "nothing of the vault is left in the program"
+        );
+    }
+
+    #[test]
+    fn a_wrong_passphrase_file_is_refused_with_words() {
+        let dir = tempfile::tempdir().unwrap();
+        let _ = open_app(dir.path());
+        std::fs::write(dir.path().join("wrong"), "niet de goede\n").unwrap();
+        let mut app = DeskApp::new(dir.path().join("kluis"), Day::today);
+        let refused = app.start(StartOptions {
+            passphrase_file: Some(dir.path().join("wrong")),
+            ..Default::default()
+        });
+        assert_eq!(
+            refused.unwrap_err(),
+            "De wachtwoordzin klopt niet (of identity.age is beschadigd)."
+        );
+        assert!(!app.is_open());
+    }
+}
