@@ -221,15 +221,12 @@ impl Line {
         }
     }
 
-    /// Sends a JSON POST; returns the moment it was sent.
-    fn send(&mut self, path: &str, body: &str) -> Instant {
-        // Solved before the clock starts: the work is the client's.
-        let pow = if common::needs_pow("POST", path) {
-            let port = self.writer.peer_addr().unwrap().port();
-            format!("Meldkluis-Pow: {}\r\n", common::pow_for_port(port).unwrap())
-        } else {
-            String::new()
-        };
+    /// Sends a JSON POST with its proof of work, solved beforehand (see
+    /// `run`); returns the moment it was sent.
+    fn send(&mut self, path: &str, body: &str, pow: Option<&str>) -> Instant {
+        let pow = pow
+            .map(|solved| format!("Meldkluis-Pow: {solved}\r\n"))
+            .unwrap_or_default();
         let request = format!(
             "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n{pow}Content-Length: {}\r\n\r\n{body}",
             body.len()
@@ -287,6 +284,25 @@ struct Request {
     body: String,
 }
 
+/// Solves the proof of work of every request that needs one, before any
+/// is timed: solving is the client's work, and done during the rounds it
+/// would take the cores the server's answers need (and send a round's
+/// requests apart instead of together).
+fn solve_all(port: u16, rounds: &[Vec<Request>]) -> Vec<Vec<Option<String>>> {
+    rounds
+        .iter()
+        .map(|round| {
+            round
+                .iter()
+                .map(|r| {
+                    common::needs_pow("POST", r.path)
+                        .then(|| common::pow_for_port(port).expect("a proof of work"))
+                })
+                .collect()
+        })
+        .collect()
+}
+
 struct Sample {
     round: usize,
     label: &'static str,
@@ -305,9 +321,11 @@ struct Sample {
 /// `runners` rounds run at once (a floor is a wait, so they overlap); a
 /// random pause of 0–2 ms before each round spreads rounds over the tick.
 fn run(port: u16, rounds: Vec<Vec<Request>>, runners: usize) -> Vec<Sample> {
-    let mut shares: Vec<Vec<(usize, Vec<Request>)>> = (0..runners).map(|_| Vec::new()).collect();
-    for (i, round) in rounds.into_iter().enumerate() {
-        shares[i % runners].push((i, round));
+    let solved = solve_all(port, &rounds);
+    let mut shares: Vec<Vec<(usize, Vec<(Request, Option<String>)>)>> =
+        (0..runners).map(|_| Vec::new()).collect();
+    for (i, (round, pows)) in rounds.into_iter().zip(solved).enumerate() {
+        shares[i % runners].push((i, round.into_iter().zip(pows).collect()));
     }
     let threads: Vec<_> = shares
         .into_iter()
@@ -325,9 +343,11 @@ fn run(port: u16, rounds: Vec<Vec<Request>>, runners: usize) -> Vec<Sample> {
                     let sent: Vec<Instant> = requests
                         .iter()
                         .zip(&mut lines)
-                        .map(|(request, line)| line.send(request.path, &request.body))
+                        .map(|((request, pow), line)| {
+                            line.send(request.path, &request.body, pow.as_deref())
+                        })
                         .collect();
-                    for ((request, line), sent) in requests.iter().zip(&lines).zip(sent) {
+                    for (((request, _), line), sent) in requests.iter().zip(&lines).zip(sent) {
                         let (status, answered) = line.answer();
                         samples.push(Sample {
                             round,
