@@ -173,7 +173,7 @@ counter=${out##*-}; counter=${counter%.tar}
 courier "$out" "stick/meldkluis-inbox-mr-a-jansen-$counter.age"
 key ctrl+i            # import what came back
 key ctrl+1            # the overview
-key Tab Tab Tab Tab Tab Tab Tab Tab Tab Tab Tab Tab Tab Tab Return # keyboard to the first case, open it
+key Tab Tab Tab Tab Tab Tab Tab Tab Tab Tab Tab Tab Tab Tab Return # through the page by keyboard; Enter chooses what has focus
 import -window root "$SHOTS/strace-session.png"
 key ctrl+3 ctrl+4 ctrl+l
 # Stop the program itself (strace's child); strace then ends on its own.
