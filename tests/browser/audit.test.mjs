@@ -23,6 +23,7 @@ import { open as openFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { buildEnvelope, bytesToBase64, codeFromRandomBytes, deriveKeys, encrypt, formatCode } from "../../web/js/protocol.js";
+import { powHeaders } from "../../web/js/pow.js";
 import { assertClean, launch, openPage, outDir } from "./support/browser.mjs";
 import { axe } from "./support/a11y.mjs";
 import { SAFER_PREFS, launchFirefox, openFirefoxPage } from "./support/firefox.mjs";
@@ -148,9 +149,11 @@ async function reportWithoutLang(text) {
   });
   assert.equal(envelope.lang, undefined);
   const sealed = await encrypt(envelope, [card.age_recipient, keys.replyRecipient]);
+  // The server asks every report for a proof of work (docs/api.md).
+  const pow = await powHeaders((url, options) => fetch(`${server.url}${url}`, options));
   const answer = await fetch(`${server.url}/api/v1/reports`, {
     method: "POST",
-    headers: { "Content-Type": "application/json" },
+    headers: { "Content-Type": "application/json", ...pow },
     body: JSON.stringify({ counsellors: [card.id], lookup_key: keys.lookupKey, message: bytesToBase64(sealed) }),
   });
   assert.equal(answer.status, 201, await answer.text());
