@@ -284,6 +284,10 @@ struct Request {
     body: String,
 }
 
+/// A round a runner sends: its number and each request with its solved
+/// proof of work.
+type Share = (usize, Vec<(Request, Option<String>)>);
+
 /// Solves the proof of work of every request that needs one, before any
 /// is timed: solving is the client's work, and done during the rounds it
 /// would take the cores the server's answers need (and send a round's
@@ -322,8 +326,7 @@ struct Sample {
 /// random pause of 0–2 ms before each round spreads rounds over the tick.
 fn run(port: u16, rounds: Vec<Vec<Request>>, runners: usize) -> Vec<Sample> {
     let solved = solve_all(port, &rounds);
-    let mut shares: Vec<Vec<(usize, Vec<(Request, Option<String>)>)>> =
-        (0..runners).map(|_| Vec::new()).collect();
+    let mut shares: Vec<Vec<Share>> = (0..runners).map(|_| Vec::new()).collect();
     for (i, (round, pows)) in rounds.into_iter().zip(solved).enumerate() {
         shares[i % runners].push((i, round.into_iter().zip(pows).collect()));
     }
