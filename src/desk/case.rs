@@ -256,9 +256,9 @@ impl CaseScreen {
                     settings.lang,
                 ));
             }
-            AttachmentWish::Export { clean } => actions.push(Action::ExportAttachments {
+            AttachmentWish::Export { clean } => actions.push(Action::ExportAttachment {
                 case: self.view.summary.id,
-                only: Some((attachment.message, attachment.index)),
+                attachment: Box::new(attachment),
                 clean,
                 dir: self.export_dir.trim().into(),
             }),

@@ -13,7 +13,6 @@ use super::widgets;
 use crate::format::envelope::Envelope;
 use crate::format::ids::CaseId;
 use crate::review::attachment::{self, DecryptError};
-use crate::review::commands;
 use crate::review::export::write_new_file;
 use crate::review::i18n::Lang;
 use crate::review::untrusted::Untrusted;
@@ -330,35 +329,21 @@ pub fn strip_metadata(bytes: &[u8]) -> Option<Vec<u8>> {
     }
 }
 
-/// Exports one attachment (or all of a case) into `dir` under safe names,
-/// never overwriting; `clean` strips metadata from JPEG and PNG.
+/// Exports one attachment into `dir` under its safe name, never
+/// overwriting; `clean` strips metadata from JPEG and PNG.
 pub fn export(
     vault: &Vault,
     case: &CaseId,
-    only: Option<(usize, usize)>,
+    attachment: &AttachmentView,
     clean: bool,
     dir: &Path,
     lang: Lang,
-) -> Result<Vec<PathBuf>, String> {
+) -> Result<PathBuf, String> {
     let words = lang.words();
-    let Some((message, index)) = only else {
-        let report = commands::export(vault, case, dir).map_err(|e| words.error(&e))?;
-        return Ok(report.written);
-    };
-    let view = crate::review::views::case(vault, case, crate::format::day::Day::today())
-        .map_err(|e| words.error(&e))?;
-    let attachment = view
-        .messages
-        .get(message - 1)
-        .and_then(|m| match &m.content {
-            crate::review::views::Content::Readable(r) => r.attachments.get(index).cloned(),
-            _ => None,
-        })
-        .ok_or_else(|| words.error(&crate::review::ReviewError::NoSuchCase(case.to_hex())))?;
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", super::display_path(dir)))?;
     let bytes =
-        attachment_bytes(vault, case, &attachment, usize::MAX >> 1, lang).map_err(|e| match e {
-            LoadError::TooLarge => String::new(),
+        attachment_bytes(vault, case, attachment, usize::MAX, lang).map_err(|e| match e {
+            LoadError::TooLarge => super::text::texts(lang).preview_too_large.to_string(),
             LoadError::Unavailable(why) => why,
         })?;
     let bytes = if clean {
@@ -366,9 +351,7 @@ pub fn export(
     } else {
         bytes
     };
-    let written =
-        write_new_file(dir, &attachment.export_name, &bytes).map_err(|e| words.error(&e))?;
-    Ok(vec![written])
+    write_new_file(dir, &attachment.export_name, &bytes).map_err(|e| words.error(&e))
 }
 
 /// The preview window's content.

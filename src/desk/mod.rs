@@ -286,9 +286,9 @@ pub enum Action {
     CloseCase,
     Send(case::Outgoing),
     AddNote(CaseId, String),
-    ExportAttachments {
+    ExportAttachment {
         case: CaseId,
-        only: Option<(usize, usize)>,
+        attachment: Box<crate::review::views::AttachmentView>,
         clean: bool,
         dir: PathBuf,
     },
@@ -429,13 +429,13 @@ impl Desk {
                     .and_then(|()| self.refresh_case(id, settings.lang, today))
                     .map(|()| Some(texts.note_saved.to_string()))
             }
-            Action::ExportAttachments {
+            Action::ExportAttachment {
                 case,
-                only,
+                attachment,
                 clean,
                 dir,
-            } => files::export(&self.vault, &case, only, clean, &dir, settings.lang)
-                .map(|written| Some(format!("{} {}", texts.exported_to, list_paths(&written)))),
+            } => files::export(&self.vault, &case, &attachment, clean, &dir, settings.lang)
+                .map(|written| Some(format!("{} {}", texts.exported_to, display_path(&written)))),
             Action::ExportPdf {
                 case,
                 with_contact,
@@ -475,14 +475,6 @@ impl Desk {
 /// anyone's.
 pub fn display_path(path: &Path) -> String {
     crate::review::untrusted::Untrusted::new(path.display().to_string()).line()
-}
-
-fn list_paths(paths: &[PathBuf]) -> String {
-    paths
-        .iter()
-        .map(|p| display_path(p))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// The vault folder: `--vault DIR`, else `MELDKLUIS_VAULT`, else
