@@ -46,6 +46,7 @@ pub static TEXT: Text = Text {
     message_heading: "── Message {0} · {1} · {2} · {3}{4} ──",
     message_new: " · unread",
     kind_report: "report",
+    kind_question: "advice question",
     kind_follow_up: "follow-up",
     kind_reply: "reply",
     kind_evaluation: "evaluation",

@@ -74,6 +74,7 @@ pub struct Text {
     pub message_heading: &'static str,
     pub message_new: &'static str,
     pub kind_report: &'static str,
+    pub kind_question: &'static str,
     pub kind_follow_up: &'static str,
     pub kind_reply: &'static str,
     pub kind_evaluation: &'static str,

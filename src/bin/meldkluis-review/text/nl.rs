@@ -46,6 +46,7 @@ pub static TEXT: Text = Text {
     message_heading: "── Bericht {0} · {1} · {2} · {3}{4} ──",
     message_new: " · ongelezen",
     kind_report: "melding",
+    kind_question: "adviesvraag",
     kind_follow_up: "aanvulling",
     kind_reply: "antwoord",
     kind_evaluation: "evaluatie",
