@@ -136,6 +136,8 @@ function caseRecipients() {
 function statusLabel(status) {
   return {
     received: t("status_received"),
+    asked: t("status_asked"),
+    reported: t("status_reported"),
     acknowledged: t("status_acknowledged"),
     "in-progress": t("status_in_progress"),
     "feedback-given": t("status_feedback_given"),
@@ -214,14 +216,26 @@ function messageItem(item, envelope) {
  * report, then every status a counsellor's reply set, with its day and who.
  */
 function statusSteps(opened) {
-  const report = opened.find(({ item }) => item.author === "melder" && item.kind === "report") ?? opened[0];
-  const steps = report ? [{ status: "received", day: report.item.day }] : [];
+  const first = opened.find(({ item }) => item.author === "melder" && item.kind === "report") ?? opened[0];
+  const asked = first?.envelope?.kind === "question";
+  const steps = first ? [{ status: asked ? "asked" : "received", day: first.item.day }] : [];
   for (const { item, envelope } of opened) {
     if (envelope?.kind === "reply" && envelope.status) {
       steps.push({ status: envelope.status, day: item.day, by: authorName(item, envelope) });
+    } else if (asked && item !== first.item && item.author === "melder" && envelope?.kind === "report") {
+      steps.push({ status: "reported", day: item.day });
     }
   }
   return steps;
+}
+
+/**
+ * Still an advice question: it began as one and the melder has not turned
+ * it into a report (a later "report" message of theirs does that).
+ */
+function isOpenQuestion(opened) {
+  const mine = opened.filter(({ item }) => item.author === "melder");
+  return mine[0]?.envelope?.kind === "question" && !mine.some(({ envelope }) => envelope?.kind === "report");
 }
 
 function statusItem({ status: step, day, by }, current) {
@@ -266,6 +280,13 @@ async function render() {
   $("thread-counsellors").textContent = session.thread.counsellors.length === 1
     ? t("thread_counsellor", { names }) : t("thread_counsellors", { names });
   showEvaluation(opened);
+  const question = isOpenQuestion(opened);
+  // The counsellors the melder chose, from the question itself (what the
+  // melder's own page encrypted), not from the server's answer.
+  session.questionCounsellors = question
+    ? opened.find(({ item }) => item.author === "melder").envelope.counsellors : null;
+  $("question-note").hidden = !question;
+  if (!question) $("followup-as-report").checked = false;
   $("thread").hidden = false;
 }
 
@@ -293,17 +314,26 @@ async function prepareFollowUp() {
     sent = await sendAttachments(files, recipients, "followup-");
   }
   status("followup", t("report_status_encrypting"), { fraction: null });
-  const envelope = buildEnvelope({ kind: "follow-up", text, lang, attachments: sent.attachments });
+  // Turning a question into a report: this message is the report, with the
+  // report's fields (protocol.md §3), in the same thread.
+  const asReport = Boolean(session.questionCounsellors) && $("followup-as-report").checked;
+  const envelope = buildEnvelope(asReport
+    ? {
+      kind: "report", text, lang, attachments: sent.attachments,
+      replyRecipient: session.keys.replyRecipient, counsellors: session.questionCounsellors,
+    }
+    : { kind: "follow-up", text, lang, attachments: sent.attachments });
   const sealed = await encrypt(envelope, recipients);
   const request = { lookup_key: session.keys.lookupKey, message: bytesToBase64(sealed) };
   if (sent.uploads.length) request.uploads = sent.uploads;
-  pendingFollowUp = { request: JSON.stringify(request), uploads: sent.uploads };
+  pendingFollowUp = { request: JSON.stringify(request), uploads: sent.uploads, asReport };
   return true;
 }
 
 /** The follow-up's fields read-only (while attachments go out, or an outcome is unknown) or editable. */
 function lockFollowUp(locked) {
   $("followup-text").readOnly = locked;
+  $("followup-as-report").disabled = locked;
   $("followup-attachments").disabled = locked;
 }
 
@@ -326,13 +356,14 @@ async function sendFollowUp() {
     if (!pendingFollowUp && !(await prepareFollowUp())) return;
     status("followup", t("report_status_sending"), { fraction: 0 });
     await postFollowUp(pendingFollowUp.request, (f) => status("followup", t("report_status_sending"), { fraction: f }));
+    const reported = pendingFollowUp.asReport;
     pendingFollowUp = null;
     freezeFollowUp(false);
     $("followup-form").reset();
     $("followup-attachment-list").replaceChildren();
     session.thread = await getThread(session.keys.lookupKey);
     await render();
-    status("followup", t("followup_sent"), { kind: "success" });
+    status("followup", t(reported ? "followup_reported" : "followup_sent"), { kind: "success" });
     // The new message pushed the form down: keep the button and its news in sight.
     $("followup-status").scrollIntoView({ block: "nearest" });
   } catch (error) {

@@ -320,6 +320,14 @@ pub fn stats(figures: &Stats, lang: Lang) -> String {
         let _ = writeln!(out, "  {key:<40} {n:>6}");
     };
     let _ = writeln!(out, "{}", fill(t.stats_cases, &[&figures.cases]));
+    let _ = writeln!(
+        out,
+        "{}",
+        fill(
+            t.stats_questions,
+            &[&figures.questions, &figures.questions_turned_into_reports]
+        )
+    );
     let _ = writeln!(out, "\n{}", t.stats_by_category);
     for (code, n) in &figures.by_category {
         let category = Category::parse(code);

@@ -68,7 +68,8 @@ pub static TEXT: Text = Text {
     export_written: "Files written: {0}",
     export_damaged_summary: "Damaged attachments: {0}; the others were exported.",
 
-    stats_cases: "Cases: {0}",
+    stats_cases: "Reports: {0}",
+    stats_questions: "Advice questions (counted apart): {0}; reports that began as a question: {1}",
     stats_by_category: "By category",
     stats_by_month: "By month received",
     stats_by_status: "By status",

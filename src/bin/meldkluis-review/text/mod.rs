@@ -100,6 +100,8 @@ pub struct Text {
 
     // stats.
     pub stats_cases: &'static str,
+    /// {0} open advice questions, {1} reports that began as one.
+    pub stats_questions: &'static str,
     pub stats_by_category: &'static str,
     pub stats_by_month: &'static str,
     pub stats_by_status: &'static str,
