@@ -594,7 +594,7 @@ fn reviewer_throughput() {
     Inbox::seal_to(
         BufWriter::new(std::fs::File::create(&inbox).unwrap()),
         "vp-bench",
-        1,
+        0,
         &[],
         &entries,
         &vault.recipient(),

@@ -127,10 +127,12 @@ fn no_file_time_under_the_data_directory_dates_a_submission() {
         .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
         .collect();
     assert!(names.iter().any(|n| n == "meldkluis.sqlite"), "{names:?}");
+    assert!(names.iter().any(|n| n == "inbox-signing.key"), "{names:?}");
     assert_eq!(
         names.len(),
-        4,
-        "the directory and the database's three files, nothing per upload: {names:?}"
+        5,
+        "the directory, the database's three files and the inbox key (made at \
+         first start), nothing per upload: {names:?}"
     );
     println!("{}", seen.join("\n"));
 }
