@@ -404,7 +404,7 @@ fn fill(path: &Path, n: usize) -> Vec<String> {
             .prepare("INSERT INTO cases (id, lookup_hash, day) VALUES (?1, ?2, '2026-11-22')")
             .unwrap();
         let mut message = tx
-            .prepare("INSERT INTO messages (id, case_id, author, kind, day, size, body_sha256, body) VALUES (?1, ?2, 'melder', 'report', '2026-11-22', 512, ?3, ?4)")
+            .prepare("INSERT INTO messages (id, case_id, position, author, kind, day, size, body_sha256, body) VALUES (?1, ?2, 0, 'melder', 'report', '2026-11-22', 512, ?3, ?4)")
             .unwrap();
         let mut counsellor = tx
             .prepare("INSERT INTO case_counsellors (case_id, counsellor) VALUES (?1, 'vp-bench')")
