@@ -25,6 +25,16 @@ fn max_number(server: &Server) -> u64 {
         .unwrap()
 }
 
+/// Bytes the file system gives the data directory (allocated blocks, so a
+/// reservation made with fallocate would count in full).
+fn allocated(dir: &std::path::Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().blocks() * 512)
+        .sum()
+}
+
 /// Bytes counted for uploads, and bytes actually stored, in the database.
 fn upload_accounting(server: &Server) -> (i64, i64) {
     let db = rusqlite::Connection::open(server.data_dir().join("meldkluis.sqlite")).unwrap();
@@ -59,6 +69,7 @@ fn a_flood_neither_stops_a_real_report_nor_slows_look_ups() {
     let mut quiet: Vec<Duration> = (0..100).map(|_| look_up()).collect();
     quiet.sort();
     let quiet_difficulty = max_number(&server);
+    let disk_before = allocated(&server.data_dir());
 
     // The flood: one client, junk reports and upload declarations by turns,
     // for at most 40 seconds.
@@ -118,6 +129,7 @@ fn a_flood_neither_stops_a_real_report_nor_slows_look_ups() {
 
     let mut loaded = Vec::new();
     let mut worst_accounting = (0, 0);
+    let mut most_counted_beyond_stored = 0;
     while started.elapsed() < Duration::from_secs(25) {
         loaded.push(look_up());
         if loaded.len() % 20 == 0 {
@@ -127,12 +139,14 @@ fn a_flood_neither_stops_a_real_report_nor_slows_look_ups() {
                 "{counted} bytes counted, {stored} stored"
             );
             worst_accounting = worst_accounting.max((counted, stored));
+            most_counted_beyond_stored = most_counted_beyond_stored.max(counted - stored);
         }
     }
     let flood_difficulty = max_number(&server);
     stop.store(true, Ordering::Relaxed);
     flooder.join().unwrap();
     let flood_seconds = started.elapsed().as_secs_f64();
+    let disk_growth = allocated(&server.data_dir()).saturating_sub(disk_before);
     loaded.sort();
     let (reports, declarations) = (
         reports.load(Ordering::Relaxed),
@@ -154,10 +168,25 @@ fn a_flood_neither_stops_a_real_report_nor_slows_look_ups() {
     );
     println!(
         "the real report with a 10 MiB attachment took {real_took:?}; upload bytes counted \
-         {} ≤ stored {} (declared: {} MiB, reserved: 0)",
+         {} ≤ stored {}, at most {most_counted_beyond_stored} counted beyond what was stored \
+         (declared: {} MiB)",
         worst_accounting.0,
         worst_accounting.1,
         declarations * 500
+    );
+    // What a reservation would show on disk: the data directory grew by the
+    // bytes received and the junk reports' rows, not by what was declared.
+    let bound = file.len() as u64 + reports as u64 * 16 * 1024 + 8 * 1024 * 1024;
+    println!(
+        "the data directory grew by {:.1} MiB during the flood: {:.1} MiB received, {reports} \
+         junk reports (bound: received + 16 KiB a report + 8 MiB = {:.1} MiB)",
+        disk_growth as f64 / 1048576.0,
+        file.len() as f64 / 1048576.0,
+        bound as f64 / 1048576.0
+    );
+    assert!(
+        disk_growth <= bound,
+        "the data directory grew by {disk_growth} bytes, more than {bound}"
     );
     assert!(reports + declarations > 20, "the flood did not run");
     assert!(

@@ -153,6 +153,31 @@ fn tau<T: Ord>(values: &[T]) -> f64 {
     (concordant - discordant) as f64 / ((n * (n - 1) / 2) as f64)
 }
 
+/// Where in `file` each of `pieces` lies: the offset of its middle, found
+/// by indexing every 8-byte window of up to 4 KiB from the middle of each
+/// piece and scanning the file in 8-byte steps (so the 4-byte header of an
+/// overflow page cannot hide a piece).
+fn places_in_file(file: &[u8], pieces: &[&[u8]]) -> Vec<Option<usize>> {
+    let mut windows = std::collections::HashMap::new();
+    for (i, piece) in pieces.iter().enumerate() {
+        let middle = piece.len() / 2;
+        for k in middle..(middle + 4096).min(piece.len() - 8) {
+            windows.insert(
+                u64::from_le_bytes(piece[k..k + 8].try_into().unwrap()),
+                (i, k - middle),
+            );
+        }
+    }
+    let mut places = vec![None; pieces.len()];
+    for at in (0..file.len().saturating_sub(8)).step_by(8) {
+        let window = u64::from_le_bytes(file[at..at + 8].try_into().unwrap());
+        if let Some(&(i, past_middle)) = windows.get(&window) {
+            places[i].get_or_insert(at - past_middle);
+        }
+    }
+    places
+}
+
 /// Forty reports with attachments, in a known order. Then no stored order
 /// of `cases`, `messages`, `uploads` or the inbox numbers follows it:
 /// there is no rowid at all, the order a table is read in (its key) is
@@ -318,6 +343,43 @@ fn no_column_or_row_order_follows_arrival_within_a_day() {
             .map(|(i, seq)| (*i, (*seq as u64).to_be_bytes().to_vec()))
             .collect(),
     );
+    // The place of each message's body and each attachment's bytes in the
+    // database file (its overflow pages are allocated as rows arrive,
+    // unless the file is rewritten).
+    let file = std::fs::read(server.data_dir().join("meldkluis.sqlite")).unwrap();
+    let bodies: Vec<(usize, Vec<u8>)> = db
+        .prepare("SELECT case_id, body FROM messages")
+        .unwrap()
+        .query_map([], |r| Ok((case_arrival(&r.get::<_, Vec<u8>>(0)?), r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let chunks: Vec<(usize, Vec<u8>)> = db
+        .prepare(
+            "SELECT m.case_id, c.data FROM upload_chunks c
+               JOIN uploads u ON u.id = c.upload_id JOIN messages m ON m.id = u.message_id
+              WHERE c.start = 0",
+        )
+        .unwrap()
+        .query_map([], |r| Ok((case_arrival(&r.get::<_, Vec<u8>>(0)?), r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!((bodies.len(), chunks.len()), (count, count));
+    for (what, pieces) in [
+        ("messages.body, place in the file", bodies),
+        ("upload_chunks.data, place in the file", chunks),
+    ] {
+        let places = places_in_file(&file, &pieces.iter().map(|p| &p.1[..]).collect::<Vec<_>>());
+        check(
+            what,
+            pieces
+                .iter()
+                .zip(places)
+                .map(|((i, _), at)| (*i, (at.expect("found in the file") as u64).to_be_bytes().to_vec()))
+                .collect(),
+        );
+    }
     println!("{}", report.join("\n"));
     // A second sync brings nothing again.
     let outbox = meldkluis::review::commands::outbox(&mut vault).unwrap();
