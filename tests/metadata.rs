@@ -8,8 +8,6 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use common::{Melder, Server, make_vault, seal_attachment};
 use meldkluis::format::envelope::Attachment;
 use serde_json::json;
@@ -343,48 +341,75 @@ fn no_column_or_row_order_follows_arrival_within_a_day() {
             .map(|(i, seq)| (*i, (*seq as u64).to_be_bytes().to_vec()))
             .collect(),
     );
-    // The place of each message's body and each attachment's bytes in the
-    // database file (its overflow pages are allocated as rows arrive,
-    // unless the file is rewritten).
-    let file = std::fs::read(server.data_dir().join("meldkluis.sqlite")).unwrap();
-    let bodies: Vec<(usize, Vec<u8>)> = db
-        .prepare("SELECT case_id, body FROM messages")
-        .unwrap()
-        .query_map([], |r| Ok((case_arrival(&r.get::<_, Vec<u8>>(0)?), r.get(1)?)))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
-    let chunks: Vec<(usize, Vec<u8>)> = db
-        .prepare(
+    // Where each message's body and each attachment's bytes lie in a file:
+    // the live database, and a backup made by `meldkluis backup`.
+    let backup_dir = tempfile::tempdir().unwrap();
+    let backup = backup_dir.path().join("backup.sqlite");
+    let made = std::process::Command::new(env!("CARGO_BIN_EXE_meldkluis"))
+        .args(["backup", backup.to_str().unwrap(), "--data"])
+        .arg(server.data_dir())
+        .env_remove("MELDKLUIS_CONFIG")
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+    let placed = |file: &Path| -> Vec<(&'static str, Vec<(usize, Vec<u8>)>)> {
+        let db = rusqlite::Connection::open(file).unwrap();
+        let rows = |sql: &str| -> Vec<(usize, Vec<u8>)> {
+            db.prepare(sql)
+                .unwrap()
+                .query_map([], |r| {
+                    Ok((case_arrival(&r.get::<_, Vec<u8>>(0)?), r.get(1)?))
+                })
+                .unwrap()
+                .map(Result::unwrap)
+                .collect()
+        };
+        let bodies = rows("SELECT case_id, body FROM messages");
+        let chunks = rows(
             "SELECT m.case_id, c.data FROM upload_chunks c
                JOIN uploads u ON u.id = c.upload_id JOIN messages m ON m.id = u.message_id
               WHERE c.start = 0",
-        )
-        .unwrap()
-        .query_map([], |r| Ok((case_arrival(&r.get::<_, Vec<u8>>(0)?), r.get(1)?)))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
-    assert_eq!((bodies.len(), chunks.len()), (count, count));
-    for (what, pieces) in [
-        ("messages.body, place in the file", bodies),
-        ("upload_chunks.data, place in the file", chunks),
-    ] {
-        let places = places_in_file(&file, &pieces.iter().map(|p| &p.1[..]).collect::<Vec<_>>());
-        check(
-            what,
-            pieces
-                .iter()
-                .zip(places)
-                .map(|((i, _), at)| (*i, (at.expect("found in the file") as u64).to_be_bytes().to_vec()))
-                .collect(),
         );
+        assert_eq!((bodies.len(), chunks.len()), (count, count));
+        let bytes = std::fs::read(file).unwrap();
+        [("messages.body", bodies), ("upload_chunks.data", chunks)]
+            .into_iter()
+            .map(|(what, pieces)| {
+                let places =
+                    places_in_file(&bytes, &pieces.iter().map(|p| &p.1[..]).collect::<Vec<_>>());
+                let order = pieces
+                    .iter()
+                    .zip(places)
+                    .map(|((i, _), at)| {
+                        (*i, (at.expect("found in the file") as u64).to_be_bytes().to_vec())
+                    })
+                    .collect();
+                (what, order)
+            })
+            .collect()
+    };
+    // The live file: every commit appends its overflow pages where the file
+    // ends (or in freed pages), so the place follows arrival (tau 1.00).
+    // Known and open (protocol.md §7a): printed, not held.
+    let mut live = Vec::new();
+    for (what, order) in placed(&server.data_dir().join("meldkluis.sqlite")) {
+        let mut sorted = order;
+        sorted.sort_by(|a, b| a.1.cmp(&b.1));
+        let arrival_in_order: Vec<usize> = sorted.iter().map(|(i, _)| *i).collect();
+        live.push(format!(
+            "{what}, place in the live file (known, open): tau {:+.2}",
+            tau(&arrival_in_order)
+        ));
     }
+    // A backup is written anew in key order: there it must not follow.
+    for (what, order) in placed(&backup) {
+        check(&format!("{what}, place in a backup"), order);
+    }
+    report.extend(live);
     println!("{}", report.join("\n"));
     // A second sync brings nothing again.
     let outbox = meldkluis::review::commands::outbox(&mut vault).unwrap();
     let answer = server.sync(&outbox);
     let summary = meldkluis::review::commands::import(&mut vault, &answer.body).unwrap();
     assert_eq!(summary.new_messages, 0);
-    let _ = STANDARD.encode([]);
 }
