@@ -109,15 +109,26 @@ fn a_flood_neither_stops_a_real_report_nor_slows_look_ups() {
                     break;
                 };
                 let next = Instant::now() + Duration::from_millis(1000 / rate);
-                let pow = [("Content-Type", "application/json"), ("Meldkluis-Pow", &token[..])];
+                let pow = [
+                    ("Content-Type", "application/json"),
+                    ("Meldkluis-Pow", &token[..]),
+                ];
                 if i % 2 == 0 {
                     let body = serde_json::to_vec(&junk[i]).unwrap();
-                    if server.request_with("POST", "/api/v1/reports", &pow, &body).status == 201 {
+                    if server
+                        .request_with("POST", "/api/v1/reports", &pow, &body)
+                        .status
+                        == 201
+                    {
                         reports.fetch_add(1, Ordering::Relaxed);
                     }
                 } else {
                     let body = serde_json::to_vec(&json!({ "length": 500 * 1024 * 1024 })).unwrap();
-                    if server.request_with("POST", "/api/v1/uploads", &pow, &body).status == 201 {
+                    if server
+                        .request_with("POST", "/api/v1/uploads", &pow, &body)
+                        .status
+                        == 201
+                    {
                         declarations.fetch_add(1, Ordering::Relaxed);
                     }
                 }

@@ -381,7 +381,12 @@ fn no_column_or_row_order_follows_arrival_within_a_day() {
                     .iter()
                     .zip(places)
                     .map(|((i, _), at)| {
-                        (*i, (at.expect("found in the file") as u64).to_be_bytes().to_vec())
+                        (
+                            *i,
+                            (at.expect("found in the file") as u64)
+                                .to_be_bytes()
+                                .to_vec(),
+                        )
                     })
                     .collect();
                 (what, order)

@@ -539,9 +539,7 @@ fn copy_database(
             "the path is not valid UTF-8",
         ),
     })?;
-    source
-        .busy_timeout(BUSY_LIMIT)
-        .map_err(sql(source_path))?;
+    source.busy_timeout(BUSY_LIMIT).map_err(sql(source_path))?;
     match source.execute("VACUUM INTO ?1", [target_name]) {
         Ok(_) => {}
         Err(rusqlite::Error::SqliteFailure(e, _))
