@@ -151,6 +151,9 @@ fn tau<T: Ord>(values: &[T]) -> f64 {
     (concordant - discordant) as f64 / ((n * (n - 1) / 2) as f64)
 }
 
+/// Rows as (arrival index, an ordering key), as `check` takes them.
+type Order = Vec<(usize, Vec<u8>)>;
+
 /// Where in `file` each of `pieces` lies: the offset of its middle, found
 /// by indexing every 8-byte window of up to 4 KiB from the middle of each
 /// piece and scanning the file in 8-byte steps (so the 4-byte header of an
@@ -352,7 +355,7 @@ fn no_column_or_row_order_follows_arrival_within_a_day() {
         .output()
         .unwrap();
     assert!(made.status.success(), "{made:?}");
-    let placed = |file: &Path| -> Vec<(&'static str, Vec<(usize, Vec<u8>)>)> {
+    let placed = |file: &Path| -> Vec<(&'static str, Order)> {
         let db = rusqlite::Connection::open(file).unwrap();
         let rows = |sql: &str| -> Vec<(usize, Vec<u8>)> {
             db.prepare(sql)
