@@ -97,6 +97,10 @@ node --test --test-concurrency=1 "${chromium_tests[@]}"
 step "Firefox ESR (Tor Browser's engine): defaults and \"Safer\", and no traces in its session store"
 node --test --test-concurrency=1 tests/browser/firefox.test.mjs tests/browser/sessionstore.test.mjs
 
+step "the proof-of-work benchmark still runs (one solve per engine and phase; ~2 min)"
+# The figures in docs/performance.md come from a full run: node benches/pow.mjs
+MELDKLUIS_BENCH_ROUNDS=1 MELDKLUIS_BENCH_LOAD_FACTOR=2 node benches/pow.mjs
+
 end_step
 printf '\n==> time per step\n'
 printf '%s\n' "${timings[@]}"
