@@ -7,8 +7,9 @@
 // (retried unseen), then the line (the page says so, "Hervatten" resumes
 // from where it stopped) and which the counsellor exports byte for byte, a
 // keyboard journey, and axe-core (WCAG 2.2 AA and best practices) on every page in
-// both languages, including /o/<org>/ and dark mode. Screenshots land in
-// tests/browser/out/firefox-<mode>-*.png beside Chromium's.
+// both languages, including /o/<org>/ and dark mode, and in every state the
+// journeys pass. Screenshots land in tests/browser/out/firefox-<mode>-*.png;
+// engines.test.mjs puts the main states of both engines side by side.
 //
 // Needs the debug binaries: `cargo build --bins`, then
 //   node --test tests/browser/firefox.test.mjs
@@ -58,6 +59,7 @@ async function courier(page, downloads, name) {
   await input.uploadFile(outbox);
   await page.click("#sync");
   await waitVisible(page, "#result");
+  assert.deepEqual(await axe(page), [], `axe, courier page after ${name}`);
   const inbox = await waitForDownload(downloads.dir, new RegExp(`^meldkluis-inbox-${counsellor.id}-\\d+\\.age$`));
   await counsellor.review("import", inbox);
   const { rm } = await import("node:fs/promises");
@@ -101,11 +103,16 @@ for (const mode of MODES) {
       await page.type("#text", reportText);
       await (await page.$("#attachments")).uploadFile(attachment);
       await shot(page, `${mode.name}-report-filled`);
+      // axe in every state the journey passes, not only on the empty pages (below).
+      const found = [];
+      const audit = async (state) => { for (const v of await axe(page)) found.push(`${state}: ${v}`); };
+      await audit("report filled");
       await page.click("#submit");
       await waitVisible(page, "#done", 120_000);
       const code = (await page.$eval("#code", (e) => e.textContent)).trim();
       assert.equal(parseCode(code).length, 24);
       await shot(page, `${mode.name}-report-code`);
+      await audit("code shown");
 
       await courier(page, downloads, `${mode.name}-1`);
       const list = await counsellor.review("list");
@@ -133,11 +140,13 @@ for (const mode of MODES) {
       const langs = await page.$$eval("#messages .message-text", (ps) => ps.map((p) => p.closest("[lang]")?.lang));
       assert.deepEqual(langs, ["nl", "nl"], "the melder's and the counsellor's Dutch texts are marked lang=nl");
       await shot(page, `${mode.name}-thread-reply`);
+      await audit("thread with a reply (en page, nl messages)");
 
       await page.type("#followup-text", followUpText);
       await page.click("#followup-submit");
       await page.waitForFunction(() => document.querySelectorAll("#messages > li").length === 3, { timeout: 120_000 });
       await shot(page, `${mode.name}-thread-followup`);
+      await audit("follow-up sent");
       await courier(page, downloads, `${mode.name}-3`);
       assert.ok((await counsellor.review("show", caseId)).includes(followUpText));
 
@@ -153,10 +162,13 @@ for (const mode of MODES) {
       await page.click("#evaluation-heard-5");
       await page.type("#evaluation-text", improve);
       await shot(page, `${mode.name}-evaluation-filled`);
+      await audit("evaluation filled");
       await page.click("#evaluation-submit");
       await waitVisible(page, "#evaluation-thanks", 120_000);
+      await audit("evaluation sent");
       await courier(page, downloads, `${mode.name}-5`);
       assert.ok((await counsellor.review("show", caseId)).includes(improve), "the counsellor reads the evaluation");
+      assert.deepEqual(found, [], `axe with ${AXE_TAGS.join(", ")} in the journey's states`);
       assertClean(problems);
       await page.close();
     });
