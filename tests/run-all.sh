@@ -91,6 +91,7 @@ step "Firefox ESR (Tor Browser's engine): defaults and \"Safer\", and no traces 
 node --test --test-concurrency=1 tests/browser/firefox.test.mjs tests/browser/sessionstore.test.mjs
 
 step "the main states in Chromium and Firefox ESR side by side (tests/browser/out/engines/)"
+# Three short journeys and eleven pictures: about 3 minutes on 2 loaded cores.
 node --test tests/browser/engines.test.mjs
 
 step "all tests passed"
