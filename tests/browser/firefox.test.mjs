@@ -265,7 +265,7 @@ for (const mode of MODES) {
       await page.close();
     });
 
-    test("keyboard alone: skip link, choose, write, send with Enter; focus always shows", async () => {
+    test("keyboard alone: skip link, choose, write, send with Enter, open the report with the code, follow up, close; focus always shows", async () => {
       const { page, problems } = await openFirefoxPage(browser, server.url, { width: 1280, height: 800 });
       const unseen = [];
       const here = async () => {
@@ -296,6 +296,28 @@ for (const mode of MODES) {
       assert.equal((await focusState(page)).id, "done-heading", "focus moves to the code's heading");
       await tabTo("#copy-code");
       await shot(page, `${mode.name}-keyboard-code`);
+      const code = (await page.$eval("#code", (e) => e.textContent)).trim();
+      await tabTo("#to-thread");
+      await page.keyboard.press("Enter");
+      await page.waitForFunction(() => location.pathname === "/mijn-melding", { timeout: 30_000 });
+      await tabTo("#code");
+      await page.keyboard.type(code);
+      await page.keyboard.press("Enter");
+      await waitVisible(page, "#thread", 120_000);
+      assert.equal(await page.evaluate(() => document.activeElement?.id), "thread-heading", "focus on the thread's heading");
+      await tabTo("#followup-text");
+      await page.keyboard.type("Het gaat om maart.");
+      await tabTo("#followup-submit");
+      await page.keyboard.press("Enter");
+      await page.waitForFunction(() => document.querySelectorAll("#messages > li").length === 2, { timeout: 120_000 });
+      assert.equal(await page.$eval("#followup-status", (e) => e.textContent), nl.followup_sent);
+      assert.equal(await page.evaluate(() => document.activeElement?.id), "followup-submit", "focus stays where the melder was");
+      await here();
+      await tabTo("#close-thread");
+      await page.keyboard.press(" ");
+      await page.waitForFunction(() => document.querySelector("#thread").hidden, { timeout: 10_000 });
+      assert.equal(await page.evaluate(() => document.activeElement?.id), "code");
+      assert.equal(await page.$eval("#code", (e) => e.value), "");
       assert.deepEqual(unseen, [], "focus must always show and stay on screen");
       assertClean(problems);
       await page.close();
