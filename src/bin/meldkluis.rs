@@ -313,6 +313,14 @@ fn check_config(file: Option<&Path>, flags: Overrides) -> ExitCode {
             "upload_quota_bytes" => mib(config.upload_quota_bytes),
             "min_free_bytes" => mib(config.min_free_bytes),
             "pow_max_factor" => format!("{} × the quiet difficulty", config.pow_max_factor),
+            "database_url" => match &config.database_url {
+                Some(url) => config::url_without_password(url.expose()),
+                None => "(not set: SQLite in data_dir)".into(),
+            },
+            "database_password" => match &config.database_password {
+                Some(_) => "(set, not shown)".into(),
+                None => "(not set)".into(),
+            },
             _ => continue,
         };
         println!("  {key:<20} {value}   [{}]", loaded.sources[key]);

@@ -71,6 +71,40 @@ pub struct Config {
     /// How far the proof of work's difficulty may rise under load, as a
     /// multiple of the quiet difficulty (pow.rs).
     pub pow_max_factor: u64,
+    /// `postgres://…`: the store is PostgreSQL there, shared by every node
+    /// (docs/postgresql.md); unset: SQLite in `data_dir`.
+    pub database_url: Option<SecretText>,
+    /// The PostgreSQL password, kept out of the URL (usually
+    /// `MELDKLUIS_DATABASE_PASSWORD_FILE`); it replaces one in the URL.
+    pub database_password: Option<SecretText>,
+}
+
+/// A setting that may hold a secret (a password, a URL with one): never
+/// shown by `Debug`, wiped when dropped.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretText(String);
+
+impl SecretText {
+    pub fn new(text: String) -> Self {
+        SecretText(text)
+    }
+
+    /// The text itself, for the one place that needs it (connecting).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl Drop for SecretText {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0);
+    }
 }
 
 impl Default for Config {
@@ -87,13 +121,15 @@ impl Default for Config {
             upload_quota_bytes: DEFAULT_UPLOAD_QUOTA_BYTES,
             min_free_bytes: DEFAULT_MIN_FREE_BYTES,
             pow_max_factor: crate::server::pow::MAX_FACTOR,
+            database_url: None,
+            database_password: None,
         }
     }
 }
 
 /// Every setting by its key in the file. Its environment variable is
 /// `MELDKLUIS_` and the key in capitals; `…_FILE` reads the value from a file.
-pub const SETTINGS: [&str; 11] = [
+pub const SETTINGS: [&str; 13] = [
     "listen",
     "data_dir",
     "keys_dir",
@@ -105,6 +141,8 @@ pub const SETTINGS: [&str; 11] = [
     "upload_quota_bytes",
     "min_free_bytes",
     "pow_max_factor",
+    "database_url",
+    "database_password",
 ];
 
 /// Environment names of the first version, still read.
@@ -440,9 +478,40 @@ fn apply(
         }
         "min_free_bytes" => config.min_free_bytes = raw.whole_number("1073741824 (1 GiB)")?,
         "pow_max_factor" => config.pow_max_factor = raw.whole_number("64")?,
+        "database_url" => {
+            let text = raw.text()?;
+            config.database_url = if text.is_empty() {
+                None
+            } else {
+                check_database_url(text)?;
+                Some(SecretText::new(text.to_string()))
+            };
+        }
+        "database_password" => {
+            config.database_password = optional_text(raw)?.map(SecretText::new);
+        }
         _ => unreachable!("every key in SETTINGS is handled"),
     }
     Ok(())
+}
+
+/// A PostgreSQL URL this build can use. The message never repeats the
+/// URL: it may hold a password.
+fn check_database_url(text: &str) -> Result<(), String> {
+    if !(text.starts_with("postgres://") || text.starts_with("postgresql://")) {
+        return Err("expected a PostgreSQL URL starting with postgres:// (like \
+             postgres://meldkluis@db.example/meldkluis); leave it unset for SQLite"
+            .into());
+    }
+    #[cfg(feature = "postgres")]
+    {
+        text.parse::<postgres::Config>().map_err(|_| {
+            "not a valid PostgreSQL URL (postgres://user@host:port/database?options)".to_string()
+        })?;
+        Ok(())
+    }
+    #[cfg(not(feature = "postgres"))]
+    Err("this build of meldkluis has no PostgreSQL support (feature `postgres`)".into())
 }
 
 /// Reads at most `limit` bytes of a text file, or says why not.
@@ -941,8 +1010,12 @@ pub fn check(config: &Config, mode: CheckMode) -> (Vec<Finding>, Facts) {
             config.retention_days
         )));
     }
+    findings.extend(database_setting_findings(config));
     if mode.inspect_database {
-        facts.database = describe_database(&config.database_path(), &mut findings);
+        facts.database = match &config.database_url {
+            None => describe_database(&config.database_path(), &mut findings),
+            Some(_) => describe_postgres(config, &mut findings),
+        };
     }
     findings.sort_by_key(|f| f.severity);
     (findings, facts)
@@ -1095,6 +1168,97 @@ fn describe_database(path: &Path, findings: &mut Vec<Finding>) -> Option<String>
             ));
             None
         }
+    }
+}
+
+/// How the PostgreSQL settings are given (no connection needed).
+fn database_setting_findings(config: &Config) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    match &config.database_url {
+        None if config.database_password.is_some() => findings.push(warning(
+            "database_password is set but database_url is not: the store is SQLite and the \
+             password is not used"
+                .into(),
+        )),
+        Some(url) if config.database_password.is_none() && url_has_password(url.expose()) => {
+            findings.push(warning(
+                "database_url holds a password: it shows in the process environment or the \
+                 config file; put it in a file named by MELDKLUIS_DATABASE_PASSWORD_FILE instead"
+                    .into(),
+            ))
+        }
+        _ => {}
+    }
+    findings
+}
+
+/// The URL with any password in it replaced by `***`, to show.
+pub fn url_without_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "(not a URL)".into();
+    };
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let authority = match authority.rsplit_once('@') {
+        Some((user, host)) => match user.split_once(':') {
+            Some((name, _)) => format!("{name}:***@{host}"),
+            None => format!("{user}@{host}"),
+        },
+        None => authority.to_string(),
+    };
+    // Query options may carry a password too (`?password=`).
+    let tail = match tail.split_once('?') {
+        Some((path, _)) => format!("{path}?…"),
+        None => tail.to_string(),
+    };
+    format!("{scheme}://{authority}{tail}")
+}
+
+/// `postgres://user:password@…` (a password in the URL's user part).
+fn url_has_password(url: &str) -> bool {
+    let rest = url.split_once("://").map(|(_, rest)| rest).unwrap_or(url);
+    let authority = rest.split(['/', '?']).next().unwrap_or_default();
+    authority
+        .rsplit_once('@')
+        .is_some_and(|(user, _)| user.contains(':'))
+}
+
+/// Connects to PostgreSQL (creating the schema there if it has none, as the
+/// server would at its start), and warns about server settings that would
+/// log a melder's metadata.
+fn describe_postgres(config: &Config, findings: &mut Vec<Finding>) -> Option<String> {
+    #[cfg(feature = "postgres")]
+    {
+        let url = config.database_url.as_ref()?;
+        let password = config.database_password.as_ref().map(SecretText::expose);
+        let store =
+            match crate::server::store::postgres::PostgresStore::open(url.expose(), password) {
+                Ok(store) => store,
+                Err(e) => {
+                    findings.push(problem(format!(
+                        "database_url: cannot use the PostgreSQL database: {e}"
+                    )));
+                    return None;
+                }
+            };
+        match store.metadata_findings() {
+            Ok(found) => findings.extend(found.into_iter().map(warning)),
+            Err(e) => findings.push(warning(format!(
+                "cannot read PostgreSQL's logging settings: {e}"
+            ))),
+        }
+        Some(format!(
+            "PostgreSQL (schema version {})",
+            crate::server::store::postgres::SCHEMA_VERSION
+        ))
+    }
+    #[cfg(not(feature = "postgres"))]
+    {
+        let _ = config;
+        findings.push(problem(
+            "database_url: this build of meldkluis has no PostgreSQL support".into(),
+        ));
+        None
     }
 }
 

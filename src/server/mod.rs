@@ -117,7 +117,7 @@ impl AppState {
                 source,
             }
         })?;
-        let store = Store::open(&config.database_path())?;
+        let store = Store::open_configured(config)?;
         let uploads = uploads::Uploads::open(config, &store)?;
         Ok(AppState(Arc::new(Inner {
             store,

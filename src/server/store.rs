@@ -1,10 +1,12 @@
-//! The server's storage: one SQLite file in WAL mode with `synchronous=FULL`,
-//! so a commit has reached the disk before a request is acknowledged.
+//! The server's storage. `Store` (backend.rs) is the one narrow interface
+//! the server uses, over two backends: this file's SQLite store, one file
+//! in WAL mode with `synchronous=FULL`, so a commit has reached the disk
+//! before a request is acknowledged (the default); and PostgreSQL
+//! (postgres.rs) for several nodes on one database.
 //!
-//! It holds only what protocol.md §7 lists. This is the one narrow interface a
-//! replicated backend would have to implement. All calls block: handlers run
+//! It holds only what protocol.md §7 lists. All calls block: handlers run
 //! them through `spawn_blocking`, and thread look-ups on the read pool
-//! (`read_pool.rs`).
+//! (`read_pool.rs`). The tests at the bottom run against both backends.
 
 use std::path::Path;
 use std::sync::{Condvar, Mutex};
@@ -18,6 +20,11 @@ use crate::format::bundle::{EntryAttachment, OutboxKind};
 use crate::format::day::Day;
 use crate::format::derive::LookupHash;
 use crate::format::ids::{CaseId, MessageId, UploadId};
+
+mod backend;
+#[cfg(feature = "postgres")]
+pub mod postgres;
+pub use backend::Store;
 
 /// Schema version 1, the first released schema. Never edit it: add a
 /// migration step below instead (tests/migration.rs opens a version-1 file).
@@ -201,6 +208,14 @@ pub enum StoreError {
     /// A stored value this module never writes.
     #[error("the database holds a value this program never writes: {0}")]
     Damaged(String),
+    /// PostgreSQL refused or failed: its SQLSTATE and one-line message
+    /// (never its DETAIL, which can quote a key).
+    #[cfg(feature = "postgres")]
+    #[error("PostgreSQL: {message} ({code})")]
+    Postgres { code: String, message: String },
+    /// `database_url` names PostgreSQL, and this build has no support for it.
+    #[error("this build of meldkluis has no PostgreSQL support (feature `postgres`)")]
+    NoPostgres,
 }
 
 impl StoreError {
@@ -211,6 +226,8 @@ impl StoreError {
                 e.code == rusqlite::ErrorCode::DiskFull
             }
             StoreError::Writer(text) => text.contains("database or disk is full"),
+            #[cfg(feature = "postgres")]
+            StoreError::Postgres { code, .. } => postgres::is_disk_full_code(code),
             _ => false,
         }
     }
@@ -341,7 +358,7 @@ const READERS: usize = 8;
 
 /// A pooled read connection, given back when dropped.
 struct Reader<'a> {
-    store: &'a Store,
+    store: &'a SqliteStore,
     connection: Option<Connection>,
 }
 
@@ -386,7 +403,7 @@ const THREAD_MESSAGES: &str = "SELECT id, author, kind, day, body FROM messages 
 /// Most jobs one commit carries.
 const MAX_BATCH: usize = 256;
 
-pub struct Store {
+pub struct SqliteStore {
     /// Writes go to one thread that owns the write connection and commits
     /// whatever jobs are waiting in one transaction (group commit): one fsync
     /// acknowledges many submissions, none before it is durable.
@@ -423,13 +440,7 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     Ok(connection)
 }
 
-impl AsRef<Store> for Store {
-    fn as_ref(&self) -> &Store {
-        self
-    }
-}
-
-impl Drop for Store {
+impl Drop for SqliteStore {
     /// Lets the writer finish what it holds and close its connection before
     /// the store is gone, so a backup or restore right after sees it closed.
     fn drop(&mut self) {
@@ -491,7 +502,7 @@ fn writer_loop(mut connection: Connection, jobs: std::sync::mpsc::Receiver<Job>)
     }
 }
 
-impl Store {
+impl SqliteStore {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let mut writer = open_connection(path)?;
         migrate(&mut writer)?;
@@ -503,7 +514,7 @@ impl Store {
             .name("meldkluis-store-writer".into())
             .spawn(move || writer_loop(writer, receiver))
             .map_err(|e| StoreError::Writer(e.to_string()))?;
-        Ok(Store {
+        Ok(SqliteStore {
             jobs: Mutex::new(Some(sender)),
             writer: Mutex::new(Some(thread)),
             readers: Mutex::new(readers),
@@ -944,7 +955,7 @@ impl Store {
     }
 }
 
-impl Store {
+impl SqliteStore {
     /// Deletes every case closed on or before `closed_by`, with its
     /// messages, for real: `secure_delete` overwrites the freed pages and a
     /// truncating checkpoint empties the WAL, so no byte of the ciphertext is
@@ -1375,52 +1386,52 @@ pub(crate) mod tests {
 
     #[test]
     fn case_life_cycle() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("db.sqlite")).unwrap();
-        let lookup = LookupKey::from_hex(&"ab".repeat(32)).unwrap().hash();
-        let report = message();
-        let counsellors = vec!["vp-a".to_string()];
-        assert!(matches!(
-            store
-                .create_case(lookup, counsellors.clone(), report.clone(), vec![])
-                .unwrap(),
-            NewCase::Created(_)
-        ));
-        assert!(matches!(
-            store
-                .create_case(lookup, counsellors.clone(), report.clone(), vec![])
-                .unwrap(),
-            NewCase::AlreadyStored(_)
-        ));
-        assert!(matches!(
-            store
-                .create_case(lookup, counsellors.clone(), message(), vec![])
-                .unwrap(),
-            NewCase::CodeInUse
-        ));
-        assert!(matches!(
-            store.add_follow_up(lookup, message(), vec![]).unwrap(),
-            FollowUp::Stored(_)
-        ));
-        let thread = store.thread(&lookup).unwrap().unwrap();
-        assert_eq!(thread.counsellors, counsellors);
-        assert_eq!(thread.messages.len(), 2);
-        let unknown = LookupKey::from_hex(&"cd".repeat(32)).unwrap().hash();
-        assert!(store.thread(&unknown).unwrap().is_none());
-        assert!(matches!(
-            store.add_follow_up(unknown, message(), vec![]).unwrap(),
-            FollowUp::UnknownCode
-        ));
-        store.assign_deliveries("vp-a").unwrap();
-        store.assign_deliveries("vp-b").unwrap();
-        assert_eq!(store.inbox("vp-a", 0, |_| true).unwrap().len(), 2);
-        assert_eq!(store.inbox("vp-b", 0, |_| true).unwrap().len(), 0);
+        each_backend(|store| {
+            let lookup = LookupKey::from_hex(&"ab".repeat(32)).unwrap().hash();
+            let report = message();
+            let counsellors = vec!["vp-a".to_string()];
+            assert!(matches!(
+                store
+                    .create_case(lookup, counsellors.clone(), report.clone(), vec![])
+                    .unwrap(),
+                NewCase::Created(_)
+            ));
+            assert!(matches!(
+                store
+                    .create_case(lookup, counsellors.clone(), report.clone(), vec![])
+                    .unwrap(),
+                NewCase::AlreadyStored(_)
+            ));
+            assert!(matches!(
+                store
+                    .create_case(lookup, counsellors.clone(), message(), vec![])
+                    .unwrap(),
+                NewCase::CodeInUse
+            ));
+            assert!(matches!(
+                store.add_follow_up(lookup, message(), vec![]).unwrap(),
+                FollowUp::Stored(_)
+            ));
+            let thread = store.thread(&lookup).unwrap().unwrap();
+            assert_eq!(thread.counsellors, counsellors);
+            assert_eq!(thread.messages.len(), 2);
+            let unknown = LookupKey::from_hex(&"cd".repeat(32)).unwrap().hash();
+            assert!(store.thread(&unknown).unwrap().is_none());
+            assert!(matches!(
+                store.add_follow_up(unknown, message(), vec![]).unwrap(),
+                FollowUp::UnknownCode
+            ));
+            store.assign_deliveries("vp-a").unwrap();
+            store.assign_deliveries("vp-b").unwrap();
+            assert_eq!(store.inbox("vp-a", 0, |_| true).unwrap().len(), 2);
+            assert_eq!(store.inbox("vp-b", 0, |_| true).unwrap().len(), 0);
+        });
     }
 
     #[test]
     fn look_ups_reuse_their_prepared_statements() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("db.sqlite")).unwrap();
+        let store = SqliteStore::open(&dir.path().join("db.sqlite")).unwrap();
         let mut lookups = Vec::new();
         for byte in ["ab", "cd", "ef"] {
             let lookup = LookupKey::from_hex(&byte.repeat(32)).unwrap().hash();
@@ -1445,6 +1456,81 @@ pub(crate) mod tests {
         }
     }
 
+    /// Runs `test` on a SQLite store in a new directory, then on a
+    /// PostgreSQL store in a new database of the server that
+    /// `MELDKLUIS_TEST_POSTGRES_URL` names (tests/postgres.sh starts one).
+    /// Without it the PostgreSQL half is skipped, with a note, unless
+    /// `MELDKLUIS_REQUIRE_POSTGRES=1` (tests/run-all.sh) makes that a failure.
+    pub(crate) fn each_backend(test: impl Fn(&Store)) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db.sqlite")).unwrap();
+        test(&store);
+        drop(store);
+        if let Some(database) = postgres_test_database() {
+            let store = database.open();
+            test(&store);
+        }
+    }
+
+    /// A new, empty database on the test PostgreSQL, dropped afterwards.
+    pub(crate) struct TestDatabase {
+        admin: String,
+        name: String,
+    }
+
+    impl TestDatabase {
+        pub(crate) fn url(&self) -> String {
+            let (server, _) = self.admin.rsplit_once('/').expect("a URL with a database");
+            format!("{server}/{}", self.name)
+        }
+
+        /// A store (a node) on this database; open several for several nodes.
+        pub(crate) fn open(&self) -> Store {
+            Store::open_postgres(&self.url(), None).unwrap()
+        }
+    }
+
+    #[cfg(feature = "postgres")]
+    impl Drop for TestDatabase {
+        fn drop(&mut self) {
+            if let Ok(mut client) = ::postgres::Client::connect(&self.admin, ::postgres::NoTls) {
+                let _ = client.batch_execute(&format!(
+                    "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+                    self.name
+                ));
+            }
+        }
+    }
+
+    pub(crate) fn postgres_test_database() -> Option<TestDatabase> {
+        let required = std::env::var("MELDKLUIS_REQUIRE_POSTGRES").is_ok_and(|v| v == "1");
+        let Ok(admin) = std::env::var("MELDKLUIS_TEST_POSTGRES_URL") else {
+            assert!(
+                !required,
+                "MELDKLUIS_REQUIRE_POSTGRES=1 but MELDKLUIS_TEST_POSTGRES_URL is not set: \
+                 run the tests through tests/postgres.sh"
+            );
+            eprintln!("PostgreSQL half skipped: MELDKLUIS_TEST_POSTGRES_URL is not set");
+            return None;
+        };
+        #[cfg(feature = "postgres")]
+        {
+            let name = format!("t_{}", hex::encode(rand::random::<[u8; 8]>()));
+            let mut client = ::postgres::Client::connect(&admin, ::postgres::NoTls)
+                .expect("the test PostgreSQL answers");
+            client
+                .batch_execute(&format!("CREATE DATABASE \"{name}\""))
+                .unwrap();
+            Some(TestDatabase { admin, name })
+        }
+        #[cfg(not(feature = "postgres"))]
+        {
+            assert!(!required, "this build has no PostgreSQL support");
+            let _ = admin;
+            None
+        }
+    }
+
     /// Stores `bytes` as a whole upload of that length, complete.
     fn complete_upload(store: &Store, bytes: &[u8]) -> UploadId {
         let id = UploadId::random();
@@ -1459,142 +1545,142 @@ pub(crate) mod tests {
 
     #[test]
     fn uploads_are_claimed_once_counted_in_the_quota_and_expire_unless_claimed() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("db.sqlite")).unwrap();
-        let (a, b, c) = (UploadId::random(), UploadId::random(), UploadId::random());
-        // Declaring reserves nothing: both fit, whatever their lengths.
-        assert!(store.create_upload(a, 600).unwrap());
-        assert!(store.create_upload(b, 900).unwrap());
-        assert!(store.upload(&c).unwrap().is_none());
-        // Bytes count as they arrive, against every upload's received bytes.
-        let quota = 1000;
-        assert!(matches!(
-            store.append_chunk(a, 0, vec![1; 600], quota).unwrap(),
-            Append::Stored(UploadRow { received: 600, .. })
-        ));
-        assert_eq!(
-            store.append_chunk(b, 0, vec![2; 500], quota).unwrap(),
-            Append::QuotaFull
-        );
-        assert_eq!(
-            store.append_chunk(b, 10, vec![2; 5], quota).unwrap(),
-            Append::WrongOffset(0)
-        );
-        assert_eq!(
-            store.append_chunk(b, 0, vec![2; 901], u64::MAX).unwrap(),
-            Append::PastLength
-        );
-        assert!(matches!(
-            store.append_chunk(b, 0, vec![2; 400], quota).unwrap(),
-            Append::Stored(_)
-        ));
-        // A refused chunk is cut back to where it started.
-        store.cut_upload(b, 100).unwrap();
-        assert_eq!(store.upload(&b).unwrap().unwrap().received, 100);
-        assert_eq!(store.upload_chunk(&b, 0).unwrap(), Some(vec![2; 100]));
-        // Only complete uploads can be claimed, and all or none of a message's.
-        let lookup = LookupKey::from_hex(&"ab".repeat(32)).unwrap().hash();
-        let refused = store
-            .create_case(lookup, vec!["vp-a".into()], message(), vec![a])
-            .unwrap();
-        assert!(matches!(refused, NewCase::UnknownUpload));
-        assert!(store.thread(&lookup).unwrap().is_none(), "rolled back");
-        assert!(store.complete_upload(a).unwrap());
-        let refused = store
-            .create_case(lookup, vec!["vp-a".into()], message(), vec![a, b])
-            .unwrap();
-        assert!(matches!(refused, NewCase::UnknownUpload));
-        assert_eq!(
-            store.upload(&a).unwrap().unwrap().state,
-            UploadState::Complete
-        );
-        let stored = store
-            .create_case(lookup, vec!["vp-a".into()], message(), vec![a])
-            .unwrap();
-        assert!(matches!(stored, NewCase::Created(_)));
-        assert_eq!(
-            store.upload(&a).unwrap().unwrap().state,
-            UploadState::Claimed
-        );
-        assert!(!store.delete_upload(a).unwrap(), "a claimed upload stays");
-        store.assign_deliveries("vp-a").unwrap();
-        let inbox = store.inbox("vp-a", 0, |_| true).unwrap();
-        assert_eq!(inbox[0].attachments[0].upload, a);
-        // Expiry takes the unclaimed one only.
-        assert_eq!(store.expire_uploads(Day::today()).unwrap(), vec![b]);
-        assert!(store.upload(&b).unwrap().is_none());
-        assert!(store.upload(&a).unwrap().is_some());
+        each_backend(|store| {
+            let (a, b, c) = (UploadId::random(), UploadId::random(), UploadId::random());
+            // Declaring reserves nothing: both fit, whatever their lengths.
+            assert!(store.create_upload(a, 600).unwrap());
+            assert!(store.create_upload(b, 900).unwrap());
+            assert!(store.upload(&c).unwrap().is_none());
+            // Bytes count as they arrive, against every upload's received bytes.
+            let quota = 1000;
+            assert!(matches!(
+                store.append_chunk(a, 0, vec![1; 600], quota).unwrap(),
+                Append::Stored(UploadRow { received: 600, .. })
+            ));
+            assert_eq!(
+                store.append_chunk(b, 0, vec![2; 500], quota).unwrap(),
+                Append::QuotaFull
+            );
+            assert_eq!(
+                store.append_chunk(b, 10, vec![2; 5], quota).unwrap(),
+                Append::WrongOffset(0)
+            );
+            assert_eq!(
+                store.append_chunk(b, 0, vec![2; 901], u64::MAX).unwrap(),
+                Append::PastLength
+            );
+            assert!(matches!(
+                store.append_chunk(b, 0, vec![2; 400], quota).unwrap(),
+                Append::Stored(_)
+            ));
+            // A refused chunk is cut back to where it started.
+            store.cut_upload(b, 100).unwrap();
+            assert_eq!(store.upload(&b).unwrap().unwrap().received, 100);
+            assert_eq!(store.upload_chunk(&b, 0).unwrap(), Some(vec![2; 100]));
+            // Only complete uploads can be claimed, and all or none of a message's.
+            let lookup = LookupKey::from_hex(&"ab".repeat(32)).unwrap().hash();
+            let refused = store
+                .create_case(lookup, vec!["vp-a".into()], message(), vec![a])
+                .unwrap();
+            assert!(matches!(refused, NewCase::UnknownUpload));
+            assert!(store.thread(&lookup).unwrap().is_none(), "rolled back");
+            assert!(store.complete_upload(a).unwrap());
+            let refused = store
+                .create_case(lookup, vec!["vp-a".into()], message(), vec![a, b])
+                .unwrap();
+            assert!(matches!(refused, NewCase::UnknownUpload));
+            assert_eq!(
+                store.upload(&a).unwrap().unwrap().state,
+                UploadState::Complete
+            );
+            let stored = store
+                .create_case(lookup, vec!["vp-a".into()], message(), vec![a])
+                .unwrap();
+            assert!(matches!(stored, NewCase::Created(_)));
+            assert_eq!(
+                store.upload(&a).unwrap().unwrap().state,
+                UploadState::Claimed
+            );
+            assert!(!store.delete_upload(a).unwrap(), "a claimed upload stays");
+            store.assign_deliveries("vp-a").unwrap();
+            let inbox = store.inbox("vp-a", 0, |_| true).unwrap();
+            assert_eq!(inbox[0].attachments[0].upload, a);
+            // Expiry takes the unclaimed one only.
+            assert_eq!(store.expire_uploads(Day::today()).unwrap(), vec![b]);
+            assert!(store.upload(&b).unwrap().is_none());
+            assert!(store.upload(&a).unwrap().is_some());
+        });
     }
 
     #[test]
     fn deliveries_are_numbered_once_per_counsellor_in_case_order() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("db.sqlite")).unwrap();
-        let mut lookups = Vec::new();
-        for byte in ["ab", "cd", "ef"] {
-            let lookup = LookupKey::from_hex(&byte.repeat(32)).unwrap().hash();
-            store
-                .create_case(
-                    lookup,
-                    vec!["vp-a".into(), "vp-b".into()],
-                    message(),
-                    vec![],
-                )
-                .unwrap();
-            store.add_follow_up(lookup, message(), vec![]).unwrap();
-            lookups.push(lookup);
-        }
-        assert_eq!(store.assign_deliveries("vp-a").unwrap(), 6);
-        assert_eq!(store.assign_deliveries("vp-a").unwrap(), 0, "once");
-        let first = store.inbox("vp-a", 0, |_| true).unwrap();
-        let seqs: Vec<u64> = first.iter().map(|e| e.seq).collect();
-        assert_eq!(seqs, (1..=6).collect::<Vec<_>>());
-        // Each case's report comes before its follow-up; cases in id order.
-        for pair in first.chunks(2) {
-            assert_eq!(pair[0].case, pair[1].case);
-            assert_eq!(
-                (pair[0].kind.as_str(), pair[1].kind.as_str()),
-                ("report", "follow-up")
-            );
-        }
-        let cases: Vec<_> = first.chunks(2).map(|p| p[0].case).collect();
-        let mut sorted = cases.clone();
-        sorted.sort();
-        assert_eq!(cases, sorted);
-        // The budget stops the read; the first entry always comes.
-        assert_eq!(store.inbox("vp-a", 0, |_| false).unwrap().len(), 1);
-        assert_eq!(store.inbox("vp-a", 4, |_| true).unwrap().len(), 2);
-        // A new message comes after everything given so far.
-        store.add_follow_up(lookups[0], message(), vec![]).unwrap();
-        assert_eq!(store.assign_deliveries("vp-a").unwrap(), 1);
-        assert_eq!(store.inbox("vp-a", 6, |_| true).unwrap()[0].seq, 7);
-        // Another counsellor has its own numbers.
-        assert_eq!(store.assign_deliveries("vp-b").unwrap(), 7);
-        assert_eq!(store.inbox("vp-b", 0, |_| true).unwrap().len(), 7);
+        each_backend(|store| {
+            let mut lookups = Vec::new();
+            for byte in ["ab", "cd", "ef"] {
+                let lookup = LookupKey::from_hex(&byte.repeat(32)).unwrap().hash();
+                store
+                    .create_case(
+                        lookup,
+                        vec!["vp-a".into(), "vp-b".into()],
+                        message(),
+                        vec![],
+                    )
+                    .unwrap();
+                store.add_follow_up(lookup, message(), vec![]).unwrap();
+                lookups.push(lookup);
+            }
+            assert_eq!(store.assign_deliveries("vp-a").unwrap(), 6);
+            assert_eq!(store.assign_deliveries("vp-a").unwrap(), 0, "once");
+            let first = store.inbox("vp-a", 0, |_| true).unwrap();
+            let seqs: Vec<u64> = first.iter().map(|e| e.seq).collect();
+            assert_eq!(seqs, (1..=6).collect::<Vec<_>>());
+            // Each case's report comes before its follow-up; cases in id order.
+            for pair in first.chunks(2) {
+                assert_eq!(pair[0].case, pair[1].case);
+                assert_eq!(
+                    (pair[0].kind.as_str(), pair[1].kind.as_str()),
+                    ("report", "follow-up")
+                );
+            }
+            let cases: Vec<_> = first.chunks(2).map(|p| p[0].case).collect();
+            let mut sorted = cases.clone();
+            sorted.sort();
+            assert_eq!(cases, sorted);
+            // The budget stops the read; the first entry always comes.
+            assert_eq!(store.inbox("vp-a", 0, |_| false).unwrap().len(), 1);
+            assert_eq!(store.inbox("vp-a", 4, |_| true).unwrap().len(), 2);
+            // A new message comes after everything given so far.
+            store.add_follow_up(lookups[0], message(), vec![]).unwrap();
+            assert_eq!(store.assign_deliveries("vp-a").unwrap(), 1);
+            assert_eq!(store.inbox("vp-a", 6, |_| true).unwrap()[0].seq, 7);
+            // Another counsellor has its own numbers.
+            assert_eq!(store.assign_deliveries("vp-b").unwrap(), 7);
+            assert_eq!(store.inbox("vp-b", 0, |_| true).unwrap().len(), 7);
+        });
     }
 
     #[test]
     fn a_case_stops_at_its_limit_with_a_clear_outcome() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("db.sqlite")).unwrap();
-        let lookup = LookupKey::from_hex(&"ab".repeat(32)).unwrap().hash();
-        store
-            .create_case(lookup, vec!["vp-a".into()], message(), vec![])
-            .unwrap();
-        for _ in 1..MAX_CASE_MESSAGES {
+        each_backend(|store| {
+            let lookup = LookupKey::from_hex(&"ab".repeat(32)).unwrap().hash();
+            store
+                .create_case(lookup, vec!["vp-a".into()], message(), vec![])
+                .unwrap();
+            for _ in 1..MAX_CASE_MESSAGES {
+                assert!(matches!(
+                    store.add_follow_up(lookup, message(), vec![]).unwrap(),
+                    FollowUp::Stored(_)
+                ));
+            }
             assert!(matches!(
                 store.add_follow_up(lookup, message(), vec![]).unwrap(),
-                FollowUp::Stored(_)
+                FollowUp::CaseFull
             ));
-        }
-        assert!(matches!(
-            store.add_follow_up(lookup, message(), vec![]).unwrap(),
-            FollowUp::CaseFull
-        ));
-        assert_eq!(
-            store.thread(&lookup).unwrap().unwrap().messages.len() as i64,
-            MAX_CASE_MESSAGES
-        );
+            assert_eq!(
+                store.thread(&lookup).unwrap().unwrap().messages.len() as i64,
+                MAX_CASE_MESSAGES
+            );
+        });
     }
 
     /// A version-3 database with two cases, messages in arrival order
@@ -1658,7 +1744,7 @@ pub(crate) mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("db.sqlite");
         let (claimed, pending) = version_3_database(&path);
-        let store = Store::open(&path).unwrap();
+        let store = SqliteStore::open(&path).unwrap();
         let connection = store.read().unwrap();
         let version: i64 = connection
             .query_row("PRAGMA user_version", [], |r| r.get(0))
@@ -1712,10 +1798,10 @@ pub(crate) mod tests {
 
     #[test]
     fn an_attachment_is_read_back_piece_by_piece() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("db.sqlite")).unwrap();
-        let bytes: Vec<u8> = (0..3000u32).map(|i| (i % 251) as u8).collect();
-        let id = complete_upload(&store, &bytes);
-        assert_eq!(store.upload_chunk(&id, 0).unwrap().unwrap(), bytes);
+        each_backend(|store| {
+            let bytes: Vec<u8> = (0..3000u32).map(|i| (i % 251) as u8).collect();
+            let id = complete_upload(store, &bytes);
+            assert_eq!(store.upload_chunk(&id, 0).unwrap().unwrap(), bytes);
+        });
     }
 }
