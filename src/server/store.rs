@@ -1377,6 +1377,7 @@ fn blob_u64(bytes: Vec<u8>) -> Result<u64, StoreError> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::format::bundle::OutboxKind;
     use crate::format::derive::LookupKey;
 
     fn message() -> AgeBlob {
@@ -1803,5 +1804,275 @@ pub(crate) mod tests {
             let id = complete_upload(store, &bytes);
             assert_eq!(store.upload_chunk(&id, 0).unwrap().unwrap(), bytes);
         });
+    }
+
+    /// Two stores on one database, as two server nodes: two SQLite stores
+    /// on one file, two PostgreSQL pools on one database.
+    fn each_backend_pair(test: impl Fn(&Store, &Store)) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite");
+        let (a, b) = (Store::open(&path).unwrap(), Store::open(&path).unwrap());
+        test(&a, &b);
+        drop((a, b));
+        if let Some(database) = postgres_test_database() {
+            let (a, b) = (database.open(), database.open());
+            test(&a, &b);
+        }
+    }
+
+    /// A case for vp-a with its report; returns its lookup hash and id.
+    fn case_for_vp_a(store: &Store, byte: u8) -> (LookupHash, CaseId) {
+        let lookup = LookupHash([byte; 32]);
+        store
+            .create_case(lookup, vec!["vp-a".into()], message(), vec![])
+            .unwrap();
+        store.assign_deliveries("vp-a").unwrap();
+        let case = store
+            .inbox("vp-a", 0, |_| true)
+            .unwrap()
+            .into_iter()
+            .rev()
+            .find(|entry| store.thread(&lookup).unwrap().unwrap().messages[0].id == entry.id)
+            .unwrap()
+            .case;
+        (lookup, case)
+    }
+
+    fn reply(case: CaseId, kind: OutboxKind) -> OutboxWrite {
+        OutboxWrite {
+            id: MessageId::random(),
+            case,
+            body: message(),
+            kind,
+        }
+    }
+
+    #[test]
+    fn the_same_outbox_through_two_nodes_at_once_is_applied_once() {
+        each_backend_pair(|a, b| {
+            let (lookup, case) = case_for_vp_a(a, 0x11);
+            let rounds = 8u64;
+            for counter in 1..=rounds {
+                let item = reply(case, OutboxKind::Reply);
+                let hash = [counter as u8; 32];
+                let barrier = std::sync::Barrier::new(2);
+                let outcomes: Vec<SyncOutcome> = std::thread::scope(|scope| {
+                    let runs: Vec<_> = [a, b]
+                        .into_iter()
+                        .map(|node| {
+                            let items = vec![OutboxWrite {
+                                id: item.id,
+                                case,
+                                body: item.body.clone(),
+                                kind: OutboxKind::Reply,
+                            }];
+                            let barrier = &barrier;
+                            scope.spawn(move || {
+                                barrier.wait();
+                                node.apply_outbox("vp-a", counter, &hash, 0, items).unwrap()
+                            })
+                        })
+                        .collect();
+                    runs.into_iter().map(|run| run.join().unwrap()).collect()
+                });
+                let applied = outcomes
+                    .iter()
+                    .filter(|o| matches!(o, SyncOutcome::Applied(_)))
+                    .count();
+                let retried = outcomes
+                    .iter()
+                    .filter(|o| matches!(o, SyncOutcome::Retried(_)))
+                    .count();
+                assert_eq!((applied, retried), (1, 1), "round {counter}");
+            }
+            let thread = b.thread(&lookup).unwrap().unwrap();
+            assert_eq!(thread.messages.len() as u64, 1 + rounds, "each reply once");
+        });
+    }
+
+    #[test]
+    fn an_outbox_is_all_or_nothing_and_a_replay_changes_nothing() {
+        each_backend(|store| {
+            let (lookup, case) = case_for_vp_a(store, 0x22);
+            let stranger = CaseId::random();
+            let items = vec![
+                reply(case, OutboxKind::Reply),
+                reply(stranger, OutboxKind::Reply),
+            ];
+            let outcome = store.apply_outbox("vp-a", 1, &[1; 32], 0, items).unwrap();
+            assert!(matches!(outcome, SyncOutcome::UnknownCase(c) if c == stranger));
+            assert_eq!(store.thread(&lookup).unwrap().unwrap().messages.len(), 1);
+            // The counter did not move: the same counter applies now.
+            let outcome = store
+                .apply_outbox("vp-a", 1, &[2; 32], 0, vec![reply(case, OutboxKind::Close)])
+                .unwrap();
+            assert!(matches!(outcome, SyncOutcome::Applied(_)));
+            assert_eq!(store.closed_day(&lookup).unwrap(), Some(Day::today()));
+            // An older or equal counter with other contents is a replay.
+            for (counter, hash) in [(1, [3; 32]), (0, [2; 32])] {
+                let outcome = store
+                    .apply_outbox(
+                        "vp-a",
+                        counter,
+                        &hash,
+                        0,
+                        vec![reply(case, OutboxKind::Reopen)],
+                    )
+                    .unwrap();
+                assert!(matches!(outcome, SyncOutcome::Replayed));
+            }
+            assert_eq!(store.closed_day(&lookup).unwrap(), Some(Day::today()));
+            assert_eq!(store.thread(&lookup).unwrap().unwrap().messages.len(), 2);
+            // Another counsellor cannot write to vp-a's case.
+            let outcome = store
+                .apply_outbox("vp-b", 1, &[4; 32], 0, vec![reply(case, OutboxKind::Reply)])
+                .unwrap();
+            assert!(matches!(outcome, SyncOutcome::UnknownCase(_)));
+        });
+    }
+
+    #[test]
+    fn a_purge_deletes_the_case_its_messages_and_its_attachments() {
+        each_backend(|store| {
+            let bytes = vec![7u8; 5000];
+            let upload = complete_upload(store, &bytes);
+            let lookup = LookupHash([0x33; 32]);
+            store
+                .create_case(lookup, vec!["vp-a".into()], message(), vec![upload])
+                .unwrap();
+            let (kept, _) = case_for_vp_a(store, 0x34);
+            store.assign_deliveries("vp-a").unwrap();
+            let case = store
+                .inbox("vp-a", 0, |_| true)
+                .unwrap()
+                .into_iter()
+                .find(|e| !e.attachments.is_empty())
+                .unwrap()
+                .case;
+            store
+                .apply_outbox("vp-a", 1, &[1; 32], 0, vec![reply(case, OutboxKind::Close)])
+                .unwrap();
+            // Not yet: closed today, retention up to yesterday.
+            let yesterday = Day(Day::today().0 - time::Duration::days(1));
+            assert_eq!(store.purge_closed(yesterday).unwrap().cases, 0);
+            let purged = store.purge_closed(Day::today()).unwrap();
+            assert_eq!((purged.cases, purged.uploads), (1, vec![upload]));
+            assert!(store.thread(&lookup).unwrap().is_none());
+            assert!(store.upload(&upload).unwrap().is_none());
+            assert!(store.upload_chunk(&upload, 0).unwrap().is_none());
+            assert_eq!(store.uploads_received().unwrap(), 0);
+            assert!(
+                store.thread(&kept).unwrap().is_some(),
+                "the open case stays"
+            );
+            assert_eq!(store.purge_closed(Day::today()).unwrap().cases, 0);
+        });
+    }
+
+    #[test]
+    fn follow_ups_through_two_nodes_at_once_all_land_in_one_order() {
+        each_backend_pair(|a, b| {
+            let (lookup, _) = case_for_vp_a(a, 0x44);
+            let barrier = std::sync::Barrier::new(2);
+            std::thread::scope(|scope| {
+                for node in [a, b] {
+                    let barrier = &barrier;
+                    scope.spawn(move || {
+                        barrier.wait();
+                        for _ in 0..6 {
+                            assert!(matches!(
+                                node.add_follow_up(lookup, message(), vec![]).unwrap(),
+                                FollowUp::Stored(_)
+                            ));
+                        }
+                    });
+                }
+            });
+            let from_a = a.thread(&lookup).unwrap().unwrap().messages;
+            let from_b = b.thread(&lookup).unwrap().unwrap().messages;
+            assert_eq!(from_a.len(), 13);
+            let ids = |m: &[StoredMessage]| m.iter().map(|m| m.id).collect::<Vec<_>>();
+            assert_eq!(ids(&from_a), ids(&from_b), "one order, seen from both");
+            // Delivered once each, numbered 1…13 whichever node numbers.
+            std::thread::scope(|scope| {
+                scope.spawn(|| a.assign_deliveries("vp-a").unwrap());
+                scope.spawn(|| b.assign_deliveries("vp-a").unwrap());
+            });
+            let seqs: Vec<u64> = a
+                .inbox("vp-a", 0, |_| true)
+                .unwrap()
+                .iter()
+                .map(|e| e.seq)
+                .collect();
+            assert_eq!(seqs, (1..=13).collect::<Vec<_>>());
+        });
+    }
+
+    #[cfg(feature = "postgres")]
+    #[test]
+    fn postgres_retention_runs_on_one_node_at_a_time() {
+        let Some(database) = postgres_test_database() else {
+            return;
+        };
+        let store = database.open();
+        let (lookup, case) = case_for_vp_a(&store, 0x55);
+        store
+            .apply_outbox("vp-a", 1, &[1; 32], 0, vec![reply(case, OutboxKind::Close)])
+            .unwrap();
+        // Another node holds the retention lock: this one deletes nothing.
+        let mut other = ::postgres::Client::connect(&database.url(), ::postgres::NoTls).unwrap();
+        other
+            .execute("SELECT pg_advisory_lock($1)", &[&0x6d65_6c64_0000_0002i64])
+            .unwrap();
+        assert_eq!(store.purge_closed(Day::today()).unwrap().cases, 0);
+        assert!(store.thread(&lookup).unwrap().is_some());
+        other
+            .execute(
+                "SELECT pg_advisory_unlock($1)",
+                &[&0x6d65_6c64_0000_0002i64],
+            )
+            .unwrap();
+        assert_eq!(store.purge_closed(Day::today()).unwrap().cases, 1);
+        assert!(store.thread(&lookup).unwrap().is_none());
+    }
+
+    #[cfg(feature = "postgres")]
+    #[test]
+    fn postgres_schema_has_no_time_and_no_arrival_counter() {
+        let Some(database) = postgres_test_database() else {
+            return;
+        };
+        let store = database.open();
+        case_for_vp_a(&store, 0x66);
+        let mut client = ::postgres::Client::connect(&database.url(), ::postgres::NoTls).unwrap();
+        let timed: i64 = client
+            .query_one(
+                "SELECT count(*) FROM information_schema.columns
+                  WHERE table_schema = 'public'
+                    AND (data_type LIKE 'time%' OR data_type = 'date' OR data_type = 'interval'
+                         OR column_default IS NOT NULL OR is_identity = 'YES')",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        assert_eq!(timed, 0, "no time, default or identity column");
+        let sequences: i64 = client
+            .query_one("SELECT count(*) FROM pg_sequences", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(sequences, 0, "no sequence counts arrivals");
+        let commit_times: String = client
+            .query_one("SHOW track_commit_timestamp", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(commit_times, "off");
+        assert!(
+            match &store {
+                Store::Postgres(pg) => pg.metadata_findings().unwrap(),
+                _ => unreachable!(),
+            }
+            .is_empty(),
+            "tests/postgres.sh starts PostgreSQL with the settings docs/postgresql.md asks"
+        );
     }
 }
