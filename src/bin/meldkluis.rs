@@ -248,8 +248,11 @@ fn serve(loaded: Loaded) -> Result<(), String> {
             problems.join("\n")
         ));
     }
-    runtime()?.block_on(async {
-        let state = AppState::open(&config).map_err(|e| e.to_string())?;
+    let runtime = runtime()?;
+    // Opened outside the runtime: the store's clients block (PostgreSQL's
+    // runs its own small runtime, which cannot start inside another).
+    let state = AppState::open(&config).map_err(|e| e.to_string())?;
+    runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;

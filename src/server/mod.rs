@@ -118,6 +118,7 @@ impl AppState {
             }
         })?;
         let store = Store::open_configured(config)?;
+        tracing::info!("store: {}", store.backend());
         let uploads = uploads::Uploads::open(config, &store)?;
         Ok(AppState(Arc::new(Inner {
             store,

@@ -130,6 +130,16 @@ struct Pool {
     open: usize,
 }
 
+impl Drop for PostgresStore {
+    /// Closes the idle connections on a thread of their own: closing one
+    /// blocks on the client's small runtime, which cannot run on a thread
+    /// that drives tokio tasks (where the server's state may be dropped).
+    fn drop(&mut self) {
+        let idle = std::mem::take(&mut self.pool.get_mut().unwrap_or_else(|p| p.into_inner()).idle);
+        let _ = std::thread::spawn(move || drop(idle)).join();
+    }
+}
+
 /// A pooled connection, given back when dropped (unless it broke).
 struct Lent<'a> {
     store: &'a PostgresStore,
@@ -156,7 +166,12 @@ impl Drop for Lent<'_> {
             // A transaction left open (a panic) rolls back when its
             // `Transaction` drops; a closed connection is not given back.
             Some(client) if !client.is_closed() => pool.idle.push(client),
-            _ => pool.open -= 1,
+            Some(broken) => {
+                pool.open -= 1;
+                // Dropping a client blocks (see `Drop for PostgresStore`).
+                std::thread::spawn(move || drop(broken));
+            }
+            None => pool.open -= 1,
         }
         self.store.free.notify_one();
     }
