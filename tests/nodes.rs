@@ -20,6 +20,8 @@ const MIB: usize = 1024 * 1024;
 /// A new database on the test PostgreSQL, dropped at the end, and how a
 /// node reaches it: a URL without the password, and the password file.
 struct Database {
+    /// Holds the nodes' shared proof-of-work key file.
+    secrets: tempfile::TempDir,
     admin: String,
     name: String,
     url: String,
@@ -49,7 +51,14 @@ impl Database {
         let user = user_part.split(':').next().unwrap();
         let server = host_part.rsplit_once('/').unwrap().0;
         let url = format!("{scheme}://{user}@{server}/{name}");
+        let secrets = tempfile::tempdir().unwrap();
+        std::fs::write(
+            secrets.path().join("pow-key"),
+            hex::encode(rand::random::<[u8; 32]>()),
+        )
+        .unwrap();
         Some(Database {
+            secrets,
             admin,
             name,
             url,
@@ -57,8 +66,10 @@ impl Database {
         })
     }
 
-    /// A node: its own data directory, the same cards, this database.
+    /// A node: its own data directory, the same cards, this database, the
+    /// same proof-of-work key.
     fn node(&self, card: &str, dir: Option<tempfile::TempDir>) -> Server {
+        let pow_key = self.secrets.path().join("pow-key");
         let dir = dir.unwrap_or_else(|| {
             let dir = tempfile::tempdir().unwrap();
             std::fs::create_dir_all(dir.path().join("keys")).unwrap();
@@ -71,6 +82,7 @@ impl Database {
             &[
                 ("MELDKLUIS_DATABASE_URL", &self.url),
                 ("MELDKLUIS_DATABASE_PASSWORD_FILE", &self.password_file),
+                ("MELDKLUIS_POW_KEY_FILE", pow_key.to_str().unwrap()),
             ],
         )
     }
@@ -120,7 +132,10 @@ fn a_case_its_upload_and_the_courier_hop_between_two_nodes() {
     let mut vault = make_vault(vault_dir.path(), "vp-test");
     let card = vault.card.to_json();
     let (a, b) = (database.node(&card, None), database.node(&card, None));
-    assert!(a.log_text().contains("postgresql") || b.log_text().contains("postgresql"));
+    for node in [&a, &b] {
+        let health = node.get("/healthz");
+        assert_eq!((health.status, &health.body[..]), (200, &b"ok\n"[..]));
+    }
 
     // An upload started on one node is resumed on the other.
     let melder = Melder::new();
@@ -160,7 +175,15 @@ fn a_case_its_upload_and_the_courier_hop_between_two_nodes() {
         "message": STANDARD.encode(sealed),
         "uploads": [id],
     });
-    assert_eq!(b.post_json("/api/v1/reports", &report).status, 201);
+    // Its proof of work comes from a's challenge (one key on both nodes).
+    let pow = a.pow();
+    let body = serde_json::to_vec(&report).unwrap();
+    let headers = [
+        ("Content-Type", "application/json"),
+        ("Meldkluis-Pow", &pow),
+    ];
+    let created = b.request_with("POST", "/api/v1/reports", &headers, &body);
+    assert_eq!(created.status, 201, "{}", created.error());
     assert_eq!(a.post_json("/api/v1/reports", &report).status, 200);
 
     // Read on a, followed up on a, read on b.

@@ -320,6 +320,10 @@ fn check_config(file: Option<&Path>, flags: Overrides) -> ExitCode {
                 Some(url) => config::url_without_password(url.expose()),
                 None => "(not set: SQLite in data_dir)".into(),
             },
+            "pow_key" => match &config.pow_key {
+                Some(_) => "(set, not shown: the same on every node)".into(),
+                None => "(not set: made at each start)".into(),
+            },
             "database_password" => match &config.database_password {
                 Some(_) => "(set, not shown)".into(),
                 None => "(not set)".into(),

@@ -77,6 +77,10 @@ pub struct Config {
     /// The PostgreSQL password, kept out of the URL (usually
     /// `MELDKLUIS_DATABASE_PASSWORD_FILE`); it replaces one in the URL.
     pub database_password: Option<SecretText>,
+    /// The proof of work's HMAC key, 64 hex digits, the same on every node
+    /// behind one proxy (usually `MELDKLUIS_POW_KEY_FILE`); unset, each
+    /// process makes its own at start.
+    pub pow_key: Option<SecretText>,
 }
 
 /// A setting that may hold a secret (a password, a URL with one): never
@@ -92,6 +96,14 @@ impl SecretText {
     /// The text itself, for the one place that needs it (connecting).
     pub fn expose(&self) -> &str {
         &self.0
+    }
+
+    /// The 32 bytes of a checked `pow_key` (64 hex digits).
+    pub fn key_bytes(&self) -> [u8; 32] {
+        let mut key = [0u8; 32];
+        // Checked when the setting was read (`apply`).
+        let _ = hex::decode_to_slice(&self.0, &mut key);
+        key
     }
 }
 
@@ -123,13 +135,14 @@ impl Default for Config {
             pow_max_factor: crate::server::pow::MAX_FACTOR,
             database_url: None,
             database_password: None,
+            pow_key: None,
         }
     }
 }
 
 /// Every setting by its key in the file. Its environment variable is
 /// `MELDKLUIS_` and the key in capitals; `…_FILE` reads the value from a file.
-pub const SETTINGS: [&str; 13] = [
+pub const SETTINGS: [&str; 14] = [
     "listen",
     "data_dir",
     "keys_dir",
@@ -143,6 +156,7 @@ pub const SETTINGS: [&str; 13] = [
     "pow_max_factor",
     "database_url",
     "database_password",
+    "pow_key",
 ];
 
 /// Environment names of the first version, still read.
@@ -489,6 +503,19 @@ fn apply(
         }
         "database_password" => {
             config.database_password = optional_text(raw)?.map(SecretText::new);
+        }
+        "pow_key" => {
+            let text = raw.text()?;
+            config.pow_key = if text.is_empty() {
+                None
+            } else if text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+                Some(SecretText::new(text.to_ascii_lowercase()))
+            } else {
+                // Never repeated: it is a secret.
+                return Err("expected 64 hexadecimal digits (make one with: \
+                            openssl rand -hex 32)"
+                    .into());
+            };
         }
         _ => unreachable!("every key in SETTINGS is handled"),
     }
@@ -1530,5 +1557,100 @@ mod tests {
         assert_eq!(edit_distance("listen", "listen"), 0);
         assert_eq!(edit_distance("listn", "listen"), 1);
         assert_eq!(edit_distance("data", "keys"), 4);
+    }
+
+    #[test]
+    fn a_database_url_is_checked_and_its_password_never_shown() {
+        let dir = tempfile::tempdir().unwrap();
+        let password = dir.path().join("db-password");
+        std::fs::write(&password, "geheim-wachtwoord\n").unwrap();
+        let loaded = load(
+            None,
+            &env(&[
+                (
+                    "MELDKLUIS_DATABASE_URL",
+                    "postgres://meldkluis@db.internal:5432/meldkluis",
+                ),
+                (
+                    "MELDKLUIS_DATABASE_PASSWORD_FILE",
+                    password.to_str().unwrap(),
+                ),
+            ]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        let config = &loaded.config;
+        assert_eq!(
+            config.database_password.as_ref().unwrap().expose(),
+            "geheim-wachtwoord"
+        );
+        let shown = format!("{config:?}");
+        assert!(
+            !shown.contains("geheim") && !shown.contains("db.internal"),
+            "{shown}"
+        );
+        assert!(database_setting_findings(config).is_empty());
+
+        // A wrong scheme, or garbage, is refused without repeating the value.
+        for bad in [
+            "mysql://u:hunter2@h/db",
+            "postgres://u:hunter2@h:notaport/db",
+        ] {
+            let problems = load(
+                None,
+                &env(&[("MELDKLUIS_DATABASE_URL", bad)]),
+                &Overrides::default(),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(problems.contains("database_url"), "{problems}");
+            assert!(!problems.contains("hunter2"), "{problems}");
+        }
+        // A password in the URL works, with a warning; shown as ***.
+        let loaded = load_text(
+            "database_url = \"postgres://meldkluis:hunter2@db/meldkluis?sslmode=disable\"",
+            &[],
+        )
+        .unwrap();
+        let findings = database_setting_findings(&loaded.config);
+        assert!(
+            findings[0]
+                .message
+                .contains("MELDKLUIS_DATABASE_PASSWORD_FILE")
+        );
+        assert_eq!(
+            url_without_password(loaded.config.database_url.as_ref().unwrap().expose()),
+            "postgres://meldkluis:***@db/meldkluis?…"
+        );
+        // Empty means SQLite.
+        let loaded = load_text("database_url = \"\"", &[]).unwrap();
+        assert!(loaded.config.database_url.is_none());
+    }
+
+    #[test]
+    fn a_pow_key_is_64_hex_digits_and_never_repeated() {
+        let key = "ab".repeat(32);
+        let loaded = load(
+            None,
+            &env(&[("MELDKLUIS_POW_KEY", &key)]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            loaded.config.pow_key.as_ref().unwrap().key_bytes(),
+            [0xab; 32]
+        );
+        assert!(!format!("{:?}", loaded.config).contains(&key));
+        for bad in ["abc", &"zz".repeat(32), &"ab".repeat(33)] {
+            let problems = load(
+                None,
+                &env(&[("MELDKLUIS_POW_KEY", bad)]),
+                &Overrides::default(),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(problems.contains("pow_key") && problems.contains("64 hexadecimal"));
+            assert!(!problems.contains(bad), "{problems}");
+        }
     }
 }

@@ -1010,6 +1010,12 @@ impl SqliteStore {
         Ok(purged)
     }
 
+    /// Whether the database answers (`GET /healthz`).
+    pub fn ping(&self) -> Result<(), StoreError> {
+        self.read()?.query_row("SELECT 1", [], |_| Ok(()))?;
+        Ok(())
+    }
+
     /// The day a case was closed, if it was (for tests and operators).
     pub fn closed_day(&self, lookup: &LookupHash) -> Result<Option<Day>, StoreError> {
         let connection = self.read()?;

@@ -208,4 +208,9 @@ impl Store {
     pub fn closed_day(&self, lookup: &LookupHash) -> Result<Option<Day>, StoreError> {
         each!(self, s => s.closed_day(lookup))
     }
+
+    /// Whether the database answers.
+    pub fn ping(&self) -> Result<(), StoreError> {
+        each!(self, s => s.ping())
+    }
 }

@@ -887,6 +887,12 @@ impl PostgresStore {
         Ok(())
     }
 
+    /// Whether the database answers (`GET /healthz`).
+    pub fn ping(&self) -> Result<(), StoreError> {
+        self.lend()?.simple_query("SELECT 1")?;
+        Ok(())
+    }
+
     pub fn closed_day(&self, lookup: &LookupHash) -> Result<Option<Day>, StoreError> {
         let row = self.lend()?.query_opt(
             "SELECT closed_day FROM cases WHERE lookup_hash = $1",
