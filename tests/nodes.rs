@@ -340,3 +340,169 @@ fn post_or_none(port: u16, path: &str, body: &Value) -> Option<u16> {
     let line = String::from_utf8_lossy(&answer[..answer.len().min(16)]).into_owned();
     line.strip_prefix("HTTP/1.1 ")?.get(..3)?.parse().ok()
 }
+
+#[test]
+fn migrate_store_moves_a_thousand_cases_with_attachments_and_proves_it() {
+    use meldkluis::format::agefile::AgeBlob;
+    use meldkluis::format::derive::LookupHash;
+    use meldkluis::format::ids::UploadId;
+    use meldkluis::server::store::{OutboxWrite, Store};
+    let Some(database) = Database::create() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let sqlite = Store::open(&data.join("meldkluis.sqlite")).unwrap();
+    let recipient = age::x25519::Identity::generate().to_public();
+    let blob = |n: u32| {
+        // Padded as a browser pads (the store accepts nothing else).
+        let text = format!("{:<4096}", format!("melding {n}"));
+        AgeBlob::parse_message(age::encrypt(&recipient, text.as_bytes()).unwrap()).unwrap()
+    };
+    // 20 attachments of 1.5 MiB, in two pieces each.
+    let uploads: Vec<UploadId> = (0..20u8)
+        .map(|n| {
+            let id = UploadId::random();
+            let bytes: Vec<u8> = (0..3 * MIB / 2).map(|i| (i as u8) ^ n).collect();
+            assert!(sqlite.create_upload(id, bytes.len() as u64).unwrap());
+            for (i, piece) in bytes.chunks(MIB).enumerate() {
+                sqlite
+                    .append_chunk(id, (i * MIB) as u64, piece.to_vec(), u64::MAX)
+                    .unwrap();
+            }
+            assert!(sqlite.complete_upload(id).unwrap());
+            id
+        })
+        .collect();
+    let lookups: Vec<LookupHash> = (0..1000u32)
+        .map(|n| {
+            let mut hash = [0u8; 32];
+            hash[..4].copy_from_slice(&n.to_be_bytes());
+            hash[4] = 0x5a;
+            LookupHash(hash)
+        })
+        .collect();
+    // Eight writers at once: the SQLite store commits them in groups.
+    std::thread::scope(|scope| {
+        for part in 0..8 {
+            let (sqlite, lookups, uploads, blob) = (&sqlite, &lookups, &uploads, &blob);
+            scope.spawn(move || {
+                for (n, lookup) in lookups.iter().enumerate().skip(part).step_by(8) {
+                    let claimed = if n < 20 { vec![uploads[n]] } else { vec![] };
+                    sqlite
+                        .create_case(*lookup, vec!["vp-a".into()], blob(n as u32), claimed)
+                        .unwrap();
+                    if n % 10 == 0 {
+                        sqlite
+                            .add_follow_up(*lookup, blob(100_000 + n as u32), vec![])
+                            .unwrap();
+                    }
+                }
+            });
+        }
+    });
+    sqlite.assign_deliveries("vp-a").unwrap();
+    let first = sqlite.inbox("vp-a", 0, |_| true).unwrap();
+    let reply = OutboxWrite {
+        id: meldkluis::format::ids::MessageId::random(),
+        case: first[0].case,
+        body: blob(999_999),
+        kind: meldkluis::format::bundle::OutboxKind::Close,
+    };
+    sqlite
+        .apply_outbox("vp-a", 7, &[7; 32], 3, vec![reply])
+        .unwrap();
+    drop(sqlite);
+
+    let migrate = |url: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_meldkluis"))
+            .args(["migrate-store", "--to", url, "--data"])
+            .arg(&data)
+            .env("MELDKLUIS_DATABASE_PASSWORD_FILE", &database.password_file)
+            .output()
+            .unwrap()
+    };
+    let started = std::time::Instant::now();
+    let output = migrate(&database.url);
+    let took = started.elapsed();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for (table, rows) in [("cases", 1000), ("messages", 1101), ("uploads", 20)] {
+        let line = stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with(table))
+            .unwrap();
+        assert!(line.contains(&format!(" {rows} row(s)")), "{line}");
+    }
+    assert!(stdout.contains("upload_chunks") && stdout.contains("sha256"));
+    println!("migrate-store: {took:?}\n{stdout}");
+
+    // Every thread, inbox entry and attachment reads the same from both.
+    let password = std::fs::read_to_string(&database.password_file).unwrap();
+    let postgres = Store::open_postgres(&database.url, Some(password.trim())).unwrap();
+    let sqlite = Store::open(&data.join("meldkluis.sqlite")).unwrap();
+    for lookup in &lookups {
+        let (a, b) = (
+            sqlite.thread(lookup).unwrap().unwrap(),
+            postgres.thread(lookup).unwrap().unwrap(),
+        );
+        assert_eq!(a.counsellors, b.counsellors);
+        let ids = |t: &meldkluis::server::store::Thread| {
+            t.messages
+                .iter()
+                .map(|m| (m.id, m.body.clone(), m.day))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ids(&a), ids(&b));
+    }
+    let inbox = |store: &Store| {
+        store
+            .inbox("vp-a", 0, |_| true)
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.seq, e.id, e.attachments))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(inbox(&sqlite), inbox(&postgres));
+    for id in &uploads {
+        for start in [0, MIB as u64] {
+            assert_eq!(
+                sqlite.upload_chunk(id, start).unwrap(),
+                postgres.upload_chunk(id, start).unwrap()
+            );
+        }
+    }
+    assert_eq!(
+        sqlite
+            .closed_day(
+                &lookups
+                    .iter()
+                    .find(|l| sqlite.closed_day(l).unwrap().is_some())
+                    .copied()
+                    .unwrap()
+            )
+            .unwrap(),
+        postgres
+            .closed_day(
+                &lookups
+                    .iter()
+                    .find(|l| postgres.closed_day(l).unwrap().is_some())
+                    .copied()
+                    .unwrap()
+            )
+            .unwrap()
+    );
+    drop(postgres);
+
+    // A second copy into the same database is refused and changes nothing.
+    let again = migrate(&database.url);
+    assert!(!again.status.success());
+    let error = String::from_utf8_lossy(&again.stderr);
+    assert!(error.contains("already holds"), "{error}");
+    assert_eq!(database.count("SELECT count(*) FROM cases"), 1000);
+}

@@ -23,6 +23,8 @@ use crate::format::ids::{CaseId, MessageId, UploadId};
 
 mod backend;
 #[cfg(feature = "postgres")]
+pub mod migrate;
+#[cfg(feature = "postgres")]
 pub mod postgres;
 pub use backend::Store;
 

@@ -375,6 +375,23 @@ impl PostgresStore {
         }
     }
 
+    /// Runs `work` in one transaction, committed only if it says to keep
+    /// its changes (for `migrate-store`, which runs alone: no retries).
+    pub(super) fn with_transaction<T>(
+        &self,
+        work: impl FnOnce(&mut Transaction<'_>) -> Result<(bool, T), StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut client = self.lend()?;
+        let mut tx = client.transaction()?;
+        let (keep, value) = work(&mut tx)?;
+        if keep {
+            tx.commit()?;
+        } else {
+            tx.rollback()?;
+        }
+        Ok(value)
+    }
+
     /// Runs `work` in one read-only snapshot.
     fn snapshot<T>(
         &self,
