@@ -506,3 +506,55 @@ fn migrate_store_moves_a_thousand_cases_with_attachments_and_proves_it() {
     assert!(error.contains("already holds"), "{error}");
     assert_eq!(database.count("SELECT count(*) FROM cases"), 1000);
 }
+
+#[test]
+fn check_config_connects_and_never_shows_the_password() {
+    let Some(database) = Database::create() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let vault = make_vault(dir.path(), "vp-test");
+    std::fs::create_dir_all(dir.path().join("keys")).unwrap();
+    std::fs::write(dir.path().join("keys/vp-test.json"), vault.card.to_json()).unwrap();
+    let check = |password_file: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_meldkluis"))
+            .args(["check-config", "--listen", "127.0.0.1:0", "--data"])
+            .arg(dir.path().join("data"))
+            .arg("--keys")
+            .arg(dir.path().join("keys"))
+            .env("MELDKLUIS_DATABASE_URL", &database.url)
+            .env("MELDKLUIS_DATABASE_PASSWORD_FILE", password_file)
+            .output()
+            .unwrap()
+    };
+    let output = check(&database.password_file);
+    let text = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{text}");
+    assert!(text.contains("PostgreSQL (schema version 4)"), "{text}");
+    assert!(
+        text.contains(&database.url),
+        "the URL, which holds no password: {text}"
+    );
+    let password = std::fs::read_to_string(&database.password_file).unwrap();
+    assert!(!text.contains(password.trim()), "{text}");
+    // The test server runs with the settings docs/postgresql.md asks for:
+    // no warning about PostgreSQL's logging.
+    assert!(
+        !text.contains("PostgreSQL has") && !text.contains("PostgreSQL logs"),
+        "{text}"
+    );
+
+    // A wrong password is a problem, named without the password.
+    let wrong = dir.path().join("wrong-password");
+    std::fs::write(&wrong, "niet-het-wachtwoord\n").unwrap();
+    let output = check(wrong.to_str().unwrap());
+    let text = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{text}");
+    assert!(
+        text.contains("database_url: cannot use the PostgreSQL database"),
+        "{text}"
+    );
+    assert!(!text.contains("niet-het-wachtwoord"), "{text}");
+}
