@@ -171,6 +171,9 @@ pub fn sqlite_to_postgres(
     )?;
     source.execute_batch("BEGIN")?;
     let copies = target.with_transaction(|tx| {
+        // Reading back gigabytes of attachments is one statement: no
+        // server-side limit for this one transaction.
+        tx.batch_execute("SET LOCAL statement_timeout = 0")?;
         let mut present = 0i64;
         for (table, _, _) in TABLES {
             present += tx
