@@ -281,7 +281,7 @@ fn a_node_killed_again_and_again_loses_no_acknowledged_report() {
             for _ in 0..40 {
                 let melder = Melder::new();
                 let envelope = melder.report_envelope("Melding onder belasting.", &["vp-test"]);
-                let request = melder.report_request(&envelope, &[recipient.clone()]);
+                let request = melder.report_request(&envelope, std::slice::from_ref(&recipient));
                 match post_or_none(port, "/api/v1/reports", &request) {
                     Some(201) => acked.push(melder),
                     Some(_) | None => {

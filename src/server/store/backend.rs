@@ -21,8 +21,10 @@ use crate::server::config::Config;
 /// (`database_url`, several nodes).
 pub enum Store {
     Sqlite(SqliteStore),
+    /// Boxed: its pool is larger than SQLite's handles, and a store is
+    /// made once.
     #[cfg(feature = "postgres")]
-    Postgres(super::postgres::PostgresStore),
+    Postgres(Box<super::postgres::PostgresStore>),
 }
 
 /// Runs the same call on whichever backend this is.
@@ -52,9 +54,9 @@ impl Store {
     /// in the URL.
     pub fn open_postgres(url: &str, password: Option<&str>) -> Result<Self, StoreError> {
         #[cfg(feature = "postgres")]
-        return Ok(Store::Postgres(super::postgres::PostgresStore::open(
-            url, password,
-        )?));
+        return Ok(Store::Postgres(Box::new(
+            super::postgres::PostgresStore::open(url, password)?,
+        )));
         #[cfg(not(feature = "postgres"))]
         {
             let _ = (url, password);

@@ -24,8 +24,15 @@ enum Column {
     Small,
 }
 
-/// Every table, its columns in order, and its key (the order of the hash).
-const TABLES: [(&str, &[(&str, Column)], &str); 7] = {
+/// A table's name, its columns in order, and its key (the hash's order).
+type Table = (
+    &'static str,
+    &'static [(&'static str, Column)],
+    &'static str,
+);
+
+/// Every table of schema 4.
+const TABLES: [Table; 7] = {
     use Column::*;
     [
         (
