@@ -275,6 +275,8 @@ fn a_node_killed_again_and_again_loses_no_acknowledged_report() {
         // most 40 a round); then a starts again on the same database.
         let port = a.port;
         let recipient = recipient.clone();
+        let progress = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = progress.clone();
         let submitter = std::thread::spawn(move || {
             let mut acked = Vec::new();
             let mut lost = 0;
@@ -283,7 +285,10 @@ fn a_node_killed_again_and_again_loses_no_acknowledged_report() {
                 let envelope = melder.report_envelope("Melding onder belasting.", &["vp-test"]);
                 let request = melder.report_request(&envelope, std::slice::from_ref(&recipient));
                 match post_or_none(port, "/api/v1/reports", &request) {
-                    Some(201) => acked.push(melder),
+                    Some(201) => {
+                        acked.push(melder);
+                        counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
                     Some(_) | None => {
                         lost += 1;
                         break;
@@ -292,7 +297,16 @@ fn a_node_killed_again_and_again_loses_no_acknowledged_report() {
             }
             (acked, lost)
         });
-        std::thread::sleep(std::time::Duration::from_millis(700 + 97 * round % 500));
+        // Killed after at least two acknowledgements this round (however
+        // slow the machine), at a moment that differs per round.
+        let waiting = std::time::Instant::now();
+        while progress.load(std::sync::atomic::Ordering::SeqCst) < 2
+            && waiting.elapsed() < std::time::Duration::from_secs(60)
+            && !submitter.is_finished()
+        {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(97 * round % 300));
         a.signal("KILL");
         let (acked, lost) = submitter.join().unwrap();
         acknowledged.extend(acked);
