@@ -48,7 +48,7 @@ if grep -E "$forbidden" <<<"$tree"; then echo "network crates in the reviewer's 
 cargo build --release --locked --no-default-features --features review --bin meldkluis-review
 
 step "the server without PostgreSQL support (feature postgres off) builds and lints"
-# About a minute on two cores: the crate alone is rebuilt, without rust-postgres.
+# About 20 s on two cores: the crate alone is checked again, without rust-postgres.
 cargo clippy --locked --no-default-features --features server,review --lib --bins -- -D warnings
 
 step "Rust tests (the store's on SQLite and on a throwaway PostgreSQL, tests/postgres.sh)"
