@@ -572,3 +572,25 @@ fn check_config_connects_and_never_shows_the_password() {
     );
     assert!(!text.contains("niet-het-wachtwoord"), "{text}");
 }
+
+#[test]
+fn healthz_says_unavailable_when_the_database_is_gone() {
+    let Some(database) = Database::create() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let vault = make_vault(dir.path(), "vp-test");
+    let node = database.node(&vault.card.to_json(), None);
+    assert_eq!(node.get("/healthz").status, 200);
+    postgres::Client::connect(&database.admin, postgres::NoTls)
+        .unwrap()
+        .batch_execute(&format!("DROP DATABASE \"{}\" WITH (FORCE)", database.name))
+        .unwrap();
+    for _ in 0..2 {
+        let health = node.get("/healthz");
+        assert_eq!(
+            (health.status, &health.body[..]),
+            (503, &b"unavailable\n"[..])
+        );
+    }
+}
