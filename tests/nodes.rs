@@ -57,6 +57,14 @@ impl Database {
             hex::encode(rand::random::<[u8; 32]>()),
         )
         .unwrap();
+        std::fs::write(
+            secrets.path().join("inbox-key"),
+            base64::Engine::encode(
+                &base64::engine::general_purpose::STANDARD,
+                rand::random::<[u8; 32]>(),
+            ),
+        )
+        .unwrap();
         Some(Database {
             secrets,
             admin,
@@ -70,6 +78,9 @@ impl Database {
     /// same proof-of-work key.
     fn node(&self, card: &str, dir: Option<tempfile::TempDir>) -> Server {
         let pow_key = self.secrets.path().join("pow-key");
+        // Every node signs inboxes with one key, or a laptop that pinned one
+        // node's would refuse the other's (protocol.md §6).
+        let inbox_key = self.secrets.path().join("inbox-key");
         let dir = dir.unwrap_or_else(|| {
             let dir = tempfile::tempdir().unwrap();
             std::fs::create_dir_all(dir.path().join("keys")).unwrap();
@@ -83,6 +94,7 @@ impl Database {
                 ("MELDKLUIS_DATABASE_URL", &self.url),
                 ("MELDKLUIS_DATABASE_PASSWORD_FILE", &self.password_file),
                 ("MELDKLUIS_POW_KEY_FILE", pow_key.to_str().unwrap()),
+                ("MELDKLUIS_INBOX_KEY_FILE", inbox_key.to_str().unwrap()),
             ],
         )
     }

@@ -367,6 +367,16 @@ fn check_config(file: Option<&Path>, flags: Overrides) -> ExitCode {
                 Some(url) => config::url_without_password(url.expose()),
                 None => "(not set: SQLite in data_dir)".into(),
             },
+            "inbox_key" => match &config.inbox_key {
+                Some(text) => match meldkluis::server::inbox_key::parse(text.expose()) {
+                    Some(key) => format!(
+                        "{} (set: the same on every node)",
+                        meldkluis::server::inbox_key::fingerprint(&key.verifying_key().to_bytes())
+                    ),
+                    None => "(malformed)".into(),
+                },
+                None => continue,
+            },
             "pow_key" => match &config.pow_key {
                 Some(_) => "(set, not shown: the same on every node)".into(),
                 None => "(not set: made at each start)".into(),

@@ -1478,6 +1478,84 @@ mod tests {
     }
 
     #[test]
+    fn a_signed_inbox_names_its_key_and_a_bad_signature_is_refused() {
+        let identity = age::x25519::Identity::generate();
+        let key = SigningKey::from_bytes(&[5; 32]);
+        let entry = InboxEntry {
+            seq: 1,
+            id: MessageId::random(),
+            case: CaseId::random(),
+            author: "melder".into(),
+            kind: "report".into(),
+            day: Day::today(),
+            body: age_file(),
+            attachments: Vec::new(),
+        };
+        let mut none = |_: &UploadId| -> io::Result<Box<dyn Read>> { unreachable!() };
+        let sealed = Inbox::seal_signed_to(
+            Vec::new(),
+            Some(&key),
+            "vp-jansen",
+            1,
+            &[],
+            &[entry],
+            &identity.to_public(),
+            &mut none,
+        )
+        .unwrap();
+        let tar = age::decrypt(&identity, &sealed).unwrap();
+        let reader = InboxReader::new(&tar[..]).unwrap();
+        assert_eq!(reader.signer(), Some(&key.verifying_key()));
+        // The signature's text inside the archive, edited in place (a tar
+        // header's checksum covers the header only).
+        let signature = STANDARD.encode(
+            key.sign(&[INBOX_SIGNATURE_CONTEXT, &inbox_manifest_of(&tar)[..]].concat())
+                .to_bytes(),
+        );
+        let at = tar
+            .windows(signature.len())
+            .position(|w| w == signature.as_bytes())
+            .expect("the signature is in the archive");
+        let edited = |f: &dyn Fn(&mut [u8])| {
+            let mut t = tar.clone();
+            f(&mut t[at..at + signature.len()]);
+            t
+        };
+        for (what, hostile) in [
+            (
+                "another signature",
+                edited(&|s| s[3] = if s[3] == b'A' { b'B' } else { b'A' }),
+            ),
+            ("not base64", edited(&|s| s[0] = b'!')),
+            ("no signature line", edited(&|s| s.fill(b' '))),
+        ] {
+            assert!(
+                matches!(
+                    InboxReader::new(&hostile[..]),
+                    Err(BundleError::Malformed(_))
+                ),
+                "{what} was accepted"
+            );
+        }
+        // An unsigned inbox names no key.
+        let unsigned = Inbox::seal("vp-jansen", 1, vec![], &[], &identity.to_public()).unwrap();
+        let tar = age::decrypt(&identity, &unsigned).unwrap();
+        assert!(InboxReader::new(&tar[..]).unwrap().signer().is_none());
+    }
+
+    /// The bytes of manifest.json inside a decrypted inbox tar.
+    fn inbox_manifest_of(tar: &[u8]) -> Vec<u8> {
+        let mut stream = TarStream::new(tar);
+        loop {
+            let (name, size) = stream.next_header().unwrap().unwrap();
+            let bytes = stream.read_entry(size, "x").unwrap();
+            if name == MANIFEST {
+                return bytes;
+            }
+        }
+    }
+
+    #[test]
     fn inbox_round_trip() {
         let identity = age::x25519::Identity::generate();
         let entry = InboxEntry {

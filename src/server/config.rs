@@ -81,6 +81,11 @@ pub struct Config {
     /// behind one proxy (usually `MELDKLUIS_POW_KEY_FILE`); unset, each
     /// process makes its own at start.
     pub pow_key: Option<SecretText>,
+    /// The inbox-signing key's seed, base64 of 32 bytes, the same on every
+    /// node (usually `MELDKLUIS_INBOX_KEY_FILE`, pointing at a copy of the
+    /// first node's `inbox-signing.key`); unset, the key in the data
+    /// directory, made at first start (inbox_key.rs).
+    pub inbox_key: Option<SecretText>,
 }
 
 /// A setting that may hold a secret (a password, a URL with one): never
@@ -136,13 +141,14 @@ impl Default for Config {
             database_url: None,
             database_password: None,
             pow_key: None,
+            inbox_key: None,
         }
     }
 }
 
 /// Every setting by its key in the file. Its environment variable is
 /// `MELDKLUIS_` and the key in capitals; `…_FILE` reads the value from a file.
-pub const SETTINGS: [&str; 14] = [
+pub const SETTINGS: [&str; 15] = [
     "listen",
     "data_dir",
     "keys_dir",
@@ -157,6 +163,7 @@ pub const SETTINGS: [&str; 14] = [
     "database_url",
     "database_password",
     "pow_key",
+    "inbox_key",
 ];
 
 /// Environment names of the first version, still read.
@@ -514,6 +521,19 @@ fn apply(
                 // Never repeated: it is a secret.
                 return Err("expected 64 hexadecimal digits (make one with: \
                             openssl rand -hex 32)"
+                    .into());
+            };
+        }
+        "inbox_key" => {
+            let text = raw.text()?;
+            config.inbox_key = if text.is_empty() {
+                None
+            } else if crate::server::inbox_key::parse(text).is_some() {
+                Some(SecretText::new(text.trim().to_string()))
+            } else {
+                // Never repeated: it is a secret.
+                return Err("expected base64 of 32 bytes: the contents of a node's \
+                            inbox-signing.key"
                     .into());
             };
         }
@@ -1650,6 +1670,33 @@ mod tests {
             .unwrap_err()
             .to_string();
             assert!(problems.contains("pow_key") && problems.contains("64 hexadecimal"));
+            assert!(!problems.contains(bad), "{problems}");
+        }
+    }
+
+    #[test]
+    fn an_inbox_key_is_base64_of_32_bytes_and_never_repeated() {
+        use base64::Engine;
+        let key = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
+        let loaded = load(
+            None,
+            &env(&[("MELDKLUIS_INBOX_KEY", &key)]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        let signing = crate::server::inbox_key::for_config(&loaded.config).unwrap();
+        assert_eq!(signing.to_bytes(), [7; 32]);
+        assert!(!format!("{:?}", loaded.config).contains(&key));
+        let short = base64::engine::general_purpose::STANDARD.encode([7u8; 31]);
+        for bad in ["not base64!", short.as_str(), "QUFB"] {
+            let problems = load(
+                None,
+                &env(&[("MELDKLUIS_INBOX_KEY", bad)]),
+                &Overrides::default(),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(problems.contains("inbox_key") && problems.contains("32 bytes"));
             assert!(!problems.contains(bad), "{problems}");
         }
     }

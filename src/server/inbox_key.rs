@@ -64,7 +64,15 @@ pub fn load_or_create(data_dir: &Path) -> Result<SigningKey, InboxKeyError> {
 pub fn read(path: &Path) -> Result<Option<SigningKey>, InboxKeyError> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => Zeroizing::new(text),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        // No file yet, or no data directory yet (check-config names that).
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+            ) =>
+        {
+            return Ok(None);
+        }
         Err(source) => {
             return Err(InboxKeyError::Io {
                 path: path.into(),
@@ -72,16 +80,27 @@ pub fn read(path: &Path) -> Result<Option<SigningKey>, InboxKeyError> {
             });
         }
     };
-    let bytes = Zeroizing::new(
-        STANDARD
-            .decode(text.trim())
-            .map_err(|_| InboxKeyError::Malformed(path.into()))?,
-    );
-    let seed: &[u8; 32] = bytes
-        .as_slice()
-        .try_into()
-        .map_err(|_| InboxKeyError::Malformed(path.into()))?;
-    Ok(Some(SigningKey::from_bytes(seed)))
+    parse(&text)
+        .map(Some)
+        .ok_or_else(|| InboxKeyError::Malformed(path.into()))
+}
+
+/// The key from its text (one line: base64 of the 32-byte seed).
+pub fn parse(text: &str) -> Option<SigningKey> {
+    let bytes = Zeroizing::new(STANDARD.decode(text.trim()).ok()?);
+    let seed: &[u8; 32] = bytes.as_slice().try_into().ok()?;
+    Some(SigningKey::from_bytes(seed))
+}
+
+/// The key the configuration names, else the data directory's (made at
+/// first start).
+pub fn for_config(config: &crate::server::config::Config) -> Result<SigningKey, InboxKeyError> {
+    match &config.inbox_key {
+        Some(text) => {
+            parse(text.expose()).ok_or_else(|| InboxKeyError::Malformed("inbox_key".into()))
+        }
+        None => load_or_create(&config.data_dir),
+    }
 }
 
 pub use crate::format::card::server_key_fingerprint as fingerprint;

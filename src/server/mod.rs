@@ -125,7 +125,7 @@ impl AppState {
         let store = Store::open_configured(config)?;
         tracing::info!("store: {}", store.backend());
         let uploads = uploads::Uploads::open(config, &store)?;
-        let inbox_key = inbox_key::load_or_create(&config.data_dir)?;
+        let inbox_key = inbox_key::for_config(config)?;
         Ok(AppState(Arc::new(Inner {
             store,
             inbox_key,
