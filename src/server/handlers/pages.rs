@@ -1,9 +1,10 @@
 //! The web pages and static files, embedded in the binary so one file
 //! deploys. Pages are templates in `web/pages/` with `{{t.key}}` texts from
 //! `web/i18n/<lang>.json`, rendered once at start for every language.
-//! Text files are compressed once at start too (brotli and gzip, kept in
-//! memory) and served in the encoding the browser accepts; the hashes a page
-//! names (Subresource Integrity) and `verify-site` are of the decoded bytes.
+//! Text files are served compressed in the coding the browser accepts
+//! (brotli or gzip), each made once, on first use, and kept in memory; the
+//! hashes a page names (Subresource Integrity) and `verify-site` are of the
+//! decoded bytes.
 
 use std::collections::BTreeMap;
 
@@ -40,15 +41,45 @@ const PAGES: [(&str, &str, &str); 7] = [
 /// Everything the server serves outside `/api`, by path.
 pub struct Site {
     files: BTreeMap<String, Served>,
+    /// Whether to answer in a compressed coding at all (not in the
+    /// benchmark's baseline).
+    compress: bool,
 }
 
-/// One file as served: its bytes and, for text, the same bytes compressed
-/// (kept only where smaller).
+/// One file as served: its bytes and, for text, the same bytes compressed,
+/// each coding made on first use (`None` where it would not be smaller).
 struct Served {
     content_type: &'static str,
     body: Vec<u8>,
-    gzip: Option<Vec<u8>>,
-    brotli: Option<Vec<u8>>,
+    gzip: std::sync::OnceLock<Option<Vec<u8>>>,
+    brotli: std::sync::OnceLock<Option<Vec<u8>>>,
+}
+
+impl Served {
+    fn cell(&self, encoding: Encoding) -> Option<&std::sync::OnceLock<Option<Vec<u8>>>> {
+        match encoding {
+            Encoding::Identity => None,
+            Encoding::Gzip => Some(&self.gzip),
+            Encoding::Brotli => Some(&self.brotli),
+        }
+    }
+
+    /// Whether `coded(encoding)` would answer without compressing.
+    fn is_ready(&self, encoding: Encoding) -> bool {
+        self.cell(encoding).is_none_or(|cell| cell.get().is_some())
+    }
+
+    /// The file in `encoding`, compressed the first time it is asked for
+    /// (a second caller meanwhile waits for the first); `None` for identity
+    /// and where the coding is not smaller.
+    fn coded(&self, encoding: Encoding) -> Option<&[u8]> {
+        self.cell(encoding)?
+            .get_or_init(|| {
+                let coded = encoding.encode(&self.body, true);
+                (coded.len() < self.body.len()).then_some(coded)
+            })
+            .as_deref()
+    }
 }
 
 /// A content coding the server can answer in (RFC 9110 §8.4.1).
@@ -125,8 +156,11 @@ impl Encoding {
                 encoder.finish().expect("writing to memory")
             }
             Encoding::Brotli => {
+                // 9, not 11: level 11 takes about ten times as long for
+                // 4 % fewer bytes on age.js (59.4 KB against about 57 KB),
+                // paid on the first visit after every start.
                 let params = brotli::enc::BrotliEncoderParams {
-                    quality: if best { 11 } else { 5 },
+                    quality: if best { 9 } else { 5 },
                     lgwin: 22,
                     ..Default::default()
                 };
@@ -434,19 +468,25 @@ impl Site {
         Self::render_all(Preload::Used)
     }
 
-    /// The site as served: built, then every text file compressed once.
+    /// The site as served: every text file also offered compressed.
     ///
-    /// Why at start and not in a build script: the pages only exist after
-    /// rendering (templates × languages × integrity hashes), which happens
-    /// here, so their compressed forms can only be made here too; doing the
-    /// scripts in the same place keeps one source of truth (no generated
-    /// files in the repository next to the readable bundle, nothing that can
-    /// drift from it), and the hashes are taken of the very bytes that get
-    /// compressed. The cost is paid once per start (see docs/performance.md).
+    /// When the compressed forms are made: once per file and coding, on the
+    /// first request that asks for it, then kept in memory — not in a build
+    /// script, and not all at start. The pages only exist after rendering
+    /// (templates × languages × integrity hashes), which happens here at
+    /// start, so a build script could only have compressed the scripts, and
+    /// would have put generated copies beside the readable bundle that can
+    /// drift from it; compressing here keeps one source of truth and
+    /// compresses the very bytes that are hashed. Not all at start: that
+    /// cost every start (tests start a server dozens of times, most never
+    /// ask for a page) a second or more of brotli; on first use a file is
+    /// compressed once (age.js: tens of milliseconds in a release build)
+    /// and a file nobody asks for never is.
     pub fn build_served() -> Result<Self, SiteError> {
-        let mut site = Self::build()?;
-        site.compress();
-        Ok(site)
+        Ok(Site {
+            compress: true,
+            ..Self::build()?
+        })
     }
 
     /// The site as served before issue 15 (no compression, every module
@@ -454,31 +494,6 @@ impl Site {
     /// chosen with `MELDKLUIS_BENCH_BASELINE=1` (benches/tor.mjs).
     pub fn build_baseline() -> Result<Self, SiteError> {
         Self::render_all(Preload::All)
-    }
-
-    fn compress(&mut self) {
-        // Two threads: brotli at its best level is the slow part, and the
-        // machine serving may have more than one core.
-        let work: Vec<(&String, &mut Served)> = self
-            .files
-            .iter_mut()
-            .filter(|(_, served)| compressible(served.content_type))
-            .collect();
-        let half = work.len() / 2;
-        let mut work = work;
-        let second = work.split_off(half);
-        std::thread::scope(|scope| {
-            for part in [work, second] {
-                scope.spawn(move || {
-                    for (_, served) in part {
-                        let smaller =
-                            |coded: Vec<u8>| (coded.len() < served.body.len()).then_some(coded);
-                        served.gzip = smaller(Encoding::Gzip.encode(&served.body, true));
-                        served.brotli = smaller(Encoding::Brotli.encode(&served.body, true));
-                    }
-                });
-            }
-        });
     }
 
     fn render_all(preload: Preload) -> Result<Self, SiteError> {
@@ -532,13 +547,16 @@ impl Site {
                 let served = Served {
                     content_type,
                     body,
-                    gzip: None,
-                    brotli: None,
+                    gzip: Default::default(),
+                    brotli: Default::default(),
                 };
                 (path, served)
             })
             .collect();
-        Ok(Site { files })
+        Ok(Site {
+            files,
+            compress: false,
+        })
     }
 
     /// Every served path with its bytes (for tests and site verification).
@@ -611,7 +629,7 @@ pub async fn serve(
         return AppError::MethodNotAllowed.into_response();
     }
     let content_type = served.content_type;
-    let wanted = if compressible(content_type) {
+    let wanted = if state.site.compress && compressible(content_type) {
         Encoding::negotiate(
             headers
                 .get(header::ACCEPT_ENCODING)
@@ -631,15 +649,21 @@ pub async fn serve(
             // per request, quickly (a few kilobytes of HTML).
             (wanted, wanted.encode(&page, false))
         }
-        _ => match wanted {
-            Encoding::Brotli if served.brotli.is_some() => {
-                (wanted, served.brotli.clone().unwrap_or_default())
+        _ => {
+            if !served.is_ready(wanted) {
+                // The first ask compresses (milliseconds to a second): off
+                // the async workers.
+                let (state, path) = (state.clone(), path.clone());
+                let _ = tokio::task::spawn_blocking(move || {
+                    state.site.files[&path].coded(wanted);
+                })
+                .await;
             }
-            Encoding::Gzip | Encoding::Brotli if served.gzip.is_some() => {
-                (Encoding::Gzip, served.gzip.clone().unwrap_or_default())
+            match served.coded(wanted) {
+                Some(coded) => (wanted, coded.to_vec()),
+                None => (Encoding::Identity, served.body.clone()),
             }
-            _ => (Encoding::Identity, served.body.clone()),
-        },
+        }
     };
     let mut response = (
         [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
@@ -777,13 +801,11 @@ mod tests {
 
     #[test]
     fn compressed_files_decode_to_the_hashed_bytes() {
-        let mut site = Site::build().unwrap();
-        site.compress();
+        let site = Site::build_served().unwrap();
         let age = &site.files["/vendor/age.js"];
-        for (encoding, coded) in [
-            (Encoding::Brotli, age.brotli.as_ref().unwrap()),
-            (Encoding::Gzip, age.gzip.as_ref().unwrap()),
-        ] {
+        assert!(!age.is_ready(Encoding::Brotli), "made on first use");
+        for encoding in [Encoding::Brotli, Encoding::Gzip] {
+            let coded = age.coded(encoding).unwrap();
             assert!(
                 coded.len() < age.body.len() / 3,
                 "{encoding:?}: {}",
@@ -795,10 +817,11 @@ mod tests {
                 subresource_integrity(&age.body)
             );
         }
-        // Every text file has both; the icon is small, but svg is text.
+        // Every text file larger than a kilobyte has both.
         for (path, served) in &site.files {
             if compressible(served.content_type) && served.body.len() > 1000 {
-                assert!(served.brotli.is_some() && served.gzip.is_some(), "{path}");
+                assert!(served.coded(Encoding::Brotli).is_some(), "{path}");
+                assert!(served.coded(Encoding::Gzip).is_some(), "{path}");
             }
         }
         // A decoder refuses more than its limit (a bomb in verify-site).
