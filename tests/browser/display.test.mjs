@@ -116,6 +116,7 @@ test("the code never wraps inside a group at 320, 390 and 1280 px and at 200 % z
 test("upload progress moves at least every second on a throttled upload and tells the time left", async () => {
   const { context, page, problems } = await openPage(browser, server.url, { width: 1280 });
   const file = path.join(work.dir, "notulen.bin");
+  if (process.env.DEBUG_LIGHT) page.on("console", (m) => console.log(m.text()));
   const size = 640 * 1024; // well under one 4 MiB chunk: once it moved 0 → 100 % in one step
   await writeFile(file, randomFillSync(Buffer.alloc(size)));
   await page.goto(`${server.url}/melden`);

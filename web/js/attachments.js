@@ -137,7 +137,7 @@ class UploadPanel {
 
   /**
    * "About 1 min 20 s left", from the rate bytes left the browser over the
-   * last ten seconds; only on a slow link (more than ten seconds to go), and
+   * last ten seconds; only on a slow link (more than five seconds to go), and
    * rounded (5 s, then whole minutes) so it does not flicker. This line is
    * not a live region: the status line says the quarters.
    */
@@ -150,7 +150,7 @@ class UploadPanel {
     const rate = (progress.sent - first.sent) / elapsed;
     if (elapsed < 2 || !(rate > 0)) return "";
     const seconds = (progress.length - progress.sent) / rate;
-    if (seconds < 10) return "";
+    if (seconds < 5) return "";
     if (seconds < 60) return t("upload_time_left_seconds", { seconds: Math.ceil(seconds / 5) * 5 });
     const minutes = Math.round(seconds / 60);
     return t("upload_time_left_minutes", { minutes });
