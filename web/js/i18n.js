@@ -45,7 +45,7 @@ export function formatSize(bytes) {
   const format = (n, unit) =>
     `${new Intl.NumberFormat(lang === "en" ? "en-GB" : "nl-NL", { maximumFractionDigits: 1 }).format(n)} ${unit}`;
   const units = ["KiB", "MiB", "GiB", "TiB"];
-  if (bytes < 1024) return format(bytes, "B");
+  if (bytes < 1024) return format(bytes, "bytes");
   let value = bytes / 1024;
   let unit = 0;
   while (value >= 1024 && unit < units.length - 1) {
