@@ -322,7 +322,7 @@ test("the thread lists the attachments by name and size, and a follow-up takes o
   await page.click("#followup-submit");
   await page.waitForFunction(() => document.querySelectorAll("#messages > li").length === 2);
   assert.equal(await page.textContent("#followup-status"), nl.followup_sent);
-  assert.deepEqual(await page.locator("#messages > li").nth(1).locator(".file-list li").allTextContents(), ["aanvulling.txt (53 KB)"]);
+  assert.deepEqual(await page.locator("#messages > li").nth(1).locator(".file-list li").allTextContents(), ["aanvulling.txt (53 KiB)"]);
   assert.ok(await page.locator("#followup-upload").isHidden());
 
   const thread = await api(server.url, "/api/v1/thread", { lookup_key: keys.lookupKey });
