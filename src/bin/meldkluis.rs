@@ -139,9 +139,15 @@ fn verify_site(url: &str) -> Result<(), String> {
     for (path, check) in &results {
         match check {
             Check::Same => println!("ok       {path}"),
-            Check::Differs { expected, served } => {
+            Check::Differs {
+                expected,
+                served,
+                asked,
+            } => {
                 bad += 1;
-                println!("DIFFERS  {path}  (this build {expected}, served {served})");
+                println!(
+                    "DIFFERS  {path}  (this build {expected}, served {served}, asked for {asked})"
+                );
             }
             Check::Missing(why) => {
                 bad += 1;

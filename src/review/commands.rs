@@ -325,3 +325,26 @@ fn build_outbox(vault: &Vault, counter: u64) -> Result<Vec<u8>, ReviewError> {
         vault.signing_key(),
     ))
 }
+
+#[cfg(test)]
+mod template_tests {
+    use super::*;
+
+    /// The site calls a report "zij/haar" ("de melding"); the standard
+    /// texts must not call it "hem" (issue 15).
+    #[test]
+    fn dutch_templates_call_the_report_haar() {
+        for text in [
+            acknowledgement_template(Lang::Nl),
+            reopening_template(Lang::Nl),
+            closing_template(Lang::Nl),
+        ] {
+            let words: Vec<&str> = text
+                .split(|c: char| !c.is_alphabetic())
+                .filter(|w| !w.is_empty())
+                .collect();
+            assert!(!words.contains(&"hem"), "{text}");
+        }
+        assert!(acknowledgement_template(Lang::Nl).contains("Ik lees haar zorgvuldig"));
+    }
+}

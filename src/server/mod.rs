@@ -138,7 +138,15 @@ impl AppState {
             },
             cards: std::sync::RwLock::new(Arc::new(cards)),
             keys_dir: config.keys_dir.clone(),
-            site: Site::build()?,
+            site: if std::env::var_os("MELDKLUIS_BENCH_BASELINE").is_some() {
+                tracing::warn!(
+                    "MELDKLUIS_BENCH_BASELINE is set: serving the pages as before issue 15 \
+                     (uncompressed, every module preloaded), for benches/tor.mjs only"
+                );
+                Site::build_baseline()?
+            } else {
+                Site::build_served()?
+            },
             security_contact: config.security_contact.clone(),
         })))
     }

@@ -2,19 +2,29 @@
 //! serves and compares it byte for byte with what this build would serve, so
 //! a counsellor or an auditor can check that an operator serves the genuine
 //! code (DESIGN §7). Pages are compared as rendered, in both languages.
+//! Each file is fetched three times, asking for identity, gzip and brotli,
+//! and each answer is decoded before comparing: a browser gets the
+//! compressed forms, so those must decode to this build's bytes too.
 
 use sha2::{Digest, Sha256};
 
-use super::handlers::pages::Site;
+use super::handlers::pages::{Encoding, Site};
+
+/// The largest file the check reads or decodes (the site's largest is the
+/// age bundle, about 300 KB).
+const LIMIT: u64 = 64 * 1024 * 1024;
 
 /// The outcome for one path.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Check {
     Same,
-    /// Served, but different bytes: the SHA-256 of this build and of the site.
+    /// Served, but different bytes (after decoding): the SHA-256 of this
+    /// build and of the site, and what the check asked for (`identity`,
+    /// `gzip`, `br`).
     Differs {
         expected: String,
         served: String,
+        asked: &'static str,
     },
     /// Not served (status or error).
     Missing(String),
@@ -54,28 +64,50 @@ pub fn verify_site(base: &str) -> Result<Vec<(String, Check)>, VerifyError> {
     let mut results = Vec::new();
     for (path, expected) in site.files() {
         let url = format!("{base}{path}");
-        let check = match agent.get(&url).call() {
-            Ok(mut response) if response.status() == 200 => {
-                match response
-                    .body_mut()
-                    .with_config()
-                    .limit(64 * 1024 * 1024)
-                    .read_to_vec()
-                {
-                    Ok(served) if served == expected => Check::Same,
-                    Ok(served) => Check::Differs {
-                        expected: hex_sha256(expected),
-                        served: hex_sha256(&served),
-                    },
-                    Err(e) => Check::Missing(e.to_string()),
-                }
-            }
-            Ok(response) => Check::Missing(format!("HTTP {}", response.status())),
-            Err(e) => Check::Missing(e.to_string()),
-        };
+        let check = ["identity", "gzip", "br"]
+            .into_iter()
+            .map(|asked| fetch_decoded(&agent, &url, expected, asked))
+            .find(|check| *check != Check::Same)
+            .unwrap_or(Check::Same);
         results.push((path.to_string(), check));
     }
     Ok(results)
+}
+
+/// One file, asked for in one coding, decoded as its `Content-Encoding`
+/// says, compared with `expected`.
+fn fetch_decoded(agent: &ureq::Agent, url: &str, expected: &[u8], asked: &'static str) -> Check {
+    let mut response = match agent.get(url).header("accept-encoding", asked).call() {
+        Ok(response) if response.status() == 200 => response,
+        Ok(response) => return Check::Missing(format!("HTTP {} ({asked})", response.status())),
+        Err(e) => return Check::Missing(format!("{e} ({asked})")),
+    };
+    let coding = match response
+        .headers()
+        .get("content-encoding")
+        .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase())
+        .as_deref()
+    {
+        None | Some("identity") => Encoding::Identity,
+        Some("gzip") => Encoding::Gzip,
+        Some("br") => Encoding::Brotli,
+        Some(other) => {
+            return Check::Missing(format!("unknown content-encoding {other:?} ({asked})"));
+        }
+    };
+    let raw = match response.body_mut().with_config().limit(LIMIT).read_to_vec() {
+        Ok(raw) => raw,
+        Err(e) => return Check::Missing(format!("{e} ({asked})")),
+    };
+    match coding.decode(&raw, LIMIT) {
+        Ok(served) if served == expected => Check::Same,
+        Ok(served) => Check::Differs {
+            expected: hex_sha256(expected),
+            served: hex_sha256(&served),
+            asked,
+        },
+        Err(e) => Check::Missing(format!("does not decode as {coding:?}: {e} ({asked})")),
+    }
 }
 
 /// The SHA-256 of every file this build serves, one `hash  path` line each

@@ -205,9 +205,9 @@ test("a report with a 200 MiB and a 1 MiB attachment survives a lost chunk and a
   await page.goto(`${server.url}/melden`);
   await page.getByLabel("Mr. A. Jansen").check();
   await page.fill("#text", "De bestellijsten van maart tot en met juni, en mijn aantekeningen.");
-  await page.locator("#attachments-limits").filter({ hasText: "500 MB" }).waitFor();
+  await page.locator("#attachments-limits").filter({ hasText: "500 MiB" }).waitFor();
   await page.setInputFiles("#attachments", [files["bestellijsten-2026.bin"].path, files["notitie.bin"].path]);
-  assert.match(await page.textContent("#attachment-list"), /bestellijsten-2026\.bin \(200 MB\)/);
+  assert.match(await page.textContent("#attachment-list"), /bestellijsten-2026\.bin \(200 MiB\)/);
 
   // The chunk requests pass a switch: "hold" keeps the first one past 16 MiB
   // waiting (the progress screenshots), "once" loses one, "down" loses all.
@@ -314,7 +314,7 @@ test("the thread lists the attachments by name and size, and a follow-up takes o
   await page.click("#open");
   await page.locator("#thread").waitFor({ state: "visible" });
   const first = page.locator("#messages > li").first();
-  assert.deepEqual(await first.locator(".file-list li").allTextContents(), ["bestellijsten-2026.bin (200 MB)", "notitie.bin (1 MB)"]);
+  assert.deepEqual(await first.locator(".file-list li").allTextContents(), ["bestellijsten-2026.bin (200 MiB)", "notitie.bin (1 MiB)"]);
   assert.equal(await first.locator(".file-list a").count(), 0, "streamed attachments are not offered for download");
 
   await page.fill("#followup-text", "Nog een aanvulling, met bijlage.");
@@ -322,7 +322,7 @@ test("the thread lists the attachments by name and size, and a follow-up takes o
   await page.click("#followup-submit");
   await page.waitForFunction(() => document.querySelectorAll("#messages > li").length === 2);
   assert.equal(await page.textContent("#followup-status"), nl.followup_sent);
-  assert.deepEqual(await page.locator("#messages > li").nth(1).locator(".file-list li").allTextContents(), ["aanvulling.txt (53 KB)"]);
+  assert.deepEqual(await page.locator("#messages > li").nth(1).locator(".file-list li").allTextContents(), ["aanvulling.txt (53 KiB)"]);
   assert.ok(await page.locator("#followup-upload").isHidden());
 
   const thread = await api(server.url, "/api/v1/thread", { lookup_key: keys.lookupKey });
@@ -465,10 +465,10 @@ test("a file above the server's limit is refused by name and size before anythin
   await page.goto(`${smallServer.url}/melden`);
   await page.getByLabel("Mr. A. Jansen").check();
   await page.fill("#text", "Met een te groot bestand.");
-  await page.locator("#attachments-limits").filter({ hasText: "1 MB" }).waitFor();
-  assert.equal(await page.textContent("#attachments-limits"), nl.attachments_limits.replace("{count}", "20").replace("{max}", "1 MB"));
+  await page.locator("#attachments-limits").filter({ hasText: "1 MiB" }).waitFor();
+  assert.equal(await page.textContent("#attachments-limits"), nl.attachments_limits.replace("{count}", "20").replace("{max}", "1 MiB"));
   await page.setInputFiles("#attachments", [files["notitie.bin"].path, files["te-groot.bin"].path]);
-  const expected = nl.attachments_file_too_large.replace("{name}", "te-groot.bin").replace("{size}", "2 MB").replace("{max}", "1 MB");
+  const expected = nl.attachments_file_too_large.replace("{name}", "te-groot.bin").replace("{size}", "2 MiB").replace("{max}", "1 MiB");
   await page.locator("#attachments-error").filter({ hasText: expected }).waitFor();
   assert.equal(await page.getAttribute("#attachments", "aria-invalid"), "true");
   await page.click("#submit");

@@ -241,6 +241,8 @@ test("two counsellors of one organisation: choice, both read, statuses with days
     assert.equal(await steps.nth(3).getAttribute("aria-current"), "step");
     assert.equal(await page.locator("#case-status [aria-current]").count(), 1);
     assert.ok(await page.locator("#evaluation").isVisible());
+    // Two counsellors on this case: "uw vertrouwenspersonen" (one would read "uw vertrouwenspersoon").
+    assert.equal(await page.textContent("#evaluation-intro"), nl.evaluation_intro);
     assert.ok(await page.locator("#evaluation-thanks").isHidden());
     assert.ok(await page.locator("#followup-form").isVisible(), "follow-ups stay possible");
     // Two named radio groups of five.

@@ -296,7 +296,7 @@ test("my report: clear errors per kind, then the thread with an untrusted reply,
   // The reviewer sends no attachments, so the hostile file is the report's
   // own: streamed, so shown by name and size, as text, not offered as a link.
   assert.deepEqual(await items.nth(0).locator(".file-list li").allTextContents(),
-    [`notitie.txt (${`bijlage ${MARKER}\n`.length} B)`, "<script>.html (25 B)"]);
+    [`notitie.txt (${`bijlage ${MARKER}\n`.length} bytes)`, "<script>.html (25 bytes)"]);
   assert.equal(await items.nth(0).locator("a[download]").count(), 0);
   await shot(page, "pages-thread-open");
 

@@ -125,15 +125,39 @@ class UploadPanel {
       item.querySelector("progress").value = done(file);
     });
     // The total is known once every upload is made.
-    const total = progress.length === 0 ? "" : t("upload_total", {
+    let total = progress.length === 0 ? "" : t("upload_total", {
       percent: Math.floor(done(progress) * 100), size: formatSize(progress.length),
     });
+    const left = this.timeLeft(progress);
+    if (total && left) total = `${total} · ${left}`;
     if (this.total.textContent !== total) this.total.textContent = total;
     // The status line is a live region: status() changes it only in quarters.
     status(this.statusPrefix, t("upload_status_sending"), { fraction: done(progress) });
   }
 
+  /**
+   * "About 1 min 20 s left", from the rate bytes left the browser over the
+   * last ten seconds; only on a slow link (more than five seconds to go), and
+   * rounded (5 s, then whole minutes) so it does not flicker. This line is
+   * not a live region: the status line says the quarters.
+   */
+  timeLeft(progress) {
+    const now = Date.now();
+    this.samples = (this.samples ?? []).filter((sample) => now - sample.at <= 10_000);
+    this.samples.push({ at: now, sent: progress.sent });
+    const first = this.samples[0];
+    const elapsed = (now - first.at) / 1000;
+    const rate = (progress.sent - first.sent) / elapsed;
+    if (elapsed < 2 || !(rate > 0)) return "";
+    const seconds = (progress.length - progress.sent) / rate;
+    if (seconds < 5) return "";
+    if (seconds < 60) return t("upload_time_left_seconds", { seconds: Math.ceil(seconds / 5) * 5 });
+    const minutes = Math.round(seconds / 60);
+    return t("upload_time_left_minutes", { minutes });
+  }
+
   running() {
+    this.samples = [];
     const hadFocus = document.activeElement === this.resume;
     this.resume.hidden = true;
     this.cancel.removeAttribute("aria-disabled");
@@ -154,6 +178,7 @@ class UploadPanel {
   }
 
   hide() {
+    this.samples = [];
     this.panel.hidden = true;
     this.resume.hidden = true;
     this.cancel.removeAttribute("aria-disabled");

@@ -36,11 +36,21 @@ export function formatDay(day) {
   }).format(date);
 }
 
-/** A byte count for people: "3,2 MB". */
+/**
+ * A byte count for people, in binary units as everywhere in Meldkluis (the
+ * reviewer, the desktop program, the docs): 1 MiB = 1,048,576 bytes, so a
+ * limit of 500 MiB reads "500 MiB", not "524,3 MB". "3,2 MiB" in Dutch.
+ */
 export function formatSize(bytes) {
   const format = (n, unit) =>
     `${new Intl.NumberFormat(lang === "en" ? "en-GB" : "nl-NL", { maximumFractionDigits: 1 }).format(n)} ${unit}`;
-  if (bytes < 1024) return format(bytes, "B");
-  if (bytes < 1024 * 1024) return format(bytes / 1024, "KB");
-  return format(bytes / (1024 * 1024), "MB");
+  const units = ["KiB", "MiB", "GiB", "TiB"];
+  if (bytes < 1024) return format(bytes, "bytes");
+  let value = bytes / 1024;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  return format(value, units[unit]);
 }

@@ -15,7 +15,7 @@ import { ApiError, getCounsellors, getOrganisations, organisationFromPath, postR
 import { checkFiles, loadLimits, sendAttachments, sendFailureMessage, showLimits, watchFileInput } from "./attachments.js";
 import { UploadCancelled, uploadApi } from "./upload.js";
 import { lang, loadMessages, t } from "./i18n.js";
-import { $, apiErrorMessage, download, el, errorSummary, fieldError, focusHeading, setBusy, status } from "./ui.js";
+import { $, apiErrorMessage, download, el, errorSummary, fieldError, focusHeading, setBusy, showCode, status } from "./ui.js";
 
 await loadMessages();
 
@@ -312,7 +312,7 @@ function finish() {
   form.reset(); // the plaintext leaves the page now that it is stored
   form.hidden = true;
   $("report-intro").hidden = true;
-  $("code").textContent = display;
+  showCode($("code"), display);
   // A reading aid: screen readers say "8247" as a number and "KX" as a word;
   // spelled out, each character is heard alone. The code looks the same.
   $("code-spelled").textContent = t("done_code_spelled", {

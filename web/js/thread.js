@@ -256,6 +256,10 @@ function showEvaluation(opened) {
   const statuses = opened.filter(({ envelope }) => envelope?.kind === "reply" && envelope.status);
   const closed = statuses.at(-1)?.envelope.status === "closed";
   const evaluated = opened.some(({ item, envelope }) => item.author === "melder" && envelope?.kind === "evaluation");
+  // "your counsellor" or "your counsellors": as many as the case has.
+  const one = session.thread.counsellors.length === 1;
+  $("evaluation-intro").textContent = t(one ? "evaluation_intro_one" : "evaluation_intro");
+  $("evaluation-thanks-text").textContent = t(one ? "evaluation_thanks_one" : "evaluation_thanks");
   $("evaluation").hidden = !closed || evaluated;
   $("evaluation-thanks").hidden = !evaluated;
 }

@@ -16,6 +16,21 @@ export function el(tag, { text, className, attrs = {} } = {}, children = []) {
 }
 
 /**
+ * Shows a formatted code ("ABCD-EFGH-…") in `node` so that a line may break
+ * only between groups, never inside one: each group with its dash is a
+ * span that does not wrap, followed by a break opportunity (<wbr>). The
+ * text (textContent, copying, selection) stays exactly the code.
+ */
+export function showCode(node, display) {
+  const groups = display.split("-");
+  node.replaceChildren(...groups.flatMap((group, i) => {
+    const last = i === groups.length - 1;
+    const span = el("span", { className: "code-group", text: last ? group : `${group}-` });
+    return last ? [span] : [span, document.createElement("wbr")];
+  }));
+}
+
+/**
  * The page's assertive live region, for errors that neither move focus nor
  * appear in a live region of their own (WCAG 4.1.3): made when this module
  * loads, so it exists before anything is said in it.

@@ -1,11 +1,15 @@
 //! The web pages and static files, embedded in the binary so one file
 //! deploys. Pages are templates in `web/pages/` with `{{t.key}}` texts from
 //! `web/i18n/<lang>.json`, rendered once at start for every language.
+//! Text files are served compressed in the coding the browser accepts
+//! (brotli or gzip), each made once, on first use, and kept in memory; the
+//! hashes a page names (Subresource Integrity) and `verify-site` are of the
+//! decoded bytes.
 
 use std::collections::BTreeMap;
 
 use axum::extract::State;
-use axum::http::{HeaderValue, Method, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, Method, Uri, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::server::AppState;
@@ -36,7 +40,168 @@ const PAGES: [(&str, &str, &str); 7] = [
 
 /// Everything the server serves outside `/api`, by path.
 pub struct Site {
-    files: BTreeMap<String, (&'static str, Vec<u8>)>,
+    files: BTreeMap<String, Served>,
+    /// Whether to answer in a compressed coding at all (not in the
+    /// benchmark's baseline).
+    compress: bool,
+}
+
+/// One file as served: its bytes and, for text, the same bytes compressed,
+/// each coding made on first use (`None` where it would not be smaller).
+struct Served {
+    content_type: &'static str,
+    body: Vec<u8>,
+    gzip: std::sync::OnceLock<Option<Vec<u8>>>,
+    brotli: std::sync::OnceLock<Option<Vec<u8>>>,
+}
+
+impl Served {
+    fn cell(&self, encoding: Encoding) -> Option<&std::sync::OnceLock<Option<Vec<u8>>>> {
+        match encoding {
+            Encoding::Identity => None,
+            Encoding::Gzip => Some(&self.gzip),
+            Encoding::Brotli => Some(&self.brotli),
+        }
+    }
+
+    /// Whether `coded(encoding)` would answer without compressing.
+    fn is_ready(&self, encoding: Encoding) -> bool {
+        self.cell(encoding).is_none_or(|cell| cell.get().is_some())
+    }
+
+    /// The file in `encoding`, compressed the first time it is asked for
+    /// (a second caller meanwhile waits for the first); `None` for identity
+    /// and where the coding is not smaller.
+    fn coded(&self, encoding: Encoding) -> Option<&[u8]> {
+        self.cell(encoding)?
+            .get_or_init(|| {
+                let coded = encoding.encode(&self.body, true);
+                (coded.len() < self.body.len()).then_some(coded)
+            })
+            .as_deref()
+    }
+}
+
+/// A content coding the server can answer in (RFC 9110 §8.4.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Encoding {
+    Identity,
+    Gzip,
+    Brotli,
+}
+
+impl Encoding {
+    /// The `Content-Encoding` value; `None` for identity.
+    pub fn header(self) -> Option<&'static str> {
+        match self {
+            Encoding::Identity => None,
+            Encoding::Gzip => Some("gzip"),
+            Encoding::Brotli => Some("br"),
+        }
+    }
+
+    /// The best coding an `Accept-Encoding` header allows: the highest
+    /// q-value among brotli and gzip (brotli on a tie, it is smaller), else
+    /// identity. `q=0` refuses a coding; `*` stands for any coding not named.
+    pub fn negotiate(accept: Option<&str>) -> Encoding {
+        let Some(accept) = accept else {
+            return Encoding::Identity;
+        };
+        let (mut brotli, mut gzip, mut any) = (None, None, None);
+        for item in accept.split(',') {
+            let mut parts = item.split(';');
+            let name = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+            let mut q = 1.0f32;
+            for parameter in parts {
+                if let Some((key, value)) = parameter.split_once('=')
+                    && key.trim().eq_ignore_ascii_case("q")
+                {
+                    // An unreadable weight refuses the coding rather than guess.
+                    q = value.trim().parse().unwrap_or(0.0);
+                }
+            }
+            match name.as_str() {
+                "br" => brotli = Some(q),
+                "gzip" | "x-gzip" => gzip = Some(q),
+                "*" => any = Some(q),
+                _ => {}
+            }
+        }
+        let brotli = brotli.or(any).unwrap_or(0.0);
+        let gzip = gzip.or(any).unwrap_or(0.0);
+        if brotli > 0.0 && brotli >= gzip {
+            Encoding::Brotli
+        } else if gzip > 0.0 {
+            Encoding::Gzip
+        } else {
+            Encoding::Identity
+        }
+    }
+
+    /// `body` in this coding. `best` spends the time for the smallest
+    /// result (once per file at start); otherwise it is quick enough to do
+    /// per request (a page under an organisation's prefix).
+    pub fn encode(self, body: &[u8], best: bool) -> Vec<u8> {
+        use std::io::Write;
+        match self {
+            Encoding::Identity => body.to_vec(),
+            Encoding::Gzip => {
+                let level = if best {
+                    flate2::Compression::best()
+                } else {
+                    flate2::Compression::default()
+                };
+                let mut encoder = flate2::write::GzEncoder::new(Vec::new(), level);
+                encoder.write_all(body).expect("writing to memory");
+                encoder.finish().expect("writing to memory")
+            }
+            Encoding::Brotli => {
+                // 9, not 11: level 11 takes about ten times as long for
+                // 4 % fewer bytes on age.js (59.4 KB against about 57 KB),
+                // paid on the first visit after every start.
+                let params = brotli::enc::BrotliEncoderParams {
+                    quality: if best { 9 } else { 5 },
+                    lgwin: 22,
+                    ..Default::default()
+                };
+                let mut out = Vec::new();
+                brotli::BrotliCompress(&mut &body[..], &mut out, &params)
+                    .expect("writing to memory");
+                out
+            }
+        }
+    }
+
+    /// Decodes what a server sent in this coding (verify-site, tests), at
+    /// most `limit` bytes.
+    pub fn decode(self, body: &[u8], limit: u64) -> std::io::Result<Vec<u8>> {
+        use std::io::Read;
+        let mut out = Vec::new();
+        match self {
+            Encoding::Identity => out.extend_from_slice(body),
+            Encoding::Gzip => {
+                flate2::read::GzDecoder::new(body)
+                    .take(limit + 1)
+                    .read_to_end(&mut out)?;
+            }
+            Encoding::Brotli => {
+                brotli::Decompressor::new(body, 4096)
+                    .take(limit + 1)
+                    .read_to_end(&mut out)?;
+            }
+        }
+        if out.len() as u64 > limit {
+            return Err(std::io::Error::other("decodes to more than the limit"));
+        }
+        Ok(out)
+    }
+}
+
+/// Text worth compressing; images that are compressed already are not.
+fn compressible(content_type: &str) -> bool {
+    content_type.starts_with("text/")
+        || content_type.starts_with("application/json")
+        || content_type.starts_with("image/svg+xml")
 }
 
 /// A template that does not render: a missing text or an unknown placeholder.
@@ -176,10 +341,83 @@ fn subresource_integrity(body: &[u8]) -> String {
     )
 }
 
+/// The modules a module imports statically (`import … from "./x.js"`,
+/// `import "./x.js"`), as site paths. Only relative specifiers count: the
+/// site's modules import nothing else.
+fn static_imports(path: &str, source: &str) -> Vec<String> {
+    let dir = &path[..path.rfind('/').map_or(0, |i| i + 1)];
+    let mut found = Vec::new();
+    for keyword in ["from \"", "import \""] {
+        let mut rest = source;
+        while let Some(at) = rest.find(keyword) {
+            rest = &rest[at + keyword.len()..];
+            let Some(end) = rest.find('"') else { break };
+            let specifier = &rest[..end];
+            if specifier.starts_with("./") || specifier.starts_with("../") {
+                found.push(resolve(dir, specifier));
+            }
+        }
+    }
+    found
+}
+
+/// `dir` (ending in `/`) joined with a relative specifier.
+fn resolve(dir: &str, specifier: &str) -> String {
+    let mut parts: Vec<&str> = dir.split('/').filter(|p| !p.is_empty()).collect();
+    for part in specifier.split('/') {
+        match part {
+            "." => {}
+            ".." => {
+                parts.pop();
+            }
+            part => parts.push(part),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
+/// Every module a page's entry modules load, directly or through imports.
+fn module_graph(entries: &[String], sources: &BTreeMap<String, String>) -> Vec<String> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut todo: Vec<String> = entries.to_vec();
+    while let Some(path) = todo.pop() {
+        if !seen.insert(path.clone()) {
+            continue;
+        }
+        if let Some(source) = sources.get(&path) {
+            todo.extend(static_imports(&path, source));
+        }
+    }
+    seen.into_iter().collect()
+}
+
+/// Which modules a page preloads.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Preload {
+    /// Those its scripts import, directly or not.
+    Used,
+    /// Every module of the site (the behaviour before issue 15, kept as the
+    /// benchmark's baseline).
+    All,
+}
+
 /// Adds Subresource Integrity to every script and stylesheet a page loads,
-/// and a `modulepreload` with integrity for every module, so the modules a
-/// script imports are checked too (a plain `import` carries no integrity).
-fn with_integrity(html: &str, integrity: &BTreeMap<String, String>) -> String {
+/// and a `modulepreload` with integrity for every module it imports, so
+/// the imported modules are checked too (a plain `import` carries no
+/// integrity) and fetched at once rather than one import level per round
+/// trip.
+fn with_integrity(
+    html: &str,
+    integrity: &BTreeMap<String, String>,
+    sources: &BTreeMap<String, String>,
+    preload: Preload,
+) -> String {
+    let entries: Vec<String> = integrity
+        .keys()
+        .filter(|path| html.contains(&format!("<script type=\"module\" src=\"{path}\">")))
+        .cloned()
+        .collect();
+    let used = module_graph(&entries, sources);
     let mut out = html.to_string();
     for (path, hash) in integrity {
         for (before, after) in [
@@ -199,6 +437,7 @@ fn with_integrity(html: &str, integrity: &BTreeMap<String, String>) -> String {
         let preloads: String = integrity
             .iter()
             .filter(|(path, _)| path.ends_with(".js"))
+            .filter(|(path, _)| preload == Preload::All || used.contains(path))
             .map(|(path, hash)| {
                 format!("  <link rel=\"modulepreload\" href=\"{path}\" integrity=\"{hash}\">\n")
             })
@@ -223,8 +462,41 @@ fn with_messages_integrity(html: &str, hash: &str) -> String {
 }
 
 impl Site {
-    /// Renders every page in every language and indexes the static files.
+    /// Renders every page in every language and indexes the static files,
+    /// uncompressed (what `verify-site` and the manifest compare).
     pub fn build() -> Result<Self, SiteError> {
+        Self::render_all(Preload::Used)
+    }
+
+    /// The site as served: every text file also offered compressed.
+    ///
+    /// When the compressed forms are made: once per file and coding, on the
+    /// first request that asks for it, then kept in memory — not in a build
+    /// script, and not all at start. The pages only exist after rendering
+    /// (templates × languages × integrity hashes), which happens here at
+    /// start, so a build script could only have compressed the scripts, and
+    /// would have put generated copies beside the readable bundle that can
+    /// drift from it; compressing here keeps one source of truth and
+    /// compresses the very bytes that are hashed. Not all at start: that
+    /// cost every start (tests start a server dozens of times, most never
+    /// ask for a page) a second or more of brotli; on first use a file is
+    /// compressed once (age.js: tens of milliseconds in a release build)
+    /// and a file nobody asks for never is.
+    pub fn build_served() -> Result<Self, SiteError> {
+        Ok(Site {
+            compress: true,
+            ..Self::build()?
+        })
+    }
+
+    /// The site as served before issue 15 (no compression, every module
+    /// preloaded on every page with a script): the benchmark's baseline,
+    /// chosen with `MELDKLUIS_BENCH_BASELINE=1` (benches/tor.mjs).
+    pub fn build_baseline() -> Result<Self, SiteError> {
+        Self::render_all(Preload::All)
+    }
+
+    fn render_all(preload: Preload) -> Result<Self, SiteError> {
         let mut files = BTreeMap::new();
         for file in Web::iter() {
             if file.starts_with("pages/") {
@@ -240,6 +512,11 @@ impl Site {
             .iter()
             .map(|(path, (_, body))| (path.clone(), subresource_integrity(body)))
             .collect();
+        let sources: BTreeMap<String, String> = files
+            .iter()
+            .filter(|(path, _)| path.ends_with(".js"))
+            .map(|(path, (_, body))| (path.clone(), String::from_utf8_lossy(body).into_owned()))
+            .collect();
         for lang in LANGUAGES {
             let texts = messages(lang)?;
             for (name, nl, en) in PAGES {
@@ -249,7 +526,12 @@ impl Site {
                     problem: "missing".into(),
                 })?;
                 let template = String::from_utf8_lossy(&template.data).into_owned();
-                let html = with_integrity(&render(name, &template, lang, &texts)?, &integrity);
+                let html = with_integrity(
+                    &render(name, &template, lang, &texts)?,
+                    &integrity,
+                    &sources,
+                    preload,
+                );
                 let html =
                     with_messages_integrity(&html, &integrity[&format!("/i18n/{lang}.json")]);
                 let path = if lang == "nl" { nl } else { en };
@@ -259,14 +541,29 @@ impl Site {
                 );
             }
         }
-        Ok(Site { files })
+        let files = files
+            .into_iter()
+            .map(|(path, (content_type, body))| {
+                let served = Served {
+                    content_type,
+                    body,
+                    gzip: Default::default(),
+                    brotli: Default::default(),
+                };
+                (path, served)
+            })
+            .collect();
+        Ok(Site {
+            files,
+            compress: false,
+        })
     }
 
     /// Every served path with its bytes (for tests and site verification).
     pub fn files(&self) -> impl Iterator<Item = (&str, &[u8])> {
         self.files
             .iter()
-            .map(|(path, (_, body))| (path.as_str(), body.as_slice()))
+            .map(|(path, served)| (path.as_str(), served.body.as_slice()))
     }
 }
 
@@ -292,7 +589,12 @@ pub async fn security_txt(State(state): State<AppState>) -> Response {
 }
 
 /// Serves a page or static file; anything else is a 404.
-pub async fn serve(State(state): State<AppState>, method: Method, uri: Uri) -> Response {
+pub async fn serve(
+    State(state): State<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
     let path = uri.path();
     let path = if path.len() > 1 {
         path.trim_end_matches('/')
@@ -320,25 +622,67 @@ pub async fn serve(State(state): State<AppState>, method: Method, uri: Uri) -> R
         }
         None => (path.to_string(), None),
     };
-    let Some((content_type, body)) = state.site.files.get(&path) else {
+    let Some(served) = state.site.files.get(&path) else {
         return AppError::NotFound.into_response();
     };
     if method != Method::GET && method != Method::HEAD {
         return AppError::MethodNotAllowed.into_response();
     }
-    let body = match prefix {
-        Some(prefix) if content_type.starts_with("text/html") => String::from_utf8_lossy(body)
-            .replace("=\"/", &format!("=\"{prefix}"))
-            // security.txt lives at the root only (RFC 9116).
-            .replace(&format!("=\"{prefix}.well-known/"), "=\"/.well-known/")
-            .into_bytes(),
-        _ => body.clone(),
+    let content_type = served.content_type;
+    let wanted = if state.site.compress && compressible(content_type) {
+        Encoding::negotiate(
+            headers
+                .get(header::ACCEPT_ENCODING)
+                .and_then(|v| v.to_str().ok()),
+        )
+    } else {
+        Encoding::Identity
     };
-    (
+    let (encoding, body) = match prefix {
+        Some(prefix) if content_type.starts_with("text/html") => {
+            let page = String::from_utf8_lossy(&served.body)
+                .replace("=\"/", &format!("=\"{prefix}"))
+                // security.txt lives at the root only (RFC 9116).
+                .replace(&format!("=\"{prefix}.well-known/"), "=\"/.well-known/")
+                .into_bytes();
+            // A page under a prefix differs per organisation: compressed
+            // per request, quickly (a few kilobytes of HTML).
+            (wanted, wanted.encode(&page, false))
+        }
+        _ => {
+            if !served.is_ready(wanted) {
+                // The first ask compresses (milliseconds to a second): off
+                // the async workers.
+                let (state, path) = (state.clone(), path.clone());
+                let _ = tokio::task::spawn_blocking(move || {
+                    state.site.files[&path].coded(wanted);
+                })
+                .await;
+            }
+            match served.coded(wanted) {
+                Some(coded) => (wanted, coded.to_vec()),
+                None => (Encoding::Identity, served.body.clone()),
+            }
+        }
+    };
+    let mut response = (
         [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
         body,
     )
-        .into_response()
+        .into_response();
+    if compressible(content_type) {
+        // Caches (none should keep these: no-store) and anything in between
+        // must not hand one coding to a browser that asked for another.
+        response
+            .headers_mut()
+            .insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    }
+    if let Some(coding) = encoding.header() {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_ENCODING, HeaderValue::from_static(coding));
+    }
+    response
 }
 
 #[cfg(test)]
@@ -350,7 +694,7 @@ mod tests {
         let site = Site::build().unwrap();
         for (_, nl, en) in PAGES {
             for path in [nl, en] {
-                let (_, body) = &site.files[path];
+                let body = &site.files[path].body;
                 let html = String::from_utf8_lossy(body);
                 assert!(!html.contains("{{"), "{path} has an unrendered placeholder");
             }
@@ -361,15 +705,15 @@ mod tests {
     #[test]
     fn scripts_and_styles_carry_their_integrity() {
         let site = Site::build().unwrap();
-        let html = String::from_utf8_lossy(&site.files["/melden"].1).into_owned();
-        let script = &site.files["/js/report.js"].1;
+        let html = String::from_utf8_lossy(&site.files["/melden"].body).into_owned();
+        let script = &site.files["/js/report.js"].body;
         assert!(html.contains(&format!(
             "src=\"/js/report.js\" integrity=\"{}\"",
             subresource_integrity(script)
         )));
         assert!(html.contains(&format!(
             "<link rel=\"modulepreload\" href=\"/vendor/age.js\" integrity=\"{}\">",
-            subresource_integrity(&site.files["/vendor/age.js"].1)
+            subresource_integrity(&site.files["/vendor/age.js"].body)
         )));
         assert!(
             html.contains("<link rel=\"stylesheet\" href=\"/css/site.css\" integrity=\"sha384-")
@@ -380,8 +724,110 @@ mod tests {
         );
         assert!(html.contains(&format!(
             "<meta name=\"i18n-integrity\" content=\"{}\">",
-            subresource_integrity(&site.files["/i18n/nl.json"].1)
+            subresource_integrity(&site.files["/i18n/nl.json"].body)
         )));
+    }
+
+    #[test]
+    fn pages_preload_only_the_modules_they_use() {
+        let site = Site::build().unwrap();
+        let page = |path: &str| String::from_utf8_lossy(&site.files[path].body).into_owned();
+        let preloads = |html: &str| -> Vec<String> {
+            html.split("<link rel=\"modulepreload\" href=\"")
+                .skip(1)
+                .map(|rest| rest[..rest.find('"').unwrap()].to_string())
+                .collect()
+        };
+        let report = preloads(&page("/melden"));
+        for module in [
+            "/js/report.js",
+            "/js/protocol.js",
+            "/vendor/age.js",
+            "/js/upload.js",
+            "/js/pow.js",
+        ] {
+            assert!(
+                report.contains(&module.to_string()),
+                "{module} in {report:?}"
+            );
+        }
+        assert!(
+            !report.contains(&"/js/courier.js".to_string()),
+            "{report:?}"
+        );
+        assert!(!report.contains(&"/js/thread.js".to_string()), "{report:?}");
+        let courier = preloads(&page("/koerier"));
+        assert!(
+            !courier.contains(&"/vendor/age.js".to_string()),
+            "{courier:?}"
+        );
+        assert!(courier.contains(&"/js/api.js".to_string()), "{courier:?}");
+        assert!(preloads(&page("/")).is_empty());
+        // Every preload carries its integrity.
+        assert_eq!(
+            page("/melden")
+                .matches("rel=\"modulepreload\" href=")
+                .count(),
+            page("/melden")
+                .matches("rel=\"modulepreload\" href=\"/")
+                .count()
+        );
+        let baseline = Site::build_baseline().unwrap();
+        let all = preloads(&String::from_utf8_lossy(&baseline.files["/koerier"].body));
+        assert!(all.contains(&"/vendor/age.js".to_string()));
+    }
+
+    #[test]
+    fn accept_encoding_is_negotiated() {
+        use Encoding::*;
+        for (header, expected) in [
+            (None, Identity),
+            (Some(""), Identity),
+            (Some("gzip, deflate, br, zstd"), Brotli),
+            (Some("gzip"), Gzip),
+            (Some("GZIP;Q=0.5"), Gzip),
+            (Some("br;q=0, gzip"), Gzip),
+            (Some("br;q=0.2, gzip;q=0.8"), Gzip),
+            (Some("gzip;q=0, br;q=0"), Identity),
+            (Some("*"), Brotli),
+            (Some("*;q=0"), Identity),
+            (Some("gzip;q=nonsense"), Identity),
+            (Some("identity"), Identity),
+            (Some(";;;,,,=q"), Identity),
+        ] {
+            assert_eq!(Encoding::negotiate(header), expected, "{header:?}");
+        }
+    }
+
+    #[test]
+    fn compressed_files_decode_to_the_hashed_bytes() {
+        let site = Site::build_served().unwrap();
+        let age = &site.files["/vendor/age.js"];
+        assert!(!age.is_ready(Encoding::Brotli), "made on first use");
+        for encoding in [Encoding::Brotli, Encoding::Gzip] {
+            let coded = age.coded(encoding).unwrap();
+            assert!(
+                coded.len() < age.body.len() / 3,
+                "{encoding:?}: {}",
+                coded.len()
+            );
+            let decoded = encoding.decode(coded, 1 << 20).unwrap();
+            assert_eq!(
+                subresource_integrity(&decoded),
+                subresource_integrity(&age.body)
+            );
+        }
+        // Every text file larger than a kilobyte has both.
+        for (path, served) in &site.files {
+            if compressible(served.content_type) && served.body.len() > 1000 {
+                assert!(served.coded(Encoding::Brotli).is_some(), "{path}");
+                assert!(served.coded(Encoding::Gzip).is_some(), "{path}");
+            }
+        }
+        // A decoder refuses more than its limit (a bomb in verify-site).
+        let bomb = Encoding::Gzip.encode(&vec![0u8; 1 << 20], false);
+        assert!(Encoding::Gzip.decode(&bomb, 1000).is_err());
+        assert!(Encoding::Brotli.decode(b"not brotli at all", 1000).is_err());
     }
 
     #[test]
