@@ -248,16 +248,15 @@ fn hammer(url: &str, body: &str, seconds: f64, clients: usize) -> Rate {
     }
 }
 
-fn report_bodies(recipient: &age::x25519::Recipient, n: usize) -> Vec<String> {
+fn report_bodies(recipient: &meldkluis::format::keys::Recipient, n: usize) -> Vec<String> {
     (0..n)
         .map(|i| {
             let derived = Derived::from_code(&RetrievalCode::generate());
             let mut envelope = Envelope::new(Kind::Report, format!("Benchmark report {i}"));
-            envelope.reply_recipient = Some(derived.reply_recipient().to_string());
+            let reply = derived.reply_recipient_for(std::slice::from_ref(recipient));
+            envelope.reply_recipient = Some(reply.to_string());
             envelope.counsellors = vec!["vp-bench".into()];
-            let sealed = envelope
-                .seal(&[recipient.clone(), derived.reply_recipient()])
-                .unwrap();
+            let sealed = envelope.seal(&[recipient.clone(), reply]).unwrap();
             json!({
                 "counsellors": ["vp-bench"],
                 "lookup_key": derived.lookup_key.to_hex(),
@@ -543,7 +542,10 @@ fn reviewer_throughput() {
     for i in 0..count {
         let upload = UploadId::random();
         let path = upload_path(&upload);
-        let recipients = [vault.recipient(), melder.to_public()];
+        let recipients = {
+            let m: meldkluis::format::keys::Recipient = melder.to_public().into();
+            [vault.own_recipient_beside(&m).unwrap(), m]
+        };
         let mut writer = age::Encryptor::with_recipients(recipients.iter().map(|r| r as _))
             .unwrap()
             .wrap_output(BufWriter::new(std::fs::File::create(&path).unwrap()))
@@ -582,7 +584,10 @@ fn reviewer_throughput() {
             kind: "report".into(),
             day: Day::today(),
             body: envelope
-                .seal(&[vault.recipient(), melder.to_public()])
+                .seal(&{
+                    let m: meldkluis::format::keys::Recipient = melder.to_public().into();
+                    [vault.own_recipient_beside(&m).unwrap(), m]
+                })
                 .unwrap(),
             attachments: vec![EntryAttachment { upload, length }],
         });
@@ -764,7 +769,10 @@ fn upload_memory() {
     let size = size_mib * MIB;
     let padded = meldkluis::format::agefile::attachment_padded_length(size);
     let path = dir.path().join("attachment.age");
-    let recipients = [vault.recipient(), derived.reply_recipient()];
+    let recipients = [
+        vault.recipient(),
+        derived.reply_recipient_for(&[vault.recipient()]),
+    ];
     let encryptor =
         age::Encryptor::with_recipients(recipients.iter().map(|r| r as &dyn age::Recipient))
             .unwrap();

@@ -290,7 +290,7 @@ impl Inbox {
         answers_counter: u64,
         applied: Vec<MessageId>,
         entries: &[InboxEntry],
-        recipient: &age::x25519::Recipient,
+        recipient: &dyn age::Recipient,
     ) -> Result<Vec<u8>, BundleError> {
         Self::seal_with(
             counsellor,
@@ -309,7 +309,7 @@ impl Inbox {
         applied: &[MessageId],
         entries: &[InboxEntry],
         attachments: &BTreeMap<UploadId, Vec<u8>>,
-        recipient: &age::x25519::Recipient,
+        recipient: &dyn age::Recipient,
     ) -> Result<Vec<u8>, BundleError> {
         let mut open = |upload: &UploadId| -> io::Result<Box<dyn Read>> {
             let bytes = attachments.get(upload).ok_or_else(|| {
@@ -410,7 +410,7 @@ impl Inbox {
         answers_counter: u64,
         applied: &[MessageId],
         entries: &[InboxEntry],
-        recipient: &age::x25519::Recipient,
+        recipient: &dyn age::Recipient,
         open_attachment: &mut OpenAttachment<'_>,
     ) -> io::Result<W> {
         // Refuse here what the laptop would refuse, before a byte is written.

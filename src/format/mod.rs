@@ -9,6 +9,7 @@ pub mod day;
 pub mod derive;
 pub mod envelope;
 pub mod ids;
+pub mod keys;
 pub mod pq;
 
 /// Encrypts `plaintext` to every recipient as one binary age file.
