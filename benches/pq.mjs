@@ -28,6 +28,14 @@ const REPORT_ROUNDS = 40;
 
 const dir = await mkdtemp(path.join(tmpdir(), "meldkluis-pq-bench-"));
 await mkdir(path.join(dir, "keys"));
+// The server wants one card; the page only needs to be served.
+await writeFile(path.join(dir, "pass"), "benchmark passphrase\n");
+await new Promise((resolve, reject) => {
+  const child = spawn(path.join(root, "target/debug/meldkluis-review"), ["--vault", path.join(dir, "vault"),
+    "--passphrase-file", path.join(dir, "pass"), "init", "--name", "Bench", "--organisation", "Bench",
+    "--kind", "internal", "--id", "vp-bench", "--card-out", path.join(dir, "keys", "vp-bench.json")], { stdio: "ignore" });
+  child.on("exit", (code) => (code === 0 ? resolve() : reject(new Error(`review exited ${code}`))));
+});
 const server = spawn(path.join(root, "target/debug/meldkluis"),
   ["serve", "--listen", "127.0.0.1:0", "--data", path.join(dir, "data"), "--keys", path.join(dir, "keys")]);
 const url = await new Promise((resolve, reject) => {
