@@ -295,7 +295,7 @@ impl hpke::Kem for MlKem768X25519 {
 
 /// A hybrid recipient, `age1pq1…`.
 #[derive(Clone, PartialEq, Eq)]
-pub struct HybridRecipient(PublicKey);
+pub struct HybridRecipient(Box<PublicKey>);
 
 /// Why a string is not a hybrid recipient or identity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -324,7 +324,7 @@ impl FromStr for HybridRecipient {
             },
             |_, bytes| {
                 PublicKey::from_bytes(&bytes.collect::<Vec<u8>>())
-                    .map(HybridRecipient)
+                    .map(|pk| HybridRecipient(Box::new(pk)))
                     .map_err(|_| PqKeyError::BadRecipient)
             },
         )
@@ -368,7 +368,9 @@ impl age::Recipient for HybridRecipient {
 /// A hybrid identity, `AGE-SECRET-KEY-PQ-1…`. Holds the seed and its expanded
 /// keys, all wiped when dropped.
 #[derive(Clone)]
-pub struct HybridIdentity(PrivateKey);
+// Boxed: the expanded ML-KEM key is about 4.8 KB, and the secret should sit
+// in one heap place that is wiped on drop, not be copied around the stack.
+pub struct HybridIdentity(Box<PrivateKey>);
 
 impl HybridIdentity {
     /// A new identity from the operating system's random source.
@@ -380,11 +382,11 @@ impl HybridIdentity {
 
     /// The identity whose seed is `seed` (spec: the identity *is* the seed).
     pub fn from_seed(seed: &[u8; 32]) -> Self {
-        HybridIdentity(PrivateKey::from_seed(seed))
+        HybridIdentity(Box::new(PrivateKey::from_seed(seed)))
     }
 
     pub fn to_public(&self) -> HybridRecipient {
-        HybridRecipient(self.0.pk.clone())
+        HybridRecipient(Box::new(self.0.pk.clone()))
     }
 
     /// The identity string, `AGE-SECRET-KEY-PQ-1…` (upper case, as age writes it).
