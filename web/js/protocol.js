@@ -1,5 +1,7 @@
 // The Meldkluis protocol, version 1, as written in docs/protocol.md: retrieval
-// code (§1), derivations (§2), envelopes (§3) and streamed attachments (§3a).
+// code (§1), derivations (§2), envelopes (§3) and streamed attachments (§3a);
+// and of the version 2 draft (§9) the post-quantum hybrid keys
+// (mlkem768x25519): the hybrid reply identity, and files of one kind only.
 // No DOM here: the same module
 // runs in the browser and under `node --test` against the shared vectors in
 // tests/vectors/, which the Rust side in src/format/ must match byte for byte.
