@@ -172,13 +172,13 @@ test("the report form checks its fields, encrypts to the chosen counsellor and s
   const sealed = base64ToBytes(stored.body.messages[0].message);
   assert.equal(stanzaCount(sealed), 2, "the chosen counsellor and the reply key, no one else");
   const envelope = await decrypt(sealed, jansenIdentity);
-  assert.deepEqual(await decrypt(sealed, keys.replyIdentity), envelope);
+  assert.deepEqual(await decrypt(sealed, keys.replyIdentityPq), envelope);
   await assert.rejects(decrypt(sealed, deVriesIdentity));
   assert.equal(envelope.kind, "report");
   assert.equal(envelope.text, `Er verdwijnt geld. ${MARKER} <b>niet vet</b>`);
   assert.equal(envelope.category, "conflict-of-interest");
   assert.equal(envelope.contact, `privé ${MARKER}`);
-  assert.equal(envelope.reply_recipient, keys.replyRecipient);
+  assert.equal(envelope.reply_recipient, keys.replyRecipientPq);
   assert.deepEqual(envelope.counsellors, ["vp-jansen"]);
   // Streamed attachments (protocol.md §3a): named by upload, each its own
   // age file; attachments.test.mjs follows their bytes to the counsellor.
@@ -316,7 +316,7 @@ test("my report: clear errors per kind, then the thread with an untrusted reply,
   const opened = await decrypt(followUp, jansenIdentity);
   assert.equal(opened.kind, "follow-up");
   assert.equal(opened.text, `Aanvulling ${MARKER}`);
-  assert.deepEqual(await decrypt(followUp, keys.replyIdentity), opened);
+  assert.deepEqual(await decrypt(followUp, keys.replyIdentityPq), opened);
   await shot(page, "pages-thread-followup");
 
   await page.click("#close-thread");
