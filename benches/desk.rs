@@ -70,7 +70,10 @@ fn inbox(vault: &Vault, n: usize, first_seq: u64) -> Vec<u8> {
                 kind: "report".into(),
                 day: Day::today(),
                 body: envelope
-                    .seal(&[vault.recipient(), melder.to_public()])
+                    .seal(&{
+                        let m: meldkluis::format::keys::Recipient = melder.to_public().into();
+                        [vault.own_recipient_beside(&m).unwrap(), m]
+                    })
                     .unwrap(),
                 attachments: vec![],
             }

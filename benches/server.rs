@@ -64,6 +64,9 @@ fn main() {
     if run("upload") {
         upload_memory();
     }
+    if run("pq") {
+        hybrid_import();
+    }
 }
 
 struct Site {
@@ -78,8 +81,15 @@ fn passphrase() -> SecretString {
 }
 
 /// The counsellor `vp-bench`: a vault in `dir/vault`, its card in `dir/keys`.
+/// Classical keys: the reviewer figure compares against the `age` tool, and
+/// Debian's (1.1.1) cannot read post-quantum files; `hybrid_import` measures
+/// those against classical ones.
 fn bench_counsellor(dir: &Path) -> Vault {
-    let vault = Vault::init(
+    bench_counsellor_with(dir, meldkluis::review::vault::KeyKind::Classical)
+}
+
+fn bench_counsellor_with(dir: &Path, keys: meldkluis::review::vault::KeyKind) -> Vault {
+    let vault = Vault::init_with_keys(
         &dir.join("vault"),
         passphrase(),
         NewCounsellor {
@@ -90,6 +100,7 @@ fn bench_counsellor(dir: &Path) -> Vault {
             kind: CounsellorKind::Internal,
             description: String::new(),
         },
+        keys,
     )
     .unwrap();
     std::fs::create_dir_all(dir.join("keys")).unwrap();
@@ -248,16 +259,15 @@ fn hammer(url: &str, body: &str, seconds: f64, clients: usize) -> Rate {
     }
 }
 
-fn report_bodies(recipient: &age::x25519::Recipient, n: usize) -> Vec<String> {
+fn report_bodies(recipient: &meldkluis::format::keys::Recipient, n: usize) -> Vec<String> {
     (0..n)
         .map(|i| {
             let derived = Derived::from_code(&RetrievalCode::generate());
             let mut envelope = Envelope::new(Kind::Report, format!("Benchmark report {i}"));
-            envelope.reply_recipient = Some(derived.reply_recipient().to_string());
+            let reply = derived.reply_recipient_for(std::slice::from_ref(recipient));
+            envelope.reply_recipient = Some(reply.to_string());
             envelope.counsellors = vec!["vp-bench".into()];
-            let sealed = envelope
-                .seal(&[recipient.clone(), derived.reply_recipient()])
-                .unwrap();
+            let sealed = envelope.seal(&[recipient.clone(), reply]).unwrap();
             json!({
                 "counsellors": ["vp-bench"],
                 "lookup_key": derived.lookup_key.to_hex(),
@@ -543,7 +553,10 @@ fn reviewer_throughput() {
     for i in 0..count {
         let upload = UploadId::random();
         let path = upload_path(&upload);
-        let recipients = [vault.recipient(), melder.to_public()];
+        let recipients = {
+            let m: meldkluis::format::keys::Recipient = melder.to_public().into();
+            [vault.own_recipient_beside(&m).unwrap(), m]
+        };
         let mut writer = age::Encryptor::with_recipients(recipients.iter().map(|r| r as _))
             .unwrap()
             .wrap_output(BufWriter::new(std::fs::File::create(&path).unwrap()))
@@ -582,7 +595,10 @@ fn reviewer_throughput() {
             kind: "report".into(),
             day: Day::today(),
             body: envelope
-                .seal(&[vault.recipient(), melder.to_public()])
+                .seal(&{
+                    let m: meldkluis::format::keys::Recipient = melder.to_public().into();
+                    [vault.own_recipient_beside(&m).unwrap(), m]
+                })
                 .unwrap(),
             attachments: vec![EntryAttachment { upload, length }],
         });
@@ -781,7 +797,10 @@ fn upload_memory() {
     let size = size_mib * MIB;
     let padded = meldkluis::format::agefile::attachment_padded_length(size);
     let path = dir.path().join("attachment.age");
-    let recipients = [vault.recipient(), derived.reply_recipient()];
+    let recipients = [
+        vault.recipient(),
+        derived.reply_recipient_for(&[vault.recipient()]),
+    ];
     let encryptor =
         age::Encryptor::with_recipients(recipients.iter().map(|r| r as &dyn age::Recipient))
             .unwrap();
@@ -977,5 +996,67 @@ fn upload_memory() {
         } else {
             "NOT met"
         }
+    );
+}
+
+/// The reviewer's import of an inbox of `MELDKLUIS_BENCH_PQ_REPORTS` (200)
+/// reports, each made as the page makes it (padded envelope to the
+/// counsellor and the melder's reply key), into a vault with post-quantum
+/// hybrid keys against one with classical keys, same run, interleaved, best
+/// of three each. The difference is the ML-KEM decapsulations (one per
+/// message and one for the inbox) and the larger headers.
+fn hybrid_import() {
+    use meldkluis::format::bundle::{Inbox, InboxEntry};
+    use meldkluis::format::day::Day;
+    use meldkluis::format::ids::{CaseId, MessageId};
+    use meldkluis::review::vault::KeyKind;
+
+    let reports = env_number("MELDKLUIS_BENCH_PQ_REPORTS", 200) as usize;
+    let mut sides = Vec::new();
+    for keys in [KeyKind::Classical, KeyKind::Hybrid] {
+        let dir = tempfile::tempdir().unwrap();
+        let vault = bench_counsellor_with(dir.path(), keys);
+        let entries: Vec<InboxEntry> = (0..reports)
+            .map(|i| {
+                let derived = Derived::from_code(&RetrievalCode::generate());
+                let reply = derived.reply_recipient_for(&[vault.recipient()]);
+                let mut envelope = Envelope::new(Kind::Report, format!("Benchmark report {i}"));
+                envelope.reply_recipient = Some(reply.to_string());
+                envelope.counsellors = vec!["vp-bench".into()];
+                InboxEntry {
+                    seq: i as u64 + 1,
+                    id: MessageId::random(),
+                    case: CaseId::random(),
+                    author: "melder".into(),
+                    kind: "report".into(),
+                    day: Day::today(),
+                    body: envelope.seal(&[vault.recipient(), reply]).unwrap(),
+                    attachments: vec![],
+                }
+            })
+            .collect();
+        let inbox = Inbox::seal("vp-bench", 1, vec![], &entries, &vault.recipient()).unwrap();
+        sides.push((keys, dir, vault, inbox, Duration::MAX));
+    }
+    for _ in 0..3 {
+        for (_, dir, vault, inbox, best) in sides.iter_mut() {
+            vault.state.cases.clear();
+            vault.state.inbox_ack = 0;
+            let _ = std::fs::remove_dir_all(dir.path().join("vault/messages"));
+            let started = Instant::now();
+            let summary = commands::import(vault, inbox).unwrap();
+            *best = (*best).min(started.elapsed());
+            assert_eq!(summary.new_cases, reports);
+        }
+    }
+    let classical = sides[0].4;
+    let hybrid = sides[1].4;
+    println!(
+        "reviewer import of {reports} reports: classical {:.0} ms, hybrid {:.0} ms (ratio {:.2}); inbox {} vs {} bytes",
+        classical.as_secs_f64() * 1000.0,
+        hybrid.as_secs_f64() * 1000.0,
+        hybrid.as_secs_f64() / classical.as_secs_f64(),
+        sides[0].3.len(),
+        sides[1].3.len(),
     );
 }

@@ -58,7 +58,7 @@ fn words(output: &Output) -> String {
 /// previous case) until `stop`; records what was acknowledged.
 fn worker(
     server: Arc<Server>,
-    recipients: Vec<age::x25519::Recipient>,
+    recipients: Vec<meldkluis::format::keys::Recipient>,
     stop: Arc<AtomicBool>,
     cases: Arc<Mutex<Vec<Case>>>,
     failures: Arc<Mutex<Vec<String>>>,
@@ -502,7 +502,7 @@ fn attachments_travel_with_the_backup_and_come_back_with_the_restore() {
     let plaintext: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
     let (file, mut streamed) = common::seal_attachment(
         &plaintext,
-        &[vault.recipient(), melder.derived.reply_recipient()],
+        &[vault.recipient(), melder.derived.reply_recipient().into()],
     );
     let id = server.upload(&file, 100_000);
     // A second upload left unfinished: a restore cannot resume it.
@@ -571,7 +571,7 @@ fn a_deleted_case_leaves_the_newest_backup_and_the_rotation_after_its_period() {
     // The closed case carries an attachment: its bytes must go too.
     let (file, mut streamed) = common::seal_attachment(
         &vec![0x5a; 200_000],
-        &[vault.recipient(), closed.derived.reply_recipient()],
+        &[vault.recipient(), closed.derived.reply_recipient().into()],
     );
     let upload = server.upload(&file, 65_536);
     streamed.upload = meldkluis::format::ids::UploadId::parse(&upload).unwrap();

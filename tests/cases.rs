@@ -178,7 +178,7 @@ fn two_counsellors_statuses_closure_and_evaluation() {
         .seal(&[
             a.recipient(),
             b.recipient(),
-            melder.derived.reply_recipient(),
+            melder.derived.reply_recipient().into(),
         ])
         .unwrap();
     let posted = server.post_json(

@@ -143,7 +143,7 @@ fn a_flood_neither_stops_a_real_report_nor_slows_look_ups() {
     let real = Melder::new();
     let (file, mut streamed) = seal_attachment(
         &vec![0x42; 10 << 20],
-        &[vault.recipient(), real.derived.reply_recipient()],
+        &[vault.recipient(), real.derived.reply_recipient().into()],
     );
     let real_started = Instant::now();
     let upload = server.upload(&file, 4 << 20);

@@ -52,7 +52,7 @@ fn report_with_attachment(server: &Server, vault: &meldkluis::review::Vault, n: 
     ];
     let (file, mut streamed) = seal_attachment(
         &plaintext,
-        &[vault.recipient(), melder.derived.reply_recipient()],
+        &[vault.recipient(), melder.derived.reply_recipient().into()],
     );
     let upload = server.upload(&file, 1 << 20);
     streamed.upload = meldkluis::format::ids::UploadId::parse(&upload).unwrap();

@@ -154,7 +154,7 @@ fn a_case_its_upload_and_the_courier_hop_between_two_nodes() {
     let plaintext: Vec<u8> = (0..(2 * MIB + 777)).map(|i| (i % 251) as u8).collect();
     let (file, mut streamed) = seal_attachment(
         &plaintext,
-        &[vault.recipient(), melder.derived.reply_recipient()],
+        &[vault.recipient(), melder.derived.reply_recipient().into()],
     );
     let id = a.create_upload(file.len()).json()["upload"]
         .as_str()
@@ -179,7 +179,7 @@ fn a_case_its_upload_and_the_courier_hop_between_two_nodes() {
         streamed,
     ));
     let sealed = envelope
-        .seal(&[vault.recipient(), melder.derived.reply_recipient()])
+        .seal(&[vault.recipient(), melder.derived.reply_recipient().into()])
         .unwrap();
     let report: Value = json!({
         "counsellors": ["vp-test"],

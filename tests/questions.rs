@@ -29,7 +29,7 @@ fn sync(server: &Server, vault: &mut Vault) -> commands::ImportSummary {
 /// A later message of the thread with whatever envelope the melder's page
 /// (or a modified one) sends.
 fn post_in_thread(server: &Server, melder: &Melder, envelope: &Envelope, vault: &Vault) {
-    let recipients = [vault.recipient(), melder.derived.reply_recipient()];
+    let recipients = [vault.recipient(), melder.derived.reply_recipient().into()];
     let request = json!({
         "lookup_key": melder.derived.lookup_key.to_hex(),
         "message": STANDARD.encode(envelope.seal(&recipients).unwrap()),

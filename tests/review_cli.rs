@@ -138,7 +138,12 @@ fn vault_with_case(dir: &Path, closed: bool) -> (PathBuf, CaseId) {
     }
     for (author, kind, envelope, seen) in messages {
         let id = MessageId::random();
-        let sealed = envelope.seal(&[vault.recipient(), melder.clone()]).unwrap();
+        let sealed = envelope
+            .seal(&{
+                let m: meldkluis::format::keys::Recipient = melder.clone().into();
+                [vault.own_recipient_beside(&m).unwrap(), m]
+            })
+            .unwrap();
         vault.store_message(&id, &sealed).unwrap();
         record.messages.push(MessageRecord {
             id,

@@ -81,7 +81,7 @@ impl Server {
         size: u64,
         seed: u64,
         padding: u8,
-        recipients: &[age::x25519::Recipient],
+        recipients: &[meldkluis::format::keys::Recipient],
     ) -> Made {
         let upload = UploadId::random();
         let path = self.upload_path(&upload);
@@ -147,7 +147,10 @@ impl Server {
             .collect();
         envelope.attachments = attachments;
         let body = envelope
-            .seal(&[vault.recipient(), melder.to_public()])
+            .seal(&{
+                let m: meldkluis::format::keys::Recipient = melder.to_public().into();
+                [vault.own_recipient_beside(&m).unwrap(), m]
+            })
             .unwrap();
         let id = MessageId::random();
         self.entries.push(InboxEntry {
@@ -287,7 +290,10 @@ fn binary_round_trip(size: u64) -> (u64, u64) {
     cheapen_unlock(&vault_dir);
     let melder = age::x25519::Identity::generate();
     let mut server = Server::new(&dir.path().join("server"));
-    let made = server.upload(size, size, 0, &[vault.recipient(), melder.to_public()]);
+    let made = server.upload(size, size, 0, &{
+        let m: meldkluis::format::keys::Recipient = melder.to_public().into();
+        [vault.own_recipient_beside(&m).unwrap(), m]
+    });
     let case = CaseId::random();
     server.report(
         &vault,
@@ -391,7 +397,10 @@ fn streamed_attachments_import_once_stay_encrypted_and_export_exactly() {
     let mut vault = make_vault(&dir.path().join("vault"));
     let melder = age::x25519::Identity::generate();
     let mut server = Server::new(&dir.path().join("server"));
-    let recipients = [vault.recipient(), melder.to_public()];
+    let recipients = {
+        let m: meldkluis::format::keys::Recipient = melder.to_public().into();
+        [vault.own_recipient_beside(&m).unwrap(), m]
+    };
     // An empty file, one just above a bucket, one over several age chunks.
     let made: Vec<Made> = [(0, 1), (5000, 2), (300_000, 3)]
         .into_iter()
@@ -496,7 +505,10 @@ fn damaged_attachments_are_refused_leave_no_file_and_spare_the_others() {
     let mut vault = make_vault(&dir.path().join("vault"));
     let melder = age::x25519::Identity::generate();
     let mut server = Server::new(&dir.path().join("server"));
-    let recipients = [vault.recipient(), melder.to_public()];
+    let recipients = {
+        let m: meldkluis::format::keys::Recipient = melder.to_public().into();
+        [vault.own_recipient_beside(&m).unwrap(), m]
+    };
     let upload = |server: &Server, size, seed| server.upload(size, seed, 0, &recipients);
 
     let good = upload(&server, 70_000, 1);
@@ -517,7 +529,7 @@ fn damaged_attachments_are_refused_leave_no_file_and_spare_the_others() {
     let mut wrong_size = upload(&server, 9000, 7);
     wrong_size.file.size = 5000;
     // Not encrypted to this counsellor at all.
-    let stranger = server.upload(5000, 8, 0, &[melder.to_public()]);
+    let stranger = server.upload(5000, 8, 0, &[melder.to_public().into()]);
     // Named by the message but not in the inbox.
     let missing = StreamedFile {
         size: 10,
@@ -550,7 +562,10 @@ fn damaged_attachments_are_refused_leave_no_file_and_spare_the_others() {
         .attachments
         .push(streamed("ontbreekt.pdf", missing));
     entry.body = envelope
-        .seal(&[vault.recipient(), melder.to_public()])
+        .seal(&{
+            let m: meldkluis::format::keys::Recipient = melder.to_public().into();
+            [vault.own_recipient_beside(&m).unwrap(), m]
+        })
         .unwrap();
     let inbox = server.inbox(&vault, "inbox.age");
 
@@ -629,7 +644,10 @@ fn a_damaged_inbox_is_refused_and_leaves_nothing_behind() {
     let mut vault = make_vault(&dir.path().join("vault"));
     let melder = age::x25519::Identity::generate();
     let mut server = Server::new(&dir.path().join("server"));
-    let recipients = [vault.recipient(), melder.to_public()];
+    let recipients = {
+        let m: meldkluis::format::keys::Recipient = melder.to_public().into();
+        [vault.own_recipient_beside(&m).unwrap(), m]
+    };
     let first = server.upload(300_000, 1, 0, &recipients);
     let second = server.upload(5000, 2, 0, &recipients);
     let case = CaseId::random();

@@ -106,6 +106,9 @@ step "browser tests (headless Chromium; audit.test.mjs in Firefox ESR too)"
 mapfile -t chromium_tests < <(ls tests/browser/*.test.mjs | grep -v -e '/firefox\.test\.mjs$' -e '/sessionstore\.test\.mjs$' -e '/engines\.test\.mjs$')
 node --test --test-concurrency=1 "${chromium_tests[@]}"
 
+step "the browser round trip again on a counsellor vault of the classical format (protocol v1)"
+MELDKLUIS_ROUNDTRIP_KEYS=classical node --test tests/browser/roundtrip.test.mjs
+
 step "Firefox ESR (Tor Browser's engine): defaults and \"Safer\", and no traces in its session store"
 node --test --test-concurrency=1 tests/browser/firefox.test.mjs tests/browser/sessionstore.test.mjs
 

@@ -18,8 +18,12 @@ trap cleanup EXIT
 echo "standard tools passphrase" > "$work/pass"
 mkdir -p "$work/keys"
 review() { "$BIN/meldkluis-review" --vault "$work/vault" --passphrase-file "$work/pass" "$@"; }
+# A counsellor with classical keys (protocol v1): Debian's age is 1.1.1, and
+# post-quantum recipients (age1pq1…, what `init` makes by default) need
+# age 1.3 or later; docs/api.md says so. The hybrid path is proven against
+# the age-encryption package instead (tests/pq_vectors.rs, tests/js/pq.test.mjs).
 review init --name "Test Counsellor" --organisation "Testorganisatie" --kind external \
-  --id vp-jansen --card-out "$work/keys/vp-jansen.json" >/dev/null
+  --id vp-jansen --card-out "$work/keys/vp-jansen.json" --classical-keys >/dev/null
 "$BIN/meldkluis" serve --listen 127.0.0.1:0 --data "$work/data" --keys "$work/keys" >"$work/server.log" 2>&1 &
 server_pid=$!
 for _ in $(seq 100); do grep -q "listening on" "$work/server.log" && break; sleep 0.1; done

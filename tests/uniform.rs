@@ -21,7 +21,12 @@ use meldkluis::server::handlers::v1::thread::{FOLLOW_UP_FLOOR, THREAD_FLOOR};
 use common::{Melder, Response, Server, make_vault};
 use serde_json::{Value, json};
 
-fn setup() -> (Server, Melder, age::x25519::Recipient, tempfile::TempDir) {
+fn setup() -> (
+    Server,
+    Melder,
+    meldkluis::format::keys::Recipient,
+    tempfile::TempDir,
+) {
     let vault_dir = tempfile::tempdir().unwrap();
     let vault = make_vault(vault_dir.path(), "vp-jansen");
     let recipient = vault.card.recipient().unwrap();

@@ -57,7 +57,7 @@ fn report_with(
         ));
     }
     let sealed = envelope
-        .seal(&[vault.recipient(), melder.derived.reply_recipient()])
+        .seal(&[vault.recipient(), melder.derived.reply_recipient().into()])
         .unwrap();
     json!({
         "counsellors": ["vp-test"],
@@ -78,7 +78,7 @@ fn chunks_make_a_durable_attachment_that_a_report_claims_once() {
     let plaintext = bytes(3 * MIB + 12_345, 1);
     let (file, mut streamed) = seal_attachment(
         &plaintext,
-        &[vault.recipient(), melder.derived.reply_recipient()],
+        &[vault.recipient(), melder.derived.reply_recipient().into()],
     );
     let limits = server.get("/api/v1/limits").json();
     assert_eq!(limits["max_attachment_bytes"], 500 * MIB);
@@ -129,7 +129,7 @@ fn a_cut_connection_keeps_what_arrived_and_the_upload_resumes() {
     let plaintext = bytes(2 * MIB, 2);
     let (file, _) = seal_attachment(
         &plaintext,
-        &[vault.recipient(), melder.derived.reply_recipient()],
+        &[vault.recipient(), melder.derived.reply_recipient().into()],
     );
     let id = server.create_upload(file.len()).json()["upload"]
         .as_str()
@@ -186,7 +186,7 @@ fn refused_chunks_and_requests_leave_nothing_behind() {
     let melder = Melder::new();
     let (file, _) = seal_attachment(
         &bytes(100_000, 3),
-        &[vault.recipient(), melder.derived.reply_recipient()],
+        &[vault.recipient(), melder.derived.reply_recipient().into()],
     );
     let id = server.create_upload(file.len()).json()["upload"]
         .as_str()
@@ -686,7 +686,7 @@ fn attachments_reach_the_counsellor_byte_identical_and_a_swap_is_caught() {
     use sha2::Digest;
     let (server, mut vault, _v) = server_with_vault(&[]);
     let melder = Melder::new();
-    let recipients = [vault.recipient(), melder.derived.reply_recipient()];
+    let recipients = [vault.recipient(), melder.derived.reply_recipient().into()];
     let big = bytes(40 * MIB + 3, 10);
     let small = bytes(MIB, 11);
     let mut files = Vec::new();

@@ -134,6 +134,9 @@ fn derive_vectors() {
                     "lookup_hash_hex": derived.lookup_key.hash().to_hex(),
                     "reply_identity": derived.reply_identity.expose_secret(),
                     "reply_recipient": derived.reply_recipient().to_string(),
+                    // protocol v2 (draft): the post-quantum hybrid reply identity
+                    "reply_identity_pq": derived.reply_identity_pq.expose_secret(),
+                    "reply_recipient_pq": derived.reply_identity_pq().to_public().to_string(),
                 })
             })
             .collect();
@@ -157,6 +160,14 @@ fn derive_vectors() {
         assert_eq!(
             derived.reply_recipient().to_string(),
             v["reply_recipient"].as_str().unwrap()
+        );
+        assert_eq!(
+            derived.reply_identity_pq.expose_secret(),
+            v["reply_identity_pq"].as_str().unwrap()
+        );
+        assert_eq!(
+            derived.reply_identity_pq().to_public().to_string(),
+            v["reply_recipient_pq"].as_str().unwrap()
         );
     }
 }

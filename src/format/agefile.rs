@@ -1,6 +1,7 @@
 //! The shape check for age files the server accepts (protocol.md §4). The
 //! server cannot decrypt; it can refuse anything that is not a binary age v1
-//! file to X25519 recipients, so garbage and passphrase-encrypted files never
+//! file to X25519 recipients or to post-quantum hybrid (`mlkem768x25519`)
+//! recipients, never both, so garbage and passphrase-encrypted files never
 //! reach a counsellor.
 
 use base64::Engine;
@@ -28,8 +29,11 @@ pub enum AgeFileError {
     /// (protocol.md §3): the file was truncated, or the sender did not pad.
     #[error("the message is truncated or not padded to a size bucket")]
     NotPadded,
-    /// A stanza other than X25519 (or grease), e.g. a passphrase (scrypt).
-    #[error("the age file has a {0:?} recipient; only X25519 recipients are accepted")]
+    /// A stanza other than X25519, mlkem768x25519 (or grease), e.g. a
+    /// passphrase (scrypt).
+    #[error(
+        "the age file has a {0:?} recipient; only X25519 and mlkem768x25519 recipients are accepted"
+    )]
     BadRecipientType(String),
 }
 
@@ -172,6 +176,7 @@ fn check_header(bytes: &[u8]) -> Result<usize, AgeFileError> {
         "missing the age-encryption.org/v1 line",
     ))?;
     let mut x25519 = 0;
+    let mut hybrid = 0;
     let mut stanzas = 0;
     loop {
         let (line, after) = next_line(rest)?;
@@ -214,14 +219,42 @@ fn check_header(bytes: &[u8]) -> Result<usize, AgeFileError> {
                 ));
             }
             x25519 += 1;
+        } else if tag == crate::format::pq::STANZA_TAG.as_bytes() {
+            // protocol.md §4 (v2 draft): the post-quantum hybrid stanza, with
+            // exactly the sizes of the age spec: a 1120-byte `enc` and a
+            // 32-byte body.
+            let args = &parts[1..];
+            if args.len() != 1
+                || args[0].len() != crate::format::pq::ENC_ARG_CHARS
+                || decode_b64(args[0]).map(|e| e.len()) != Some(crate::format::pq::ENC_BYTES)
+            {
+                return Err(AgeFileError::NotAge(
+                    "an mlkem768x25519 stanza has a malformed enc",
+                ));
+            }
+            if body.len() != crate::format::pq::BODY_BYTES {
+                return Err(AgeFileError::NotAge(
+                    "an mlkem768x25519 stanza has a malformed body",
+                ));
+            }
+            hybrid += 1;
         } else if !tag.ends_with(b"-grease") {
             return Err(AgeFileError::BadRecipientType(
                 String::from_utf8_lossy(tag).into_owned(),
             ));
         }
     }
-    if x25519 == 0 {
-        return Err(AgeFileError::NotAge("no X25519 recipient"));
+    if x25519 == 0 && hybrid == 0 {
+        return Err(AgeFileError::NotAge(
+            "no X25519 or mlkem768x25519 recipient",
+        ));
+    }
+    // The age spec: a post-quantum recipient is never in one file with a
+    // classical one (that would make the file only as strong as X25519).
+    if x25519 > 0 && hybrid > 0 {
+        return Err(AgeFileError::NotAge(
+            "classical and post-quantum recipients mixed in one file",
+        ));
     }
     Ok(bytes.len() - rest.len())
 }
@@ -451,6 +484,75 @@ mod tests {
         assert!(check_attachment(&file, len + 1).is_err());
         assert!(check_attachment(&file[..20], len).is_err());
         assert!(check_attachment(b"not age at all", 1 << 20).is_err());
+    }
+
+    fn hybrid_file(len: usize) -> Vec<u8> {
+        let recipient = crate::format::pq::HybridIdentity::generate().to_public();
+        age::encrypt(&recipient, &vec![7u8; len]).unwrap()
+    }
+
+    #[test]
+    fn accepts_hybrid_files_and_their_exact_sizes_only() {
+        for len in [0, 65_536, 200_000] {
+            AgeBlob::parse(hybrid_file(len)).unwrap_or_else(|e| panic!("{len}: {e}"));
+        }
+        let file = hybrid_file(10);
+        let text = String::from_utf8_lossy(&file).into_owned();
+        let line_start = text.find("-> mlkem768x25519 ").unwrap();
+        let line_end = line_start + text[line_start..].find('\n').unwrap();
+        let enc_start = line_start + "-> mlkem768x25519 ".len();
+        let body_end = line_end + 1 + text[line_end + 1..].find('\n').unwrap();
+        let splice = |from: usize, to: usize, with: &str| {
+            let mut f = file[..from].to_vec();
+            f.extend_from_slice(with.as_bytes());
+            f.extend_from_slice(&file[to..]);
+            f
+        };
+        let enc = &text[enc_start..line_end];
+        assert_eq!(enc.len(), 1494);
+        let hostile = [
+            // one byte short, one byte long
+            splice(enc_start, line_end, &enc[..enc.len() - 2]),
+            splice(enc_start, line_end, &format!("{enc}AA")),
+            // not canonical: the last character's unused bits set
+            splice(line_end - 1, line_end, "B"),
+            // an extra argument, and none at all
+            splice(line_end, line_end, " x"),
+            splice(enc_start - 1, line_end, ""),
+            // a body of 31 and of 33 bytes
+            splice(line_end + 1, body_end, &STANDARD_NO_PAD.encode([0u8; 31])),
+            splice(line_end + 1, body_end, &STANDARD_NO_PAD.encode([0u8; 33])),
+        ];
+        for (i, f) in hostile.into_iter().enumerate() {
+            assert_eq!(AgeBlob::parse(f).unwrap_err().code(), "not_age", "case {i}");
+        }
+        // The tag is case-sensitive: anything else is an unknown recipient type.
+        let upper = splice(line_start + 3, enc_start - 1, "MLKEM768X25519");
+        assert_eq!(
+            AgeBlob::parse(upper).unwrap_err().code(),
+            "bad_recipient_type"
+        );
+    }
+
+    #[test]
+    fn refuses_classical_and_hybrid_stanzas_in_one_file() {
+        let hybrid = hybrid_file(10);
+        let classical = x25519_file(10);
+        let h = String::from_utf8_lossy(&hybrid).into_owned();
+        let c = String::from_utf8_lossy(&classical).into_owned();
+        // Move the X25519 stanza (two lines) into the hybrid file's header.
+        let x_start = c.find("-> X25519 ").unwrap();
+        let x_line_end = x_start + c[x_start..].find('\n').unwrap();
+        let x_end = x_line_end + 1 + c[x_line_end + 1..].find('\n').unwrap() + 1;
+        let at = h.find("-> mlkem768x25519 ").unwrap();
+        let mut mixed = hybrid[..at].to_vec();
+        mixed.extend_from_slice(&classical[x_start..x_end]);
+        mixed.extend_from_slice(&hybrid[at..]);
+        let err = AgeBlob::parse(mixed).unwrap_err();
+        assert_eq!(
+            err,
+            AgeFileError::NotAge("classical and post-quantum recipients mixed in one file")
+        );
     }
 
     #[test]

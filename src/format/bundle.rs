@@ -294,7 +294,7 @@ impl Inbox {
         answers_counter: u64,
         applied: Vec<MessageId>,
         entries: &[InboxEntry],
-        recipient: &age::x25519::Recipient,
+        recipient: &dyn age::Recipient,
     ) -> Result<Vec<u8>, BundleError> {
         Self::seal_with(
             counsellor,
@@ -313,7 +313,7 @@ impl Inbox {
         applied: &[MessageId],
         entries: &[InboxEntry],
         attachments: &BTreeMap<UploadId, Vec<u8>>,
-        recipient: &age::x25519::Recipient,
+        recipient: &dyn age::Recipient,
     ) -> Result<Vec<u8>, BundleError> {
         let mut open = |upload: &UploadId| -> io::Result<Box<dyn Read>> {
             let bytes = attachments.get(upload).ok_or_else(|| {
@@ -414,7 +414,7 @@ impl Inbox {
         answers_counter: u64,
         applied: &[MessageId],
         entries: &[InboxEntry],
-        recipient: &age::x25519::Recipient,
+        recipient: &dyn age::Recipient,
         open_attachment: &mut OpenAttachment<'_>,
     ) -> io::Result<W> {
         Self::seal_signed_to(
@@ -440,15 +440,14 @@ impl Inbox {
         answers_counter: u64,
         applied: &[MessageId],
         entries: &[InboxEntry],
-        recipient: &age::x25519::Recipient,
+        recipient: &dyn age::Recipient,
         open_attachment: &mut OpenAttachment<'_>,
     ) -> io::Result<W> {
         // Refuse here what the laptop would refuse, before a byte is written.
         let manifest_bytes = Self::manifest_bytes(counsellor, answers_counter, applied, entries)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let encryptor =
-            age::Encryptor::with_recipients(std::iter::once(recipient as &dyn age::Recipient))
-                .map_err(io::Error::other)?;
+            age::Encryptor::with_recipients(std::iter::once(recipient)).map_err(io::Error::other)?;
         let mut tar = TarWriter::new(encryptor.wrap_output(out)?);
         if let Some(key) = signer {
             let mut signed = INBOX_SIGNATURE_CONTEXT.to_vec();

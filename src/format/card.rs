@@ -155,10 +155,19 @@ impl Card {
             .unwrap_or_else(|| slugify(&self.organisation))
     }
 
-    pub fn recipient(&self) -> Result<age::x25519::Recipient, CardError> {
-        self.age_recipient
-            .parse()
-            .map_err(|_| CardError::Invalid("age_recipient is not an age X25519 recipient (age1…)"))
+    /// The card's age recipient: classical X25519 (`age1…`, protocol v1) or
+    /// post-quantum hybrid (`age1pq1…`, protocol v2 draft).
+    pub fn recipient(&self) -> Result<crate::format::keys::Recipient, CardError> {
+        self.age_recipient.parse().map_err(|_| {
+            CardError::Invalid(
+                "age_recipient is not an age recipient (age1… or post-quantum age1pq1…)",
+            )
+        })
+    }
+
+    /// Whether reports to this counsellor are post-quantum (protocol v2 draft).
+    pub fn is_post_quantum(&self) -> bool {
+        self.recipient().is_ok_and(|r| r.is_post_quantum())
     }
 
     pub fn verifying_key(&self) -> Result<VerifyingKey, CardError> {

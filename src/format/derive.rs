@@ -12,10 +12,14 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use super::code::RetrievalCode;
+use super::keys::{Identity, Recipient};
+use super::pq::HybridIdentity;
 
 const SALT: &[u8] = b"meldkluis-v1";
 const LOOKUP_INFO: &[u8] = b"meldkluis-v1 lookup-key";
 const REPLY_INFO: &[u8] = b"meldkluis-v1 reply-identity";
+/// Protocol v2 (draft): the seed of the post-quantum hybrid reply identity.
+const REPLY_PQ_INFO: &[u8] = b"meldkluis-v2 reply-identity-pq";
 
 /// The 32-byte key the browser sends to fetch a thread. The server keeps only
 /// its hash; it is secret because it reads the whole (encrypted) thread.
@@ -78,6 +82,9 @@ pub struct Derived {
     pub lookup_key: LookupKey,
     /// `AGE-SECRET-KEY-1…`, the identity that decrypts replies.
     pub reply_identity: SecretString,
+    /// `AGE-SECRET-KEY-PQ-1…`, the post-quantum hybrid reply identity
+    /// (protocol v2 draft): the 32 HKDF bytes are the `mlkem768x25519` seed.
+    pub reply_identity_pq: SecretString,
 }
 
 impl Derived {
@@ -89,9 +96,41 @@ impl Derived {
         let mut reply = Zeroizing::new([0u8; 32]);
         hkdf.expand(REPLY_INFO, reply.as_mut())
             .expect("32 bytes is a valid HKDF-SHA256 length");
+        let mut reply_pq = Zeroizing::new([0u8; 32]);
+        hkdf.expand(REPLY_PQ_INFO, reply_pq.as_mut())
+            .expect("32 bytes is a valid HKDF-SHA256 length");
         Derived {
             lookup_key: LookupKey(lookup),
             reply_identity: encode_identity(&reply),
+            reply_identity_pq: HybridIdentity::from_seed(&reply_pq).to_string(),
+        }
+    }
+
+    /// The post-quantum hybrid reply identity (protocol v2 draft).
+    pub fn reply_identity_pq(&self) -> HybridIdentity {
+        self.reply_identity_pq
+            .expose_secret()
+            .parse()
+            .expect("a derived identity is a valid age identity")
+    }
+
+    /// Both reply identities: what opens every message of a thread, from
+    /// before and after the counsellors moved to post-quantum keys.
+    pub fn reply_identities(&self) -> [Identity; 2] {
+        [
+            Identity::Hybrid(self.reply_identity_pq()),
+            Identity::X25519(self.reply_identity()),
+        ]
+    }
+
+    /// The reply recipient a report to `counsellors` carries: the
+    /// post-quantum one when every counsellor's key is post-quantum, else
+    /// the classical one (age never mixes the two in one file).
+    pub fn reply_recipient_for(&self, counsellors: &[Recipient]) -> Recipient {
+        if !counsellors.is_empty() && counsellors.iter().all(Recipient::is_post_quantum) {
+            Recipient::Hybrid(self.reply_identity_pq().to_public())
+        } else {
+            Recipient::X25519(self.reply_identity().to_public())
         }
     }
 

@@ -318,9 +318,10 @@ impl Envelope {
                     .reply_recipient
                     .as_deref()
                     .ok_or(Invalid("a report needs a reply recipient"))?;
+                // v1: X25519; v2 draft: also the post-quantum hybrid kind.
                 recipient
-                    .parse::<age::x25519::Recipient>()
-                    .map_err(|_| Invalid("the reply recipient is not an age X25519 recipient"))?;
+                    .parse::<crate::format::keys::Recipient>()
+                    .map_err(|_| Invalid("the reply recipient is not an age recipient"))?;
                 if self.counsellors.is_empty() || self.counsellors.len() > MAX_COUNSELLORS {
                     return Err(Invalid("a report names one to ten counsellors"));
                 }
@@ -378,7 +379,7 @@ impl Envelope {
     }
 
     /// Pads and encrypts to every recipient.
-    pub fn seal(&self, recipients: &[age::x25519::Recipient]) -> Result<Vec<u8>, EnvelopeError> {
+    pub fn seal<R: age::Recipient>(&self, recipients: &[R]) -> Result<Vec<u8>, EnvelopeError> {
         let plaintext = zeroize::Zeroizing::new(self.to_padded()?);
         super::encrypt(recipients, &plaintext).map_err(EnvelopeError::Encrypt)
     }

@@ -9,13 +9,29 @@ pub mod day;
 pub mod derive;
 pub mod envelope;
 pub mod ids;
+pub mod keys;
+pub mod pq;
 
 /// Encrypts `plaintext` to every recipient as one binary age file.
-pub fn encrypt(recipients: &[age::x25519::Recipient], plaintext: &[u8]) -> Result<Vec<u8>, String> {
+pub fn encrypt<R: age::Recipient>(recipients: &[R], plaintext: &[u8]) -> Result<Vec<u8>, String> {
+    encrypt_any(
+        &recipients
+            .iter()
+            .map(|r| r as &dyn age::Recipient)
+            .collect::<Vec<_>>(),
+        plaintext,
+    )
+}
+
+/// Encrypts `plaintext` to recipients of any age type. The `age` crate
+/// refuses to mix post-quantum and classical recipients in one file.
+pub fn encrypt_any(
+    recipients: &[&dyn age::Recipient],
+    plaintext: &[u8],
+) -> Result<Vec<u8>, String> {
     use std::io::Write;
     let encryptor =
-        age::Encryptor::with_recipients(recipients.iter().map(|r| r as &dyn age::Recipient))
-            .map_err(|e| e.to_string())?;
+        age::Encryptor::with_recipients(recipients.iter().copied()).map_err(|e| e.to_string())?;
     let mut out = Vec::with_capacity(plaintext.len() + 1024);
     let mut writer = encryptor.wrap_output(&mut out).map_err(|e| e.to_string())?;
     writer

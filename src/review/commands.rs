@@ -117,10 +117,15 @@ fn queue_reply(
     today: Day,
 ) -> Result<MessageId, ReviewError> {
     let case = &vault.state.cases[case_id];
-    let melder: age::x25519::Recipient = case
+    let melder: crate::format::keys::Recipient = case
         .reply_recipient
         .as_deref()
         .and_then(|r| r.parse().ok())
+        .ok_or_else(|| ReviewError::NoReplyRecipient(case_id.to_hex()))?;
+    // The counsellor's own copy uses a key of the melder's kind: age never
+    // mixes classical and post-quantum recipients in one file.
+    let own = vault
+        .own_recipient_beside(&melder)
         .ok_or_else(|| ReviewError::NoReplyRecipient(case_id.to_hex()))?;
     let mut envelope = Envelope::new(Kind::Reply, text);
     envelope.author = Some(Author {
@@ -130,7 +135,7 @@ fn queue_reply(
     envelope.status = status;
     // The melder's page marks the text with it (WCAG 3.1.2); replies are Dutch first.
     envelope.lang = Some(vault.card.lang.clone().unwrap_or_else(|| "nl".into()));
-    let sealed = envelope.seal(&[melder, vault.recipient()])?;
+    let sealed = envelope.seal(&[melder, own])?;
     let id = MessageId::random();
     vault.store_message(&id, &sealed)?;
     let author = vault.card.id.clone();

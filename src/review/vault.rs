@@ -30,6 +30,26 @@ use crate::format::card::{Card, CounsellorKind};
 use crate::format::day::Day;
 use crate::format::envelope::{Evaluation, Status};
 use crate::format::ids::{CaseId, MessageId, UploadId};
+use crate::format::keys::{Identity, Recipient, looks_like_identity};
+
+/// Which kind of age key a new vault (or a key rotation) makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    /// Post-quantum hybrid, `mlkem768x25519` (protocol v2 draft): the default.
+    Hybrid,
+    /// Classical X25519 (protocol v1): only to make vaults of the old
+    /// format, e.g. in tests of what existing counsellors have.
+    Classical,
+}
+
+impl KeyKind {
+    fn generate(self) -> Identity {
+        match self {
+            KeyKind::Hybrid => Identity::generate_hybrid(),
+            KeyKind::Classical => Identity::X25519(age::x25519::Identity::generate()),
+        }
+    }
+}
 
 /// The highest scrypt work factor (log2 N) an identity file may ask for.
 const MAX_VAULT_WORK_FACTOR: u8 = 22;
@@ -173,7 +193,7 @@ pub struct NewCounsellor {
 }
 
 impl NewCounsellor {
-    fn card(self, identity: &age::x25519::Identity, signing: &SigningKey) -> Card {
+    fn card(self, identity: &Identity, signing: &SigningKey) -> Card {
         Card {
             format: "meldkluis-card".into(),
             v: 1,
@@ -192,7 +212,7 @@ impl NewCounsellor {
     /// Checks the card fields as [`Vault::init`] will, so a front end can
     /// refuse them before it asks for a passphrase.
     pub fn validate(&self) -> Result<(), ReviewError> {
-        let identity = age::x25519::Identity::generate();
+        let identity = Identity::generate_hybrid();
         let signing = SigningKey::generate(&mut rand::rngs::OsRng);
         Ok(self.clone().card(&identity, &signing).validate()?)
     }
@@ -201,8 +221,10 @@ impl NewCounsellor {
 /// An open vault. The identities and signing key zeroize themselves on drop.
 pub struct Vault {
     dir: PathBuf,
-    /// The current identity first, then older ones kept for older messages.
-    identities: Vec<age::x25519::Identity>,
+    /// The current identity first, then older ones kept for older messages
+    /// (and, in a hybrid vault, a classical one for the counsellor's own
+    /// copy of replies to melders whose reply key is classical).
+    identities: Vec<Identity>,
     signing: SigningKey,
     pub card: Card,
     pub state: State,
@@ -220,16 +242,35 @@ impl Vault {
         &self.dir
     }
 
-    /// Makes a new vault in `dir` (created if needed, must not hold one).
+    /// Makes a new vault in `dir` (created if needed, must not hold one),
+    /// with post-quantum hybrid keys.
     pub fn init(
         dir: &Path,
         passphrase: SecretString,
         who: NewCounsellor,
     ) -> Result<Vault, ReviewError> {
+        Vault::init_with_keys(dir, passphrase, who, KeyKind::Hybrid)
+    }
+
+    /// Makes a new vault with keys of the given kind. A hybrid vault also
+    /// gets a classical identity that is on no card: the age format cannot
+    /// put a classical and a post-quantum recipient in one file, so a reply
+    /// to a melder whose reply key is classical keeps the counsellor's own
+    /// copy readable with it (protocol.md §3, "Recipients").
+    pub fn init_with_keys(
+        dir: &Path,
+        passphrase: SecretString,
+        who: NewCounsellor,
+        kind: KeyKind,
+    ) -> Result<Vault, ReviewError> {
         if dir.join(IDENTITY).exists() {
             return Err(ReviewError::VaultExists(dir.to_path_buf()));
         }
-        let identity = age::x25519::Identity::generate();
+        let identity = kind.generate();
+        let mut identities = vec![identity.clone()];
+        if kind == KeyKind::Hybrid {
+            identities.push(KeyKind::Classical.generate());
+        }
         let signing = SigningKey::generate(&mut rand::rngs::OsRng);
         let card = who.card(&identity, &signing);
         card.validate()?;
@@ -238,7 +279,7 @@ impl Vault {
         create_private_dir(&dir.join(ATTACHMENTS))?;
         let vault = Vault {
             dir: dir.to_path_buf(),
-            identities: vec![identity],
+            identities,
             signing,
             card,
             state: State::default(),
@@ -251,8 +292,22 @@ impl Vault {
     /// Replaces the identity and signing key with new ones. Older identities
     /// stay in `identity.age`, so messages encrypted to them still open; the
     /// card gets the new keys and must replace the old one on the server.
+    ///
+    /// The new identity is post-quantum hybrid: this is how a counsellor of
+    /// the classical format moves to it. Messages already encrypted to the
+    /// classical identity keep opening with it, and it keeps the
+    /// counsellor's own copy of replies to classical melders readable.
     pub fn rotate_keys(&mut self, passphrase: SecretString) -> Result<(), ReviewError> {
-        let identity = age::x25519::Identity::generate();
+        self.rotate_keys_to(passphrase, KeyKind::Hybrid)
+    }
+
+    /// [`Vault::rotate_keys`] to a key of the given kind.
+    pub fn rotate_keys_to(
+        &mut self,
+        passphrase: SecretString,
+        kind: KeyKind,
+    ) -> Result<(), ReviewError> {
+        let identity = kind.generate();
         self.signing = SigningKey::generate(&mut rand::rngs::OsRng);
         self.card.age_recipient = identity.to_public().to_string();
         self.card.signing_key = STANDARD.encode(self.signing.verifying_key().as_bytes());
@@ -323,17 +378,16 @@ impl Vault {
         reader
             .read_to_string(&mut text)
             .map_err(|e| damaged(&identity_path, e))?;
-        let identities: Vec<age::x25519::Identity> = text
+        let identities: Vec<Identity> = text
             .lines()
             .map(str::trim)
-            .filter(|line| line.starts_with("AGE-SECRET-KEY-1"))
+            .filter(|line| looks_like_identity(line))
             .map(|line| {
-                line.parse()
-                    .map_err(|_| damaged(&identity_path, "a malformed identity"))
+                Identity::parse(line).map_err(|_| damaged(&identity_path, "a malformed identity"))
             })
             .collect::<Result<_, _>>()?;
         if identities.is_empty() {
-            return Err(damaged(&identity_path, "no X25519 identity inside"));
+            return Err(damaged(&identity_path, "no age identity inside"));
         }
 
         let signing_path = dir.join(SIGNING_KEY);
@@ -384,8 +438,20 @@ impl Vault {
             .collect()
     }
 
-    pub fn recipient(&self) -> age::x25519::Recipient {
+    /// The current recipient: the one on the card.
+    pub fn recipient(&self) -> Recipient {
         self.identities[0].to_public()
+    }
+
+    /// The counsellor's own recipient to put beside `other` in one file:
+    /// the current one when it is of the same kind (post-quantum or not),
+    /// else the newest identity of `other`'s kind, since age cannot mix the
+    /// two. `None` when the vault has no identity of that kind.
+    pub fn own_recipient_beside(&self, other: &Recipient) -> Option<Recipient> {
+        self.identities
+            .iter()
+            .map(Identity::to_public)
+            .find(|r| r.is_post_quantum() == other.is_post_quantum())
     }
 
     pub fn signing_key(&self) -> &SigningKey {
@@ -550,14 +616,11 @@ fn damaged(file: &Path, problem: impl std::fmt::Display) -> ReviewError {
     }
 }
 
-fn encrypt_to(recipient: &age::x25519::Recipient, plaintext: &[u8]) -> Vec<u8> {
-    age::encrypt(recipient, plaintext).expect("encrypting to one X25519 recipient cannot fail")
+fn encrypt_to(recipient: &Recipient, plaintext: &[u8]) -> Vec<u8> {
+    age::encrypt(recipient, plaintext).expect("encrypting to one recipient cannot fail")
 }
 
-fn decrypt_file(
-    identities: &[age::x25519::Identity],
-    path: &Path,
-) -> Result<Zeroizing<Vec<u8>>, ReviewError> {
+fn decrypt_file(identities: &[Identity], path: &Path) -> Result<Zeroizing<Vec<u8>>, ReviewError> {
     let bytes = std::fs::read(path).map_err(ReviewError::io(path))?;
     let decryptor = age::Decryptor::new(&bytes[..]).map_err(|e| damaged(path, e))?;
     let mut reader = decryptor

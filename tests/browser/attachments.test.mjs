@@ -25,7 +25,7 @@ import { after, before, test } from "node:test";
 import { Decrypter } from "../../web/vendor/age.js";
 import { solutionHeader } from "../../web/js/pow.js";
 import {
-  attachmentPaddedLength, base64ToBytes, buildEnvelope, bytesToBase64, decrypt, deriveKeys, encrypt, formatCode, generateCode, parseCode,
+  attachmentPaddedLength, base64ToBytes, buildEnvelope, bytesToBase64, decrypt, deriveKeys, encrypt, formatCode, generateCode, parseCode, replyRecipientFor,
 } from "../../web/js/protocol.js";
 import { axe, overflow } from "./support/a11y.mjs";
 import { assertClean, launch, openPage, outDir } from "./support/browser.mjs";
@@ -437,10 +437,10 @@ test("an older report with inline attachments still shows them, by name, as down
   const keys = await deriveKeys(code);
   const card = JSON.parse(await readFile(path.join(work.keys, "vp-jansen.json"), "utf8"));
   const envelope = buildEnvelope({
-    kind: "report", text: "Een oudere melding.", replyRecipient: keys.replyRecipient, counsellors: ["vp-jansen"],
+    kind: "report", text: "Een oudere melding.", replyRecipient: replyRecipientFor(keys, [card.age_recipient]), counsellors: ["vp-jansen"],
     attachments: [{ name: "oud-verslag.txt", type: "text/plain", data: Buffer.from("inline bytes\n").toString("base64") }],
   });
-  const sealed = await encrypt(envelope, [card.age_recipient, keys.replyRecipient]);
+  const sealed = await encrypt(envelope, [card.age_recipient, replyRecipientFor(keys, [card.age_recipient])]);
   const stored = await api(server.url, "/api/v1/reports", { counsellors: ["vp-jansen"], lookup_key: keys.lookupKey, message: bytesToBase64(sealed) });
   assert.equal(stored.status, 201);
 

@@ -22,7 +22,7 @@ import { randomBytes } from "node:crypto";
 import { open as openFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { buildEnvelope, bytesToBase64, codeFromRandomBytes, deriveKeys, encrypt, formatCode } from "../../web/js/protocol.js";
+import { buildEnvelope, bytesToBase64, codeFromRandomBytes, deriveKeys, encrypt, formatCode, replyRecipientFor } from "../../web/js/protocol.js";
 import { powHeaders } from "../../web/js/pow.js";
 import { assertClean, launch, openPage, outDir } from "./support/browser.mjs";
 import { axe } from "./support/a11y.mjs";
@@ -145,10 +145,10 @@ async function reportWithoutLang(text) {
   const { counsellors } = await (await fetch(`${server.url}/api/v1/counsellors`)).json();
   const card = counsellors.find((c) => c.id === counsellor.id);
   const envelope = buildEnvelope({
-    kind: "report", text, replyRecipient: keys.replyRecipient, counsellors: [card.id],
+    kind: "report", text, replyRecipient: replyRecipientFor(keys, [card.age_recipient]), counsellors: [card.id],
   });
   assert.equal(envelope.lang, undefined);
-  const sealed = await encrypt(envelope, [card.age_recipient, keys.replyRecipient]);
+  const sealed = await encrypt(envelope, [card.age_recipient, replyRecipientFor(keys, [card.age_recipient])]);
   // The server asks every report for a proof of work (docs/api.md).
   const pow = await powHeaders((url, options) => fetch(`${server.url}${url}`, options));
   const answer = await fetch(`${server.url}/api/v1/reports`, {

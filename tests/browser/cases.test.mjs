@@ -82,8 +82,10 @@ async function checkState(page, name) {
   assert.deepEqual(problems, []);
 }
 
+// Recipient stanzas of the counsellors' kind: post-quantum hybrid, what
+// `init` makes (a file never holds both kinds, protocol.md §9).
 const stanzaCount = (bytes) =>
-  new TextDecoder("latin1").decode(bytes.subarray(0, 2000)).split("\n").filter((l) => l.startsWith("-> X25519 ")).length;
+  new TextDecoder("latin1").decode(bytes.subarray(0, 20_000)).split("\n").filter((l) => l.startsWith("-> mlkem768x25519 ")).length;
 
 async function thread(lookupKey) {
   const answer = await fetch(`${server.url}/api/v1/thread`, {

@@ -5,6 +5,11 @@
 // marker typed in the browser exists nowhere in the server's data directory
 // or its output. Screenshots of every step go to tests/browser/out/.
 //
+// The counsellor has post-quantum hybrid keys (what `init` makes, protocol
+// v2 draft), so the melder's page uses its hybrid reply key; with
+// MELDKLUIS_ROUNDTRIP_KEYS=classical the counsellor has a vault of the
+// classical format (v1), and the same journey runs on X25519 keys.
+//
 // Needs the debug binaries: `cargo build --bins`, then
 //   node --test tests/browser/roundtrip.test.mjs
 
@@ -16,6 +21,8 @@ import { deriveKeys, parseCode } from "../../web/js/protocol.js";
 import { assertClean, launch, openPage, shot } from "./support/browser.mjs";
 import { makeCounsellor, scratch, startServer } from "./support/meldkluis.mjs";
 import { ROUTES } from "./support/render.mjs";
+
+const CLASSICAL = process.env.MELDKLUIS_ROUNDTRIP_KEYS === "classical";
 
 // Unique per run, so a hit in the data directory can only come from this run.
 const MARKER = `KANARIE${process.pid}x${Date.now().toString(36)}`;
@@ -31,6 +38,7 @@ before(async () => {
   counsellor = await makeCounsellor(work, {
     id: "vp-roundtrip", name: "Mr. R. Rondreis", organisation: "Ministerie van Testzaken",
     description: "Proefpersoon voor de rondreistest.",
+    classical: CLASSICAL,
   });
   [server, browser] = await Promise.all([startServer(work), launch()]);
 });
@@ -166,6 +174,7 @@ test("report → courier → review → reply → my report → follow-up → re
       Buffer.from(keys.lookupKey),
       Buffer.from(keys.lookupKey, "hex"),
       Buffer.from(keys.replyIdentity),
+      Buffer.from(keys.replyIdentityPq),
     ];
     const search = async (when) => {
       const files = await filesUnder(work.data);
@@ -181,6 +190,13 @@ test("report → courier → review → reply → my report → follow-up → re
     };
     // While it runs, the WAL and shared-memory files hold the newest pages.
     const running = await search("while running");
+    // Every stored message and attachment has stanzas of one kind only: the
+    // counsellor's (hybrid unless CLASSICAL).
+    const stored = Buffer.concat(await Promise.all((await filesUnder(work.data)).map((f) => readFile(f))));
+    const hybridStanzas = stored.indexOf(Buffer.from("\n-> mlkem768x25519 ")) !== -1;
+    const classicalStanzas = stored.indexOf(Buffer.from("\n-> X25519 ")) !== -1;
+    assert.deepEqual({ hybridStanzas, classicalStanzas },
+      CLASSICAL ? { hybridStanzas: false, classicalStanzas: true } : { hybridStanzas: true, classicalStanzas: false });
     assert.ok(running.some((name) => name.endsWith("-wal")), `no WAL file among ${running}`);
     // A clean stop checkpoints the WAL into the database: look again.
     const { code, signal } = await server.stop();

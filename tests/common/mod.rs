@@ -16,6 +16,7 @@ use meldkluis::format::card::CounsellorKind;
 use meldkluis::format::code::RetrievalCode;
 use meldkluis::format::derive::Derived;
 use meldkluis::format::envelope::{Envelope, Kind};
+use meldkluis::format::keys::Recipient;
 use meldkluis::review::Vault;
 use meldkluis::review::vault::NewCounsellor;
 use serde_json::{Value, json};
@@ -63,8 +64,12 @@ pub fn make_vault(dir: &Path, id: &str) -> Vault {
 }
 
 /// The same, for a named organisation id.
+///
+/// These are vaults of the classical (protocol v1) format that counsellors
+/// made before post-quantum keys, so the suites built on them keep proving
+/// that format works; tests/pq_keys.rs covers hybrid vaults and rotation.
 pub fn make_vault_in_org(dir: &Path, id: &str, org: Option<&str>) -> Vault {
-    Vault::init(
+    Vault::init_with_keys(
         dir,
         SecretString::from("test passphrase".to_owned()),
         NewCounsellor {
@@ -75,6 +80,7 @@ pub fn make_vault_in_org(dir: &Path, id: &str, org: Option<&str>) -> Vault {
             kind: CounsellorKind::External,
             description: String::new(),
         },
+        meldkluis::review::vault::KeyKind::Classical,
     )
     .unwrap()
 }
@@ -372,7 +378,7 @@ impl Server {
         &self,
         melder: &Melder,
         envelope: &Envelope,
-        recipients: &[age::x25519::Recipient],
+        recipients: &[Recipient],
     ) -> Response {
         self.post_json(
             "/api/v1/reports",
@@ -533,13 +539,16 @@ impl Melder {
         envelope
     }
 
-    pub fn report_request(
-        &self,
-        envelope: &Envelope,
-        recipients: &[age::x25519::Recipient],
-    ) -> Value {
+    pub fn report_request(&self, envelope: &Envelope, recipients: &[Recipient]) -> Value {
+        // As the page does: the reply recipient of the counsellors' kind
+        // (post-quantum only when all of them are), also inside the report.
+        let reply = self.derived.reply_recipient_for(recipients);
+        let mut envelope = envelope.clone();
+        if envelope.reply_recipient.is_some() {
+            envelope.reply_recipient = Some(reply.to_string());
+        }
         let mut all = recipients.to_vec();
-        all.push(self.derived.reply_recipient());
+        all.push(reply);
         json!({
             "counsellors": envelope.counsellors,
             "lookup_key": self.derived.lookup_key.to_hex(),
@@ -547,9 +556,9 @@ impl Melder {
         })
     }
 
-    pub fn follow_up_request(&self, text: &str, recipients: &[age::x25519::Recipient]) -> Value {
+    pub fn follow_up_request(&self, text: &str, recipients: &[Recipient]) -> Value {
         let mut all = recipients.to_vec();
-        all.push(self.derived.reply_recipient());
+        all.push(self.derived.reply_recipient_for(recipients));
         json!({
             "lookup_key": self.derived.lookup_key.to_hex(),
             "message": STANDARD.encode(Envelope::new(Kind::FollowUp, text).seal(&all).unwrap()),
@@ -562,14 +571,14 @@ impl Melder {
 
     /// Decrypts every message of a thread answer with the reply identity.
     pub fn read_thread(&self, answer: &Value) -> Vec<Envelope> {
-        let identity = self.derived.reply_identity();
+        let [pq, classical] = self.derived.reply_identities();
         answer["messages"]
             .as_array()
             .unwrap()
             .iter()
             .map(|m| {
                 let bytes = STANDARD.decode(m["message"].as_str().unwrap()).unwrap();
-                Envelope::open(&bytes, &[&identity]).unwrap()
+                Envelope::open(&bytes, &[&pq, &classical]).unwrap()
             })
             .collect()
     }
@@ -579,7 +588,7 @@ impl Melder {
 /// `recipients`: the age file and the envelope entry's description.
 pub fn seal_attachment(
     plaintext: &[u8],
-    recipients: &[age::x25519::Recipient],
+    recipients: &[Recipient],
 ) -> (Vec<u8>, meldkluis::format::envelope::StreamedFile) {
     use meldkluis::format::agefile;
     use sha2::Digest;

@@ -16,6 +16,9 @@ test("derivations match the vectors", async () => {
     assert.equal(keys.lookupHash, v.lookup_hash_hex, v.canonical);
     assert.equal(keys.replyIdentity, v.reply_identity, v.canonical);
     assert.equal(keys.replyRecipient, v.reply_recipient, v.canonical);
+    // protocol v2 (draft): the post-quantum hybrid reply identity
+    assert.equal(keys.replyIdentityPq, v.reply_identity_pq, v.canonical);
+    assert.equal(keys.replyRecipientPq, v.reply_recipient_pq, v.canonical);
   }
 });
 
@@ -25,6 +28,8 @@ test("the wire forms have the documented shape", async () => {
   assert.match(keys.lookupHash, /^[0-9a-f]{64}$/);
   assert.match(keys.replyIdentity, /^AGE-SECRET-KEY-1[0-9A-Z]{58}$/);
   assert.match(keys.replyRecipient, /^age1[0-9a-z]{58}$/);
+  assert.match(keys.replyIdentityPq, /^AGE-SECRET-KEY-PQ-1[0-9A-Z]{58}$/);
+  assert.match(keys.replyRecipientPq, /^age1pq1[0-9a-z]{1952}$/);
 });
 
 test("a typed display form derives the same keys as the canonical form", async () => {

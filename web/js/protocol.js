@@ -1,5 +1,7 @@
 // The Meldkluis protocol, version 1, as written in docs/protocol.md: retrieval
-// code (§1), derivations (§2), envelopes (§3) and streamed attachments (§3a).
+// code (§1), derivations (§2), envelopes (§3) and streamed attachments (§3a);
+// and of the version 2 draft (§9) the post-quantum hybrid keys
+// (mlkem768x25519): the hybrid reply identity, and files of one kind only.
 // No DOM here: the same module
 // runs in the browser and under `node --test` against the shared vectors in
 // tests/vectors/, which the Rust side in src/format/ must match byte for byte.
@@ -120,6 +122,8 @@ export function parseCode(input) {
 const SALT = ascii.encode("meldkluis-v1");
 const INFO_LOOKUP = ascii.encode("meldkluis-v1 lookup-key");
 const INFO_REPLY = ascii.encode("meldkluis-v1 reply-identity");
+// Protocol v2 (draft): the seed of the post-quantum hybrid reply identity.
+const INFO_REPLY_PQ = ascii.encode("meldkluis-v2 reply-identity-pq");
 
 export function bytesToHex(bytes) {
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
@@ -134,17 +138,26 @@ export async function deriveKeys(code) {
   const ikm = ascii.encode(parseCode(code));
   const lookupKey = hkdf(sha256, ikm, SALT, INFO_LOOKUP, 32);
   const replySecret = hkdf(sha256, ikm, SALT, INFO_REPLY, 32);
+  const replySeedPq = hkdf(sha256, ikm, SALT, INFO_REPLY_PQ, 32);
   // Bech32 (not Bech32m), HRP "age-secret-key-", upper-cased as a whole.
   const replyIdentity = bech32
     .encode("age-secret-key-", bech32.toWords(replySecret), false)
     .toUpperCase();
-  replySecret.fill(0); // the identity string is now the only copy we keep
+  // The hybrid identity is its 32-byte seed (age's mlkem768x25519), so
+  // age-encryption takes the string as it is.
+  const replyIdentityPq = bech32
+    .encode("age-secret-key-pq-", bech32.toWords(replySeedPq), false)
+    .toUpperCase();
+  replySecret.fill(0); // the identity strings are now the only copies we keep
+  replySeedPq.fill(0);
   ikm.fill(0);
   const keys = {
     lookupKey: bytesToHex(lookupKey),
     lookupHash: bytesToHex(sha256(lookupKey)),
     replyIdentity,
     replyRecipient: await identityToRecipient(replyIdentity),
+    replyIdentityPq,
+    replyRecipientPq: await identityToRecipient(replyIdentityPq),
   };
   lookupKey.fill(0);
   return keys;
@@ -228,6 +241,32 @@ function checkOnlyFields(object, allowed, what) {
 }
 
 /** True for an `age1…` X25519 recipient (32-byte Bech32 key, lower case). */
+/** Whether `value` is a post-quantum hybrid recipient (age1pq1…, 1216 bytes). */
+export function isHybridRecipient(value) {
+  if (typeof value !== "string" || !value.startsWith("age1pq1")) return false;
+  try {
+    const { prefix, words } = bech32.decode(value, false);
+    return prefix === "age1pq" && bech32.fromWords(words).length === 1216;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The reply recipient a message to `counsellorRecipients` carries: the
+ * post-quantum one when every counsellor's key is post-quantum, else the
+ * classical one. age never puts both kinds in one file (protocol.md §3).
+ */
+export function replyRecipientFor(keys, counsellorRecipients) {
+  const allPq = counsellorRecipients.length > 0 && counsellorRecipients.every(isHybridRecipient);
+  return allPq ? keys.replyRecipientPq : keys.replyRecipient;
+}
+
+/** Whether the chosen counsellors' keys can share one file (all classical or all post-quantum). */
+export function compatibleRecipients(recipients) {
+  return recipients.every(isHybridRecipient) || !recipients.some(isHybridRecipient);
+}
+
 export function isX25519Recipient(value) {
   if (typeof value !== "string" || !value.startsWith("age1")) return false;
   try {
@@ -294,7 +333,7 @@ export function validateEnvelope(envelope) {
 
   // A question opens a thread exactly like a report (§3: advice questions).
   if (e.kind === "report" || e.kind === "question") {
-    if (!isX25519Recipient(e.reply_recipient)) {
+    if (!isX25519Recipient(e.reply_recipient) && !isHybridRecipient(e.reply_recipient)) {
       throw new EnvelopeError("a report needs an age1… reply_recipient");
     }
     const n = Array.isArray(e.counsellors) ? e.counsellors.length : 0;
@@ -402,9 +441,14 @@ export function parseEnvelope(bytes) {
 function x25519Encrypter(recipients) {
   const unique = [...new Set(recipients)];
   if (unique.length === 0) throw new TypeError("no recipients");
+  // Protocol v2 (draft): all post-quantum hybrid (age1pq1…) is accepted too;
+  // a mix is refused, as age and the server refuse it.
+  const hybrid = unique.every(isHybridRecipient);
   const encrypter = new Encrypter();
   for (const recipient of unique) {
-    if (!isX25519Recipient(recipient)) throw new TypeError(`not an X25519 recipient: ${recipient}`);
+    if (hybrid ? !isHybridRecipient(recipient) : !isX25519Recipient(recipient)) {
+      throw new TypeError(`not a recipient of the file's kind (all age1… or all age1pq1…): ${recipient}`);
+    }
     encrypter.addRecipient(recipient);
   }
   return encrypter;
@@ -415,10 +459,13 @@ export async function encrypt(envelope, recipients) {
   return x25519Encrypter(recipients).encrypt(padEnvelope(envelope));
 }
 
-/** Decrypts a binary age file with an AGE-SECRET-KEY-1… identity. */
+/**
+ * Decrypts a binary age file with an identity (AGE-SECRET-KEY-1… or
+ * AGE-SECRET-KEY-PQ-1…) or a list of them.
+ */
 export async function decrypt(bytes, identity) {
   const decrypter = new Decrypter();
-  decrypter.addIdentity(identity);
+  for (const i of Array.isArray(identity) ? identity : [identity]) decrypter.addIdentity(i);
   return parseEnvelope(await decrypter.decrypt(bytes));
 }
 

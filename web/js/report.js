@@ -8,8 +8,11 @@ import {
   bytesToBase64,
   deriveKeys,
   encrypt,
+  compatibleRecipients,
   formatCode,
   generateCode,
+  isHybridRecipient,
+  replyRecipientFor,
 } from "./protocol.js";
 import { ApiError, getCounsellors, getOrganisations, organisationFromPath, postReport } from "./api.js";
 import { checkFiles, loadLimits, sendAttachments, sendFailureMessage, showLimits, watchFileInput } from "./attachments.js";
@@ -50,6 +53,14 @@ function counsellorChoice(c) {
     el("span", { className: "choice-meta", text: c.organisation, attrs: { id: `${id}-meta`, lang: cardLang } }),
   ]);
   const described = [`${id}-meta`];
+  // Protocol v2 (draft): say which counsellors receive post-quantum reports.
+  const pq = isHybridRecipient(c.age_recipient);
+  label.append(el("span", {
+    className: pq ? "choice-pq" : "choice-pq choice-classical",
+    text: pq ? t("report_counsellor_pq") : t("report_counsellor_classical"),
+    attrs: { id: `${id}-pq` },
+  }));
+  described.push(`${id}-pq`);
   if (c.description) {
     label.append(el("span", { className: "choice-description", text: c.description, attrs: { id: `${id}-description`, lang: cardLang } }));
     described.push(`${id}-description`);
@@ -184,7 +195,10 @@ function clearError(id) {
  */
 function check(values) {
   const errors = {
-    counsellors: values.ids.length === 0 ? t("report_error_counsellors") : null,
+    counsellors: values.ids.length === 0 ? t("report_error_counsellors")
+      // age never puts classical and post-quantum keys in one file (protocol.md §3).
+      : !compatibleRecipients(counsellors.filter((c) => values.ids.includes(c.id)).map((c) => c.age_recipient))
+        ? t("report_error_counsellors_mixed") : null,
     text:
       !values.text.trim() && values.files.length === 0 ? t("report_error_text")
         : Array.from(values.text).length > MAX_TEXT ? t("report_error_text_long", { max: MAX_TEXT })
@@ -224,7 +238,9 @@ async function prepare(values) {
   const keys = attempt?.keys ?? (await deriveKeys(code));
   attempt = { code, keys, kind: values.kind, request: null, uploads: [] };
   const chosen = counsellors.filter((c) => values.ids.includes(c.id));
-  const recipients = [...chosen.map((c) => c.age_recipient), keys.replyRecipient];
+  const counsellorKeys = chosen.map((c) => c.age_recipient);
+  const replyRecipient = replyRecipientFor(keys, counsellorKeys);
+  const recipients = [...counsellorKeys, replyRecipient];
   let sent = { attachments: [], uploads: [] };
   if (values.files.length) {
     lockFields(true);
@@ -237,7 +253,7 @@ async function prepare(values) {
     lang, // what the melder wrote in, as far as the page knows: its own language
     category: values.category,
     contact: values.contact,
-    replyRecipient: keys.replyRecipient,
+    replyRecipient,
     counsellors: chosen.map((c) => c.id),
     attachments: sent.attachments,
   });

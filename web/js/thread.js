@@ -13,6 +13,7 @@ import {
   encrypt,
   formatCode,
   parseCode,
+  replyRecipientFor,
 } from "./protocol.js";
 import { ApiError, getCounsellors, getOrganisations, getThread, organisationFromPath, postFollowUp } from "./api.js";
 import {
@@ -271,7 +272,8 @@ async function render() {
   for (const item of session.thread.messages) {
     let envelope = null;
     try {
-      envelope = await decrypt(base64ToBytes(item.message), session.keys.replyIdentity);
+      // Both reply identities: a thread may hold classical and post-quantum messages.
+      envelope = await decrypt(base64ToBytes(item.message), [session.keys.replyIdentityPq, session.keys.replyIdentity]);
     } catch {
       // one damaged message must not hide the rest of the thread
     }
@@ -311,7 +313,7 @@ async function prepareFollowUp() {
     $("followup-attachments").focus();
     return false;
   }
-  const recipients = [...caseRecipients(), session.keys.replyRecipient];
+  const recipients = [...caseRecipients(), replyRecipientFor(session.keys, caseRecipients())];
   let sent = { attachments: [], uploads: [] };
   if (files.length) {
     lockFollowUp(true);
@@ -429,7 +431,7 @@ async function prepareEvaluation() {
     evaluation: { process: scaleValue("process"), heard: scaleValue("heard") },
   });
   // Sealed like a follow-up: to the case's counsellors and to the melder.
-  const sealed = await encrypt(envelope, [...recipients, session.keys.replyRecipient]);
+  const sealed = await encrypt(envelope, [...recipients, replyRecipientFor(session.keys, recipients)]);
   pendingEvaluation = JSON.stringify({ lookup_key: session.keys.lookupKey, message: bytesToBase64(sealed) });
 }
 

@@ -87,6 +87,10 @@ pub enum Command {
         /// write <id>.json into (also kept in the vault as card.json).
         #[arg(long)]
         card_out: Option<PathBuf>,
+        /// Make classical X25519 keys (protocol v1) instead of post-quantum
+        /// hybrid ones: only to reproduce a vault of the old format.
+        #[arg(long, hide = true)]
+        classical_keys: bool,
     },
     /// Import an inbox brought from the courier machine.
     Import { inbox: PathBuf },

@@ -41,7 +41,10 @@ fn add_case(vault: &mut Vault, id: u8, mut record: CaseRecord, messages: Vec<Mes
         }
         let sealed = m
             .envelope
-            .seal(&[vault.recipient(), melder.clone()])
+            .seal(&{
+                let m: meldkluis::format::keys::Recipient = melder.clone().into();
+                [vault.own_recipient_beside(&m).unwrap(), m]
+            })
             .unwrap();
         let message_id = MessageId([id ^ (n as u8 + 1); 16]);
         vault.store_message(&message_id, &sealed).unwrap();

@@ -22,7 +22,7 @@ use meldkluis::format::card::{CounsellorKind, slugify, valid_id};
 use meldkluis::format::day::Day;
 use meldkluis::format::envelope::Status;
 use meldkluis::review::i18n::Lang;
-use meldkluis::review::vault::{NewCounsellor, write_atomic};
+use meldkluis::review::vault::{KeyKind, NewCounsellor, write_atomic};
 use meldkluis::review::{ReviewError, Vault, commands, stats, views};
 
 use cli::{Cli, Command, Kind, SetStatus, Template};
@@ -117,6 +117,7 @@ fn run(cli: Cli, lang: Lang) -> Result<Outcome, CliError> {
             id,
             description,
             card_out,
+            classical_keys,
         } => {
             // Everything that can be refused is refused before the
             // passphrase is asked for.
@@ -144,7 +145,12 @@ fn run(cli: Cli, lang: Lang) -> Result<Outcome, CliError> {
                 return Err(ReviewError::VaultExists(cli.vault.clone()).into());
             }
             let passphrase = new_passphrase(pass, t)?;
-            let vault = Vault::init(&cli.vault, passphrase, who)?;
+            let keys = if *classical_keys {
+                KeyKind::Classical
+            } else {
+                KeyKind::Hybrid
+            };
+            let vault = Vault::init_with_keys(&cli.vault, passphrase, who, keys)?;
             let card = match card_out {
                 Some(out) => {
                     write_card(&out, &vault)?;

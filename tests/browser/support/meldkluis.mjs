@@ -52,12 +52,13 @@ export async function scratch(name) {
  * organisation's short id (the page path `/o/<org>/`). Returns the card's
  * fields and:
  * - `review(...args)`: runs meldkluis-review on the vault, resolves to stdout;
- * - `identity()`: the vault's age identity ("AGE-SECRET-KEY-1…"), to check in
+ * - `identity()`: the vault's current age identity ("AGE-SECRET-KEY-PQ-1…", or
+ *   "AGE-SECRET-KEY-1…" with `classical`), to check in
  *   a test what was encrypted to this counsellor;
  * - `sync(url, name)`: a courier round trip without the browser (outbox, POST
  *   it to the server, import the inbox); resolves to the inbox's file name.
  */
-export async function makeCounsellor(work, { id, name, organisation, org, kind = "external", description = "" }) {
+export async function makeCounsellor(work, { id, name, organisation, org, kind = "external", description = "", classical = false }) {
   const vault = path.join(work.dir, `vault-${id}`);
   const passphrase = path.join(work.dir, `${id}.passphrase`);
   await writeFile(passphrase, `correct horse battery staple ${id}\n`, { mode: 0o600 });
@@ -66,6 +67,8 @@ export async function makeCounsellor(work, { id, name, organisation, org, kind =
     "init", "--name", name, "--organisation", organisation, "--kind", kind, "--id", id,
     "--description", description, "--card-out", path.join(work.keys, `${id}.json`),
     ...(org ? ["--org", org] : []),
+    // A vault of the classical format (protocol v1), as counsellors made them before v2.
+    ...(classical ? ["--classical-keys"] : []),
   );
   return {
     id, name, organisation, kind, description, vault, review,

@@ -10,6 +10,8 @@ const [identityFile, passphraseFile] = process.argv.slice(2);
 const decrypter = new Decrypter();
 decrypter.addPassphrase(readFileSync(passphraseFile, "utf8").split("\n")[0]);
 const text = await decrypter.decrypt(readFileSync(identityFile), "text");
-const identity = text.split("\n").find((line) => line.startsWith("AGE-SECRET-KEY-1"));
+// The current identity comes first: post-quantum (AGE-SECRET-KEY-PQ-1…) in a
+// vault made or rotated since protocol v2 (draft), classical before.
+const identity = text.split("\n").find((line) => /^AGE-SECRET-KEY-(PQ-)?1/.test(line));
 if (!identity) throw new Error(`${identityFile} holds no age identity`);
 process.stdout.write(`${identity}\n`);

@@ -85,6 +85,9 @@ pub async fn list(
                 "description": card.description,
                 "lang": card.lang,
                 "age_recipient": card.age_recipient,
+                // Protocol v2 (draft): the page shows it, and keeps classical
+                // and post-quantum counsellors out of one report.
+                "post_quantum": card.is_post_quantum(),
             })
         })
         .collect();

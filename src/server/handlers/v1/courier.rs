@@ -90,7 +90,7 @@ struct Prepared {
     counter: u64,
     applied: Vec<MessageId>,
     entries: Vec<InboxEntry>,
-    recipient: age::x25519::Recipient,
+    recipient: crate::format::keys::Recipient,
 }
 
 /// Checks and applies the outbox, and picks the inbox entries; blocking
