@@ -50,6 +50,10 @@ pub struct Inner {
     keys_dir: std::path::PathBuf,
     pub site: Site,
     pub security_contact: Option<String>,
+    /// What organisations tell their melders (config.rs `Organisation`).
+    pub organisations: std::collections::BTreeMap<String, config::Organisation>,
+    /// Days a closed case stays on the server (shown to melders as a date).
+    pub retention_days: u32,
 }
 
 impl Inner {
@@ -129,6 +133,8 @@ impl AppState {
             keys_dir: config.keys_dir.clone(),
             site: Site::build()?,
             security_contact: config.security_contact.clone(),
+            organisations: config.organisations.clone(),
+            retention_days: config.retention_days,
         })))
     }
 }

@@ -24,7 +24,7 @@ struct Web;
 pub const LANGUAGES: [&str; 2] = ["nl", "en"];
 
 /// (template, Dutch path, English path)
-const PAGES: [(&str, &str, &str); 7] = [
+const PAGES: [(&str, &str, &str); 17] = [
     ("index", "/", "/en"),
     ("report", "/melden", "/en/report"),
     ("thread", "/mijn-melding", "/en/my-report"),
@@ -32,11 +32,43 @@ const PAGES: [(&str, &str, &str); 7] = [
     ("privacy", "/privacy", "/en/privacy"),
     ("accessibility", "/toegankelijkheid", "/en/accessibility"),
     ("noscript", "/zonder-javascript", "/en/without-javascript"),
+    // The route finder (wegwijzer): a question per page, each answer a plain
+    // link, so it works without JavaScript and stores no answer anywhere.
+    ("route", "/wegwijzer", "/en/route"),
+    ("route-integrity", "/wegwijzer/integriteit", "/en/route/integrity"),
+    ("route-reprisals", "/wegwijzer/melden", "/en/route/reporting"),
+    ("route-sector", "/wegwijzer/toezicht", "/en/route/sector"),
+    ("route-advice", "/wegwijzer/vraag-stellen", "/en/route/ask-a-question"),
+    ("route-here", "/wegwijzer/hier-melden", "/en/route/report-here"),
+    (
+        "route-coordinator",
+        "/wegwijzer/integriteitscoordinator",
+        "/en/route/integrity-coordinator",
+    ),
+    (
+        "route-hvk",
+        "/wegwijzer/huis-voor-klokkenluiders",
+        "/en/route/whistleblowers-authority",
+    ),
+    (
+        "route-authority",
+        "/wegwijzer/toezichthouder",
+        "/en/route/supervisory-authority",
+    ),
+    ("route-raba", "/wegwijzer/raba", "/en/route/raba"),
 ];
+
+/// The part of the privacy statement filled in per organisation when it is
+/// served (its controller and data-protection officer); `verify-site`
+/// compares everything outside it.
+const ORGANISATION_START: &str = "<!--organisation-->";
+const ORGANISATION_END: &str = "<!--/organisation-->";
 
 /// Everything the server serves outside `/api`, by path.
 pub struct Site {
     files: BTreeMap<String, (&'static str, Vec<u8>)>,
+    /// The message tables, for the parts filled in when served.
+    texts: BTreeMap<&'static str, BTreeMap<String, String>>,
 }
 
 /// A template that does not render: a missing text or an unknown placeholder.
@@ -226,6 +258,7 @@ impl Site {
     /// Renders every page in every language and indexes the static files.
     pub fn build() -> Result<Self, SiteError> {
         let mut files = BTreeMap::new();
+        let mut tables = BTreeMap::new();
         for file in Web::iter() {
             if file.starts_with("pages/") {
                 continue;
@@ -258,8 +291,12 @@ impl Site {
                     ("text/html; charset=utf-8", html.into_bytes()),
                 );
             }
+            tables.insert(lang, texts);
         }
-        Ok(Site { files })
+        Ok(Site {
+            files,
+            texts: tables,
+        })
     }
 
     /// Every served path with its bytes (for tests and site verification).
@@ -268,6 +305,60 @@ impl Site {
             .iter()
             .map(|(path, (_, body))| (path.as_str(), body.as_slice()))
     }
+}
+
+/// `body` without the per-organisation part of the privacy statement (the
+/// markers stay), so `verify-site` compares the rest byte for byte.
+pub fn without_organisation_part(body: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(body);
+    match (text.find(ORGANISATION_START), text.find(ORGANISATION_END)) {
+        (Some(start), Some(end)) if start < end => {
+            let mut out = text[..start + ORGANISATION_START.len()].to_string();
+            out.push_str(&text[end..]);
+            out.into_bytes()
+        }
+        _ => body.to_vec(),
+    }
+}
+
+/// The privacy statement's per-organisation part: the controller and the
+/// data-protection officer of `org`, or, with no organisation known (the
+/// root page of a server for several), links to each one's statement.
+/// Everything configured is escaped text.
+fn organisation_part(state: &AppState, lang: &str, org: Option<&str>) -> String {
+    let texts = &state.site.texts[lang];
+    let text = |key: &str| escape_html(texts.get(key).map_or(key, String::as_str));
+    let names = super::v1::counsellors::organisations(state);
+    let org = org.or_else(|| (names.len() == 1).then(|| names.keys().next().map(String::as_str))?);
+    let Some(org) = org else {
+        let privacy = href("privacy", lang).unwrap_or("/privacy");
+        let links: String = names
+            .iter()
+            .map(|(id, name)| {
+                format!(
+                    "<li><a href=\"/o/{id}{privacy}\">{}</a></li>",
+                    escape_html(name)
+                )
+            })
+            .collect();
+        return format!(
+            "<p>{}</p>\n      <ul>{links}</ul>",
+            text("privacy_controller_choose")
+        );
+    };
+    let settings = state.organisations.get(org).cloned().unwrap_or_default();
+    let name = names.get(org).cloned().unwrap_or_else(|| org.to_string());
+    let unset = text("privacy_controller_unset");
+    let value = |v: Option<String>| v.map_or_else(|| unset.clone(), |v| escape_html(&v));
+    format!(
+        "<p>{}</p>\n      <dl class=\"facts\" id=\"controller-facts\">\n        <dt>{}</dt>\n        \
+         <dd>{}</dd>\n        <dt>{}</dt>\n        <dd>{}</dd>\n      </dl>",
+        text("privacy_controller_for").replace("{name}", &escape_html(&name)),
+        text("privacy_controller_term"),
+        value(settings.controller),
+        text("privacy_dpo_term"),
+        value(settings.dpo),
+    )
 }
 
 /// `/.well-known/security.txt` (RFC 9116), when a contact is configured. It
@@ -326,6 +417,32 @@ pub async fn serve(State(state): State<AppState>, method: Method, uri: Uri) -> R
     if method != Method::GET && method != Method::HEAD {
         return AppError::MethodNotAllowed.into_response();
     }
+    let privacy = PAGES
+        .iter()
+        .find(|(name, nl, en)| *name == "privacy" && (path == *nl || path == *en))
+        .map(|(_, nl, _)| if path == *nl { "nl" } else { "en" });
+    let org = prefix
+        .as_deref()
+        .and_then(|p| p.strip_prefix("/o/"))
+        .map(|p| p.trim_end_matches('/'));
+    let filled;
+    let body = match privacy {
+        Some(lang) => {
+            let text = String::from_utf8_lossy(body);
+            filled = match (text.find(ORGANISATION_START), text.find(ORGANISATION_END)) {
+                (Some(start), Some(end)) if start < end => format!(
+                    "{}{}{}",
+                    &text[..start + ORGANISATION_START.len()],
+                    organisation_part(&state, lang, org),
+                    &text[end..]
+                )
+                .into_bytes(),
+                _ => body.clone(),
+            };
+            &filled
+        }
+        None => body,
+    };
     let body = match prefix {
         Some(prefix) if content_type.starts_with("text/html") => String::from_utf8_lossy(body)
             .replace("=\"/", &format!("=\"{prefix}"))
