@@ -568,9 +568,8 @@ async fn retention_loop(state: AppState, retention_days: u32) {
         tick.tick().await;
         let hourly = minutes % 60 == 0;
         minutes = minutes.wrapping_add(1);
-        let cutoff = crate::format::day::Day(
-            crate::format::day::Day::today().0 - time::Duration::days(i64::from(retention_days)),
-        );
+        let cutoff =
+            crate::format::day::retention_cutoff(crate::format::day::Day::today(), retention_days);
         let store = state.clone();
         let purge = move || -> Result<(usize, usize), String> {
             let (cases, expired) = if hourly {
