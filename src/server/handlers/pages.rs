@@ -67,8 +67,9 @@ const ORGANISATION_END: &str = "<!--/organisation-->";
 /// Everything the server serves outside `/api`, by path.
 pub struct Site {
     files: BTreeMap<String, (&'static str, Vec<u8>)>,
-    /// The message tables, for the parts filled in when served.
-    texts: BTreeMap<&'static str, BTreeMap<String, String>>,
+    /// Per language, the privacy statement's part for one organisation and
+    /// the one for several, rendered; filled in when served.
+    organisation_parts: BTreeMap<&'static str, (String, String)>,
 }
 
 /// A template that does not render: a missing text or an unknown placeholder.
@@ -258,7 +259,7 @@ impl Site {
     /// Renders every page in every language and indexes the static files.
     pub fn build() -> Result<Self, SiteError> {
         let mut files = BTreeMap::new();
-        let mut tables = BTreeMap::new();
+        let mut organisation_parts = BTreeMap::new();
         for file in Web::iter() {
             if file.starts_with("pages/") {
                 continue;
@@ -291,11 +292,25 @@ impl Site {
                     ("text/html; charset=utf-8", html.into_bytes()),
                 );
             }
-            tables.insert(lang, texts);
+            let partial = |name: &str| -> Result<String, SiteError> {
+                let file = format!("pages/_{name}.html");
+                let body = Web::get(&file).ok_or_else(|| SiteError::Template {
+                    file: file.clone(),
+                    problem: "missing".into(),
+                })?;
+                render_at(
+                    "privacy",
+                    String::from_utf8_lossy(&body.data).trim_end(),
+                    lang,
+                    &texts,
+                    1,
+                )
+            };
+            organisation_parts.insert(lang, (partial("organisation")?, partial("organisations")?));
         }
         Ok(Site {
             files,
-            texts: tables,
+            organisation_parts,
         })
     }
 
@@ -321,15 +336,27 @@ pub fn without_organisation_part(body: &[u8]) -> Vec<u8> {
     }
 }
 
+/// Replaces the content of the element marked `data-slot="{slot}"` (up to
+/// its closing tag) with `inner`, which must already be escaped.
+fn fill_slot(html: &str, slot: &str, inner: &str) -> String {
+    let marker = format!("data-slot=\"{slot}\">");
+    let Some(at) = html.find(&marker) else {
+        return html.to_string();
+    };
+    let from = at + marker.len();
+    let to = html[from..].find("</").map_or(from, |n| from + n);
+    format!("{}{inner}{}", &html[..from], &html[to..])
+}
+
 /// The privacy statement's per-organisation part: the controller and the
-/// data-protection officer of `org`, or, with no organisation known (the
-/// root page of a server for several), links to each one's statement.
-/// Everything configured is escaped text.
+/// data-protection officer of `org` (`pages/_organisation.html`), or, with
+/// no organisation known (the root page of a server for several), links to
+/// each one's statement (`pages/_organisations.html`). Everything
+/// configured is escaped text.
 fn organisation_part(state: &AppState, lang: &str, org: Option<&str>) -> String {
-    let texts = &state.site.texts[lang];
-    let text = |key: &str| escape_html(texts.get(key).map_or(key, String::as_str));
     let names = super::v1::counsellors::organisations(state);
     let org = org.or_else(|| (names.len() == 1).then(|| names.keys().next().map(String::as_str))?);
+    let parts = &state.site.organisation_parts[lang];
     let Some(org) = org else {
         let privacy = href("privacy", lang).unwrap_or("/privacy");
         let links: String = names
@@ -341,24 +368,17 @@ fn organisation_part(state: &AppState, lang: &str, org: Option<&str>) -> String 
                 )
             })
             .collect();
-        return format!(
-            "<p>{}</p>\n      <ul>{links}</ul>",
-            text("privacy_controller_choose")
-        );
+        return fill_slot(&parts.1, "list", &links);
     };
     let settings = state.organisations.get(org).cloned().unwrap_or_default();
     let name = names.get(org).cloned().unwrap_or_else(|| org.to_string());
-    let unset = text("privacy_controller_unset");
-    let value = |v: Option<String>| v.map_or_else(|| unset.clone(), |v| escape_html(&v));
-    format!(
-        "<p>{}</p>\n      <dl class=\"facts\" id=\"controller-facts\">\n        <dt>{}</dt>\n        \
-         <dd>{}</dd>\n        <dt>{}</dt>\n        <dd>{}</dd>\n      </dl>",
-        text("privacy_controller_for").replace("{name}", &escape_html(&name)),
-        text("privacy_controller_term"),
-        value(settings.controller),
-        text("privacy_dpo_term"),
-        value(settings.dpo),
-    )
+    let mut html = parts.0.replace("{name}", &escape_html(&name));
+    for (slot, value) in [("controller", settings.controller), ("dpo", settings.dpo)] {
+        if let Some(value) = value {
+            html = fill_slot(&html, slot, &escape_html(&value));
+        }
+    }
+    html
 }
 
 /// `/.well-known/security.txt` (RFC 9116), when a contact is configured. It
