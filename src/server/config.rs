@@ -114,7 +114,14 @@ const MAX_TEXT_CHARS: usize = 500;
 /// Words a downloaded code's file name must not hold: they tell whoever
 /// looks at the downloads folder what the file is.
 const TELLING_WORDS: [&str; 9] = [
-    "meldkluis", "meld", "ophaal", "code", "report", "klokkenlui", "whistle", "integrit",
+    "meldkluis",
+    "meld",
+    "ophaal",
+    "code",
+    "report",
+    "klokkenlui",
+    "whistle",
+    "integrit",
     "secret",
 ];
 
@@ -531,7 +538,10 @@ fn read_organisations(
         for (key, value) in settings {
             let text = |value: &toml::Value| match value {
                 toml::Value::String(text) => Ok(text.clone()),
-                other => Err(format!("{key}: expected text in quotes, found {}", kind(other))),
+                other => Err(format!(
+                    "{key}: expected text in quotes, found {}",
+                    kind(other)
+                )),
             };
             let result = match key.as_str() {
                 "name" => text(&value).map(|t| organisation.name = Some(t)),
@@ -1204,7 +1214,11 @@ pub fn check(config: &Config, mode: CheckMode) -> (Vec<Finding>, Facts) {
 fn organisation_findings(config: &Config, cards: &BTreeMap<String, Card>) -> Vec<Finding> {
     let served: std::collections::BTreeSet<String> = cards.values().map(Card::org_id).collect();
     let mut findings = Vec::new();
-    for id in config.organisations.keys().filter(|id| !served.contains(*id)) {
+    for id in config
+        .organisations
+        .keys()
+        .filter(|id| !served.contains(*id))
+    {
         findings.push(warning(format!(
             "organisations.{}: no counsellor card has this organisation, so melders never see \
              these settings{}",
@@ -1640,13 +1654,31 @@ mod tests {
             ("[organisations.org]\nname = \"\"", "is empty"),
             ("[organisations.org]\nname = \"a\\u202Eb\"", "U+202E"),
             ("[organisations.org]\ncontroller = \"a\\nb\"", "U+000A"),
-            ("[organisations.org]\naftercare = \"one\"", "a list of lines"),
+            (
+                "[organisations.org]\naftercare = \"one\"",
+                "a list of lines",
+            ),
             ("[organisations.org]\naftercare = [1]", "expected text"),
-            ("[organisations.org]\nsupport = [\"a\",\"a\",\"a\",\"a\",\"a\",\"a\",\"a\",\"a\",\"a\",\"a\",\"a\"]", "at most 10"),
-            ("[organisations.org]\ncode_file_name = \"../x.txt\"", "before .txt"),
-            ("[organisations.org]\ncode_file_name = \"notes.exe\"", "before .txt"),
-            ("[organisations.org]\ncode_file_name = \"Meldkluis-code.txt\"", "tells anyone"),
-            ("[organisations.org]\ncode_file_name = \".txt\"", "before .txt"),
+            (
+                "[organisations.org]\nsupport = [\"a\",\"a\",\"a\",\"a\",\"a\",\"a\",\"a\",\"a\",\"a\",\"a\",\"a\"]",
+                "at most 10",
+            ),
+            (
+                "[organisations.org]\ncode_file_name = \"../x.txt\"",
+                "before .txt",
+            ),
+            (
+                "[organisations.org]\ncode_file_name = \"notes.exe\"",
+                "before .txt",
+            ),
+            (
+                "[organisations.org]\ncode_file_name = \"Meldkluis-code.txt\"",
+                "tells anyone",
+            ),
+            (
+                "[organisations.org]\ncode_file_name = \".txt\"",
+                "before .txt",
+            ),
         ];
         for (text, expected) in cases {
             let problems = match load_text(text, &[]) {
@@ -1658,11 +1690,17 @@ mod tests {
                 words.iter().any(|w| w.contains(expected)),
                 "{text}: expected {expected:?} in {words:?}"
             );
-            assert!(words.iter().all(|w| !w.chars().any(|c| c.is_control())), "{words:?}");
+            assert!(
+                words.iter().all(|w| !w.chars().any(|c| c.is_control())),
+                "{words:?}"
+            );
         }
         let long = format!("[organisations.org]\ndpo = \"{}\"", "x".repeat(501));
         let problems = load_text(&long, &[]).unwrap().config.problems();
-        assert!(problems[0].to_string().contains("at most 500"), "{problems:?}");
+        assert!(
+            problems[0].to_string().contains("at most 500"),
+            "{problems:?}"
+        );
     }
 
     #[test]

@@ -35,11 +35,27 @@ const PAGES: [(&str, &str, &str); 17] = [
     // The route finder (wegwijzer): a question per page, each answer a plain
     // link, so it works without JavaScript and stores no answer anywhere.
     ("route", "/wegwijzer", "/en/route"),
-    ("route-integrity", "/wegwijzer/integriteit", "/en/route/integrity"),
-    ("route-reprisals", "/wegwijzer/melden", "/en/route/reporting"),
+    (
+        "route-integrity",
+        "/wegwijzer/integriteit",
+        "/en/route/integrity",
+    ),
+    (
+        "route-reprisals",
+        "/wegwijzer/melden",
+        "/en/route/reporting",
+    ),
     ("route-sector", "/wegwijzer/toezicht", "/en/route/sector"),
-    ("route-advice", "/wegwijzer/vraag-stellen", "/en/route/ask-a-question"),
-    ("route-here", "/wegwijzer/hier-melden", "/en/route/report-here"),
+    (
+        "route-advice",
+        "/wegwijzer/vraag-stellen",
+        "/en/route/ask-a-question",
+    ),
+    (
+        "route-here",
+        "/wegwijzer/hier-melden",
+        "/en/route/report-here",
+    ),
     (
         "route-coordinator",
         "/wegwijzer/integriteitscoordinator",
@@ -355,7 +371,8 @@ fn fill_slot(html: &str, slot: &str, inner: &str) -> String {
 /// configured is escaped text.
 fn organisation_part(state: &AppState, lang: &str, org: Option<&str>) -> String {
     let names = super::v1::counsellors::organisations(state);
-    let org = org.or_else(|| (names.len() == 1).then(|| names.keys().next().map(String::as_str))?);
+    let org =
+        org.or_else(|| (names.len() == 1).then(|| names.keys().next().map(String::as_str))?);
     let parts = &state.site.organisation_parts[lang];
     let Some(org) = org else {
         let privacy = href("privacy", lang).unwrap_or("/privacy");
