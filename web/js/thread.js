@@ -223,7 +223,8 @@ function messageItem(item, envelope, read) {
     article.append(el("p", { className: "message-attachments-title", text: t("thread_attachments") }),
       el("ul", { className: "file-list" }, envelope.attachments.map((a) => attachmentItem(a, objectUrls))));
   }
-  if (mine) article.append(deliveryLine(read));
+  // An evaluation expects no answer: it gets no delivery line.
+  if (mine && envelope.kind !== "evaluation") article.append(deliveryLine(read));
   return el("li", {}, [article]);
 }
 

@@ -539,6 +539,45 @@ mod tests {
     }
 
     #[test]
+    fn verify_site_skips_only_the_organisation_part() {
+        let site = Site::build().unwrap();
+        let built = &site.files["/privacy"].1;
+        let text = String::from_utf8_lossy(built);
+        assert!(text.contains(ORGANISATION_START) && text.contains(ORGANISATION_END));
+        let filled = text.replacen(
+            &format!("{ORGANISATION_START}<p>"),
+            &format!("{ORGANISATION_START}<dl><dd>Minister</dd></dl><p>"),
+            1,
+        );
+        assert_ne!(filled.as_bytes(), built.as_slice());
+        assert_eq!(
+            without_organisation_part(filled.as_bytes()),
+            without_organisation_part(built)
+        );
+        let changed_outside = filled.replacen("<h2", "<h2 data-x", 1);
+        assert_ne!(
+            without_organisation_part(changed_outside.as_bytes()),
+            without_organisation_part(built)
+        );
+        // Markers out of order or missing leave the bytes as they are.
+        assert_eq!(
+            without_organisation_part(b"a<!--/organisation-->b<!--organisation-->c"),
+            b"a<!--/organisation-->b<!--organisation-->c".to_vec()
+        );
+    }
+
+    #[test]
+    fn slots_are_filled_with_escaped_text_only() {
+        let html = "<dd data-slot=\"controller\">unset</dd><dd data-slot=\"dpo\">unset</dd>";
+        let filled = fill_slot(html, "controller", &escape_html("<script>x</script>"));
+        assert_eq!(
+            filled,
+            "<dd data-slot=\"controller\">&lt;script&gt;x&lt;/script&gt;</dd><dd data-slot=\"dpo\">unset</dd>"
+        );
+        assert_eq!(fill_slot(html, "nope", "x"), html);
+    }
+
+    #[test]
     fn message_files_have_the_same_keys() {
         let nl: Vec<String> = messages("nl").unwrap().into_keys().collect();
         let en: Vec<String> = messages("en").unwrap().into_keys().collect();
