@@ -169,7 +169,7 @@ for (const javaScriptEnabled of [true, false]) {
   });
 }
 
-test("every route finder page passes axe in both languages, light and dark, and is screenshot", async () => {
+test("every route finder page, and the links to it, pass axe in both languages, light and dark, and are screenshot", async () => {
   const { context, page, problems } = await openPage(browser, server.url, { width: 1280 });
   const names = Object.keys(ROUTES.nl).filter((name) => name.startsWith("route"));
   assert.equal(names.length, 10);
@@ -177,6 +177,14 @@ test("every route finder page passes axe in both languages, light and dark, and 
     for (const name of names) {
       await page.goto(`${server.url}${ROUTES[lang][name]}`);
       await checkState(page, `${name}-${lang}`);
+    }
+    // The ways in: a link on the landing page and above the report form.
+    for (const name of ["index", "report"]) {
+      await page.goto(`${server.url}/o/mvz${ROUTES[lang][name]}`);
+      const link = page.locator(".route-link a");
+      assert.equal(await link.getAttribute("href"), `/o/mvz${ROUTES[lang].route}`);
+      if (name === "report") await page.getByLabel(counsellor.name).waitFor();
+      await checkState(page, `${name}-with-route-link-${lang}`);
     }
   }
   assertClean(problems);
