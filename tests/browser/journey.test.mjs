@@ -284,6 +284,10 @@ test("a thread: reviewer's dates, stored versus read, and after closure the dele
     assert.equal(await pageDay(page, "acknowledge-by"), reviewerDay(shown, labels.acknowledgeBy));
     assert.equal(await pageDay(page, "feedback-by"), reviewerDay(shown, labels.feedbackBy));
     await checkState(page, "thread-stored-nl");
+    await openThread(page, `${server.url}/o/mvz${ROUTES.en.thread}`, display);
+    assert.equal(await page.locator(".message-delivery").textContent(), texts.en.thread_delivery_stored);
+    assert.equal(await pageDay(page, "acknowledge-by"), shownDay(addDays(today(), 7), "en"));
+    await checkState(page, "thread-stored-en");
   });
 
   await t.test("after the acknowledgement: read, and feedback due as the reviewer has it", async () => {
@@ -306,6 +310,16 @@ test("a thread: reviewer's dates, stored versus read, and after closure the dele
     await page.screenshot({ path: `${outDir}journey-thread-print-nl-1280.png`, fullPage: true });
     await page.emulateMedia({ media: "screen" });
     assert.ok((await page.textContent("#thread-keep")).includes(texts.nl.thread_keep_warning));
+    await openThread(page, `${server.url}/o/mvz${ROUTES.en.thread}`, display);
+    assert.deepEqual(await page.locator("#case-status li .status-label").allTextContents(),
+      [texts.en.status_received, texts.en.status_read, texts.en.status_acknowledged]);
+    await checkState(page, "thread-read-en");
+    await page.emulateMedia({ media: "print" });
+    await page.screenshot({ path: `${outDir}journey-thread-print-en-1280.png`, fullPage: true });
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.screenshot({ path: `${outDir}journey-thread-print-en-390.png`, fullPage: true });
+    await page.setViewportSize({ width: 1280, height: 900 });
+    await page.emulateMedia({ media: "screen" });
   });
 
   await t.test("after closure: deletion date, what a message does, aftercare, and no claim of delivery", async () => {
