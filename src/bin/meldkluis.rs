@@ -330,6 +330,7 @@ fn check_config(file: Option<&Path>, flags: Overrides) -> ExitCode {
                 "dpo" => organisation.dpo.is_some(),
                 "aftercare" => !organisation.aftercare.is_empty(),
                 "support" => !organisation.support.is_empty(),
+                "retention_days" => organisation.retention_days.is_some(),
                 _ => organisation.code_file_name.is_some(),
             })
             .collect();

@@ -95,16 +95,20 @@ pub struct Organisation {
     pub support: Vec<String>,
     /// The default file name for a downloaded retrieval code.
     pub code_file_name: Option<String>,
+    /// Days this organisation's closed cases stay on the server; without
+    /// it, the server's `retention_days`.
+    pub retention_days: Option<u32>,
 }
 
 /// The keys of `[organisations.<id>]`.
-pub const ORGANISATION_KEYS: [&str; 6] = [
+pub const ORGANISATION_KEYS: [&str; 7] = [
     "name",
     "controller",
     "dpo",
     "aftercare",
     "support",
     "code_file_name",
+    "retention_days",
 ];
 /// At most this many organisations, contact lines per list, characters per text.
 const MAX_ORGANISATIONS: usize = 1000;
@@ -548,6 +552,15 @@ fn read_organisations(
                 "controller" => text(&value).map(|t| organisation.controller = Some(t)),
                 "dpo" => text(&value).map(|t| organisation.dpo = Some(t)),
                 "code_file_name" => text(&value).map(|t| organisation.code_file_name = Some(t)),
+                "retention_days" => match &value {
+                    toml::Value::Integer(n) => u32::try_from(*n)
+                        .map(|n| organisation.retention_days = Some(n))
+                        .map_err(|_| format!("retention_days {n} is not a number of days")),
+                    other => Err(format!(
+                        "retention_days: expected a whole number, like 30, found {}",
+                        kind(other)
+                    )),
+                },
                 "aftercare" | "support" => match &value {
                     toml::Value::Array(items) => items
                         .iter()
@@ -651,6 +664,15 @@ fn organisation_problems(id: &str, organisation: &Organisation) -> Vec<ConfigErr
         && let Some(problem) = code_file_name_problem(name)
     {
         push(format!("code_file_name {problem}"));
+    }
+    if let Some(days) = organisation.retention_days
+        && !(1..=MAX_RETENTION_DAYS).contains(&days)
+    {
+        push(format!(
+            "retention_days {days} is outside 1 to {MAX_RETENTION_DAYS}: 0 would delete a closed \
+             case before the melder reads the last answer, and reports must not be kept longer \
+             than necessary"
+        ));
     }
     problems
 }
@@ -1678,6 +1700,22 @@ mod tests {
             (
                 "[organisations.org]\ncode_file_name = \".txt\"",
                 "before .txt",
+            ),
+            (
+                "[organisations.org]\nretention_days = 0",
+                "outside 1 to 3650",
+            ),
+            (
+                "[organisations.org]\nretention_days = 99999",
+                "outside 1 to 3650",
+            ),
+            (
+                "[organisations.org]\nretention_days = -3",
+                "not a number of days",
+            ),
+            (
+                "[organisations.org]\nretention_days = \"30\"",
+                "expected a whole number",
             ),
         ];
         for (text, expected) in cases {

@@ -62,6 +62,18 @@ impl Inner {
         self.cards.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
+    /// The retention of each served counsellor's cases, where its
+    /// organisation sets its own (`[organisations.<id>] retention_days`).
+    pub fn retention_by_counsellor(&self) -> std::collections::BTreeMap<String, u32> {
+        self.cards()
+            .values()
+            .filter_map(|card| {
+                let days = self.organisations.get(&card.org_id())?.retention_days?;
+                Some((card.id.clone(), days))
+            })
+            .collect()
+    }
+
     /// Reads `keys/` again. All of it or nothing: with any problem (a bad
     /// or duplicate card, none at all) the running set stays served and the
     /// problems are returned, to be logged. Returns the number of cards.
@@ -568,14 +580,13 @@ async fn retention_loop(state: AppState, retention_days: u32) {
         tick.tick().await;
         let hourly = minutes % 60 == 0;
         minutes = minutes.wrapping_add(1);
-        let cutoff =
-            crate::format::day::retention_cutoff(crate::format::day::Day::today(), retention_days);
+        let today = crate::format::day::Day::today();
         let store = state.clone();
         let purge = move || -> Result<(usize, usize), String> {
             let (cases, expired) = if hourly {
                 let purged = store
                     .store
-                    .purge_closed(cutoff)
+                    .purge_expired(today, store.retention_by_counsellor(), retention_days)
                     .map_err(|e| e.to_string())?;
                 let expired = store
                     .uploads

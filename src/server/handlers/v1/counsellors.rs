@@ -61,7 +61,7 @@ fn organisation_json(state: &AppState, id: &str, name: &str) -> Value {
         "aftercare": settings.aftercare,
         "support": settings.support,
         "code_file_name": settings.code_file_name,
-        "retention_days": state.retention_days,
+        "retention_days": settings.retention_days.unwrap_or(state.retention_days),
     })
 }
 
