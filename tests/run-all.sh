@@ -6,7 +6,16 @@
 # browser tests. `.ci/run` calls exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-step() { printf '\n==> %s\n' "$*"; }
+# Each step's time, printed as it ends and together at the end, so the cost
+# of every part of CI is on record (keep the whole under 30 minutes).
+timings=()
+step_name=""
+step_start=$SECONDS
+end_step() {
+  [ -n "$step_name" ] && timings+=("$(printf '%5ds  %s' $((SECONDS - step_start)) "$step_name")")
+  step_start=$SECONDS
+}
+step() { end_step; step_name="$*"; printf '\n==> %s\n' "$*"; }
 
 step "system packages"
 missing=()
@@ -88,4 +97,8 @@ node --test --test-concurrency=1 "${chromium_tests[@]}"
 step "Firefox ESR (Tor Browser's engine): defaults and \"Safer\", and no traces in its session store"
 node --test --test-concurrency=1 tests/browser/firefox.test.mjs tests/browser/sessionstore.test.mjs
 
+end_step
+printf '\n==> time per step\n'
+printf '%s\n' "${timings[@]}"
+printf '%5ds  in all\n' "$SECONDS"
 step "all tests passed"

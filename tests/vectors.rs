@@ -189,7 +189,12 @@ fn envelope_vectors() {
         // The language of the text (optional; absent above, as in older messages).
         let reply_nl = json!({"v": 1, "kind": "reply", "text": "Dank voor uw melding.", "lang": "nl", "author": {"id": "vp-jansen", "name": "A. Jansen"}});
         let follow_up_en = json!({"v": 1, "kind": "follow-up", "text": "One more thing: it happened in March too.", "lang": "en-GB"});
-        let cases: Vec<Value> = [report.clone(), with_attachment, follow_up, reply.clone(), long, acknowledgement, closing, evaluation.clone(), reply_nl, follow_up_en]
+        // An advice question: a report's shape, another kind.
+        let mut question = report.clone();
+        question["kind"] = json!("question");
+        question["text"] = json!("Mag mijn leidinggevende vragen waarom ik ziek was?");
+        question["category"] = json!(null);
+        let cases: Vec<Value> = [report.clone(), with_attachment, follow_up, reply.clone(), long, acknowledgement, closing, evaluation.clone(), reply_nl, follow_up_en, question.clone()]
             .into_iter()
             .map(|envelope| {
                 let parsed: Envelope = serde_json::from_value(envelope.clone()).unwrap();
@@ -268,6 +273,15 @@ fn envelope_vectors() {
         let mut r = reply.clone();
         r["status"] = json!("lost");
         bad(r, "unknown status");
+        let mut q = question.clone();
+        q["reply_recipient"] = json!(null);
+        bad(q, "a question needs a reply recipient");
+        let mut q = question.clone();
+        q["counsellors"] = json!([]);
+        bad(q, "a question names one to ten counsellors");
+        let mut q = question;
+        q["author"] = json!({"id": "vp-jansen", "name": "A. Jansen"});
+        bad(q, "only a reply has an author");
         for scores in [
             json!({"process": 0, "heard": 3}),
             json!({"process": 3, "heard": 6}),

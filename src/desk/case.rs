@@ -215,18 +215,24 @@ impl CaseScreen {
             day.map(|d| format!(" ({} {})", texts.done_on, words.day(d)))
                 .unwrap_or_default()
         };
-        ui.label(format!(
-            "{} {}{}",
-            texts.acknowledge_by,
-            words.day(summary.deadlines.acknowledge_by),
-            done(self.view.acknowledged)
-        ));
-        ui.label(format!(
-            "{} {}{}",
-            texts.feedback_by,
-            words.day(summary.deadlines.feedback_by),
-            done(self.view.feedback)
-        ));
+        if let (Some(asked), false) = (summary.asked, summary.question) {
+            ui.label(words.began_as_question(asked));
+        }
+        // A question has no statutory terms: the urgency line below says so.
+        if !summary.question {
+            ui.label(format!(
+                "{} {}{}",
+                texts.acknowledge_by,
+                words.day(summary.deadlines.acknowledge_by),
+                done(self.view.acknowledged)
+            ));
+            ui.label(format!(
+                "{} {}{}",
+                texts.feedback_by,
+                words.day(summary.deadlines.feedback_by),
+                done(self.view.feedback)
+            ));
+        }
         widgets::urgency_label(ui, words, &summary.urgency);
         if self.view.counsellors.len() > 1 {
             let names: Vec<String> = self.view.counsellors.iter().map(Untrusted::line).collect();

@@ -73,6 +73,11 @@ impl StatsState {
             egui::Grid::new("figures").striped(true).show(ui, |ui| {
                 for (label, value) in [
                     (texts.stats_cases, figures.cases.to_string()),
+                    (texts.stats_questions, figures.questions.to_string()),
+                    (
+                        texts.stats_questions_reported,
+                        figures.questions_turned_into_reports.to_string(),
+                    ),
                     (texts.stats_ack_in_time, share(figures.acknowledged_in_time)),
                     (
                         texts.stats_feedback_in_time,

@@ -28,6 +28,10 @@ const MAX_COUNSELLORS: usize = 10;
 #[serde(rename_all = "kebab-case")]
 pub enum Kind {
     Report,
+    /// An advice question: a thread that opens like a report (same shape,
+    /// same code and encryption) but is no report, so the statutory terms do
+    /// not run. The melder can later send a `Report` in the same thread.
+    Question,
     FollowUp,
     Reply,
     /// The melder's anonymous evaluation after closure.
@@ -71,6 +75,7 @@ impl Kind {
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Report => "report",
+            Kind::Question => "question",
             Kind::FollowUp => "follow-up",
             Kind::Reply => "reply",
             Kind::Evaluation => "evaluation",
@@ -308,7 +313,7 @@ impl Envelope {
             return Err(Invalid("two attachments name the same upload"));
         }
         match self.kind {
-            Kind::Report => {
+            Kind::Report | Kind::Question => {
                 let recipient = self
                     .reply_recipient
                     .as_deref()
@@ -333,7 +338,7 @@ impl Envelope {
         }
         match (&self.author, self.kind) {
             (Some(author), Kind::Reply) if valid_id(&author.id) && !author.name.is_empty() => {}
-            (None, Kind::Report | Kind::FollowUp | Kind::Evaluation) => {}
+            (None, Kind::Report | Kind::Question | Kind::FollowUp | Kind::Evaluation) => {}
             (_, Kind::Reply) => return Err(Invalid("a reply names its author")),
             _ => return Err(Invalid("only a reply has an author")),
         }
@@ -343,7 +348,7 @@ impl Envelope {
         match (&self.evaluation, self.kind) {
             (Some(e), Kind::Evaluation)
                 if (1..=5).contains(&e.process) && (1..=5).contains(&e.heard) => {}
-            (None, Kind::Report | Kind::FollowUp | Kind::Reply) => {}
+            (None, Kind::Report | Kind::Question | Kind::FollowUp | Kind::Reply) => {}
             (_, Kind::Evaluation) => {
                 return Err(Invalid("an evaluation has two scores from 1 to 5"));
             }

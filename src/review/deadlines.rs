@@ -69,6 +69,8 @@ pub enum Urgency {
         duty: Duty,
         by: Day,
     },
+    /// An advice question, still open: no statutory terms run.
+    Question,
     /// Acknowledged and feedback given, not closed.
     Done,
     Closed,
@@ -81,8 +83,9 @@ impl Urgency {
             Urgency::Overdue { since, .. } => (0, Some(since)),
             Urgency::Soon { by, .. } => (1, Some(by)),
             Urgency::Pending { by, .. } => (2, Some(by)),
-            Urgency::Done => (3, None),
-            Urgency::Closed => (4, None),
+            Urgency::Question => (3, None),
+            Urgency::Done => (4, None),
+            Urgency::Closed => (5, None),
         }
     }
 
@@ -95,6 +98,9 @@ impl Urgency {
 pub fn urgency(case: &CaseRecord, today: Day) -> Urgency {
     if case.closed.is_some() {
         return Urgency::Closed;
+    }
+    if case.question {
+        return Urgency::Question;
     }
     let due = deadlines(case.received, case.acknowledged);
     let (duty, by, soon) = if case.acknowledged.is_none() {

@@ -133,7 +133,7 @@ fn read_inbox(
                         .collect();
                     // Keep only what the state needs: the report's first
                     // words become the case's subject.
-                    envelope.text = if envelope.kind == Kind::Report {
+                    envelope.text = if matches!(envelope.kind, Kind::Report | Kind::Question) {
                         envelope.text.chars().take(SUBJECT_CHARS).collect()
                     } else {
                         String::new()
@@ -208,25 +208,45 @@ fn apply(vault: &mut Vault, read: ReadInbox) -> Result<ImportSummary, ReviewErro
             CaseRecord::new(item.day)
         });
         let from_melder = item.author == "melder";
-        // The server files an evaluation as a follow-up; the vault records
-        // what the (authenticated) envelope says it is, so an evaluation
-        // does not read as a message waiting for an answer.
+        // The server files a case's first message as a report and every
+        // later one as a follow-up; the vault records what the envelope says
+        // it is (an evaluation, an advice question, a question turned into a
+        // report), so an evaluation does not read as a message waiting for
+        // an answer.
         let mut kind = item.kind;
-        if from_melder
-            && envelope
-                .as_ref()
-                .is_some_and(|e| e.kind == Kind::Evaluation)
-        {
-            kind = Kind::Evaluation.as_str().into();
+        if let Some(said) = envelope.as_ref().map(|e| e.kind).filter(|k| {
+            from_melder && matches!(k, Kind::Evaluation | Kind::Question | Kind::Report)
+        }) {
+            kind = said.as_str().into();
         }
         match envelope {
-            Some(report)
-                if from_melder && report.kind == Kind::Report && case.reply_recipient.is_none() =>
+            Some(first)
+                if from_melder
+                    && matches!(first.kind, Kind::Report | Kind::Question)
+                    && case.reply_recipient.is_none() =>
             {
-                case.reply_recipient = report.reply_recipient;
-                case.category = report.category;
-                case.counsellors = report.counsellors;
+                case.reply_recipient = first.reply_recipient;
+                case.category = first.category;
+                case.counsellors = first.counsellors;
                 case.received = item.day;
+                case.subject = Some(first.text);
+                if first.kind == Kind::Question {
+                    case.question = true;
+                    case.asked = Some(item.day);
+                }
+            }
+            // The melder turns the question into a report: from today it is
+            // one, and the statutory terms run from today. Whatever was said
+            // about the question does not acknowledge the report.
+            Some(report) if from_melder && report.kind == Kind::Report && case.question => {
+                case.question = false;
+                case.received = item.day;
+                case.acknowledged = None;
+                case.feedback = None;
+                case.status = None;
+                if report.category.is_some() {
+                    case.category = report.category;
+                }
                 case.subject = Some(report.text);
             }
             Some(evaluation) if from_melder && evaluation.kind == Kind::Evaluation => {

@@ -13,7 +13,13 @@ use crate::format::envelope::Status;
 /// The figures, keyed for stable output.
 #[derive(Debug, Default, PartialEq)]
 pub struct Stats {
+    /// Reports (a question turned into a report counts here, from its
+    /// report's day).
     pub cases: usize,
+    /// Advice questions still questions: counted apart, in no other figure.
+    pub questions: usize,
+    /// Reports that began as an advice question.
+    pub questions_turned_into_reports: usize,
     pub by_category: BTreeMap<String, usize>,
     /// `YYYY-MM` of receipt.
     pub by_month: BTreeMap<String, usize>,
@@ -43,7 +49,14 @@ pub fn current_status(case: &CaseRecord) -> &'static str {
 pub fn compute<'a>(cases: impl IntoIterator<Item = &'a CaseRecord>, today: Day) -> Stats {
     let mut stats = Stats::default();
     for case in cases {
+        if case.question {
+            stats.questions += 1;
+            continue;
+        }
         stats.cases += 1;
+        if case.asked.is_some() {
+            stats.questions_turned_into_reports += 1;
+        }
         let category = case.category.clone().unwrap_or_else(|| "-".into());
         *stats.by_category.entry(category).or_default() += 1;
         let month = case.received.to_string()[..7].to_string();
@@ -93,6 +106,12 @@ impl Stats {
     pub fn csv(&self) -> String {
         let mut out = String::from("section,key,value\n");
         let _ = writeln!(out, "total,cases,{}", self.cases);
+        let _ = writeln!(out, "total,advice_questions,{}", self.questions);
+        let _ = writeln!(
+            out,
+            "total,reports_that_began_as_questions,{}",
+            self.questions_turned_into_reports
+        );
         for (key, n) in &self.by_category {
             let _ = writeln!(out, "category,{},{n}", csv_field(key));
         }

@@ -97,6 +97,13 @@ pub struct CaseRecord {
     /// overview needs no decryption; absent in vaults made before it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
+    /// The day the thread began as an advice question, kept after the
+    /// melder turned it into a report (then `received` is the report's day).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asked: Option<Day>,
+    /// Still an advice question: no statutory terms run (protocol.md §3).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub question: bool,
 }
 
 impl CaseRecord {
@@ -114,6 +121,8 @@ impl CaseRecord {
             evaluation: None,
             notes: Vec::new(),
             subject: None,
+            asked: None,
+            question: false,
         }
     }
 }

@@ -103,7 +103,12 @@ impl Category {
 #[derive(Debug, Clone)]
 pub struct CaseSummary {
     pub id: CaseId,
+    /// The day the report arrived (for a question: the day it was asked).
     pub received: Day,
+    /// Still an advice question: no statutory terms run.
+    pub question: bool,
+    /// The day the thread began as an advice question, if it did.
+    pub asked: Option<Day>,
     pub status: CaseStatus,
     pub category: Option<Category>,
     /// The report's first words (empty when the report cannot be read).
@@ -142,6 +147,8 @@ fn summary(vault: &Vault, id: &CaseId, case: &CaseRecord, today: Day) -> CaseSum
     CaseSummary {
         id: *id,
         received: case.received,
+        question: case.question,
+        asked: case.asked,
         status: CaseStatus::of(case),
         category: case.category.as_deref().map(Category::parse),
         subject: subject(vault, case),
@@ -170,7 +177,10 @@ fn subject(vault: &Vault, case: &CaseRecord) -> Untrusted {
     }
     case.messages
         .iter()
-        .find(|m| m.author == MELDER && m.kind == Kind::Report.as_str())
+        .find(|m| {
+            m.author == MELDER
+                && (m.kind == Kind::Report.as_str() || m.kind == Kind::Question.as_str())
+        })
         .and_then(|m| vault.read_message(&m.id).ok())
         .and_then(|body| Envelope::open(&body, &vault.identities()).ok())
         .map(|e| {
@@ -336,7 +346,7 @@ pub fn case(vault: &Vault, id: &CaseId, today: Day) -> Result<CaseView, ReviewEr
 }
 
 fn kind_of(text: &str) -> Option<Kind> {
-    [Kind::Report, Kind::FollowUp, Kind::Reply, Kind::Evaluation]
+    [Kind::Report, Kind::Question, Kind::FollowUp, Kind::Reply, Kind::Evaluation]
         .into_iter()
         .find(|k| k.as_str() == text)
 }
@@ -381,7 +391,7 @@ pub fn export_name(message_number: usize, name: &str) -> String {
 pub fn open_deadlines(vault: &Vault, today: Day) -> Vec<CaseSummary> {
     overview(vault, today)
         .into_iter()
-        .filter(|c| !matches!(c.urgency, Urgency::Closed | Urgency::Done))
+        .filter(|c| !matches!(c.urgency, Urgency::Closed | Urgency::Done | Urgency::Question))
         .collect()
 }
 

@@ -152,7 +152,7 @@ export async function deriveKeys(code) {
 
 // ------------------------------------------------------------ §3 envelope --
 
-export const KINDS = ["report", "follow-up", "reply", "evaluation"];
+export const KINDS = ["report", "question", "follow-up", "reply", "evaluation"];
 export const STATUSES = ["acknowledged", "in-progress", "feedback-given", "closed"];
 export const MAX_TEXT = 1_000_000;
 export const MAX_CATEGORY = 200;
@@ -292,7 +292,8 @@ export function validateEnvelope(envelope) {
     throw new EnvelopeError("text may be empty only with attachments");
   }
 
-  if (e.kind === "report") {
+  // A question opens a thread exactly like a report (§3: advice questions).
+  if (e.kind === "report" || e.kind === "question") {
     if (!isX25519Recipient(e.reply_recipient)) {
       throw new EnvelopeError("a report needs an age1… reply_recipient");
     }
@@ -349,7 +350,7 @@ export function buildEnvelope({
   if (lang) envelope.lang = lang;
   if (category) envelope.category = category;
   if (contact) envelope.contact = contact;
-  if (kind === "report") {
+  if (kind === "report" || kind === "question") {
     envelope.reply_recipient = replyRecipient;
     envelope.counsellors = counsellors;
   }

@@ -143,10 +143,27 @@ async function loadCounsellors() {
 
 // ------------------------------------------------------------------- form --
 
+/** "report" or "question" (an advice question, protocol.md §3). */
+const chosenKind = () => ($("kind-question").checked ? "question" : "report");
+
+/**
+ * The words that depend on the choice: the text's label and the button.
+ * A radio's name is given here, not in the template, like the evaluation's:
+ * without this script nothing can be sent.
+ */
+function showKind() {
+  const kind = chosenKind();
+  for (const id of ["text-label", "submit"]) $(id).textContent = $(id).dataset[kind];
+  // A question has no category: it is not a report of anything yet.
+  $("category").closest(".field").hidden = kind === "question";
+}
+
 function readForm() {
+  const kind = chosenKind();
   return {
+    kind,
     ids: [...form.querySelectorAll("#counsellor-list input:checked")].map((box) => box.value),
-    category: $("category").value,
+    category: kind === "question" ? "" : $("category").value,
     text: $("text").value,
     contact: $("contact").value.trim(),
     files: chosenFiles(),
@@ -208,7 +225,7 @@ function freeze(frozen) {
 async function prepare(values) {
   const code = attempt?.code ?? generateCode();
   const keys = attempt?.keys ?? (await deriveKeys(code));
-  attempt = { code, keys, request: null, uploads: [] };
+  attempt = { code, keys, kind: values.kind, request: null, uploads: [] };
   const chosen = counsellors.filter((c) => values.ids.includes(c.id));
   const recipients = [...chosen.map((c) => c.age_recipient), keys.replyRecipient];
   let sent = { attachments: [], uploads: [] };
@@ -218,7 +235,7 @@ async function prepare(values) {
   }
   status("", t("report_status_encrypting"), { fraction: null });
   const envelope = buildEnvelope({
-    kind: "report",
+    kind: values.kind,
     text: values.text,
     lang, // what the melder wrote in, as far as the page knows: its own language
     category: values.category,
@@ -293,6 +310,7 @@ showLimits("attachments-limits");
 function finish() {
   sent = true;
   const display = formatCode(attempt.code);
+  const attemptKind = attempt.kind;
   attempt = null;
   form.reset(); // the plaintext leaves the page now that it is stored
   form.hidden = true;
@@ -304,8 +322,9 @@ function finish() {
     spelled: display.split("-").map((group) => [...group].join(" ")).join(", "),
   });
   $("thread-url").textContent = $("to-thread").href; // for the printed page
+  if (attemptKind === "question") $("done-heading").textContent = $("done-heading").dataset.question;
   $("done").hidden = false;
-  document.title = `${t("site_name")} — ${t("done_heading")}`;
+  document.title = `${t("site_name")} — ${$("done-heading").textContent}`;
   focusHeading("done-heading");
 
   const copyStatus = (key) => { $("copy-status").textContent = t(key); };
@@ -337,6 +356,17 @@ form.addEventListener("submit", async (event) => {
   if (!busy && check(readForm())) submit();
 });
 $("retry").addEventListener("click", submit);
+for (const radio of $("report-kind").querySelectorAll("input[type=radio]")) {
+  radio.name = "report-kind";
+  radio.addEventListener("change", showKind);
+}
+// A link may ask for a question (the route finder's "ask a counsellor"):
+// `?soort=vraag` or `?kind=question`. Only a preselection; the melder chooses.
+{
+  const asked = new URLSearchParams(window.location.search);
+  if (asked.get("soort") === "vraag" || asked.get("kind") === "question") $("kind-question").checked = true;
+}
+showKind();
 for (const id of ["text", "contact"]) $(id).addEventListener("input", () => clearError(id));
 $("attachments").addEventListener("change", () => checkFiles(chosenFiles()) || clearError("attachments"));
 

@@ -140,6 +140,8 @@ function statusLabel(status) {
   return {
     received: t("status_received"),
     read: t("status_read"),
+    asked: t("status_asked"),
+    reported: t("status_reported"),
     acknowledged: t("status_acknowledged"),
     "in-progress": t("status_in_progress"),
     "feedback-given": t("status_feedback_given"),
@@ -233,8 +235,9 @@ function messageItem(item, envelope, read) {
  * report, then every status a counsellor's reply set, with its day and who.
  */
 function statusSteps(opened) {
-  const report = opened.find(({ item }) => item.author === "melder" && item.kind === "report") ?? opened[0];
-  const steps = report ? [{ status: "received", day: report.item.day }] : [];
+  const first = opened.find(({ item }) => item.author === "melder" && item.kind === "report") ?? opened[0];
+  const asked = first?.envelope?.kind === "question";
+  const steps = first ? [{ status: asked ? "asked" : "received", day: first.item.day }] : [];
   let read = false;
   for (const { item, envelope } of opened) {
     // The first answer from a counsellor is the first sign anyone read it.
@@ -244,9 +247,20 @@ function statusSteps(opened) {
     }
     if (envelope?.kind === "reply" && envelope.status) {
       steps.push({ status: envelope.status, day: item.day, by: authorName(item, envelope) });
+    } else if (asked && item !== first.item && item.author === "melder" && envelope?.kind === "report") {
+      steps.push({ status: "reported", day: item.day });
     }
   }
   return steps;
+}
+
+/**
+ * Still an advice question: it began as one and the melder has not turned
+ * it into a report (a later "report" message of theirs does that).
+ */
+function isOpenQuestion(opened) {
+  const mine = opened.filter(({ item }) => item.author === "melder");
+  return mine[0]?.envelope?.kind === "question" && !mine.some(({ envelope }) => envelope?.kind === "report");
 }
 
 function statusItem({ status: step, day, by }, current) {
@@ -279,14 +293,24 @@ function showEvaluation(opened) {
  * status when that is "closed" (a later "in progress" reopened it).
  */
 function caseFacts(opened) {
-  const report = opened.find(({ item }) => item.author === "melder" && item.kind === "report") ?? opened[0];
-  const answers = opened.filter(({ item }) => item.author !== "melder");
-  const statuses = answers.filter(({ envelope }) => envelope?.kind === "reply" && envelope.status);
+  const mine = opened.filter(({ item }) => item.author === "melder");
+  const first = opened.find(({ item }) => item.author === "melder" && item.kind === "report") ?? opened[0];
+  // An advice question runs no statutory terms; once the melder turns it
+  // into a report, they run from that report, and only what came after it
+  // acknowledges it (src/review/import.rs).
+  const asked = first?.envelope?.kind === "question";
+  const report = asked ? mine.find(({ envelope }) => envelope?.kind === "report") : first;
+  const from = report ? opened.indexOf(report) : opened.length;
+  const statuses = opened.filter(({ envelope }) => envelope?.kind === "reply" && envelope.status);
   const last = statuses.at(-1);
+  const later = opened.slice(from + 1);
+  const laterStatuses = later.filter(({ envelope }) => envelope?.kind === "reply" && envelope.status);
   return {
+    asked: first?.item.day ?? null,
+    question: asked && !report,
     received: report?.item.day ?? null,
-    acknowledged: answers[0]?.item.day ?? null,
-    feedback: statuses.find(({ envelope }) => ["feedback-given", "closed"].includes(envelope.status))?.item.day ?? null,
+    acknowledged: later.find(({ item }) => item.author !== "melder")?.item.day ?? null,
+    feedback: laterStatuses.find(({ envelope }) => ["feedback-given", "closed"].includes(envelope.status))?.item.day ?? null,
     closed: last?.envelope.status === "closed" ? last.item.day : null,
   };
 }
@@ -302,6 +326,8 @@ const timeOf = (day) => el("time", { text: formatDay(day), attrs: { datetime: da
 function renderDates(facts, organisation) {
   const rows = [];
   const row = (id, term, day) => rows.push(el("dt", { text: term }), el("dd", { attrs: { id: `date-${id}` } }, [timeOf(day)]));
+  // A question: stored on its day, and no terms (the question note says why).
+  if (facts.question) row("received", t("status_received"), facts.asked);
   if (facts.received) {
     const due = deadlines(facts.received, facts.acknowledged);
     row("received", t("status_received"), facts.received);
@@ -375,6 +401,13 @@ async function render() {
   $("thread-counsellors").textContent = session.thread.counsellors.length === 1
     ? t("thread_counsellor", { names }) : t("thread_counsellors", { names });
   showEvaluation(opened);
+  const question = isOpenQuestion(opened);
+  // The counsellors the melder chose, from the question itself (what the
+  // melder's own page encrypted), not from the server's answer.
+  session.questionCounsellors = question
+    ? opened.find(({ item }) => item.author === "melder").envelope.counsellors : null;
+  $("question-note").hidden = !question;
+  if (!question) $("followup-as-report").checked = false;
   $("thread").hidden = false;
 }
 
@@ -402,17 +435,26 @@ async function prepareFollowUp() {
     sent = await sendAttachments(files, recipients, "followup-");
   }
   status("followup", t("report_status_encrypting"), { fraction: null });
-  const envelope = buildEnvelope({ kind: "follow-up", text, lang, attachments: sent.attachments });
+  // Turning a question into a report: this message is the report, with the
+  // report's fields (protocol.md §3), in the same thread.
+  const asReport = Boolean(session.questionCounsellors) && $("followup-as-report").checked;
+  const envelope = buildEnvelope(asReport
+    ? {
+      kind: "report", text, lang, attachments: sent.attachments,
+      replyRecipient: session.keys.replyRecipient, counsellors: session.questionCounsellors,
+    }
+    : { kind: "follow-up", text, lang, attachments: sent.attachments });
   const sealed = await encrypt(envelope, recipients);
   const request = { lookup_key: session.keys.lookupKey, message: bytesToBase64(sealed) };
   if (sent.uploads.length) request.uploads = sent.uploads;
-  pendingFollowUp = { request: JSON.stringify(request), uploads: sent.uploads };
+  pendingFollowUp = { request: JSON.stringify(request), uploads: sent.uploads, asReport };
   return true;
 }
 
 /** The follow-up's fields read-only (while attachments go out, or an outcome is unknown) or editable. */
 function lockFollowUp(locked) {
   $("followup-text").readOnly = locked;
+  $("followup-as-report").disabled = locked;
   $("followup-attachments").disabled = locked;
 }
 
@@ -435,13 +477,15 @@ async function sendFollowUp() {
     if (!pendingFollowUp && !(await prepareFollowUp())) return;
     status("followup", t("report_status_sending"), { fraction: 0 });
     await postFollowUp(pendingFollowUp.request, (f) => status("followup", t("report_status_sending"), { fraction: f }));
+    const reported = pendingFollowUp.asReport;
     pendingFollowUp = null;
     freezeFollowUp(false);
     $("followup-form").reset();
     $("followup-attachment-list").replaceChildren();
     session.thread = await getThread(session.keys.lookupKey);
     await render();
-    status("followup", session.closed ? t("followup_closed_sent") : t("followup_sent"), { kind: "success" });
+    const said = reported ? "followup_reported" : session.closed ? "followup_closed_sent" : "followup_sent";
+    status("followup", t(said), { kind: "success" });
     // The new message pushed the form down: keep the button and its news in sight.
     $("followup-status").scrollIntoView({ block: "nearest" });
   } catch (error) {

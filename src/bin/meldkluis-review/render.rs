@@ -100,6 +100,7 @@ fn status_word(status: Status, w: &Words) -> &'static str {
 fn kind_word(kind: Option<Kind>, t: &Text) -> &'static str {
     match kind {
         Some(Kind::Report) => t.kind_report,
+        Some(Kind::Question) => t.kind_question,
         Some(Kind::FollowUp) => t.kind_follow_up,
         Some(Kind::Reply) => t.kind_reply,
         Some(Kind::Evaluation) => t.kind_evaluation,
@@ -148,24 +149,30 @@ pub fn case(view: &CaseView, lang: Lang) -> String {
         day.map(|d| fill(t.done_on, &[&w.day(d)]))
             .unwrap_or_default()
     };
-    line(
-        &mut out,
-        t.label_acknowledge_by,
-        &format!(
-            "{}{}",
-            w.day(summary.deadlines.acknowledge_by),
-            done(view.acknowledged)
-        ),
-    );
-    line(
-        &mut out,
-        t.label_feedback_by,
-        &format!(
-            "{}{}",
-            w.day(summary.deadlines.feedback_by),
-            done(view.feedback)
-        ),
-    );
+    if let (Some(asked), false) = (summary.asked, summary.question) {
+        let _ = writeln!(out, "{}", w.began_as_question(asked));
+    }
+    // A question has no statutory terms: the "now" line says so.
+    if !summary.question {
+        line(
+            &mut out,
+            t.label_acknowledge_by,
+            &format!(
+                "{}{}",
+                w.day(summary.deadlines.acknowledge_by),
+                done(view.acknowledged)
+            ),
+        );
+        line(
+            &mut out,
+            t.label_feedback_by,
+            &format!(
+                "{}{}",
+                w.day(summary.deadlines.feedback_by),
+                done(view.feedback)
+            ),
+        );
+    }
     if let Some(closed) = view.closed {
         line(&mut out, t.label_closed, &w.day(closed));
     }
@@ -313,6 +320,14 @@ pub fn stats(figures: &Stats, lang: Lang) -> String {
         let _ = writeln!(out, "  {key:<40} {n:>6}");
     };
     let _ = writeln!(out, "{}", fill(t.stats_cases, &[&figures.cases]));
+    let _ = writeln!(
+        out,
+        "{}",
+        fill(
+            t.stats_questions,
+            &[&figures.questions, &figures.questions_turned_into_reports]
+        )
+    );
     let _ = writeln!(out, "\n{}", t.stats_by_category);
     for (code, n) in &figures.by_category {
         let category = Category::parse(code);

@@ -86,6 +86,7 @@ pub struct Texts {
     pub contact_details: &'static str,
     pub message_heading: &'static str,
     pub kind_report: &'static str,
+    pub kind_question: &'static str,
     pub kind_follow_up: &'static str,
     pub kind_reply: &'static str,
     pub kind_evaluation: &'static str,
@@ -151,6 +152,8 @@ pub struct Texts {
     // stats
     pub stats_heading: &'static str,
     pub stats_cases: &'static str,
+    pub stats_questions: &'static str,
+    pub stats_questions_reported: &'static str,
     pub stats_by_month: &'static str,
     pub stats_by_category: &'static str,
     pub stats_by_status: &'static str,
@@ -184,6 +187,7 @@ impl Texts {
     pub fn kind(&self, kind: Option<Kind>) -> &'static str {
         match kind {
             Some(Kind::Report) => self.kind_report,
+            Some(Kind::Question) => self.kind_question,
             Some(Kind::FollowUp) => self.kind_follow_up,
             Some(Kind::Reply) => self.kind_reply,
             Some(Kind::Evaluation) => self.kind_evaluation,

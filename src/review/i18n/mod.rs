@@ -81,6 +81,12 @@ pub struct Words {
     pub due_soon: &'static str,
     pub on_time: &'static str,
     pub deadlines_met: &'static str,
+    /// An advice question: no statutory terms (one word or two).
+    pub question: &'static str,
+    /// What that means, for the case view.
+    pub question_no_terms: &'static str,
+    /// A report that began as a question: "{day}" is the question's day.
+    pub began_as_question: &'static str,
     pub closed: &'static str,
     /// "{duty} by {day}" and friends: `{duty}` and `{day}` are replaced.
     pub duty_by: &'static str,
@@ -173,6 +179,7 @@ impl Words {
             Urgency::Overdue { .. } => self.overdue,
             Urgency::Soon { .. } => self.due_soon,
             Urgency::Pending { .. } => self.on_time,
+            Urgency::Question => self.question,
             Urgency::Done => self.deadlines_met,
             Urgency::Closed => self.closed,
         }
@@ -190,9 +197,15 @@ impl Words {
             Urgency::Soon { duty, by } | Urgency::Pending { duty, by } => {
                 fill(self.duty_by, duty, by)
             }
+            Urgency::Question => self.question_no_terms.into(),
             Urgency::Done => self.deadlines_met.into(),
             Urgency::Closed => self.closed.into(),
         }
+    }
+
+    /// "begon als adviesvraag op 2 december 2026".
+    pub fn began_as_question(&self, asked: Day) -> String {
+        self.began_as_question.replace("{day}", &self.day(asked))
     }
 
     pub fn author(&self, author: &AuthorView) -> String {

@@ -46,6 +46,7 @@ pub static TEXT: Text = Text {
     message_heading: "── Message {0} · {1} · {2} · {3}{4} ──",
     message_new: " · unread",
     kind_report: "report",
+    kind_question: "advice question",
     kind_follow_up: "follow-up",
     kind_reply: "reply",
     kind_evaluation: "evaluation",
@@ -67,7 +68,8 @@ pub static TEXT: Text = Text {
     export_written: "Files written: {0}",
     export_damaged_summary: "Damaged attachments: {0}; the others were exported.",
 
-    stats_cases: "Cases: {0}",
+    stats_cases: "Reports: {0}",
+    stats_questions: "Advice questions (counted apart): {0}; reports that began as a question: {1}",
     stats_by_category: "By category",
     stats_by_month: "By month received",
     stats_by_status: "By status",

@@ -74,6 +74,7 @@ pub struct Text {
     pub message_heading: &'static str,
     pub message_new: &'static str,
     pub kind_report: &'static str,
+    pub kind_question: &'static str,
     pub kind_follow_up: &'static str,
     pub kind_reply: &'static str,
     pub kind_evaluation: &'static str,
@@ -99,6 +100,8 @@ pub struct Text {
 
     // stats.
     pub stats_cases: &'static str,
+    /// {0} open advice questions, {1} reports that began as one.
+    pub stats_questions: &'static str,
     pub stats_by_category: &'static str,
     pub stats_by_month: &'static str,
     pub stats_by_status: &'static str,

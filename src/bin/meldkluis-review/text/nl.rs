@@ -46,6 +46,7 @@ pub static TEXT: Text = Text {
     message_heading: "── Bericht {0} · {1} · {2} · {3}{4} ──",
     message_new: " · ongelezen",
     kind_report: "melding",
+    kind_question: "adviesvraag",
     kind_follow_up: "aanvulling",
     kind_reply: "antwoord",
     kind_evaluation: "evaluatie",
@@ -67,7 +68,8 @@ pub static TEXT: Text = Text {
     export_written: "Geschreven bestanden: {0}",
     export_damaged_summary: "Beschadigde bijlagen: {0}; de andere zijn geëxporteerd.",
 
-    stats_cases: "Zaken: {0}",
+    stats_cases: "Meldingen: {0}",
+    stats_questions: "Adviesvragen (apart geteld): {0}; meldingen die als vraag begonnen: {1}",
     stats_by_category: "Per categorie",
     stats_by_month: "Per maand van ontvangst",
     stats_by_status: "Per status",
