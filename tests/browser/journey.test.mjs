@@ -125,8 +125,9 @@ const WALKS = [
 /** Where each route's first step leads (the action a melder takes next). */
 const ACTIONS = {
   "route-raba": ["route_raba_action", "https://www.rabarijk.nl/"],
-  "route-advice": ["route_advice_action", "report#advice-question"],
-  "route-coordinator": ["route_advice_action", "report#advice-question"],
+  // The report form preselects an advice question from this query (report.js).
+  "route-advice": ["route_advice_action", "report?question"],
+  "route-coordinator": ["route_advice_action", "report?question"],
   "route-here": ["route_here_action", "report"],
   "route-hvk": ["route_hvk_action", "https://www.huisvoorklokkenluiders.nl/"],
 };
@@ -154,8 +155,15 @@ for (const javaScriptEnabled of [true, false]) {
           const [label, target] = ACTIONS[route];
           const link = await tabTo(page, t[label], { follow: false });
           const expected = target.startsWith("https:") ? target
-            : target.replace("report", ROUTES[lang].report);
+            : target.replace("report", ROUTES[lang].report)
+              .replace("?question", `?${t.route_question_query}`);
           assert.equal(link.href, expected, `${route}: next step`);
+          if (route === "route-advice" && javaScriptEnabled) {
+            // Followed by keyboard, it opens the form with the question chosen.
+            await page.keyboard.press("Enter");
+            await page.waitForURL((url) => url.pathname === ROUTES[lang].report);
+            await page.locator("#kind-question:checked").waitFor();
+          }
         } else {
           // The authority route lists the designated authorities as links.
           assert.equal(await page.locator(".authorities a").count(), 8);
