@@ -17,7 +17,12 @@ use serde_json::json;
 
 fn sync(server: &Server, vault: &mut Vault) -> commands::ImportSummary {
     let answer = server.sync(&commands::outbox(vault).unwrap());
-    assert_eq!(answer.status, 200, "{}", String::from_utf8_lossy(&answer.body));
+    assert_eq!(
+        answer.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
     commands::import(vault, &answer.body).unwrap()
 }
 
@@ -57,11 +62,17 @@ fn a_question_is_answered_without_terms_then_becomes_a_report() {
     assert!(summary.question);
     assert_eq!(summary.asked, Some(today));
     assert_eq!(summary.urgency, Urgency::Question);
-    assert_eq!(summary.subject.raw(), "Mag mijn leidinggevende dit van mij vragen?");
+    assert_eq!(
+        summary.subject.raw(),
+        "Mag mijn leidinggevende dit van mij vragen?"
+    );
     // No statutory terms: not in the open deadlines, not overdue a year on.
     assert!(views::open_deadlines(&vault, today).is_empty());
     let next_year = add_days(today, 400);
-    assert_eq!(views::overview(&vault, next_year)[0].urgency, Urgency::Question);
+    assert_eq!(
+        views::overview(&vault, next_year)[0].urgency,
+        Urgency::Question
+    );
     let view = views::case(&vault, &case, today).unwrap();
     assert_eq!(view.messages[0].kind, Some(Kind::Question));
     let figures = stats::compute(vault.state.cases.values(), next_year);
@@ -71,7 +82,14 @@ fn a_question_is_answered_without_terms_then_becomes_a_report() {
     assert_eq!(nl.urgency_word(&summary.urgency), "adviesvraag");
 
     // The counsellor answers; the melder reads the answer.
-    commands::send(&mut vault, &case, "Nee, dat hoeft u niet te zeggen.", None, today).unwrap();
+    commands::send(
+        &mut vault,
+        &case,
+        "Nee, dat hoeft u niet te zeggen.",
+        None,
+        today,
+    )
+    .unwrap();
     sync(&server, &mut vault);
     let thread = server.post_json("/api/v1/thread", &melder.thread_request());
     let read = melder.read_thread(&thread.json());
@@ -97,22 +115,47 @@ fn a_question_is_answered_without_terms_then_becomes_a_report() {
     assert_eq!(record.category.as_deref(), Some("undesirable-behaviour"));
     let summary = &views::overview(&vault, later)[0];
     assert!(!summary.question);
-    assert!(matches!(summary.urgency, Urgency::Pending { .. } | Urgency::Soon { .. }));
-    assert_eq!(summary.subject.raw(), "Ik meld het nu: het gebeurt elke week.");
+    assert!(matches!(
+        summary.urgency,
+        Urgency::Pending { .. } | Urgency::Soon { .. }
+    ));
+    assert_eq!(
+        summary.subject.raw(),
+        "Ik meld het nu: het gebeurt elke week."
+    );
     assert_eq!(views::open_deadlines(&vault, later).len(), 1);
     let view = views::case(&vault, &case, later).unwrap();
     let kinds: Vec<Option<Kind>> = view.messages.iter().map(|m| m.kind).collect();
     assert_eq!(
         kinds,
-        [Some(Kind::Question), Some(Kind::Reply), Some(Kind::Question), Some(Kind::Report)]
+        [
+            Some(Kind::Question),
+            Some(Kind::Reply),
+            Some(Kind::Question),
+            Some(Kind::Report)
+        ]
     );
-    assert!(view.messages.iter().all(|m| matches!(m.content, Content::Readable(_))));
+    assert!(
+        view.messages
+            .iter()
+            .all(|m| matches!(m.content, Content::Readable(_)))
+    );
     assert_eq!(view.messages[3].author, AuthorView::Melder);
     let figures = stats::compute(vault.state.cases.values(), later);
-    assert_eq!((figures.cases, figures.questions, figures.questions_turned_into_reports), (1, 0, 1));
+    assert_eq!(
+        (
+            figures.cases,
+            figures.questions,
+            figures.questions_turned_into_reports
+        ),
+        (1, 0, 1)
+    );
     let csv = figures.csv();
     assert!(csv.contains("total,advice_questions,0\n"), "{csv}");
-    assert!(csv.contains("total,reports_that_began_as_questions,1\n"), "{csv}");
+    assert!(
+        csv.contains("total,reports_that_began_as_questions,1\n"),
+        "{csv}"
+    );
 
     // From now on the statutory terms run: the next message acknowledges.
     commands::send(&mut vault, &case, "Ontvangen.", None, later).unwrap();
@@ -137,7 +180,12 @@ fn a_report_sent_again_in_a_report_thread_changes_nothing() {
 
     // A modified page sends a second report and a question into the thread:
     // both are shown as the melder's messages; the case and its terms stay.
-    post_in_thread(&server, &melder, &melder.report_envelope("Tweede.", &["vp-a"]), &vault);
+    post_in_thread(
+        &server,
+        &melder,
+        &melder.report_envelope("Tweede.", &["vp-a"]),
+        &vault,
+    );
     post_in_thread(&server, &melder, &question(&melder, "Vraag?"), &vault);
     sync(&server, &mut vault);
     let after = &vault.state.cases[&case];

@@ -346,9 +346,15 @@ pub fn case(vault: &Vault, id: &CaseId, today: Day) -> Result<CaseView, ReviewEr
 }
 
 fn kind_of(text: &str) -> Option<Kind> {
-    [Kind::Report, Kind::Question, Kind::FollowUp, Kind::Reply, Kind::Evaluation]
-        .into_iter()
-        .find(|k| k.as_str() == text)
+    [
+        Kind::Report,
+        Kind::Question,
+        Kind::FollowUp,
+        Kind::Reply,
+        Kind::Evaluation,
+    ]
+    .into_iter()
+    .find(|k| k.as_str() == text)
 }
 
 fn readable(vault: &Vault, envelope: Envelope, number: usize) -> Readable {
@@ -391,7 +397,12 @@ pub fn export_name(message_number: usize, name: &str) -> String {
 pub fn open_deadlines(vault: &Vault, today: Day) -> Vec<CaseSummary> {
     overview(vault, today)
         .into_iter()
-        .filter(|c| !matches!(c.urgency, Urgency::Closed | Urgency::Done | Urgency::Question))
+        .filter(|c| {
+            !matches!(
+                c.urgency,
+                Urgency::Closed | Urgency::Done | Urgency::Question
+            )
+        })
         .collect()
 }
 
