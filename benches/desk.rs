@@ -80,7 +80,7 @@ fn inbox(vault: &Vault, n: usize, first_seq: u64) -> Vec<u8> {
     Inbox::seal_to(
         Vec::new(),
         "vp-bench",
-        1,
+        0,
         &[],
         &entries,
         &vault.recipient(),

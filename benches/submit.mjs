@@ -29,7 +29,12 @@ await writeFile(file, randomBytes(SIZE));
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-/** One submit in `page` (playwright or puppeteer, same calls); resolves to milliseconds. */
+/**
+ * One submit in `page` (playwright or puppeteer, same calls); resolves to
+ * { ms, powMs }: the whole wait, and the part of it spent on the server's
+ * proof of work (docs/api.md), from each challenge's arrival to the request
+ * that carries its solution.
+ */
 async function submitOnce(page, upload) {
   await page.goto(`${server.url}/melden`);
   await page.waitForSelector(`#counsellor-${counsellor.id}`);
@@ -37,12 +42,26 @@ async function submitOnce(page, upload) {
   await page.focus("#text");
   await page.keyboard.type("Meting: melding met een bijlage van 5 MiB.");
   await upload();
+  let challengeAt = null;
+  let powMs = 0;
+  const onResponse = (r) => { if (new URL(r.url()).pathname === "/api/v1/pow") challengeAt = Date.now(); };
+  const onRequest = (r) => {
+    if (challengeAt !== null && r.headers()["meldkluis-pow"]) {
+      powMs += Date.now() - challengeAt;
+      challengeAt = null;
+    }
+  };
+  page.on("response", onResponse);
+  page.on("request", onRequest);
   const started = Date.now();
   await page.click("#submit");
   await page.waitForFunction(() => !document.querySelector("#done").hidden, ...(page.context
     ? [null, { timeout: 300_000, polling: 20 }] // playwright: (fn, arg, options)
     : [{ timeout: 300_000, polling: 20 }])); // puppeteer: (fn, options)
-  return Date.now() - started;
+  const ms = Date.now() - started;
+  page.off("response", onResponse);
+  page.off("request", onRequest);
+  return { ms, powMs };
 }
 
 const results = [];
@@ -74,9 +93,11 @@ try {
   await work.remove();
 }
 
-const base = median(results[0][1]);
+const base = median(results[0][1].map((t) => t.ms));
 console.log(`submit of a report with a ${SIZE / 1024 / 1024} MiB attachment, click to code (${ROUNDS} rounds each):`);
 for (const [name, times] of results) {
-  const m = median(times);
-  console.log(`  ${name.padEnd(24)} median ${(m / 1000).toFixed(2)} s  (${times.map((t) => (t / 1000).toFixed(2)).join(", ")} s)  ${(m / base).toFixed(2)}× Chromium`);
+  const m = median(times.map((t) => t.ms));
+  const pow = median(times.map((t) => t.powMs));
+  console.log(`  ${name.padEnd(24)} median ${(m / 1000).toFixed(2)} s  (${times.map((t) => (t.ms / 1000).toFixed(2)).join(", ")} s)  ${(m / base).toFixed(2)}× Chromium;`
+    + `  proof of work: median ${(pow / 1000).toFixed(2)} s (${times.map((t) => (t.powMs / 1000).toFixed(2)).join(", ")} s)`);
 }

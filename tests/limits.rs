@@ -265,8 +265,11 @@ fn a_sync_with_100000_waiting_messages_keeps_memory_bounded() {
         peak as f64 / 1024.0
     );
     assert!(summary.new_messages > 1000 && summary.new_messages < count);
+    // Bounded by one inbox, not by what waits: the message files an inbox
+    // holds in memory (60 MiB, courier.rs) and their copy on the way out;
+    // the same for a million waiting.
     assert!(
-        growth_mib < waiting_mib / 2.0,
+        growth_mib < 2.0 * 64.0,
         "memory grew {growth_mib:.0} MiB for {waiting_mib:.0} MiB waiting"
     );
     // What waits comes with the next syncs: the numbers go on after the

@@ -8,8 +8,6 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use common::{Melder, Server, make_vault, seal_attachment};
 use meldkluis::format::envelope::Attachment;
 use serde_json::json;
@@ -127,10 +125,12 @@ fn no_file_time_under_the_data_directory_dates_a_submission() {
         .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
         .collect();
     assert!(names.iter().any(|n| n == "meldkluis.sqlite"), "{names:?}");
+    assert!(names.iter().any(|n| n == "inbox-signing.key"), "{names:?}");
     assert_eq!(
         names.len(),
-        4,
-        "the directory and the database's three files, nothing per upload: {names:?}"
+        5,
+        "the directory, the database's three files and the inbox key (made at \
+         first start), nothing per upload: {names:?}"
     );
     println!("{}", seen.join("\n"));
 }
@@ -151,6 +151,34 @@ fn tau<T: Ord>(values: &[T]) -> f64 {
         }
     }
     (concordant - discordant) as f64 / ((n * (n - 1) / 2) as f64)
+}
+
+/// Rows as (arrival index, an ordering key), as `check` takes them.
+type Order = Vec<(usize, Vec<u8>)>;
+
+/// Where in `file` each of `pieces` lies: the offset of its middle, found
+/// by indexing every 8-byte window of up to 4 KiB from the middle of each
+/// piece and scanning the file in 8-byte steps (so the 4-byte header of an
+/// overflow page cannot hide a piece).
+fn places_in_file(file: &[u8], pieces: &[&[u8]]) -> Vec<Option<usize>> {
+    let mut windows = std::collections::HashMap::new();
+    for (i, piece) in pieces.iter().enumerate() {
+        let middle = piece.len() / 2;
+        for k in middle..(middle + 4096).min(piece.len() - 8) {
+            windows.insert(
+                u64::from_le_bytes(piece[k..k + 8].try_into().unwrap()),
+                (i, k - middle),
+            );
+        }
+    }
+    let mut places = vec![None; pieces.len()];
+    for at in (0..file.len().saturating_sub(8)).step_by(8) {
+        let window = u64::from_le_bytes(file[at..at + 8].try_into().unwrap());
+        if let Some(&(i, past_middle)) = windows.get(&window) {
+            places[i].get_or_insert(at - past_middle);
+        }
+    }
+    places
 }
 
 /// Forty reports with attachments, in a known order. Then no stored order
@@ -318,11 +346,80 @@ fn no_column_or_row_order_follows_arrival_within_a_day() {
             .map(|(i, seq)| (*i, (*seq as u64).to_be_bytes().to_vec()))
             .collect(),
     );
+    // Where each message's body and each attachment's bytes lie in a file:
+    // the live database, and a backup made by `meldkluis backup`.
+    let backup_dir = tempfile::tempdir().unwrap();
+    let backup = backup_dir.path().join("backup.sqlite");
+    let made = std::process::Command::new(env!("CARGO_BIN_EXE_meldkluis"))
+        .args(["backup", backup.to_str().unwrap(), "--data"])
+        .arg(server.data_dir())
+        .env_remove("MELDKLUIS_CONFIG")
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+    let placed = |file: &Path| -> Vec<(&'static str, Order)> {
+        let db = rusqlite::Connection::open(file).unwrap();
+        let rows = |sql: &str| -> Vec<(usize, Vec<u8>)> {
+            db.prepare(sql)
+                .unwrap()
+                .query_map([], |r| {
+                    Ok((case_arrival(&r.get::<_, Vec<u8>>(0)?), r.get(1)?))
+                })
+                .unwrap()
+                .map(Result::unwrap)
+                .collect()
+        };
+        let bodies = rows("SELECT case_id, body FROM messages");
+        let chunks = rows(
+            "SELECT m.case_id, c.data FROM upload_chunks c
+               JOIN uploads u ON u.id = c.upload_id JOIN messages m ON m.id = u.message_id
+              WHERE c.start = 0",
+        );
+        assert_eq!((bodies.len(), chunks.len()), (count, count));
+        let bytes = std::fs::read(file).unwrap();
+        [("messages.body", bodies), ("upload_chunks.data", chunks)]
+            .into_iter()
+            .map(|(what, pieces)| {
+                let places =
+                    places_in_file(&bytes, &pieces.iter().map(|p| &p.1[..]).collect::<Vec<_>>());
+                let order = pieces
+                    .iter()
+                    .zip(places)
+                    .map(|((i, _), at)| {
+                        (
+                            *i,
+                            (at.expect("found in the file") as u64)
+                                .to_be_bytes()
+                                .to_vec(),
+                        )
+                    })
+                    .collect();
+                (what, order)
+            })
+            .collect()
+    };
+    // The live file: every commit appends its overflow pages where the file
+    // ends (or in freed pages), so the place follows arrival (tau 1.00).
+    // Known and open (protocol.md §7a): printed, not held.
+    let mut live = Vec::new();
+    for (what, order) in placed(&server.data_dir().join("meldkluis.sqlite")) {
+        let mut sorted = order;
+        sorted.sort_by(|a, b| a.1.cmp(&b.1));
+        let arrival_in_order: Vec<usize> = sorted.iter().map(|(i, _)| *i).collect();
+        live.push(format!(
+            "{what}, place in the live file (known, open): tau {:+.2}",
+            tau(&arrival_in_order)
+        ));
+    }
+    // A backup is written anew in key order: there it must not follow.
+    for (what, order) in placed(&backup) {
+        check(&format!("{what}, place in a backup"), order);
+    }
+    report.extend(live);
     println!("{}", report.join("\n"));
     // A second sync brings nothing again.
     let outbox = meldkluis::review::commands::outbox(&mut vault).unwrap();
     let answer = server.sync(&outbox);
     let summary = meldkluis::review::commands::import(&mut vault, &answer.body).unwrap();
     assert_eq!(summary.new_messages, 0);
-    let _ = STANDARD.encode([]);
 }

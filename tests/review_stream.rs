@@ -173,7 +173,7 @@ impl Server {
         Inbox::seal_to(
             out,
             "vp-jansen",
-            1,
+            0,
             &[],
             &self.entries,
             &vault.recipient(),

@@ -24,6 +24,8 @@ missing=()
 [ -x /usr/bin/firefox-esr ] || missing+=(firefox-esr)
 command -v age >/dev/null && command -v age-keygen >/dev/null || missing+=(age)
 for tool in jq curl openssl; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+# ImageMagick puts the engines' screenshots side by side (tests/browser/engines.test.mjs).
+{ [ -x /usr/bin/convert ] && command -v identify >/dev/null; } || missing+=(imagemagick)
 if [ "${#missing[@]}" -gt 0 ]; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -q
@@ -91,11 +93,19 @@ fi
 bash tests/deploy-check.sh
 
 step "browser tests (headless Chromium; audit.test.mjs in Firefox ESR too)"
-mapfile -t chromium_tests < <(ls tests/browser/*.test.mjs | grep -v -e '/firefox\.test\.mjs$' -e '/sessionstore\.test\.mjs$')
+mapfile -t chromium_tests < <(ls tests/browser/*.test.mjs | grep -v -e '/firefox\.test\.mjs$' -e '/sessionstore\.test\.mjs$' -e '/engines\.test\.mjs$')
 node --test --test-concurrency=1 "${chromium_tests[@]}"
 
 step "Firefox ESR (Tor Browser's engine): defaults and \"Safer\", and no traces in its session store"
 node --test --test-concurrency=1 tests/browser/firefox.test.mjs tests/browser/sessionstore.test.mjs
+
+step "the main states in Chromium and Firefox ESR side by side (tests/browser/out/engines/)"
+# Three short journeys and eleven pictures: about 3 minutes on 2 loaded cores.
+node --test tests/browser/engines.test.mjs
+
+step "the proof-of-work benchmark still runs (one solve per engine and phase; ~2 min)"
+# The figures in docs/performance.md come from a full run: node benches/pow.mjs
+MELDKLUIS_BENCH_ROUNDS=1 MELDKLUIS_BENCH_LOAD_FACTOR=2 node benches/pow.mjs
 
 end_step
 printf '\n==> time per step\n'

@@ -336,6 +336,28 @@ fn check_config(file: Option<&Path>, flags: Overrides) -> ExitCode {
             .collect();
         println!("  {:<20} {id}: {}", "organisation", set.join(", "));
     }
+    // What counsellors compare when their laptop first pins this server.
+    let key_file = config
+        .data_dir
+        .join(meldkluis::server::inbox_key::FILE_NAME);
+    let key_problem = match meldkluis::server::inbox_key::read(&key_file) {
+        Err(e) => Some(e.to_string()),
+        Ok(_) => None,
+    };
+    match meldkluis::server::inbox_key::read(&key_file) {
+        Ok(Some(key)) => println!(
+            "  {:<20} {} ({})",
+            "inbox_key",
+            meldkluis::server::inbox_key::fingerprint(&key.verifying_key().to_bytes()),
+            key_file.display()
+        ),
+        Ok(None) => println!(
+            "  {:<20} (made at first start in {})",
+            "inbox_key",
+            key_file.display()
+        ),
+        Err(_) => println!("  {:<20} (see the problem below)", "inbox_key"),
+    }
     let warnings: Vec<&String> = loaded
         .warnings
         .iter()
@@ -350,6 +372,7 @@ fn check_config(file: Option<&Path>, flags: Overrides) -> ExitCode {
         .iter()
         .filter(|f| f.severity == Severity::Problem)
         .map(|f| &f.message)
+        .chain(key_problem.as_ref())
         .collect();
     if !problems.is_empty() || !warnings.is_empty() {
         println!();

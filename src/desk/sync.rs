@@ -195,9 +195,15 @@ pub fn import(
                 total.attachments += summary.attachments;
                 total.damaged_attachments += summary.damaged_attachments;
                 total.unreadable += summary.unreadable;
+                total.server_key_pinned = total.server_key_pinned.or(summary.server_key_pinned);
             }
-            // Another counsellor's inbox on a shared stick is not an error.
-            Err(crate::review::ReviewError::NotMyInbox(_)) => {}
+            // Another counsellor's inbox on a shared stick is not an error,
+            // nor is last week's inbox still on it: it answers an older
+            // sync than one already read, so it is left alone unread.
+            Err(crate::review::ReviewError::NotMyInbox(_))
+            | Err(crate::review::ReviewError::InboxMismatch(
+                crate::review::error::InboxMismatch::Older { .. },
+            )) => {}
             Err(e) => errors.push(format!(
                 "{}: {}",
                 super::display_path(&path),
@@ -208,14 +214,20 @@ pub fn import(
     if !errors.is_empty() {
         return Err(errors.join("; "));
     }
+    let pinned = total
+        .server_key_pinned
+        .as_ref()
+        .map(|fingerprint| format!(" {}", words.server_key_pinned.replace("{0}", fingerprint)))
+        .unwrap_or_default();
     if total.new_cases + total.new_messages + total.confirmed == 0 {
-        return Ok(Some(texts.nothing_new.into()));
+        return Ok(Some(format!("{}{pinned}", texts.nothing_new)));
     }
-    Ok(Some(
+    Ok(Some(format!(
+        "{}{pinned}",
         texts
             .import_result
             .replace("{cases}", &total.new_cases.to_string())
             .replace("{messages}", &total.new_messages.to_string())
             .replace("{confirmed}", &total.confirmed.to_string()),
-    ))
+    )))
 }

@@ -42,6 +42,10 @@ const BLOCK: usize = 512;
 const SIGNATURE_CONTEXT: &[u8] = b"meldkluis-outbox-v1\n";
 const MANIFEST: &str = "manifest.json";
 const SIGNATURE: &str = "manifest.sig";
+/// What the server signs an inbox manifest under (protocol.md §6).
+const INBOX_SIGNATURE_CONTEXT: &[u8] = b"meldkluis-inbox-v1\n";
+/// The largest `manifest.sig` of an inbox: two lines of base64.
+const MAX_INBOX_SIGNATURE_BYTES: u64 = 256;
 
 /// Why a bundle was refused. Nothing is applied from a refused bundle.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -413,6 +417,32 @@ impl Inbox {
         recipient: &age::x25519::Recipient,
         open_attachment: &mut OpenAttachment<'_>,
     ) -> io::Result<W> {
+        Self::seal_signed_to(
+            out,
+            None,
+            counsellor,
+            answers_counter,
+            applied,
+            entries,
+            recipient,
+            open_attachment,
+        )
+    }
+
+    /// [`Inbox::seal_to`], with the manifest signed by the server's inbox
+    /// key when `signer` is given: `manifest.sig` then comes first, holding
+    /// the key and the signature (protocol.md §6).
+    #[allow(clippy::too_many_arguments)]
+    pub fn seal_signed_to<W: Write>(
+        out: W,
+        signer: Option<&SigningKey>,
+        counsellor: &str,
+        answers_counter: u64,
+        applied: &[MessageId],
+        entries: &[InboxEntry],
+        recipient: &age::x25519::Recipient,
+        open_attachment: &mut OpenAttachment<'_>,
+    ) -> io::Result<W> {
         // Refuse here what the laptop would refuse, before a byte is written.
         let manifest_bytes = Self::manifest_bytes(counsellor, answers_counter, applied, entries)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
@@ -420,6 +450,16 @@ impl Inbox {
             age::Encryptor::with_recipients(std::iter::once(recipient as &dyn age::Recipient))
                 .map_err(io::Error::other)?;
         let mut tar = TarWriter::new(encryptor.wrap_output(out)?);
+        if let Some(key) = signer {
+            let mut signed = INBOX_SIGNATURE_CONTEXT.to_vec();
+            signed.extend_from_slice(&manifest_bytes);
+            let text = format!(
+                "{}\n{}\n",
+                STANDARD.encode(key.verifying_key().to_bytes()),
+                STANDARD.encode(key.sign(&signed).to_bytes())
+            );
+            tar.entry(SIGNATURE, &mut text.as_bytes(), text.len() as u64)?;
+        }
         tar.entry(
             MANIFEST,
             &mut &manifest_bytes[..],
@@ -665,6 +705,7 @@ enum Expected {
 pub struct InboxReader<R> {
     tar: TarStream<R>,
     manifest: InboxManifest,
+    signer: Option<VerifyingKey>,
     plan: std::vec::IntoIter<Expected>,
     done: bool,
 }
@@ -673,9 +714,19 @@ impl<R: Read> InboxReader<R> {
     /// Starts reading a decrypted inbox tar: reads and checks the manifest.
     pub fn new(tar: R) -> Result<Self, BundleError> {
         let mut tar = TarStream::new(tar);
-        let (name, size) = tar
+        let (mut name, mut size) = tar
             .next_header()?
             .ok_or_else(|| malformed("manifest.json is missing"))?;
+        let mut signature = None;
+        if name == SIGNATURE {
+            if size > MAX_INBOX_SIGNATURE_BYTES {
+                return Err(malformed("manifest.sig is too large"));
+            }
+            signature = Some(parse_inbox_signature(&tar.read_entry(size, SIGNATURE)?)?);
+            (name, size) = tar
+                .next_header()?
+                .ok_or_else(|| malformed("manifest.json is missing"))?;
+        }
         if name != MANIFEST {
             return Err(malformed(format!(
                 "the archive must start with manifest.json, not {name:?}"
@@ -693,9 +744,20 @@ impl<R: Read> InboxReader<R> {
             plan.push(Expected::Item(i));
             plan.extend((0..item.attachments.len()).map(|j| Expected::Attachment(i, j)));
         }
+        let signer = match signature {
+            None => None,
+            Some((key, signature)) => {
+                let mut signed = INBOX_SIGNATURE_CONTEXT.to_vec();
+                signed.extend_from_slice(&bytes);
+                key.verify_strict(&signed, &signature)
+                    .map_err(|_| malformed("manifest.sig does not sign this manifest"))?;
+                Some(key)
+            }
+        };
         Ok(InboxReader {
             tar,
             manifest,
+            signer,
             plan: plan.into_iter(),
             done: false,
         })
@@ -703,6 +765,13 @@ impl<R: Read> InboxReader<R> {
 
     pub fn manifest(&self) -> &InboxManifest {
         &self.manifest
+    }
+
+    /// The server key whose signature over the manifest was checked; `None`
+    /// for an unsigned inbox (a server from before signing). Whether it is
+    /// the server this laptop knows is the caller's to check.
+    pub fn signer(&self) -> Option<&VerifyingKey> {
+        self.signer.as_ref()
     }
 
     /// The next part in manifest order, or `None` once the whole archive,
@@ -2059,4 +2128,29 @@ mod tests {
             assert!(matches!(err, BundleError::Malformed(_)), "{err}");
         }
     }
+}
+
+/// `manifest.sig` of an inbox: the server's Ed25519 key and its signature,
+/// each a line of standard base64.
+fn parse_inbox_signature(bytes: &[u8]) -> Result<(VerifyingKey, Signature), BundleError> {
+    let text = std::str::from_utf8(bytes).map_err(|_| malformed("manifest.sig is not text"))?;
+    let mut lines = text.lines();
+    let (Some(key), Some(signature), None) = (lines.next(), lines.next(), lines.next()) else {
+        return Err(malformed(
+            "manifest.sig must be two lines: key and signature",
+        ));
+    };
+    let key: [u8; 32] = STANDARD
+        .decode(key.trim())
+        .ok()
+        .and_then(|k| k.try_into().ok())
+        .ok_or_else(|| malformed("manifest.sig: the key is not base64 of 32 bytes"))?;
+    let key = VerifyingKey::from_bytes(&key)
+        .map_err(|_| malformed("manifest.sig: the key is not an Ed25519 key"))?;
+    let signature: [u8; 64] = STANDARD
+        .decode(signature.trim())
+        .ok()
+        .and_then(|s| s.try_into().ok())
+        .ok_or_else(|| malformed("manifest.sig: the signature is not base64 of 64 bytes"))?;
+    Ok((key, Signature::from_bytes(&signature)))
 }

@@ -193,15 +193,32 @@ impl Card {
             .chain_update(self.signing_key.as_bytes())
             .chain_update(b"\n")
             .finalize();
-        digest[..30]
-            .chunks(5)
-            .map(|chunk| {
-                let value = chunk.iter().fold(0u64, |v, b| (v << 8) | u64::from(*b));
-                format!("{:05}", value % 100_000)
-            })
-            .collect::<Vec<_>>()
-            .join(" ")
+        digit_groups(&digest)
     }
+}
+
+/// Six groups of five digits from a SHA-256 digest: what people read aloud
+/// to compare a key (cards, and the server's inbox key, protocol.md §5–6).
+pub fn digit_groups(digest: &[u8]) -> String {
+    digest[..30]
+        .chunks(5)
+        .map(|chunk| {
+            let value = chunk.iter().fold(0u64, |v, b| (v << 8) | u64::from(*b));
+            format!("{:05}", value % 100_000)
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The fingerprint of the server's inbox-signing key (protocol.md §6):
+/// SHA-256 over "meldkluis-server-key-v1\n" and the 32 key bytes.
+pub fn server_key_fingerprint(public: &[u8; 32]) -> String {
+    digit_groups(
+        &Sha256::new()
+            .chain_update(b"meldkluis-server-key-v1\n")
+            .chain_update(public)
+            .finalize(),
+    )
 }
 
 #[cfg(test)]

@@ -22,6 +22,10 @@ pub enum ReviewError {
     /// An inbox made for someone else.
     #[error("this inbox is for counsellor {0:?}, not for this vault")]
     NotMyInbox(String),
+    /// An inbox that does not fit what this vault sent and read: a replayed,
+    /// forged or damaged answer. Nothing is changed.
+    #[error("this inbox does not fit this vault ({0}); nothing was changed")]
+    InboxMismatch(#[from] InboxMismatch),
     /// No case matches.
     #[error("no case starts with {0:?}; `list` shows the cases")]
     NoSuchCase(String),
@@ -57,3 +61,50 @@ impl ReviewError {
         move |source| ReviewError::Io { path, source }
     }
 }
+
+/// How an inbox fails to fit the vault (protocol.md §6, "What the laptop
+/// checks").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InboxMismatch {
+    /// It answers an outbox this vault never made.
+    AnswersUnmade { answers: u64, made: u64 },
+    /// It answers an older outbox than an inbox already read.
+    Older { answers: u64, read: u64 },
+    /// Its messages are not in the server's order.
+    OutOfOrder { after: u64, found: u64 },
+    /// It says the server holds a message this vault never sent.
+    UnknownApplied(String),
+    /// It is not signed, but this vault knows the server's key.
+    Unsigned,
+    /// It is signed by another key than the server's this vault knows
+    /// (both fingerprints).
+    OtherServerKey { known: String, found: String },
+}
+
+impl std::fmt::Display for InboxMismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            InboxMismatch::AnswersUnmade { answers, made } => write!(
+                f,
+                "it answers outbox {answers}, but the last outbox made is {made}"
+            ),
+            InboxMismatch::Older { answers, read } => write!(
+                f,
+                "it answers outbox {answers}, older than outbox {read} whose inbox was read"
+            ),
+            InboxMismatch::OutOfOrder { after, found } => {
+                write!(f, "message {found} comes after message {after}")
+            }
+            InboxMismatch::UnknownApplied(id) => {
+                write!(f, "it confirms message {id}, which this vault never sent")
+            }
+            InboxMismatch::Unsigned => write!(f, "it is not signed by the server"),
+            InboxMismatch::OtherServerKey { known, found } => write!(
+                f,
+                "it is signed by key {found}, not by the server's key {known}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for InboxMismatch {}

@@ -9,11 +9,12 @@ use std::collections::BTreeMap;
 use std::io::Read;
 
 use crate::format::agefile::attachment_padded_length;
-use crate::format::bundle::{Inbox, InboxItem, InboxPart};
+use crate::format::bundle::{Inbox, InboxItem, InboxManifest, InboxPart};
+use crate::format::card::server_key_fingerprint;
 use crate::format::envelope::{Envelope, Kind, StreamedFile};
 use crate::format::ids::{MessageId, UploadId};
 
-use super::error::ReviewError;
+use super::error::{InboxMismatch, ReviewError};
 use super::vault::{CaseRecord, MessageRecord, StoredAttachment, Vault};
 
 /// How much of a report's text the vault keeps as the case's subject.
@@ -35,6 +36,10 @@ pub struct ImportSummary {
     /// message names (another file, another length) or that the inbox
     /// lacks: `export` will refuse them.
     pub damaged_attachments: usize,
+    /// The fingerprint of the server's inbox key when this import pinned it
+    /// (the first signed inbox): to compare with the operator's
+    /// `meldkluis check-config`.
+    pub server_key_pinned: Option<String>,
 }
 
 /// Imports an inbox held in memory.
@@ -84,6 +89,9 @@ struct Arrived {
 }
 
 struct ReadInbox {
+    answers: u64,
+    /// The server key to pin: a signed inbox to a vault that knows none.
+    signer: Option<[u8; 32]>,
     arrived: Vec<Arrived>,
     applied: Vec<MessageId>,
     attachments: usize,
@@ -103,6 +111,8 @@ fn read_inbox(
             reader.manifest().counsellor.clone(),
         ));
     }
+    let signer = check_signer(vault, reader.signer())?;
+    check_fits(vault, reader.manifest())?;
     let mut arrived: Vec<Arrived> = Vec::new();
     // The streamed attachments the current message names, still to come.
     let mut named: BTreeMap<UploadId, StreamedFile> = BTreeMap::new();
@@ -172,12 +182,103 @@ fn read_inbox(
         }
     }
     damaged_attachments += named.len();
+    let manifest = reader.into_manifest();
     Ok(ReadInbox {
+        answers: manifest.answers_counter,
+        signer,
         arrived,
-        applied: reader.into_manifest().applied,
+        applied: manifest.applied,
         attachments,
         damaged_attachments,
     })
+}
+
+/// What the laptop checks before anything of an inbox is stored
+/// (protocol.md §6): it answers an outbox this vault made and no older one
+/// than an inbox already read; its messages come in the server's order;
+/// and it confirms only messages this vault sent. The server's signature
+/// (`check_signer`) is what keeps a courier from making an inbox; these
+/// checks keep even a signed one from replaying an old answer or
+/// confirming what was never sent.
+fn check_fits(vault: &Vault, manifest: &InboxManifest) -> Result<(), ReviewError> {
+    let state = &vault.state;
+    let answers = manifest.answers_counter;
+    if answers > state.counter {
+        return Err(InboxMismatch::AnswersUnmade {
+            answers,
+            made: state.counter,
+        }
+        .into());
+    }
+    if answers < state.inbox_answers {
+        return Err(InboxMismatch::Older {
+            answers,
+            read: state.inbox_answers,
+        }
+        .into());
+    }
+    // The server numbers each counsellor's messages as it hands them out,
+    // and an inbox lists them in that order. (It cannot be required that
+    // they follow on from the vault's last number without a gap: a server
+    // upgraded from schema 3 kept its old numbers, shared by all
+    // counsellors. That a message was withheld is for the hash chains of
+    // the authenticity protocol to show.)
+    for pair in manifest.items.windows(2) {
+        if pair[1].seq <= pair[0].seq {
+            return Err(InboxMismatch::OutOfOrder {
+                after: pair[0].seq,
+                found: pair[1].seq,
+            }
+            .into());
+        }
+    }
+    let mine = &vault.card.id;
+    for id in &manifest.applied {
+        let queued = state.pending.iter().any(|p| p.id == *id);
+        let sent = state
+            .cases
+            .values()
+            .flat_map(|case| &case.messages)
+            .any(|m| m.id == *id && m.author == *mine);
+        if !queued && !sent {
+            return Err(InboxMismatch::UnknownApplied(id.to_hex()).into());
+        }
+    }
+    Ok(())
+}
+
+/// The server's signature (protocol.md §6): once this vault knows the
+/// server's key, every inbox must be signed with exactly that key. Returns
+/// the key to pin when this is the first signed inbox. An unsigned inbox
+/// to a vault that knows no key yet comes from a server from before signing
+/// and is read as before.
+fn check_signer(
+    vault: &Vault,
+    signer: Option<&ed25519_dalek::VerifyingKey>,
+) -> Result<Option<[u8; 32]>, ReviewError> {
+    use base64::Engine;
+    let known = vault.state.server_key.as_deref();
+    match (known, signer) {
+        (None, None) => Ok(None),
+        (None, Some(key)) => Ok(Some(key.to_bytes())),
+        (Some(_), None) => Err(InboxMismatch::Unsigned.into()),
+        (Some(known), Some(key)) => {
+            if base64::engine::general_purpose::STANDARD.encode(key.to_bytes()) == known {
+                Ok(None)
+            } else {
+                let known_bytes: [u8; 32] = base64::engine::general_purpose::STANDARD
+                    .decode(known)
+                    .ok()
+                    .and_then(|k| k.try_into().ok())
+                    .unwrap_or_default();
+                Err(InboxMismatch::OtherServerKey {
+                    known: server_key_fingerprint(&known_bytes),
+                    found: server_key_fingerprint(&key.to_bytes()),
+                }
+                .into())
+            }
+        }
+    }
 }
 
 /// Records what arrived in the vault's state, in the server's order, and
@@ -264,6 +365,12 @@ fn apply(vault: &mut Vault, read: ReadInbox) -> Result<ImportSummary, ReviewErro
             seen: false,
         });
         summary.new_messages += 1;
+    }
+    vault.state.inbox_answers = vault.state.inbox_answers.max(read.answers);
+    if let Some(key) = read.signer {
+        use base64::Engine;
+        vault.state.server_key = Some(base64::engine::general_purpose::STANDARD.encode(key));
+        summary.server_key_pinned = Some(server_key_fingerprint(&key));
     }
     let before = vault.state.pending.len();
     vault

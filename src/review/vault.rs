@@ -145,8 +145,17 @@ pub struct Pending {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct State {
+    /// The counter of the last outbox this vault made.
     pub counter: u64,
     pub inbox_ack: u64,
+    /// The highest `answers_counter` of an inbox read: an inbox answering
+    /// an older outbox is a replay (absent in vaults made before it).
+    #[serde(default)]
+    pub inbox_answers: u64,
+    /// The server's inbox-signing key (base64), pinned at the first signed
+    /// inbox; from then on every inbox must be signed with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_key: Option<String>,
     pub cases: BTreeMap<CaseId, CaseRecord>,
     pub pending: Vec<Pending>,
 }

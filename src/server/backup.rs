@@ -1,13 +1,12 @@
 //! `meldkluis backup` and `meldkluis restore`: a consistent copy of the live
-//! database with SQLite's online backup API (the server keeps running), and
+//! database with `VACUUM INTO` (the server keeps running), and
 //! the way back into a data directory, checked and migrated before it
 //! replaces anything.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use rusqlite::backup::{Backup, StepResult};
 use rusqlite::{Connection, OpenFlags};
 
 use super::config::UPLOADS_DIR;
@@ -520,34 +519,40 @@ fn parent_dir(path: &Path) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("."))
 }
 
-/// Copies all of `source` into the (empty) file `target` in one step: one
-/// read transaction, so one consistent snapshot. In WAL mode that holds no
-/// lock the server's writes wait for. Then makes the copy self-contained.
+/// Copies all of `source` into the (empty) file `target` with `VACUUM
+/// INTO`: one read transaction, so one consistent snapshot, which in WAL
+/// mode holds no lock the server's writes wait for. Not the page-by-page
+/// backup API: that keeps every page where it lies, and in the live file
+/// rows (their overflow pages above all) lie in the order they arrived;
+/// `VACUUM INTO` writes every table anew in the order of its key, random
+/// ids (protocol.md §7a, `tests/metadata.rs`). Then makes the copy
+/// self-contained.
 fn copy_database(
     source: &Connection,
     source_path: &Path,
     target: &Path,
 ) -> Result<(), BackupError> {
-    let mut destination = Connection::open(target).map_err(sql(target))?;
-    {
-        let backup = Backup::new(source, &mut destination).map_err(sql(source_path))?;
-        let started = Instant::now();
-        loop {
-            match backup.step(-1).map_err(sql(source_path))? {
-                StepResult::Done => break,
-                StepResult::More => {}
-                StepResult::Busy | StepResult::Locked => {
-                    if started.elapsed() > BUSY_LIMIT {
-                        return Err(BackupError::Busy(BUSY_LIMIT));
-                    }
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-                // A future rusqlite may add results; treat them as "try again".
-                #[allow(unreachable_patterns)]
-                _ => std::thread::sleep(Duration::from_millis(50)),
-            }
+    let target_name = target.to_str().ok_or_else(|| BackupError::Io {
+        path: target.to_path_buf(),
+        source: std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "the path is not valid UTF-8",
+        ),
+    })?;
+    source.busy_timeout(BUSY_LIMIT).map_err(sql(source_path))?;
+    match source.execute("VACUUM INTO ?1", [target_name]) {
+        Ok(_) => {}
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if matches!(
+                e.code,
+                rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+            ) =>
+        {
+            return Err(BackupError::Busy(BUSY_LIMIT));
         }
+        Err(e) => return Err(sql(source_path)(e)),
     }
+    let destination = Connection::open(target).map_err(sql(target))?;
     // The copy carries the source's WAL flag; a backup is one plain file.
     destination
         .execute_batch("PRAGMA journal_mode = DELETE;")

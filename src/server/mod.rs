@@ -8,6 +8,7 @@ pub mod config;
 pub mod demo;
 pub mod error;
 pub mod handlers;
+pub mod inbox_key;
 pub mod pow;
 pub mod read_pool;
 pub mod store;
@@ -39,6 +40,8 @@ pub struct AppState(Arc<Inner>);
 
 pub struct Inner {
     pub store: Store,
+    /// Signs every inbox manifest (inbox_key.rs).
+    pub inbox_key: ed25519_dalek::SigningKey,
     /// Threads for thread look-ups (read_pool.rs).
     reads: read_pool::ReadPool,
     pub uploads: Arc<uploads::Uploads>,
@@ -117,6 +120,8 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
     #[error("cannot start the read threads: {0}")]
     Threads(String),
+    #[error("the inbox-signing key: {0}")]
+    InboxKey(#[from] inbox_key::InboxKeyError),
 }
 
 impl AppState {
@@ -135,8 +140,10 @@ impl AppState {
         })?;
         let store = Store::open(&config.database_path())?;
         let uploads = uploads::Uploads::open(config, &store)?;
+        let inbox_key = inbox_key::load_or_create(&config.data_dir)?;
         Ok(AppState(Arc::new(Inner {
             store,
+            inbox_key,
             reads: read_pool::ReadPool::start(READ_THREADS)
                 .map_err(|e| ServeError::Threads(e.to_string()))?,
             uploads: Arc::new(uploads),

@@ -14,7 +14,9 @@
 //! plus the number of solutions accepted in the last minute over
 //! `SOLUTIONS_PER_STEP`, at most `MAX_FACTOR` times. A flood pays for every
 //! request and makes the next ones dearer; a quiet server asks about
-//! 25,000 hashes on average (under a second in a phone's browser, JIT off).
+//! 25,000 hashes on average: 0.7 s expected in jitless Chromium on a 2-core
+//! VM, 1.3 s with its CPU slowed 4× as a phone stand-in (benches/pow.mjs,
+//! docs/performance.md; no phone measured).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;

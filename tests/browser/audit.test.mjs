@@ -372,11 +372,17 @@ test("Firefox ESR at Safer (no JIT): the bar moves while an attachment is encryp
     const attachment = path.join(work.dir, "bijlage-5mib.bin");
     await writeFile(attachment, randomBytes(5 << 20));
     await (await page.$("#attachments")).uploadFile(attachment);
+    // When the first chunk leaves: it is sent only once it is wholly encrypted,
+    // so what the bar shows before then is encrypting progress alone.
+    let firstChunkAt = null;
+    page.on("request", (r) => {
+      if (firstChunkAt === null && new URL(r.url()).pathname === "/api/v1/uploads/chunk") firstChunkAt = Date.now();
+    });
     await page.evaluate(() => {
       window.__bars = [];
       const sample = () => {
         const bar = document.querySelector("#progress");
-        window.__bars.push({ value: bar.hidden || !bar.hasAttribute("value") ? null : bar.value, status: document.querySelector("#status").textContent, files: document.querySelector("#upload-files")?.textContent ?? "" });
+        window.__bars.push({ at: Date.now(), value: bar.hidden || !bar.hasAttribute("value") ? null : bar.value, status: document.querySelector("#status").textContent, files: document.querySelector("#upload-files")?.textContent ?? "" });
         if (document.querySelector("#done").hidden) setTimeout(sample, 100);
       };
       sample();
@@ -389,6 +395,14 @@ test("Firefox ESR at Safer (no JIT): the bar moves while an attachment is encryp
     const between = values.filter((v) => v > 0 && v < 1);
     assert.ok(between.length >= 4, `the bar took only ${JSON.stringify(values)}`);
     assert.ok(bars.some((b) => b.status.length > 0), "the status line says what happens");
+    // The Done-when of issue 18: the bar moves during encryption, not only during upload.
+    assert.ok(firstChunkAt, "a chunk was sent");
+    const whileEncrypting = bars.filter((b) => b.at < firstChunkAt - 50);
+    const movedEarly = [...new Set(whileEncrypting.map((b) => b.value).filter((v) => v > 0))];
+    assert.ok(movedEarly.length >= 2, `before the first chunk left, the bar showed only ${JSON.stringify(whileEncrypting.map((b) => b.value))}`);
+    assert.ok(whileEncrypting.filter((b) => b.value > 0).every((b) => b.status.startsWith(nl.upload_status_sending)),
+      `while encrypting the page says so: ${JSON.stringify([...new Set(whileEncrypting.map((b) => b.status))])}`);
+    console.log(`# Safer: before the first chunk left, the bar took ${movedEarly.length} values, up to ${Math.max(...movedEarly).toFixed(2)}`);
     // A step that takes long says how far it is, in quarters (not at every chunk).
     const percents = [...new Set(bars.map((b) => /\((\d+) ?%\)/.exec(b.status)?.[1]).filter(Boolean))];
     assert.ok(percents.every((p) => ["25", "50", "75"].includes(p)), `said: ${JSON.stringify(percents)}`);

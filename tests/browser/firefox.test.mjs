@@ -3,16 +3,20 @@
 // preferences (no JIT, no WebAssembly, resistFingerprinting). In each: the
 // round trip (report with an attachment → courier page → reviewer → reply →
 // my report opened with Enter → follow-up → courier → reviewer → closure →
-// evaluation → reviewer), a keyboard
-// journey, and axe-core (WCAG 2.2 AA and best practices) on every page in
-// both languages, including /o/<org>/ and dark mode. Screenshots land in
-// tests/browser/out/firefox-<mode>-*.png beside Chromium's.
+// evaluation → reviewer), streamed attachments whose upload loses a chunk
+// (retried unseen), then the line (the page says so, "Hervatten" resumes
+// from where it stopped) and which the counsellor exports byte for byte, a
+// keyboard journey, and axe-core (WCAG 2.2 AA and best practices) on every page in
+// both languages, including /o/<org>/ and dark mode, and in every state the
+// journeys pass. Screenshots land in tests/browser/out/firefox-<mode>-*.png;
+// engines.test.mjs puts the main states of both engines side by side.
 //
 // Needs the debug binaries: `cargo build --bins`, then
 //   node --test tests/browser/firefox.test.mjs
 
 import assert from "node:assert/strict";
-import { writeFile } from "node:fs/promises";
+import { createHash, randomBytes } from "node:crypto";
+import { readFile, readdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { parseCode } from "../../web/js/protocol.js";
@@ -25,6 +29,9 @@ import { makeCounsellor, scratch, startServer } from "./support/meldkluis.mjs";
 import { ROUTES, messages } from "./support/render.mjs";
 
 const ORG = "mvz";
+const MIB = 1024 * 1024;
+const nl = messages("nl");
+const sha256 = (bytes) => createHash("sha256").update(bytes).digest("hex");
 let work, counsellor, server;
 
 before(async () => {
@@ -52,6 +59,7 @@ async function courier(page, downloads, name) {
   await input.uploadFile(outbox);
   await page.click("#sync");
   await waitVisible(page, "#result");
+  assert.deepEqual(await axe(page), [], `axe, courier page after ${name}`);
   const inbox = await waitForDownload(downloads.dir, new RegExp(`^meldkluis-inbox-${counsellor.id}-\\d+\\.age$`));
   await counsellor.review("import", inbox);
   const { rm } = await import("node:fs/promises");
@@ -95,11 +103,16 @@ for (const mode of MODES) {
       await page.type("#text", reportText);
       await (await page.$("#attachments")).uploadFile(attachment);
       await shot(page, `${mode.name}-report-filled`);
+      // axe in every state the journey passes, not only on the empty pages (below).
+      const found = [];
+      const audit = async (state) => { for (const v of await axe(page)) found.push(`${state}: ${v}`); };
+      await audit("report filled");
       await page.click("#submit");
       await waitVisible(page, "#done", 120_000);
       const code = (await page.$eval("#code", (e) => e.textContent)).trim();
       assert.equal(parseCode(code).length, 24);
       await shot(page, `${mode.name}-report-code`);
+      await audit("code shown");
 
       await courier(page, downloads, `${mode.name}-1`);
       const list = await counsellor.review("list");
@@ -127,11 +140,13 @@ for (const mode of MODES) {
       const langs = await page.$$eval("#messages .message-text", (ps) => ps.map((p) => p.closest("[lang]")?.lang));
       assert.deepEqual(langs, ["nl", "nl"], "the melder's and the counsellor's Dutch texts are marked lang=nl");
       await shot(page, `${mode.name}-thread-reply`);
+      await audit("thread with a reply (en page, nl messages)");
 
       await page.type("#followup-text", followUpText);
       await page.click("#followup-submit");
       await page.waitForFunction(() => document.querySelectorAll("#messages > li").length === 3, { timeout: 120_000 });
       await shot(page, `${mode.name}-thread-followup`);
+      await audit("follow-up sent");
       await courier(page, downloads, `${mode.name}-3`);
       assert.ok((await counsellor.review("show", caseId)).includes(followUpText));
 
@@ -147,15 +162,110 @@ for (const mode of MODES) {
       await page.click("#evaluation-heard-5");
       await page.type("#evaluation-text", improve);
       await shot(page, `${mode.name}-evaluation-filled`);
+      await audit("evaluation filled");
       await page.click("#evaluation-submit");
       await waitVisible(page, "#evaluation-thanks", 120_000);
+      await audit("evaluation sent");
       await courier(page, downloads, `${mode.name}-5`);
       assert.ok((await counsellor.review("show", caseId)).includes(improve), "the counsellor reads the evaluation");
+      assert.deepEqual(found, [], `axe with ${AXE_TAGS.join(", ")} in the journey's states`);
       assertClean(problems);
       await page.close();
     });
 
-    test("keyboard alone: skip link, choose, write, send with Enter; focus always shows", async () => {
+    test("attachments: a chunk lost once is retried unseen; the line down, the page says so; Hervatten resumes; the counsellor exports the very bytes", async () => {
+      const { page, problems } = await openFirefoxPage(browser, server.url);
+      const marker = `BIJ${mode.name}${Date.now().toString(36)}`;
+      const text = `Bestellijsten en notities (${marker}).`;
+      // 9 MiB is three of the server's 4 MiB chunks: one lost once, one lost until the page gives up.
+      const chosen = { [`lijsten-${mode.name}.bin`]: randomBytes(9 * MIB), [`notitie-${mode.name}.txt`]: Buffer.alloc(20 * 1024, `Notitie ${marker}\n`) };
+      const paths = [];
+      for (const [name, bytes] of Object.entries(chosen)) {
+        paths.push(path.join(work.dir, name));
+        await writeFile(paths.at(-1), bytes);
+      }
+      const { chunk_bytes: chunk } = await (await fetch(`${server.url}/api/v1/limits`)).json();
+      assert.equal(chunk, 4 * MIB, "the file sizes above assume 4 MiB chunks");
+
+      // The chunk requests pass a switch, through WebDriver BiDi's network
+      // interception: "once" loses the chunk at 4 MiB a single time, "down"
+      // loses every chunk from 8 MiB on, "pass" lets all through.
+      let line = "once";
+      let lost = 0;
+      const offsets = [];
+      const intercept = (request) => {
+        if (request.isInterceptResolutionHandled()) return;
+        if (new URL(request.url()).pathname === "/api/v1/uploads/chunk") {
+          const offset = Number(request.headers()["upload-offset"]);
+          offsets.push(offset);
+          if ((line === "once" && offset === chunk) || (line === "down" && offset >= 2 * chunk)) {
+            if (line === "once") line = "down";
+            lost += 1;
+            request.abort("connectionreset");
+            return;
+          }
+        }
+        request.continue();
+      };
+      await page.setRequestInterception(true);
+      page.on("request", intercept);
+
+      await page.goto(`${server.url}/melden`);
+      await page.waitForSelector(`#counsellor-${counsellor.id}`);
+      await page.click(`#counsellor-${counsellor.id}`);
+      await page.type("#text", text);
+      await (await page.$("#attachments")).uploadFile(...paths);
+      await page.click("#submit");
+      await waitVisible(page, "#upload-resume", 120_000);
+      assert.equal(await page.$eval("#status", (e) => e.textContent), nl.upload_interrupted);
+      assert.equal(await page.evaluate(() => document.activeElement.id), "upload-resume", "focus on Hervatten");
+      assert.equal(lost, 4, "the single loss, then the first try and two retries");
+      assert.equal(await page.$eval("#text", (e) => e.value), text, "the text stays");
+      const shown = await page.$eval("#upload-files li span", (e) => e.textContent);
+      assert.match(shown, new RegExp(`^lijsten-${mode.name}\\.bin: ([1-9]\\d*) % versleuteld en verstuurd$`), "how far it got stays in sight");
+      assert.deepEqual(await axe(page), [], "axe, upload interrupted");
+      await shot(page, `${mode.name}-upload-interrupted`);
+
+      line = "pass";
+      const before = offsets.length;
+      await page.keyboard.press("Enter"); // on Hervatten
+      await waitVisible(page, "#done", 120_000);
+      assert.equal(offsets[before], 2 * chunk, "resumed from the chunk that did not arrive, not from the start");
+      assert.ok(offsets.every((o) => o % chunk === 0), `whole chunks only: ${offsets}`);
+      assert.ok(await page.$eval("#upload-resume", (e) => e.hidden), "Hervatten is gone");
+      const code = (await page.$eval("#code", (e) => e.textContent)).trim();
+      assert.equal(parseCode(code).length, 24);
+      page.off("request", intercept);
+      await page.setRequestInterception(false);
+
+      // The thread names both files; the counsellor fetches, imports and exports them.
+      await page.goto(`${server.url}/mijn-melding`);
+      await page.type("#code", code);
+      await page.keyboard.press("Enter");
+      await waitVisible(page, "#thread", 120_000);
+      const listed = await page.$$eval("#messages > li:first-child .file-list li", (li) => li.map((e) => e.textContent));
+      assert.deepEqual(listed, [`lijsten-${mode.name}.bin (9 MB)`, `notitie-${mode.name}.txt (20 KB)`]);
+
+      await courier(page, downloads, `${mode.name}-attachments`);
+      let caseId;
+      for (const line of (await counsellor.review("list")).split("\n").filter((l) => /^[0-9a-f]{8}\b/.test(l))) {
+        if ((await counsellor.review("show", line.slice(0, 8))).includes(marker)) caseId = line.slice(0, 8);
+      }
+      assert.ok(caseId, "the report reached the counsellor");
+      const exportDir = path.join(work.dir, `export-${mode.name}`);
+      await counsellor.review("export", caseId, "--to", exportDir);
+      const exported = await readdir(exportDir);
+      assert.equal(exported.length, 2, exported.join(", "));
+      for (const [name, bytes] of Object.entries(chosen)) {
+        const file = exported.find((f) => f.endsWith(name));
+        assert.ok(file, `${name} among ${exported.join(", ")}`);
+        assert.equal(sha256(await readFile(path.join(exportDir, file))), sha256(bytes), `${name}: the very bytes`);
+      }
+      assertClean(problems);
+      await page.close();
+    });
+
+    test("keyboard alone: skip link, choose, write, send with Enter, open the report with the code, follow up, close; focus always shows", async () => {
       const { page, problems } = await openFirefoxPage(browser, server.url, { width: 1280, height: 800 });
       const unseen = [];
       const here = async () => {
@@ -186,6 +296,28 @@ for (const mode of MODES) {
       assert.equal((await focusState(page)).id, "done-heading", "focus moves to the code's heading");
       await tabTo("#copy-code");
       await shot(page, `${mode.name}-keyboard-code`);
+      const code = (await page.$eval("#code", (e) => e.textContent)).trim();
+      await tabTo("#to-thread");
+      await page.keyboard.press("Enter");
+      await page.waitForFunction(() => location.pathname === "/mijn-melding", { timeout: 30_000 });
+      await tabTo("#code");
+      await page.keyboard.type(code);
+      await page.keyboard.press("Enter");
+      await waitVisible(page, "#thread", 120_000);
+      assert.equal(await page.evaluate(() => document.activeElement?.id), "thread-heading", "focus on the thread's heading");
+      await tabTo("#followup-text");
+      await page.keyboard.type("Het gaat om maart.");
+      await tabTo("#followup-submit");
+      await page.keyboard.press("Enter");
+      await page.waitForFunction(() => document.querySelectorAll("#messages > li").length === 2, { timeout: 120_000 });
+      assert.equal(await page.$eval("#followup-status", (e) => e.textContent), nl.followup_sent);
+      assert.equal(await page.evaluate(() => document.activeElement?.id), "followup-submit", "focus stays where the melder was");
+      await here();
+      await tabTo("#close-thread");
+      await page.keyboard.press(" ");
+      await page.waitForFunction(() => document.querySelector("#thread").hidden, { timeout: 10_000 });
+      assert.equal(await page.evaluate(() => document.activeElement?.id), "code");
+      assert.equal(await page.$eval("#code", (e) => e.value), "");
       assert.deepEqual(unseen, [], "focus must always show and stay on screen");
       assertClean(problems);
       await page.close();

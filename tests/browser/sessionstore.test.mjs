@@ -3,7 +3,8 @@
 // seconds and restores it after a crash, so an unsent report would sit on the
 // melder's disk. This test uses a persistent profile in Firefox ESR, types
 // markers into every field that holds report content (report text, contact,
-// counsellor choice, category, the code, a follow-up draft) without sending,
+// counsellor choice, category, the code, a follow-up draft, an evaluation of a
+// closed case: its text and its ratings) without sending,
 // waits until the session store has been written — proven by a control page
 // whose plain textarea's marker must appear in it — then kills the browser
 // and searches every file of the profile, mozLz4 files decompressed, for the
@@ -64,6 +65,7 @@ test("Firefox keeps no report content in its session store or anywhere in the pr
     text: `SPOORTEKST${stamp}`,
     contact: `SPOORCONTACT${stamp}`,
     followup: `SPOORAANVULLING${stamp}`,
+    evaluation: `SPOOREVALUATIE${stamp}`,
     code: null, // set below: the real code, typed on a second "my report" page
   };
   const control = `SPOORCONTROLE${stamp}`;
@@ -88,12 +90,22 @@ test("Firefox keeps no report content in its session store or anywhere in the pr
     await waitVisible(first, "#done", 120_000);
     const code = (await first.$eval("#code", (e) => e.textContent)).trim();
     markers.code = code;
+    // The counsellor closes the case, so the page offers the evaluation form too.
+    await counsellor.sync(server.url, "sessionstore-1");
+    const caseId = (await counsellor.review("list")).split("\n").find((l) => /^[0-9a-f]{8}\b/.test(l))?.slice(0, 8);
+    assert.ok(caseId, "the counsellor has the case");
+    await counsellor.review("close", caseId);
+    await counsellor.sync(server.url, "sessionstore-2");
 
     await first.goto(`${server.url}/mijn-melding`);
     await first.type("#code", code);
     await first.keyboard.press("Enter");
     await waitVisible(first, "#thread", 120_000);
+    await waitVisible(first, "#evaluation", 120_000);
     await first.type("#followup-text", markers.followup);
+    await first.click("#evaluation-process-2");
+    await first.click("#evaluation-heard-1");
+    await first.type("#evaluation-text", markers.evaluation);
 
     // An unsent report: every field filled, nothing sent.
     const { page: report, problems: reportProblems } = await openFirefoxPage(browser, server.url);
@@ -136,6 +148,9 @@ test("Firefox keeps no report content in its session store or anywhere in the pr
       ...markers,
       counsellor: `counsellor-${counsellor.id}`,
       category: "conflict-of-interest",
+      // A stored radio state names the ticked box by its id.
+      ratings: "evaluation-process-2",
+      ratings2: "evaluation-heard-1",
     })) {
       const hits = where(files, marker);
       if (hits.length) found[name] = hits.map((f) => path.relative(profile, f));

@@ -167,6 +167,11 @@ pub enum Command {
         #[arg(long)]
         yes: bool,
     },
+    /// Forget the server's inbox key this vault pinned, after the operator
+    /// says the server has a new one (its old key file was lost); the next
+    /// signed inbox pins the new key. Compare its fingerprint with the
+    /// operator's `meldkluis check-config`.
+    ForgetServerKey,
     /// Write the signed outbox to FILE (also when empty: that is the sync request).
     Outbox { file: PathBuf },
 }

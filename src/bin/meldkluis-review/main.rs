@@ -171,6 +171,30 @@ fn run(cli: Cli, lang: Lang) -> Result<Outcome, CliError> {
             let cases = views::overview(&vault, today);
             print!("{}", render::list(&cases, vault.state.pending.len(), lang));
         }
+        Command::ForgetServerKey => {
+            let mut vault = open_vault(&cli, ask)?;
+            let t = text::of(lang);
+            match vault.state.server_key.take() {
+                None => println!("{}", t.no_server_key),
+                Some(key) => {
+                    vault.save()?;
+                    let bytes: [u8; 32] = base64::Engine::decode(
+                        &base64::engine::general_purpose::STANDARD,
+                        &key,
+                    )
+                    .ok()
+                    .and_then(|k| k.try_into().ok())
+                    .unwrap_or_default();
+                    println!(
+                        "{}",
+                        fill(
+                            t.server_key_forgotten,
+                            &[&meldkluis::format::card::server_key_fingerprint(&bytes)]
+                        )
+                    );
+                }
+            }
+        }
         Command::Deadlines => {
             let vault = open_vault(&cli, ask)?;
             let open = views::open_deadlines(&vault, today);

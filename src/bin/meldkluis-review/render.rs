@@ -307,6 +307,10 @@ pub fn import_summary(summary: &ImportSummary, lang: Lang) -> (String, Option<St
         line.push(' ');
         line.push_str(&fill(t.imported_unreadable, &[&summary.unreadable]));
     }
+    if let Some(fingerprint) = &summary.server_key_pinned {
+        line.push('\n');
+        line.push_str(&lang.words().server_key_pinned.replace("{0}", fingerprint));
+    }
     let warning = (summary.damaged_attachments > 0)
         .then(|| fill(t.imported_damaged, &[&summary.damaged_attachments]));
     (line, warning)

@@ -10,7 +10,7 @@ use crate::format::day::Day;
 
 use super::attachment::Damage;
 use super::deadlines::{Duty, Urgency};
-use super::error::ReviewError;
+use super::error::{InboxMismatch, ReviewError};
 use super::views::{AuthorView, CaseStatus, Category, KnownCategory};
 
 /// The language of everything a front end shows.
@@ -87,6 +87,8 @@ pub struct Words {
     pub question_no_terms: &'static str,
     /// A report that began as a question: "{day}" is the question's day.
     pub began_as_question: &'static str,
+    /// The first signed inbox pinned the server's key: "{0}" its fingerprint.
+    pub server_key_pinned: &'static str,
     pub closed: &'static str,
     /// "{duty} by {day}" and friends: `{duty}` and `{day}` are replaced.
     pub duty_by: &'static str,
@@ -107,6 +109,14 @@ pub struct ErrorWords {
     pub damaged: &'static str,
     pub inbox: &'static str,
     pub not_my_inbox: &'static str,
+    /// "{0}" is one of the four details below.
+    pub inbox_mismatch: &'static str,
+    pub inbox_answers_unmade: &'static str,
+    pub inbox_older: &'static str,
+    pub inbox_out_of_order: &'static str,
+    pub inbox_unknown_applied: &'static str,
+    pub inbox_unsigned: &'static str,
+    pub inbox_other_key: &'static str,
     pub no_such_case: &'static str,
     pub ambiguous_case: &'static str,
     pub no_reply_recipient: &'static str,
@@ -238,6 +248,29 @@ impl Words {
             ReviewError::NotMyInbox(id) => e
                 .not_my_inbox
                 .replace("{0}", &super::untrusted::Untrusted::new(id.clone()).line()),
+            ReviewError::InboxMismatch(why) => {
+                let detail = match why {
+                    InboxMismatch::AnswersUnmade { answers, made } => e
+                        .inbox_answers_unmade
+                        .replace("{0}", &answers.to_string())
+                        .replace("{1}", &made.to_string()),
+                    InboxMismatch::Older { answers, read } => e
+                        .inbox_older
+                        .replace("{0}", &answers.to_string())
+                        .replace("{1}", &read.to_string()),
+                    InboxMismatch::OutOfOrder { after, found } => e
+                        .inbox_out_of_order
+                        .replace("{0}", &found.to_string())
+                        .replace("{1}", &after.to_string()),
+                    InboxMismatch::UnknownApplied(id) => e.inbox_unknown_applied.replace("{0}", id),
+                    InboxMismatch::Unsigned => e.inbox_unsigned.into(),
+                    InboxMismatch::OtherServerKey { known, found } => e
+                        .inbox_other_key
+                        .replace("{0}", found)
+                        .replace("{1}", known),
+                };
+                e.inbox_mismatch.replace("{0}", &detail)
+            }
             ReviewError::NoSuchCase(id) => e.no_such_case.replace("{0}", id),
             ReviewError::AmbiguousCase(id) => e.ambiguous_case.replace("{0}", id),
             ReviewError::NoReplyRecipient(id) => e.no_reply_recipient.replace("{0}", id),

@@ -11,13 +11,14 @@ mkdirSync(outDir, { recursive: true });
 
 export const CHROMIUM = process.env.MELDKLUIS_CHROMIUM ?? "/usr/bin/chromium";
 
-export function launch() {
+/** `args` adds command-line switches, e.g. `--js-flags=--jitless`. */
+export function launch({ args = [] } = {}) {
   return chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
     args: [
       "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-      "--disable-component-update", "--disable-sync", "--no-first-run",
+      "--disable-component-update", "--disable-sync", "--no-first-run", ...args,
     ],
   });
 }

@@ -69,6 +69,8 @@ pub static TEXT: Text = Text {
     export_damaged_summary: "Damaged attachments: {0}; the others were exported.",
 
     stats_cases: "Reports: {0}",
+    no_server_key: "This vault knows no server key yet; there is nothing to forget.",
+    server_key_forgotten: "The server key ({0}) is forgotten. The next signed inbox pins the new key: compare its digits with the operator then.",
     stats_questions: "Advice questions (counted apart): {0}; reports that began as a question: {1}",
     stats_by_category: "By category",
     stats_by_month: "By month received",

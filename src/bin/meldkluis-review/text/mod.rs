@@ -100,6 +100,9 @@ pub struct Text {
 
     // stats.
     pub stats_cases: &'static str,
+    pub no_server_key: &'static str,
+    /// {0}: the fingerprint of the key forgotten.
+    pub server_key_forgotten: &'static str,
     /// {0} open advice questions, {1} reports that began as one.
     pub stats_questions: &'static str,
     pub stats_by_category: &'static str,

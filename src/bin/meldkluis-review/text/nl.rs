@@ -69,6 +69,8 @@ pub static TEXT: Text = Text {
     export_damaged_summary: "Beschadigde bijlagen: {0}; de andere zijn geëxporteerd.",
 
     stats_cases: "Meldingen: {0}",
+    no_server_key: "Deze kluis kent nog geen sleutel van de server; er is niets te vergeten.",
+    server_key_forgotten: "De sleutel van de server ({0}) is vergeten. De volgende ondertekende inbox legt de nieuwe sleutel vast: vergelijk de cijfers dan met de beheerder.",
     stats_questions: "Adviesvragen (apart geteld): {0}; meldingen die als vraag begonnen: {1}",
     stats_by_category: "Per categorie",
     stats_by_month: "Per maand van ontvangst",

@@ -176,8 +176,9 @@ fn write_inbox(state: &AppState, prepared: Prepared, writer: BodyWriter) -> std:
     let mut open = |upload: &UploadId| -> std::io::Result<Box<dyn Read>> {
         Ok(Box::new(state.uploads.open_file(state.clone(), upload)?))
     };
-    let mut writer = Inbox::seal_to(
+    let mut writer = Inbox::seal_signed_to(
         writer,
+        Some(&state.inbox_key),
         &prepared.counsellor,
         prepared.counter,
         &prepared.applied,
