@@ -178,13 +178,11 @@ fn run(cli: Cli, lang: Lang) -> Result<Outcome, CliError> {
                 None => println!("{}", t.no_server_key),
                 Some(key) => {
                     vault.save()?;
-                    let bytes: [u8; 32] = base64::Engine::decode(
-                        &base64::engine::general_purpose::STANDARD,
-                        &key,
-                    )
-                    .ok()
-                    .and_then(|k| k.try_into().ok())
-                    .unwrap_or_default();
+                    let bytes: [u8; 32] =
+                        base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &key)
+                            .ok()
+                            .and_then(|k| k.try_into().ok())
+                            .unwrap_or_default();
                     println!(
                         "{}",
                         fill(
