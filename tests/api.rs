@@ -381,3 +381,13 @@ fn a_bad_card_stops_the_start_and_names_the_file() {
         );
     }
 }
+
+#[test]
+fn healthz_says_ok_and_nothing_else() {
+    let (server, _vault, _dir) = server_with_counsellor();
+    let answer = server.get("/healthz");
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.body, b"ok\n");
+    assert!(answer.header("content-security-policy").is_some());
+    assert_eq!(server.request("POST", "/healthz", None, b"").status, 405);
+}

@@ -116,9 +116,12 @@ review outbox2 outbox outbox2.tar
 courier_sync outbox2.tar inbox2.age
 review import2 import inbox2.age
 # Closed today: a retention of -1 days makes it due, so purge really deletes.
+grep -q "sleutel van de server" out.import || { echo "FAIL: the first signed inbox pinned no server key"; cat out.import; exit 1; }
 review purge purge --retention-days=-1 --yes
 grep -q "1 zaken verwijderd" out.purge || { echo "FAIL: purge removed nothing"; cat out.purge; exit 1; }
 review rotate-keys rotate-keys --card-out keys/vp-jansen.json
+review forget-server-key forget-server-key
+grep -q "vergeten" out.forget-server-key || { echo "FAIL: forget-server-key"; cat out.forget-server-key; exit 1; }
 review outbox3 outbox outbox3.tar
 
 # Every subcommand of --help ran.

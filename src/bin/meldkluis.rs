@@ -104,6 +104,18 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Copy the SQLite store (with its attachments) into an empty
+    /// PostgreSQL database and prove the copy by row counts and hashes.
+    /// Stop the server first. The password comes from database_password
+    /// (MELDKLUIS_DATABASE_PASSWORD_FILE), or the URL.
+    MigrateStore {
+        /// The PostgreSQL database, postgres://user@host:port/database
+        #[arg(long, value_name = "URL")]
+        to: String,
+        /// Directory of the SQLite database [default: from the configuration].
+        #[arg(long, value_name = "DIR")]
+        data: Option<PathBuf>,
+    },
     /// Try Meldkluis locally with a throwaway, INSECURE counsellor key.
     Demo {
         /// Loopback address to listen on.
@@ -184,6 +196,9 @@ fn main() -> ExitCode {
             force,
         } => load(file, data_only(data))
             .and_then(|loaded| run_restore(&loaded.config, &source, force)),
+        Command::MigrateStore { to, data } => {
+            load(file, data_only(data)).and_then(|loaded| migrate_store(&loaded.config, &to))
+        }
         Command::VerifySite { url } => verify_site(&url),
         Command::SiteManifest => server::verify::manifest()
             .map(|text| print!("{text}"))
@@ -201,6 +216,38 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+#[cfg(feature = "postgres")]
+fn migrate_store(config: &Config, to: &str) -> Result<(), String> {
+    use meldkluis::server::store::{migrate, postgres::PostgresStore};
+    let source = config.database_path();
+    if !source.exists() {
+        return Err(format!("there is no database at {}", source.display()));
+    }
+    let password = config.database_password.as_ref().map(|p| p.expose());
+    let shown = config::url_without_password(to);
+    let target = PostgresStore::open(to, password)
+        .map_err(|e| format!("cannot use the PostgreSQL database {shown}: {e}"))?;
+    let copies = migrate::sqlite_to_postgres(&source, &target).map_err(|e| e.to_string())?;
+    println!("Copied {} into {shown}:", source.display());
+    for copy in &copies {
+        println!(
+            "  {:<18} {:>9} row(s)  sha256 {}  (the same on both sides)",
+            copy.table,
+            copy.rows,
+            hex::encode(copy.sha256)
+        );
+    }
+    println!(
+        "Set database_url on every node to use it. The SQLite file stays as it was (a rollback)."
+    );
+    Ok(())
+}
+
+#[cfg(not(feature = "postgres"))]
+fn migrate_store(_config: &Config, _to: &str) -> Result<(), String> {
+    Err("this build of meldkluis has no PostgreSQL support (feature `postgres`)".into())
 }
 
 fn data_only(data: Option<PathBuf>) -> Overrides {
@@ -248,8 +295,11 @@ fn serve(loaded: Loaded) -> Result<(), String> {
             problems.join("\n")
         ));
     }
-    runtime()?.block_on(async {
-        let state = AppState::open(&config).map_err(|e| e.to_string())?;
+    let runtime = runtime()?;
+    // Opened outside the runtime: the store's clients block (PostgreSQL's
+    // runs its own small runtime, which cannot start inside another).
+    let state = AppState::open(&config).map_err(|e| e.to_string())?;
+    runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
@@ -313,6 +363,18 @@ fn check_config(file: Option<&Path>, flags: Overrides) -> ExitCode {
             "upload_quota_bytes" => mib(config.upload_quota_bytes),
             "min_free_bytes" => mib(config.min_free_bytes),
             "pow_max_factor" => format!("{} × the quiet difficulty", config.pow_max_factor),
+            "database_url" => match &config.database_url {
+                Some(url) => config::url_without_password(url.expose()),
+                None => "(not set: SQLite in data_dir)".into(),
+            },
+            "pow_key" => match &config.pow_key {
+                Some(_) => "(set, not shown: the same on every node)".into(),
+                None => "(not set: made at each start)".into(),
+            },
+            "database_password" => match &config.database_password {
+                Some(_) => "(set, not shown)".into(),
+                None => "(not set)".into(),
+            },
             _ => continue,
         };
         println!("  {key:<20} {value}   [{}]", loaded.sources[key]);

@@ -74,6 +74,52 @@ pub struct Config {
     /// What each organisation tells its melders, by organisation id (the
     /// `org` of its cards): `[organisations.<id>]` in the file only.
     pub organisations: BTreeMap<String, Organisation>,
+    /// `postgres://…`: the store is PostgreSQL there, shared by every node
+    /// (docs/postgresql.md); unset: SQLite in `data_dir`.
+    pub database_url: Option<SecretText>,
+    /// The PostgreSQL password, kept out of the URL (usually
+    /// `MELDKLUIS_DATABASE_PASSWORD_FILE`); it replaces one in the URL.
+    pub database_password: Option<SecretText>,
+    /// The proof of work's HMAC key, 64 hex digits, the same on every node
+    /// behind one proxy (usually `MELDKLUIS_POW_KEY_FILE`); unset, each
+    /// process makes its own at start.
+    pub pow_key: Option<SecretText>,
+}
+
+/// A setting that may hold a secret (a password, a URL with one): never
+/// shown by `Debug`, wiped when dropped.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretText(String);
+
+impl SecretText {
+    pub fn new(text: String) -> Self {
+        SecretText(text)
+    }
+
+    /// The text itself, for the one place that needs it (connecting).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The 32 bytes of a checked `pow_key` (64 hex digits).
+    pub fn key_bytes(&self) -> [u8; 32] {
+        let mut key = [0u8; 32];
+        // Checked when the setting was read (`apply`).
+        let _ = hex::decode_to_slice(&self.0, &mut key);
+        key
+    }
+}
+
+impl fmt::Debug for SecretText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl Drop for SecretText {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0);
+    }
 }
 
 /// One organisation's own words for its melders: who is responsible for the
@@ -144,13 +190,16 @@ impl Default for Config {
             min_free_bytes: DEFAULT_MIN_FREE_BYTES,
             pow_max_factor: crate::server::pow::MAX_FACTOR,
             organisations: BTreeMap::new(),
+            database_url: None,
+            database_password: None,
+            pow_key: None,
         }
     }
 }
 
 /// Every setting by its key in the file. Its environment variable is
 /// `MELDKLUIS_` and the key in capitals; `…_FILE` reads the value from a file.
-pub const SETTINGS: [&str; 11] = [
+pub const SETTINGS: [&str; 14] = [
     "listen",
     "data_dir",
     "keys_dir",
@@ -162,6 +211,9 @@ pub const SETTINGS: [&str; 11] = [
     "upload_quota_bytes",
     "min_free_bytes",
     "pow_max_factor",
+    "database_url",
+    "database_password",
+    "pow_key",
 ];
 
 /// Environment names of the first version, still read.
@@ -500,6 +552,31 @@ fn apply(
         }
         "min_free_bytes" => config.min_free_bytes = raw.whole_number("1073741824 (1 GiB)")?,
         "pow_max_factor" => config.pow_max_factor = raw.whole_number("64")?,
+        "database_url" => {
+            let text = raw.text()?;
+            config.database_url = if text.is_empty() {
+                None
+            } else {
+                check_database_url(text)?;
+                Some(SecretText::new(text.to_string()))
+            };
+        }
+        "database_password" => {
+            config.database_password = optional_text(raw)?.map(SecretText::new);
+        }
+        "pow_key" => {
+            let text = raw.text()?;
+            config.pow_key = if text.is_empty() {
+                None
+            } else if text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+                Some(SecretText::new(text.to_ascii_lowercase()))
+            } else {
+                // Never repeated: it is a secret.
+                return Err("expected 64 hexadecimal digits (make one with: \
+                            openssl rand -hex 32)"
+                    .into());
+            };
+        }
         _ => unreachable!("every key in SETTINGS is handled"),
     }
     Ok(())
@@ -703,6 +780,25 @@ fn code_file_name_problem(name: &str) -> Option<String> {
                  the file is: choose a dull name, like notities.txt"
             )
         })
+}
+
+/// A PostgreSQL URL this build can use. The message never repeats the
+/// URL: it may hold a password.
+fn check_database_url(text: &str) -> Result<(), String> {
+    if !(text.starts_with("postgres://") || text.starts_with("postgresql://")) {
+        return Err("expected a PostgreSQL URL starting with postgres:// (like \
+             postgres://meldkluis@db.example/meldkluis); leave it unset for SQLite"
+            .into());
+    }
+    #[cfg(feature = "postgres")]
+    {
+        text.parse::<postgres::Config>().map_err(|_| {
+            "not a valid PostgreSQL URL (postgres://user@host:port/database?options)".to_string()
+        })?;
+        Ok(())
+    }
+    #[cfg(not(feature = "postgres"))]
+    Err("this build of meldkluis has no PostgreSQL support (feature `postgres`)".into())
 }
 
 /// Reads at most `limit` bytes of a text file, or says why not.
@@ -1062,6 +1158,15 @@ impl Config {
         }
         for (id, organisation) in &self.organisations {
             problems.extend(organisation_problems(id, organisation));
+            if organisation.retention_days.is_some() && self.database_url.is_some() {
+                problems.push(ConfigError::Organisation {
+                    id: tidy(id),
+                    problem: "retention_days per organisation works with SQLite only for now; \
+                              with database_url every organisation keeps the server's \
+                              retention_days (leave this one out)"
+                        .into(),
+                });
+            }
         }
         problems
     }
@@ -1223,8 +1328,12 @@ pub fn check(config: &Config, mode: CheckMode) -> (Vec<Finding>, Facts) {
             config.retention_days
         )));
     }
+    findings.extend(database_setting_findings(config));
     if mode.inspect_database {
-        facts.database = describe_database(&config.database_path(), &mut findings);
+        facts.database = match &config.database_url {
+            None => describe_database(&config.database_path(), &mut findings),
+            Some(_) => describe_postgres(config, &mut findings),
+        };
     }
     findings.sort_by_key(|f| f.severity);
     (findings, facts)
@@ -1407,6 +1516,97 @@ fn describe_database(path: &Path, findings: &mut Vec<Finding>) -> Option<String>
             ));
             None
         }
+    }
+}
+
+/// How the PostgreSQL settings are given (no connection needed).
+fn database_setting_findings(config: &Config) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    match &config.database_url {
+        None if config.database_password.is_some() => findings.push(warning(
+            "database_password is set but database_url is not: the store is SQLite and the \
+             password is not used"
+                .into(),
+        )),
+        Some(url) if config.database_password.is_none() && url_has_password(url.expose()) => {
+            findings.push(warning(
+                "database_url holds a password: it shows in the process environment or the \
+                 config file; put it in a file named by MELDKLUIS_DATABASE_PASSWORD_FILE instead"
+                    .into(),
+            ))
+        }
+        _ => {}
+    }
+    findings
+}
+
+/// The URL with any password in it replaced by `***`, to show.
+pub fn url_without_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "(not a URL)".into();
+    };
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let authority = match authority.rsplit_once('@') {
+        Some((user, host)) => match user.split_once(':') {
+            Some((name, _)) => format!("{name}:***@{host}"),
+            None => format!("{user}@{host}"),
+        },
+        None => authority.to_string(),
+    };
+    // Query options may carry a password too (`?password=`).
+    let tail = match tail.split_once('?') {
+        Some((path, _)) => format!("{path}?…"),
+        None => tail.to_string(),
+    };
+    format!("{scheme}://{authority}{tail}")
+}
+
+/// `postgres://user:password@…` (a password in the URL's user part).
+fn url_has_password(url: &str) -> bool {
+    let rest = url.split_once("://").map(|(_, rest)| rest).unwrap_or(url);
+    let authority = rest.split(['/', '?']).next().unwrap_or_default();
+    authority
+        .rsplit_once('@')
+        .is_some_and(|(user, _)| user.contains(':'))
+}
+
+/// Connects to PostgreSQL (creating the schema there if it has none, as the
+/// server would at its start), and warns about server settings that would
+/// log a melder's metadata.
+fn describe_postgres(config: &Config, findings: &mut Vec<Finding>) -> Option<String> {
+    #[cfg(feature = "postgres")]
+    {
+        let url = config.database_url.as_ref()?;
+        let password = config.database_password.as_ref().map(SecretText::expose);
+        let store =
+            match crate::server::store::postgres::PostgresStore::open(url.expose(), password) {
+                Ok(store) => store,
+                Err(e) => {
+                    findings.push(problem(format!(
+                        "database_url: cannot use the PostgreSQL database: {e}"
+                    )));
+                    return None;
+                }
+            };
+        match store.metadata_findings() {
+            Ok(found) => findings.extend(found.into_iter().map(warning)),
+            Err(e) => findings.push(warning(format!(
+                "cannot read PostgreSQL's logging settings: {e}"
+            ))),
+        }
+        Some(format!(
+            "PostgreSQL (schema version {})",
+            crate::server::store::postgres::SCHEMA_VERSION
+        ))
+    }
+    #[cfg(not(feature = "postgres"))]
+    {
+        let _ = config;
+        findings.push(problem(
+            "database_url: this build of meldkluis has no PostgreSQL support".into(),
+        ));
+        None
     }
 }
 
@@ -1767,5 +1967,100 @@ mod tests {
         assert_eq!(edit_distance("listen", "listen"), 0);
         assert_eq!(edit_distance("listn", "listen"), 1);
         assert_eq!(edit_distance("data", "keys"), 4);
+    }
+
+    #[test]
+    fn a_database_url_is_checked_and_its_password_never_shown() {
+        let dir = tempfile::tempdir().unwrap();
+        let password = dir.path().join("db-password");
+        std::fs::write(&password, "geheim-wachtwoord\n").unwrap();
+        let loaded = load(
+            None,
+            &env(&[
+                (
+                    "MELDKLUIS_DATABASE_URL",
+                    "postgres://meldkluis@db.internal:5432/meldkluis",
+                ),
+                (
+                    "MELDKLUIS_DATABASE_PASSWORD_FILE",
+                    password.to_str().unwrap(),
+                ),
+            ]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        let config = &loaded.config;
+        assert_eq!(
+            config.database_password.as_ref().unwrap().expose(),
+            "geheim-wachtwoord"
+        );
+        let shown = format!("{config:?}");
+        assert!(
+            !shown.contains("geheim") && !shown.contains("db.internal"),
+            "{shown}"
+        );
+        assert!(database_setting_findings(config).is_empty());
+
+        // A wrong scheme, or garbage, is refused without repeating the value.
+        for bad in [
+            "mysql://u:hunter2@h/db",
+            "postgres://u:hunter2@h:notaport/db",
+        ] {
+            let problems = load(
+                None,
+                &env(&[("MELDKLUIS_DATABASE_URL", bad)]),
+                &Overrides::default(),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(problems.contains("database_url"), "{problems}");
+            assert!(!problems.contains("hunter2"), "{problems}");
+        }
+        // A password in the URL works, with a warning; shown as ***.
+        let loaded = load_text(
+            "database_url = \"postgres://meldkluis:hunter2@db/meldkluis?sslmode=disable\"",
+            &[],
+        )
+        .unwrap();
+        let findings = database_setting_findings(&loaded.config);
+        assert!(
+            findings[0]
+                .message
+                .contains("MELDKLUIS_DATABASE_PASSWORD_FILE")
+        );
+        assert_eq!(
+            url_without_password(loaded.config.database_url.as_ref().unwrap().expose()),
+            "postgres://meldkluis:***@db/meldkluis?…"
+        );
+        // Empty means SQLite.
+        let loaded = load_text("database_url = \"\"", &[]).unwrap();
+        assert!(loaded.config.database_url.is_none());
+    }
+
+    #[test]
+    fn a_pow_key_is_64_hex_digits_and_never_repeated() {
+        let key = "ab".repeat(32);
+        let loaded = load(
+            None,
+            &env(&[("MELDKLUIS_POW_KEY", &key)]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            loaded.config.pow_key.as_ref().unwrap().key_bytes(),
+            [0xab; 32]
+        );
+        assert!(!format!("{:?}", loaded.config).contains(&key));
+        for bad in ["abc", &"zz".repeat(32), &"ab".repeat(33)] {
+            let problems = load(
+                None,
+                &env(&[("MELDKLUIS_POW_KEY", bad)]),
+                &Overrides::default(),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(problems.contains("pow_key") && problems.contains("64 hexadecimal"));
+            assert!(!problems.contains(bad), "{problems}");
+        }
     }
 }

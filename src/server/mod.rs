@@ -138,7 +138,8 @@ impl AppState {
                 source,
             }
         })?;
-        let store = Store::open(&config.database_path())?;
+        let store = Store::open_configured(config)?;
+        tracing::info!("store: {}", store.backend());
         let uploads = uploads::Uploads::open(config, &store)?;
         let inbox_key = inbox_key::load_or_create(&config.data_dir)?;
         Ok(AppState(Arc::new(Inner {
@@ -147,7 +148,10 @@ impl AppState {
             reads: read_pool::ReadPool::start(READ_THREADS)
                 .map_err(|e| ServeError::Threads(e.to_string()))?,
             uploads: Arc::new(uploads),
-            pow: pow::Pow::with_max_factor(config.pow_max_factor),
+            pow: match &config.pow_key {
+                Some(key) => pow::Pow::with_key(key.key_bytes(), config.pow_max_factor),
+                None => pow::Pow::with_max_factor(config.pow_max_factor),
+            },
             cards: std::sync::RwLock::new(Arc::new(cards)),
             keys_dir: config.keys_dir.clone(),
             site: Site::build()?,
@@ -270,6 +274,16 @@ async fn pow_challenge(
     axum::Json(state.pow.challenge())
 }
 
+/// `GET /healthz`, for a proxy or load balancer in front of several
+/// nodes: 200 `ok` when this node's store answers, 503 when it does not.
+/// It says nothing else: no counts, no versions, no times.
+async fn healthz(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
+    match state.read(|state| state.store.ping()).await {
+        Ok(Ok(())) => (axum::http::StatusCode::OK, "ok\n").into_response(),
+        _ => (axum::http::StatusCode::SERVICE_UNAVAILABLE, "unavailable\n").into_response(),
+    }
+}
+
 async fn method_not_allowed() -> Response {
     AppError::MethodNotAllowed.into_response()
 }
@@ -300,6 +314,7 @@ pub fn app(state: AppState, config: &Config) -> Router {
         .method_not_allowed_fallback(method_not_allowed);
     let router = Router::new()
         .nest("/api/v1", api)
+        .route("/healthz", get(healthz))
         .route(
             "/.well-known/security.txt",
             get(handlers::pages::security_txt),

@@ -99,8 +99,15 @@ impl Pow {
     /// Difficulty rising to at most `max_factor` × quiet (1 to `MAX_FACTOR`;
     /// the setting `pow_max_factor`).
     pub fn with_max_factor(max_factor: u64) -> Self {
+        Self::with_key(rand::random(), max_factor)
+    }
+
+    /// With a given HMAC key: the same on every node behind one proxy
+    /// (the setting `pow_key`), so a challenge from one node verifies on
+    /// another (docs/postgresql.md).
+    pub fn with_key(key: [u8; 32], max_factor: u64) -> Self {
         Pow {
-            key: rand::random(),
+            key,
             max_factor: max_factor.clamp(1, MAX_FACTOR),
             required: std::sync::atomic::AtomicBool::new(true),
             recent: Mutex::new(VecDeque::new()),

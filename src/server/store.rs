@@ -1,10 +1,12 @@
-//! The server's storage: one SQLite file in WAL mode with `synchronous=FULL`,
-//! so a commit has reached the disk before a request is acknowledged.
+//! The server's storage. `Store` (backend.rs) is the one narrow interface
+//! the server uses, over two backends: this file's SQLite store, one file
+//! in WAL mode with `synchronous=FULL`, so a commit has reached the disk
+//! before a request is acknowledged (the default); and PostgreSQL
+//! (postgres.rs) for several nodes on one database.
 //!
-//! It holds only what protocol.md §7 lists. This is the one narrow interface a
-//! replicated backend would have to implement. All calls block: handlers run
+//! It holds only what protocol.md §7 lists. All calls block: handlers run
 //! them through `spawn_blocking`, and thread look-ups on the read pool
-//! (`read_pool.rs`).
+//! (`read_pool.rs`). The tests at the bottom run against both backends.
 
 use std::path::Path;
 use std::sync::{Condvar, Mutex};
@@ -18,6 +20,13 @@ use crate::format::bundle::{EntryAttachment, OutboxKind};
 use crate::format::day::Day;
 use crate::format::derive::LookupHash;
 use crate::format::ids::{CaseId, MessageId, UploadId};
+
+mod backend;
+#[cfg(feature = "postgres")]
+pub mod migrate;
+#[cfg(feature = "postgres")]
+pub mod postgres;
+pub use backend::Store;
 
 /// Schema version 1, the first released schema. Never edit it: add a
 /// migration step below instead (tests/migration.rs opens a version-1 file).
@@ -201,6 +210,14 @@ pub enum StoreError {
     /// A stored value this module never writes.
     #[error("the database holds a value this program never writes: {0}")]
     Damaged(String),
+    /// PostgreSQL refused or failed: its SQLSTATE and one-line message
+    /// (never its DETAIL, which can quote a key).
+    #[cfg(feature = "postgres")]
+    #[error("PostgreSQL: {message} ({code})")]
+    Postgres { code: String, message: String },
+    /// `database_url` names PostgreSQL, and this build has no support for it.
+    #[error("this build of meldkluis has no PostgreSQL support (feature `postgres`)")]
+    NoPostgres,
 }
 
 impl StoreError {
@@ -211,6 +228,8 @@ impl StoreError {
                 e.code == rusqlite::ErrorCode::DiskFull
             }
             StoreError::Writer(text) => text.contains("database or disk is full"),
+            #[cfg(feature = "postgres")]
+            StoreError::Postgres { code, .. } => postgres::is_disk_full_code(code),
             _ => false,
         }
     }
@@ -341,7 +360,7 @@ const READERS: usize = 8;
 
 /// A pooled read connection, given back when dropped.
 struct Reader<'a> {
-    store: &'a Store,
+    store: &'a SqliteStore,
     connection: Option<Connection>,
 }
 
@@ -386,7 +405,7 @@ const THREAD_MESSAGES: &str = "SELECT id, author, kind, day, body FROM messages 
 /// Most jobs one commit carries.
 const MAX_BATCH: usize = 256;
 
-pub struct Store {
+pub struct SqliteStore {
     /// Writes go to one thread that owns the write connection and commits
     /// whatever jobs are waiting in one transaction (group commit): one fsync
     /// acknowledges many submissions, none before it is durable.
@@ -423,13 +442,7 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     Ok(connection)
 }
 
-impl AsRef<Store> for Store {
-    fn as_ref(&self) -> &Store {
-        self
-    }
-}
-
-impl Drop for Store {
+impl Drop for SqliteStore {
     /// Lets the writer finish what it holds and close its connection before
     /// the store is gone, so a backup or restore right after sees it closed.
     fn drop(&mut self) {
@@ -491,7 +504,7 @@ fn writer_loop(mut connection: Connection, jobs: std::sync::mpsc::Receiver<Job>)
     }
 }
 
-impl Store {
+impl SqliteStore {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let mut writer = open_connection(path)?;
         migrate(&mut writer)?;
@@ -503,7 +516,7 @@ impl Store {
             .name("meldkluis-store-writer".into())
             .spawn(move || writer_loop(writer, receiver))
             .map_err(|e| StoreError::Writer(e.to_string()))?;
-        Ok(Store {
+        Ok(SqliteStore {
             jobs: Mutex::new(Some(sender)),
             writer: Mutex::new(Some(thread)),
             readers: Mutex::new(readers),
@@ -944,7 +957,7 @@ impl Store {
     }
 }
 
-impl Store {
+impl SqliteStore {
     /// Deletes every case closed on or before `closed_by`, with its
     /// messages, for real: `secure_delete` overwrites the freed pages and a
     /// truncating checkpoint empties the WAL, so no byte of the ciphertext is
@@ -1028,6 +1041,12 @@ impl Store {
             connection.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
         }
         Ok(purged)
+    }
+
+    /// Whether the database answers (`GET /healthz`).
+    pub fn ping(&self) -> Result<(), StoreError> {
+        self.read()?.query_row("SELECT 1", [], |_| Ok(()))?;
+        Ok(())
     }
 
     /// The day a case was closed, if it was (for tests and operators).
@@ -1443,6 +1462,7 @@ fn blob_u64(bytes: Vec<u8>) -> Result<u64, StoreError> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::format::bundle::OutboxKind;
     use crate::format::derive::LookupKey;
     use std::collections::BTreeMap;
 
@@ -1453,46 +1473,46 @@ pub(crate) mod tests {
 
     #[test]
     fn case_life_cycle() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("db.sqlite")).unwrap();
-        let lookup = LookupKey::from_hex(&"ab".repeat(32)).unwrap().hash();
-        let report = message();
-        let counsellors = vec!["vp-a".to_string()];
-        assert!(matches!(
-            store
-                .create_case(lookup, counsellors.clone(), report.clone(), vec![])
-                .unwrap(),
-            NewCase::Created(_)
-        ));
-        assert!(matches!(
-            store
-                .create_case(lookup, counsellors.clone(), report.clone(), vec![])
-                .unwrap(),
-            NewCase::AlreadyStored(_)
-        ));
-        assert!(matches!(
-            store
-                .create_case(lookup, counsellors.clone(), message(), vec![])
-                .unwrap(),
-            NewCase::CodeInUse
-        ));
-        assert!(matches!(
-            store.add_follow_up(lookup, message(), vec![]).unwrap(),
-            FollowUp::Stored(_)
-        ));
-        let thread = store.thread(&lookup).unwrap().unwrap();
-        assert_eq!(thread.counsellors, counsellors);
-        assert_eq!(thread.messages.len(), 2);
-        let unknown = LookupKey::from_hex(&"cd".repeat(32)).unwrap().hash();
-        assert!(store.thread(&unknown).unwrap().is_none());
-        assert!(matches!(
-            store.add_follow_up(unknown, message(), vec![]).unwrap(),
-            FollowUp::UnknownCode
-        ));
-        store.assign_deliveries("vp-a").unwrap();
-        store.assign_deliveries("vp-b").unwrap();
-        assert_eq!(store.inbox("vp-a", 0, |_| true).unwrap().len(), 2);
-        assert_eq!(store.inbox("vp-b", 0, |_| true).unwrap().len(), 0);
+        each_backend(|store| {
+            let lookup = LookupKey::from_hex(&"ab".repeat(32)).unwrap().hash();
+            let report = message();
+            let counsellors = vec!["vp-a".to_string()];
+            assert!(matches!(
+                store
+                    .create_case(lookup, counsellors.clone(), report.clone(), vec![])
+                    .unwrap(),
+                NewCase::Created(_)
+            ));
+            assert!(matches!(
+                store
+                    .create_case(lookup, counsellors.clone(), report.clone(), vec![])
+                    .unwrap(),
+                NewCase::AlreadyStored(_)
+            ));
+            assert!(matches!(
+                store
+                    .create_case(lookup, counsellors.clone(), message(), vec![])
+                    .unwrap(),
+                NewCase::CodeInUse
+            ));
+            assert!(matches!(
+                store.add_follow_up(lookup, message(), vec![]).unwrap(),
+                FollowUp::Stored(_)
+            ));
+            let thread = store.thread(&lookup).unwrap().unwrap();
+            assert_eq!(thread.counsellors, counsellors);
+            assert_eq!(thread.messages.len(), 2);
+            let unknown = LookupKey::from_hex(&"cd".repeat(32)).unwrap().hash();
+            assert!(store.thread(&unknown).unwrap().is_none());
+            assert!(matches!(
+                store.add_follow_up(unknown, message(), vec![]).unwrap(),
+                FollowUp::UnknownCode
+            ));
+            store.assign_deliveries("vp-a").unwrap();
+            store.assign_deliveries("vp-b").unwrap();
+            assert_eq!(store.inbox("vp-a", 0, |_| true).unwrap().len(), 2);
+            assert_eq!(store.inbox("vp-b", 0, |_| true).unwrap().len(), 0);
+        });
     }
 
     #[test]
@@ -1544,7 +1564,7 @@ pub(crate) mod tests {
     #[test]
     fn look_ups_reuse_their_prepared_statements() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("db.sqlite")).unwrap();
+        let store = SqliteStore::open(&dir.path().join("db.sqlite")).unwrap();
         let mut lookups = Vec::new();
         for byte in ["ab", "cd", "ef"] {
             let lookup = LookupKey::from_hex(&byte.repeat(32)).unwrap().hash();
@@ -1569,6 +1589,81 @@ pub(crate) mod tests {
         }
     }
 
+    /// Runs `test` on a SQLite store in a new directory, then on a
+    /// PostgreSQL store in a new database of the server that
+    /// `MELDKLUIS_TEST_POSTGRES_URL` names (tests/postgres.sh starts one).
+    /// Without it the PostgreSQL half is skipped, with a note, unless
+    /// `MELDKLUIS_REQUIRE_POSTGRES=1` (tests/run-all.sh) makes that a failure.
+    pub(crate) fn each_backend(test: impl Fn(&Store)) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db.sqlite")).unwrap();
+        test(&store);
+        drop(store);
+        if let Some(database) = postgres_test_database() {
+            let store = database.open();
+            test(&store);
+        }
+    }
+
+    /// A new, empty database on the test PostgreSQL, dropped afterwards.
+    pub(crate) struct TestDatabase {
+        admin: String,
+        name: String,
+    }
+
+    impl TestDatabase {
+        pub(crate) fn url(&self) -> String {
+            let (server, _) = self.admin.rsplit_once('/').expect("a URL with a database");
+            format!("{server}/{}", self.name)
+        }
+
+        /// A store (a node) on this database; open several for several nodes.
+        pub(crate) fn open(&self) -> Store {
+            Store::open_postgres(&self.url(), None).unwrap()
+        }
+    }
+
+    #[cfg(feature = "postgres")]
+    impl Drop for TestDatabase {
+        fn drop(&mut self) {
+            if let Ok(mut client) = ::postgres::Client::connect(&self.admin, ::postgres::NoTls) {
+                let _ = client.batch_execute(&format!(
+                    "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+                    self.name
+                ));
+            }
+        }
+    }
+
+    pub(crate) fn postgres_test_database() -> Option<TestDatabase> {
+        let required = std::env::var("MELDKLUIS_REQUIRE_POSTGRES").is_ok_and(|v| v == "1");
+        let Ok(admin) = std::env::var("MELDKLUIS_TEST_POSTGRES_URL") else {
+            assert!(
+                !required,
+                "MELDKLUIS_REQUIRE_POSTGRES=1 but MELDKLUIS_TEST_POSTGRES_URL is not set: \
+                 run the tests through tests/postgres.sh"
+            );
+            eprintln!("PostgreSQL half skipped: MELDKLUIS_TEST_POSTGRES_URL is not set");
+            return None;
+        };
+        #[cfg(feature = "postgres")]
+        {
+            let name = format!("t_{}", hex::encode(rand::random::<[u8; 8]>()));
+            let mut client = ::postgres::Client::connect(&admin, ::postgres::NoTls)
+                .expect("the test PostgreSQL answers");
+            client
+                .batch_execute(&format!("CREATE DATABASE \"{name}\""))
+                .unwrap();
+            Some(TestDatabase { admin, name })
+        }
+        #[cfg(not(feature = "postgres"))]
+        {
+            assert!(!required, "this build has no PostgreSQL support");
+            let _ = admin;
+            None
+        }
+    }
+
     /// Stores `bytes` as a whole upload of that length, complete.
     fn complete_upload(store: &Store, bytes: &[u8]) -> UploadId {
         let id = UploadId::random();
@@ -1583,142 +1678,142 @@ pub(crate) mod tests {
 
     #[test]
     fn uploads_are_claimed_once_counted_in_the_quota_and_expire_unless_claimed() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("db.sqlite")).unwrap();
-        let (a, b, c) = (UploadId::random(), UploadId::random(), UploadId::random());
-        // Declaring reserves nothing: both fit, whatever their lengths.
-        assert!(store.create_upload(a, 600).unwrap());
-        assert!(store.create_upload(b, 900).unwrap());
-        assert!(store.upload(&c).unwrap().is_none());
-        // Bytes count as they arrive, against every upload's received bytes.
-        let quota = 1000;
-        assert!(matches!(
-            store.append_chunk(a, 0, vec![1; 600], quota).unwrap(),
-            Append::Stored(UploadRow { received: 600, .. })
-        ));
-        assert_eq!(
-            store.append_chunk(b, 0, vec![2; 500], quota).unwrap(),
-            Append::QuotaFull
-        );
-        assert_eq!(
-            store.append_chunk(b, 10, vec![2; 5], quota).unwrap(),
-            Append::WrongOffset(0)
-        );
-        assert_eq!(
-            store.append_chunk(b, 0, vec![2; 901], u64::MAX).unwrap(),
-            Append::PastLength
-        );
-        assert!(matches!(
-            store.append_chunk(b, 0, vec![2; 400], quota).unwrap(),
-            Append::Stored(_)
-        ));
-        // A refused chunk is cut back to where it started.
-        store.cut_upload(b, 100).unwrap();
-        assert_eq!(store.upload(&b).unwrap().unwrap().received, 100);
-        assert_eq!(store.upload_chunk(&b, 0).unwrap(), Some(vec![2; 100]));
-        // Only complete uploads can be claimed, and all or none of a message's.
-        let lookup = LookupKey::from_hex(&"ab".repeat(32)).unwrap().hash();
-        let refused = store
-            .create_case(lookup, vec!["vp-a".into()], message(), vec![a])
-            .unwrap();
-        assert!(matches!(refused, NewCase::UnknownUpload));
-        assert!(store.thread(&lookup).unwrap().is_none(), "rolled back");
-        assert!(store.complete_upload(a).unwrap());
-        let refused = store
-            .create_case(lookup, vec!["vp-a".into()], message(), vec![a, b])
-            .unwrap();
-        assert!(matches!(refused, NewCase::UnknownUpload));
-        assert_eq!(
-            store.upload(&a).unwrap().unwrap().state,
-            UploadState::Complete
-        );
-        let stored = store
-            .create_case(lookup, vec!["vp-a".into()], message(), vec![a])
-            .unwrap();
-        assert!(matches!(stored, NewCase::Created(_)));
-        assert_eq!(
-            store.upload(&a).unwrap().unwrap().state,
-            UploadState::Claimed
-        );
-        assert!(!store.delete_upload(a).unwrap(), "a claimed upload stays");
-        store.assign_deliveries("vp-a").unwrap();
-        let inbox = store.inbox("vp-a", 0, |_| true).unwrap();
-        assert_eq!(inbox[0].attachments[0].upload, a);
-        // Expiry takes the unclaimed one only.
-        assert_eq!(store.expire_uploads(Day::today()).unwrap(), vec![b]);
-        assert!(store.upload(&b).unwrap().is_none());
-        assert!(store.upload(&a).unwrap().is_some());
+        each_backend(|store| {
+            let (a, b, c) = (UploadId::random(), UploadId::random(), UploadId::random());
+            // Declaring reserves nothing: both fit, whatever their lengths.
+            assert!(store.create_upload(a, 600).unwrap());
+            assert!(store.create_upload(b, 900).unwrap());
+            assert!(store.upload(&c).unwrap().is_none());
+            // Bytes count as they arrive, against every upload's received bytes.
+            let quota = 1000;
+            assert!(matches!(
+                store.append_chunk(a, 0, vec![1; 600], quota).unwrap(),
+                Append::Stored(UploadRow { received: 600, .. })
+            ));
+            assert_eq!(
+                store.append_chunk(b, 0, vec![2; 500], quota).unwrap(),
+                Append::QuotaFull
+            );
+            assert_eq!(
+                store.append_chunk(b, 10, vec![2; 5], quota).unwrap(),
+                Append::WrongOffset(0)
+            );
+            assert_eq!(
+                store.append_chunk(b, 0, vec![2; 901], u64::MAX).unwrap(),
+                Append::PastLength
+            );
+            assert!(matches!(
+                store.append_chunk(b, 0, vec![2; 400], quota).unwrap(),
+                Append::Stored(_)
+            ));
+            // A refused chunk is cut back to where it started.
+            store.cut_upload(b, 100).unwrap();
+            assert_eq!(store.upload(&b).unwrap().unwrap().received, 100);
+            assert_eq!(store.upload_chunk(&b, 0).unwrap(), Some(vec![2; 100]));
+            // Only complete uploads can be claimed, and all or none of a message's.
+            let lookup = LookupKey::from_hex(&"ab".repeat(32)).unwrap().hash();
+            let refused = store
+                .create_case(lookup, vec!["vp-a".into()], message(), vec![a])
+                .unwrap();
+            assert!(matches!(refused, NewCase::UnknownUpload));
+            assert!(store.thread(&lookup).unwrap().is_none(), "rolled back");
+            assert!(store.complete_upload(a).unwrap());
+            let refused = store
+                .create_case(lookup, vec!["vp-a".into()], message(), vec![a, b])
+                .unwrap();
+            assert!(matches!(refused, NewCase::UnknownUpload));
+            assert_eq!(
+                store.upload(&a).unwrap().unwrap().state,
+                UploadState::Complete
+            );
+            let stored = store
+                .create_case(lookup, vec!["vp-a".into()], message(), vec![a])
+                .unwrap();
+            assert!(matches!(stored, NewCase::Created(_)));
+            assert_eq!(
+                store.upload(&a).unwrap().unwrap().state,
+                UploadState::Claimed
+            );
+            assert!(!store.delete_upload(a).unwrap(), "a claimed upload stays");
+            store.assign_deliveries("vp-a").unwrap();
+            let inbox = store.inbox("vp-a", 0, |_| true).unwrap();
+            assert_eq!(inbox[0].attachments[0].upload, a);
+            // Expiry takes the unclaimed one only.
+            assert_eq!(store.expire_uploads(Day::today()).unwrap(), vec![b]);
+            assert!(store.upload(&b).unwrap().is_none());
+            assert!(store.upload(&a).unwrap().is_some());
+        });
     }
 
     #[test]
     fn deliveries_are_numbered_once_per_counsellor_in_case_order() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("db.sqlite")).unwrap();
-        let mut lookups = Vec::new();
-        for byte in ["ab", "cd", "ef"] {
-            let lookup = LookupKey::from_hex(&byte.repeat(32)).unwrap().hash();
-            store
-                .create_case(
-                    lookup,
-                    vec!["vp-a".into(), "vp-b".into()],
-                    message(),
-                    vec![],
-                )
-                .unwrap();
-            store.add_follow_up(lookup, message(), vec![]).unwrap();
-            lookups.push(lookup);
-        }
-        assert_eq!(store.assign_deliveries("vp-a").unwrap(), 6);
-        assert_eq!(store.assign_deliveries("vp-a").unwrap(), 0, "once");
-        let first = store.inbox("vp-a", 0, |_| true).unwrap();
-        let seqs: Vec<u64> = first.iter().map(|e| e.seq).collect();
-        assert_eq!(seqs, (1..=6).collect::<Vec<_>>());
-        // Each case's report comes before its follow-up; cases in id order.
-        for pair in first.chunks(2) {
-            assert_eq!(pair[0].case, pair[1].case);
-            assert_eq!(
-                (pair[0].kind.as_str(), pair[1].kind.as_str()),
-                ("report", "follow-up")
-            );
-        }
-        let cases: Vec<_> = first.chunks(2).map(|p| p[0].case).collect();
-        let mut sorted = cases.clone();
-        sorted.sort();
-        assert_eq!(cases, sorted);
-        // The budget stops the read; the first entry always comes.
-        assert_eq!(store.inbox("vp-a", 0, |_| false).unwrap().len(), 1);
-        assert_eq!(store.inbox("vp-a", 4, |_| true).unwrap().len(), 2);
-        // A new message comes after everything given so far.
-        store.add_follow_up(lookups[0], message(), vec![]).unwrap();
-        assert_eq!(store.assign_deliveries("vp-a").unwrap(), 1);
-        assert_eq!(store.inbox("vp-a", 6, |_| true).unwrap()[0].seq, 7);
-        // Another counsellor has its own numbers.
-        assert_eq!(store.assign_deliveries("vp-b").unwrap(), 7);
-        assert_eq!(store.inbox("vp-b", 0, |_| true).unwrap().len(), 7);
+        each_backend(|store| {
+            let mut lookups = Vec::new();
+            for byte in ["ab", "cd", "ef"] {
+                let lookup = LookupKey::from_hex(&byte.repeat(32)).unwrap().hash();
+                store
+                    .create_case(
+                        lookup,
+                        vec!["vp-a".into(), "vp-b".into()],
+                        message(),
+                        vec![],
+                    )
+                    .unwrap();
+                store.add_follow_up(lookup, message(), vec![]).unwrap();
+                lookups.push(lookup);
+            }
+            assert_eq!(store.assign_deliveries("vp-a").unwrap(), 6);
+            assert_eq!(store.assign_deliveries("vp-a").unwrap(), 0, "once");
+            let first = store.inbox("vp-a", 0, |_| true).unwrap();
+            let seqs: Vec<u64> = first.iter().map(|e| e.seq).collect();
+            assert_eq!(seqs, (1..=6).collect::<Vec<_>>());
+            // Each case's report comes before its follow-up; cases in id order.
+            for pair in first.chunks(2) {
+                assert_eq!(pair[0].case, pair[1].case);
+                assert_eq!(
+                    (pair[0].kind.as_str(), pair[1].kind.as_str()),
+                    ("report", "follow-up")
+                );
+            }
+            let cases: Vec<_> = first.chunks(2).map(|p| p[0].case).collect();
+            let mut sorted = cases.clone();
+            sorted.sort();
+            assert_eq!(cases, sorted);
+            // The budget stops the read; the first entry always comes.
+            assert_eq!(store.inbox("vp-a", 0, |_| false).unwrap().len(), 1);
+            assert_eq!(store.inbox("vp-a", 4, |_| true).unwrap().len(), 2);
+            // A new message comes after everything given so far.
+            store.add_follow_up(lookups[0], message(), vec![]).unwrap();
+            assert_eq!(store.assign_deliveries("vp-a").unwrap(), 1);
+            assert_eq!(store.inbox("vp-a", 6, |_| true).unwrap()[0].seq, 7);
+            // Another counsellor has its own numbers.
+            assert_eq!(store.assign_deliveries("vp-b").unwrap(), 7);
+            assert_eq!(store.inbox("vp-b", 0, |_| true).unwrap().len(), 7);
+        });
     }
 
     #[test]
     fn a_case_stops_at_its_limit_with_a_clear_outcome() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("db.sqlite")).unwrap();
-        let lookup = LookupKey::from_hex(&"ab".repeat(32)).unwrap().hash();
-        store
-            .create_case(lookup, vec!["vp-a".into()], message(), vec![])
-            .unwrap();
-        for _ in 1..MAX_CASE_MESSAGES {
+        each_backend(|store| {
+            let lookup = LookupKey::from_hex(&"ab".repeat(32)).unwrap().hash();
+            store
+                .create_case(lookup, vec!["vp-a".into()], message(), vec![])
+                .unwrap();
+            for _ in 1..MAX_CASE_MESSAGES {
+                assert!(matches!(
+                    store.add_follow_up(lookup, message(), vec![]).unwrap(),
+                    FollowUp::Stored(_)
+                ));
+            }
             assert!(matches!(
                 store.add_follow_up(lookup, message(), vec![]).unwrap(),
-                FollowUp::Stored(_)
+                FollowUp::CaseFull
             ));
-        }
-        assert!(matches!(
-            store.add_follow_up(lookup, message(), vec![]).unwrap(),
-            FollowUp::CaseFull
-        ));
-        assert_eq!(
-            store.thread(&lookup).unwrap().unwrap().messages.len() as i64,
-            MAX_CASE_MESSAGES
-        );
+            assert_eq!(
+                store.thread(&lookup).unwrap().unwrap().messages.len() as i64,
+                MAX_CASE_MESSAGES
+            );
+        });
     }
 
     /// A version-3 database with two cases, messages in arrival order
@@ -1782,7 +1877,7 @@ pub(crate) mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("db.sqlite");
         let (claimed, pending) = version_3_database(&path);
-        let store = Store::open(&path).unwrap();
+        let store = SqliteStore::open(&path).unwrap();
         let connection = store.read().unwrap();
         let version: i64 = connection
             .query_row("PRAGMA user_version", [], |r| r.get(0))
@@ -1836,10 +1931,280 @@ pub(crate) mod tests {
 
     #[test]
     fn an_attachment_is_read_back_piece_by_piece() {
+        each_backend(|store| {
+            let bytes: Vec<u8> = (0..3000u32).map(|i| (i % 251) as u8).collect();
+            let id = complete_upload(store, &bytes);
+            assert_eq!(store.upload_chunk(&id, 0).unwrap().unwrap(), bytes);
+        });
+    }
+
+    /// Two stores on one database, as two server nodes: two SQLite stores
+    /// on one file, two PostgreSQL pools on one database.
+    fn each_backend_pair(test: impl Fn(&Store, &Store)) {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("db.sqlite")).unwrap();
-        let bytes: Vec<u8> = (0..3000u32).map(|i| (i % 251) as u8).collect();
-        let id = complete_upload(&store, &bytes);
-        assert_eq!(store.upload_chunk(&id, 0).unwrap().unwrap(), bytes);
+        let path = dir.path().join("db.sqlite");
+        let (a, b) = (Store::open(&path).unwrap(), Store::open(&path).unwrap());
+        test(&a, &b);
+        drop((a, b));
+        if let Some(database) = postgres_test_database() {
+            let (a, b) = (database.open(), database.open());
+            test(&a, &b);
+        }
+    }
+
+    /// A case for vp-a with its report; returns its lookup hash and id.
+    fn case_for_vp_a(store: &Store, byte: u8) -> (LookupHash, CaseId) {
+        let lookup = LookupHash([byte; 32]);
+        store
+            .create_case(lookup, vec!["vp-a".into()], message(), vec![])
+            .unwrap();
+        store.assign_deliveries("vp-a").unwrap();
+        let case = store
+            .inbox("vp-a", 0, |_| true)
+            .unwrap()
+            .into_iter()
+            .rev()
+            .find(|entry| store.thread(&lookup).unwrap().unwrap().messages[0].id == entry.id)
+            .unwrap()
+            .case;
+        (lookup, case)
+    }
+
+    fn reply(case: CaseId, kind: OutboxKind) -> OutboxWrite {
+        OutboxWrite {
+            id: MessageId::random(),
+            case,
+            body: message(),
+            kind,
+        }
+    }
+
+    #[test]
+    fn the_same_outbox_through_two_nodes_at_once_is_applied_once() {
+        each_backend_pair(|a, b| {
+            let (lookup, case) = case_for_vp_a(a, 0x11);
+            let rounds = 8u64;
+            for counter in 1..=rounds {
+                let item = reply(case, OutboxKind::Reply);
+                let hash = [counter as u8; 32];
+                let barrier = std::sync::Barrier::new(2);
+                let outcomes: Vec<SyncOutcome> = std::thread::scope(|scope| {
+                    let runs: Vec<_> = [a, b]
+                        .into_iter()
+                        .map(|node| {
+                            let items = vec![OutboxWrite {
+                                id: item.id,
+                                case,
+                                body: item.body.clone(),
+                                kind: OutboxKind::Reply,
+                            }];
+                            let barrier = &barrier;
+                            scope.spawn(move || {
+                                barrier.wait();
+                                node.apply_outbox("vp-a", counter, &hash, 0, items).unwrap()
+                            })
+                        })
+                        .collect();
+                    runs.into_iter().map(|run| run.join().unwrap()).collect()
+                });
+                let applied = outcomes
+                    .iter()
+                    .filter(|o| matches!(o, SyncOutcome::Applied(_)))
+                    .count();
+                let retried = outcomes
+                    .iter()
+                    .filter(|o| matches!(o, SyncOutcome::Retried(_)))
+                    .count();
+                assert_eq!((applied, retried), (1, 1), "round {counter}");
+            }
+            let thread = b.thread(&lookup).unwrap().unwrap();
+            assert_eq!(thread.messages.len() as u64, 1 + rounds, "each reply once");
+        });
+    }
+
+    #[test]
+    fn an_outbox_is_all_or_nothing_and_a_replay_changes_nothing() {
+        each_backend(|store| {
+            let (lookup, case) = case_for_vp_a(store, 0x22);
+            let stranger = CaseId::random();
+            let items = vec![
+                reply(case, OutboxKind::Reply),
+                reply(stranger, OutboxKind::Reply),
+            ];
+            let outcome = store.apply_outbox("vp-a", 1, &[1; 32], 0, items).unwrap();
+            assert!(matches!(outcome, SyncOutcome::UnknownCase(c) if c == stranger));
+            assert_eq!(store.thread(&lookup).unwrap().unwrap().messages.len(), 1);
+            // The counter did not move: the same counter applies now.
+            let outcome = store
+                .apply_outbox("vp-a", 1, &[2; 32], 0, vec![reply(case, OutboxKind::Close)])
+                .unwrap();
+            assert!(matches!(outcome, SyncOutcome::Applied(_)));
+            assert_eq!(store.closed_day(&lookup).unwrap(), Some(Day::today()));
+            // An older or equal counter with other contents is a replay.
+            for (counter, hash) in [(1, [3; 32]), (0, [2; 32])] {
+                let outcome = store
+                    .apply_outbox(
+                        "vp-a",
+                        counter,
+                        &hash,
+                        0,
+                        vec![reply(case, OutboxKind::Reopen)],
+                    )
+                    .unwrap();
+                assert!(matches!(outcome, SyncOutcome::Replayed));
+            }
+            assert_eq!(store.closed_day(&lookup).unwrap(), Some(Day::today()));
+            assert_eq!(store.thread(&lookup).unwrap().unwrap().messages.len(), 2);
+            // Another counsellor cannot write to vp-a's case.
+            let outcome = store
+                .apply_outbox("vp-b", 1, &[4; 32], 0, vec![reply(case, OutboxKind::Reply)])
+                .unwrap();
+            assert!(matches!(outcome, SyncOutcome::UnknownCase(_)));
+        });
+    }
+
+    #[test]
+    fn a_purge_deletes_the_case_its_messages_and_its_attachments() {
+        each_backend(|store| {
+            let bytes = vec![7u8; 5000];
+            let upload = complete_upload(store, &bytes);
+            let lookup = LookupHash([0x33; 32]);
+            store
+                .create_case(lookup, vec!["vp-a".into()], message(), vec![upload])
+                .unwrap();
+            let (kept, _) = case_for_vp_a(store, 0x34);
+            store.assign_deliveries("vp-a").unwrap();
+            let case = store
+                .inbox("vp-a", 0, |_| true)
+                .unwrap()
+                .into_iter()
+                .find(|e| !e.attachments.is_empty())
+                .unwrap()
+                .case;
+            store
+                .apply_outbox("vp-a", 1, &[1; 32], 0, vec![reply(case, OutboxKind::Close)])
+                .unwrap();
+            // Not yet: closed today, retention up to yesterday.
+            let yesterday = Day(Day::today().0 - time::Duration::days(1));
+            assert_eq!(store.purge_closed(yesterday).unwrap().cases, 0);
+            let purged = store.purge_closed(Day::today()).unwrap();
+            assert_eq!((purged.cases, purged.uploads), (1, vec![upload]));
+            assert!(store.thread(&lookup).unwrap().is_none());
+            assert!(store.upload(&upload).unwrap().is_none());
+            assert!(store.upload_chunk(&upload, 0).unwrap().is_none());
+            assert_eq!(store.uploads_received().unwrap(), 0);
+            assert!(
+                store.thread(&kept).unwrap().is_some(),
+                "the open case stays"
+            );
+            assert_eq!(store.purge_closed(Day::today()).unwrap().cases, 0);
+        });
+    }
+
+    #[test]
+    fn follow_ups_through_two_nodes_at_once_all_land_in_one_order() {
+        each_backend_pair(|a, b| {
+            let (lookup, _) = case_for_vp_a(a, 0x44);
+            let barrier = std::sync::Barrier::new(2);
+            std::thread::scope(|scope| {
+                for node in [a, b] {
+                    let barrier = &barrier;
+                    scope.spawn(move || {
+                        barrier.wait();
+                        for _ in 0..6 {
+                            assert!(matches!(
+                                node.add_follow_up(lookup, message(), vec![]).unwrap(),
+                                FollowUp::Stored(_)
+                            ));
+                        }
+                    });
+                }
+            });
+            let from_a = a.thread(&lookup).unwrap().unwrap().messages;
+            let from_b = b.thread(&lookup).unwrap().unwrap().messages;
+            assert_eq!(from_a.len(), 13);
+            let ids = |m: &[StoredMessage]| m.iter().map(|m| m.id).collect::<Vec<_>>();
+            assert_eq!(ids(&from_a), ids(&from_b), "one order, seen from both");
+            // Delivered once each, numbered 1…13 whichever node numbers.
+            std::thread::scope(|scope| {
+                scope.spawn(|| a.assign_deliveries("vp-a").unwrap());
+                scope.spawn(|| b.assign_deliveries("vp-a").unwrap());
+            });
+            let seqs: Vec<u64> = a
+                .inbox("vp-a", 0, |_| true)
+                .unwrap()
+                .iter()
+                .map(|e| e.seq)
+                .collect();
+            assert_eq!(seqs, (1..=13).collect::<Vec<_>>());
+        });
+    }
+
+    #[cfg(feature = "postgres")]
+    #[test]
+    fn postgres_retention_runs_on_one_node_at_a_time() {
+        let Some(database) = postgres_test_database() else {
+            return;
+        };
+        let store = database.open();
+        let (lookup, case) = case_for_vp_a(&store, 0x55);
+        store
+            .apply_outbox("vp-a", 1, &[1; 32], 0, vec![reply(case, OutboxKind::Close)])
+            .unwrap();
+        // Another node holds the retention lock: this one deletes nothing.
+        let mut other = ::postgres::Client::connect(&database.url(), ::postgres::NoTls).unwrap();
+        other
+            .execute("SELECT pg_advisory_lock($1)", &[&0x6d65_6c64_0000_0002i64])
+            .unwrap();
+        assert_eq!(store.purge_closed(Day::today()).unwrap().cases, 0);
+        assert!(store.thread(&lookup).unwrap().is_some());
+        other
+            .execute(
+                "SELECT pg_advisory_unlock($1)",
+                &[&0x6d65_6c64_0000_0002i64],
+            )
+            .unwrap();
+        assert_eq!(store.purge_closed(Day::today()).unwrap().cases, 1);
+        assert!(store.thread(&lookup).unwrap().is_none());
+    }
+
+    #[cfg(feature = "postgres")]
+    #[test]
+    fn postgres_schema_has_no_time_and_no_arrival_counter() {
+        let Some(database) = postgres_test_database() else {
+            return;
+        };
+        let store = database.open();
+        case_for_vp_a(&store, 0x66);
+        let mut client = ::postgres::Client::connect(&database.url(), ::postgres::NoTls).unwrap();
+        let timed: i64 = client
+            .query_one(
+                "SELECT count(*) FROM information_schema.columns
+                  WHERE table_schema = 'public'
+                    AND (data_type LIKE 'time%' OR data_type = 'date' OR data_type = 'interval'
+                         OR column_default IS NOT NULL OR is_identity = 'YES')",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        assert_eq!(timed, 0, "no time, default or identity column");
+        let sequences: i64 = client
+            .query_one("SELECT count(*) FROM pg_sequences", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(sequences, 0, "no sequence counts arrivals");
+        let commit_times: String = client
+            .query_one("SHOW track_commit_timestamp", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(commit_times, "off");
+        assert!(
+            match &store {
+                Store::Postgres(pg) => pg.metadata_findings().unwrap(),
+                _ => unreachable!(),
+            }
+            .is_empty(),
+            "tests/postgres.sh starts PostgreSQL with the settings docs/postgresql.md asks"
+        );
     }
 }

@@ -51,9 +51,11 @@ pub struct Uploads {
     data_dir: PathBuf,
     /// Uploads a chunk request is writing right now: one writer each.
     busy: Mutex<HashSet<UploadId>>,
-    /// When each pending upload last received bytes. In memory only: it is
-    /// a time of day, so it never reaches the disk.
-    active: Mutex<HashMap<UploadId, Instant>>,
+    /// When each pending upload was last seen to receive bytes, and how
+    /// many it held then. In memory only: it is a time of day, so it never
+    /// reaches the disk. The count makes it work across nodes: an upload
+    /// that grows through another node's chunk requests is active too.
+    active: Mutex<HashMap<UploadId, (u64, Instant)>>,
 }
 
 /// Marks an upload busy until dropped.
@@ -141,15 +143,15 @@ impl Uploads {
         if !store.create_upload(id, length)? {
             return Err(AppError::StorageFull);
         }
-        self.touch(id);
+        self.touch(id, 0);
         Ok(id)
     }
 
-    fn touch(&self, id: UploadId) {
+    fn touch(&self, id: UploadId, received: u64) {
         self.active
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(id, Instant::now());
+            .insert(id, (received, Instant::now()));
     }
 
     /// Marks `id` busy for one chunk request; `None` if another request is
@@ -178,7 +180,7 @@ impl Uploads {
         }
         match store.append_chunk(id, start, piece, self.quota)? {
             Append::Stored(row) => {
-                self.touch(id);
+                self.touch(id, row.received);
                 Ok(row.received)
             }
             Append::Unknown => Err(AppError::UnknownUpload),
@@ -251,25 +253,30 @@ impl Uploads {
     /// request is writing). One seen for the first time (after a restart)
     /// starts its clock now. Blocking.
     pub fn expire_idle(&self, store: &Store, idle: Duration) -> Result<usize, AppError> {
-        let pending: Vec<UploadId> = store
+        let pending: Vec<(UploadId, u64)> = store
             .uploads()?
             .into_iter()
             .filter(|row| row.state == UploadState::Pending)
-            .map(|row| row.id)
+            .map(|row| (row.id, row.received))
             .collect();
         let now = Instant::now();
-        let pending_set: HashSet<UploadId> = pending.iter().copied().collect();
+        let pending_set: HashSet<UploadId> = pending.iter().map(|(id, _)| *id).collect();
         let idle_ones: Vec<UploadId> = {
             let mut active = self.active.lock().unwrap_or_else(|p| p.into_inner());
             let busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
             active.retain(|id, _| pending_set.contains(id));
             pending
                 .iter()
-                .filter(|id| {
-                    let last = *active.entry(**id).or_insert(now);
-                    now.duration_since(last) >= idle && !busy.contains(id)
+                .filter(|(id, received)| {
+                    let seen = active.entry(*id).or_insert((*received, now));
+                    if seen.0 != *received {
+                        // It grew since: through another node, or a
+                        // request this node has not touched it for.
+                        *seen = (*received, now);
+                    }
+                    now.duration_since(seen.1) >= idle && !busy.contains(id)
                 })
-                .copied()
+                .map(|(id, _)| *id)
                 .collect()
         };
         let mut forgotten = 0;
