@@ -170,6 +170,36 @@ fn hostile_and_garbage_config_files_are_refused_with_a_plain_reason() {
             "did you mean listen?",
         ),
         (
+            "organisation-escape.toml",
+            b"[organisations.mvz]\ncontroller = \"\\u001b[2Jwiped\"\n".to_vec(),
+            "control character U+001B",
+        ),
+        (
+            "organisation-bidi.toml",
+            b"[organisations.mvz]\ndpo = \"fg@\\u202Eexample\"\n".to_vec(),
+            "U+202E",
+        ),
+        (
+            "organisation-file-name.toml",
+            b"[organisations.mvz]\ncode_file_name = \"../../etc/passwd.txt\"\n".to_vec(),
+            "code_file_name",
+        ),
+        (
+            "organisation-telling-name.toml",
+            b"[organisations.mvz]\ncode_file_name = \"meldkluis-ophaalcode.txt\"\n".to_vec(),
+            "tells anyone",
+        ),
+        (
+            "organisation-id.toml",
+            b"[organisations.\"../x\"]\nname = \"x\"\n".to_vec(),
+            "lower-case letters",
+        ),
+        (
+            "organisation-unknown-key.toml",
+            b"[organisations.mvz]\ncontroler = \"x\"\n".to_vec(),
+            "did you mean controller?",
+        ),
+        (
             "duplicate.toml",
             b"listen = \"127.0.0.1:1\"\nlisten = \"127.0.0.1:2\"\n".to_vec(),
             "not valid TOML",
@@ -278,8 +308,10 @@ fn every_problem_is_named_in_one_run() {
     ] {
         assert!(words.contains(expected), "{expected}: {words}");
     }
+    // The sixth: the inbox signing key cannot live in a data directory that is a file.
+    assert!(words.contains("inbox-signing.key"), "{words}");
     #[cfg(unix)]
-    assert_eq!(words.matches("PROBLEM").count(), 5, "{words}");
+    assert_eq!(words.matches("PROBLEM").count(), 6, "{words}");
 
     // The server refuses the same, and says so.
     let output = meldkluis(

@@ -398,6 +398,22 @@ fn check_config(file: Option<&Path>, flags: Overrides) -> ExitCode {
     if let Some(database) = &facts.database {
         println!("  {:<20} {database}", "database");
     }
+    for (id, organisation) in &config.organisations {
+        let set: Vec<&str> = config::ORGANISATION_KEYS
+            .iter()
+            .copied()
+            .filter(|key| match *key {
+                "name" => organisation.name.is_some(),
+                "controller" => organisation.controller.is_some(),
+                "dpo" => organisation.dpo.is_some(),
+                "aftercare" => !organisation.aftercare.is_empty(),
+                "support" => !organisation.support.is_empty(),
+                "retention_days" => organisation.retention_days.is_some(),
+                _ => organisation.code_file_name.is_some(),
+            })
+            .collect();
+        println!("  {:<20} {id}: {}", "organisation", set.join(", "));
+    }
     // What counsellors compare when their laptop first pins this server.
     let key_file = config
         .data_dir

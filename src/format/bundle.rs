@@ -446,8 +446,8 @@ impl Inbox {
         // Refuse here what the laptop would refuse, before a byte is written.
         let manifest_bytes = Self::manifest_bytes(counsellor, answers_counter, applied, entries)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-        let encryptor =
-            age::Encryptor::with_recipients(std::iter::once(recipient)).map_err(io::Error::other)?;
+        let encryptor = age::Encryptor::with_recipients(std::iter::once(recipient))
+            .map_err(io::Error::other)?;
         let mut tar = TarWriter::new(encryptor.wrap_output(out)?);
         if let Some(key) = signer {
             let mut signed = INBOX_SIGNATURE_CONTEXT.to_vec();
@@ -1251,6 +1251,31 @@ fn write_tar(entries: &[(String, &[u8])]) -> Vec<u8> {
             .expect("writing to memory cannot fail");
     }
     tar.finish().expect("writing to memory cannot fail")
+}
+
+/// `manifest.sig` of an inbox: the server's Ed25519 key and its signature,
+/// each a line of standard base64.
+fn parse_inbox_signature(bytes: &[u8]) -> Result<(VerifyingKey, Signature), BundleError> {
+    let text = std::str::from_utf8(bytes).map_err(|_| malformed("manifest.sig is not text"))?;
+    let mut lines = text.lines();
+    let (Some(key), Some(signature), None) = (lines.next(), lines.next(), lines.next()) else {
+        return Err(malformed(
+            "manifest.sig must be two lines: key and signature",
+        ));
+    };
+    let key: [u8; 32] = STANDARD
+        .decode(key.trim())
+        .ok()
+        .and_then(|k| k.try_into().ok())
+        .ok_or_else(|| malformed("manifest.sig: the key is not base64 of 32 bytes"))?;
+    let key = VerifyingKey::from_bytes(&key)
+        .map_err(|_| malformed("manifest.sig: the key is not an Ed25519 key"))?;
+    let signature: [u8; 64] = STANDARD
+        .decode(signature.trim())
+        .ok()
+        .and_then(|s| s.try_into().ok())
+        .ok_or_else(|| malformed("manifest.sig: the signature is not base64 of 64 bytes"))?;
+    Ok((key, Signature::from_bytes(&signature)))
 }
 
 #[cfg(test)]
@@ -2205,29 +2230,4 @@ mod tests {
             assert!(matches!(err, BundleError::Malformed(_)), "{err}");
         }
     }
-}
-
-/// `manifest.sig` of an inbox: the server's Ed25519 key and its signature,
-/// each a line of standard base64.
-fn parse_inbox_signature(bytes: &[u8]) -> Result<(VerifyingKey, Signature), BundleError> {
-    let text = std::str::from_utf8(bytes).map_err(|_| malformed("manifest.sig is not text"))?;
-    let mut lines = text.lines();
-    let (Some(key), Some(signature), None) = (lines.next(), lines.next(), lines.next()) else {
-        return Err(malformed(
-            "manifest.sig must be two lines: key and signature",
-        ));
-    };
-    let key: [u8; 32] = STANDARD
-        .decode(key.trim())
-        .ok()
-        .and_then(|k| k.try_into().ok())
-        .ok_or_else(|| malformed("manifest.sig: the key is not base64 of 32 bytes"))?;
-    let key = VerifyingKey::from_bytes(&key)
-        .map_err(|_| malformed("manifest.sig: the key is not an Ed25519 key"))?;
-    let signature: [u8; 64] = STANDARD
-        .decode(signature.trim())
-        .ok()
-        .and_then(|s| s.try_into().ok())
-        .ok_or_else(|| malformed("manifest.sig: the signature is not base64 of 64 bytes"))?;
-    Ok((key, Signature::from_bytes(&signature)))
 }

@@ -19,6 +19,14 @@ impl Day {
     }
 }
 
+/// The server's purge rule (server/mod.rs): on `today` it deletes every case
+/// closed on or before the day this returns. So a case closed on day C is
+/// deleted from C + `retention_days` on, the date the melder's page shows —
+/// see tests/vectors/deadlines.json.
+pub fn retention_cutoff(today: Day, retention_days: u32) -> Day {
+    Day(today.0 - time::Duration::days(i64::from(retention_days)))
+}
+
 impl std::fmt::Display for Day {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0.format(FORMAT).expect("a date always formats"))

@@ -175,6 +175,34 @@ mod tests {
         assert_eq!(leap.feedback_by, d("2028-02-29"));
     }
 
+    /// The vectors the melder's page (web/js/deadlines.js) is tested
+    /// against too, so both show the same dates.
+    #[test]
+    fn shared_vectors() {
+        let vectors: serde_json::Value =
+            serde_json::from_str(include_str!("../../tests/vectors/deadlines.json")).unwrap();
+        let day = |v: &serde_json::Value| d(v.as_str().unwrap());
+        let cases = vectors["deadlines"].as_array().unwrap();
+        assert!(cases.len() >= 10);
+        for v in cases {
+            let acknowledged = v["acknowledged"].as_str().map(d);
+            let due = deadlines(day(&v["received"]), acknowledged);
+            assert_eq!(due.acknowledge_by, day(&v["acknowledge_by"]), "{v}");
+            assert_eq!(due.feedback_by, day(&v["feedback_by"]), "{v}");
+        }
+        for v in vectors["deletion"].as_array().unwrap() {
+            let closed = day(&v["closed"]);
+            let retention = u32::try_from(v["retention_days"].as_u64().unwrap()).unwrap();
+            let from = day(&v["deleted_from"]);
+            let cutoff = crate::format::day::retention_cutoff;
+            assert!(closed <= cutoff(from, retention), "purged on {from}: {v}");
+            assert!(
+                closed > cutoff(add_days(from, -1), retention),
+                "not purged the day before: {v}"
+            );
+        }
+    }
+
     #[test]
     fn urgency_on_a_fixed_clock() {
         let fresh = case("2026-11-20", None, None);

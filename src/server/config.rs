@@ -71,6 +71,9 @@ pub struct Config {
     /// How far the proof of work's difficulty may rise under load, as a
     /// multiple of the quiet difficulty (pow.rs).
     pub pow_max_factor: u64,
+    /// What each organisation tells its melders, by organisation id (the
+    /// `org` of its cards): `[organisations.<id>]` in the file only.
+    pub organisations: BTreeMap<String, Organisation>,
     /// `postgres://…`: the store is PostgreSQL there, shared by every node
     /// (docs/postgresql.md); unset: SQLite in `data_dir`.
     pub database_url: Option<SecretText>,
@@ -124,6 +127,59 @@ impl Drop for SecretText {
     }
 }
 
+/// One organisation's own words for its melders: who is responsible for the
+/// data (AVG art. 13), where to find aftercare and support, and a neutral
+/// name for the saved code. Everything is plain text, shown escaped, never
+/// as markup or a link the server makes.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
+pub struct Organisation {
+    /// The name melders see; without it, the name on the cards.
+    pub name: Option<String>,
+    /// The controller (verwerkingsverantwoordelijke) and how to reach it.
+    pub controller: Option<String>,
+    /// The data-protection officer (functionaris gegevensbescherming).
+    pub dpo: Option<String>,
+    /// Where to go after a case is closed (company social work, an
+    /// occupational physician, a union's helpline), one line each.
+    pub aftercare: Vec<String>,
+    /// Support while a case runs, one line each.
+    pub support: Vec<String>,
+    /// The default file name for a downloaded retrieval code.
+    pub code_file_name: Option<String>,
+    /// Days this organisation's closed cases stay on the server; without
+    /// it, the server's `retention_days`.
+    pub retention_days: Option<u32>,
+}
+
+/// The keys of `[organisations.<id>]`.
+pub const ORGANISATION_KEYS: [&str; 7] = [
+    "name",
+    "controller",
+    "dpo",
+    "aftercare",
+    "support",
+    "code_file_name",
+    "retention_days",
+];
+/// At most this many organisations, contact lines per list, characters per text.
+const MAX_ORGANISATIONS: usize = 1000;
+const MAX_CONTACT_LINES: usize = 10;
+const MAX_NAME_CHARS: usize = 200;
+const MAX_TEXT_CHARS: usize = 500;
+/// Words a downloaded code's file name must not hold: they tell whoever
+/// looks at the downloads folder what the file is.
+const TELLING_WORDS: [&str; 9] = [
+    "meldkluis",
+    "meld",
+    "ophaal",
+    "code",
+    "report",
+    "klokkenlui",
+    "whistle",
+    "integrit",
+    "secret",
+];
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -138,6 +194,7 @@ impl Default for Config {
             upload_quota_bytes: DEFAULT_UPLOAD_QUOTA_BYTES,
             min_free_bytes: DEFAULT_MIN_FREE_BYTES,
             pow_max_factor: crate::server::pow::MAX_FACTOR,
+            organisations: BTreeMap::new(),
             database_url: None,
             database_password: None,
             pow_key: None,
@@ -247,6 +304,9 @@ pub enum ConfigError {
         max = crate::server::pow::MAX_FACTOR
     )]
     PowFactor(u64),
+    /// One organisation's settings break a rule.
+    #[error("organisations.{id}: {problem}")]
+    Organisation { id: String, problem: String },
     #[error("cannot create the data directory {path}: {source}")]
     DataDir {
         path: PathBuf,
@@ -542,6 +602,206 @@ fn apply(
     Ok(())
 }
 
+/// The `[organisations.<id>]` tables, typed; their rules are checked by
+/// `Config::problems`, so settings made in code meet them too.
+fn read_organisations(
+    value: toml::Value,
+) -> Result<BTreeMap<String, Organisation>, Vec<ConfigError>> {
+    let problem = |id: &str, problem: String| ConfigError::Organisation {
+        id: tidy(&id.chars().take(80).collect::<String>()),
+        problem,
+    };
+    let toml::Value::Table(table) = value else {
+        return Err(vec![ConfigError::BadValue {
+            setting: "organisations",
+            origin: Source::Default,
+            problem: format!(
+                "expected tables like [organisations.ministerie-van-voorbeeldzaken], found {}",
+                kind(&value)
+            ),
+        }]);
+    };
+    let mut problems = Vec::new();
+    let mut out = BTreeMap::new();
+    for (id, settings) in table {
+        let toml::Value::Table(settings) = settings else {
+            problems.push(problem(
+                &id,
+                format!(
+                    "expected a table [organisations.{}] with name, controller, dpo, …; found {}",
+                    tidy(&id),
+                    kind(&settings)
+                ),
+            ));
+            continue;
+        };
+        let mut organisation = Organisation::default();
+        for (key, value) in settings {
+            let text = |value: &toml::Value| match value {
+                toml::Value::String(text) => Ok(text.clone()),
+                other => Err(format!(
+                    "{key}: expected text in quotes, found {}",
+                    kind(other)
+                )),
+            };
+            let result = match key.as_str() {
+                "name" => text(&value).map(|t| organisation.name = Some(t)),
+                "controller" => text(&value).map(|t| organisation.controller = Some(t)),
+                "dpo" => text(&value).map(|t| organisation.dpo = Some(t)),
+                "code_file_name" => text(&value).map(|t| organisation.code_file_name = Some(t)),
+                "retention_days" => match &value {
+                    toml::Value::Integer(n) => u32::try_from(*n)
+                        .map(|n| organisation.retention_days = Some(n))
+                        .map_err(|_| format!("retention_days {n} is not a number of days")),
+                    other => Err(format!(
+                        "retention_days: expected a whole number, like 30, found {}",
+                        kind(other)
+                    )),
+                },
+                "aftercare" | "support" => match &value {
+                    toml::Value::Array(items) => items
+                        .iter()
+                        .map(text)
+                        .collect::<Result<Vec<_>, _>>()
+                        .map(|lines| {
+                            if key == "aftercare" {
+                                organisation.aftercare = lines;
+                            } else {
+                                organisation.support = lines;
+                            }
+                        }),
+                    other => Err(format!(
+                        "{key}: expected a list of lines, like [\"Bedrijfsmaatschappelijk werk: 070 …\"], \
+                         found {}",
+                        kind(other)
+                    )),
+                },
+                _ => Err(format!(
+                    "unknown setting {:?}{}",
+                    tidy(&key.chars().take(80).collect::<String>()),
+                    did_you_mean(&key, ORGANISATION_KEYS.iter().copied())
+                )),
+            };
+            if let Err(message) = result {
+                problems.push(problem(&id, message));
+            }
+        }
+        out.insert(id, organisation);
+    }
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(problems)
+    }
+}
+
+/// Why a text an organisation shows its melders is refused, if it is.
+fn text_problem(text: &str, max: usize) -> Option<String> {
+    let chars = text.chars().count();
+    if text.trim().is_empty() {
+        return Some("is empty: leave it out instead".into());
+    }
+    if chars > max {
+        return Some(format!("is {chars} characters long; at most {max}"));
+    }
+    if let Some(c) = text.chars().find(|c| {
+        c.is_control() || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    }) {
+        return Some(format!(
+            "holds the invisible or control character U+{:04X}: write it on one line, without \
+             direction overrides",
+            u32::from(c)
+        ));
+    }
+    None
+}
+
+/// Every rule one organisation's settings break.
+fn organisation_problems(id: &str, organisation: &Organisation) -> Vec<ConfigError> {
+    let mut problems = Vec::new();
+    let mut push = |problem: String| {
+        problems.push(ConfigError::Organisation {
+            id: tidy(&id.chars().take(80).collect::<String>()),
+            problem,
+        })
+    };
+    if !crate::format::card::valid_id(id) {
+        push(
+            "the id must be the organisation's id on its cards: 2-63 lower-case letters, digits \
+             or dashes, like ministerie-van-voorbeeldzaken"
+                .into(),
+        );
+    }
+    for (key, value, max) in [
+        ("name", &organisation.name, MAX_NAME_CHARS),
+        ("controller", &organisation.controller, MAX_TEXT_CHARS),
+        ("dpo", &organisation.dpo, MAX_TEXT_CHARS),
+    ] {
+        if let Some(problem) = value.as_deref().and_then(|v| text_problem(v, max)) {
+            push(format!("{key} {problem}"));
+        }
+    }
+    for (key, lines) in [
+        ("aftercare", &organisation.aftercare),
+        ("support", &organisation.support),
+    ] {
+        if lines.len() > MAX_CONTACT_LINES {
+            push(format!(
+                "{key} has {} lines; at most {MAX_CONTACT_LINES}",
+                lines.len()
+            ));
+        }
+        for (n, line) in lines.iter().enumerate() {
+            if let Some(problem) = text_problem(line, MAX_TEXT_CHARS) {
+                push(format!("{key} line {}: {problem}", n + 1));
+            }
+        }
+    }
+    if let Some(name) = &organisation.code_file_name
+        && let Some(problem) = code_file_name_problem(name)
+    {
+        push(format!("code_file_name {problem}"));
+    }
+    if let Some(days) = organisation.retention_days
+        && !(1..=MAX_RETENTION_DAYS).contains(&days)
+    {
+        push(format!(
+            "retention_days {days} is outside 1 to {MAX_RETENTION_DAYS}: 0 would delete a closed \
+             case before the melder reads the last answer, and reports must not be kept longer \
+             than necessary"
+        ));
+    }
+    problems
+}
+
+/// Why a file name for the downloaded code is refused, if it is: it must be
+/// a plain `.txt` name that does not say what the file holds.
+fn code_file_name_problem(name: &str) -> Option<String> {
+    let stem = name.strip_suffix(".txt").unwrap_or("");
+    let plain = (1..=60).contains(&stem.len())
+        && !stem.starts_with(['.', '-'])
+        && stem
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if !plain {
+        return Some(format!(
+            "{:?} must be 1-60 letters, digits, dashes, dots or underscores before .txt, like \
+             notities.txt",
+            tidy(&name.chars().take(80).collect::<String>())
+        ));
+    }
+    let lower = stem.to_ascii_lowercase();
+    TELLING_WORDS
+        .iter()
+        .find(|word| lower.contains(*word))
+        .map(|word| {
+            format!(
+                "{name:?} holds {word:?}, which tells anyone who sees the downloads folder what \
+                 the file is: choose a dull name, like notities.txt"
+            )
+        })
+}
+
 /// A PostgreSQL URL this build can use. The message never repeats the
 /// URL: it may hold a password.
 fn check_database_url(text: &str) -> Result<(), String> {
@@ -645,6 +905,15 @@ pub fn load(file: Option<&Path>, env: &Environment, flags: &Overrides) -> Result
                 ))),
                 Ok(table) => {
                     for (key, value) in table {
+                        if key == "organisations" {
+                            match read_organisations(value) {
+                                Ok(organisations) => {
+                                    builder.config.organisations = organisations;
+                                }
+                                Err(problems) => builder.problems.extend(problems),
+                            }
+                            continue;
+                        }
                         match SETTINGS.iter().find(|k| **k == key) {
                             Some(known) => builder.set(
                                 known,
@@ -898,6 +1167,27 @@ impl Config {
         if !(1..=crate::server::pow::MAX_FACTOR).contains(&self.pow_max_factor) {
             problems.push(ConfigError::PowFactor(self.pow_max_factor));
         }
+        if self.organisations.len() > MAX_ORGANISATIONS {
+            problems.push(ConfigError::Organisation {
+                id: "*".into(),
+                problem: format!(
+                    "{} organisations; at most {MAX_ORGANISATIONS}",
+                    self.organisations.len()
+                ),
+            });
+        }
+        for (id, organisation) in &self.organisations {
+            problems.extend(organisation_problems(id, organisation));
+            if organisation.retention_days.is_some() && self.database_url.is_some() {
+                problems.push(ConfigError::Organisation {
+                    id: tidy(id),
+                    problem: "retention_days per organisation works with SQLite only for now; \
+                              with database_url every organisation keeps the server's \
+                              retention_days (leave this one out)"
+                        .into(),
+                });
+            }
+        }
         problems
     }
 }
@@ -980,6 +1270,7 @@ pub fn check(config: &Config, mode: CheckMode) -> (Vec<Finding>, Facts) {
         Ok((cards, card_problems)) => {
             let skippable = mode.serving && !cards.is_empty();
             facts.card_ids = cards.keys().cloned().collect();
+            findings.extend(organisation_findings(config, &cards));
             findings.extend(card_problems.into_iter().map(|p| {
                 if skippable {
                     warning(format!(
@@ -1066,6 +1357,36 @@ pub fn check(config: &Config, mode: CheckMode) -> (Vec<Finding>, Facts) {
     }
     findings.sort_by_key(|f| f.severity);
     (findings, facts)
+}
+
+/// Warnings about organisation settings next to the cards: settings no
+/// card's organisation uses (a typo in the id, most likely), and an
+/// organisation whose privacy statement names no controller or DPO.
+fn organisation_findings(config: &Config, cards: &BTreeMap<String, Card>) -> Vec<Finding> {
+    let served: std::collections::BTreeSet<String> = cards.values().map(Card::org_id).collect();
+    let mut findings = Vec::new();
+    for id in config
+        .organisations
+        .keys()
+        .filter(|id| !served.contains(*id))
+    {
+        findings.push(warning(format!(
+            "organisations.{}: no counsellor card has this organisation, so melders never see \
+             these settings{}",
+            tidy(id),
+            did_you_mean(id, served.iter().map(String::as_str))
+        )));
+    }
+    for id in &served {
+        let settings = config.organisations.get(id);
+        if settings.is_none_or(|o| o.controller.is_none() || o.dpo.is_none()) {
+            findings.push(warning(format!(
+                "organisations.{id}: no controller or no dpo set, so the privacy statement \
+                 cannot name them as AVG article 13 requires"
+            )));
+        }
+    }
+    findings
 }
 
 /// The effective user is root (Linux: the owner of `/proc/self`).
@@ -1549,6 +1870,95 @@ mod tests {
         config.max_body_bytes = usize::MAX;
         config.retention_days = 100_000;
         assert_eq!(config.problems().len(), 2);
+    }
+
+    #[test]
+    fn organisation_settings_are_read_from_the_file() {
+        let text = "[organisations.ministerie-van-voorbeeldzaken]\nname = \"Ministerie\"\n\
+                    controller = \"De minister, Postbus 1\"\ndpo = \"FG, fg@example.nl\"\n\
+                    aftercare = [\"Bedrijfsmaatschappelijk werk: 070 000 0000\"]\n\
+                    support = []\ncode_file_name = \"notities.txt\"\n";
+        let loaded = load_text(text, &[]).unwrap();
+        let org = &loaded.config.organisations["ministerie-van-voorbeeldzaken"];
+        assert_eq!(org.name.as_deref(), Some("Ministerie"));
+        assert_eq!(org.aftercare.len(), 1);
+        assert_eq!(org.code_file_name.as_deref(), Some("notities.txt"));
+    }
+
+    #[test]
+    fn hostile_organisation_settings_are_refused_with_their_reason() {
+        let cases: &[(&str, &str)] = &[
+            ("organisations = 3", "expected tables"),
+            ("[organisations]\nx = 1", "expected a table"),
+            ("[organisations.BAD_ID]\nname = \"x\"", "lower-case"),
+            ("[organisations.org]\nnmae = \"x\"", "did you mean name?"),
+            ("[organisations.org]\nname = 5", "expected text"),
+            ("[organisations.org]\nname = \"\"", "is empty"),
+            ("[organisations.org]\nname = \"a\\u202Eb\"", "U+202E"),
+            ("[organisations.org]\ncontroller = \"a\\nb\"", "U+000A"),
+            (
+                "[organisations.org]\naftercare = \"one\"",
+                "a list of lines",
+            ),
+            ("[organisations.org]\naftercare = [1]", "expected text"),
+            (
+                "[organisations.org]\nsupport = [\"a\",\"a\",\"a\",\"a\",\"a\",\"a\",\"a\",\"a\",\"a\",\"a\",\"a\"]",
+                "at most 10",
+            ),
+            (
+                "[organisations.org]\ncode_file_name = \"../x.txt\"",
+                "before .txt",
+            ),
+            (
+                "[organisations.org]\ncode_file_name = \"notes.exe\"",
+                "before .txt",
+            ),
+            (
+                "[organisations.org]\ncode_file_name = \"Meldkluis-code.txt\"",
+                "tells anyone",
+            ),
+            (
+                "[organisations.org]\ncode_file_name = \".txt\"",
+                "before .txt",
+            ),
+            (
+                "[organisations.org]\nretention_days = 0",
+                "outside 1 to 3650",
+            ),
+            (
+                "[organisations.org]\nretention_days = 99999",
+                "outside 1 to 3650",
+            ),
+            (
+                "[organisations.org]\nretention_days = -3",
+                "not a number of days",
+            ),
+            (
+                "[organisations.org]\nretention_days = \"30\"",
+                "expected a whole number",
+            ),
+        ];
+        for (text, expected) in cases {
+            let problems = match load_text(text, &[]) {
+                Err(problems) => problems.0,
+                Ok(loaded) => loaded.config.problems(),
+            };
+            let words: Vec<String> = problems.iter().map(ToString::to_string).collect();
+            assert!(
+                words.iter().any(|w| w.contains(expected)),
+                "{text}: expected {expected:?} in {words:?}"
+            );
+            assert!(
+                words.iter().all(|w| !w.chars().any(|c| c.is_control())),
+                "{words:?}"
+            );
+        }
+        let long = format!("[organisations.org]\ndpo = \"{}\"", "x".repeat(501));
+        let problems = load_text(&long, &[]).unwrap().config.problems();
+        assert!(
+            problems[0].to_string().contains("at most 500"),
+            "{problems:?}"
+        );
     }
 
     #[test]

@@ -53,12 +53,28 @@ pub struct Inner {
     keys_dir: std::path::PathBuf,
     pub site: Site,
     pub security_contact: Option<String>,
+    /// What organisations tell their melders (config.rs `Organisation`).
+    pub organisations: std::collections::BTreeMap<String, config::Organisation>,
+    /// Days a closed case stays on the server (shown to melders as a date).
+    pub retention_days: u32,
 }
 
 impl Inner {
     /// The cards being served now.
     pub fn cards(&self) -> Arc<std::collections::BTreeMap<String, Card>> {
         self.cards.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The retention of each served counsellor's cases, where its
+    /// organisation sets its own (`[organisations.<id>] retention_days`).
+    pub fn retention_by_counsellor(&self) -> std::collections::BTreeMap<String, u32> {
+        self.cards()
+            .values()
+            .filter_map(|card| {
+                let days = self.organisations.get(&card.org_id())?.retention_days?;
+                Some((card.id.clone(), days))
+            })
+            .collect()
     }
 
     /// Reads `keys/` again. All of it or nothing: with any problem (a bad
@@ -148,6 +164,8 @@ impl AppState {
                 Site::build_served()?
             },
             security_contact: config.security_contact.clone(),
+            organisations: config.organisations.clone(),
+            retention_days: config.retention_days,
         })))
     }
 }
@@ -592,15 +610,13 @@ async fn retention_loop(state: AppState, retention_days: u32) {
         tick.tick().await;
         let hourly = minutes % 60 == 0;
         minutes = minutes.wrapping_add(1);
-        let cutoff = crate::format::day::Day(
-            crate::format::day::Day::today().0 - time::Duration::days(i64::from(retention_days)),
-        );
+        let today = crate::format::day::Day::today();
         let store = state.clone();
         let purge = move || -> Result<(usize, usize), String> {
             let (cases, expired) = if hourly {
                 let purged = store
                     .store
-                    .purge_closed(cutoff)
+                    .purge_expired(today, store.retention_by_counsellor(), retention_days)
                     .map_err(|e| e.to_string())?;
                 let expired = store
                     .uploads

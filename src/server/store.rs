@@ -965,44 +965,75 @@ impl SqliteStore {
     /// the deleted uploads' files.
     pub fn purge_closed(&self, closed_by: Day) -> Result<Purged, StoreError> {
         let cutoff = closed_by.to_string();
-        let purged = self.write(move |tx| {
-            let doomed = "SELECT id FROM cases WHERE closed_day IS NOT NULL AND closed_day <= ?1";
-            let doomed_messages = format!("SELECT id FROM messages WHERE case_id IN ({doomed})");
-            let uploads = tx
-                .prepare(&format!(
-                    "SELECT id FROM uploads WHERE message_id IN ({doomed_messages})"
-                ))?
-                .query_map([&cutoff], |row| Ok(UploadId(blob16(row.get(0)?))))?
-                .collect::<Result<Vec<_>, _>>()?;
+        self.purge(move |tx| {
+            delete_cases(
+                tx,
+                "SELECT id FROM cases WHERE closed_day IS NOT NULL AND closed_day <= ?1",
+                &[cutoff],
+            )
+        })
+    }
+
+    /// Deletes, as `purge_closed` does, every closed case whose retention
+    /// has passed on `today`: a case is kept `retention[counsellor]` days
+    /// after closure (its organisation's period; the longest when its
+    /// counsellors' differ), or `default_days` for a counsellor not listed.
+    pub fn purge_expired(
+        &self,
+        today: Day,
+        retention: std::collections::BTreeMap<String, u32>,
+        default_days: u32,
+    ) -> Result<Purged, StoreError> {
+        self.purge(move |tx| {
+            let mut closed: std::collections::BTreeMap<Vec<u8>, (String, u32)> =
+                std::collections::BTreeMap::new();
+            {
+                let mut rows = tx.prepare(
+                    "SELECT c.id, c.closed_day, cc.counsellor FROM cases c
+                     LEFT JOIN case_counsellors cc ON cc.case_id = c.id
+                     WHERE c.closed_day IS NOT NULL",
+                )?;
+                let rows = rows.query_map([], |row| {
+                    Ok((
+                        row.get::<_, Vec<u8>>(0)?,
+                        row.get::<_, String>(1)?,
+                        row.get::<_, Option<String>>(2)?,
+                    ))
+                })?;
+                for row in rows {
+                    let (id, day, counsellor) = row?;
+                    let days = counsellor
+                        .and_then(|c| retention.get(&c).copied())
+                        .unwrap_or(default_days);
+                    let entry = closed.entry(id).or_insert((day, 0));
+                    entry.1 = entry.1.max(days);
+                }
+            }
             tx.execute(
-                &format!(
-                    "DELETE FROM upload_chunks WHERE upload_id IN
-                       (SELECT id FROM uploads WHERE message_id IN ({doomed_messages}))"
-                ),
-                [&cutoff],
+                "CREATE TEMP TABLE IF NOT EXISTS purge_doomed (id BLOB PRIMARY KEY)",
+                [],
             )?;
-            tx.execute(
-                &format!("DELETE FROM uploads WHERE message_id IN ({doomed_messages})"),
-                [&cutoff],
-            )?;
-            tx.execute(
-                &format!("DELETE FROM deliveries WHERE message_id IN ({doomed_messages})"),
-                [&cutoff],
-            )?;
-            tx.execute(
-                &format!("DELETE FROM messages WHERE case_id IN ({doomed})"),
-                [&cutoff],
-            )?;
-            tx.execute(
-                &format!("DELETE FROM case_counsellors WHERE case_id IN ({doomed})"),
-                [&cutoff],
-            )?;
-            let cases = tx.execute(
-                "DELETE FROM cases WHERE closed_day IS NOT NULL AND closed_day <= ?1",
-                [&cutoff],
-            )?;
-            Ok((true, Purged { cases, uploads }))
-        })?;
+            tx.execute("DELETE FROM temp.purge_doomed", [])?;
+            for (id, (day, days)) in &closed {
+                let cutoff = crate::format::day::retention_cutoff(today, *days);
+                // Days are ISO dates, so text order is date order.
+                if day.as_str() <= cutoff.to_string().as_str() {
+                    tx.execute("INSERT INTO temp.purge_doomed (id) VALUES (?1)", [id])?;
+                }
+            }
+            let purged = delete_cases(tx, "SELECT id FROM temp.purge_doomed", &[]);
+            tx.execute("DELETE FROM temp.purge_doomed", [])?;
+            purged
+        })
+    }
+
+    /// Runs a deletion on the writer and, when it deleted a case, empties
+    /// the WAL so no deleted page survives there.
+    fn purge(
+        &self,
+        work: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<Purged, StoreError> + Send + 'static,
+    ) -> Result<Purged, StoreError> {
+        let purged = self.write(move |tx| Ok((true, work(tx)?)))?;
         if purged.cases > 0 {
             // Copy the WAL into the database and empty it, so the deleted
             // pages (already zeroed by secure_delete) leave no copy behind.
@@ -1030,6 +1061,52 @@ impl SqliteStore {
             .optional()?;
         Ok(day.flatten().map(|d| parse_day(&d)))
     }
+}
+
+/// Deletes the cases `doomed` (an SQL query of case ids, with `params`)
+/// with their messages, deliveries and uploads, for real (`secure_delete`).
+/// Returns what was deleted; the caller removes the uploads' files.
+fn delete_cases(
+    tx: &rusqlite::Transaction<'_>,
+    doomed: &str,
+    params: &[String],
+) -> Result<Purged, StoreError> {
+    let params = || rusqlite::params_from_iter(params.iter());
+    let doomed_messages = format!("SELECT id FROM messages WHERE case_id IN ({doomed})");
+    let uploads = tx
+        .prepare(&format!(
+            "SELECT id FROM uploads WHERE message_id IN ({doomed_messages})"
+        ))?
+        .query_map(params(), |row| Ok(UploadId(blob16(row.get(0)?))))?
+        .collect::<Result<Vec<_>, _>>()?;
+    tx.execute(
+        &format!(
+            "DELETE FROM upload_chunks WHERE upload_id IN
+               (SELECT id FROM uploads WHERE message_id IN ({doomed_messages}))"
+        ),
+        params(),
+    )?;
+    tx.execute(
+        &format!("DELETE FROM uploads WHERE message_id IN ({doomed_messages})"),
+        params(),
+    )?;
+    tx.execute(
+        &format!("DELETE FROM deliveries WHERE message_id IN ({doomed_messages})"),
+        params(),
+    )?;
+    tx.execute(
+        &format!("DELETE FROM messages WHERE case_id IN ({doomed})"),
+        params(),
+    )?;
+    tx.execute(
+        &format!("DELETE FROM case_counsellors WHERE case_id IN ({doomed})"),
+        params(),
+    )?;
+    let cases = tx.execute(
+        &format!("DELETE FROM cases WHERE id IN ({doomed})"),
+        params(),
+    )?;
+    Ok(Purged { cases, uploads })
 }
 
 fn create_case(
@@ -1387,6 +1464,7 @@ pub(crate) mod tests {
     use super::*;
     use crate::format::bundle::OutboxKind;
     use crate::format::derive::LookupKey;
+    use std::collections::BTreeMap;
 
     fn message() -> AgeBlob {
         let recipient = age::x25519::Identity::generate().to_public();
@@ -1435,6 +1513,52 @@ pub(crate) mod tests {
             assert_eq!(store.inbox("vp-a", 0, |_| true).unwrap().len(), 2);
             assert_eq!(store.inbox("vp-b", 0, |_| true).unwrap().len(), 0);
         });
+    }
+
+    #[test]
+    fn each_organisation_keeps_closed_cases_for_its_own_period() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db.sqlite")).unwrap();
+        let mut cases = Vec::new();
+        for (n, counsellor) in [(1u8, "vp-short"), (2, "vp-default")] {
+            let lookup = LookupKey::from_hex(&format!("{n:02x}").repeat(32))
+                .unwrap()
+                .hash();
+            store
+                .create_case(lookup, vec![counsellor.into()], message(), vec![])
+                .unwrap();
+            store.assign_deliveries(counsellor).unwrap();
+            let case = store.inbox(counsellor, 0, |_| true).unwrap()[0].case;
+            let outcome = store
+                .apply_outbox(
+                    counsellor,
+                    1,
+                    &[n; 32],
+                    0,
+                    vec![OutboxWrite {
+                        id: MessageId::random(),
+                        case,
+                        body: message(),
+                        kind: OutboxKind::Close,
+                    }],
+                )
+                .unwrap();
+            assert!(matches!(outcome, SyncOutcome::Applied(_)));
+            cases.push(lookup);
+        }
+        let closed = Day::today();
+        let day = |n: i64| Day(closed.0 + time::Duration::days(n));
+        let rules = || BTreeMap::from([("vp-short".to_string(), 10)]);
+        assert_eq!(store.purge_expired(day(9), rules(), 30).unwrap().cases, 0);
+        assert_eq!(store.purge_expired(day(10), rules(), 30).unwrap().cases, 1);
+        assert!(
+            store.thread(&cases[0]).unwrap().is_none(),
+            "the short one went"
+        );
+        assert!(store.thread(&cases[1]).unwrap().is_some());
+        assert_eq!(store.purge_expired(day(29), rules(), 30).unwrap().cases, 0);
+        assert_eq!(store.purge_expired(day(30), rules(), 30).unwrap().cases, 1);
+        assert!(store.thread(&cases[1]).unwrap().is_none());
     }
 
     #[test]

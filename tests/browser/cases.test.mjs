@@ -217,12 +217,16 @@ test("two counsellors of one organisation: choice, both read, statuses with days
       .some((names) => named === nl.thread_counsellors.replace("{names}", names)), named);
 
     const steps = page.locator("#case-status > li");
-    assert.deepEqual(await steps.locator(".status-label").allTextContents(), [nl.status_received, nl.status_acknowledged]);
+    assert.deepEqual(await steps.locator(".status-label").allTextContents(),
+      [nl.status_received, nl.status_read, nl.status_acknowledged]);
     const day = today();
-    assert.deepEqual(await steps.locator("time").evaluateAll((ts) => ts.map((x) => x.getAttribute("datetime"))), [day, day]);
+    assert.deepEqual(await steps.locator("time").evaluateAll((ts) => ts.map((x) => x.getAttribute("datetime"))), [day, day, day]);
     assert.equal(await steps.nth(0).locator("time").textContent(), shownDay(day));
-    assert.ok((await steps.nth(1).textContent()).includes(nl.thread_status_by.replace("{name}", intern.name)));
-    assert.equal(await steps.nth(1).getAttribute("aria-current"), "step", "the newest status is the current one");
+    // Read (the first answer) and acknowledged, both by the one who answered first.
+    for (const at of [1, 2]) {
+      assert.ok((await steps.nth(at).textContent()).includes(nl.thread_status_by.replace("{name}", intern.name)));
+    }
+    assert.equal(await steps.nth(2).getAttribute("aria-current"), "step", "the newest status is the current one");
     assert.ok(await page.locator("#evaluation").isHidden(), "no evaluation before the case is closed");
     await checkState(page, "thread-statuses");
   });
@@ -239,8 +243,8 @@ test("two counsellors of one organisation: choice, both read, statuses with days
     assert.equal(await page.locator("#messages > li").count(), 5);
     const steps = page.locator("#case-status > li");
     assert.deepEqual(await steps.locator(".status-label").allTextContents(),
-      [nl.status_received, nl.status_acknowledged, nl.status_feedback_given, nl.status_closed]);
-    assert.equal(await steps.nth(3).getAttribute("aria-current"), "step");
+      [nl.status_received, nl.status_read, nl.status_acknowledged, nl.status_feedback_given, nl.status_closed]);
+    assert.equal(await steps.nth(4).getAttribute("aria-current"), "step");
     assert.equal(await page.locator("#case-status [aria-current]").count(), 1);
     assert.ok(await page.locator("#evaluation").isVisible());
     // Two counsellors on this case: "uw vertrouwenspersonen" (one would read "uw vertrouwenspersoon").
@@ -319,7 +323,8 @@ test("two counsellors of one organisation: choice, both read, statuses with days
     await page.fill("#followup-text", "Nog een vraag na de afsluiting.");
     await page.click("#followup-submit");
     await page.waitForFunction(() => document.querySelectorAll("#messages > li").length === 7, null, { timeout: 60_000 });
-    assert.equal(await page.textContent("#followup-status"), nl.followup_sent);
+    // Closed: stored, and said to reach them at their next synchronisation only.
+    assert.equal(await page.textContent("#followup-status"), nl.followup_closed_sent);
     const stored = await thread(keys.lookupKey);
     assert.equal(stanzaCount(base64ToBytes(stored.messages.at(-1).message)), 3, "both counsellors and the melder");
   });

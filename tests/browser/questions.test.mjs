@@ -77,6 +77,7 @@ test("a question is asked, answered without terms, and turned into a report in t
   const reportText = "Ik meld het nu: mijn leidinggevende vraagt iedereen naar diagnoses en noteert die.";
   let display;
   let caseId;
+  let acknowledgeBy; // the date the page shows, to compare with the reviewer
 
   await t.test("the form asks what the melder wants to do; a question is chosen by keyboard", async () => {
     await page.goto(`${server.url}/melden`);
@@ -143,7 +144,9 @@ test("a question is asked, answered without terms, and turned into a report in t
     assert.equal(await items.count(), 2);
     assert.ok((await items.nth(0).textContent()).includes(` · ${nl.kind_question} · `));
     assert.ok((await items.nth(1).textContent()).includes(answerText));
-    assert.deepEqual(await page.locator("#case-status .status-label").allTextContents(), [nl.status_asked]);
+    // Answered, so read; a question has no statutory dates (journey.test.mjs has a report's).
+    assert.deepEqual(await page.locator("#case-status .status-label").allTextContents(), [nl.status_asked, nl.status_read]);
+    assert.equal(await page.locator("#date-acknowledge-by, #date-feedback-by").count(), 0, "no terms for a question");
     assert.ok(await page.locator("#question-note").isVisible());
     await checkState(page, "thread-question-nl");
   });
@@ -156,7 +159,13 @@ test("a question is asked, answered without terms, and turned into a report in t
     assert.equal(await page.locator("#messages > li").count(), 3);
     assert.ok((await page.locator("#messages > li").nth(2).textContent()).includes(` · ${nl.kind_report} · `));
     assert.deepEqual(await page.locator("#case-status .status-label").allTextContents(),
-      [nl.status_asked, nl.status_reported]);
+      [nl.status_asked, nl.status_read, nl.status_reported]);
+    // The terms run from the report, and the answer to the question does not acknowledge it.
+    const day = new Date().toISOString().slice(0, 10);
+    const plus = (days) => new Date(Date.parse(`${day}T00:00:00Z`) + days * 86_400_000).toISOString().slice(0, 10);
+    const shown = (d) => new Intl.DateTimeFormat("nl-NL", { dateStyle: "long", timeZone: "UTC" }).format(new Date(`${d}T00:00:00Z`));
+    acknowledgeBy = shown(plus(7));
+    assert.equal(await page.locator("#date-acknowledge-by time").textContent(), acknowledgeBy);
     assert.ok(await page.locator("#question-note").isHidden(), "a report is no longer a question");
     await checkState(page, "thread-reported-nl");
   });
@@ -169,6 +178,7 @@ test("a question is asked, answered without terms, and turned into a report in t
     assert.ok(list.includes("ontvangst bevestigen uiterlijk"), list);
     const shown = await counsellor.review("show", caseId);
     assert.ok(shown.includes("begon als adviesvraag op"), shown);
+    assert.ok(shown.includes(`uiterlijk: ${acknowledgeBy}`), `the page said ${acknowledgeBy}:\n${shown}`);
     assert.ok(shown.includes(reportText), shown);
     const stats = await counsellor.review("stats");
     assert.ok(stats.includes("meldingen die als vraag begonnen: 1"), stats);

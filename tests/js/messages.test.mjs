@@ -51,7 +51,7 @@ function families() {
     // ui.js apiErrorMessage: the API's error codes, plus the page's own two.
     error_: [...errorCodes, "network", "unexpected"],
     // thread.js: a message's kind, "-" written as "_".
-    kind_: ["report", "follow_up", "reply", "evaluation"],
+    kind_: ["report", "question", "follow_up", "reply", "evaluation"],
     // thread.js: the envelope's category slug, "-" written as "_".
     category_: categories.map((slug) => slug.replaceAll("-", "_")),
   };

@@ -25,6 +25,8 @@ await loadMessages();
 const form = $("report-form");
 const chosenFiles = watchFileInput("attachments", "attachment-list");
 let counsellors = [];
+/** The organisation's file name for a downloaded code, if it set one. */
+let codeFileName = null;
 let busy = false;
 let sent = false;
 /**
@@ -138,6 +140,7 @@ async function loadCounsellors() {
     return;
   }
   counsellors = answer.counsellors;
+  codeFileName = answer.organisation.code_file_name ?? null;
   $("organisation-name").textContent = t("report_organisation", { name: answer.organisation.name });
   $("organisation-name").hidden = false;
   const groups = [
@@ -353,7 +356,8 @@ function finish() {
   $("download-code").addEventListener("click", () => {
     const threadUrl = $("to-thread").href;
     const text = `${t("done_file_text", { code: display, url: threadUrl })}\n`;
-    download(new TextEncoder().encode(text), t("done_file_name"), "text/plain;charset=utf-8");
+    // A dull name: the downloads folder must not tell what the file is.
+    download(new TextEncoder().encode(text), codeFileName ?? t("done_file_name"), "text/plain;charset=utf-8");
     copyStatus("done_downloaded");
   });
   $("print-code").addEventListener("click", () => window.print());

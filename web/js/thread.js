@@ -21,6 +21,7 @@ import {
 } from "./attachments.js";
 import { UploadCancelled, uploadApi } from "./upload.js";
 import { formatDay, lang, loadMessages, t } from "./i18n.js";
+import { deadlines, deletedFrom } from "./deadlines.js";
 import { $, apiErrorMessage, el, errorSummary, fieldError, focusHeading, setBusy, status } from "./ui.js";
 
 await loadMessages();
@@ -77,13 +78,15 @@ async function openThread(event) {
   try {
     const keys = await deriveKeys(canonical);
     const org = organisationFromPath();
-    const [thread, here] = await Promise.all([getThread(keys.lookupKey), org ? cardsOf(org) : allCards()]);
+    const [thread, here, organisations] = await Promise.all([
+      getThread(keys.lookupKey), org ? cardsOf(org) : allCards(), getOrganisations().catch(() => []),
+    ]);
     // A case of another organisation than the page's: look its counsellors
     // up among all. Cards are public; names are a nicety, and keys are
     // needed only to answer, which then says what is missing.
     const known = (cards) => thread.counsellors.every((id) => cards.some((c) => c.id === id));
     const counsellors = known(here) || !org ? here : await allCards();
-    session = { keys, thread, counsellors };
+    session = { keys, thread, counsellors, organisations };
     $("code").value = formatCode(canonical);
     await render();
     status("", "");
@@ -137,6 +140,7 @@ function caseRecipients() {
 function statusLabel(status) {
   return {
     received: t("status_received"),
+    read: t("status_read"),
     asked: t("status_asked"),
     reported: t("status_reported"),
     acknowledged: t("status_acknowledged"),
@@ -171,7 +175,19 @@ function authorName(item, envelope) {
  */
 const textLang = (envelope) => (typeof envelope?.lang === "string" ? envelope.lang : "");
 
-function messageItem(item, envelope) {
+/**
+ * What the page can honestly say of a melder's message: a counsellor has
+ * read it only when a counsellor's answer came after it; until then it is
+ * stored on the server, nothing more.
+ */
+function deliveryLine(read) {
+  return el("p", {
+    className: "message-delivery",
+    text: read ? t("thread_delivery_read") : t("thread_delivery_stored"),
+  });
+}
+
+function messageItem(item, envelope, read) {
   const mine = item.author === "melder";
   const kind = (envelope?.kind ?? item.kind).replace("-", "_");
   const header = el("h4", { className: "message-meta" }, [
@@ -182,6 +198,7 @@ function messageItem(item, envelope) {
   const article = el("article", { className: `message ${mine ? "message-mine" : "message-theirs"}` }, [header]);
   if (!envelope) {
     article.append(el("p", { className: "field-error", text: t("thread_undecryptable") }));
+    if (mine) article.append(deliveryLine(read));
     return el("li", {}, [article]);
   }
   const facts = [];
@@ -209,6 +226,8 @@ function messageItem(item, envelope) {
     article.append(el("p", { className: "message-attachments-title", text: t("thread_attachments") }),
       el("ul", { className: "file-list" }, envelope.attachments.map((a) => attachmentItem(a, objectUrls))));
   }
+  // An evaluation expects no answer: it gets no delivery line.
+  if (mine && envelope.kind !== "evaluation") article.append(deliveryLine(read));
   return el("li", {}, [article]);
 }
 
@@ -220,7 +239,13 @@ function statusSteps(opened) {
   const first = opened.find(({ item }) => item.author === "melder" && item.kind === "report") ?? opened[0];
   const asked = first?.envelope?.kind === "question";
   const steps = first ? [{ status: asked ? "asked" : "received", day: first.item.day }] : [];
+  let read = false;
   for (const { item, envelope } of opened) {
+    // The first answer from a counsellor is the first sign anyone read it.
+    if (item.author !== "melder" && !read) {
+      read = true;
+      steps.push({ status: "read", day: item.day, by: authorName(item, envelope) });
+    }
     if (envelope?.kind === "reply" && envelope.status) {
       steps.push({ status: envelope.status, day: item.day, by: authorName(item, envelope) });
     } else if (asked && item !== first.item && item.author === "melder" && envelope?.kind === "report") {
@@ -265,6 +290,94 @@ function showEvaluation(opened) {
   $("evaluation-thanks").hidden = !evaluated;
 }
 
+/**
+ * The days that matter, as the counsellor's reviewer counts them
+ * (src/review/deadlines.rs): received is the day the server stored the
+ * report; acknowledged the day of the first counsellor answer; feedback the
+ * first answer marked feedback-given or closed; closed the day of the last
+ * status when that is "closed" (a later "in progress" reopened it).
+ */
+function caseFacts(opened) {
+  const mine = opened.filter(({ item }) => item.author === "melder");
+  const first = opened.find(({ item }) => item.author === "melder" && item.kind === "report") ?? opened[0];
+  // An advice question runs no statutory terms; once the melder turns it
+  // into a report, they run from that report, and only what came after it
+  // acknowledges it (src/review/import.rs).
+  const asked = first?.envelope?.kind === "question";
+  const report = asked ? mine.find(({ envelope }) => envelope?.kind === "report") : first;
+  const from = report ? opened.indexOf(report) : opened.length;
+  const statuses = opened.filter(({ envelope }) => envelope?.kind === "reply" && envelope.status);
+  const last = statuses.at(-1);
+  const later = opened.slice(from + 1);
+  const laterStatuses = later.filter(({ envelope }) => envelope?.kind === "reply" && envelope.status);
+  return {
+    asked: first?.item.day ?? null,
+    question: asked && !report,
+    received: report?.item.day ?? null,
+    acknowledged: later.find(({ item }) => item.author !== "melder")?.item.day ?? null,
+    feedback: laterStatuses.find(({ envelope }) => ["feedback-given", "closed"].includes(envelope.status))?.item.day ?? null,
+    closed: last?.envelope.status === "closed" ? last.item.day : null,
+  };
+}
+
+/** The organisation of the case: that of its first counsellor's card, with its settings. */
+function caseOrganisation() {
+  const card = session.thread.counsellors.map((id) => session.counsellors.find((c) => c.id === id)).find(Boolean);
+  return card ? session.organisations.find((o) => o.id === card.org) ?? null : null;
+}
+
+const timeOf = (day) => el("time", { text: formatDay(day), attrs: { datetime: day } });
+
+function renderDates(facts, organisation) {
+  const rows = [];
+  const row = (id, term, day) => rows.push(el("dt", { text: term }), el("dd", { attrs: { id: `date-${id}` } }, [timeOf(day)]));
+  // A question: stored on its day, and no terms (the question note says why).
+  if (facts.question) row("received", t("status_received"), facts.asked);
+  if (facts.received) {
+    const due = deadlines(facts.received, facts.acknowledged);
+    row("received", t("status_received"), facts.received);
+    if (facts.acknowledged) row("acknowledged", t("thread_due_ack_done"), facts.acknowledged);
+    else row("acknowledge-by", t("thread_due_ack"), due.acknowledgeBy);
+    if (facts.feedback) row("feedback", t("thread_due_feedback_done"), facts.feedback);
+    else row("feedback-by", t("thread_due_feedback"), due.feedbackBy);
+  }
+  if (facts.closed) {
+    row("closed", t("thread_closed_on"), facts.closed);
+    if (organisation) row("deleted-from", t("thread_deleted_on"), deletedFrom(facts.closed, organisation.retention_days));
+  }
+  $("thread-dates-list").replaceChildren(...rows);
+}
+
+function renderClosure(facts, organisation) {
+  $("thread-closed").hidden = !facts.closed;
+  if (!facts.closed) return;
+  $("thread-closed-text").textContent = organisation
+    ? t("thread_after_closure", {
+      closed: formatDay(facts.closed),
+      deleted: formatDay(deletedFrom(facts.closed, organisation.retention_days)),
+    })
+    : t("thread_after_closure_unknown", { closed: formatDay(facts.closed) });
+}
+
+/** Aftercare (once closed) and support contacts, as the organisation configured them: text only. */
+function renderAftercare(facts, organisation) {
+  const name = organisation?.name ?? "";
+  const list = (lines) => el("ul", {}, lines.map((line) => el("li", { text: line })));
+  const parts = [];
+  if (facts.closed) {
+    if (organisation?.aftercare?.length) {
+      parts.push(el("p", { text: t("thread_aftercare_intro", { name }) }), list(organisation.aftercare));
+    } else {
+      parts.push(el("p", { text: t("thread_aftercare_none") }));
+    }
+  }
+  if (organisation?.support?.length) {
+    parts.push(el("p", { text: t("thread_support_intro", { name }) }), list(organisation.support));
+  }
+  $("thread-aftercare-body").replaceChildren(...parts);
+  $("thread-aftercare").hidden = parts.length === 0;
+}
+
 async function render() {
   for (const url of objectUrls) URL.revokeObjectURL(url);
   objectUrls = [];
@@ -279,7 +392,15 @@ async function render() {
     }
     opened.push({ item, envelope });
   }
-  $("messages").replaceChildren(...opened.map(({ item, envelope }) => messageItem(item, envelope)));
+  const answeredUpTo = opened.findLastIndex(({ item }) => item.author !== "melder");
+  $("messages").replaceChildren(...opened.map(({ item, envelope }, at) => messageItem(item, envelope, at < answeredUpTo)));
+  const facts = caseFacts(opened);
+  const organisation = caseOrganisation();
+  session.closed = Boolean(facts.closed);
+  renderDates(facts, organisation);
+  renderClosure(facts, organisation);
+  renderAftercare(facts, organisation);
+  $("thread-print-title").textContent = t("thread_print_title", { day: formatDay(new Date().toISOString().slice(0, 10)) });
   const steps = statusSteps(opened);
   $("case-status").replaceChildren(...steps.map((step, at) => statusItem(step, at === steps.length - 1)));
   const names = session.thread.counsellors.map(counsellorName).join(", ");
@@ -369,7 +490,8 @@ async function sendFollowUp() {
     $("followup-attachment-list").replaceChildren();
     session.thread = await getThread(session.keys.lookupKey);
     await render();
-    status("followup", t(reported ? "followup_reported" : "followup_sent"), { kind: "success" });
+    const said = reported ? "followup_reported" : session.closed ? "followup_closed_sent" : "followup_sent";
+    status("followup", t(said), { kind: "success" });
     // The new message pushed the form down: keep the button and its news in sight.
     $("followup-status").scrollIntoView({ block: "nearest" });
   } catch (error) {
@@ -514,6 +636,7 @@ $("followup-form").addEventListener("submit", (event) => {
 $("followup-retry").addEventListener("click", sendFollowUp);
 $("followup-text").addEventListener("input", () => fieldError("followup-text", null));
 $("close-thread").addEventListener("click", closeThread);
+$("thread-print").addEventListener("click", () => window.print());
 $("evaluation-form").addEventListener("submit", (event) => {
   event.preventDefault();
   if ($("evaluation-retry").hidden && checkEvaluation()) sendEvaluation();

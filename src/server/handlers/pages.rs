@@ -28,7 +28,7 @@ struct Web;
 pub const LANGUAGES: [&str; 2] = ["nl", "en"];
 
 /// (template, Dutch path, English path)
-const PAGES: [(&str, &str, &str); 7] = [
+const PAGES: [(&str, &str, &str); 17] = [
     ("index", "/", "/en"),
     ("report", "/melden", "/en/report"),
     ("thread", "/mijn-melding", "/en/my-report"),
@@ -36,7 +36,53 @@ const PAGES: [(&str, &str, &str); 7] = [
     ("privacy", "/privacy", "/en/privacy"),
     ("accessibility", "/toegankelijkheid", "/en/accessibility"),
     ("noscript", "/zonder-javascript", "/en/without-javascript"),
+    // The route finder (wegwijzer): a question per page, each answer a plain
+    // link, so it works without JavaScript and stores no answer anywhere.
+    ("route", "/wegwijzer", "/en/route"),
+    (
+        "route-integrity",
+        "/wegwijzer/integriteit",
+        "/en/route/integrity",
+    ),
+    (
+        "route-reprisals",
+        "/wegwijzer/melden",
+        "/en/route/reporting",
+    ),
+    ("route-sector", "/wegwijzer/toezicht", "/en/route/sector"),
+    (
+        "route-advice",
+        "/wegwijzer/vraag-stellen",
+        "/en/route/ask-a-question",
+    ),
+    (
+        "route-here",
+        "/wegwijzer/hier-melden",
+        "/en/route/report-here",
+    ),
+    (
+        "route-coordinator",
+        "/wegwijzer/integriteitscoordinator",
+        "/en/route/integrity-coordinator",
+    ),
+    (
+        "route-hvk",
+        "/wegwijzer/huis-voor-klokkenluiders",
+        "/en/route/whistleblowers-authority",
+    ),
+    (
+        "route-authority",
+        "/wegwijzer/toezichthouder",
+        "/en/route/supervisory-authority",
+    ),
+    ("route-raba", "/wegwijzer/raba", "/en/route/raba"),
 ];
+
+/// The part of the privacy statement filled in per organisation when it is
+/// served (its controller and data-protection officer); `verify-site`
+/// compares everything outside it.
+const ORGANISATION_START: &str = "<!--organisation-->";
+const ORGANISATION_END: &str = "<!--/organisation-->";
 
 /// Everything the server serves outside `/api`, by path.
 pub struct Site {
@@ -44,6 +90,9 @@ pub struct Site {
     /// Whether to answer in a compressed coding at all (not in the
     /// benchmark's baseline).
     compress: bool,
+    /// Per language, the privacy statement's part for one organisation and
+    /// the one for several, rendered; filled in when served.
+    organisation_parts: BTreeMap<&'static str, (String, String)>,
 }
 
 /// One file as served: its bytes and, for text, the same bytes compressed,
@@ -498,6 +547,7 @@ impl Site {
 
     fn render_all(preload: Preload) -> Result<Self, SiteError> {
         let mut files = BTreeMap::new();
+        let mut organisation_parts = BTreeMap::new();
         for file in Web::iter() {
             if file.starts_with("pages/") {
                 continue;
@@ -540,6 +590,21 @@ impl Site {
                     ("text/html; charset=utf-8", html.into_bytes()),
                 );
             }
+            let partial = |name: &str| -> Result<String, SiteError> {
+                let file = format!("pages/_{name}.html");
+                let body = Web::get(&file).ok_or_else(|| SiteError::Template {
+                    file: file.clone(),
+                    problem: "missing".into(),
+                })?;
+                render_at(
+                    "privacy",
+                    String::from_utf8_lossy(&body.data).trim_end(),
+                    lang,
+                    &texts,
+                    1,
+                )
+            };
+            organisation_parts.insert(lang, (partial("organisation")?, partial("organisations")?));
         }
         let files = files
             .into_iter()
@@ -556,6 +621,7 @@ impl Site {
         Ok(Site {
             files,
             compress: false,
+            organisation_parts,
         })
     }
 
@@ -565,6 +631,66 @@ impl Site {
             .iter()
             .map(|(path, served)| (path.as_str(), served.body.as_slice()))
     }
+}
+
+/// `body` without the per-organisation part of the privacy statement (the
+/// markers stay), so `verify-site` compares the rest byte for byte.
+pub fn without_organisation_part(body: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(body);
+    match (text.find(ORGANISATION_START), text.find(ORGANISATION_END)) {
+        (Some(start), Some(end)) if start < end => {
+            let mut out = text[..start + ORGANISATION_START.len()].to_string();
+            out.push_str(&text[end..]);
+            out.into_bytes()
+        }
+        _ => body.to_vec(),
+    }
+}
+
+/// Replaces the content of the element marked `data-slot="{slot}"` (up to
+/// its closing tag) with `inner`, which must already be escaped.
+fn fill_slot(html: &str, slot: &str, inner: &str) -> String {
+    let marker = format!("data-slot=\"{slot}\">");
+    let Some(at) = html.find(&marker) else {
+        return html.to_string();
+    };
+    let from = at + marker.len();
+    let to = html[from..].find("</").map_or(from, |n| from + n);
+    format!("{}{inner}{}", &html[..from], &html[to..])
+}
+
+/// The privacy statement's per-organisation part: the controller and the
+/// data-protection officer of `org` (`pages/_organisation.html`), or, with
+/// no organisation known (the root page of a server for several), links to
+/// each one's statement (`pages/_organisations.html`). Everything
+/// configured is escaped text.
+fn organisation_part(state: &AppState, lang: &str, org: Option<&str>) -> String {
+    let names = super::v1::counsellors::organisations(state);
+    let org =
+        org.or_else(|| (names.len() == 1).then(|| names.keys().next().map(String::as_str))?);
+    let parts = &state.site.organisation_parts[lang];
+    let Some(org) = org else {
+        let privacy = href("privacy", lang).unwrap_or("/privacy");
+        let links: String = names
+            .iter()
+            .map(|(id, name)| {
+                format!(
+                    "<li><a href=\"/o/{id}{privacy}\">{}</a></li>",
+                    escape_html(name)
+                )
+            })
+            .collect();
+        return fill_slot(&parts.1, "list", &links);
+    };
+    let settings = state.organisations.get(org).cloned().unwrap_or_default();
+    let name = names.get(org).cloned().unwrap_or_else(|| org.to_string());
+    let mut html = parts.0.replace("{name}", &escape_html(&name));
+    for (slot, value) in [("controller", settings.controller), ("dpo", settings.dpo)] {
+        if let Some(value) = value {
+            html = fill_slot(&html, slot, &escape_html(&value));
+        }
+    }
+    html
 }
 
 /// `/.well-known/security.txt` (RFC 9116), when a contact is configured. It
@@ -638,18 +764,33 @@ pub async fn serve(
     } else {
         Encoding::Identity
     };
-    let (encoding, body) = match prefix {
-        Some(prefix) if content_type.starts_with("text/html") => {
-            let page = String::from_utf8_lossy(&served.body)
-                .replace("=\"/", &format!("=\"{prefix}"))
-                // security.txt lives at the root only (RFC 9116).
-                .replace(&format!("=\"{prefix}.well-known/"), "=\"/.well-known/")
-                .into_bytes();
-            // A page under a prefix differs per organisation: compressed
-            // per request, quickly (a few kilobytes of HTML).
-            (wanted, wanted.encode(&page, false))
+    let privacy = PAGES
+        .iter()
+        .find(|(name, nl, en)| *name == "privacy" && (path == *nl || path == *en))
+        .map(|(_, nl, _)| if path == *nl { "nl" } else { "en" });
+    let org = prefix
+        .as_deref()
+        .and_then(|p| p.strip_prefix("/o/"))
+        .map(|p| p.trim_end_matches('/'));
+    // The privacy statement names the organisation's controller and DPO,
+    // filled in now: like every page under a prefix it differs per
+    // organisation, so it is compressed per request, quickly.
+    let filled = privacy.map(|lang| {
+        let text = String::from_utf8_lossy(&served.body);
+        match (text.find(ORGANISATION_START), text.find(ORGANISATION_END)) {
+            (Some(start), Some(end)) if start < end => format!(
+                "{}{}{}",
+                &text[..start + ORGANISATION_START.len()],
+                organisation_part(&state, lang, org),
+                &text[end..]
+            )
+            .into_bytes(),
+            _ => served.body.clone(),
         }
-        _ => {
+    });
+    let html_prefix = prefix.filter(|_| content_type.starts_with("text/html"));
+    let (encoding, body) = match (html_prefix, filled) {
+        (None, None) => {
             if !served.is_ready(wanted) {
                 // The first ask compresses (milliseconds to a second): off
                 // the async workers.
@@ -663,6 +804,17 @@ pub async fn serve(
                 Some(coded) => (wanted, coded.to_vec()),
                 None => (Encoding::Identity, served.body.clone()),
             }
+        }
+        (html_prefix, filled) => {
+            let mut page = filled.unwrap_or_else(|| served.body.clone());
+            if let Some(prefix) = html_prefix {
+                page = String::from_utf8_lossy(&page)
+                    .replace("=\"/", &format!("=\"{prefix}"))
+                    // security.txt lives at the root only (RFC 9116).
+                    .replace(&format!("=\"{prefix}.well-known/"), "=\"/.well-known/")
+                    .into_bytes();
+            }
+            (wanted, wanted.encode(&page, false))
         }
     };
     let mut response = (
@@ -828,6 +980,45 @@ mod tests {
         let bomb = Encoding::Gzip.encode(&vec![0u8; 1 << 20], false);
         assert!(Encoding::Gzip.decode(&bomb, 1000).is_err());
         assert!(Encoding::Brotli.decode(b"not brotli at all", 1000).is_err());
+    }
+
+    #[test]
+    fn verify_site_skips_only_the_organisation_part() {
+        let site = Site::build().unwrap();
+        let built = &site.files["/privacy"].body;
+        let text = String::from_utf8_lossy(built);
+        assert!(text.contains(ORGANISATION_START) && text.contains(ORGANISATION_END));
+        let filled = text.replacen(
+            &format!("{ORGANISATION_START}<p>"),
+            &format!("{ORGANISATION_START}<dl><dd>Minister</dd></dl><p>"),
+            1,
+        );
+        assert_ne!(filled.as_bytes(), built.as_slice());
+        assert_eq!(
+            without_organisation_part(filled.as_bytes()),
+            without_organisation_part(built)
+        );
+        let changed_outside = filled.replacen("<h2", "<h2 data-x", 1);
+        assert_ne!(
+            without_organisation_part(changed_outside.as_bytes()),
+            without_organisation_part(built)
+        );
+        // Markers out of order or missing leave the bytes as they are.
+        assert_eq!(
+            without_organisation_part(b"a<!--/organisation-->b<!--organisation-->c"),
+            b"a<!--/organisation-->b<!--organisation-->c".to_vec()
+        );
+    }
+
+    #[test]
+    fn slots_are_filled_with_escaped_text_only() {
+        let html = "<dd data-slot=\"controller\">unset</dd><dd data-slot=\"dpo\">unset</dd>";
+        let filled = fill_slot(html, "controller", &escape_html("<script>x</script>"));
+        assert_eq!(
+            filled,
+            "<dd data-slot=\"controller\">&lt;script&gt;x&lt;/script&gt;</dd><dd data-slot=\"dpo\">unset</dd>"
+        );
+        assert_eq!(fill_slot(html, "nope", "x"), html);
     }
 
     #[test]

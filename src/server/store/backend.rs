@@ -206,6 +206,25 @@ impl Store {
         each!(self, s => s.purge_closed(closed_by))
     }
 
+    /// Deletes every closed case whose organisation's retention has passed
+    /// on `today` (`SqliteStore::purge_expired`). PostgreSQL keeps one
+    /// period for all: `check-config` refuses a per-organisation
+    /// `retention_days` with `database_url`, so `retention` is empty there.
+    pub fn purge_expired(
+        &self,
+        today: Day,
+        retention: std::collections::BTreeMap<String, u32>,
+        default_days: u32,
+    ) -> Result<Purged, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.purge_expired(today, retention, default_days),
+            #[cfg(feature = "postgres")]
+            Store::Postgres(s) => {
+                s.purge_closed(crate::format::day::retention_cutoff(today, default_days))
+            }
+        }
+    }
+
     /// The day a case was closed, if it was.
     pub fn closed_day(&self, lookup: &LookupHash) -> Result<Option<Day>, StoreError> {
         each!(self, s => s.closed_day(lookup))

@@ -19,7 +19,7 @@ export const ROUTES = (() => {
   const table = /const PAGES: \[\(&str, &str, &str\); \d+\] = \[([^\]]*)\];/.exec(source);
   if (!table) throw new Error("no PAGES table in src/server/handlers/pages.rs");
   const routes = { nl: {}, en: {} };
-  for (const [, name, nl, en] of table[1].matchAll(/\("([a-z_]+)", "([^"]+)", "([^"]+)"\)/g)) {
+  for (const [, name, nl, en] of table[1].matchAll(/\(\s*"([a-z_-]+)",\s*"([^"]+)",\s*"([^"]+)",?\s*\)/g)) {
     routes.nl[name] = nl;
     routes.en[name] = en;
   }
@@ -38,7 +38,7 @@ export function render(page, lang, file = page, depth = 0) {
   const table = messages(lang);
   const other = lang === "nl" ? "en" : "nl";
   const template = readFileSync(`${webDir}pages/${file}.html`, "utf8");
-  return template.replace(/\{\{([a-z0-9_.]+)\}\}/g, (whole, name) => {
+  return template.replace(/\{\{([a-z0-9_.-]+)\}\}/g, (whole, name) => {
     if (name.startsWith("include.") && depth === 0) return render(page, lang, `_${name.slice(8)}`, 1).trimEnd();
     if (name.startsWith("current.") && ROUTES[lang][name.slice(8)]) return name.slice(8) === page ? ' aria-current="page"' : "";
     if (name === "lang") return lang;

@@ -32,19 +32,43 @@ fn plain_query(query: &str) -> bool {
     })
 }
 
-/// Organisation id → display name, from the cards.
+/// Organisation id → display name: the configured one, else the cards'.
 pub fn organisations(state: &AppState) -> BTreeMap<String, String> {
     state
         .cards()
         .values()
-        .map(|card| (card.org_id(), card.organisation.clone()))
+        .map(|card| {
+            let id = card.org_id();
+            let name = state
+                .organisations
+                .get(&id)
+                .and_then(|o| o.name.clone())
+                .unwrap_or_else(|| card.organisation.clone());
+            (id, name)
+        })
         .collect()
+}
+
+/// What the pages show of one organisation (docs/api.md): its name, the
+/// configured settings, and the server's retention period.
+fn organisation_json(state: &AppState, id: &str, name: &str) -> Value {
+    let settings = state.organisations.get(id).cloned().unwrap_or_default();
+    json!({
+        "id": id,
+        "name": name,
+        "controller": settings.controller,
+        "dpo": settings.dpo,
+        "aftercare": settings.aftercare,
+        "support": settings.support,
+        "code_file_name": settings.code_file_name,
+        "retention_days": settings.retention_days.unwrap_or(state.retention_days),
+    })
 }
 
 pub async fn list_organisations(State(state): State<AppState>) -> Json<Value> {
     let list: Vec<Value> = organisations(&state)
-        .into_iter()
-        .map(|(id, name)| json!({ "id": id, "name": name }))
+        .iter()
+        .map(|(id, name)| organisation_json(&state, id, name))
         .collect();
     Json(json!({ "organisations": list }))
 }
@@ -92,7 +116,7 @@ pub async fn list(
         })
         .collect();
     Ok(Json(json!({
-        "organisation": { "id": org, "name": organisations[&org] },
+        "organisation": organisation_json(&state, &org, &organisations[&org]),
         "counsellors": counsellors,
     })))
 }
