@@ -473,9 +473,15 @@ fn new_messages_reach_a_laptop_that_is_ahead_of_a_restored_backup() {
             .new_messages,
         3
     );
+    // The operator keeps the inbox key with the server's other secrets
+    // (docs/deploy.md) and puts it back with the database: the laptop
+    // pinned it and refuses inboxes signed with any other.
+    let inbox_key = std::fs::read(server.data_dir().join("inbox-signing.key")).unwrap();
     drop(server);
 
-    let restored = Server::start_in(restored_site(&backup, &card));
+    let site = restored_site(&backup, &card);
+    std::fs::write(site.path().join("data/inbox-signing.key"), &inbox_key).unwrap();
+    let restored = Server::start_in(site);
     report(&restored, "na het herstel");
     let answer = restored.sync(&commands::outbox(&mut vault).unwrap());
     assert_eq!(

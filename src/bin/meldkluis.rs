@@ -489,6 +489,14 @@ fn run_backup(
         backup::backup(&config.database_path(), target, force).map_err(|e| e.to_string())?;
     println!("Backup written: {} ({info})", path.display());
     println!("It holds ciphertext and metadata: keep it as confidential as the server.");
+    println!(
+        "The inbox-signing key ({}) is not in it: keep a copy with the server's secrets; \
+         counsellors' laptops refuse inboxes signed with another key.",
+        config
+            .data_dir
+            .join(meldkluis::server::inbox_key::FILE_NAME)
+            .display()
+    );
     if let Some(days) = keep_days {
         let deleted = backup::rotate(target, days, time::OffsetDateTime::now_utc())
             .map_err(|e| e.to_string())?;
