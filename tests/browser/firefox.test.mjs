@@ -244,7 +244,7 @@ for (const mode of MODES) {
       await page.keyboard.press("Enter");
       await waitVisible(page, "#thread", 120_000);
       const listed = await page.$$eval("#messages > li:first-child .file-list li", (li) => li.map((e) => e.textContent));
-      assert.deepEqual(listed, [`lijsten-${mode.name}.bin (9 MB)`, `notitie-${mode.name}.txt (20 KB)`]);
+      assert.deepEqual(listed, [`lijsten-${mode.name}.bin (9 MiB)`, `notitie-${mode.name}.txt (20 KiB)`]);
 
       await courier(page, downloads, `${mode.name}-attachments`);
       let caseId;
