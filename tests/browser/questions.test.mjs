@@ -148,6 +148,7 @@ test("a question is asked, answered without terms, and turned into a report in t
     assert.deepEqual(await page.locator("#case-status .status-label").allTextContents(), [nl.status_asked, nl.status_read]);
     assert.equal(await page.locator("#date-acknowledge-by, #date-feedback-by").count(), 0, "no terms for a question");
     assert.ok(await page.locator("#question-note").isVisible());
+    assert.equal(await page.textContent("#thread-heading"), nl.thread_messages_heading_question);
     await checkState(page, "thread-question-nl");
   });
 
@@ -167,6 +168,7 @@ test("a question is asked, answered without terms, and turned into a report in t
     acknowledgeBy = shown(plus(7));
     assert.equal(await page.locator("#date-acknowledge-by time").textContent(), acknowledgeBy);
     assert.ok(await page.locator("#question-note").isHidden(), "a report is no longer a question");
+    assert.equal(await page.textContent("#thread-heading"), nl.thread_messages_heading);
     await checkState(page, "thread-reported-nl");
   });
 

@@ -413,6 +413,7 @@ async function render() {
   session.questionCounsellors = question
     ? opened.find(({ item }) => item.author === "melder").envelope.counsellors : null;
   $("question-note").hidden = !question;
+  $("thread-heading").textContent = t(question ? "thread_messages_heading_question" : "thread_messages_heading");
   if (!question) $("followup-as-report").checked = false;
   $("thread").hidden = false;
 }
