@@ -19,7 +19,7 @@ import { base64ToBytes, decrypt, deriveKeys, parseCode } from "../../web/js/prot
 import { messages } from "./support/render.mjs";
 import { makeCounsellor, scratch, startServer } from "./support/meldkluis.mjs";
 import { assertClean, launch, openPage, outDir } from "./support/browser.mjs";
-import { axe, overflow } from "./support/a11y.mjs";
+import { checkState as checkStateAs } from "./support/a11y.mjs";
 
 const nl = messages("nl");
 const en = messages("en");
@@ -60,27 +60,7 @@ after(async () => {
   await work?.remove();
 });
 
-/**
- * The page as it is now passes axe in light and dark and does not scroll
- * sideways at 320 px; screenshots at 1280 and 360 px as cases-<name>-*.png.
- */
-async function checkState(page, name) {
-  const problems = [];
-  await page.setViewportSize({ width: 1280, height: 900 });
-  for (const scheme of ["light", "dark"]) {
-    await page.emulateMedia({ colorScheme: scheme });
-    for (const v of await axe(page)) problems.push(`${name} (${scheme}): ${v}`);
-  }
-  await page.emulateMedia({ colorScheme: "light" });
-  await page.screenshot({ path: `${outDir}cases-${name}-1280.png`, fullPage: true });
-  await page.setViewportSize({ width: 360, height: 780 });
-  await page.screenshot({ path: `${outDir}cases-${name}-360.png`, fullPage: true });
-  await page.setViewportSize({ width: 320, height: 640 });
-  const extra = await overflow(page);
-  if (extra > 0) problems.push(`${name}: ${extra} px too wide at 320 px`);
-  await page.setViewportSize({ width: 1280, height: 900 });
-  assert.deepEqual(problems, []);
-}
+const checkState = (page, name) => checkStateAs(page, name, { dir: outDir, prefix: "cases", phone: 360 });
 
 // Recipient stanzas of the counsellors' kind: post-quantum hybrid, what
 // `init` makes (a file never holds both kinds, protocol.md §9).

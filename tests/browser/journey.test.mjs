@@ -23,7 +23,7 @@ import { addDays, addMonths } from "../../web/js/deadlines.js";
 import { ROUTES, messages } from "./support/render.mjs";
 import { makeCounsellor, scratch, startServer } from "./support/meldkluis.mjs";
 import { assertClean, launch, openPage, outDir } from "./support/browser.mjs";
-import { axe, focusState, overflow } from "./support/a11y.mjs";
+import { checkState as checkStateAs, focusState } from "./support/a11y.mjs";
 
 const texts = { nl: messages("nl"), en: messages("en") };
 const vectors = JSON.parse(readFileSync(new URL("../vectors/deadlines.json", import.meta.url), "utf8"));
@@ -68,24 +68,7 @@ after(async () => {
   await work?.remove();
 });
 
-/** axe in light and dark, no sideways scrolling at 320 px, screenshots at 1280 and 390 px. */
-async function checkState(page, name) {
-  const problems = [];
-  await page.setViewportSize({ width: 1280, height: 900 });
-  for (const scheme of ["light", "dark"]) {
-    await page.emulateMedia({ colorScheme: scheme });
-    for (const v of await axe(page)) problems.push(`${name} (${scheme}): ${v}`);
-  }
-  await page.emulateMedia({ colorScheme: "light" });
-  await page.screenshot({ path: `${outDir}journey-${name}-1280.png`, fullPage: true });
-  await page.setViewportSize({ width: 390, height: 844 });
-  await page.screenshot({ path: `${outDir}journey-${name}-390.png`, fullPage: true });
-  await page.setViewportSize({ width: 320, height: 640 });
-  const extra = await overflow(page);
-  if (extra > 0) problems.push(`${name}: ${extra} px too wide at 320 px`);
-  await page.setViewportSize({ width: 1280, height: 900 });
-  assert.deepEqual(problems, []);
-}
+const checkState = (page, name) => checkStateAs(page, name, { dir: outDir, prefix: "journey", phone: 390 });
 
 /**
  * Presses Tab until the focused link's text starts with `text`, then Enter,

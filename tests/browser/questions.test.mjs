@@ -17,7 +17,7 @@ import { after, before, test } from "node:test";
 import { messages } from "./support/render.mjs";
 import { makeCounsellor, scratch, startServer } from "./support/meldkluis.mjs";
 import { assertClean, launch, openPage, outDir } from "./support/browser.mjs";
-import { axe, overflow } from "./support/a11y.mjs";
+import { checkState as checkStateAs } from "./support/a11y.mjs";
 
 const nl = messages("nl");
 const en = messages("en");
@@ -43,24 +43,7 @@ after(async () => {
   await work?.remove();
 });
 
-/** axe in light and dark, nothing wider than 320 px; screenshots at 1280 and 390 px. */
-async function checkState(page, name) {
-  const problems = [];
-  await page.setViewportSize({ width: 1280, height: 900 });
-  for (const scheme of ["light", "dark"]) {
-    await page.emulateMedia({ colorScheme: scheme });
-    for (const v of await axe(page)) problems.push(`${name} (${scheme}): ${v}`);
-  }
-  await page.emulateMedia({ colorScheme: "light" });
-  await page.screenshot({ path: `${outDir}questions-${name}-1280.png`, fullPage: true });
-  await page.setViewportSize({ width: 390, height: 844 });
-  await page.screenshot({ path: `${outDir}questions-${name}-390.png`, fullPage: true });
-  await page.setViewportSize({ width: 320, height: 640 });
-  const extra = await overflow(page);
-  if (extra > 0) problems.push(`${name}: ${extra} px too wide at 320 px`);
-  await page.setViewportSize({ width: 1280, height: 900 });
-  assert.deepEqual(problems, []);
-}
+const checkState = (page, name) => checkStateAs(page, name, { dir: outDir, prefix: "questions", phone: 390 });
 
 async function textFile(name, text) {
   const file = path.join(work.dir, name);

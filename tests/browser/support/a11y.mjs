@@ -1,8 +1,10 @@
 // Accessibility checks in the real page: axe-core (the WCAG 2.2 A and AA
 // rules plus axe's best practices), reflow at narrow widths, and what focus
-// looks like. Used by a11y.test.mjs and keyboard.test.mjs.
+// looks like. Used by a11y.test.mjs and keyboard.test.mjs; `checkState` by
+// the journey tests (cases, questions, journey).
 
 import { readFileSync } from "node:fs";
+import assert from "node:assert/strict";
 import { createRequire } from "node:module";
 
 const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
@@ -59,4 +61,27 @@ export function focusState(page) {
       outline: `${style.outlineStyle} ${style.outlineWidth} ${style.outlineColor}`,
     };
   });
+}
+
+/**
+ * A new state of a page, checked the same way by every journey test: axe in
+ * light and dark, no sideways scrolling at 320 px; full-page screenshots at
+ * 1280 px and at `phone` px to `<dir><prefix>-<name>-<width>.png`.
+ */
+export async function checkState(page, name, { dir, prefix, phone = 390 }) {
+  const problems = [];
+  await page.setViewportSize({ width: 1280, height: 900 });
+  for (const scheme of ["light", "dark"]) {
+    await page.emulateMedia({ colorScheme: scheme });
+    for (const v of await axe(page)) problems.push(`${name} (${scheme}): ${v}`);
+  }
+  await page.emulateMedia({ colorScheme: "light" });
+  await page.screenshot({ path: `${dir}${prefix}-${name}-1280.png`, fullPage: true });
+  await page.setViewportSize({ width: phone, height: 844 });
+  await page.screenshot({ path: `${dir}${prefix}-${name}-${phone}.png`, fullPage: true });
+  await page.setViewportSize({ width: 320, height: 640 });
+  const extra = await overflow(page);
+  if (extra > 0) problems.push(`${name}: ${extra} px too wide at 320 px`);
+  await page.setViewportSize({ width: 1280, height: 900 });
+  assert.deepEqual(problems, []);
 }
