@@ -158,6 +158,9 @@ took "build (cargo, mingw-w64)"
 
 step "a fresh wine prefix"
 export WINEPREFIX="$work/prefix" WINEARCH=win64 WINEDEBUG=-all
+# A bare environment (CI's has no LANG) makes wine's window titles ASCII:
+# the desk's title, with its em dash, then fails to convert. Set it here.
+export LANG=C.UTF-8
 # No Mono or Gecko installers, no menu entries in $HOME (winemenubuilder);
 # no display: a console program needs none.
 export WINEDLLOVERRIDES="mscoree,mshtml=;winemenubuilder.exe=d"
@@ -399,12 +402,16 @@ step "the passphrase prompt on a console (wine's console on a pty)"
 # there; the passphrase is typed (with the Return key's CR) once the prompt
 # shows. (tmux's terminal does not pass keys on to wine 8's console.)
 # Wine's console can take a moment after drawing the prompt before it reads
-# keys: on a loaded CI machine a passphrase typed 1 s after the prompt was
-# never read (the run timed out). So a run that hangs is tried again with a
-# longer pause, up to three times; a run that ends with an error fails at once.
+# keys, so a run that hangs is tried again with a longer pause, up to three
+# times; a run that ends with an error fails at once.
+# The program must be in the terminal's foreground process group, or wine's
+# console never reads a key: `script` runs its command with $SHELL (CI has
+# none set, and dash forks), and plain `timeout` moves itself into a group
+# of its own. Hence SHELL=/bin/bash and `timeout --foreground`: without them
+# the step hung in CI (and here under `env -i`) however long it waited.
 console_try() { # pause-after-prompt: 0 when `list` ran, 124 when it hung
   rm -f "$work/console.in"; mkfifo "$work/console.in"
-  LC_ALL=C.UTF-8 script -qfec "timeout 60 wine '$win_exe' --vault '$(winpath "$VAULT")' list" /dev/null \
+  LC_ALL=C.UTF-8 SHELL=/bin/bash script -qfec "timeout --foreground 60 wine '$win_exe' --vault '$(winpath "$VAULT")' list" /dev/null \
     < "$work/console.in" > "$work/console.out" 2>&1 &
   local pid=$! status=0
   exec 4>"$work/console.in"
