@@ -60,7 +60,10 @@ fn post(server: &Server, request: &serde_json::Value) {
 /// A v2 report from `melder` to the vault's counsellor, imported.
 fn reported(server: &Server, vault: &mut Vault, melder: &Melder) -> CaseId {
     let recipients = [vault.card.recipient().unwrap()];
-    let report = melder.report_envelope_v2("Er verdwijnt geld uit de kas.", &[vault.card.clone()]);
+    let report = melder.report_envelope_v2(
+        "Er verdwijnt geld uit de kas.",
+        std::slice::from_ref(&vault.card),
+    );
     let answer = server.post_json(
         "/api/v1/reports",
         &melder.report_request_signed(&report, &recipients),
