@@ -341,3 +341,34 @@ fn an_older_unsigned_case_still_works_and_says_so() {
     );
     assert_eq!(sync(&server, &mut vault).not_genuine, 1);
 }
+
+#[test]
+fn rotated_keys_keep_signed_threads_genuine_unless_the_signing_key_is_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut vault = make_vault(dir.path(), "vp-jansen");
+    let server = Server::start_with_cards(&[("vp-jansen", vault.card.to_json())]);
+    let melder = Melder::new();
+    let case_id = reported(&server, &mut vault, &melder);
+    let pinned = open(&melder, &thread_files(&server, &melder)[0]).cards[0].clone();
+    let passphrase = || age::secrecy::SecretString::from("test passphrase".to_owned());
+
+    // A routine rotation (e.g. to post-quantum keys): the signing key stays,
+    // so a reply in the old thread still verifies with the pinned card.
+    vault.rotate_keys(passphrase()).unwrap();
+    assert_ne!(vault.card.age_recipient, pinned.age_recipient);
+    assert_eq!(vault.card.signing_key, pinned.signing_key);
+    commands::send(&mut vault, &case_id, "Nog steeds ik.", None, Day::today()).unwrap();
+    let newest = vault.state.cases[&case_id].messages.last().unwrap().id;
+    let reply = open(&melder, &vault.read_message(&newest).unwrap());
+    assert!(reply.verify(&pinned.verifying_key().unwrap()));
+
+    // After a theft the signing key is replaced: the pinned card no longer
+    // vouches for the counsellor's replies, as the manual warns.
+    vault.replace_signing_key(passphrase()).unwrap();
+    assert_ne!(vault.card.signing_key, pinned.signing_key);
+    commands::send(&mut vault, &case_id, "Nieuwe sleutel.", None, Day::today()).unwrap();
+    let newest = vault.state.cases[&case_id].messages.last().unwrap().id;
+    let reply = open(&melder, &vault.read_message(&newest).unwrap());
+    assert!(!reply.verify(&pinned.verifying_key().unwrap()));
+    assert!(reply.verify(&vault.card.verifying_key().unwrap()));
+}

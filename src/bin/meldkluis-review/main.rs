@@ -310,14 +310,20 @@ fn run(cli: Cli, lang: Lang) -> Result<Outcome, CliError> {
                 print!("{}", render::stats(&figures, lang));
             }
         }
-        Command::RotateKeys { card_out } => {
+        Command::RotateKeys {
+            card_out,
+            new_signing_key,
+        } => {
             let mut vault = open_vault(&cli, t.prompt_current_passphrase)?;
             let card_out = card_out
                 .as_deref()
                 .map(|out| card_destination(out, &vault.card.id))
                 .transpose()?;
             let passphrase = new_passphrase(pass, t)?;
-            vault.rotate_keys(passphrase)?;
+            vault.rotate_keys(passphrase.clone())?;
+            if *new_signing_key {
+                vault.replace_signing_key(passphrase)?;
+            }
             let card = match card_out {
                 Some(out) => {
                     write_card(&out, &vault)?;
