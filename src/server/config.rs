@@ -1178,15 +1178,6 @@ impl Config {
         }
         for (id, organisation) in &self.organisations {
             problems.extend(organisation_problems(id, organisation));
-            if organisation.retention_days.is_some() && self.database_url.is_some() {
-                problems.push(ConfigError::Organisation {
-                    id: tidy(id),
-                    problem: "retention_days per organisation works with SQLite only for now; \
-                              with database_url every organisation keeps the server's \
-                              retention_days (leave this one out)"
-                        .into(),
-                });
-            }
         }
         problems
     }
