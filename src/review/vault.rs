@@ -160,6 +160,11 @@ pub struct CaseRecord {
     /// v2: the number of this counsellor's last reply in this case.
     #[serde(default)]
     pub my_seq: u64,
+    /// v2: the signing key (base64) of each counsellor the report was
+    /// encrypted to, by id, from its pinned `cards`: what a colleague's
+    /// reply this vault can read must be signed with.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pinned: BTreeMap<String, String>,
 }
 
 impl CaseRecord {
@@ -182,6 +187,7 @@ impl CaseRecord {
             thread: None,
             melder_seq: 0,
             my_seq: 0,
+            pinned: BTreeMap::new(),
         }
     }
 }

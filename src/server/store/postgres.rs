@@ -884,9 +884,7 @@ impl PostgresStore {
                     .get::<_, Option<String>>(2)
                     .and_then(|c| retention.get(&c).copied())
                     .unwrap_or(default_days);
-                let entry = closed
-                    .entry(row.get(0))
-                    .or_insert_with(|| (row.get(1), 0));
+                let entry = closed.entry(row.get(0)).or_insert_with(|| (row.get(1), 0));
                 entry.1 = entry.1.max(days);
             }
             // Days are ISO dates, so text order is date order.
