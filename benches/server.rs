@@ -1058,6 +1058,7 @@ fn hybrid_import() {
             let summary = commands::import(vault, inbox).unwrap();
             *best = (*best).min(started.elapsed());
             assert_eq!(summary.new_cases, reports);
+            assert_eq!(summary.not_genuine, 0, "every signed report verifies");
         }
     }
     let classical = sides[0].4;
