@@ -897,6 +897,7 @@ mod tests {
             "/vendor/age.js",
             "/js/upload.js",
             "/js/pow.js",
+            "/js/fingerprint.js",
         ] {
             assert!(
                 report.contains(&module.to_string()),
