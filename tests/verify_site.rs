@@ -34,6 +34,18 @@ fn tampering_proxy(upstream: u16) -> u16 {
     })
 }
 
+/// An operator who leaves the root alone and changes the script only under
+/// one organisation's prefix, where that organisation's melders load it.
+fn organisation_tampering_proxy(upstream: u16) -> u16 {
+    proxy(upstream, false, |path, response| {
+        if path == "/o/ministerie-van-testzaken/js/report.js" {
+            let body_start = response.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+            let at = body_start + (response.len() - body_start) / 2;
+            response[at] ^= 0x01;
+        }
+    })
+}
+
 /// A subtler operator: the plain file is genuine, but what a browser gets
 /// (brotli) decodes to a changed script — valid brotli, other bytes.
 fn brotli_tampering_proxy(upstream: u16) -> u16 {
@@ -114,6 +126,15 @@ fn genuine_site_passes_and_a_changed_script_is_named() {
     assert!(output.contains("all identical to this build"), "{output}");
     assert!(output.contains("ok       /vendor/age.js"));
     assert!(output.contains("ok       /melden"));
+    // Every page and file of every organisation is checked too.
+    assert!(
+        output.contains("ok       /o/ministerie-van-testzaken/melden"),
+        "{output}"
+    );
+    assert!(
+        output.contains("ok       /o/ministerie-van-testzaken/js/report.js"),
+        "{output}"
+    );
 
     let proxy = tampering_proxy(server.port);
     let (ok, output) = verify(&format!("http://127.0.0.1:{proxy}"));
@@ -136,6 +157,20 @@ fn genuine_site_passes_and_a_changed_script_is_named() {
     assert_eq!(differing.len(), 1, "{output}");
     assert!(differing[0].contains("/js/report.js"), "{output}");
     assert!(differing[0].contains("asked for br"), "{output}");
+
+    // Changed only under one organisation's prefix: named.
+    let proxy = organisation_tampering_proxy(server.port);
+    let (ok, output) = verify(&format!("http://127.0.0.1:{proxy}"));
+    assert!(!ok, "{output}");
+    let differing: Vec<&str> = output
+        .lines()
+        .filter(|l| l.starts_with("DIFFERS"))
+        .collect();
+    assert_eq!(differing.len(), 1, "{output}");
+    assert!(
+        differing[0].contains("/o/ministerie-van-testzaken/js/report.js"),
+        "{output}"
+    );
 
     // Plain HTTP to anything but this machine is refused: it proves nothing.
     let (ok, output) = verify("http://meldpunt.example.nl");

@@ -168,16 +168,51 @@ pub fn verify_site(base: &str) -> Result<Vec<(String, Check)>, VerifyError> {
     let base = checked_base(base)?;
     let site = Site::build()?;
     let agent = agent();
-    let mut results = Vec::new();
-    for (path, expected) in site.files() {
-        let check = ["identity", "gzip", "br"]
+    let check = |path: &str, expected: &[u8]| {
+        ["identity", "gzip", "br"]
             .into_iter()
             .map(|asked| fetch_decoded(&agent, base, path, expected, asked))
             .find(|check| *check != Check::Same)
-            .unwrap_or(Check::Same);
-        results.push((path.to_string(), check));
+            .unwrap_or(Check::Same)
+    };
+    let mut results = Vec::new();
+    for (path, expected) in site.files() {
+        results.push((path.to_string(), check(path, expected)));
+    }
+    // Every page and file again under each organisation's own prefix: a
+    // melder of that organisation loads those, not the root's.
+    match organisation_ids(&agent, base) {
+        Ok(organisations) => {
+            for org in organisations {
+                if !crate::format::card::valid_id(&org) {
+                    results.push((
+                        format!("/o/{org}/"),
+                        Check::Missing("the site names an organisation id that is not one".into()),
+                    ));
+                    continue;
+                }
+                for (path, expected) in site.files_under(&org) {
+                    let outcome = check(&path, &expected);
+                    results.push((path, outcome));
+                }
+            }
+        }
+        Err(why) => results.push(("/api/v1/organisations".into(), Check::Missing(why))),
     }
     Ok(results)
+}
+
+/// The organisation ids the site serves (`GET /api/v1/organisations`).
+fn organisation_ids(agent: &ureq::Agent, base: &str) -> Result<Vec<String>, String> {
+    let answer = get_json(agent, base, "/api/v1/organisations")?;
+    answer["organisations"]
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .map(|o| o["id"].as_str().unwrap_or_default().to_string())
+                .collect()
+        })
+        .ok_or_else(|| "no list of organisations".to_string())
 }
 
 /// One file, asked for in one coding, decoded as its `Content-Encoding`
@@ -374,17 +409,7 @@ pub fn verify_cards(
 ) -> Result<Vec<CardCheck>, VerifyError> {
     let base = checked_base(base)?;
     let agent = agent();
-    let organisations = get_json(&agent, base, "/api/v1/organisations")
-        .and_then(|answer| {
-            answer["organisations"]
-                .as_array()
-                .map(|list| {
-                    list.iter()
-                        .map(|o| o["id"].as_str().unwrap_or_default().to_string())
-                        .collect::<Vec<_>>()
-                })
-                .ok_or_else(|| "no list of organisations".to_string())
-        })
+    let organisations = organisation_ids(&agent, base)
         .map_err(|e| VerifyError::Organisations(base.to_string(), e))?;
     let mut results = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
