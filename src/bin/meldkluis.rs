@@ -441,9 +441,10 @@ fn serve(loaded: Loaded) -> Result<(), String> {
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
         let address = listener.local_addr().map_err(|e| e.to_string())?;
+        let shutdown = server::shutdown_signal();
         println!("Meldkluis listening on http://{address}");
         tracing::info!("serving {} counsellor card(s)", state.cards().len());
-        server::serve(listener, state, &config, server::shutdown_signal())
+        server::serve(listener, state, &config, shutdown)
             .await
             .map_err(|e| e.to_string())
     })

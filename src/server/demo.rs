@@ -159,9 +159,10 @@ pub async fn run(listen: SocketAddr) -> Result<(), DemoError> {
         .await
         .map_err(ServeError::Io)?;
     let url = format!("http://{}", listener.local_addr().map_err(ServeError::Io)?);
+    let shutdown = super::shutdown_signal();
     println!("{}", instructions(&setup, &url));
     println!("Meldkluis listening on {url}");
-    super::serve(listener, state, &setup.config, super::shutdown_signal()).await?;
+    super::serve(listener, state, &setup.config, shutdown).await?;
     Ok(())
 }
 
