@@ -450,3 +450,63 @@ fn attachments_pdf_and_figures_leave_the_desk_as_files() {
     let svg = std::fs::read_to_string(out.join(format!("meldkluis-cijfers-{today}.svg"))).unwrap();
     assert!(svg.starts_with("<svg") && svg.contains(">1</text>"));
 }
+
+#[test]
+fn a_forged_melder_message_is_marked_in_the_case_view() {
+    let dir = tempfile::tempdir().unwrap();
+    let vault_dir = dir.path().join("kluis");
+    let mut vault = common::make_vault(&vault_dir, "vp-a");
+    let server = Server::start_with_cards(&[("vp-a", vault.card.to_json())]);
+    let melder = Melder::new();
+    let recipients = [vault.recipient()];
+    let report =
+        melder.report_envelope_v2("Ondertekende melding.", std::slice::from_ref(&vault.card));
+    assert_eq!(
+        server
+            .post_json(
+                "/api/v1/reports",
+                &melder.report_request_signed(&report, &recipients)
+            )
+            .status,
+        201
+    );
+    // The operator's unsigned "follow-up" in the signed thread.
+    let forged = server.post_json(
+        "/api/v1/thread/messages",
+        &melder.follow_up_request("Ik trek mijn melding in.", &recipients),
+    );
+    assert!(forged.status < 300, "{}", forged.error());
+    let answer = server.sync(&meldkluis::review::commands::outbox(&mut vault).unwrap());
+    let summary = meldkluis::review::commands::import(&mut vault, &answer.body).unwrap();
+    assert_eq!(summary.not_genuine, 1);
+    let case = vault.state.cases.keys().next().unwrap().to_hex();
+    drop(vault);
+
+    let pass = dir.path().join("pass");
+    std::fs::write(&pass, "test passphrase\n").unwrap();
+    let mut app = DeskApp::new(vault_dir, fixed_today);
+    app.start(meldkluis::desk::StartOptions {
+        passphrase_file: Some(pass),
+        case: Some(case[..8].to_string()),
+        ..Default::default()
+    })
+    .unwrap();
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1366.0, 768.0))
+        .with_max_steps(12)
+        .build_ui_state(|ui, app: &mut DeskApp| app.ui(ui), app);
+    h.run_steps(2);
+    assert!(has_text(&h, "Ondertekende melding."));
+    assert!(
+        has_text(&h, "handtekening klopt"),
+        "the report is marked genuine"
+    );
+    assert!(
+        has_text(&h, "LET OP: niet van de melder"),
+        "the forgery is marked"
+    );
+    assert!(
+        has_text(&h, "onbekende afzender"),
+        "and not shown as the melder's"
+    );
+}
