@@ -481,6 +481,15 @@ fn a_forged_melder_message_is_marked_in_the_case_view() {
     assert_eq!(summary.not_genuine, 1);
     let case = vault.state.cases.keys().next().unwrap().to_hex();
     drop(vault);
+    // To photograph the real window on this vault (docs/screenshots):
+    // MELDKLUIS_KEEP_DESK_VAULT=/some/dir keeps a copy of it there.
+    if let Ok(keep) = std::env::var("MELDKLUIS_KEEP_DESK_VAULT") {
+        let copied = std::process::Command::new("cp")
+            .args(["-a", &vault_dir.display().to_string(), &keep])
+            .status()
+            .unwrap();
+        assert!(copied.success());
+    }
 
     let pass = dir.path().join("pass");
     std::fs::write(&pass, "test passphrase\n").unwrap();
