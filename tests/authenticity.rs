@@ -408,7 +408,7 @@ fn a_reply_in_a_colleagues_name_is_marked_unless_their_pinned_key_signed_it() {
     // colleague's name signed with a forger's key, one in this counsellor's
     // own name, and one the colleague's pinned key really signed (as if the
     // colleague had encrypted it to this laptop too).
-    let reply = |author: &Vault, text: &str, key: &ed25519_dalek::SigningKey| {
+    let reply = |author: &Vault, text: &str, key: &ed25519_dalek::SigningKey, seq: u64| {
         let mut e = Envelope::new(Kind::Reply, text);
         e.v = 2;
         e.author = Some(meldkluis::format::envelope::Author {
@@ -430,12 +430,12 @@ fn a_reply_in_a_colleagues_name_is_marked_unless_their_pinned_key_signed_it() {
     let bodies = [
         (
             "vp-b",
-            reply(&colleague, "Ik ben vp-b, echt waar.", &forger),
+            reply(&colleague, "Ik ben vp-b, echt waar.", &forger, 1),
         ),
-        ("vp-a", reply(&vault, "Ik ben uzelf.", &forger)),
+        ("vp-a", reply(&vault, "Ik ben uzelf.", &forger, 1)),
         (
             "vp-b",
-            reply(&colleague, "Echt van vp-b.", colleague.signing_key()),
+            reply(&colleague, "Echt van vp-b.", colleague.signing_key(), 5),
         ),
     ];
     let entries: Vec<InboxEntry> = bodies
@@ -484,4 +484,6 @@ fn a_reply_in_a_colleagues_name_is_marked_unless_their_pinned_key_signed_it() {
         "not shown as 'you'"
     );
     assert!(matches!(view.messages[3].author, AuthorView::Counsellor(_)));
+    // A colleague's numbers are the colleague's: the melder's stay at 1.
+    assert_eq!(vault.state.cases[&case_id].melder_seq, 1);
 }

@@ -342,7 +342,9 @@ fn apply(vault: &mut Vault, read: ReadInbox) -> Result<ImportSummary, ReviewErro
             Some(e) if !from_melder => authenticity::judge_reply(case, &item.author, e),
             _ => judged.as_ref().map(|j| j.authenticity),
         };
-        if let (Some(e), Some(Authenticity::Verified)) = (&envelope, authenticity) {
+        if let (true, Some(e), Some(Authenticity::Verified)) =
+            (from_melder, &envelope, authenticity)
+        {
             authenticity::record_melder(case, e);
         }
         if !authenticity::counts(authenticity) {
