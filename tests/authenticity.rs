@@ -416,7 +416,7 @@ fn a_reply_in_a_colleagues_name_is_marked_unless_their_pinned_key_signed_it() {
             name: author.card.name.clone(),
         });
         e.thread = Some(melder.derived.thread());
-        e.seq = Some(1);
+        e.seq = Some(seq);
         e.prev = Some(Some(
             vault.state.cases[&case_id].messages[0]
                 .sha256
