@@ -421,3 +421,46 @@ fn a_padded_signed_envelope_round_trips() {
     v1.v = 1;
     assert!(v1.to_padded().is_ok());
 }
+
+/// The server's inbox signature (protocol.md §6), pinned for every
+/// implementation: tests/vectors/inbox-signature.json, also read by
+/// tests/js/inbox-signature.test.mjs.
+#[test]
+fn inbox_signature_vector() {
+    use meldkluis::format::bundle::inbox_signature;
+    use meldkluis::format::card::server_key_fingerprint;
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/inbox-signature.json");
+    let key = SigningKey::from_bytes(&[1; 32]);
+    let manifest = r#"{"format":"meldkluis-inbox","v":1,"counsellor":"vp-jansen","answers_counter":7,"day":"2026-11-22","applied":[],"items":[]}"#;
+    let sig = inbox_signature(&key, manifest.as_bytes());
+    let generated = json!({
+        "about": "protocol.md §6: manifest.sig = base64(server public key) \\n base64(Ed25519 over label || manifest) \\n; the fingerprint as six groups of five digits",
+        "label": "meldkluis-inbox-v1\n",
+        "seed_hex": hex::encode(key.to_bytes()),
+        "public_b64": STANDARD.encode(key.verifying_key().to_bytes()),
+        "fingerprint": server_key_fingerprint(&key.verifying_key().to_bytes()),
+        "manifest": manifest,
+        "manifest_sig": sig,
+    });
+    if std::env::var("MELDKLUIS_WRITE_VECTORS").is_ok_and(|v| v == "all" || v == "inbox-signature")
+    {
+        std::fs::write(
+            &path,
+            serde_json::to_string_pretty(&generated).unwrap() + "\n",
+        )
+        .unwrap();
+    }
+    let stored: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(stored, generated);
+    // protocol.md §6 gives this key's fingerprint as its worked example.
+    assert_eq!(stored["fingerprint"], "90409 01009 85163 50341 51899 70227");
+    // A manifest changed by one byte no longer verifies.
+    let lines: Vec<&str> = sig.lines().collect();
+    let signature =
+        ed25519_dalek::Signature::from_slice(&STANDARD.decode(lines[1]).unwrap()).unwrap();
+    let public = verifying_key(lines[0]).unwrap();
+    let input = |m: &str| [b"meldkluis-inbox-v1\n".as_slice(), m.as_bytes()].concat();
+    assert!(public.verify_strict(&input(manifest), &signature).is_ok());
+    let changed = manifest.replace("\"answers_counter\":7", "\"answers_counter\":8");
+    assert!(public.verify_strict(&input(&changed), &signature).is_err());
+}

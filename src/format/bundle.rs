@@ -61,6 +61,22 @@ pub enum BundleError {
     Decrypt(String),
 }
 
+/// The text of an inbox's `manifest.sig` (protocol.md §6): the server's
+/// public key and its signature over `meldkluis-inbox-v1\n` and the exact
+/// manifest bytes, one base64 line each. Pinned by
+/// tests/vectors/inbox-signature.json.
+pub fn inbox_signature(key: &ed25519_dalek::SigningKey, manifest: &[u8]) -> String {
+    use ed25519_dalek::Signer;
+    format!(
+        "{}\n{}\n",
+        STANDARD.encode(key.verifying_key().to_bytes()),
+        STANDARD.encode(
+            key.sign(&[INBOX_SIGNATURE_CONTEXT, manifest].concat())
+                .to_bytes()
+        )
+    )
+}
+
 fn malformed(text: impl Into<String>) -> BundleError {
     BundleError::Malformed(text.into())
 }
@@ -450,13 +466,7 @@ impl Inbox {
             .map_err(io::Error::other)?;
         let mut tar = TarWriter::new(encryptor.wrap_output(out)?);
         if let Some(key) = signer {
-            let mut signed = INBOX_SIGNATURE_CONTEXT.to_vec();
-            signed.extend_from_slice(&manifest_bytes);
-            let text = format!(
-                "{}\n{}\n",
-                STANDARD.encode(key.verifying_key().to_bytes()),
-                STANDARD.encode(key.sign(&signed).to_bytes())
-            );
+            let text = inbox_signature(key, &manifest_bytes);
             tar.entry(SIGNATURE, &mut text.as_bytes(), text.len() as u64)?;
         }
         tar.entry(
