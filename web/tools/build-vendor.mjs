@@ -18,7 +18,7 @@ const outFile = path.join(webDir, "vendor", "age.js");
 // of a newer release must not slip silently into the vendored file.
 async function lockedVersions() {
   const lock = JSON.parse(await readFile(path.join(webDir, "package-lock.json"), "utf8"));
-  const wanted = ["age-encryption", "@noble/hashes", "@scure/base", "esbuild"];
+  const wanted = ["age-encryption", "@noble/curves", "@noble/hashes", "@scure/base", "esbuild"];
   const versions = {};
   for (const name of wanted) {
     const locked = lock.packages[`node_modules/${name}`]?.version;
@@ -36,7 +36,7 @@ async function lockedVersions() {
 async function bundle(versions) {
   const banner =
     "// Vendored for Meldkluis by web/tools/build-vendor.mjs -- do not edit.\n" +
-    `// age-encryption ${versions["age-encryption"]}, @noble/hashes ${versions["@noble/hashes"]}, ` +
+    `// age-encryption ${versions["age-encryption"]}, @noble/curves ${versions["@noble/curves"]}, @noble/hashes ${versions["@noble/hashes"]}, ` +
     `@scure/base ${versions["@scure/base"]}; bundled with esbuild ${versions.esbuild}.\n` +
     "// Rebuild: cd web && npm ci && npm run build-vendor";
   const result = await build({
