@@ -205,7 +205,7 @@ const stanzas = (bytes) => Buffer.from(bytes).subarray(0, 2048).toString("latin1
 
 // ------------------------------------------------------------------ tests --
 
-test("(a) a swapped card: follow-ups go to the pinned key only, and replies show the pinned name", async () => {
+test("(a) a swapped card: follow-ups go to the pinned key only, and replies show the pinned name", async (t) => {
   const a = counsellors["vp-aarts"];
   const { context, page, problems } = await openPage(browser, server.url);
   const display = await report(page, [a.name], "Melding voor de kaartwissel.");
@@ -221,6 +221,7 @@ test("(a) a swapped card: follow-ups go to the pinned key only, and replies show
 
   // The operator swaps A's key and name; the API now serves the forger's.
   await installCard({ ...a.card, age_recipient: forger.recipient, name: "Mr. Vals" });
+  t.after(() => installCard(a.card)); // the real card back, whatever happens below
   const served = (await (await fetch(`${server.url}/api/v1/counsellors?org=${ORG}`)).json()).counsellors;
   assert.equal(served.find((c) => c.id === a.id).age_recipient, forger.recipient, "the swap is live");
 
@@ -253,7 +254,6 @@ test("(a) a swapped card: follow-ups go to the pinned key only, and replies show
   await decryptWith(keys.replyIdentity, sent); // the melder rereads it
   assertClean(problems);
   await context.close();
-  await installCard(a.card);
 });
 
 test("(b)–(f) a hostile thread: forged, deleted, reordered and replayed messages, and an introduction", async (t) => {
