@@ -20,6 +20,8 @@ const LOOKUP_INFO: &[u8] = b"meldkluis-v1 lookup-key";
 const REPLY_INFO: &[u8] = b"meldkluis-v1 reply-identity";
 /// Protocol v2 (draft): the seed of the post-quantum hybrid reply identity.
 const REPLY_PQ_INFO: &[u8] = b"meldkluis-v2 reply-identity-pq";
+/// Protocol v2 (§10.3): the seed of the melder's Ed25519 signing key.
+const MELDER_SIGNING_INFO: &[u8] = b"meldkluis-v2 melder-signing-key";
 
 /// The 32-byte key the browser sends to fetch a thread. The server keeps only
 /// its hash; it is secret because it reads the whole (encrypted) thread.
@@ -85,6 +87,8 @@ pub struct Derived {
     /// `AGE-SECRET-KEY-PQ-1…`, the post-quantum hybrid reply identity
     /// (protocol v2 draft): the 32 HKDF bytes are the `mlkem768x25519` seed.
     pub reply_identity_pq: SecretString,
+    /// The seed of the melder's signing key (protocol v2, §10.3).
+    melder_signing_seed: Zeroizing<[u8; 32]>,
 }
 
 impl Derived {
@@ -99,11 +103,28 @@ impl Derived {
         let mut reply_pq = Zeroizing::new([0u8; 32]);
         hkdf.expand(REPLY_PQ_INFO, reply_pq.as_mut())
             .expect("32 bytes is a valid HKDF-SHA256 length");
+        let mut melder_signing_seed = Zeroizing::new([0u8; 32]);
+        hkdf.expand(MELDER_SIGNING_INFO, melder_signing_seed.as_mut())
+            .expect("32 bytes is a valid HKDF-SHA256 length");
         Derived {
             lookup_key: LookupKey(lookup),
             reply_identity: encode_identity(&reply),
             reply_identity_pq: HybridIdentity::from_seed(&reply_pq).to_string(),
+            melder_signing_seed,
         }
+    }
+
+    /// The melder's Ed25519 signing key (protocol v2, §10.3); its public
+    /// half is the `thread` of every message of the thread.
+    pub fn melder_signing_key(&self) -> ed25519_dalek::SigningKey {
+        ed25519_dalek::SigningKey::from_bytes(&self.melder_signing_seed)
+    }
+
+    /// The `thread` value: standard base64 of the melder's public key.
+    pub fn thread(&self) -> String {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD
+            .encode(self.melder_signing_key().verifying_key().as_bytes())
     }
 
     /// The post-quantum hybrid reply identity (protocol v2 draft).

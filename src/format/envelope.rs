@@ -10,8 +10,9 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
 
-use super::card::{valid_id, valid_lang};
+use super::card::{Card, valid_id, valid_lang};
 use super::ids::UploadId;
+use super::signed::{self, Seal};
 
 /// The largest padded plaintext.
 pub const MAX_PLAINTEXT: usize = 16 * 1024 * 1024;
@@ -231,6 +232,33 @@ pub struct Envelope {
     /// Evaluations only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evaluation: Option<Evaluation>,
+    /// v2 (protocol.md §10.2): the melder's public signing key, base64 —
+    /// the conversation this message belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread: Option<String>,
+    /// v2: the author's own number in this thread, from 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+    /// v2: SHA-256 (hex) of the age file of the last message the author had
+    /// seen; `Some(None)` is the JSON `null` of the first message.
+    #[serde(
+        default,
+        deserialize_with = "signed::present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub prev: Option<Option<String>>,
+    /// v2, report and question: the exact cards the message was encrypted to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cards: Vec<Card>,
+    /// v2, reply: the day the counsellor wrote it, `YYYY-MM-DD`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub day: Option<String>,
+    /// v2, reply: counsellors the writer introduces to the thread (§10.5).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub introduces: Vec<Card>,
+    /// v2: the signature this envelope arrived with (not part of the JSON).
+    #[serde(skip)]
+    pub signature: Option<Seal>,
 }
 
 /// Why an envelope could not be made or read.
@@ -269,14 +297,23 @@ impl Envelope {
             attachments: Vec::new(),
             status: None,
             evaluation: None,
+            thread: None,
+            seq: None,
+            prev: None,
+            cards: Vec::new(),
+            day: None,
+            introduces: Vec::new(),
+            signature: None,
         }
     }
 
     /// Checks the rules of protocol.md §3.
     pub fn validate(&self) -> Result<(), EnvelopeError> {
         use EnvelopeError::Invalid;
-        if self.v != 1 {
-            return Err(Invalid("unsupported version"));
+        match self.v {
+            1 => signed::validate_v1_fields(self)?,
+            2 => signed::validate_v2_fields(self)?,
+            _ => return Err(Invalid("unsupported version")),
         }
         if self.text.chars().count() > MAX_TEXT_CHARS {
             return Err(Invalid("the text is too long"));
@@ -358,24 +395,69 @@ impl Envelope {
         Ok(())
     }
 
-    /// Serialises, validates and pads: the exact plaintext that gets encrypted.
+    /// Serialises, validates and pads: the exact plaintext that gets
+    /// encrypted. A v2 envelope must be signed: use `to_padded_signed`.
     pub fn to_padded(&self) -> Result<Vec<u8>, EnvelopeError> {
         self.validate()?;
-        let mut json = serde_json::to_vec(self).expect("an envelope always serialises");
-        let padded = padded_length(json.len()).ok_or(EnvelopeError::TooLarge)?;
-        json.resize(padded, b' ');
-        Ok(json)
+        if self.v != 1 {
+            return Err(EnvelopeError::Invalid("a v2 envelope must be signed"));
+        }
+        pad(serde_json::to_vec(self).expect("an envelope always serialises"))
     }
 
-    /// Reads a decrypted plaintext: JSON followed by space padding.
+    /// A v2 envelope signed with `key` (protocol.md §10.2), padded.
+    pub fn to_padded_signed(
+        &self,
+        key: &ed25519_dalek::SigningKey,
+    ) -> Result<Vec<u8>, EnvelopeError> {
+        self.validate()?;
+        if self.v != 2 {
+            return Err(EnvelopeError::Invalid("only a v2 envelope is signed"));
+        }
+        pad(signed::sign(self, key))
+    }
+
+    /// Reads a decrypted plaintext: JSON followed by space padding. A v2
+    /// plaintext is read and its signature kept in `signature`, not verified:
+    /// the reader decides which key must have signed it (`verify`).
     pub fn from_padded(plaintext: &[u8]) -> Result<Self, EnvelopeError> {
         if plaintext.len() > MAX_PLAINTEXT {
             return Err(EnvelopeError::TooLarge);
         }
-        let envelope: Envelope = serde_json::from_slice(plaintext)
+        #[derive(Deserialize)]
+        struct Version {
+            v: u32,
+        }
+        let version: Version = serde_json::from_slice(plaintext)
             .map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
+        let envelope = match version.v {
+            2 => signed::read(plaintext)?,
+            _ => serde_json::from_slice::<Envelope>(plaintext)
+                .map_err(|e| EnvelopeError::Malformed(e.to_string()))?,
+        };
         envelope.validate()?;
         Ok(envelope)
+    }
+
+    /// Pads, signs with `key` and encrypts a v2 envelope to every recipient.
+    pub fn seal_signed<R: age::Recipient>(
+        &self,
+        recipients: &[R],
+        key: &ed25519_dalek::SigningKey,
+    ) -> Result<Vec<u8>, EnvelopeError> {
+        let plaintext = zeroize::Zeroizing::new(self.to_padded_signed(key)?);
+        super::encrypt(recipients, &plaintext).map_err(EnvelopeError::Encrypt)
+    }
+
+    /// True when this v2 envelope arrived signed by `key` (§10.4). A v1
+    /// envelope is never verified.
+    pub fn verify(&self, key: &ed25519_dalek::VerifyingKey) -> bool {
+        self.signature.as_ref().is_some_and(|seal| seal.verify(key))
+    }
+
+    /// The melder's public signing key this v2 message names, if well formed.
+    pub fn thread_key(&self) -> Option<ed25519_dalek::VerifyingKey> {
+        signed::verifying_key(self.thread.as_deref()?)
     }
 
     /// Pads and encrypts to every recipient.
@@ -401,6 +483,12 @@ impl Envelope {
             .map_err(|e| EnvelopeError::Decrypt(e.to_string()))?;
         Self::from_padded(&plaintext)
     }
+}
+
+fn pad(mut json: Vec<u8>) -> Result<Vec<u8>, EnvelopeError> {
+    let padded = padded_length(json.len()).ok_or(EnvelopeError::TooLarge)?;
+    json.resize(padded, b' ');
+    Ok(json)
 }
 
 fn too_long(field: &Option<String>, max: usize) -> bool {

@@ -11,6 +11,7 @@ pub mod envelope;
 pub mod ids;
 pub mod keys;
 pub mod pq;
+pub mod signed;
 
 /// Encrypts `plaintext` to every recipient as one binary age file.
 pub fn encrypt<R: age::Recipient>(recipients: &[R], plaintext: &[u8]) -> Result<Vec<u8>, String> {
