@@ -514,6 +514,9 @@ function isSigningKey(bytes) {
   }
 }
 
+/** Absent or `[]`: Rust reads both as an empty list (and writes neither). */
+const isEmptyList = (value) => value === undefined || (Array.isArray(value) && value.length === 0);
+
 function checkCards(cards, what, max) {
   if (!Array.isArray(cards) || cards.length === 0 || cards.length > max) {
     throw new EnvelopeError(`${what} must list 1 to ${max} cards`);
@@ -533,9 +536,14 @@ export function validateInner(inner) {
   const e = inner;
   if (e.v !== 2) throw new EnvelopeError("v must be 2");
   checkEnvelopeRules(e);
-  if (!base64OfLength(e.thread, 32)) throw new EnvelopeError("thread must be the base64 of a 32-byte public key");
+  const thread = base64OfLength(e.thread, 32);
+  if (!thread || !isSigningKey(thread)) throw new EnvelopeError("thread must be the base64 of an Ed25519 public key");
   if (!Number.isSafeInteger(e.seq) || e.seq < 1) throw new EnvelopeError("seq must be a whole number from 1");
   const opening = e.kind === "report" || e.kind === "question";
+  // The melder's number 1 is the report or question (src/format/signed.rs alike).
+  if ((e.kind === "follow-up" || e.kind === "evaluation") && e.seq < 2) {
+    throw new EnvelopeError("the melder's first message is the report");
+  }
   // Only the thread's first message (a report or question, the melder's
   // number 1) names no message before it; a question turned into a report
   // is a later report and names one.
@@ -551,15 +559,15 @@ export function validateInner(inner) {
     if (e.cards.length !== e.counsellors.length || e.cards.some((card, i) => card.id !== e.counsellors[i])) {
       throw new EnvelopeError("cards must be the cards of counsellors, in the same order");
     }
-  } else if (e.cards !== undefined) {
+  } else if (!isEmptyList(e.cards)) {
     throw new EnvelopeError("cards is for reports and questions only");
   }
   if (e.kind === "reply") {
     if (!isDay(e.day)) throw new EnvelopeError("a reply's day must be a day YYYY-MM-DD");
-    if (e.introduces !== undefined) checkCards(e.introduces, "introduces", MAX_COUNSELLORS);
+    if (!isEmptyList(e.introduces)) checkCards(e.introduces, "introduces", MAX_COUNSELLORS);
   } else {
-    if (e.day !== undefined) throw new EnvelopeError("day is for replies only");
-    if (e.introduces !== undefined) throw new EnvelopeError("introduces is for replies only");
+    if (!isAbsent(e.day)) throw new EnvelopeError("day is for replies only");
+    if (!isEmptyList(e.introduces)) throw new EnvelopeError("introduces is for replies only");
   }
   return inner;
 }
