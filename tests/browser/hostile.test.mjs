@@ -374,6 +374,56 @@ test("(b)–(f) a hostile thread: forged, deleted, reordered and replayed messag
   await context.close();
 });
 
+test("(g) a question turned into a report, and an evaluation, are signed v2 messages in the chain", async () => {
+  const a = counsellors["vp-aarts"];
+  const { context, page, problems } = await openPage(browser, server.url);
+  await page.goto(`${server.url}/o/${ORG}/melden`);
+  await page.check("#kind-question");
+  await page.getByLabel(a.name).check();
+  await page.fill("#text", "Mag ik iets vragen?");
+  await page.click("#submit");
+  await page.locator("#done").waitFor({ state: "visible", timeout: 60_000 });
+  const display = (await page.textContent("#code")).trim();
+  const keys = await deriveKeys(display);
+  const caseId = caseOf(keys);
+  const today = new Date().toISOString().slice(0, 10);
+  const [question] = messages(caseId);
+  assert.equal((await decryptWith(a.identity, question.bytes)).inner.kind, "question");
+  const answer = await reply({ signer: a, keys, seq: 1, prev: fileHash(question.bytes), day: today, text: "Vraag gerust." });
+  insert(caseId, { author: a.id, kind: "reply", day: today, bytes: answer });
+
+  await openThread(page, display);
+  await page.check("#followup-as-report");
+  await followUp(page, "Dan meld ik het nu.");
+  const asReport = await decryptWith(a.identity, messages(caseId).at(-1).bytes);
+  assert.equal(asReport.inner.kind, "report");
+  assert.equal(asReport.inner.seq, 2);
+  assert.equal(asReport.inner.prev, fileHash(answer));
+  assert.deepEqual(asReport.inner.cards, [a.card], "the question's pinned cards, again");
+  assert.ok(verifyText(asReport.signed, asReport.sig, keys.thread));
+
+  const reportBytes = messages(caseId).at(-1).bytes;
+  insert(caseId, {
+    author: a.id, kind: "reply", day: today,
+    bytes: await reply({ signer: a, keys, seq: 2, prev: fileHash(reportBytes), day: today, text: "Afgehandeld.", status: "closed" }),
+  });
+  await openThread(page, display);
+  await page.locator("#evaluation").waitFor({ state: "visible" });
+  await page.check("#evaluation-process-4");
+  await page.check("#evaluation-heard-5");
+  await page.click("#evaluation-submit");
+  await page.locator("#evaluation-thanks").waitFor({ state: "visible", timeout: 60_000 });
+  const rows = messages(caseId);
+  const evaluation = await decryptWith(a.identity, rows.at(-1).bytes);
+  assert.equal(evaluation.inner.kind, "evaluation");
+  assert.equal(evaluation.inner.seq, 3);
+  assert.equal(evaluation.inner.prev, fileHash(rows.at(-2).bytes));
+  assert.ok(verifyText(evaluation.signed, evaluation.sig, keys.thread));
+  assert.equal((await shown(page)).warnings, false);
+  assertClean(problems);
+  await context.close();
+});
+
 test("a v1 thread, as an older page wrote it: 'older format, not verified', once, and v1 follow-ups", async () => {
   const a = counsellors["vp-aarts"];
   const { context, page, problems } = await openPage(browser, server.url);
