@@ -153,6 +153,9 @@ fn vault_with_case(dir: &Path, closed: bool) -> (PathBuf, CaseId) {
             seq: None,
             attachments: Vec::new(),
             seen,
+            sha256: None,
+            authenticity: None,
+            gap_before: false,
         });
     }
     let case = CaseId::random();

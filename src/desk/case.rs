@@ -15,6 +15,7 @@ use crate::review::commands;
 use crate::review::error::ReviewError;
 use crate::review::i18n::{Lang, Words};
 use crate::review::untrusted::Untrusted;
+use crate::review::vault::Authenticity;
 use crate::review::vault::Vault;
 use crate::review::views::{self, AttachmentView, CaseStatus, CaseView, Content, MessageView};
 
@@ -441,6 +442,13 @@ fn message_ui(
 ) {
     let kind = texts.kind(message.kind);
     ui.add_space(6.0);
+    if message.gap_before {
+        ui.label(
+            RichText::new(words.message_missing_before)
+                .strong()
+                .color(super::widgets::warning_color(ui)),
+        );
+    }
     ui.label(
         RichText::new(format!(
             "{} {} · {} · {} · {}",
@@ -453,6 +461,22 @@ fn message_ui(
         .strong()
         .size(17.0),
     );
+    match message.authenticity {
+        Some(Authenticity::NotGenuine | Authenticity::Replayed) => {
+            ui.label(
+                RichText::new(words.authenticity(message.authenticity).unwrap_or_default())
+                    .strong()
+                    .color(super::widgets::warning_color(ui)),
+            );
+        }
+        Some(_) => {
+            ui.label(
+                RichText::new(words.authenticity(message.authenticity).unwrap_or_default())
+                    .italics(),
+            );
+        }
+        None => {}
+    }
     match &message.content {
         Content::ForMelderOnly => {
             ui.label(RichText::new(texts.for_melder_only).italics());

@@ -195,6 +195,7 @@ pub fn import(
                 total.attachments += summary.attachments;
                 total.damaged_attachments += summary.damaged_attachments;
                 total.unreadable += summary.unreadable;
+                total.not_genuine += summary.not_genuine;
                 total.server_key_pinned = total.server_key_pinned.or(summary.server_key_pinned);
             }
             // Another counsellor's inbox on a shared stick is not an error,
@@ -214,11 +215,19 @@ pub fn import(
     if !errors.is_empty() {
         return Err(errors.join("; "));
     }
-    let pinned = total
+    let mut pinned = total
         .server_key_pinned
         .as_ref()
         .map(|fingerprint| format!(" {}", words.server_key_pinned.replace("{0}", fingerprint)))
         .unwrap_or_default();
+    if total.not_genuine > 0 {
+        pinned.push(' ');
+        pinned.push_str(
+            &words
+                .not_genuine_arrived
+                .replace("{0}", &total.not_genuine.to_string()),
+        );
+    }
     if total.new_cases + total.new_messages + total.confirmed == 0 {
         return Ok(Some(format!("{}{pinned}", texts.nothing_new)));
     }

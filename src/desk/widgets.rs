@@ -160,6 +160,16 @@ pub fn urgency_color(ui: &Ui, urgency: &Urgency) -> Color32 {
     }
 }
 
+/// The colour of a warning that a message is not what it claims (the
+/// words carry the meaning too): the overdue red of this theme.
+pub fn warning_color(ui: &Ui) -> Color32 {
+    if ui.visuals().dark_mode {
+        Color32::from_rgb(255, 120, 110)
+    } else {
+        Color32::from_rgb(170, 20, 20)
+    }
+}
+
 /// "te laat — ontvangst bevestigen had uiterlijk 8 december 2026 gemoeten".
 pub fn urgency_label(ui: &mut Ui, words: &Words, urgency: &Urgency) -> egui::Response {
     let color = urgency_color(ui, urgency);

@@ -15,7 +15,7 @@ use super::attachment::{self, Damage, DecryptError};
 use super::error::ReviewError;
 use super::export::{create_private_dir, sanitize_file_name, write_new_file, write_new_file_with};
 use super::terminal::clean_line;
-use super::vault::{MessageRecord, Note, Pending, Vault};
+use super::vault::{Authenticity, MessageRecord, Note, Pending, Vault};
 
 pub use super::i18n::Lang;
 
@@ -135,11 +135,34 @@ fn queue_reply(
     envelope.status = status;
     // The melder's page marks the text with it (WCAG 3.1.2); replies are Dutch first.
     envelope.lang = Some(vault.card.lang.clone().unwrap_or_else(|| "nl".into()));
-    let sealed = envelope.seal(&[melder, own])?;
+    // A case the melder began in protocol v2 is answered signed (§10.4):
+    // the melder's page shows nothing else as genuine.
+    let sealed = match &case.thread {
+        Some(thread) => {
+            envelope.v = 2;
+            envelope.thread = Some(thread.clone());
+            envelope.seq = Some(case.my_seq + 1);
+            // The last message of the case this laptop knows and that is
+            // what it says (a forged one is no place in the conversation).
+            envelope.prev = Some(case.messages.iter().rev().find_map(|m| {
+                let genuine = !matches!(
+                    m.authenticity,
+                    Some(Authenticity::NotGenuine | Authenticity::Replayed)
+                );
+                m.sha256.clone().filter(|_| genuine)
+            }));
+            envelope.day = Some(today.to_string());
+            envelope.seal_signed(&[melder, own], vault.signing_key())?
+        }
+        None => envelope.seal(&[melder, own])?,
+    };
     let id = MessageId::random();
     vault.store_message(&id, &sealed)?;
     let author = vault.card.id.clone();
     let case = vault.state.cases.get_mut(case_id).expect("resolved above");
+    if case.thread.is_some() {
+        case.my_seq += 1;
+    }
     case.messages.push(MessageRecord {
         id,
         author,
@@ -148,6 +171,9 @@ fn queue_reply(
         seq: None,
         attachments: Vec::new(),
         seen: true,
+        sha256: Some(crate::format::signed::message_hash(&sealed)),
+        authenticity: case.thread.as_ref().map(|_| Authenticity::Verified),
+        gap_before: false,
     });
     case.acknowledged.get_or_insert(today);
     if matches!(status, Some(Status::FeedbackGiven | Status::Closed)) {

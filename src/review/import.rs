@@ -13,9 +13,11 @@ use crate::format::bundle::{Inbox, InboxItem, InboxManifest, InboxPart};
 use crate::format::card::server_key_fingerprint;
 use crate::format::envelope::{Envelope, Kind, StreamedFile};
 use crate::format::ids::{MessageId, UploadId};
+use crate::format::signed::message_hash;
 
+use super::authenticity;
 use super::error::{InboxMismatch, ReviewError};
-use super::vault::{CaseRecord, MessageRecord, StoredAttachment, Vault};
+use super::vault::{Authenticity, CaseRecord, MessageRecord, StoredAttachment, Vault};
 
 /// How much of a report's text the vault keeps as the case's subject.
 pub const SUBJECT_CHARS: usize = 200;
@@ -40,6 +42,10 @@ pub struct ImportSummary {
     /// (the first signed inbox): to compare with the operator's
     /// `meldkluis check-config`.
     pub server_key_pinned: Option<String>,
+    /// Messages that claim to be the melder's but are not signed by the
+    /// melder's key, or repeat one already seen (protocol.md §10.4): kept,
+    /// marked, and never taken as the melder's words.
+    pub not_genuine: usize,
 }
 
 /// Imports an inbox held in memory.
@@ -86,6 +92,10 @@ struct Arrived {
     /// The envelope of a new message this vault can read, without its text
     /// and attachments (the vault keeps only the fields below in its state).
     envelope: Option<Envelope>,
+    /// A v2 envelope signed by the key its own `thread` names (§10.4).
+    self_signed: bool,
+    /// SHA-256 (hex) of the message's age file.
+    sha256: String,
 }
 
 struct ReadInbox {
@@ -134,7 +144,12 @@ fn read_inbox(
                     }
                     envelope = Envelope::open(file.as_bytes(), &identities).ok();
                 }
+                let self_signed = envelope
+                    .as_ref()
+                    .is_some_and(|e| e.thread_key().is_some_and(|key| e.verify(&key)));
                 if let Some(envelope) = &mut envelope {
+                    // Checked above; the signed bytes hold the whole text.
+                    envelope.signature = None;
                     named = envelope
                         .attachments
                         .iter()
@@ -152,9 +167,11 @@ fn read_inbox(
                     envelope.attachments = Vec::new();
                 }
                 arrived.push(Arrived {
+                    sha256: message_hash(file.as_bytes()),
                     item,
                     known,
                     envelope,
+                    self_signed,
                 });
             }
             InboxPart::Attachment(mut stream) => {
@@ -295,6 +312,8 @@ fn apply(vault: &mut Vault, read: ReadInbox) -> Result<ImportSummary, ReviewErro
         item,
         known,
         envelope,
+        self_signed,
+        sha256,
     } in arrived
     {
         vault.state.inbox_ack = vault.state.inbox_ack.max(item.seq);
@@ -309,6 +328,20 @@ fn apply(vault: &mut Vault, read: ReadInbox) -> Result<ImportSummary, ReviewErro
             CaseRecord::new(item.day)
         });
         let from_melder = item.author == "melder";
+        // Is it the melder's, and is one missing before it (protocol.md
+        // §10.4)? A message that is not genuine changes nothing in the case.
+        let judged = envelope
+            .as_ref()
+            .filter(|_| from_melder)
+            .map(|e| authenticity::judge_melder(case, e, self_signed));
+        let authenticity = judged.as_ref().map(|j| j.authenticity);
+        if let (Some(e), Some(Authenticity::Verified)) = (&envelope, authenticity) {
+            authenticity::record_melder(case, e);
+        }
+        if !authenticity::counts(authenticity) {
+            summary.not_genuine += 1;
+        }
+        let envelope = envelope.filter(|_| authenticity::counts(authenticity));
         // The server files a case's first message as a report and every
         // later one as a follow-up; the vault records what the envelope says
         // it is (an evaluation, an advice question, a question turned into a
@@ -363,6 +396,9 @@ fn apply(vault: &mut Vault, read: ReadInbox) -> Result<ImportSummary, ReviewErro
             seq: Some(item.seq),
             attachments: item.attachments.iter().map(|a| a.upload).collect(),
             seen: false,
+            sha256: Some(sha256),
+            authenticity,
+            gap_before: judged.is_some_and(|j| j.gap_before),
         });
         summary.new_messages += 1;
     }

@@ -4,6 +4,7 @@
 //! socket (tests/run-all.sh checks the dependency tree).
 
 pub mod attachment;
+pub mod authenticity;
 pub mod commands;
 pub mod deadlines;
 pub mod error;

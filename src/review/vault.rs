@@ -80,6 +80,32 @@ pub struct MessageRecord {
     /// field existed count as seen.
     #[serde(default = "seen_before_tracking")]
     pub seen: bool,
+    /// SHA-256 (hex) of its age file: what a v2 message's `prev` names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// What its signature showed (protocol.md §10.4); `None` for messages
+    /// this vault cannot read or read before v2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authenticity: Option<Authenticity>,
+    /// A message is missing before this one: its `seq` skipped a number, or
+    /// its `prev` names a message this vault never saw.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub gap_before: bool,
+}
+
+/// Whether a message is what it says it is (protocol.md §10.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Authenticity {
+    /// v1: signed by nobody, shown as "older format, not verified".
+    Older,
+    /// Signed by the key this case pinned.
+    Verified,
+    /// Not signed by the key this case pinned (or unsigned in a signed
+    /// thread): never the melder's words, never counted for a deadline.
+    NotGenuine,
+    /// Signed, but with a number already seen: an old message again.
+    Replayed,
 }
 
 fn seen_before_tracking() -> bool {
@@ -124,6 +150,16 @@ pub struct CaseRecord {
     /// Still an advice question: no statutory terms run (protocol.md §3).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub question: bool,
+    /// Protocol v2: the melder's public signing key (base64), pinned from
+    /// the report; `None` for a case of the older, unsigned format.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread: Option<String>,
+    /// v2: the highest number of the melder's messages seen here.
+    #[serde(default)]
+    pub melder_seq: u64,
+    /// v2: the number of this counsellor's last reply in this case.
+    #[serde(default)]
+    pub my_seq: u64,
 }
 
 impl CaseRecord {
@@ -143,6 +179,9 @@ impl CaseRecord {
             subject: None,
             asked: None,
             question: false,
+            thread: None,
+            melder_seq: 0,
+            my_seq: 0,
         }
     }
 }
@@ -289,9 +328,13 @@ impl Vault {
         Ok(vault)
     }
 
-    /// Replaces the identity and signing key with new ones. Older identities
-    /// stay in `identity.age`, so messages encrypted to them still open; the
-    /// card gets the new keys and must replace the old one on the server.
+    /// Replaces the identity with a new one. Older identities stay in
+    /// `identity.age`, so messages encrypted to them still open; the card
+    /// gets the new key and must replace the old one on the server.
+    ///
+    /// The signing key stays: melders' pages have pinned it in every
+    /// protocol v2 thread (protocol.md §10.4), and a reply signed with a new
+    /// one would show there as not genuine.
     ///
     /// The new identity is post-quantum hybrid: this is how a counsellor of
     /// the classical format moves to it. Messages already encrypted to the
@@ -308,9 +351,7 @@ impl Vault {
         kind: KeyKind,
     ) -> Result<(), ReviewError> {
         let identity = kind.generate();
-        self.signing = SigningKey::generate(&mut rand::rngs::OsRng);
         self.card.age_recipient = identity.to_public().to_string();
-        self.card.signing_key = STANDARD.encode(self.signing.verifying_key().as_bytes());
         self.identities.insert(0, identity);
         self.write_keys(passphrase)?;
         self.save()

@@ -159,10 +159,13 @@ fn summary(vault: &Vault, id: &CaseId, case: &CaseRecord, today: Day) -> CaseSum
             .iter()
             .filter(|m| !m.seen && m.author == MELDER)
             .count(),
-        // The melder wrote last, and not only an evaluation.
+        // The melder wrote last, and not only an evaluation. A message
+        // that is not genuinely the melder's asks for nothing (§10.4).
         awaiting_answer: case
             .messages
-            .last()
+            .iter()
+            .rev()
+            .find(|m| super::authenticity::counts(m.authenticity))
             .is_some_and(|m| m.author == MELDER && m.kind != Kind::Evaluation.as_str()),
         messages: case.messages.len(),
         notes: case.notes.len(),
@@ -202,6 +205,9 @@ pub enum AuthorView {
     You,
     /// Another counsellor on the same case, by the id the server gave.
     Counsellor(Untrusted),
+    /// Claims to be the melder but is not signed by the melder's key
+    /// (protocol.md §10.4).
+    NotMelder,
 }
 
 /// One message of a case, numbered from 1 in the case's order: the number
@@ -215,6 +221,10 @@ pub struct MessageView {
     pub author: AuthorView,
     pub seen: bool,
     pub content: Content,
+    /// What its signature showed (protocol.md §10.4).
+    pub authenticity: Option<crate::review::vault::Authenticity>,
+    /// A message is missing before this one.
+    pub gap_before: bool,
 }
 
 /// What a message holds, as far as this vault can read it.
@@ -298,7 +308,13 @@ pub fn case(vault: &Vault, id: &CaseId, today: Day) -> Result<CaseView, ReviewEr
     let mut messages = Vec::with_capacity(record.messages.len());
     for (i, m) in record.messages.iter().enumerate() {
         let number = i + 1;
-        let author = if m.author == MELDER {
+        let not_genuine = matches!(
+            m.authenticity,
+            Some(crate::review::vault::Authenticity::NotGenuine)
+        );
+        let author = if m.author == MELDER && not_genuine {
+            AuthorView::NotMelder
+        } else if m.author == MELDER {
             AuthorView::Melder
         } else if m.author == vault.card.id {
             AuthorView::You
@@ -319,6 +335,8 @@ pub fn case(vault: &Vault, id: &CaseId, today: Day) -> Result<CaseView, ReviewEr
             author,
             seen: m.seen,
             content,
+            authenticity: m.authenticity,
+            gap_before: m.gap_before,
         });
     }
     Ok(CaseView {

@@ -565,6 +565,66 @@ impl Melder {
         })
     }
 
+    /// A protocol v2 report (§10.2) to `cards`: pinned, numbered 1, signed
+    /// by `report_request_signed`.
+    pub fn report_envelope_v2(
+        &self,
+        text: &str,
+        cards: &[meldkluis::format::card::Card],
+    ) -> Envelope {
+        let ids: Vec<&str> = cards.iter().map(|c| c.id.as_str()).collect();
+        let mut envelope = self.report_envelope(text, &ids);
+        envelope.v = 2;
+        envelope.cards = cards.to_vec();
+        envelope.thread = Some(self.derived.thread());
+        envelope.seq = Some(1);
+        envelope.prev = Some(None);
+        envelope
+    }
+
+    /// A v2 follow-up numbered `seq` after the message whose age file
+    /// hashes to `prev`.
+    pub fn follow_up_v2(&self, text: &str, seq: u64, prev: &str) -> Envelope {
+        let mut envelope = Envelope::new(Kind::FollowUp, text);
+        envelope.v = 2;
+        envelope.thread = Some(self.derived.thread());
+        envelope.seq = Some(seq);
+        envelope.prev = Some(Some(prev.into()));
+        envelope
+    }
+
+    /// `report_request` for a v2 report, signed with the melder's key.
+    pub fn report_request_signed(&self, envelope: &Envelope, recipients: &[Recipient]) -> Value {
+        let reply = self.derived.reply_recipient_for(recipients);
+        let mut envelope = envelope.clone();
+        envelope.reply_recipient = Some(reply.to_string());
+        let mut all = recipients.to_vec();
+        all.push(reply);
+        json!({
+            "counsellors": envelope.counsellors,
+            "lookup_key": self.derived.lookup_key.to_hex(),
+            "message": STANDARD.encode(
+                envelope.seal_signed(&all, &self.derived.melder_signing_key()).unwrap()
+            ),
+        })
+    }
+
+    /// A follow-up request for `envelope` signed with `key` (the melder's
+    /// own, or a forger's).
+    pub fn message_request_signed(
+        &self,
+        envelope: &Envelope,
+        recipients: &[Recipient],
+        key: &ed25519_dalek::SigningKey,
+    ) -> Value {
+        let mut all = recipients.to_vec();
+        all.push(self.derived.reply_recipient_for(recipients));
+        json!({
+            "lookup_key": self.derived.lookup_key.to_hex(),
+            "message": STANDARD.encode(envelope.seal_signed(&all, key).unwrap()),
+        })
+    }
+
     pub fn thread_request(&self) -> Value {
         json!({"lookup_key": self.derived.lookup_key.to_hex()})
     }

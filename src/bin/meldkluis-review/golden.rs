@@ -56,6 +56,9 @@ fn add_case(vault: &mut Vault, id: u8, mut record: CaseRecord, messages: Vec<Mes
             seq: Some(n as u64 + 1),
             attachments: Vec::new(),
             seen: m.seen,
+            sha256: None,
+            authenticity: None,
+            gap_before: false,
         });
     }
     let case = CaseId([id; 16]);

@@ -185,6 +185,9 @@ pub fn case(view: &CaseView, lang: Lang) -> String {
         gutter(&mut out, contact);
     }
     for message in &view.messages {
+        if message.gap_before {
+            let _ = writeln!(out, "\n!! {}", w.message_missing_before);
+        }
         let _ = writeln!(
             out,
             "\n{}",
@@ -199,6 +202,9 @@ pub fn case(view: &CaseView, lang: Lang) -> String {
                 ]
             )
         );
+        if let Some(said) = w.authenticity(message.authenticity) {
+            let _ = writeln!(out, "[{said}]");
+        }
         match &message.content {
             Content::Readable(readable) => write_readable(&mut out, readable, lang),
             Content::ForMelderOnly => {
@@ -311,8 +317,17 @@ pub fn import_summary(summary: &ImportSummary, lang: Lang) -> (String, Option<St
         line.push('\n');
         line.push_str(&lang.words().server_key_pinned.replace("{0}", fingerprint));
     }
-    let warning = (summary.damaged_attachments > 0)
+    let damaged = (summary.damaged_attachments > 0)
         .then(|| fill(t.imported_damaged, &[&summary.damaged_attachments]));
+    let not_genuine = (summary.not_genuine > 0).then(|| {
+        lang.words()
+            .not_genuine_arrived
+            .replace("{0}", &summary.not_genuine.to_string())
+    });
+    let warning = match (damaged, not_genuine) {
+        (Some(a), Some(b)) => Some(format!("{a}\n{b}")),
+        (a, b) => a.or(b),
+    };
     (line, warning)
 }
 

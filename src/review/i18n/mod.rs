@@ -89,6 +89,14 @@ pub struct Words {
     pub began_as_question: &'static str,
     /// The first signed inbox pinned the server's key: "{0}" its fingerprint.
     pub server_key_pinned: &'static str,
+    /// Protocol v2 (§10.4): what a message's signature showed.
+    pub message_older_format: &'static str,
+    pub message_verified: &'static str,
+    pub message_not_genuine: &'static str,
+    pub message_replayed: &'static str,
+    pub message_missing_before: &'static str,
+    pub author_not_melder: &'static str,
+    pub not_genuine_arrived: &'static str,
     pub closed: &'static str,
     /// "{duty} by {day}" and friends: `{duty}` and `{day}` are replaced.
     pub duty_by: &'static str,
@@ -223,7 +231,23 @@ impl Words {
             AuthorView::Melder => self.author_melder.into(),
             AuthorView::You => self.author_you.into(),
             AuthorView::Counsellor(id) => format!("{} {}", self.author_counsellor, id),
+            AuthorView::NotMelder => self.author_not_melder.into(),
         }
+    }
+
+    /// What a message's signature showed, in words (`None`: nothing to say,
+    /// e.g. a colleague's reply this vault cannot read).
+    pub fn authenticity(
+        &self,
+        authenticity: Option<crate::review::vault::Authenticity>,
+    ) -> Option<&'static str> {
+        use crate::review::vault::Authenticity;
+        Some(match authenticity? {
+            Authenticity::Older => self.message_older_format,
+            Authenticity::Verified => self.message_verified,
+            Authenticity::NotGenuine => self.message_not_genuine,
+            Authenticity::Replayed => self.message_replayed,
+        })
     }
 
     /// An error in words for the counsellor.

@@ -1,0 +1,83 @@
+//! What the laptop decides about each message it imports (protocol.md
+//! §10.4): whether the melder really wrote it, and whether one is missing
+//! before it. The case pins the melder's key from its first message; from
+//! then on a melder message counts only when that key signed it, with the
+//! next number, after a message this laptop knows.
+
+use crate::format::envelope::{Envelope, Kind};
+
+use super::vault::{Authenticity, CaseRecord};
+
+/// What one imported melder message is, and what it does to its case.
+pub struct Judged {
+    pub authenticity: Authenticity,
+    pub gap_before: bool,
+}
+
+/// Judges a melder message against its case as imported so far.
+/// `self_signed`: the envelope's signature verifies with its own `thread`
+/// key (checked while the inbox was read, when the signed bytes were at hand).
+pub fn judge_melder(case: &CaseRecord, envelope: &Envelope, self_signed: bool) -> Judged {
+    let judged = |authenticity, gap_before| Judged {
+        authenticity,
+        gap_before,
+    };
+    if envelope.v == 1 {
+        // An unsigned message in a signed thread is what an operator who
+        // inserts a message into the database can make.
+        return match case.thread {
+            Some(_) => judged(Authenticity::NotGenuine, false),
+            None => judged(Authenticity::Older, false),
+        };
+    }
+    let seq = envelope.seq.unwrap_or(0);
+    if !self_signed {
+        return judged(Authenticity::NotGenuine, false);
+    }
+    let Some(pinned) = case.thread.as_deref() else {
+        // The first message pins the thread; a signed message in a case
+        // that pinned nothing has nothing to be checked against.
+        let opening = matches!(envelope.kind, Kind::Report | Kind::Question)
+            && seq == 1
+            && case.reply_recipient.is_none();
+        return match opening {
+            true => judged(Authenticity::Verified, false),
+            false => judged(Authenticity::NotGenuine, false),
+        };
+    };
+    if envelope.thread.as_deref() != Some(pinned) {
+        return judged(Authenticity::NotGenuine, false);
+    }
+    if seq <= case.melder_seq {
+        return judged(Authenticity::Replayed, false);
+    }
+    let known_prev = match envelope.prev.as_ref().and_then(|p| p.as_deref()) {
+        Some(hash) => case
+            .messages
+            .iter()
+            .any(|m| m.sha256.as_deref() == Some(hash)),
+        None => true,
+    };
+    judged(
+        Authenticity::Verified,
+        seq > case.melder_seq + 1 || !known_prev,
+    )
+}
+
+/// Records a verified melder message in its case: the first pins the
+/// thread, every one moves the melder's number on.
+pub fn record_melder(case: &mut CaseRecord, envelope: &Envelope) {
+    if case.thread.is_none() {
+        case.thread = envelope.thread.clone();
+    }
+    case.melder_seq = case.melder_seq.max(envelope.seq.unwrap_or(0));
+}
+
+/// Whether a message may change its case (subject, category, a question
+/// turned report, an evaluation) and count for a deadline.
+pub fn counts(authenticity: Option<Authenticity>) -> bool {
+    matches!(
+        authenticity,
+        None | Some(Authenticity::Older | Authenticity::Verified)
+    )
+}

@@ -1,0 +1,343 @@
+//! Protocol v2 on the counsellor's side (protocol.md §10.4), through a real
+//! server: a signed report pins the melder's key; the laptop answers with
+//! signed replies the melder can check against the pinned card; and a
+//! message an operator slips into the thread — unsigned, signed by another
+//! key, naming another thread — is kept but marked "not from the melder",
+//! changes nothing in the case and asks for no answer; a withheld message
+//! shows as a gap, a repeated one as a replay.
+//!
+//! The operator's messages go in through the API here; a row written
+//! straight into the database reaches the laptop as the same inbox item.
+
+mod common;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use common::{Melder, Server, make_vault};
+use meldkluis::format::bundle::{Inbox, InboxEntry};
+use meldkluis::format::day::Day;
+use meldkluis::format::envelope::{Envelope, Kind, Status};
+use meldkluis::format::ids::{CaseId, MessageId, UploadId};
+use meldkluis::format::signed::message_hash;
+use meldkluis::review::vault::Authenticity;
+use meldkluis::review::views::{self, AuthorView};
+use meldkluis::review::{Vault, commands};
+use meldkluis::server::inbox_key;
+
+fn sync(server: &Server, vault: &mut Vault) -> commands::ImportSummary {
+    let answer = server.sync(&commands::outbox(vault).unwrap());
+    assert_eq!(
+        answer.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    commands::import(vault, &answer.body).unwrap()
+}
+
+/// The thread as the melder's page fetches it: each message's age file.
+fn thread_files(server: &Server, melder: &Melder) -> Vec<Vec<u8>> {
+    let answer = server.post_json("/api/v1/thread", &melder.thread_request());
+    assert_eq!(answer.status, 200);
+    answer.json()["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| STANDARD.decode(m["message"].as_str().unwrap()).unwrap())
+        .collect()
+}
+
+fn open(melder: &Melder, file: &[u8]) -> Envelope {
+    let [pq, classical] = melder.derived.reply_identities();
+    Envelope::open(file, &[&pq, &classical]).unwrap()
+}
+
+fn post(server: &Server, request: &serde_json::Value) {
+    let answer = server.post_json("/api/v1/thread/messages", request);
+    assert!(answer.status < 300, "{}", answer.error());
+}
+
+/// A v2 report from `melder` to the vault's counsellor, imported.
+fn reported(server: &Server, vault: &mut Vault, melder: &Melder) -> CaseId {
+    let recipients = [vault.card.recipient().unwrap()];
+    let report = melder.report_envelope_v2(
+        "Er verdwijnt geld uit de kas.",
+        std::slice::from_ref(&vault.card),
+    );
+    let answer = server.post_json(
+        "/api/v1/reports",
+        &melder.report_request_signed(&report, &recipients),
+    );
+    assert!(answer.status < 300, "{}", answer.error());
+    let summary = sync(server, vault);
+    assert_eq!((summary.new_cases, summary.not_genuine), (1, 0));
+    *vault.state.cases.keys().next().unwrap()
+}
+
+#[test]
+fn a_signed_conversation_round_trips() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut vault = make_vault(dir.path(), "vp-jansen");
+    let server = Server::start_with_cards(&[("vp-jansen", vault.card.to_json())]);
+    let melder = Melder::new();
+    let case_id = reported(&server, &mut vault, &melder);
+    let case = &vault.state.cases[&case_id];
+    assert_eq!(
+        case.thread.as_deref(),
+        Some(melder.derived.thread().as_str())
+    );
+    assert_eq!(case.messages[0].authenticity, Some(Authenticity::Verified));
+
+    commands::send(
+        &mut vault,
+        &case_id,
+        "Uw melding is ontvangen.",
+        Some(Status::Acknowledged),
+        Day::today(),
+    )
+    .unwrap();
+    sync(&server, &mut vault);
+    let files = thread_files(&server, &melder);
+    assert_eq!(files.len(), 2);
+    // What the melder's page checks (§10.4): signed by the pinned card,
+    // in this thread, numbered 1, after the report, with its own day.
+    let reply = open(&melder, &files[1]);
+    assert_eq!(reply.v, 2);
+    assert!(reply.verify(&vault.card.verifying_key().unwrap()));
+    assert!(!reply.verify(&melder.derived.melder_signing_key().verifying_key()));
+    assert_eq!(
+        reply.thread.as_deref(),
+        Some(melder.derived.thread().as_str())
+    );
+    assert_eq!(reply.seq, Some(1));
+    assert_eq!(reply.prev, Some(Some(message_hash(&files[0]))));
+    assert_eq!(reply.day, Some(Day::today().to_string()));
+    assert_eq!(reply.status, Some(Status::Acknowledged));
+    // The report itself carries the card it was encrypted to.
+    let report = open(&melder, &files[0]);
+    assert_eq!(report.cards, vec![vault.card.clone()]);
+
+    // The melder answers after the reply; the laptop takes it as genuine.
+    let recipients = [vault.card.recipient().unwrap()];
+    let follow_up = melder.follow_up_v2("Het was in maart.", 2, &message_hash(&files[1]));
+    post(
+        &server,
+        &melder.message_request_signed(
+            &follow_up,
+            &recipients,
+            &melder.derived.melder_signing_key(),
+        ),
+    );
+    let summary = sync(&server, &mut vault);
+    assert_eq!((summary.new_messages, summary.not_genuine), (1, 0));
+    let case = &vault.state.cases[&case_id];
+    let last = case.messages.last().unwrap();
+    assert_eq!(
+        (last.authenticity, last.gap_before),
+        (Some(Authenticity::Verified), false)
+    );
+    assert_eq!(case.melder_seq, 2);
+    assert!(views::overview(&vault, Day::today())[0].awaiting_answer);
+
+    // A second reply is numbered 2 and names the follow-up.
+    commands::send(&mut vault, &case_id, "Dank u.", None, Day::today()).unwrap();
+    sync(&server, &mut vault);
+    let files = thread_files(&server, &melder);
+    let second = open(&melder, files.last().unwrap());
+    assert_eq!(second.seq, Some(2));
+    assert_eq!(second.prev, Some(Some(message_hash(&files[2]))));
+    assert!(second.verify(&vault.card.verifying_key().unwrap()));
+}
+
+#[test]
+fn forged_withheld_and_replayed_melder_messages_are_marked() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut vault = make_vault(dir.path(), "vp-jansen");
+    let server = Server::start_with_cards(&[("vp-jansen", vault.card.to_json())]);
+    let melder = Melder::new();
+    let case_id = reported(&server, &mut vault, &melder);
+    commands::send(
+        &mut vault,
+        &case_id,
+        "Ontvangen.",
+        Some(Status::Acknowledged),
+        Day::today(),
+    )
+    .unwrap();
+    sync(&server, &mut vault);
+    let recipients = [vault.card.recipient().unwrap()];
+    let report_hash = vault.state.cases[&case_id].messages[0]
+        .sha256
+        .clone()
+        .unwrap();
+    let forger = Melder::new();
+    let forger_key = forger.derived.melder_signing_key();
+
+    // (a) The operator's unsigned "Ik trek mijn melding in".
+    post(
+        &server,
+        &melder.follow_up_request("Ik trek mijn melding in.", &recipients),
+    );
+    // (b) Signed by the forger's key, claiming the melder's thread.
+    let claimed = melder.follow_up_v2("Noem de afdeling maar niet.", 2, &report_hash);
+    post(
+        &server,
+        &melder.message_request_signed(&claimed, &recipients, &forger_key),
+    );
+    // (c) An evaluation signed in the forger's own thread.
+    let mut evaluation = forger.follow_up_v2("", 2, &report_hash);
+    evaluation.kind = Kind::Evaluation;
+    evaluation.evaluation = Some(meldkluis::format::envelope::Evaluation {
+        process: 1,
+        heard: 1,
+    });
+    post(
+        &server,
+        &melder.message_request_signed(&evaluation, &recipients, &forger_key),
+    );
+    let summary = sync(&server, &mut vault);
+    assert_eq!((summary.new_messages, summary.not_genuine), (3, 3));
+    let case = &vault.state.cases[&case_id];
+    for m in &case.messages[2..] {
+        assert_eq!(
+            m.authenticity,
+            Some(Authenticity::NotGenuine),
+            "{:?}",
+            m.kind
+        );
+    }
+    // Nothing of them reached the case: no evaluation, still the melder's
+    // first number, and nothing waits for an answer.
+    assert_eq!((case.evaluation, case.melder_seq), (None, 1));
+    assert!(!views::overview(&vault, Day::today())[0].awaiting_answer);
+    let view = views::case(&vault, &case_id, Day::today()).unwrap();
+    assert!(matches!(view.messages[2].author, AuthorView::NotMelder));
+    assert!(matches!(view.messages[0].author, AuthorView::Melder));
+
+    // (d) The melder's message 2 was withheld; message 3 arrives.
+    let body = {
+        let third = melder.follow_up_v2("Heeft u mijn vorige bericht gekregen?", 3, &report_hash);
+        melder.message_request_signed(&third, &recipients, &melder.derived.melder_signing_key())
+    };
+    post(&server, &body);
+    let summary = sync(&server, &mut vault);
+    assert_eq!((summary.new_messages, summary.not_genuine), (1, 0));
+    // (e) And the operator hands the very same message over again, as a new
+    // one: the server would refuse the same bytes twice, so the operator
+    // makes the inbox itself, signed with the server's own key.
+    let third = vault.state.cases[&case_id].messages.last().unwrap().clone();
+    let replay = InboxEntry {
+        seq: vault.state.inbox_ack + 1,
+        id: MessageId(rand::random()),
+        case: case_id,
+        author: "melder".into(),
+        kind: "follow-up".into(),
+        day: Day::today(),
+        body: vault.read_message(&third.id).unwrap(),
+        attachments: Vec::new(),
+    };
+    let server_key = inbox_key::read(&server.data_dir().join(inbox_key::FILE_NAME))
+        .unwrap()
+        .unwrap();
+    let mut none = |_: &UploadId| -> std::io::Result<Box<dyn std::io::Read>> { unreachable!() };
+    let inbox = Inbox::seal_signed_to(
+        Vec::new(),
+        Some(&server_key),
+        &vault.card.id,
+        vault.state.inbox_answers,
+        &[],
+        &[replay],
+        &vault.recipient(),
+        &mut none,
+    )
+    .unwrap();
+    let summary = commands::import(&mut vault, &inbox).unwrap();
+    assert_eq!((summary.new_messages, summary.not_genuine), (1, 1));
+    let case = &vault.state.cases[&case_id];
+    let n = case.messages.len();
+    assert_eq!(
+        (
+            case.messages[n - 2].authenticity,
+            case.messages[n - 2].gap_before
+        ),
+        (Some(Authenticity::Verified), true)
+    );
+    assert_eq!(
+        case.messages[n - 1].authenticity,
+        Some(Authenticity::Replayed)
+    );
+    assert_eq!(case.melder_seq, 3);
+
+    // (f) A next message names one this laptop never saw.
+    let fourth = melder.follow_up_v2(
+        "Nog iets.",
+        4,
+        &message_hash(b"a message the server withheld"),
+    );
+    post(
+        &server,
+        &melder.message_request_signed(&fourth, &recipients, &melder.derived.melder_signing_key()),
+    );
+    sync(&server, &mut vault);
+    let last = vault.state.cases[&case_id].messages.last().unwrap().clone();
+    assert_eq!(
+        (last.authenticity, last.gap_before),
+        (Some(Authenticity::Verified), true)
+    );
+
+    // The marks survive a reopened vault, and the reply after them names
+    // the last genuine message, not the replay.
+    let vault = common::reopen(&vault, dir.path());
+    let case = &vault.state.cases[&case_id];
+    assert_eq!(
+        case.messages[n - 1].authenticity,
+        Some(Authenticity::Replayed)
+    );
+    let mut vault = vault;
+    commands::send(
+        &mut vault,
+        &case_id,
+        "Ik heb bericht 3 en 4.",
+        None,
+        Day::today(),
+    )
+    .unwrap();
+    sync(&server, &mut vault);
+    let files = thread_files(&server, &melder);
+    let reply = open(&melder, files.last().unwrap());
+    assert_eq!(reply.prev.clone().unwrap().unwrap(), last.sha256.unwrap());
+}
+
+#[test]
+fn an_older_unsigned_case_still_works_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut vault = make_vault(dir.path(), "vp-jansen");
+    let server = Server::start_with_cards(&[("vp-jansen", vault.card.to_json())]);
+    let melder = Melder::new();
+    let recipients = [vault.card.recipient().unwrap()];
+    let report = melder.report_envelope("Oud formaat.", &["vp-jansen"]);
+    assert!(server.submit_report(&melder, &report, &recipients).status < 300);
+    sync(&server, &mut vault);
+    let case_id = *vault.state.cases.keys().next().unwrap();
+    let case = &vault.state.cases[&case_id];
+    assert_eq!(case.thread, None);
+    assert_eq!(case.messages[0].authenticity, Some(Authenticity::Older));
+    // An unsigned follow-up in an unsigned thread is what v1 is: older.
+    post(
+        &server,
+        &melder.follow_up_request("Aanvulling.", &recipients),
+    );
+    let summary = sync(&server, &mut vault);
+    assert_eq!(summary.not_genuine, 0);
+    commands::send(&mut vault, &case_id, "Ontvangen.", None, Day::today()).unwrap();
+    sync(&server, &mut vault);
+    let files = thread_files(&server, &melder);
+    assert_eq!(open(&melder, files.last().unwrap()).v, 1);
+    // But a signed message in it cannot be checked against anything.
+    let signed = melder.follow_up_v2("Ondertekend?", 2, &message_hash(&files[0]));
+    post(
+        &server,
+        &melder.message_request_signed(&signed, &recipients, &melder.derived.melder_signing_key()),
+    );
+    assert_eq!(sync(&server, &mut vault).not_genuine, 1);
+}
