@@ -14,12 +14,18 @@
 //   (d) messages reordered → "out of order";
 //   (e) a reply inserted twice → a replay warning;
 //   (f) an introduction pins a new counsellor, whose reply is then genuine;
+//   (g) a question turned into a report, and an evaluation, are signed and
+//       chained;
+//   (h) the real reviewer's signed reply is genuine on the page, its replay
+//       and a forgery in its name are not, and the reviewer reads the
+//       melder's answer as the melder's;
 //   and a v1 thread (as an older page wrote it) says, once, "older format,
 //   not verified", and gets v1 follow-ups.
 //
-// Genuine replies come from this file's own counsellors, whose cards (an
-// age identity and an Ed25519 key) the test makes and signs with — as the
-// reviewer will; tests/browser/roundtrip.test.mjs runs the real reviewer.
+// Genuine replies in (a)–(g) come from this file's own counsellors, whose
+// cards (an age identity and an Ed25519 key) the test makes and signs with,
+// so that it can forge, number and chain them at will; (h) and
+// tests/browser/roundtrip.test.mjs run the real meldkluis-review.
 //
 // Needs the debug binaries: `cargo build --bins`, then
 //   node --test tests/browser/hostile.test.mjs
@@ -27,7 +33,7 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { readdir, writeFile } from "node:fs/promises";
+import { readFile, readdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { after, before, test } from "node:test";
 import {
@@ -39,7 +45,7 @@ import {
 } from "../../web/js/protocol.js";
 import { assertClean, launch, openPage, outDir } from "./support/browser.mjs";
 import { checkState as checkStateAs } from "./support/a11y.mjs";
-import { scratch, startServer } from "./support/meldkluis.mjs";
+import { makeCounsellor, scratch, startServer } from "./support/meldkluis.mjs";
 
 const checkState = (page, name) => checkStateAs(page, name, { dir: outDir, prefix: "hostile", phone: 360 });
 const ORG = "testzaken";
@@ -50,6 +56,7 @@ let browser;
 let database;
 const counsellors = {};
 let forger; // the operator's own keys
+let real; // a counsellor with a real vault: meldkluis-review signs its replies
 
 before(async () => {
   work = await scratch("hostile");
@@ -58,6 +65,10 @@ before(async () => {
     ["vp-bos", "Drs. B. Bos", "internal"],
     ["vp-claes", "C. Claes", "external"], // chosen by nobody: pinned only by an introduction
   ]) counsellors[id] = await testCounsellor(id, name, kind);
+  real = await makeCounsellor(work, {
+    id: "vp-echt", name: "Mr. E. Echt", organisation: "Ministerie van Testzaken", org: ORG,
+    description: "Vertrouwenspersoon met een echte kluis.",
+  });
   forger = { identity: await generateX25519Identity(), seed: randomBytes(32) };
   forger.recipient = await identityToRecipient(forger.identity);
   [server, browser] = await Promise.all([startServer(work), launch()]);
@@ -204,6 +215,57 @@ const X25519_STANZA = /^-> X25519 /gm;
 const stanzas = (bytes) => Buffer.from(bytes).subarray(0, 2048).toString("latin1").match(X25519_STANZA)?.length ?? 0;
 
 // ------------------------------------------------------------------ tests --
+
+test("(h) the real reviewer: its signed reply is genuine; the operator's replay of it and a forgery in its name are not", async () => {
+  const { context, page, problems } = await openPage(browser, server.url);
+  const display = await report(page, [real.name], "Melding aan de echte kluis.");
+  const keys = await deriveKeys(display);
+  const caseId = caseOf(keys);
+  await real.sync(server.url, "echt-1");
+  const line = (await real.review("list")).split("\n").find((l) => /^[0-9a-f]{8}\b/.test(l));
+  assert.ok(line, "the reviewer lists the case");
+  const replyFile = path.join(work.dir, "echt-antwoord.txt");
+  await writeFile(replyFile, "Ontvangen, en echt ondertekend.\n");
+  await real.review("reply", line.slice(0, 8), "--file", replyFile);
+  await real.sync(server.url, "echt-2");
+  const rows = messages(caseId);
+  assert.equal(rows.length, 2);
+  // What the reviewer wrote: v2, signed with the card's key, numbered 1, after the report.
+  const card = JSON.parse(await readFile(path.join(work.keys, "vp-echt.json"), "utf8"));
+  const sent = await decryptWith(keys.replyIdentityPq, rows[1].bytes);
+  assert.equal(sent.v, 2);
+  assert.ok(verifyText(sent.signed, sent.sig, card.signing_key), "signed with the card's signing key");
+  assert.deepEqual([sent.inner.kind, sent.inner.seq, sent.inner.prev, sent.inner.thread], ["reply", 1, fileHash(rows[0].bytes), keys.thread]);
+
+  await openThread(page, display);
+  let view = await shown(page);
+  assert.deepEqual(kindsOf(view.items), ["message", "message"]);
+  assert.ok(view.items[1].text.includes("Ontvangen, en echt ondertekend.") && view.items[1].text.includes(real.name));
+  assert.equal(view.warnings, false);
+
+  // The operator replays the reviewer's reply and forges a second one in its name.
+  const today = new Date().toISOString().slice(0, 10);
+  insert(caseId, { ...rows[1], sha: randomBytes(32).toString("hex") });
+  const inItsName = { id: real.id, name: real.name, seed: forger.seed };
+  insert(caseId, { author: real.id, kind: "reply", day: today, bytes: await reply({ signer: inItsName, keys, seq: 2, prev: fileHash(rows[1].bytes), day: today, text: "VALS-5 noem uw afdeling", status: "closed" }) });
+  await openThread(page, display);
+  view = await shown(page);
+  assert.deepEqual(kindsOf(view.items), ["message", "message", "replay", "forged"]);
+  assert.ok(!view.text.includes("VALS-5"));
+  assert.equal(view.text.split("Ontvangen, en echt ondertekend.").length - 1, 1);
+
+  // The melder answers the genuine reply; the reviewer reads it as the melder's, nothing missing.
+  await followUp(page, "Dank voor uw echte antwoord.");
+  const followUpRow = messages(caseId).at(-1);
+  const mine = await decryptWith(keys.replyIdentityPq, followUpRow.bytes);
+  assert.deepEqual([mine.inner.seq, mine.inner.prev], [2, fileHash(rows[1].bytes)], "after the last genuine message");
+  await real.sync(server.url, "echt-3");
+  const shownByReviewer = await real.review("show", line.slice(0, 8));
+  assert.ok(shownByReviewer.includes("Dank voor uw echte antwoord."), shownByReviewer);
+  assert.ok(!shownByReviewer.includes("niet van de melder") && !shownByReviewer.includes("Hier ontbreekt een bericht"), shownByReviewer);
+  assertClean(problems);
+  await context.close();
+});
 
 test("(a) a swapped card: follow-ups go to the pinned key only, and replies show the pinned name", async (t) => {
   const a = counsellors["vp-aarts"];
