@@ -1000,8 +1000,8 @@ fn upload_memory() {
 }
 
 /// The reviewer's import of an inbox of `MELDKLUIS_BENCH_PQ_REPORTS` (200)
-/// reports, each made as the page makes it (padded envelope to the
-/// counsellor and the melder's reply key), into a vault with post-quantum
+/// reports, each made as the page makes it (a signed v2 envelope, padded,
+/// to the counsellor and the melder's reply key), into a vault with post-quantum
 /// hybrid keys against one with classical keys, same run, interleaved, best
 /// of three each. The difference is the ML-KEM decapsulations (one per
 /// message and one for the inbox) and the larger headers.
@@ -1020,9 +1020,15 @@ fn hybrid_import() {
             .map(|i| {
                 let derived = Derived::from_code(&RetrievalCode::generate());
                 let reply = derived.reply_recipient_for(&[vault.recipient()]);
+                // Protocol v2, as the page now writes it: signed, pinned.
                 let mut envelope = Envelope::new(Kind::Report, format!("Benchmark report {i}"));
+                envelope.v = 2;
                 envelope.reply_recipient = Some(reply.to_string());
                 envelope.counsellors = vec!["vp-bench".into()];
+                envelope.cards = vec![vault.card.clone()];
+                envelope.thread = Some(derived.thread());
+                envelope.seq = Some(1);
+                envelope.prev = Some(None);
                 InboxEntry {
                     seq: i as u64 + 1,
                     id: MessageId::random(),
@@ -1030,23 +1036,29 @@ fn hybrid_import() {
                     author: "melder".into(),
                     kind: "report".into(),
                     day: Day::today(),
-                    body: envelope.seal(&[vault.recipient(), reply]).unwrap(),
+                    body: envelope
+                        .seal_signed(&[vault.recipient(), reply], &derived.melder_signing_key())
+                        .unwrap(),
                     attachments: vec![],
                 }
             })
             .collect();
-        let inbox = Inbox::seal("vp-bench", 1, vec![], &entries, &vault.recipient()).unwrap();
+        // Answers no outbox (this vault made none): the laptop refuses an
+        // inbox that claims to answer one it never made.
+        let inbox = Inbox::seal("vp-bench", 0, vec![], &entries, &vault.recipient()).unwrap();
         sides.push((keys, dir, vault, inbox, Duration::MAX));
     }
     for _ in 0..3 {
         for (_, dir, vault, inbox, best) in sides.iter_mut() {
             vault.state.cases.clear();
             vault.state.inbox_ack = 0;
+            vault.state.inbox_answers = 0;
             let _ = std::fs::remove_dir_all(dir.path().join("vault/messages"));
             let started = Instant::now();
             let summary = commands::import(vault, inbox).unwrap();
             *best = (*best).min(started.elapsed());
             assert_eq!(summary.new_cases, reports);
+            assert_eq!(summary.not_genuine, 0, "every signed report verifies");
         }
     }
     let classical = sides[0].4;

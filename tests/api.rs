@@ -21,7 +21,12 @@ fn report_thread_and_follow_up() {
     let (server, vault, _dir) = server_with_counsellor();
     let listed = server.get("/api/v1/counsellors").json();
     assert_eq!(listed["counsellors"][0]["id"], "vp-jansen");
-    assert!(listed["counsellors"][0].get("signing_key").is_none());
+    // The whole card, signing key too: the page computes the fingerprint
+    // from it (protocol.md §10.1) and the card's own file gives the same.
+    assert_eq!(
+        listed["counsellors"][0]["signing_key"],
+        vault.card.signing_key
+    );
 
     let melder = Melder::new();
     let envelope = melder.report_envelope("Er verdwijnt geld uit de kas.", &["vp-jansen"]);

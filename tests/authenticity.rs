@@ -341,3 +341,147 @@ fn an_older_unsigned_case_still_works_and_says_so() {
     );
     assert_eq!(sync(&server, &mut vault).not_genuine, 1);
 }
+
+#[test]
+fn rotated_keys_keep_signed_threads_genuine_unless_the_signing_key_is_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut vault = make_vault(dir.path(), "vp-jansen");
+    let server = Server::start_with_cards(&[("vp-jansen", vault.card.to_json())]);
+    let melder = Melder::new();
+    let case_id = reported(&server, &mut vault, &melder);
+    let pinned = open(&melder, &thread_files(&server, &melder)[0]).cards[0].clone();
+    let passphrase = || age::secrecy::SecretString::from("test passphrase".to_owned());
+
+    // A routine rotation (e.g. to post-quantum keys): the signing key stays,
+    // so a reply in the old thread still verifies with the pinned card.
+    vault.rotate_keys(passphrase()).unwrap();
+    assert_ne!(vault.card.age_recipient, pinned.age_recipient);
+    assert_eq!(vault.card.signing_key, pinned.signing_key);
+    commands::send(&mut vault, &case_id, "Nog steeds ik.", None, Day::today()).unwrap();
+    let newest = vault.state.cases[&case_id].messages.last().unwrap().id;
+    let reply = open(&melder, &vault.read_message(&newest).unwrap());
+    assert!(reply.verify(&pinned.verifying_key().unwrap()));
+
+    // After a theft the signing key is replaced: the pinned card no longer
+    // vouches for the counsellor's replies, as the manual warns.
+    vault.replace_signing_key(passphrase()).unwrap();
+    assert_ne!(vault.card.signing_key, pinned.signing_key);
+    commands::send(&mut vault, &case_id, "Nieuwe sleutel.", None, Day::today()).unwrap();
+    let newest = vault.state.cases[&case_id].messages.last().unwrap().id;
+    let reply = open(&melder, &vault.read_message(&newest).unwrap());
+    assert!(!reply.verify(&pinned.verifying_key().unwrap()));
+    assert!(reply.verify(&vault.card.verifying_key().unwrap()));
+}
+
+#[test]
+fn a_reply_in_a_colleagues_name_is_marked_unless_their_pinned_key_signed_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut vault = make_vault(&dir.path().join("a"), "vp-a");
+    let colleague = make_vault(&dir.path().join("b"), "vp-b");
+    let server = Server::start_with_cards(&[
+        ("vp-a", vault.card.to_json()),
+        ("vp-b", colleague.card.to_json()),
+    ]);
+    let melder = Melder::new();
+    let recipients = [
+        vault.card.recipient().unwrap(),
+        colleague.card.recipient().unwrap(),
+    ];
+    let report = melder.report_envelope_v2(
+        "Aan u beiden.",
+        &[vault.card.clone(), colleague.card.clone()],
+    );
+    assert!(
+        server
+            .post_json(
+                "/api/v1/reports",
+                &melder.report_request_signed(&report, &recipients)
+            )
+            .status
+            < 300
+    );
+    sync(&server, &mut vault);
+    let case_id = *vault.state.cases.keys().next().unwrap();
+    assert_eq!(vault.state.cases[&case_id].pinned.len(), 2);
+
+    // The operator writes "replies" this laptop can read: one in the
+    // colleague's name signed with a forger's key, one in this counsellor's
+    // own name, and one the colleague's pinned key really signed (as if the
+    // colleague had encrypted it to this laptop too).
+    let reply = |author: &Vault, text: &str, key: &ed25519_dalek::SigningKey| {
+        let mut e = Envelope::new(Kind::Reply, text);
+        e.v = 2;
+        e.author = Some(meldkluis::format::envelope::Author {
+            id: author.card.id.clone(),
+            name: author.card.name.clone(),
+        });
+        e.thread = Some(melder.derived.thread());
+        e.seq = Some(1);
+        e.prev = Some(Some(
+            vault.state.cases[&case_id].messages[0]
+                .sha256
+                .clone()
+                .unwrap(),
+        ));
+        e.day = Some(Day::today().to_string());
+        e.seal_signed(&[vault.recipient()], key).unwrap()
+    };
+    let forger = ed25519_dalek::SigningKey::from_bytes(&[9; 32]);
+    let bodies = [
+        (
+            "vp-b",
+            reply(&colleague, "Ik ben vp-b, echt waar.", &forger),
+        ),
+        ("vp-a", reply(&vault, "Ik ben uzelf.", &forger)),
+        (
+            "vp-b",
+            reply(&colleague, "Echt van vp-b.", colleague.signing_key()),
+        ),
+    ];
+    let entries: Vec<InboxEntry> = bodies
+        .into_iter()
+        .enumerate()
+        .map(|(i, (author, body))| InboxEntry {
+            seq: vault.state.inbox_ack + 1 + i as u64,
+            id: MessageId(rand::random()),
+            case: case_id,
+            author: author.into(),
+            kind: "reply".into(),
+            day: Day::today(),
+            body,
+            attachments: Vec::new(),
+        })
+        .collect();
+    let server_key = inbox_key::read(&server.data_dir().join(inbox_key::FILE_NAME))
+        .unwrap()
+        .unwrap();
+    let mut none = |_: &UploadId| -> std::io::Result<Box<dyn std::io::Read>> { unreachable!() };
+    let inbox = Inbox::seal_signed_to(
+        Vec::new(),
+        Some(&server_key),
+        &vault.card.id,
+        vault.state.inbox_answers,
+        &[],
+        &entries,
+        &vault.recipient(),
+        &mut none,
+    )
+    .unwrap();
+    commands::import(&mut vault, &inbox).unwrap();
+    let view = views::case(&vault, &case_id, Day::today()).unwrap();
+    let marks: Vec<_> = view.messages[1..].iter().map(|m| m.authenticity).collect();
+    assert_eq!(
+        marks,
+        [
+            Some(Authenticity::NotGenuine),
+            Some(Authenticity::NotGenuine),
+            Some(Authenticity::Verified)
+        ]
+    );
+    assert!(matches!(view.messages[1].author, AuthorView::NotMelder));
+    assert!(
+        matches!(view.messages[2].author, AuthorView::NotMelder),
+        "not shown as 'you'"
+    );
+    assert!(matches!(view.messages[3].author, AuthorView::Counsellor(_)));
+}

@@ -444,6 +444,12 @@ fn a_good_configuration_passes_and_serves() {
     assert_eq!(output.status.code(), Some(0), "{words}");
     assert!(words.contains("OK: the server can start"), "{words}");
     assert!(words.contains("1 card(s): vp-config"), "{words}");
+    // The card's v2 fingerprint, as the counsellor's program shows it.
+    let card = meldkluis::format::card::Card::parse(site.card_json.as_bytes()).unwrap();
+    assert!(
+        words.contains(&format!("vp-config: fingerprint {}", card.fingerprint())),
+        "{words}"
+    );
     assert!(words.contains(&onion), "{words}");
     assert!(!words.contains("PROBLEM"), "{words}");
     assert!(

@@ -230,6 +230,12 @@ fn init_names_the_card_file_it_wrote_and_refuses_a_name_the_server_would_refuse(
     );
     assert!(!said.contains("card.json"), "{said}");
     assert!(card.exists());
+    // The fingerprint to read aloud is the whole card's (protocol.md §10.1).
+    let written = meldkluis::format::card::Card::parse(&std::fs::read(&card).unwrap()).unwrap();
+    assert!(
+        said.contains(&format!("check-config): {}", written.fingerprint())),
+        "{said}"
+    );
 
     // A folder: the card lands in it under <id>.json.
     let other = dir.path().join("other");

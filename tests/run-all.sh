@@ -81,6 +81,8 @@ bash tests/fuzz-smoke.sh
 
 step "JavaScript tests (shared vectors, protocol.js, pages)"
 node --test tests/js/
+# The card fingerprints once more, by Python's hashlib alone (under a second).
+python3 tests/vectors/fingerprint.py
 
 step "submitting with standard tools (docs/api.md recipe)"
 bash tests/standard-tools.sh

@@ -123,17 +123,45 @@ enum Command {
         listen: SocketAddr,
     },
     /// Check that a running site serves exactly this build's pages and
-    /// scripts; exits non-zero on any difference.
+    /// scripts (and, with --cards, exactly the published counsellor cards);
+    /// exits non-zero on any difference.
     VerifySite {
         /// The site, e.g. https://meldpunt.example.nl
         url: String,
+        /// The cards the organisation published: a JSON array of cards, or
+        /// a directory of `<id>.json` cards (like keys/). Every
+        /// organisation's served counsellors must be exactly these.
+        #[arg(long, value_name = "FILE")]
+        cards: Option<PathBuf>,
+    },
+    /// Write a printable page with every counsellor's card fingerprint, for
+    /// the organisation to publish out of band (intranet, poster), so staff
+    /// can compare it with the report form.
+    FingerprintSheet {
+        /// Where to write the page (HTML, self-contained).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Only this organisation (its id, as in /o/<org>/) [default: all].
+        #[arg(long, value_name = "ID")]
+        org: Option<String>,
+        /// The sheet's language: nl or en.
+        #[arg(long, default_value = "nl", value_parser = ["nl", "en"])]
+        lang: String,
+        /// Directory with the counsellor cards [default: from the configuration].
+        #[arg(long, value_name = "DIR")]
+        keys: Option<PathBuf>,
     },
     /// Print the SHA-256 of every file this build serves (sha256sum format).
     SiteManifest,
 }
 
-fn verify_site(url: &str) -> Result<(), String> {
-    use server::verify::Check;
+fn verify_site(url: &str, cards: Option<&Path>) -> Result<(), String> {
+    use server::verify::{CardCheck, Check};
+    // The published cards are read first: a bad file stops before any request.
+    let published = match cards {
+        Some(path) => Some(server::verify::load_published(path).map_err(|e| e.to_string())?),
+        None => None,
+    };
     let results = server::verify::verify_site(url).map_err(|e| e.to_string())?;
     let mut bad = 0;
     for (path, check) in &results {
@@ -155,15 +183,105 @@ fn verify_site(url: &str) -> Result<(), String> {
             }
         }
     }
+    let mut problems = Vec::new();
     if bad == 0 {
         println!("{} files: all identical to this build.", results.len());
-        Ok(())
     } else {
-        Err(format!(
+        problems.push(format!(
             "{bad} of {} files differ from this build",
             results.len()
-        ))
+        ));
     }
+    if let Some(published) = published {
+        let checks = server::verify::verify_cards(url, &published).map_err(|e| e.to_string())?;
+        for check in &checks {
+            match check {
+                CardCheck::Same {
+                    org,
+                    id,
+                    fingerprint,
+                } => println!("ok       card {id} ({org})  {fingerprint}"),
+                CardCheck::Differs {
+                    org,
+                    id,
+                    fields,
+                    published,
+                    served,
+                } => println!(
+                    "DIFFERS  card {id} ({org}): {} differs from the published card \
+                     (published {published}, served {served})",
+                    fields.join(", ")
+                ),
+                CardCheck::Missing {
+                    org,
+                    id,
+                    fingerprint,
+                } => println!("MISSING  card {id} ({org}): published ({fingerprint}), not served"),
+                CardCheck::Unpublished {
+                    org,
+                    id,
+                    fingerprint,
+                } => println!("EXTRA    card {id} ({org}): served ({fingerprint}), not published"),
+                CardCheck::Unreadable { org, why } => {
+                    println!("BROKEN   counsellors of {org}: {why}")
+                }
+            }
+        }
+        let differing = checks.iter().filter(|c| !c.is_same()).count();
+        if differing == 0 {
+            println!(
+                "{} card(s): every organisation serves exactly the published cards.",
+                checks.len()
+            );
+        } else {
+            problems.push(format!(
+                "{differing} counsellor card(s) differ from the published ones"
+            ));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("; "))
+    }
+}
+
+fn fingerprint_sheet(
+    config: &Config,
+    out: &Path,
+    org: Option<&str>,
+    lang: &str,
+) -> Result<(), String> {
+    use meldkluis::server::sheet;
+    let cards = config::load_cards(&config.keys_dir).map_err(|e| e.to_string())?;
+    let names = config
+        .organisations
+        .iter()
+        .filter_map(|(id, o)| o.name.clone().map(|name| (id.clone(), name)))
+        .collect();
+    let texts = if lang == "en" { &sheet::EN } else { &sheet::NL };
+    let day = time::OffsetDateTime::now_utc().date().to_string();
+    let html = sheet::render(&cards, &names, org, texts, &day).map_err(|e| e.to_string())?;
+    std::fs::write(out, html).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+    let printed: Vec<&meldkluis::format::card::Card> = cards
+        .values()
+        .filter(|card| org.is_none_or(|org| card.org_id() == org))
+        .collect();
+    for card in &printed {
+        println!(
+            "{:<24} {:<24} {}",
+            card.org_id(),
+            card.id,
+            card.fingerprint()
+        );
+    }
+    println!(
+        "Wrote {} ({} counsellor(s)). Publish it where staff can see it without this server \
+         (intranet, poster), and check it with each counsellor's own program first.",
+        out.display(),
+        printed.len()
+    );
+    Ok(())
 }
 
 fn init_logging() {
@@ -205,7 +323,20 @@ fn main() -> ExitCode {
         Command::MigrateStore { to, data } => {
             load(file, data_only(data)).and_then(|loaded| migrate_store(&loaded.config, &to))
         }
-        Command::VerifySite { url } => verify_site(&url),
+        Command::VerifySite { url, cards } => verify_site(&url, cards.as_deref()),
+        Command::FingerprintSheet {
+            out,
+            org,
+            lang,
+            keys,
+        } => load(
+            file,
+            Overrides {
+                keys_dir: keys,
+                ..Overrides::default()
+            },
+        )
+        .and_then(|loaded| fingerprint_sheet(&loaded.config, &out, org.as_deref(), &lang)),
         Command::SiteManifest => server::verify::manifest()
             .map(|text| print!("{text}"))
             .map_err(|e| e.to_string()),
@@ -394,6 +525,11 @@ fn check_config(file: Option<&Path>, flags: Overrides) -> ExitCode {
             _ => continue,
         };
         println!("  {key:<20} {value}   [{}]", loaded.sources[key]);
+    }
+    // What the counsellor's program shows and the organisation's sheet
+    // prints (`meldkluis fingerprint-sheet`), to compare out of band.
+    for (id, fingerprint) in &facts.card_fingerprints {
+        println!("  {:<20} {id}: fingerprint {fingerprint}", "card");
     }
     if let Some(database) = &facts.database {
         println!("  {:<20} {database}", "database");

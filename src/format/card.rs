@@ -186,23 +186,68 @@ impl Card {
         serde_json::to_string_pretty(self).expect("a card always serialises") + "\n"
     }
 
-    /// What people compare out of band (read aloud on the phone, on paper)
-    /// to know a card is the counsellor's own: six groups of five digits
-    /// from SHA-256 over the card's id and keys (protocol.md, "Card
-    /// fingerprint"). Digits, because they read aloud the same in Dutch
-    /// and English. Changing this breaks every printed fingerprint — see
-    /// the test `fingerprint_vector`.
+    /// What people compare out of band (read aloud on the phone, on paper,
+    /// the organisation's printed sheet) to know a card is the counsellor's
+    /// own: six groups of five digits from SHA-256 over the **whole** card,
+    /// each field length-prefixed (protocol.md §10.1), so a name,
+    /// organisation, description or key changed by anyone in between shows.
+    /// Digits, because they read aloud the same in Dutch and English.
+    /// Changing this breaks every printed fingerprint — see
+    /// tests/vectors/fingerprint.json and the test `fingerprint_vectors`.
     pub fn fingerprint(&self) -> String {
-        let digest = Sha256::new()
-            .chain_update(b"meldkluis-card-fingerprint-v1\n")
-            .chain_update(self.id.as_bytes())
-            .chain_update(b"\n")
-            .chain_update(self.age_recipient.as_bytes())
-            .chain_update(b"\n")
-            .chain_update(self.signing_key.as_bytes())
-            .chain_update(b"\n")
-            .finalize();
-        digit_groups(&digest)
+        digit_groups(&self.fingerprint_digest())
+    }
+
+    /// The SHA-256 behind `fingerprint` (protocol.md §10.1).
+    pub fn fingerprint_digest(&self) -> [u8; 32] {
+        let kind = match self.kind {
+            CounsellorKind::Internal => "internal",
+            CounsellorKind::External => "external",
+        };
+        let mut hash = Sha256::new().chain_update(b"meldkluis-card-fingerprint-v2\n");
+        for field in [
+            self.id.as_str(),
+            &self.org_id(),
+            &self.name,
+            &self.organisation,
+            kind,
+            &self.description,
+            self.lang.as_deref().unwrap_or(""),
+            &self.age_recipient,
+            &self.signing_key,
+        ] {
+            // A card is at most 16 KiB, so every length fits in a u32.
+            hash.update((field.len() as u32).to_be_bytes());
+            hash.update(field.as_bytes());
+        }
+        hash.finalize().into()
+    }
+
+    /// The fields whose values differ between two cards (as the
+    /// fingerprint reads them, in its order), so `verify-site --cards` can
+    /// name them; empty exactly when the fingerprints agree.
+    pub fn differing_fields(&self, other: &Card) -> Vec<&'static str> {
+        let mut fields = Vec::new();
+        let pairs: [(&'static str, bool); 9] = [
+            ("id", self.id == other.id),
+            ("org", self.org_id() == other.org_id()),
+            ("name", self.name == other.name),
+            ("organisation", self.organisation == other.organisation),
+            ("kind", self.kind == other.kind),
+            ("description", self.description == other.description),
+            (
+                "lang",
+                self.lang.as_deref().unwrap_or("") == other.lang.as_deref().unwrap_or(""),
+            ),
+            ("age_recipient", self.age_recipient == other.age_recipient),
+            ("signing_key", self.signing_key == other.signing_key),
+        ];
+        for (name, same) in pairs {
+            if !same {
+                fields.push(name);
+            }
+        }
+        fields
     }
 }
 
@@ -234,20 +279,74 @@ pub fn server_key_fingerprint(public: &[u8; 32]) -> String {
 mod tests {
     use super::*;
 
+    /// tests/vectors/fingerprint.json, checked independently with Python's
+    /// hashlib (tests/vectors/fingerprint.py) and read by the page's tests
+    /// too (tests/js/fingerprint.test.mjs).
     #[test]
-    fn fingerprint_vector() {
-        let mut card = sample();
-        card.id = "vp-jansen".into();
-        card.age_recipient =
-            "age1xmwwc06ly3ee5rytxm9mflaz2u56jjj36s0mypdrwsvlul66mv4q47ryef".into();
-        card.signing_key = "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=".into();
-        assert_eq!(card.fingerprint(), FINGERPRINT_VECTOR);
-        card.id = "vp-jansem".into();
-        assert_ne!(card.fingerprint(), FINGERPRINT_VECTOR);
+    fn fingerprint_vectors() {
+        let vectors: serde_json::Value =
+            serde_json::from_str(include_str!("../../tests/vectors/fingerprint.json")).unwrap();
+        let cards = vectors["cards"].as_array().unwrap();
+        assert!(cards.len() >= 12);
+        let mut by_name = std::collections::BTreeMap::new();
+        for vector in cards {
+            let name = vector["name"].as_str().unwrap();
+            let card = Card::parse(vector["card"].to_string().as_bytes())
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(card.org_id(), vector["org"].as_str().unwrap(), "{name}");
+            assert_eq!(
+                hex::encode(card.fingerprint_digest()),
+                vector["digest_hex"].as_str().unwrap(),
+                "{name}"
+            );
+            assert_eq!(
+                card.fingerprint(),
+                vector["fingerprint"].as_str().unwrap(),
+                "{name}"
+            );
+            by_name.insert(name.to_string(), card);
+        }
+        // A card changed in one field differs in exactly that field.
+        for vector in cards {
+            let card = &by_name[vector["name"].as_str().unwrap()];
+            if let Some(changed) = vector.get("changed") {
+                let base = &by_name[changed["from"].as_str().unwrap()];
+                assert_ne!(card.fingerprint(), base.fingerprint());
+                assert!(
+                    card.differing_fields(base)
+                        .contains(&changed["field"].as_str().unwrap()),
+                    "{vector}"
+                );
+            }
+            if let Some(same) = vector.get("same_as") {
+                let base = &by_name[same.as_str().unwrap()];
+                assert_eq!(card.fingerprint(), base.fingerprint());
+                assert!(card.differing_fields(base).is_empty());
+            }
+        }
+        assert_eq!(by_name["classical-full"].fingerprint(), FINGERPRINT_VECTOR);
     }
 
-    /// docs/protocol.md quotes this value.
-    const FINGERPRINT_VECTOR: &str = "87754 19590 46805 29329 54395 57220";
+    /// docs/protocol.md §10.1 quotes this value (the vector
+    /// `classical-full`).
+    const FINGERPRINT_VECTOR: &str = "58567 47057 15930 37712 77907 35637";
+
+    #[test]
+    fn differing_fields_name_each_field() {
+        let card = sample();
+        assert!(card.differing_fields(&card.clone()).is_empty());
+        let mut other = card.clone();
+        other.age_recipient = age::x25519::Identity::generate().to_public().to_string();
+        other.name = "B. Jansen".into();
+        assert_eq!(card.differing_fields(&other), ["name", "age_recipient"]);
+        // An absent lang and an empty one read the same.
+        let mut other = card.clone();
+        other.lang = None;
+        let mut empty = card.clone();
+        empty.lang = Some(String::new());
+        assert!(other.differing_fields(&empty).is_empty());
+        assert_eq!(other.fingerprint(), empty.fingerprint());
+    }
 
     pub(crate) fn sample() -> Card {
         let signing = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);

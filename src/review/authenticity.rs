@@ -64,11 +64,38 @@ pub fn judge_melder(case: &CaseRecord, envelope: &Envelope, self_signed: bool) -
     )
 }
 
+/// Judges a counsellor's reply this vault can read (a colleague's, or one
+/// that claims to be this counsellor's own) in a signed thread: it must be
+/// a reply by the counsellor the server names, in this thread, signed with
+/// that counsellor's pinned card key. `None` for a case of the older format.
+pub fn judge_reply(case: &CaseRecord, author: &str, envelope: &Envelope) -> Option<Authenticity> {
+    let thread = case.thread.as_deref()?;
+    let key = case
+        .pinned
+        .get(author)
+        .and_then(|k| crate::format::signed::verifying_key(k));
+    let genuine = envelope.v == 2
+        && envelope.kind == Kind::Reply
+        && envelope.author.as_ref().is_some_and(|a| a.id == author)
+        && envelope.thread.as_deref() == Some(thread)
+        && key.is_some_and(|key| envelope.verify(&key));
+    Some(match genuine {
+        true => Authenticity::Verified,
+        false => Authenticity::NotGenuine,
+    })
+}
+
 /// Records a verified melder message in its case: the first pins the
-/// thread, every one moves the melder's number on.
+/// thread and the cards it was encrypted to, every one moves the melder's
+/// number on.
 pub fn record_melder(case: &mut CaseRecord, envelope: &Envelope) {
     if case.thread.is_none() {
         case.thread = envelope.thread.clone();
+        case.pinned = envelope
+            .cards
+            .iter()
+            .map(|card| (card.id.clone(), card.signing_key.clone()))
+            .collect();
     }
     case.melder_seq = case.melder_seq.max(envelope.seq.unwrap_or(0));
 }

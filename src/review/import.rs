@@ -148,8 +148,12 @@ fn read_inbox(
                     .as_ref()
                     .is_some_and(|e| e.thread_key().is_some_and(|key| e.verify(&key)));
                 if let Some(envelope) = &mut envelope {
-                    // Checked above; the signed bytes hold the whole text.
-                    envelope.signature = None;
+                    // A melder's message was checked above; the signed
+                    // bytes hold the whole text. A counsellor's reply is
+                    // checked against the case's pinned card in `apply`.
+                    if item.author == "melder" {
+                        envelope.signature = None;
+                    }
                     named = envelope
                         .attachments
                         .iter()
@@ -334,7 +338,10 @@ fn apply(vault: &mut Vault, read: ReadInbox) -> Result<ImportSummary, ReviewErro
             .as_ref()
             .filter(|_| from_melder)
             .map(|e| authenticity::judge_melder(case, e, self_signed));
-        let authenticity = judged.as_ref().map(|j| j.authenticity);
+        let authenticity = match &envelope {
+            Some(e) if !from_melder => authenticity::judge_reply(case, &item.author, e),
+            _ => judged.as_ref().map(|j| j.authenticity),
+        };
         if let (Some(e), Some(Authenticity::Verified)) = (&envelope, authenticity) {
             authenticity::record_melder(case, e);
         }

@@ -160,6 +160,11 @@ pub struct CaseRecord {
     /// v2: the number of this counsellor's last reply in this case.
     #[serde(default)]
     pub my_seq: u64,
+    /// v2: the signing key (base64) of each counsellor the report was
+    /// encrypted to, by id, from its pinned `cards`: what a colleague's
+    /// reply this vault can read must be signed with.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pinned: BTreeMap<String, String>,
 }
 
 impl CaseRecord {
@@ -182,6 +187,7 @@ impl CaseRecord {
             thread: None,
             melder_seq: 0,
             my_seq: 0,
+            pinned: BTreeMap::new(),
         }
     }
 }
@@ -334,7 +340,8 @@ impl Vault {
     ///
     /// The signing key stays: melders' pages have pinned it in every
     /// protocol v2 thread (protocol.md §10.4), and a reply signed with a new
-    /// one would show there as not genuine.
+    /// one would show there as not genuine. After a theft, replace it too
+    /// with [`Vault::replace_signing_key`].
     ///
     /// The new identity is post-quantum hybrid: this is how a counsellor of
     /// the classical format moves to it. Messages already encrypted to the
@@ -353,6 +360,19 @@ impl Vault {
         let identity = kind.generate();
         self.card.age_recipient = identity.to_public().to_string();
         self.identities.insert(0, identity);
+        self.write_keys(passphrase)?;
+        self.save()
+    }
+
+    /// Replaces the Ed25519 signing key (after the laptop or a backup was
+    /// stolen: whoever has the old key and the passphrase could sign
+    /// outboxes). The card gets the new key. Melders' pages pinned the old
+    /// one, so they show replies in existing signed threads as not genuine
+    /// from now on: the counsellor must tell them another way (threat
+    /// model, "A thief of the counsellor's laptop").
+    pub fn replace_signing_key(&mut self, passphrase: SecretString) -> Result<(), ReviewError> {
+        self.signing = SigningKey::generate(&mut rand::rngs::OsRng);
+        self.card.signing_key = STANDARD.encode(self.signing.verifying_key().as_bytes());
         self.write_keys(passphrase)?;
         self.save()
     }

@@ -205,8 +205,8 @@ pub enum AuthorView {
     You,
     /// Another counsellor on the same case, by the id the server gave.
     Counsellor(Untrusted),
-    /// Claims to be the melder but is not signed by the melder's key
-    /// (protocol.md §10.4).
+    /// Claims to be the melder (or a counsellor) but is not signed by the
+    /// key the case pinned (protocol.md §10.4).
     NotMelder,
 }
 
@@ -312,7 +312,7 @@ pub fn case(vault: &Vault, id: &CaseId, today: Day) -> Result<CaseView, ReviewEr
             m.authenticity,
             Some(crate::review::vault::Authenticity::NotGenuine)
         );
-        let author = if m.author == MELDER && not_genuine {
+        let author = if not_genuine {
             AuthorView::NotMelder
         } else if m.author == MELDER {
             AuthorView::Melder

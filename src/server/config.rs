@@ -1178,15 +1178,6 @@ impl Config {
         }
         for (id, organisation) in &self.organisations {
             problems.extend(organisation_problems(id, organisation));
-            if organisation.retention_days.is_some() && self.database_url.is_some() {
-                problems.push(ConfigError::Organisation {
-                    id: tidy(id),
-                    problem: "retention_days per organisation works with SQLite only for now; \
-                              with database_url every organisation keeps the server's \
-                              retention_days (leave this one out)"
-                        .into(),
-                });
-            }
         }
         problems
     }
@@ -1239,6 +1230,10 @@ pub struct Finding {
 #[derive(Debug, Default)]
 pub struct Facts {
     pub card_ids: Vec<String>,
+    /// Each usable card's id and fingerprint (protocol.md §10.1), what
+    /// `check-config` prints for the operator to compare with the
+    /// counsellor's own program and the published sheet.
+    pub card_fingerprints: Vec<(String, String)>,
     pub database: Option<String>,
 }
 
@@ -1270,6 +1265,10 @@ pub fn check(config: &Config, mode: CheckMode) -> (Vec<Finding>, Facts) {
         Ok((cards, card_problems)) => {
             let skippable = mode.serving && !cards.is_empty();
             facts.card_ids = cards.keys().cloned().collect();
+            facts.card_fingerprints = cards
+                .values()
+                .map(|card| (card.id.clone(), card.fingerprint()))
+                .collect();
             findings.extend(organisation_findings(config, &cards));
             findings.extend(card_problems.into_iter().map(|p| {
                 if skippable {

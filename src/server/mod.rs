@@ -11,6 +11,7 @@ pub mod handlers;
 pub mod inbox_key;
 pub mod pow;
 pub mod read_pool;
+pub mod sheet;
 pub mod store;
 pub mod uploads;
 pub mod verify;

@@ -1517,8 +1517,10 @@ pub(crate) mod tests {
 
     #[test]
     fn each_organisation_keeps_closed_cases_for_its_own_period() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("db.sqlite")).unwrap();
+        each_backend(each_organisation_keeps_its_period);
+    }
+
+    fn each_organisation_keeps_its_period(store: &Store) {
         let mut cases = Vec::new();
         for (n, counsellor) in [(1u8, "vp-short"), (2, "vp-default")] {
             let lookup = LookupKey::from_hex(&format!("{n:02x}").repeat(32))

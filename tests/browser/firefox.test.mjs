@@ -23,10 +23,10 @@ import { parseCode } from "../../web/js/protocol.js";
 import { assertClean, outDir } from "./support/browser.mjs";
 import { AXE_TAGS, axe, focusState, overflow } from "./support/a11y.mjs";
 import {
-  MODES, checkByLabel, downloadFolder, launchFirefox, openFirefoxPage, waitForDownload, waitVisible,
+  MODES, SAFER_PREFS, checkByLabel, downloadFolder, launchFirefox, openFirefoxPage, waitForDownload, waitVisible,
 } from "./support/firefox.mjs";
 import { makeCounsellor, scratch, startServer } from "./support/meldkluis.mjs";
-import { ROUTES, messages } from "./support/render.mjs";
+import { ROUTES, ROUTE_WALKS, messages } from "./support/render.mjs";
 
 const ORG = "mvz";
 const MIB = 1024 * 1024;
@@ -373,6 +373,54 @@ test("Firefox ESR in dark mode: axe finds nothing on any page, both languages, a
     assertClean(problems);
     // The texts the tests compare with exist, so a renamed key fails here first.
     assert.ok(messages("nl").report_submit && messages("en").report_submit);
+  } finally {
+    await browser.close();
+  }
+});
+
+/**
+ * Presses Tab until the focused element's text starts with `text` (its focus
+ * must show), then Enter, and waits for the next page: the keyboard's way.
+ */
+async function tabTo(page, text) {
+  for (let presses = 0; presses < 60; presses += 1) {
+    await page.keyboard.press("Tab");
+    const focused = await page.evaluate(() => (document.activeElement?.textContent ?? "").trim());
+    if (focused.startsWith(text)) {
+      const state = await focusState(page);
+      assert.ok(state.visible, `focus not visible on ${state.element}`);
+      const from = await page.evaluate(() => location.pathname);
+      await page.keyboard.press("Enter");
+      await page.waitForFunction((before) => location.pathname !== before && document.readyState === "complete",
+        { timeout: 30_000 }, from);
+      return;
+    }
+  }
+  throw new Error(`no link "${text}" reached by Tab on ${page.url()}`);
+}
+
+test("the route finder by keyboard alone in Firefox ESR at \"Safer\": every route, both languages", async () => {
+  const browser = await launchFirefox({ prefs: SAFER_PREFS });
+  try {
+    const { page, problems } = await openFirefoxPage(browser, server.url);
+    for (const lang of ["nl", "en"]) {
+      const t = messages(lang);
+      await page.goto(`${server.url}${ROUTES[lang].index}`);
+      await tabTo(page, t.index_cta_route);
+      assert.equal(new URL(page.url()).pathname, ROUTES[lang].route);
+      for (const { route, answers } of ROUTE_WALKS) {
+        await page.goto(`${server.url}${ROUTES[lang].route}`);
+        for (const answer of answers) await tabTo(page, t[answer]);
+        assert.equal(new URL(page.url()).pathname, ROUTES[lang][route], `${lang} ${answers.join(" → ")}`);
+        const key = route.slice("route-".length);
+        assert.equal((await page.$eval("h1", (h) => h.textContent)).trim(), t[`route_${key}_heading`]);
+        const body = await page.$eval("main", (m) => m.textContent);
+        assert.ok(body.includes(t[`route_${key}_anonymity`]), `${route}: anonymity`);
+        assert.ok(body.includes(t[`route_${key}_deadlines`]), `${route}: deadlines`);
+        if (lang === "nl") await shot(page, `safer-${route}`);
+      }
+    }
+    assertClean(problems);
   } finally {
     await browser.close();
   }

@@ -20,7 +20,7 @@ import { readdir, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { after, before, test } from "node:test";
 import { addDays, addMonths } from "../../web/js/deadlines.js";
-import { ROUTES, messages } from "./support/render.mjs";
+import { ROUTES, ROUTE_WALKS as WALKS, messages } from "./support/render.mjs";
 import { makeCounsellor, scratch, startServer } from "./support/meldkluis.mjs";
 import { assertClean, launch, openPage, outDir } from "./support/browser.mjs";
 import { checkState as checkStateAs, focusState } from "./support/a11y.mjs";
@@ -94,16 +94,6 @@ async function tabTo(page, text, { follow = true } = {}) {
   }
   throw new Error(`no link "${text}" reached by Tab on ${page.url()}`);
 }
-
-/** Each route: the answers on the way (message keys) and the result page's name. */
-const WALKS = [
-  { route: "route-raba", answers: ["route_q1_labour"] },
-  { route: "route-advice", answers: ["route_q1_integrity", "route_q2_advice"] },
-  { route: "route-coordinator", answers: ["route_q1_integrity", "route_q2_report", "route_q3_no"] },
-  { route: "route-here", answers: ["route_q1_integrity", "route_q2_report", "route_q3_yes", "route_q4_no"] },
-  { route: "route-authority", answers: ["route_q1_integrity", "route_q2_report", "route_q3_yes", "route_q4_yes"] },
-  { route: "route-hvk", answers: ["route_q1_integrity", "route_q2_report", "route_q3_yes", "route_q4_outside"] },
-];
 
 /** Where each route's first step leads (the action a melder takes next). */
 const ACTIONS = {

@@ -53,6 +53,19 @@ async function textFile(name, text) {
 
 const caseIds = (list) => list.split("\n").filter((l) => /^[0-9a-f]{8}\b/.test(l)).map((l) => l.slice(0, 8));
 
+/** The thread in English, opened with the code in a page of its own: axe and screenshots of the same state. */
+async function checkThreadInEnglish(code, name, check) {
+  const context = await browser.newContext({ locale: "en-GB" });
+  const english = await context.newPage();
+  await english.goto(`${server.url}/en/my-report`);
+  await english.fill("#code", code);
+  await english.click("#open");
+  await english.locator("#thread").waitFor({ state: "visible", timeout: 60_000 });
+  await check(english);
+  await checkState(english, name);
+  await context.close();
+}
+
 test("a question is asked, answered without terms, and turned into a report in the same thread", async (t) => {
   const { page, problems } = await openPage(browser, server.url, { locale: "nl-NL", width: 1280 });
   const questionText = "Mag mijn leidinggevende vragen waarom ik ziek was? Ik twijfel of ik dit moet melden.";
@@ -133,6 +146,10 @@ test("a question is asked, answered without terms, and turned into a report in t
     assert.ok(await page.locator("#question-note").isVisible());
     assert.equal(await page.textContent("#thread-heading"), nl.thread_messages_heading_question);
     await checkState(page, "thread-question-nl");
+    await checkThreadInEnglish(display, "thread-question-en", async (english) => {
+      assert.equal(await english.textContent("#thread-heading"), en.thread_messages_heading_question);
+      assert.deepEqual(await english.locator("#case-status .status-label").allTextContents(), [en.status_asked, en.status_read]);
+    });
   });
 
   await t.test("the melder turns the question into a report with the same code", async () => {
@@ -153,6 +170,11 @@ test("a question is asked, answered without terms, and turned into a report in t
     assert.ok(await page.locator("#question-note").isHidden(), "a report is no longer a question");
     assert.equal(await page.textContent("#thread-heading"), nl.thread_messages_heading);
     await checkState(page, "thread-reported-nl");
+    await checkThreadInEnglish(display, "thread-reported-en", async (english) => {
+      assert.equal(await english.textContent("#thread-heading"), en.thread_messages_heading);
+      assert.deepEqual(await english.locator("#case-status .status-label").allTextContents(),
+        [en.status_asked, en.status_read, en.status_reported]);
+    });
   });
 
   await t.test("the reviewer now shows a report whose terms run from today", async () => {

@@ -16,6 +16,7 @@ import {
   replyRecipientFor,
   signInner,
 } from "./protocol.js";
+import { digitGroups, fingerprintDigest } from "./fingerprint.js";
 import { ApiError, getCounsellors, getOrganisations, organisationFromPath, postReport } from "./api.js";
 import { checkFiles, loadLimits, sendAttachments, sendFailureMessage, showLimits, watchFileInput } from "./attachments.js";
 import { UploadCancelled, uploadApi } from "./upload.js";
@@ -65,6 +66,8 @@ function counsellorChoice(c) {
     attrs: { id: `${id}-pq` },
   }));
   described.push(`${id}-pq`);
+  label.append(fingerprintLine(c, `${id}-fingerprint`));
+  described.push(`${id}-fingerprint`);
   if (c.description) {
     label.append(el("span", { className: "choice-description", text: c.description, attrs: { id: `${id}-description`, lang: cardLang } }));
     described.push(`${id}-description`);
@@ -78,6 +81,26 @@ function counsellorChoice(c) {
   });
   box.addEventListener("change", () => clearError("counsellors"));
   return el("div", { className: "choice" }, [box, label]);
+}
+
+/**
+ * The card's fingerprint as this page computes it from the served card
+ * (protocol.md §10.1; the server never sends one), to compare with the sheet
+ * the organisation publishes: six groups of five digits, each group kept on
+ * one line, a line breaking only between groups.
+ */
+function fingerprintLine(card, id) {
+  let groups;
+  try {
+    groups = digitGroups(fingerprintDigest(card));
+  } catch {
+    return el("span", { className: "choice-fingerprint field-error", text: t("report_fingerprint_missing"), attrs: { id } });
+  }
+  const digits = groups.flatMap((group, i) => [...(i ? [" "] : []), el("span", { className: "fingerprint-group", text: group })]);
+  return el("span", { className: "choice-fingerprint", attrs: { id } }, [
+    `${t("report_fingerprint_label")}: `,
+    el("span", { className: "fingerprint", attrs: { translate: "no" } }, digits),
+  ]);
 }
 
 /**

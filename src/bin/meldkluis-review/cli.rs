@@ -158,10 +158,16 @@ pub enum Command {
         #[arg(long)]
         csv: bool,
     },
-    /// Make a new identity and signing key; give the new card to the operator.
+    /// Make a new identity; give the new card to the operator. The signing
+    /// key stays (melders' pages pinned it) unless --new-signing-key.
     RotateKeys {
         #[arg(long)]
         card_out: Option<PathBuf>,
+        /// Also replace the signing key: after the laptop or a backup was
+        /// stolen. Replies in existing signed threads then show as not
+        /// genuine to their melders.
+        #[arg(long)]
+        new_signing_key: bool,
     },
     /// Remove closed cases older than the retention period from this laptop.
     Purge {

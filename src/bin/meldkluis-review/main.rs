@@ -90,17 +90,9 @@ fn write_card(out: &Path, vault: &Vault) -> Result<(), CliError> {
 fn print_card(t: &Text, path: &Path, vault: &Vault) {
     println!("{}", fill(t.hand_over_card, &[&shown_path(path)]));
     println!("{}", fill(t.card_file_name, &[&vault.card.id]));
-    let key = &vault.card.age_recipient;
-    println!(
-        "{}",
-        fill(
-            t.compare_card,
-            &[
-                &&key[..6.min(key.len())],
-                &&key[key.len().saturating_sub(6)..]
-            ]
-        )
-    );
+    // The whole-card fingerprint (protocol.md §10.1), as check-config, the
+    // report form and the organisation's sheet show it.
+    println!("{}", fill(t.compare_card, &[&vault.card.fingerprint()]));
 }
 
 fn run(cli: Cli, lang: Lang) -> Result<Outcome, CliError> {
@@ -310,14 +302,20 @@ fn run(cli: Cli, lang: Lang) -> Result<Outcome, CliError> {
                 print!("{}", render::stats(&figures, lang));
             }
         }
-        Command::RotateKeys { card_out } => {
+        Command::RotateKeys {
+            card_out,
+            new_signing_key,
+        } => {
             let mut vault = open_vault(&cli, t.prompt_current_passphrase)?;
             let card_out = card_out
                 .as_deref()
                 .map(|out| card_destination(out, &vault.card.id))
                 .transpose()?;
             let passphrase = new_passphrase(pass, t)?;
-            vault.rotate_keys(passphrase)?;
+            vault.rotate_keys(passphrase.clone())?;
+            if *new_signing_key {
+                vault.replace_signing_key(passphrase)?;
+            }
             let card = match card_out {
                 Some(out) => {
                     write_card(&out, &vault)?;

@@ -31,7 +31,7 @@ pub static WORDS: Words = Words {
     message_not_genuine: "WARNING: not from the melder — the signature does not verify. The server or someone in between may have made this message; do not take its content as true.",
     message_replayed: "WARNING: replayed message — this number of the melder's came before. This is an old message again, not a new one.",
     message_missing_before: "A message is missing here: the melder (or the server) refers to a message this vault never received.",
-    author_not_melder: "unknown sender (not the melder)",
+    author_not_melder: "unknown sender (the signature does not verify)",
     not_genuine_arrived: "Warning: {0} message(s) claiming to be the melder's are not signed by the melder or are repeats. They are marked in the case.",
     closed: "closed",
     duty_by: "{duty} by {day}",

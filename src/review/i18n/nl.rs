@@ -31,7 +31,7 @@ pub static WORDS: Words = Words {
     message_not_genuine: "LET OP: niet van de melder — de handtekening klopt niet. Dit bericht kan door de server of een tussenpersoon zijn gemaakt; neem de inhoud niet voor waar aan.",
     message_replayed: "LET OP: herhaald bericht — dit nummer van de melder kwam al eerder. Dit is een oud bericht opnieuw, geen nieuw bericht.",
     message_missing_before: "Hier ontbreekt een bericht: de melder (of de server) verwijst naar een bericht dat deze kluis nooit heeft gekregen.",
-    author_not_melder: "onbekende afzender (niet de melder)",
+    author_not_melder: "onbekende afzender (de handtekening klopt niet)",
     not_genuine_arrived: "Let op: {0} bericht(en) die zich voordoen als van de melder zijn niet door de melder ondertekend of zijn herhaald. Ze staan gemarkeerd in de zaak.",
     closed: "gesloten",
     duty_by: "{duty} uiterlijk {day}",

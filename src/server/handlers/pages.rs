@@ -625,12 +625,37 @@ impl Site {
         })
     }
 
+    /// Every file as served under organisation `org`'s prefix: its path
+    /// there (`/o/<org>/…`) and its bytes, a page's links under the prefix
+    /// (`verify-site` checks every page of every organisation).
+    pub fn files_under<'a>(&'a self, org: &'a str) -> impl Iterator<Item = (String, Vec<u8>)> + 'a {
+        let prefix = format!("/o/{org}/");
+        self.files.iter().map(move |(path, served)| {
+            let body = if served.content_type.starts_with("text/html") {
+                under_prefix(&served.body, &prefix)
+            } else {
+                served.body.clone()
+            };
+            (format!("/o/{org}{path}"), body)
+        })
+    }
+
     /// Every served path with its bytes (for tests and site verification).
     pub fn files(&self) -> impl Iterator<Item = (&str, &[u8])> {
         self.files
             .iter()
             .map(|(path, served)| (path.as_str(), served.body.as_slice()))
     }
+}
+
+/// A page as served under an organisation's prefix (`/o/<org>/`): every
+/// site-relative link kept under that prefix.
+pub fn under_prefix(page: &[u8], prefix: &str) -> Vec<u8> {
+    String::from_utf8_lossy(page)
+        .replace("=\"/", &format!("=\"{prefix}"))
+        // security.txt lives at the root only (RFC 9116).
+        .replace(&format!("=\"{prefix}.well-known/"), "=\"/.well-known/")
+        .into_bytes()
 }
 
 /// `body` without the per-organisation part of the privacy statement (the
@@ -808,11 +833,7 @@ pub async fn serve(
         (html_prefix, filled) => {
             let mut page = filled.unwrap_or_else(|| served.body.clone());
             if let Some(prefix) = html_prefix {
-                page = String::from_utf8_lossy(&page)
-                    .replace("=\"/", &format!("=\"{prefix}"))
-                    // security.txt lives at the root only (RFC 9116).
-                    .replace(&format!("=\"{prefix}.well-known/"), "=\"/.well-known/")
-                    .into_bytes();
+                page = under_prefix(&page, &prefix);
             }
             (wanted, wanted.encode(&page, false))
         }
@@ -897,6 +918,7 @@ mod tests {
             "/vendor/age.js",
             "/js/upload.js",
             "/js/pow.js",
+            "/js/fingerprint.js",
         ] {
             assert!(
                 report.contains(&module.to_string()),

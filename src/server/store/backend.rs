@@ -207,9 +207,7 @@ impl Store {
     }
 
     /// Deletes every closed case whose organisation's retention has passed
-    /// on `today` (`SqliteStore::purge_expired`). PostgreSQL keeps one
-    /// period for all: `check-config` refuses a per-organisation
-    /// `retention_days` with `database_url`, so `retention` is empty there.
+    /// on `today` (`SqliteStore::purge_expired`), on either backend.
     pub fn purge_expired(
         &self,
         today: Day,
@@ -219,9 +217,7 @@ impl Store {
         match self {
             Store::Sqlite(s) => s.purge_expired(today, retention, default_days),
             #[cfg(feature = "postgres")]
-            Store::Postgres(s) => {
-                s.purge_closed(crate::format::day::retention_cutoff(today, default_days))
-            }
+            Store::Postgres(s) => s.purge_expired(today, &retention, default_days),
         }
     }
 

@@ -848,6 +848,65 @@ impl PostgresStore {
     /// taken deletes nothing this round (another is doing it).
     pub fn purge_closed(&self, closed_by: Day) -> Result<Purged, StoreError> {
         let cutoff = closed_by.to_string();
+        self.purge(|tx| {
+            Ok(tx
+                .query(
+                    "SELECT id FROM cases WHERE closed_day IS NOT NULL AND closed_day <= $1",
+                    &[&cutoff],
+                )?
+                .iter()
+                .map(|row| row.get::<_, Vec<u8>>(0))
+                .collect())
+        })
+    }
+
+    /// Deletes, as `purge_closed` does, every closed case whose retention
+    /// has passed on `today`: a case is kept `retention[counsellor]` days
+    /// after closure (its organisation's period; the longest when its
+    /// counsellors' differ), or `default_days` for a counsellor not listed —
+    /// the rule of `SqliteStore::purge_expired`.
+    pub fn purge_expired(
+        &self,
+        today: Day,
+        retention: &std::collections::BTreeMap<String, u32>,
+        default_days: u32,
+    ) -> Result<Purged, StoreError> {
+        self.purge(|tx| {
+            let mut closed: std::collections::BTreeMap<Vec<u8>, (String, u32)> =
+                std::collections::BTreeMap::new();
+            for row in tx.query(
+                "SELECT c.id, c.closed_day, cc.counsellor FROM cases c
+                 LEFT JOIN case_counsellors cc ON cc.case_id = c.id
+                 WHERE c.closed_day IS NOT NULL",
+                &[],
+            )? {
+                let days = row
+                    .get::<_, Option<String>>(2)
+                    .and_then(|c| retention.get(&c).copied())
+                    .unwrap_or(default_days);
+                let entry = closed.entry(row.get(0)).or_insert_with(|| (row.get(1), 0));
+                entry.1 = entry.1.max(days);
+            }
+            // Days are ISO dates, so text order is date order.
+            Ok(closed
+                .into_iter()
+                .filter(|(_, (day, days))| {
+                    day.as_str()
+                        <= crate::format::day::retention_cutoff(today, *days)
+                            .to_string()
+                            .as_str()
+                })
+                .map(|(id, _)| id)
+                .collect())
+        })
+    }
+
+    /// Deletes the cases `doomed` names (run inside the transaction), with
+    /// their messages, deliveries and attachments, under the retention lock.
+    fn purge(
+        &self,
+        mut doomed: impl FnMut(&mut Transaction<'_>) -> Result<Vec<Vec<u8>>, StoreError>,
+    ) -> Result<Purged, StoreError> {
         let purged = self.write(|tx| {
             let locked: bool = tx
                 .query_one("SELECT pg_try_advisory_xact_lock($1)", &[&LOCK_RETENTION])?
@@ -855,12 +914,15 @@ impl PostgresStore {
             if !locked {
                 return Ok((false, Purged::default()));
             }
-            let doomed = "SELECT id FROM cases WHERE closed_day IS NOT NULL AND closed_day <= $1";
-            let doomed_messages = format!("SELECT id FROM messages WHERE case_id IN ({doomed})");
+            let ids = doomed(tx)?;
+            if ids.is_empty() {
+                return Ok((false, Purged::default()));
+            }
+            let doomed_messages = "SELECT id FROM messages WHERE case_id = ANY($1)";
             let uploads = tx
                 .query(
                     &format!("SELECT id FROM uploads WHERE message_id IN ({doomed_messages})"),
-                    &[&cutoff],
+                    &[&ids],
                 )?
                 .iter()
                 .map(|row| UploadId(blob16(row.get(0))))
@@ -870,26 +932,20 @@ impl PostgresStore {
                     "DELETE FROM upload_chunks WHERE upload_id IN
                        (SELECT id FROM uploads WHERE message_id IN ({doomed_messages}))"
                 ),
-                &[&cutoff],
+                &[&ids],
             )?;
             for table in ["uploads", "deliveries"] {
                 tx.execute(
                     &format!("DELETE FROM {table} WHERE message_id IN ({doomed_messages})"),
-                    &[&cutoff],
+                    &[&ids],
                 )?;
             }
+            tx.execute("DELETE FROM messages WHERE case_id = ANY($1)", &[&ids])?;
             tx.execute(
-                &format!("DELETE FROM messages WHERE case_id IN ({doomed})"),
-                &[&cutoff],
+                "DELETE FROM case_counsellors WHERE case_id = ANY($1)",
+                &[&ids],
             )?;
-            tx.execute(
-                &format!("DELETE FROM case_counsellors WHERE case_id IN ({doomed})"),
-                &[&cutoff],
-            )?;
-            let cases = tx.execute(
-                "DELETE FROM cases WHERE closed_day IS NOT NULL AND closed_day <= $1",
-                &[&cutoff],
-            )? as usize;
+            let cases = tx.execute("DELETE FROM cases WHERE id = ANY($1)", &[&ids])? as usize;
             Ok((true, Purged { cases, uploads }))
         })?;
         if purged.cases > 0 {

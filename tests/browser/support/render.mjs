@@ -26,6 +26,19 @@ export const ROUTES = (() => {
   return routes;
 })();
 
+/**
+ * The route finder's walks: for each route, the answers on the way (message
+ * keys of the links to follow) and the result page's name.
+ */
+export const ROUTE_WALKS = [
+  { route: "route-raba", answers: ["route_q1_labour"] },
+  { route: "route-advice", answers: ["route_q1_integrity", "route_q2_advice"] },
+  { route: "route-coordinator", answers: ["route_q1_integrity", "route_q2_report", "route_q3_no"] },
+  { route: "route-here", answers: ["route_q1_integrity", "route_q2_report", "route_q3_yes", "route_q4_no"] },
+  { route: "route-authority", answers: ["route_q1_integrity", "route_q2_report", "route_q3_yes", "route_q4_yes"] },
+  { route: "route-hvk", answers: ["route_q1_integrity", "route_q2_report", "route_q3_yes", "route_q4_outside"] },
+];
+
 /** The page names, in the order of the server's table. */
 export const PAGES = Object.keys(ROUTES.nl);
 

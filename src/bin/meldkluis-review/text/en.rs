@@ -16,7 +16,7 @@ pub static TEXT: Text = Text {
     vault_created: "Vault created in {0}.",
     hand_over_card: "Give this card to the operator: {0}",
     card_file_name: "The operator puts it, unchanged, in the keys/ folder as {0}.json.",
-    compare_card: "Then compare the key on the card by telephone: it starts with {0} and ends with {1}.",
+    compare_card: "Then read the card's fingerprint aloud together with the operator (by telephone or on paper; the operator sees it in meldkluis check-config): {0}",
     keys_rotated: "New keys made. Give the new card to the operator before the next sync: {0}",
 
     imported: "Imported. New cases: {0}, new messages: {1}, confirmed by the server: {2}.",

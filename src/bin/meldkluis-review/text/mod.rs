@@ -41,6 +41,7 @@ pub struct Text {
     pub vault_created: &'static str,
     pub hand_over_card: &'static str,
     pub card_file_name: &'static str,
+    /// {0}: the card's fingerprint (six groups of five digits).
     pub compare_card: &'static str,
     pub keys_rotated: &'static str,
 

@@ -16,7 +16,7 @@ pub static TEXT: Text = Text {
     vault_created: "Kluis gemaakt in {0}.",
     hand_over_card: "Geef deze kaart aan de beheerder: {0}",
     card_file_name: "De beheerder zet hem ongewijzigd in de map keys/ als {0}.json.",
-    compare_card: "Vergelijk daarna telefonisch de sleutel op de kaart: begint met {0}, eindigt op {1}.",
+    compare_card: "Lees daarna samen met de beheerder de vingerafdruk van de kaart voor (telefonisch of op papier; de beheerder ziet hem in meldkluis check-config): {0}",
     keys_rotated: "Nieuwe sleutels gemaakt. Geef de nieuwe kaart aan de beheerder vóór de volgende synchronisatie: {0}",
 
     imported: "Ingelezen. Nieuwe zaken: {0}, nieuwe berichten: {1}, door de server bevestigd: {2}.",

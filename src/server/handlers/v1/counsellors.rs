@@ -109,8 +109,8 @@ pub async fn list(
                 "description": card.description,
                 "lang": card.lang,
                 "age_recipient": card.age_recipient,
-                // Protocol v2 (§10): the page pins the whole card, signing
-                // key included, inside the report and checks replies with it.
+                // The page computes the card's fingerprint from every field
+                // (protocol.md §10.1) and verifies signed replies with it.
                 "signing_key": card.signing_key,
                 // Protocol v2 (draft): the page shows it, and keeps classical
                 // and post-quantum counsellors out of one report.
