@@ -43,6 +43,7 @@ import {
   deriveKeys, fileHash, padEnvelope, padSigned, parseMessage, publicKeyOf, signInner,
   verifyText,
 } from "../../web/js/protocol.js";
+import { cardFingerprint } from "../../web/js/fingerprint.js";
 import { assertClean, launch, openPage, outDir } from "./support/browser.mjs";
 import { checkState as checkStateAs } from "./support/a11y.mjs";
 import { makeCounsellor, scratch, startServer } from "./support/meldkluis.mjs";
@@ -424,6 +425,7 @@ test("(b)–(f) a hostile thread: forged, deleted, reordered and replayed messag
     const view = await shown(page);
     assert.deepEqual(kindsOf(view.items), ["message", "message", "message", "message", "message", "message"]);
     assert.ok(view.items[4].text.includes(c.name) && view.items[4].text.includes("extern"), view.items[4].text);
+    assert.ok(view.items[4].text.includes(`Vingerafdruk: ${cardFingerprint(c.card)}`), "the new card's fingerprint, to compare");
     assert.ok(view.items[5].text.includes("Claes hier.") && view.items[5].text.includes(c.name));
     assert.equal(view.warnings, false);
     await followUp(page, "Dank, Claes.");

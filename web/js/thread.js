@@ -20,6 +20,7 @@ import {
   signInner,
   verifyText,
 } from "./protocol.js";
+import { cardFingerprint } from "./fingerprint.js";
 import { ApiError, getCounsellors, getOrganisations, getThread, organisationFromPath, postFollowUp } from "./api.js";
 import {
   attachmentItem, checkFiles, loadLimits, sendAttachments, sendFailureMessage, showLimits, watchFileInput,
@@ -566,7 +567,11 @@ function warningItem(kind, reason) {
   ])]);
 }
 
-/** The counsellors a reply introduces (§10.5): name, organisation and kind of each new card. */
+/**
+ * The counsellors a reply introduces (§10.5): name, organisation, kind and
+ * fingerprint (§10.1, computed here from the signed card) of each new card,
+ * so the melder can compare it with the organisation's published sheet.
+ */
 function introduction(cards) {
   return el("div", { className: "message-introduction" }, [
     el("p", { className: "message-attachments-title", text: t("thread_introduces") }),
@@ -574,7 +579,9 @@ function introduction(cards) {
       el("span", { text: card.name }),
       ` · `,
       el("span", { text: card.organisation, attrs: { lang: typeof card.lang === "string" ? card.lang : "" } }),
-      ` · ${t(card.kind === "internal" ? "thread_introduces_internal" : "thread_introduces_external")}`,
+      ` · ${t(card.kind === "internal" ? "thread_introduces_internal" : "thread_introduces_external")} · `,
+      `${t("report_fingerprint_label")}: `,
+      el("span", { className: "fingerprint", text: cardFingerprint(card), attrs: { translate: "no" } }),
     ]))),
   ]);
 }
