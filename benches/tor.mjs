@@ -57,7 +57,7 @@ const PAGES = [
   {
     name: "thread page",
     path: "/mijn-melding",
-    ready: () => document.querySelector("#followup-attachments-limits").textContent.trim() !== "",
+    ready: () => (document.querySelector("#followup-attachments-limits")?.textContent.trim() ?? "") !== "",
   },
 ];
 

@@ -24,6 +24,8 @@ missing=()
 [ -x /usr/bin/firefox-esr ] || missing+=(firefox-esr)
 command -v age >/dev/null && command -v age-keygen >/dev/null || missing+=(age)
 for tool in jq curl openssl; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+# The hostile operator of tests/browser/hostile.test.mjs edits the live database with it.
+command -v sqlite3 >/dev/null || missing+=(sqlite3)
 # ImageMagick puts the engines' screenshots side by side (tests/browser/engines.test.mjs).
 { [ -x /usr/bin/convert ] && command -v identify >/dev/null; } || missing+=(imagemagick)
 # The PostgreSQL store's tests run against Debian's PostgreSQL (tests/postgres.sh).

@@ -25,12 +25,13 @@ import { after, before, test } from "node:test";
 import { Decrypter } from "../../web/vendor/age.js";
 import { solutionHeader } from "../../web/js/pow.js";
 import {
-  attachmentPaddedLength, base64ToBytes, buildEnvelope, bytesToBase64, decrypt, deriveKeys, encrypt, formatCode, generateCode, parseCode, replyRecipientFor,
+  attachmentPaddedLength, base64ToBytes, buildEnvelope, bytesToBase64, deriveKeys, encrypt, formatCode, generateCode, parseCode, replyRecipientFor,
 } from "../../web/js/protocol.js";
 import { axe, overflow } from "./support/a11y.mjs";
 import { assertClean, launch, openPage, outDir } from "./support/browser.mjs";
 import { REVIEW_BIN, makeCounsellor, scratch, startServer } from "./support/meldkluis.mjs";
 import { messages } from "./support/render.mjs";
+import { openSent } from "./support/open-sent.mjs";
 
 const nl = messages("nl");
 const MIB = 1024 * 1024;
@@ -289,7 +290,7 @@ test("a report with a 200 MiB and a 1 MiB attachment survives a lost chunk and a
   const keys = await deriveKeys(parseCode(display));
   const thread = await api(server.url, "/api/v1/thread", { lookup_key: keys.lookupKey });
   assert.equal(thread.status, 200);
-  const envelope = await decrypt(base64ToBytes(thread.body.messages[0].message), identity);
+  const envelope = await openSent(base64ToBytes(thread.body.messages[0].message), identity, keys.thread);
   assert.deepEqual(envelope.attachments.map(({ name, type, size, upload }) => ({ name, type, size, upload })), [
     { name: "bestellijsten-2026.bin", type: "application/octet-stream", size: 200 * MIB, upload: uploads[0] },
     { name: "notitie.bin", type: "application/octet-stream", size: MIB, upload: uploads[1] },
@@ -326,7 +327,7 @@ test("the thread lists the attachments by name and size, and a follow-up takes o
   assert.ok(await page.locator("#followup-upload").isHidden());
 
   const thread = await api(server.url, "/api/v1/thread", { lookup_key: keys.lookupKey });
-  const followUp = await decrypt(base64ToBytes(thread.body.messages[1].message), identity);
+  const followUp = await openSent(base64ToBytes(thread.body.messages[1].message), identity, keys.thread);
   assert.equal(followUp.kind, "follow-up");
   assert.equal(followUp.attachments.length, 1);
   assert.equal(await openStored(work.data, followUp.attachments[0]), files["aanvulling.txt"].sha256);

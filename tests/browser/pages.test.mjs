@@ -16,12 +16,12 @@ import { after, before, test } from "node:test";
 import { Decrypter } from "../../web/vendor/age.js";
 import {
   base64ToBytes,
-  decrypt,
   deriveKeys,
   generateCode,
   parseCode,
 } from "../../web/js/protocol.js";
 import { messages } from "./support/render.mjs";
+import { openSent } from "./support/open-sent.mjs";
 import { makeCounsellor, scratch, startServer } from "./support/meldkluis.mjs";
 import { assertClean, launch, openPage, shot } from "./support/browser.mjs";
 
@@ -171,9 +171,9 @@ test("the report form checks its fields, encrypts to the chosen counsellor and s
   const [jansenIdentity, deVriesIdentity] = await identities;
   const sealed = base64ToBytes(stored.body.messages[0].message);
   assert.equal(stanzaCount(sealed), 2, "the chosen counsellor and the reply key, no one else");
-  const envelope = await decrypt(sealed, jansenIdentity);
-  assert.deepEqual(await decrypt(sealed, keys.replyIdentityPq), envelope);
-  await assert.rejects(decrypt(sealed, deVriesIdentity));
+  const envelope = await openSent(sealed, jansenIdentity, keys.thread);
+  assert.deepEqual(await openSent(sealed, keys.replyIdentityPq, keys.thread), envelope);
+  await assert.rejects(openSent(sealed, deVriesIdentity, keys.thread));
   assert.equal(envelope.kind, "report");
   assert.equal(envelope.text, `Er verdwijnt geld. ${MARKER} <b>niet vet</b>`);
   assert.equal(envelope.category, "conflict-of-interest");
@@ -313,10 +313,10 @@ test("my report: clear errors per kind, then the thread with an untrusted reply,
   const followUp = base64ToBytes(thread.body.messages[2].message);
   assert.equal(stanzaCount(followUp), 2);
   const [jansenIdentity] = await identities;
-  const opened = await decrypt(followUp, jansenIdentity);
+  const opened = await openSent(followUp, jansenIdentity, keys.thread);
   assert.equal(opened.kind, "follow-up");
   assert.equal(opened.text, `Aanvulling ${MARKER}`);
-  assert.deepEqual(await decrypt(followUp, keys.replyIdentityPq), opened);
+  assert.deepEqual(await openSent(followUp, keys.replyIdentityPq, keys.thread), opened);
   await shot(page, "pages-thread-followup");
 
   await page.click("#close-thread");

@@ -1,7 +1,9 @@
 // The Meldkluis protocol, version 1, as written in docs/protocol.md: retrieval
 // code (§1), derivations (§2), envelopes (§3) and streamed attachments (§3a);
 // and of the version 2 draft (§9) the post-quantum hybrid keys
-// (mlkem768x25519): the hybrid reply identity, and files of one kind only.
+// (mlkem768x25519): the hybrid reply identity, and files of one kind only;
+// and protocol v2's signed envelope (§10): the melder's signing key, signed
+// messages, pinned cards.
 // No DOM here: the same module
 // runs in the browser and under `node --test` against the shared vectors in
 // tests/vectors/, which the Rust side in src/format/ must match byte for byte.
@@ -10,6 +12,7 @@ import {
   Decrypter,
   Encrypter,
   bech32,
+  ed25519,
   hkdf,
   identityToRecipient,
   sha256,
@@ -124,6 +127,8 @@ const INFO_LOOKUP = ascii.encode("meldkluis-v1 lookup-key");
 const INFO_REPLY = ascii.encode("meldkluis-v1 reply-identity");
 // Protocol v2 (draft): the seed of the post-quantum hybrid reply identity.
 const INFO_REPLY_PQ = ascii.encode("meldkluis-v2 reply-identity-pq");
+// Protocol v2 (§10.3): the seed of the melder's Ed25519 signing key.
+const INFO_MELDER_SIGNING = ascii.encode("meldkluis-v2 melder-signing-key");
 
 export function bytesToHex(bytes) {
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
@@ -139,6 +144,10 @@ export async function deriveKeys(code) {
   const lookupKey = hkdf(sha256, ikm, SALT, INFO_LOOKUP, 32);
   const replySecret = hkdf(sha256, ikm, SALT, INFO_REPLY, 32);
   const replySeedPq = hkdf(sha256, ikm, SALT, INFO_REPLY_PQ, 32);
+  // Kept as bytes: ed25519.sign takes the seed, and it signs every message
+  // of the thread. Like the identity strings it lives as long as the page
+  // holds the thread open.
+  const melderSeed = hkdf(sha256, ikm, SALT, INFO_MELDER_SIGNING, 32);
   // Bech32 (not Bech32m), HRP "age-secret-key-", upper-cased as a whole.
   const replyIdentity = bech32
     .encode("age-secret-key-", bech32.toWords(replySecret), false)
@@ -158,6 +167,9 @@ export async function deriveKeys(code) {
     replyRecipient: await identityToRecipient(replyIdentity),
     replyIdentityPq,
     replyRecipientPq: await identityToRecipient(replyIdentityPq),
+    melderSeed,
+    // The melder's public key names the thread (§10.2 `thread`).
+    thread: bytesToBase64(ed25519.getPublicKey(melderSeed)),
   };
   lookupKey.fill(0);
   return keys;
@@ -309,11 +321,16 @@ function checkAttachment(attachment, i) {
   }
 }
 
-/** Throws an EnvelopeError unless `envelope` follows every rule of §3. */
+/** Throws an EnvelopeError unless `envelope` follows every rule of §3 (a v1 envelope). */
 export function validateEnvelope(envelope) {
   checkOnlyFields(envelope, ENVELOPE_FIELDS, "envelope");
+  if (envelope.v !== 1) throw new EnvelopeError("v must be 1");
+  return checkEnvelopeRules(envelope);
+}
+
+/** The rules of §3 that a v1 envelope and a v2 inner envelope share. */
+function checkEnvelopeRules(envelope) {
   const e = envelope;
-  if (e.v !== 1) throw new EnvelopeError("v must be 1");
   if (!KINDS.includes(e.kind)) throw new EnvelopeError("unknown kind");
   checkString(e.text, "text", MAX_TEXT);
   if (!isAbsent(e.lang) && !isLanguageTag(e.lang)) throw new EnvelopeError("lang is not a language tag");
@@ -431,6 +448,259 @@ export function parseEnvelope(bytes) {
   return validateEnvelope(value);
 }
 
+// ------------------------------------------- §10 protocol v2: signed envelope --
+
+/** What every signature of a v2 message covers before the signed bytes (§10.2). */
+const SIGNATURE_CONTEXT = ascii.encode("meldkluis-message-v2\n");
+const V2_FIELDS = [...ENVELOPE_FIELDS, "thread", "seq", "prev", "cards", "day", "introduces"];
+const CARD_FIELDS = [
+  "format", "v", "id", "name", "organisation", "org", "kind", "description", "lang", "age_recipient", "signing_key",
+];
+const CONTROL = /\p{Cc}/u;
+const DAY = /^(\d{4})-(\d{2})-(\d{2})$/;
+
+/** Standard base64 of exactly `length` bytes, or null. */
+function base64OfLength(value, length) {
+  if (!isBase64(value)) return null;
+  const bytes = base64ToBytes(value);
+  return bytes.length === length ? bytes : null;
+}
+
+/** A real calendar day `YYYY-MM-DD` (the Rust side's `Day`). */
+export function isDay(value) {
+  const match = typeof value === "string" && DAY.exec(value);
+  if (!match) return false;
+  const [year, month, day] = match.slice(1).map(Number);
+  const date = new Date(Date.UTC(year, month - 1, day));
+  return year >= 1 && date.getUTCFullYear() === year && date.getUTCMonth() === month - 1 && date.getUTCDate() === day;
+}
+
+/** A card text (name, organisation, description): `min`–`max` characters, no control characters (§5). */
+function checkCardText(value, field, min, max) {
+  checkString(value, field, max, { min });
+  if (CONTROL.test(value)) throw new EnvelopeError(`${field} has a control character`);
+}
+
+/**
+ * Throws an EnvelopeError unless `card` is a counsellor card object of §5:
+ * the exact JSON a report pins (§10.2 `cards`) and an introduction carries.
+ */
+export function validateCard(card, what = "card") {
+  checkOnlyFields(card, CARD_FIELDS, what);
+  if (card.format !== "meldkluis-card" || card.v !== 1) throw new EnvelopeError(`${what} is not a meldkluis-card of version 1`);
+  if (typeof card.id !== "string" || !COUNSELLOR_ID.test(card.id)) throw new EnvelopeError(`${what}.id is not a counsellor id`);
+  checkCardText(card.name, `${what}.name`, 1, 200);
+  checkCardText(card.organisation, `${what}.organisation`, 1, 200);
+  if (card.org !== undefined && (typeof card.org !== "string" || !COUNSELLOR_ID.test(card.org))) {
+    throw new EnvelopeError(`${what}.org is not an organisation id`);
+  }
+  if (!["internal", "external"].includes(card.kind)) throw new EnvelopeError(`${what}.kind must be internal or external`);
+  if (card.description !== undefined) checkCardText(card.description, `${what}.description`, 0, 1000);
+  if (!isAbsent(card.lang) && !isLanguageTag(card.lang)) throw new EnvelopeError(`${what}.lang is not a language tag`);
+  if (!isX25519Recipient(card.age_recipient) && !isHybridRecipient(card.age_recipient)) {
+    throw new EnvelopeError(`${what}.age_recipient is not an age recipient`);
+  }
+  const key = base64OfLength(card.signing_key, 32);
+  if (!key || !isSigningKey(key)) throw new EnvelopeError(`${what}.signing_key is not an Ed25519 public key`);
+  return card;
+}
+
+/** Whether 32 bytes are an Ed25519 public key a signature can verify with (strict, RFC 8032). */
+function isSigningKey(bytes) {
+  try {
+    return ed25519.utils.isValidPublicKey(bytes, false);
+  } catch {
+    return false;
+  }
+}
+
+/** Absent or `[]`: Rust reads both as an empty list (and writes neither). */
+const isEmptyList = (value) => value === undefined || (Array.isArray(value) && value.length === 0);
+
+function checkCards(cards, what, max) {
+  if (!Array.isArray(cards) || cards.length === 0 || cards.length > max) {
+    throw new EnvelopeError(`${what} must list 1 to ${max} cards`);
+  }
+  cards.forEach((card, i) => validateCard(card, `${what}[${i}]`));
+  const ids = cards.map((card) => card.id);
+  if (new Set(ids).size !== ids.length) throw new EnvelopeError(`${what} names a counsellor twice`);
+}
+
+/**
+ * Throws an EnvelopeError unless `inner` is a valid v2 inner envelope: the
+ * rules of §3 with `"v": 2`, plus the fields of §10.2. Unknown fields are
+ * refused, as in v1.
+ */
+export function validateInner(inner) {
+  checkOnlyFields(inner, V2_FIELDS, "envelope");
+  const e = inner;
+  if (e.v !== 2) throw new EnvelopeError("v must be 2");
+  checkEnvelopeRules(e);
+  const thread = base64OfLength(e.thread, 32);
+  if (!thread || !isSigningKey(thread)) throw new EnvelopeError("thread must be the base64 of an Ed25519 public key");
+  if (!Number.isSafeInteger(e.seq) || e.seq < 1) throw new EnvelopeError("seq must be a whole number from 1");
+  const opening = e.kind === "report" || e.kind === "question";
+  // The melder's number 1 is the report or question (src/format/signed.rs alike).
+  if ((e.kind === "follow-up" || e.kind === "evaluation") && e.seq < 2) {
+    throw new EnvelopeError("the melder's first message is the report");
+  }
+  // Only the thread's first message (a report or question, the melder's
+  // number 1) names no message before it; a question turned into a report
+  // is a later report and names one.
+  if (e.prev === null) {
+    if (!opening || e.seq !== 1) throw new EnvelopeError("only the first message has prev null");
+  } else if (typeof e.prev !== "string" || !SHA256_HEX.test(e.prev)) {
+    throw new EnvelopeError("prev must be 64 lower-case hex characters or null");
+  } else if (opening && e.seq === 1) {
+    throw new EnvelopeError("the first message has prev null");
+  }
+  if (opening) {
+    checkCards(e.cards, "cards", MAX_COUNSELLORS);
+    if (e.cards.length !== e.counsellors.length || e.cards.some((card, i) => card.id !== e.counsellors[i])) {
+      throw new EnvelopeError("cards must be the cards of counsellors, in the same order");
+    }
+  } else if (!isEmptyList(e.cards)) {
+    throw new EnvelopeError("cards is for reports and questions only");
+  }
+  if (e.kind === "reply") {
+    if (!isDay(e.day)) throw new EnvelopeError("a reply's day must be a day YYYY-MM-DD");
+    if (!isEmptyList(e.introduces)) checkCards(e.introduces, "introduces", MAX_COUNSELLORS);
+  } else {
+    if (!isAbsent(e.day)) throw new EnvelopeError("day is for replies only");
+    if (!isEmptyList(e.introduces)) throw new EnvelopeError("introduces is for replies only");
+  }
+  return inner;
+}
+
+/**
+ * Builds and validates a v2 inner envelope from the page's values (the
+ * fields of buildEnvelope, plus `thread`, `seq`, `prev` and, for a report or
+ * question, `cards`).
+ */
+export function buildInner({ thread, seq, prev, cards, ...fields }) {
+  const envelope = buildEnvelope(fields);
+  const inner = { ...envelope, v: 2, thread, seq, prev };
+  if (envelope.kind === "report" || envelope.kind === "question") inner.cards = cards;
+  return validateInner(inner);
+}
+
+/** The bytes a v2 signature covers: the context line, then the signed bytes. */
+function signatureMessage(signedBytes) {
+  const message = new Uint8Array(SIGNATURE_CONTEXT.length + signedBytes.length);
+  message.set(SIGNATURE_CONTEXT);
+  message.set(signedBytes, SIGNATURE_CONTEXT.length);
+  return message;
+}
+
+/** Standard base64 of the Ed25519 signature (with a 32-byte seed) over the signed text. */
+export function signText(signedText, seed) {
+  return bytesToBase64(ed25519.sign(signatureMessage(ascii.encode(signedText)), seed));
+}
+
+/** The public key (standard base64) of a 32-byte Ed25519 seed. */
+export function publicKeyOf(seed) {
+  return bytesToBase64(ed25519.getPublicKey(seed));
+}
+
+/**
+ * Whether `sigB64` is a valid signature over `signedText` by the public key
+ * `keyB64` (both standard base64). Strict RFC 8032 verification: small-order
+ * keys and non-canonical encodings are refused.
+ */
+export function verifyText(signedText, sigB64, keyB64) {
+  const sig = base64OfLength(sigB64, 64);
+  const key = base64OfLength(keyB64, 32);
+  if (!sig || !key) return false;
+  try {
+    return ed25519.verify(sig, signatureMessage(ascii.encode(signedText)), key, { zip215: false });
+  } catch {
+    return false;
+  }
+}
+
+/** The outer object of a v2 message (§10.2): the inner envelope signed with a 32-byte seed. */
+export function signInner(inner, seed) {
+  const signed = JSON.stringify(validateInner(inner));
+  return { v: 2, signed, sig: signText(signed, seed) };
+}
+
+/** Reads a v2 outer object: throws an EnvelopeError unless its shape and its inner envelope are valid. */
+export function readOuter(outer) {
+  checkOnlyFields(outer, ["v", "signed", "sig"], "message");
+  if (outer.v !== 2) throw new EnvelopeError("v must be 2");
+  if (typeof outer.signed !== "string" || scalarLength(outer.signed) < 0) {
+    throw new EnvelopeError("signed must be a JSON text as a string");
+  }
+  if (!base64OfLength(outer.sig, 64)) throw new EnvelopeError("sig must be the base64 of 64 bytes");
+  let inner;
+  try {
+    inner = JSON.parse(outer.signed);
+  } catch {
+    throw new EnvelopeError("signed is not JSON");
+  }
+  return { signed: outer.signed, sig: outer.sig, inner: validateInner(inner) };
+}
+
+/**
+ * A decrypted plaintext (JSON plus trailing spaces) of either version:
+ * `{ v: 1, envelope }`, or `{ v: 2, inner, signed, sig }` for a v2 message
+ * whose shape is valid. The signature is NOT checked here: the reader does,
+ * with the key it pinned (verifyText).
+ */
+export function parseMessage(bytes) {
+  let value;
+  try {
+    value = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
+  } catch {
+    throw new EnvelopeError("not UTF-8 JSON");
+  }
+  if (typeof value === "object" && value !== null && value.v === 2) return { v: 2, ...readOuter(value) };
+  return { v: 1, envelope: validateEnvelope(value) };
+}
+
+/** A v2 plaintext (outer JSON text, unpadded) verified with `keyB64`: its inner envelope, or an EnvelopeError. */
+export function openSigned(bytes, keyB64) {
+  const message = parseMessage(bytes);
+  if (message.v !== 2) throw new EnvelopeError("not a v2 message");
+  if (!verifyText(message.signed, message.sig, keyB64)) throw new EnvelopeError("the signature does not verify");
+  return message.inner;
+}
+
+/** The padded plaintext of a v2 outer object. */
+export function padSigned(outer) {
+  const json = ascii.encode(JSON.stringify(readOuter(outer) && outer));
+  const padded = new Uint8Array(paddedLength(json.length)).fill(0x20);
+  padded.set(json);
+  return padded;
+}
+
+/**
+ * A counsellor from `GET /api/v1/counsellors` as the §5 card object a report
+ * pins: the card's own fields, in the card's order, without what only the
+ * API adds (`post_quantum`); `lang` only when the card has one.
+ */
+export function cardFromApi(c) {
+  const card = {
+    format: "meldkluis-card",
+    v: 1,
+    id: c.id,
+    name: c.name,
+    organisation: c.organisation,
+    org: c.org,
+    kind: c.kind,
+    description: c.description ?? "",
+  };
+  if (typeof c.lang === "string") card.lang = c.lang;
+  card.age_recipient = c.age_recipient;
+  card.signing_key = c.signing_key;
+  return validateCard(card);
+}
+
+/** Lower-case hex SHA-256 of an age file: what `prev` names (§10.2). */
+export function fileHash(bytes) {
+  return bytesToHex(sha256(bytes));
+}
+
 // ---------------------------------------------------------------- age I/O --
 
 /**
@@ -452,6 +722,21 @@ function x25519Encrypter(recipients) {
     encrypter.addRecipient(recipient);
   }
   return encrypter;
+}
+
+/** Encrypts a signed v2 message (an outer object) to its recipients; returns a binary age file. */
+export async function encryptSigned(outer, recipients) {
+  return x25519Encrypter(recipients).encrypt(padSigned(outer));
+}
+
+/**
+ * Decrypts a binary age file of either version with the reply identities:
+ * what parseMessage answers.
+ */
+export async function decryptMessage(bytes, identity) {
+  const decrypter = new Decrypter();
+  for (const i of Array.isArray(identity) ? identity : [identity]) decrypter.addIdentity(i);
+  return parseMessage(await decrypter.decrypt(bytes));
 }
 
 /** Encrypts an envelope to X25519 recipients; returns a binary age file. */

@@ -4,15 +4,17 @@
 import {
   MAX_CONTACT,
   MAX_TEXT,
-  buildEnvelope,
+  buildInner,
   bytesToBase64,
+  cardFromApi,
   deriveKeys,
-  encrypt,
+  encryptSigned,
   compatibleRecipients,
   formatCode,
   generateCode,
   isHybridRecipient,
   replyRecipientFor,
+  signInner,
 } from "./protocol.js";
 import { digitGroups, fingerprintDigest } from "./fingerprint.js";
 import { ApiError, getCounsellors, getOrganisations, organisationFromPath, postReport } from "./api.js";
@@ -264,6 +266,8 @@ async function prepare(values) {
   const keys = attempt?.keys ?? (await deriveKeys(code));
   attempt = { code, keys, kind: values.kind, request: null, uploads: [] };
   const chosen = counsellors.filter((c) => values.ids.includes(c.id));
+  // The cards to pin, checked before anything is encrypted or uploaded.
+  const cards = chosen.map(cardFromApi);
   const counsellorKeys = chosen.map((c) => c.age_recipient);
   const replyRecipient = replyRecipientFor(keys, counsellorKeys);
   const recipients = [...counsellorKeys, replyRecipient];
@@ -273,7 +277,10 @@ async function prepare(values) {
     sent = await sendAttachments(values.files, recipients);
   }
   status("", t("report_status_encrypting"), { fraction: null });
-  const envelope = buildEnvelope({
+  // Protocol v2 (§10.2): the report pins the exact cards it is encrypted
+  // to, names the thread by the melder's public key, and is signed with the
+  // key derived from the code.
+  const inner = buildInner({
     kind: values.kind,
     text: values.text,
     lang, // what the melder wrote in, as far as the page knows: its own language
@@ -282,8 +289,12 @@ async function prepare(values) {
     replyRecipient,
     counsellors: chosen.map((c) => c.id),
     attachments: sent.attachments,
+    thread: keys.thread,
+    seq: 1,
+    prev: null,
+    cards,
   });
-  const sealed = await encrypt(envelope, recipients);
+  const sealed = await encryptSigned(signInner(inner, keys.melderSeed), recipients);
   const request = {
     counsellors: chosen.map((c) => c.id),
     lookup_key: keys.lookupKey,

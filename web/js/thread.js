@@ -7,14 +7,20 @@ import {
   MAX_TEXT,
   base64ToBytes,
   buildEnvelope,
+  buildInner,
   bytesToBase64,
-  decrypt,
+  decryptMessage,
   deriveKeys,
   encrypt,
+  encryptSigned,
+  fileHash,
   formatCode,
   parseCode,
   replyRecipientFor,
+  signInner,
+  verifyText,
 } from "./protocol.js";
+import { cardFingerprint } from "./fingerprint.js";
 import { ApiError, getCounsellors, getOrganisations, getThread, organisationFromPath, postFollowUp } from "./api.js";
 import {
   attachmentItem, checkFiles, loadLimits, sendAttachments, sendFailureMessage, showLimits, watchFileInput,
@@ -86,7 +92,7 @@ async function openThread(event) {
     // needed only to answer, which then says what is missing.
     const known = (cards) => thread.counsellors.every((id) => cards.some((c) => c.id === id));
     const counsellors = known(here) || !org ? here : await allCards();
-    session = { keys, thread, counsellors, organisations };
+    session = { keys, thread, counsellors, organisations, verified: new Map() };
     $("code").value = formatCode(canonical);
     await render();
     status("", "");
@@ -126,11 +132,17 @@ async function allCards() {
   }
 }
 
-/** The age recipients of the case's counsellors: follow-ups and evaluations go to all of them. */
+/**
+ * The age recipients of the case's counsellors: follow-ups and evaluations
+ * go to all of them. In a v2 thread these are the pinned cards' keys
+ * (protocol.md §10.4), never what the server's answer or card list says.
+ */
 function caseRecipients() {
-  const recipients = session.thread.counsellors
-    .map((id) => session.counsellors.find((c) => c.id === id)?.age_recipient)
-    .filter(Boolean);
+  const recipients = session.v2
+    ? [...session.v2.pins.values()].map((card) => card.age_recipient)
+    : session.thread.counsellors
+      .map((id) => session.counsellors.find((c) => c.id === id)?.age_recipient)
+      .filter(Boolean);
   if (recipients.length === 0) throw new Error("no-counsellor-key");
   return recipients;
 }
@@ -160,12 +172,27 @@ const heardLabels = () => [
   t("evaluation_heard_4"), t("evaluation_heard_5"),
 ];
 
-function counsellorName(id) {
-  return session.counsellors.find((c) => c.id === id)?.name ?? id;
+/** The case's counsellors: a v2 thread's pinned cards, else the ids the server names. */
+function caseCounsellorIds() {
+  return session.v2 ? [...session.v2.pins.keys()] : session.thread.counsellors;
 }
 
+/** A counsellor's card: the pinned one in a v2 thread, else the server's. */
+function cardOf(id) {
+  return session.v2 ? session.v2.pins.get(id) : session.counsellors.find((c) => c.id === id);
+}
+
+function counsellorName(id) {
+  return cardOf(id)?.name ?? id;
+}
+
+/**
+ * Who wrote a message. In a v2 thread a reply's name is that of the pinned
+ * card that verified it (§10.4), never the envelope's free text.
+ */
 function authorName(item, envelope) {
   if (item.author === "melder") return t("thread_author_you");
+  if (item.pinnedName) return item.pinnedName;
   return envelope?.author?.name ?? counsellorName(item.author);
 }
 
@@ -187,7 +214,7 @@ function deliveryLine(read) {
   });
 }
 
-function messageItem(item, envelope, read) {
+function messageItem(item, envelope, read, notes = []) {
   const mine = item.author === "melder";
   const kind = (envelope?.kind ?? item.kind).replace("-", "_");
   const header = el("h4", { className: "message-meta" }, [
@@ -196,6 +223,8 @@ function messageItem(item, envelope, read) {
     el("time", { text: formatDay(item.day), attrs: { datetime: item.day } }),
   ]);
   const article = el("article", { className: `message ${mine ? "message-mine" : "message-theirs"}` }, [header]);
+  // Warnings about a genuine message's place come first, under its heading.
+  for (const note of notes) article.append(note);
   if (!envelope) {
     article.append(el("p", { className: "field-error", text: t("thread_undecryptable") }));
     if (mine) article.append(deliveryLine(read));
@@ -226,6 +255,7 @@ function messageItem(item, envelope, read) {
     article.append(el("p", { className: "message-attachments-title", text: t("thread_attachments") }),
       el("ul", { className: "file-list" }, envelope.attachments.map((a) => attachmentItem(a, objectUrls))));
   }
+  if (envelope.introduces?.length) article.append(introduction(envelope.introduces));
   // An evaluation expects no answer: it gets no delivery line.
   if (mine && envelope.kind !== "evaluation") article.append(deliveryLine(read));
   return el("li", {}, [article]);
@@ -283,7 +313,7 @@ function showEvaluation(opened) {
   const closed = statuses.at(-1)?.envelope.status === "closed";
   const evaluated = opened.some(({ item, envelope }) => item.author === "melder" && envelope?.kind === "evaluation");
   // "your counsellor" or "your counsellors": as many as the case has.
-  const one = session.thread.counsellors.length === 1;
+  const one = caseCounsellorIds().length === 1;
   $("evaluation-intro").textContent = t(one ? "evaluation_intro_one" : "evaluation_intro");
   $("evaluation-thanks-text").textContent = t(one ? "evaluation_thanks_one" : "evaluation_thanks");
   $("evaluation").hidden = !closed || evaluated;
@@ -322,7 +352,7 @@ function caseFacts(opened) {
 
 /** The organisation of the case: that of its first counsellor's card, with its settings. */
 function caseOrganisation() {
-  const card = session.thread.counsellors.map((id) => session.counsellors.find((c) => c.id === id)).find(Boolean);
+  const card = caseCounsellorIds().map(cardOf).find(Boolean);
   return card ? session.organisations.find((o) => o.id === card.org) ?? null : null;
 }
 
@@ -378,22 +408,223 @@ function renderAftercare(facts, organisation) {
   $("thread-aftercare").hidden = parts.length === 0;
 }
 
-async function render() {
-  for (const url of objectUrls) URL.revokeObjectURL(url);
-  objectUrls = [];
-  const opened = [];
+// -------------------------------------------------- §10.4 checking a thread --
+
+/** Both reply identities: a thread may hold classical and post-quantum messages. */
+const identities = () => [session.keys.replyIdentityPq, session.keys.replyIdentity];
+
+/** Every message of the server's answer, decrypted where it can be: `{ item, message, hash }`. */
+async function decryptAll() {
+  const decrypted = [];
   for (const item of session.thread.messages) {
-    let envelope = null;
+    let message = null;
+    let hash = null;
     try {
-      // Both reply identities: a thread may hold classical and post-quantum messages.
-      envelope = await decrypt(base64ToBytes(item.message), [session.keys.replyIdentityPq, session.keys.replyIdentity]);
+      const bytes = base64ToBytes(item.message);
+      hash = fileHash(bytes);
+      message = await decryptMessage(bytes, identities());
     } catch {
       // one damaged message must not hide the rest of the thread
     }
-    opened.push({ item, envelope });
+    decrypted.push({ item, message, hash });
   }
-  const answeredUpTo = opened.findLastIndex(({ item }) => item.author !== "melder");
-  $("messages").replaceChildren(...opened.map(({ item, envelope }, at) => messageItem(item, envelope, at < answeredUpTo)));
+  return decrypted;
+}
+
+const OPENING_KINDS = ["report", "question"];
+
+/**
+ * Whether a decrypted v2 message verifies with `key`, remembered per age
+ * file and key while the thread is open: the page reads the whole thread
+ * again after every message it sends, and without a JIT (Tor Browser
+ * "Safer") one Ed25519 verification takes about 20 ms.
+ */
+function verified(hash, message, key) {
+  const known = `${hash} ${key}`;
+  if (!session.verified.has(known)) session.verified.set(known, verifyText(message.signed, message.sig, key));
+  return session.verified.get(known);
+}
+
+/**
+ * This thread's first message: a v2 report or question, number 1 with no
+ * `prev`, naming the page's own thread and signed with the key derived from
+ * the code. Only the code holder can make one, so wherever the server puts
+ * it, it is what pins the cards.
+ */
+function isOpening({ message, hash }) {
+  const inner = message?.v === 2 ? message.inner : null;
+  return Boolean(inner) && OPENING_KINDS.includes(inner.kind) && inner.seq === 1 && inner.prev === null
+    && inner.thread === session.keys.thread && verified(hash, message, session.keys.thread);
+}
+
+/**
+ * Why a message of a v2 thread is not genuine (§10.4 step 2), or null when it
+ * is: decrypted, signed by a pinned key (the melder's own for the melder's
+ * kinds, the card of `author.id` for a reply), in this thread.
+ */
+function notGenuine({ message, hash }, pins) {
+  if (!message) return "unreadable";
+  if (message.v !== 2) return "unsigned";
+  const { inner } = message;
+  if (inner.thread !== session.keys.thread) return "other_thread";
+  if (inner.kind === "reply") {
+    const card = pins.get(inner.author.id);
+    if (!card) return "unknown_author";
+    return verified(hash, message, card.signing_key) ? null : "signature";
+  }
+  return verified(hash, message, session.keys.thread) ? null : "signature";
+}
+
+/**
+ * Walks a v2 thread in the server's order (§10.4 steps 2–4, §10.5): each
+ * message becomes a genuine entry or a warning in its place, with a
+ * "missing" marker where a number or a `prev` says one was withheld.
+ * Returns the entries to show, the genuine messages (in the form the v1
+ * page used: `{ item, envelope }`, `item` rebuilt from the signed envelope),
+ * the pins and what the next melder message needs.
+ */
+function checkThread(decrypted) {
+  const opening = decrypted.find(isOpening);
+  const pins = new Map(opening ? opening.message.inner.cards.map((card) => [card.id, card]) : []);
+  const entries = [];
+  const genuine = [];
+  const shown = new Set(); // age-file hashes of the genuine messages shown so far
+  const numbers = new Map(); // author → { max, seen }
+  let lastHash = null;
+  const missing = () => {
+    if (entries.at(-1)?.type !== "missing") entries.push({ type: "missing" });
+  };
+  if (!opening) missing(); // the report itself is not there
+  decrypted.forEach((d, at) => {
+    const reason = notGenuine(d, pins);
+    if (reason) {
+      entries.push({ type: "forged", reason });
+      return;
+    }
+    const { inner } = d.message;
+    const reply = inner.kind === "reply";
+    const author = reply ? `counsellor ${inner.author.id}` : "melder";
+    const count = numbers.get(author) ?? { max: 0, seen: new Set() };
+    numbers.set(author, count);
+    if (count.seen.has(inner.seq)) {
+      entries.push({ type: "replay" });
+      return;
+    }
+    // A number below the highest seen, but not seen: this message belongs earlier.
+    let outOfOrder = inner.seq < count.max;
+    if (inner.seq > count.max + 1) missing();
+    if (inner.prev !== null && !shown.has(inner.prev)) {
+      if (decrypted.some((later, i) => i > at && later.hash === inner.prev)) outOfOrder = true;
+      else missing();
+    }
+    count.seen.add(inner.seq);
+    count.max = Math.max(count.max, inner.seq);
+    shown.add(d.hash);
+    lastHash = d.hash;
+    const item = {
+      ...d.item,
+      author: reply ? inner.author.id : "melder",
+      // A reply's day is the one its author signed, not the server's.
+      day: reply ? inner.day : d.item.day,
+      kind: d === opening ? "report" : reply ? "reply" : "follow-up",
+      pinnedName: reply ? pins.get(inner.author.id).name : null,
+    };
+    genuine.push({ item, envelope: inner });
+    entries.push({ type: "message", item, envelope: inner, outOfOrder });
+    // §10.5: cards a pinned counsellor introduces are pinned from here on.
+    // A card already pinned is never replaced by an introduction.
+    for (const card of inner.introduces ?? []) if (!pins.has(card.id)) pins.set(card.id, card);
+  });
+  return {
+    entries,
+    genuine,
+    pins,
+    opening: opening?.message.inner ?? null,
+    melderSeq: numbers.get("melder")?.max ?? 0,
+    lastHash,
+  };
+}
+
+/** Why a message is not genuine, as the melder reads it. */
+const FORGED_TEXTS = {
+  unreadable: "thread_forged_unreadable",
+  unsigned: "thread_forged_unsigned",
+  other_thread: "thread_forged_other_thread",
+  unknown_author: "thread_forged_unknown_author",
+  signature: "thread_forged_signature",
+};
+
+/** A warning in a message's place: a heading and what it means; nothing from the message itself. */
+function warningItem(kind, reason) {
+  const texts = {
+    forged: ["thread_forged_heading", FORGED_TEXTS[reason]],
+    replay: ["thread_replay_heading", "thread_replay_text"],
+    missing: ["thread_missing_heading", "thread_missing_text"],
+  }[kind];
+  return el("li", {}, [el("article", { className: `message message-warning message-${kind}` }, [
+    el("h4", { className: "message-meta" }, [el("strong", { text: t(texts[0]) })]),
+    el("p", { text: t(texts[1]) }),
+  ])]);
+}
+
+/**
+ * The counsellors a reply introduces (§10.5): name, organisation, kind and
+ * fingerprint (§10.1, computed here from the signed card) of each new card,
+ * so the melder can compare it with the organisation's published sheet.
+ */
+function introduction(cards) {
+  return el("div", { className: "message-introduction" }, [
+    el("p", { className: "message-attachments-title", text: t("thread_introduces") }),
+    el("ul", {}, cards.map((card) => el("li", {}, [
+      el("span", { text: card.name }),
+      ` · `,
+      el("span", { text: card.organisation, attrs: { lang: typeof card.lang === "string" ? card.lang : "" } }),
+      ` · ${t(card.kind === "internal" ? "thread_introduces_internal" : "thread_introduces_external")} · `,
+      `${t("report_fingerprint_label")}: `,
+      el("span", { className: "fingerprint", text: cardFingerprint(card), attrs: { translate: "no" } }),
+    ]))),
+  ]);
+}
+
+async function render() {
+  for (const url of objectUrls) URL.revokeObjectURL(url);
+  objectUrls = [];
+  const decrypted = await decryptAll();
+  // A v2 thread: its signed first message is here, or its first readable
+  // message is v2 (then the first was withheld). Else a v1 thread, read as before.
+  const firstReadable = decrypted.find(({ message }) => message);
+  const v2 = decrypted.some(isOpening) || firstReadable?.message.v === 2;
+  let opened;
+  let warnings = 0;
+  if (v2) {
+    const checked = checkThread(decrypted);
+    session.v2 = checked;
+    opened = checked.genuine;
+    const answeredUpTo = opened.findLastIndex(({ item }) => item.author !== "melder");
+    $("messages").replaceChildren(...checked.entries.map((entry) => {
+      if (entry.type !== "message") {
+        warnings++;
+        return warningItem(entry.type, entry.reason);
+      }
+      const notes = [];
+      if (entry.outOfOrder) {
+        warnings++;
+        notes.push(el("p", { className: "message-warning-note", text: t("thread_out_of_order") }));
+      }
+      const at = opened.findIndex(({ item }) => item === entry.item);
+      return messageItem(entry.item, entry.envelope, at < answeredUpTo, notes);
+    }));
+  } else {
+    session.v2 = null;
+    // v1: everything as before. A v2 message here cannot be checked (nothing is pinned).
+    opened = decrypted.map(({ item, message }) => ({ item, envelope: message?.v === 1 ? message.envelope : null }));
+    const answeredUpTo = opened.findLastIndex(({ item }) => item.author !== "melder");
+    $("messages").replaceChildren(...opened.map(({ item, envelope }, at) => messageItem(item, envelope, at < answeredUpTo)));
+  }
+  $("thread-v1-note").hidden = v2;
+  $("thread-warnings").hidden = warnings === 0;
+  $("thread-warnings-text").textContent = warnings ? t("thread_warnings_text", { count: warnings }) : "";
+  $("thread-due-note").textContent = t(v2 ? "thread_due_note_v2" : "thread_due_note");
   const facts = caseFacts(opened);
   const organisation = caseOrganisation();
   session.closed = Boolean(facts.closed);
@@ -403,15 +634,17 @@ async function render() {
   $("thread-print-title").textContent = t("thread_print_title", { day: formatDay(new Date().toISOString().slice(0, 10)) });
   const steps = statusSteps(opened);
   $("case-status").replaceChildren(...steps.map((step, at) => statusItem(step, at === steps.length - 1)));
-  const names = session.thread.counsellors.map(counsellorName).join(", ");
-  $("thread-counsellors").textContent = session.thread.counsellors.length === 1
+  const ids = caseCounsellorIds();
+  const names = ids.map(counsellorName).join(", ");
+  $("thread-counsellors").textContent = ids.length === 1
     ? t("thread_counsellor", { names }) : t("thread_counsellors", { names });
   showEvaluation(opened);
   const question = isOpenQuestion(opened);
   // The counsellors the melder chose, from the question itself (what the
   // melder's own page encrypted), not from the server's answer.
-  session.questionCounsellors = question
-    ? opened.find(({ item }) => item.author === "melder").envelope.counsellors : null;
+  const asked = question ? opened.find(({ item }) => item.author === "melder").envelope : null;
+  session.questionCounsellors = asked?.counsellors ?? null;
+  session.questionCards = asked?.cards ?? null;
   $("question-note").hidden = !question;
   $("thread-heading").textContent = t(question ? "thread_messages_heading_question" : "thread_messages_heading");
   if (!question) $("followup-as-report").checked = false;
@@ -419,6 +652,24 @@ async function render() {
 }
 
 // -------------------------------------------------------------- follow-up --
+
+/**
+ * Seals a melder's message. In a v2 thread it is signed with the key derived
+ * from the code, numbered after the melder's last message and names the
+ * last genuine message shown (§10.2, §10.4); a report made from a question
+ * pins the question's cards. In a v1 thread, a v1 envelope as before (§10.6).
+ */
+async function sealMelderMessage(fields, recipients) {
+  if (!session.v2) return encrypt(buildEnvelope(fields), recipients);
+  const inner = buildInner({
+    ...fields,
+    thread: session.keys.thread,
+    seq: session.v2.melderSeq + 1,
+    prev: session.v2.lastHash,
+    cards: fields.kind === "report" ? session.questionCards : undefined,
+  });
+  return encryptSigned(signInner(inner, session.keys.melderSeed), recipients);
+}
 
 async function prepareFollowUp() {
   const text = $("followup-text").value;
@@ -445,13 +696,14 @@ async function prepareFollowUp() {
   // Turning a question into a report: this message is the report, with the
   // report's fields (protocol.md §3), in the same thread.
   const asReport = Boolean(session.questionCounsellors) && $("followup-as-report").checked;
-  const envelope = buildEnvelope(asReport
+  const sealed = await sealMelderMessage(asReport
     ? {
       kind: "report", text, lang, attachments: sent.attachments,
-      replyRecipient: session.keys.replyRecipient, counsellors: session.questionCounsellors,
+      // v1 kept its classical reply recipient here; v2 takes the one of the pinned keys' kind.
+      replyRecipient: session.v2 ? recipients.at(-1) : session.keys.replyRecipient,
+      counsellors: session.questionCounsellors,
     }
-    : { kind: "follow-up", text, lang, attachments: sent.attachments });
-  const sealed = await encrypt(envelope, recipients);
+    : { kind: "follow-up", text, lang, attachments: sent.attachments }, recipients);
   const request = { lookup_key: session.keys.lookupKey, message: bytesToBase64(sealed) };
   if (sent.uploads.length) request.uploads = sent.uploads;
   pendingFollowUp = { request: JSON.stringify(request), uploads: sent.uploads, asReport };
@@ -547,14 +799,13 @@ function clearEvaluationError(id) {
 async function prepareEvaluation() {
   const recipients = caseRecipients();
   status("evaluation", t("report_status_encrypting"), { fraction: null });
-  const envelope = buildEnvelope({
+  // Sealed like a follow-up: to the case's counsellors and to the melder.
+  const sealed = await sealMelderMessage({
     kind: "evaluation",
     text: $("evaluation-text").value,
     lang,
     evaluation: { process: scaleValue("process"), heard: scaleValue("heard") },
-  });
-  // Sealed like a follow-up: to the case's counsellors and to the melder.
-  const sealed = await encrypt(envelope, [...recipients, replyRecipientFor(session.keys, recipients)]);
+  }, [...recipients, replyRecipientFor(session.keys, recipients)]);
   pendingEvaluation = JSON.stringify({ lookup_key: session.keys.lookupKey, message: bytesToBase64(sealed) });
 }
 
@@ -612,6 +863,7 @@ function closeThread() {
   if (!$("followup-upload").hidden) $("followup-upload-cancel").click();
   for (const url of objectUrls) URL.revokeObjectURL(url);
   objectUrls = [];
+  session?.keys.melderSeed.fill(0); // the signing key goes with the code
   session = null;
   pendingFollowUp = null;
   $("messages").replaceChildren();

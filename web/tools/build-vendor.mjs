@@ -18,7 +18,7 @@ const outFile = path.join(webDir, "vendor", "age.js");
 // of a newer release must not slip silently into the vendored file.
 async function lockedVersions() {
   const lock = JSON.parse(await readFile(path.join(webDir, "package-lock.json"), "utf8"));
-  const wanted = ["age-encryption", "@noble/hashes", "@scure/base", "esbuild"];
+  const wanted = ["age-encryption", "@noble/curves", "@noble/hashes", "@scure/base", "esbuild"];
   const versions = {};
   for (const name of wanted) {
     const locked = lock.packages[`node_modules/${name}`]?.version;
@@ -33,10 +33,25 @@ async function lockedVersions() {
   return versions;
 }
 
+// @noble/post-quantum locks its own older @noble/curves and @noble/hashes
+// (~2.0.0) under its node_modules; age-encryption uses the top-level 2.4.0.
+// Bundled as they lie, the page would carry both copies (ed25519, nist,
+// weierstrass, sha2, sha3 … twice). This resolves post-quantum's imports to
+// the top-level copy, so the bundle holds each library once.
+const oneNobleCopy = {
+  name: "one-noble-copy",
+  setup(build) {
+    build.onResolve({ filter: /^@noble\/(curves|hashes)\// }, (args) => {
+      if (!args.importer.includes(`${path.sep}node_modules${path.sep}@noble${path.sep}post-quantum${path.sep}`)) return undefined;
+      return build.resolve(args.path, { kind: args.kind, resolveDir: webDir });
+    });
+  },
+};
+
 async function bundle(versions) {
   const banner =
     "// Vendored for Meldkluis by web/tools/build-vendor.mjs -- do not edit.\n" +
-    `// age-encryption ${versions["age-encryption"]}, @noble/hashes ${versions["@noble/hashes"]}, ` +
+    `// age-encryption ${versions["age-encryption"]}, @noble/curves ${versions["@noble/curves"]}, @noble/hashes ${versions["@noble/hashes"]}, ` +
     `@scure/base ${versions["@scure/base"]}; bundled with esbuild ${versions.esbuild}.\n` +
     "// Rebuild: cd web && npm ci && npm run build-vendor";
   const result = await build({
@@ -53,6 +68,7 @@ async function bundle(versions) {
     banner: { js: banner },
     write: false,
     logLevel: "warning",
+    plugins: [oneNobleCopy],
   });
   return result.outputFiles[0].contents;
 }

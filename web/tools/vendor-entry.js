@@ -17,3 +17,9 @@ export {
 export { hkdf } from "@noble/hashes/hkdf.js";
 export { sha256 } from "@noble/hashes/sha2.js";
 export { bech32 } from "@scure/base";
+
+// Ed25519 (RFC 8032) for protocol v2's signed messages (protocol.md §10):
+// the melder signs with a key derived from the code and verifies counsellors'
+// replies. The same @noble/curves copy age-encryption uses for X25519, so the
+// bundle only gains the signing and verifying functions.
+export { ed25519 } from "@noble/curves/ed25519.js";

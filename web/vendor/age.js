@@ -1,5 +1,5 @@
 // Vendored for Meldkluis by web/tools/build-vendor.mjs -- do not edit.
-// age-encryption 0.3.1, @noble/hashes 2.4.0, @scure/base 2.4.0; bundled with esbuild 0.28.2.
+// age-encryption 0.3.1, @noble/curves 2.4.0, @noble/hashes 2.4.0, @scure/base 2.4.0; bundled with esbuild 0.28.2.
 // Rebuild: cd web && npm ci && npm run build-vendor
 var __defProp = Object.defineProperty;
 var __defNormalProp = (obj, key, value) => key in obj ? __defProp(obj, key, { enumerable: true, configurable: true, writable: true, value }) : obj[key] = value;
@@ -16,6 +16,11 @@ function anumber(n, title = "") {
   if (!Number.isSafeInteger(n) || n < 0)
     throw new RangeError(atitle(title) + "expected integer >= 0, got " + n);
   return n;
+}
+function abool(value, title = "") {
+  if (typeof value !== "boolean")
+    throw new TypeError(atitle(title) + "expected boolean, got type=" + typeof value);
+  return value;
 }
 function abytes(value, length, title = "") {
   if (isBytes(value) && (length === void 0 || value.length === length))
@@ -347,14 +352,47 @@ var hkdf = (hash, ikm, salt, info, length) => {
 };
 
 // node_modules/@noble/hashes/_u64.js
+var U32_MASK64 = /* @__PURE__ */ (() => BigInt(2 ** 32 - 1))();
+var _32n = /* @__PURE__ */ BigInt(32);
+function fromBig(n, le = false) {
+  if (le)
+    return { h: Number(n & U32_MASK64), l: Number(n >> _32n & U32_MASK64) };
+  return { h: Number(n >> _32n & U32_MASK64) | 0, l: Number(n & U32_MASK64) | 0 };
+}
+function split(lst, le = false) {
+  const len = lst.length;
+  let Ah = new Uint32Array(len);
+  let Al = new Uint32Array(len);
+  for (let i = 0; i < len; i++) {
+    const { h, l } = fromBig(lst[i], le);
+    [Ah[i], Al[i]] = [h, l];
+  }
+  return [Ah, Al];
+}
 var fromNumH = (n) => n / 2 ** 32 | 0;
 var fromNumL = (n) => n >>> 0;
-function setU64FromNum(view, byteOffset, n, isLE4) {
+function setU64FromNum(view, byteOffset, n, isLE3) {
   const h = fromNumH(n);
   const l = fromNumL(n);
-  view.setUint32(byteOffset, isLE4 ? l : h, isLE4);
-  view.setUint32(byteOffset + 4, isLE4 ? h : l, isLE4);
+  view.setUint32(byteOffset, isLE3 ? l : h, isLE3);
+  view.setUint32(byteOffset + 4, isLE3 ? h : l, isLE3);
 }
+var shrSH = (h, _l, s) => h >>> s;
+var shrSL = (h, l, s) => h << 32 - s | l >>> s;
+var rotrSH = (h, l, s) => h >>> s | l << 32 - s;
+var rotrSL = (h, l, s) => h << 32 - s | l >>> s;
+var rotrBH = (h, l, s) => h << 64 - s | l >>> s - 32;
+var rotrBL = (h, l, s) => h >>> s - 32 | l << 64 - s;
+function add(Ah, Al, Bh, Bl) {
+  const l = (Al >>> 0) + (Bl >>> 0);
+  return { h: Ah + Bh + (l / 2 ** 32 | 0) | 0, l: l | 0 };
+}
+var add3L = (Al, Bl, Cl) => (Al >>> 0) + (Bl >>> 0) + (Cl >>> 0);
+var add3H = (low, Ah, Bh, Ch) => Ah + Bh + Ch + (low / 2 ** 32 | 0) | 0;
+var add4L = (Al, Bl, Cl, Dl) => (Al >>> 0) + (Bl >>> 0) + (Cl >>> 0) + (Dl >>> 0);
+var add4H = (low, Ah, Bh, Ch, Dh) => Ah + Bh + Ch + Dh + (low / 2 ** 32 | 0) | 0;
+var add5L = (Al, Bl, Cl, Dl, El) => (Al >>> 0) + (Bl >>> 0) + (Cl >>> 0) + (Dl >>> 0) + (El >>> 0);
+var add5H = (low, Ah, Bh, Ch, Dh, Eh) => Ah + Bh + Ch + Dh + Eh + (low / 2 ** 32 | 0) | 0;
 
 // node_modules/@noble/hashes/_md.js
 function Chi(a, b, c) {
@@ -364,7 +402,7 @@ function Maj(a, b, c) {
   return a & b ^ a & c ^ b & c;
 }
 var HashMD = class {
-  constructor(blockLen, outputLen, padOffset, isLE4) {
+  constructor(blockLen, outputLen, padOffset, isLE3) {
     __publicField(this, "blockLen");
     __publicField(this, "outputLen");
     __publicField(this, "canXOF", false);
@@ -380,7 +418,7 @@ var HashMD = class {
     this.blockLen = blockLen;
     this.outputLen = outputLen;
     this.padOffset = padOffset;
-    this.isLE = isLE4;
+    this.isLE = isLE3;
     this.buffer = new Uint8Array(blockLen);
     this.view = createView(this.buffer);
   }
@@ -417,7 +455,7 @@ var HashMD = class {
     aexists(this);
     aoutput(out, this);
     this.finished = true;
-    const { buffer, view, blockLen, isLE: isLE4 } = this;
+    const { buffer, view, blockLen, isLE: isLE3 } = this;
     let { pos } = this;
     buffer[pos++] = 128;
     buffer.fill(0, pos);
@@ -425,7 +463,7 @@ var HashMD = class {
       this.process(view, 0);
       buffer.fill(0);
     }
-    setU64FromNum(view, blockLen - 8, this.length * 8, isLE4);
+    setU64FromNum(view, blockLen - 8, this.length * 8, isLE3);
     this.process(view, 0);
     this.roundClean();
     const oview = out === buffer ? view : createView(out);
@@ -435,7 +473,7 @@ var HashMD = class {
     if (len % 4 || outLen > state.length)
       throw new Error("invalid outputLen");
     for (let i = 0; i < outLen; i++)
-      oview.setUint32(4 * i, state[i], isLE4);
+      oview.setUint32(4 * i, state[i], isLE3);
   }
   digest() {
     const { buffer, outputLen } = this;
@@ -467,6 +505,42 @@ var SHA256_IV = /* @__PURE__ */ Uint32Array.from([
   2600822924,
   528734635,
   1541459225
+]);
+var SHA384_IV = /* @__PURE__ */ Uint32Array.from([
+  3418070365,
+  3238371032,
+  1654270250,
+  914150663,
+  2438529370,
+  812702999,
+  355462360,
+  4144912697,
+  1731405415,
+  4290775857,
+  2394180231,
+  1750603025,
+  3675008525,
+  1694076839,
+  1203062813,
+  3204075428
+]);
+var SHA512_IV = /* @__PURE__ */ Uint32Array.from([
+  1779033703,
+  4089235720,
+  3144134277,
+  2227873595,
+  1013904242,
+  4271175723,
+  2773480762,
+  1595750129,
+  1359893119,
+  2917565137,
+  2600822924,
+  725511199,
+  528734635,
+  4215389547,
+  1541459225,
+  327033209
 ]);
 
 // node_modules/@noble/hashes/sha2.js
@@ -562,13 +636,13 @@ var SHA2_32B = class extends HashMD {
     this.H = IV[7] | 0;
   }
   get() {
-    const { A, B, C, D, E, F: F2, G, H } = this;
-    return [A, B, C, D, E, F2, G, H];
+    const { A, B: B2, C, D, E, F: F2, G, H } = this;
+    return [A, B2, C, D, E, F2, G, H];
   }
   // prettier-ignore
-  set(A, B, C, D, E, F2, G, H) {
+  set(A, B2, C, D, E, F2, G, H) {
     this.A = A | 0;
-    this.B = B | 0;
+    this.B = B2 | 0;
     this.C = C | 0;
     this.D = D | 0;
     this.E = E | 0;
@@ -590,30 +664,30 @@ var SHA2_32B = class extends HashMD {
       const s1 = rotr(W2, 17) ^ rotr(W2, 19) ^ W2 >>> 10;
       SHA256_W[i] = s1 + SHA256_W[i - 7] + s0 + SHA256_W[i - 16] | 0;
     }
-    let { A, B, C, D, E, F: F2, G, H } = this;
+    let { A, B: B2, C, D, E, F: F2, G, H } = this;
     for (let i = 0; i < 64; i++) {
       const sigma1 = rotr(E, 6) ^ rotr(E, 11) ^ rotr(E, 25);
       const T1 = H + sigma1 + Chi(E, F2, G) + SHA256_K[i] + SHA256_W[i] | 0;
       const sigma0 = rotr(A, 2) ^ rotr(A, 13) ^ rotr(A, 22);
-      const T2 = sigma0 + Maj(A, B, C) | 0;
+      const T2 = sigma0 + Maj(A, B2, C) | 0;
       H = G;
       G = F2;
       F2 = E;
       E = D + T1 | 0;
       D = C;
-      C = B;
-      B = A;
+      C = B2;
+      B2 = A;
       A = T1 + T2 | 0;
     }
     A = A + this.A | 0;
-    B = B + this.B | 0;
+    B2 = B2 + this.B | 0;
     C = C + this.C | 0;
     D = D + this.D | 0;
     E = E + this.E | 0;
     F2 = F2 + this.F | 0;
     G = G + this.G | 0;
     H = H + this.H | 0;
-    this.set(A, B, C, D, E, F2, G, H);
+    this.set(A, B2, C, D, E, F2, G, H);
   }
   roundClean() {
     clean(SHA256_W);
@@ -629,9 +703,250 @@ var _SHA256 = class extends SHA2_32B {
     super(32, SHA256_IV);
   }
 };
+var K512 = /* @__PURE__ */ (() => split([
+  "0x428a2f98d728ae22",
+  "0x7137449123ef65cd",
+  "0xb5c0fbcfec4d3b2f",
+  "0xe9b5dba58189dbbc",
+  "0x3956c25bf348b538",
+  "0x59f111f1b605d019",
+  "0x923f82a4af194f9b",
+  "0xab1c5ed5da6d8118",
+  "0xd807aa98a3030242",
+  "0x12835b0145706fbe",
+  "0x243185be4ee4b28c",
+  "0x550c7dc3d5ffb4e2",
+  "0x72be5d74f27b896f",
+  "0x80deb1fe3b1696b1",
+  "0x9bdc06a725c71235",
+  "0xc19bf174cf692694",
+  "0xe49b69c19ef14ad2",
+  "0xefbe4786384f25e3",
+  "0x0fc19dc68b8cd5b5",
+  "0x240ca1cc77ac9c65",
+  "0x2de92c6f592b0275",
+  "0x4a7484aa6ea6e483",
+  "0x5cb0a9dcbd41fbd4",
+  "0x76f988da831153b5",
+  "0x983e5152ee66dfab",
+  "0xa831c66d2db43210",
+  "0xb00327c898fb213f",
+  "0xbf597fc7beef0ee4",
+  "0xc6e00bf33da88fc2",
+  "0xd5a79147930aa725",
+  "0x06ca6351e003826f",
+  "0x142929670a0e6e70",
+  "0x27b70a8546d22ffc",
+  "0x2e1b21385c26c926",
+  "0x4d2c6dfc5ac42aed",
+  "0x53380d139d95b3df",
+  "0x650a73548baf63de",
+  "0x766a0abb3c77b2a8",
+  "0x81c2c92e47edaee6",
+  "0x92722c851482353b",
+  "0xa2bfe8a14cf10364",
+  "0xa81a664bbc423001",
+  "0xc24b8b70d0f89791",
+  "0xc76c51a30654be30",
+  "0xd192e819d6ef5218",
+  "0xd69906245565a910",
+  "0xf40e35855771202a",
+  "0x106aa07032bbd1b8",
+  "0x19a4c116b8d2d0c8",
+  "0x1e376c085141ab53",
+  "0x2748774cdf8eeb99",
+  "0x34b0bcb5e19b48a8",
+  "0x391c0cb3c5c95a63",
+  "0x4ed8aa4ae3418acb",
+  "0x5b9cca4f7763e373",
+  "0x682e6ff3d6b2b8a3",
+  "0x748f82ee5defb2fc",
+  "0x78a5636f43172f60",
+  "0x84c87814a1f0ab72",
+  "0x8cc702081a6439ec",
+  "0x90befffa23631e28",
+  "0xa4506cebde82bde9",
+  "0xbef9a3f7b2c67915",
+  "0xc67178f2e372532b",
+  "0xca273eceea26619c",
+  "0xd186b8c721c0c207",
+  "0xeada7dd6cde0eb1e",
+  "0xf57d4f7fee6ed178",
+  "0x06f067aa72176fba",
+  "0x0a637dc5a2c898a6",
+  "0x113f9804bef90dae",
+  "0x1b710b35131c471b",
+  "0x28db77f523047d84",
+  "0x32caab7b40c72493",
+  "0x3c9ebe0a15c9bebc",
+  "0x431d67c49c100d4c",
+  "0x4cc5d4becb3e42b6",
+  "0x597f299cfc657e2a",
+  "0x5fcb6fab3ad6faec",
+  "0x6c44198c4a475817"
+].map((n) => BigInt(n))))();
+var SHA512_Kh = /* @__PURE__ */ (() => K512[0])();
+var SHA512_Kl = /* @__PURE__ */ (() => K512[1])();
+var SHA512_W_H = /* @__PURE__ */ new Uint32Array(80);
+var SHA512_W_L = /* @__PURE__ */ new Uint32Array(80);
+var SHA2_64B = class extends HashMD {
+  constructor(outputLen, IV) {
+    super(128, outputLen, 16, false);
+    // We cannot use array here since array allows indexing by variable
+    // which means optimizer/compiler cannot use registers.
+    // h -- high 32 bits, l -- low 32 bits
+    // Numeric initializers matter: starting the fields as `undefined` changes
+    // V8's field representation and slows hashing down (measured on sha256).
+    __publicField(this, "Ah", 0);
+    __publicField(this, "Al", 0);
+    __publicField(this, "Bh", 0);
+    __publicField(this, "Bl", 0);
+    __publicField(this, "Ch", 0);
+    __publicField(this, "Cl", 0);
+    __publicField(this, "Dh", 0);
+    __publicField(this, "Dl", 0);
+    __publicField(this, "Eh", 0);
+    __publicField(this, "El", 0);
+    __publicField(this, "Fh", 0);
+    __publicField(this, "Fl", 0);
+    __publicField(this, "Gh", 0);
+    __publicField(this, "Gl", 0);
+    __publicField(this, "Hh", 0);
+    __publicField(this, "Hl", 0);
+    this.Ah = IV[0] | 0;
+    this.Al = IV[1] | 0;
+    this.Bh = IV[2] | 0;
+    this.Bl = IV[3] | 0;
+    this.Ch = IV[4] | 0;
+    this.Cl = IV[5] | 0;
+    this.Dh = IV[6] | 0;
+    this.Dl = IV[7] | 0;
+    this.Eh = IV[8] | 0;
+    this.El = IV[9] | 0;
+    this.Fh = IV[10] | 0;
+    this.Fl = IV[11] | 0;
+    this.Gh = IV[12] | 0;
+    this.Gl = IV[13] | 0;
+    this.Hh = IV[14] | 0;
+    this.Hl = IV[15] | 0;
+  }
+  // prettier-ignore
+  get() {
+    const { Ah, Al, Bh, Bl, Ch, Cl, Dh, Dl, Eh, El, Fh, Fl, Gh, Gl, Hh, Hl } = this;
+    return [Ah, Al, Bh, Bl, Ch, Cl, Dh, Dl, Eh, El, Fh, Fl, Gh, Gl, Hh, Hl];
+  }
+  // prettier-ignore
+  set(Ah, Al, Bh, Bl, Ch, Cl, Dh, Dl, Eh, El, Fh, Fl, Gh, Gl, Hh, Hl) {
+    this.Ah = Ah | 0;
+    this.Al = Al | 0;
+    this.Bh = Bh | 0;
+    this.Bl = Bl | 0;
+    this.Ch = Ch | 0;
+    this.Cl = Cl | 0;
+    this.Dh = Dh | 0;
+    this.Dl = Dl | 0;
+    this.Eh = Eh | 0;
+    this.El = El | 0;
+    this.Fh = Fh | 0;
+    this.Fl = Fl | 0;
+    this.Gh = Gh | 0;
+    this.Gl = Gl | 0;
+    this.Hh = Hh | 0;
+    this.Hl = Hl | 0;
+  }
+  _cloneInto(to) {
+    (to || (to = new this.constructor())).set(...this.get());
+    return this._cloneIntoMeta(to);
+  }
+  process(view, offset) {
+    for (let i = 0; i < 16; i++, offset += 4) {
+      SHA512_W_H[i] = view.getUint32(offset);
+      SHA512_W_L[i] = view.getUint32(offset += 4);
+    }
+    for (let i = 16; i < 80; i++) {
+      const W15h = SHA512_W_H[i - 15] | 0;
+      const W15l = SHA512_W_L[i - 15] | 0;
+      const s0h = rotrSH(W15h, W15l, 1) ^ rotrSH(W15h, W15l, 8) ^ shrSH(W15h, W15l, 7);
+      const s0l = rotrSL(W15h, W15l, 1) ^ rotrSL(W15h, W15l, 8) ^ shrSL(W15h, W15l, 7);
+      const W2h = SHA512_W_H[i - 2] | 0;
+      const W2l = SHA512_W_L[i - 2] | 0;
+      const s1h = rotrSH(W2h, W2l, 19) ^ rotrBH(W2h, W2l, 61) ^ shrSH(W2h, W2l, 6);
+      const s1l = rotrSL(W2h, W2l, 19) ^ rotrBL(W2h, W2l, 61) ^ shrSL(W2h, W2l, 6);
+      const SUMl = add4L(s0l, s1l, SHA512_W_L[i - 7], SHA512_W_L[i - 16]);
+      const SUMh = add4H(SUMl, s0h, s1h, SHA512_W_H[i - 7], SHA512_W_H[i - 16]);
+      SHA512_W_H[i] = SUMh | 0;
+      SHA512_W_L[i] = SUMl | 0;
+    }
+    let { Ah, Al, Bh, Bl, Ch, Cl, Dh, Dl, Eh, El, Fh, Fl, Gh, Gl, Hh, Hl } = this;
+    for (let i = 0; i < 80; i++) {
+      const sigma1h = rotrSH(Eh, El, 14) ^ rotrSH(Eh, El, 18) ^ rotrBH(Eh, El, 41);
+      const sigma1l = rotrSL(Eh, El, 14) ^ rotrSL(Eh, El, 18) ^ rotrBL(Eh, El, 41);
+      const CHIh = Eh & Fh ^ ~Eh & Gh;
+      const CHIl = El & Fl ^ ~El & Gl;
+      const T1ll = add5L(Hl, sigma1l, CHIl, SHA512_Kl[i], SHA512_W_L[i]);
+      const T1h = add5H(T1ll, Hh, sigma1h, CHIh, SHA512_Kh[i], SHA512_W_H[i]);
+      const T1l = T1ll | 0;
+      const sigma0h = rotrSH(Ah, Al, 28) ^ rotrBH(Ah, Al, 34) ^ rotrBH(Ah, Al, 39);
+      const sigma0l = rotrSL(Ah, Al, 28) ^ rotrBL(Ah, Al, 34) ^ rotrBL(Ah, Al, 39);
+      const MAJh = Ah & Bh ^ Ah & Ch ^ Bh & Ch;
+      const MAJl = Al & Bl ^ Al & Cl ^ Bl & Cl;
+      Hh = Gh | 0;
+      Hl = Gl | 0;
+      Gh = Fh | 0;
+      Gl = Fl | 0;
+      Fh = Eh | 0;
+      Fl = El | 0;
+      ({ h: Eh, l: El } = add(Dh | 0, Dl | 0, T1h | 0, T1l | 0));
+      Dh = Ch | 0;
+      Dl = Cl | 0;
+      Ch = Bh | 0;
+      Cl = Bl | 0;
+      Bh = Ah | 0;
+      Bl = Al | 0;
+      const All = add3L(T1l, sigma0l, MAJl);
+      Ah = add3H(All, T1h, sigma0h, MAJh);
+      Al = All | 0;
+    }
+    ({ h: Ah, l: Al } = add(this.Ah | 0, this.Al | 0, Ah | 0, Al | 0));
+    ({ h: Bh, l: Bl } = add(this.Bh | 0, this.Bl | 0, Bh | 0, Bl | 0));
+    ({ h: Ch, l: Cl } = add(this.Ch | 0, this.Cl | 0, Ch | 0, Cl | 0));
+    ({ h: Dh, l: Dl } = add(this.Dh | 0, this.Dl | 0, Dh | 0, Dl | 0));
+    ({ h: Eh, l: El } = add(this.Eh | 0, this.El | 0, Eh | 0, El | 0));
+    ({ h: Fh, l: Fl } = add(this.Fh | 0, this.Fl | 0, Fh | 0, Fl | 0));
+    ({ h: Gh, l: Gl } = add(this.Gh | 0, this.Gl | 0, Gh | 0, Gl | 0));
+    ({ h: Hh, l: Hl } = add(this.Hh | 0, this.Hl | 0, Hh | 0, Hl | 0));
+    this.set(Ah, Al, Bh, Bl, Ch, Cl, Dh, Dl, Eh, El, Fh, Fl, Gh, Gl, Hh, Hl);
+  }
+  roundClean() {
+    clean(SHA512_W_H, SHA512_W_L);
+  }
+  destroy() {
+    this.destroyed = true;
+    clean(this.buffer);
+    this.set(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+  }
+};
+var _SHA512 = class extends SHA2_64B {
+  constructor() {
+    super(64, SHA512_IV);
+  }
+};
+var _SHA384 = class extends SHA2_64B {
+  constructor() {
+    super(48, SHA384_IV);
+  }
+};
 var sha256 = /* @__PURE__ */ createHasher(
   () => new _SHA256(),
   /* @__PURE__ */ oidNist(1)
+);
+var sha512 = /* @__PURE__ */ createHasher(
+  () => new _SHA512(),
+  /* @__PURE__ */ oidNist(3)
+);
+var sha384 = /* @__PURE__ */ createHasher(
+  () => new _SHA384(),
+  /* @__PURE__ */ oidNist(2)
 );
 
 // node_modules/@scure/base/index.js
@@ -1163,8 +1478,8 @@ function scryptInit(password, salt, _opts) {
   const memUsed = blockSize * (N2 + p + 1);
   if (memUsed > maxmem)
     throw new Error('"maxmem" limit was hit: memUsed(128*r*(N+p+1))=' + memUsed + ", maxmem=" + maxmem);
-  const B = pbkdf2(sha256, password, salt, { c: 1, dkLen: blockSize * p });
-  const B32 = u32(B);
+  const B2 = pbkdf2(sha256, password, salt, { c: 1, dkLen: blockSize * p });
+  const B32 = u32(B2);
   const V = u32(new Uint8Array(blockSize * N2));
   const tmp = u32(new Uint8Array(blockSize));
   let blockMixCb = () => {
@@ -1179,21 +1494,21 @@ function scryptInit(password, salt, _opts) {
         try {
           onProgress(blockMixCnt / totalBlockMix);
         } catch (e) {
-          clean(B, V, tmp);
+          clean(B2, V, tmp);
           throw e;
         }
       }
     };
   }
-  return { N: N2, r, p, dkLen, blockSize32, V, B32, B, tmp, blockMixCb, asyncTick };
+  return { N: N2, r, p, dkLen, blockSize32, V, B32, B: B2, tmp, blockMixCb, asyncTick };
 }
-function scryptOutput(password, dkLen, B, V, tmp) {
-  const res = pbkdf2(sha256, password, B, { c: 1, dkLen });
-  clean(B, V, tmp);
+function scryptOutput(password, dkLen, B2, V, tmp) {
+  const res = pbkdf2(sha256, password, B2, { c: 1, dkLen });
+  clean(B2, V, tmp);
   return res;
 }
 function scrypt(password, salt, opts2) {
-  const { N: N2, r, p, dkLen, blockSize32, V, B32, B, tmp, blockMixCb } = scryptInit(password, salt, opts2);
+  const { N: N2, r, p, dkLen, blockSize32, V, B32, B: B2, tmp, blockMixCb } = scryptInit(password, salt, opts2);
   swap32IfBE(B32);
   for (let pi = 0; pi < p; pi++) {
     const Pi = blockSize32 * pi;
@@ -1214,7 +1529,7 @@ function scrypt(password, salt, opts2) {
     }
   }
   swap32IfBE(B32);
-  return scryptOutput(password, dkLen, B, V, tmp);
+  return scryptOutput(password, dkLen, B2, V, tmp);
 }
 
 // node_modules/@noble/ciphers/utils.js
@@ -1223,7 +1538,7 @@ function isBytes3(a) {
   return a instanceof Uint8Array || ArrayBuffer.isView(a) && a.constructor.name === "Uint8Array" && "BYTES_PER_ELEMENT" in a && a.BYTES_PER_ELEMENT === 1;
 }
 var atitle2 = (title) => title ? `"${title}" ` : "";
-function abool(value, title = "") {
+function abool2(value, title = "") {
   if (typeof value !== "boolean")
     throw new TypeError(atitle2(title) + "expected boolean, got type=" + typeof value);
   return value;
@@ -1379,14 +1694,14 @@ function getOutput(expectedLength, out, onlyAligned = true) {
     throw new Error("invalid output, must be aligned");
   return out;
 }
-function u64Lengths(dataLength, aadLength, isLE4) {
+function u64Lengths(dataLength, aadLength, isLE3) {
   anumber3(dataLength);
   anumber3(aadLength);
-  abool(isLE4);
+  abool2(isLE3);
   const num = new Uint8Array(16);
   const view = createView2(num);
-  view.setBigUint64(0, BigInt(aadLength), isLE4);
-  view.setBigUint64(8, BigInt(dataLength), isLE4);
+  view.setBigUint64(0, BigInt(aadLength), isLE3);
+  view.setBigUint64(8, BigInt(dataLength), isLE3);
   return num;
 }
 function isAligned32(bytes) {
@@ -1458,8 +1773,8 @@ function createCipher(core, opts2) {
     throw new Error("core must be a function");
   anumber3(counterLength);
   anumber3(rounds);
-  abool(counterRight);
-  abool(allowShortKeys);
+  abool2(counterRight);
+  abool2(allowShortKeys);
   return (key, nonce, data, output, counter = 0) => {
     abytes3(key, void 0, "key");
     abytes3(nonce, void 0, "nonce");
@@ -1927,171 +2242,65 @@ var chacha20poly1305 = /* @__PURE__ */ wrapCipher(
   /* @__PURE__ */ _poly1305_aead(chacha20)
 );
 
-// node_modules/@noble/post-quantum/node_modules/@noble/hashes/utils.js
-/*! noble-hashes - MIT License (c) 2022 Paul Miller (paulmillr.com) */
-function isBytes4(a) {
-  return a instanceof Uint8Array || ArrayBuffer.isView(a) && a.constructor.name === "Uint8Array";
+// node_modules/@noble/curves/utils.js
+/*! noble-curves - MIT License (c) 2022 Paul Miller (paulmillr.com) */
+function aarray(item, title, inner = () => {
+}) {
+  if (!Array.isArray(item))
+    throw new TypeError(`"${title}" expected array, got type=${typeof item}`);
+  for (let i = 0; i < item.length; i++)
+    inner(item[i], `${title}[${i}]`);
+  return item;
 }
-function anumber4(n, title = "") {
-  if (!Number.isSafeInteger(n) || n < 0) {
+var abytes4 = (value, length, title) => abytes(value, length, title);
+var anumber4 = anumber;
+function astring(value, title = "") {
+  if (typeof value !== "string") {
     const prefix = title && `"${title}" `;
-    throw new Error(`${prefix}expected integer >= 0, got ${n}`);
-  }
-}
-function abytes4(value, length, title = "") {
-  const bytes = isBytes4(value);
-  const len = value?.length;
-  const needsLen = length !== void 0;
-  if (!bytes || needsLen && len !== length) {
-    const prefix = title && `"${title}" `;
-    const ofLen = needsLen ? ` of length ${length}` : "";
-    const got = bytes ? `length=${len}` : `type=${typeof value}`;
-    throw new Error(prefix + "expected Uint8Array" + ofLen + ", got " + got);
+    throw new TypeError(prefix + "expected string, got type=" + typeof value);
   }
   return value;
 }
-function ahash2(h) {
-  if (typeof h !== "function" || typeof h.create !== "function")
-    throw new Error("Hash must wrapped by utils.createHasher");
-  anumber4(h.outputLen);
-  anumber4(h.blockLen);
+function aobject3(value, title = "object") {
+  if (value === null || typeof value !== "object" || Array.isArray(value))
+    throw new TypeError(title === "object" ? "expected valid options object" : `"${title}" expected object, got type=${typeof value}`);
+  return value;
 }
-function aexists3(instance, checkFinished = true) {
-  if (instance.destroyed)
-    throw new Error("Hash instance has been destroyed");
-  if (checkFinished && instance.finished)
-    throw new Error("Hash#digest() has already been called");
+function afunction(value, title) {
+  if (typeof value !== "function")
+    throw new TypeError(`"${title}" is invalid: expected function, got ${typeof value}`);
+  return value;
 }
-function aoutput3(out, instance) {
-  abytes4(out, void 0, "digestInto() output");
-  const min = instance.outputLen;
-  if (out.length < min) {
-    throw new Error('"digestInto() output" expected to be of length >=' + min);
-  }
-}
-function u323(arr) {
-  return new Uint32Array(arr.buffer, arr.byteOffset, Math.floor(arr.byteLength / 4));
-}
-function clean3(...arrays) {
-  for (let i = 0; i < arrays.length; i++) {
-    arrays[i].fill(0);
-  }
-}
-function createView3(arr) {
-  return new DataView(arr.buffer, arr.byteOffset, arr.byteLength);
-}
-function rotr2(word, shift) {
-  return word << 32 - shift | word >>> shift;
-}
-var isLE3 = /* @__PURE__ */ (() => new Uint8Array(new Uint32Array([287454020]).buffer)[0] === 68)();
-function byteSwap3(word) {
-  return word << 24 & 4278190080 | word << 8 & 16711680 | word >>> 8 & 65280 | word >>> 24 & 255;
-}
-function byteSwap323(arr) {
-  for (let i = 0; i < arr.length; i++) {
-    arr[i] = byteSwap3(arr[i]);
-  }
-  return arr;
-}
-var swap32IfBE3 = isLE3 ? (u) => u : byteSwap323;
-var hasHexBuiltin2 = /* @__PURE__ */ (() => (
-  // @ts-ignore
-  typeof Uint8Array.from([]).toHex === "function" && typeof Uint8Array.fromHex === "function"
-))();
-var hexes2 = /* @__PURE__ */ Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
-function bytesToHex2(bytes) {
-  abytes4(bytes);
-  if (hasHexBuiltin2)
-    return bytes.toHex();
-  let hex = "";
-  for (let i = 0; i < bytes.length; i++) {
-    hex += hexes2[bytes[i]];
-  }
-  return hex;
-}
-var asciis = { _0: 48, _9: 57, A: 65, F: 70, a: 97, f: 102 };
-function asciiToBase162(ch) {
-  if (ch >= asciis._0 && ch <= asciis._9)
-    return ch - asciis._0;
-  if (ch >= asciis.A && ch <= asciis.F)
-    return ch - (asciis.A - 10);
-  if (ch >= asciis.a && ch <= asciis.f)
-    return ch - (asciis.a - 10);
-  return;
-}
-function hexToBytes2(hex) {
-  if (typeof hex !== "string")
-    throw new Error("hex string expected, got " + typeof hex);
-  if (hasHexBuiltin2)
-    return Uint8Array.fromHex(hex);
-  const hl = hex.length;
-  const al = hl / 2;
-  if (hl % 2)
-    throw new Error("hex string expected, got unpadded hex of length " + hl);
-  const array = new Uint8Array(al);
-  for (let ai = 0, hi = 0; ai < al; ai++, hi += 2) {
-    const n1 = asciiToBase162(hex.charCodeAt(hi));
-    const n2 = asciiToBase162(hex.charCodeAt(hi + 1));
-    if (n1 === void 0 || n2 === void 0) {
-      const char = hex[hi] + hex[hi + 1];
-      throw new Error('hex string expected, got non-hex character "' + char + '" at index ' + hi);
-    }
-    array[ai] = n1 * 16 + n2;
-  }
-  return array;
-}
-function concatBytes2(...arrays) {
-  let sum = 0;
-  for (let i = 0; i < arrays.length; i++) {
-    const a = arrays[i];
-    abytes4(a);
-    sum += a.length;
-  }
-  const res = new Uint8Array(sum);
-  for (let i = 0, pad = 0; i < arrays.length; i++) {
-    const a = arrays[i];
-    res.set(a, pad);
-    pad += a.length;
-  }
-  return res;
-}
-function createHasher2(hashCons, info = {}) {
-  const hashC = (msg, opts2) => hashCons(opts2).update(msg).digest();
-  const tmp = hashCons(void 0);
-  hashC.outputLen = tmp.outputLen;
-  hashC.blockLen = tmp.blockLen;
-  hashC.create = (opts2) => hashCons(opts2);
-  Object.assign(hashC, info);
-  return Object.freeze(hashC);
-}
-function randomBytes3(bytesLength = 32) {
-  const cr = typeof globalThis === "object" ? globalThis.crypto : null;
-  if (typeof cr?.getRandomValues !== "function")
-    throw new Error("crypto.getRandomValues must be defined");
-  return cr.getRandomValues(new Uint8Array(bytesLength));
-}
-var oidNist2 = (suffix) => ({
-  oid: Uint8Array.from([6, 9, 96, 134, 72, 1, 101, 3, 4, 2, suffix])
-});
-
-// node_modules/@noble/post-quantum/node_modules/@noble/curves/utils.js
-/*! noble-curves - MIT License (c) 2022 Paul Miller (paulmillr.com) */
+var bytesToHex2 = bytesToHex;
+var concatBytes2 = (...arrays) => concatBytes(...arrays);
+var hexToBytes2 = (hex) => hexToBytes(hex);
+var isBytes4 = isBytes;
+var randomBytes3 = (bytesLength) => randomBytes(bytesLength);
 var _0n = /* @__PURE__ */ BigInt(0);
 var _1n = /* @__PURE__ */ BigInt(1);
-function abool2(value, title = "") {
-  if (typeof value !== "boolean") {
-    const prefix = title && `"${title}" `;
-    throw new Error(prefix + "expected boolean, got type=" + typeof value);
-  }
+var atitle3 = (title) => title ? `"${title}" ` : "";
+function abool3(value, title = "") {
+  if (typeof value !== "boolean")
+    throw new TypeError(atitle3(title) + "expected boolean, got type=" + typeof value);
   return value;
 }
 function abignumber(n) {
   if (typeof n === "bigint") {
     if (!isPosBig(n))
-      throw new Error("positive bigint expected, got " + n);
+      throw new RangeError("positive bigint expected, got " + n);
   } else
     anumber4(n);
   return n;
+}
+function asafenumber(value, title = "") {
+  if (typeof value !== "number") {
+    const prefix = title && `"${title}" `;
+    throw new TypeError(prefix + "expected number, got type=" + typeof value);
+  }
+  if (!Number.isSafeInteger(value)) {
+    const prefix = title && `"${title}" `;
+    throw new RangeError(prefix + "expected safe integer, got " + value);
+  }
 }
 function numberToHexUnpadded(num) {
   const hex = abignumber(num).toString(16);
@@ -2099,58 +2308,67 @@ function numberToHexUnpadded(num) {
 }
 function hexToNumber(hex) {
   if (typeof hex !== "string")
-    throw new Error("hex string expected, got " + typeof hex);
+    throw new TypeError("hex string expected, got " + typeof hex);
   return hex === "" ? _0n : BigInt("0x" + hex);
 }
 function bytesToNumberBE(bytes) {
-  return hexToNumber(bytesToHex2(bytes));
+  return hexToNumber(bytesToHex(bytes));
 }
 function bytesToNumberLE(bytes) {
-  return hexToNumber(bytesToHex2(copyBytes2(abytes4(bytes)).reverse()));
+  return hexToNumber(bytesToHex(copyBytes2(abytes(bytes)).reverse()));
 }
 function numberToBytesBE(n, len) {
-  anumber4(len);
+  anumber(len);
+  if (len === 0)
+    throw new Error("zero output length is invalid");
   n = abignumber(n);
-  const res = hexToBytes2(n.toString(16).padStart(len * 2, "0"));
-  if (res.length !== len)
-    throw new Error("number too large");
-  return res;
+  const expectedLen = len * 2;
+  const hex = n.toString(16);
+  if (hex.length > expectedLen)
+    throw new RangeError("number is too large");
+  return hexToBytes(hex.padStart(expectedLen, "0"));
 }
 function numberToBytesLE(n, len) {
   return numberToBytesBE(n, len).reverse();
 }
 function copyBytes2(bytes) {
-  return Uint8Array.from(bytes);
+  return Uint8Array.from(abytes4(bytes));
 }
 function asciiToBytes(ascii) {
+  if (typeof ascii !== "string")
+    throw new TypeError("ascii string expected, got " + typeof ascii);
   return Uint8Array.from(ascii, (c, i) => {
     const charCode = c.charCodeAt(0);
     if (c.length !== 1 || charCode > 127) {
-      throw new Error(`string contains non-ASCII character "${ascii[i]}" with code ${charCode} at position ${i}`);
+      throw new RangeError(`string contains non-ASCII character "${ascii[i]}" with code ${charCode} at position ${i}`);
     }
     return charCode;
   });
 }
-var isPosBig = (n) => typeof n === "bigint" && _0n <= n;
+function isPosBig(n) {
+  return typeof n === "bigint" && _0n <= n;
+}
 function inRange(n, min, max) {
   return isPosBig(n) && isPosBig(min) && isPosBig(max) && min <= n && n < max;
 }
 function aInRange(title, n, min, max) {
   if (!inRange(n, min, max))
-    throw new Error("expected valid " + title + ": " + min + " <= n < " + max + ", got " + n);
+    throw new RangeError("expected valid " + title + ": " + min + " <= n < " + max + ", got " + n);
 }
 function bitLen(n) {
-  let len;
-  for (len = 0; n > _0n; n >>= _1n, len += 1)
-    ;
-  return len;
+  if (n < _0n)
+    throw new Error("expected non-negative bigint, got " + n);
+  return n === _0n ? 0 : n.toString(2).length;
 }
-var bitMask = (n) => (_1n << BigInt(n)) - _1n;
+var bitMask = (n) => {
+  asafenumber(n, "n");
+  return (_1n << BigInt(n)) - _1n;
+};
 function createHmacDrbg(hashLen, qByteLen, hmacFn) {
-  anumber4(hashLen, "hashLen");
-  anumber4(qByteLen, "qByteLen");
+  anumber(hashLen, "hashLen");
+  anumber(qByteLen, "qByteLen");
   if (typeof hmacFn !== "function")
-    throw new Error("hmacFn must be a function");
+    throw new TypeError("hmacFn must be a function");
   const u8n = (len) => new Uint8Array(len);
   const NULL = Uint8Array.of();
   const byte0 = Uint8Array.of(0);
@@ -2190,41 +2408,35 @@ function createHmacDrbg(hashLen, qByteLen, hmacFn) {
     reset();
     reseed(seed);
     let res = void 0;
-    while (!(res = pred(gen())))
+    while ((res = pred(gen())) === void 0)
       reseed();
     reset();
     return res;
   };
   return genUntil;
 }
-function validateObject(object, fields = {}, optFields = {}) {
-  if (!object || typeof object !== "object")
-    throw new Error("expected valid options object");
+function validateObject(object, fields = {}, optFields = {}, title = "object") {
+  aobject3(object, title);
+  aobject3(fields, "fields");
+  aobject3(optFields, "optFields");
   function checkField(fieldName, expectedType, isOpt) {
+    const label = title === "object" ? `param "${String(fieldName)}"` : `"${title}.${String(fieldName)}"`;
     const val = object[fieldName];
+    if (!Object.hasOwn(object, fieldName) && (isOpt ? val !== void 0 : expectedType !== "function")) {
+      throw new TypeError(`${label} is invalid: expected own property`);
+    }
     if (isOpt && val === void 0)
       return;
     const current = typeof val;
     if (current !== expectedType || val === null)
-      throw new Error(`param "${fieldName}" is invalid: expected ${expectedType}, got ${current}`);
+      throw new TypeError(`${label} is invalid: expected ${expectedType}, got ${current}`);
   }
   const iter = (f, isOpt) => Object.entries(f).forEach(([k, v]) => checkField(k, v, isOpt));
   iter(fields, false);
   iter(optFields, true);
 }
-function memoized(fn) {
-  const map = /* @__PURE__ */ new WeakMap();
-  return (arg, ...args) => {
-    const val = map.get(arg);
-    if (val !== void 0)
-      return val;
-    const computed = fn(arg, ...args);
-    map.set(arg, computed);
-    return computed;
-  };
-}
 
-// node_modules/@noble/post-quantum/node_modules/@noble/curves/abstract/modular.js
+// node_modules/@noble/curves/abstract/modular.js
 /*! noble-curves - MIT License (c) 2022 Paul Miller (paulmillr.com) */
 var _0n2 = /* @__PURE__ */ BigInt(0);
 var _1n2 = /* @__PURE__ */ BigInt(1);
@@ -2235,12 +2447,66 @@ var _5n = /* @__PURE__ */ BigInt(5);
 var _7n = /* @__PURE__ */ BigInt(7);
 var _8n = /* @__PURE__ */ BigInt(8);
 var _9n = /* @__PURE__ */ BigInt(9);
+var _15n = /* @__PURE__ */ BigInt(15);
 var _16n = /* @__PURE__ */ BigInt(16);
+var POW_WINDOWED_MIN = /* @__PURE__ */ BigInt("0x10000000000000000");
 function mod(a, b) {
+  if (b <= _0n2)
+    throw new Error("mod: expected positive modulus, got " + b);
   const result = a % b;
   return result >= _0n2 ? result : b + result;
 }
+function pow(num, power, modulo) {
+  if (modulo <= _1n2)
+    throw new Error("pow: expected modulus > 1, got " + modulo);
+  if (typeof power !== "bigint")
+    throw new TypeError("invalid exponent: expected bigint, got " + typeof power);
+  if (power < _0n2)
+    throw new Error("invalid exponent, negatives unsupported");
+  if (power === _0n2)
+    return _1n2;
+  if (power === _1n2)
+    return num;
+  let d = num % modulo;
+  if (d < _0n2)
+    d += modulo;
+  if (power < POW_WINDOWED_MIN) {
+    let p2 = _1n2;
+    while (power > _0n2) {
+      if (power & _1n2)
+        p2 = p2 * d % modulo;
+      d = d * d % modulo;
+      power >>= _1n2;
+    }
+    return p2;
+  }
+  const digits = [];
+  while (power > _0n2) {
+    digits.push(Number(power & _15n));
+    power >>= _4n;
+  }
+  const table = new Array(16);
+  table[0] = _1n2;
+  table[1] = d;
+  for (let i = 2; i < 16; i++)
+    table[i] = table[i - 1] * d % modulo;
+  let p = table[digits[digits.length - 1]];
+  for (let w = digits.length - 2; w >= 0; w--) {
+    p = p * p % modulo;
+    p = p * p % modulo;
+    p = p * p % modulo;
+    p = p * p % modulo;
+    const digit = digits[w];
+    if (digit !== 0)
+      p = p * table[digit] % modulo;
+  }
+  return p;
+}
 function pow2(x, power, modulo) {
+  if (modulo <= _1n2)
+    throw new Error("pow2: expected modulus > 1, got " + modulo);
+  if (power < _0n2)
+    throw new Error("pow2: expected non-negative exponent, got " + power);
   let res = x;
   while (power-- > _0n2) {
     res *= res;
@@ -2251,41 +2517,58 @@ function pow2(x, power, modulo) {
 function invert(number, modulo) {
   if (number === _0n2)
     throw new Error("invert: expected non-zero number");
-  if (modulo <= _0n2)
-    throw new Error("invert: expected positive modulus, got " + modulo);
+  if (modulo <= _1n2)
+    throw new Error("invert: expected modulus > 1, got " + modulo);
   let a = mod(number, modulo);
   let b = modulo;
-  let x = _0n2, y = _1n2, u = _1n2, v = _0n2;
+  let x = _0n2, u = _1n2;
   while (a !== _0n2) {
     const q = b / a;
-    const r = b % a;
+    const r = b - a * q;
     const m = x - u * q;
-    const n = y - v * q;
-    b = a, a = r, x = u, y = v, u = m, v = n;
+    b = a, a = r, x = u, u = m;
   }
   const gcd = b;
   if (gcd !== _1n2)
     throw new Error("invert: does not exist");
   return mod(x, modulo);
 }
-function assertIsSquare(Fp, root, n) {
-  if (!Fp.eql(Fp.sqr(root), n))
+function invertCt(a, prime) {
+  if (prime <= _1n2)
+    throw new Error("invertCt: expected prime modulus > 1, got " + prime);
+  const an = mod(a, prime);
+  if (an === _0n2)
+    throw new Error("invertCt: expected non-zero number");
+  const inverse = pow(an, prime - _2n, prime);
+  if (mod(an * inverse, prime) !== _1n2)
+    throw new Error("invertCt: does not exist");
+  return inverse;
+}
+function assertIsSquare(Fp2, root, n) {
+  const F2 = Fp2;
+  if (!F2.eql(F2.sqr(root), n))
     throw new Error("Cannot find square root");
 }
-function sqrt3mod4(Fp, n) {
-  const p1div4 = (Fp.ORDER + _1n2) / _4n;
-  const root = Fp.pow(n, p1div4);
-  assertIsSquare(Fp, root, n);
+function aoddModulus(order, fnName) {
+  if ((order & _1n2) === _0n2)
+    throw new Error(fnName + ": expected odd modulus, got " + order);
+}
+function sqrt3mod4(Fp2, n) {
+  const F2 = Fp2;
+  const p1div4 = (F2.ORDER + _1n2) / _4n;
+  const root = F2.pow(n, p1div4);
+  assertIsSquare(F2, root, n);
   return root;
 }
-function sqrt5mod8(Fp, n) {
-  const p5div8 = (Fp.ORDER - _5n) / _8n;
-  const n2 = Fp.mul(n, _2n);
-  const v = Fp.pow(n2, p5div8);
-  const nv = Fp.mul(n, v);
-  const i = Fp.mul(Fp.mul(nv, _2n), v);
-  const root = Fp.mul(nv, Fp.sub(i, Fp.ONE));
-  assertIsSquare(Fp, root, n);
+function sqrt5mod8(Fp2, n) {
+  const F2 = Fp2;
+  const p5div8 = (F2.ORDER - _5n) / _8n;
+  const n2 = F2.mul(n, _2n);
+  const v = F2.pow(n2, p5div8);
+  const nv = F2.mul(n, v);
+  const i = F2.mul(F2.mul(nv, _2n), v);
+  const root = F2.mul(nv, F2.sub(i, F2.ONE));
+  assertIsSquare(F2, root, n);
   return root;
 }
 function sqrt9mod16(P) {
@@ -2295,24 +2578,26 @@ function sqrt9mod16(P) {
   const c2 = tn(Fp_, c1);
   const c3 = tn(Fp_, Fp_.neg(c1));
   const c4 = (P + _7n) / _16n;
-  return (Fp, n) => {
-    let tv1 = Fp.pow(n, c4);
-    let tv2 = Fp.mul(tv1, c1);
-    const tv3 = Fp.mul(tv1, c2);
-    const tv4 = Fp.mul(tv1, c3);
-    const e1 = Fp.eql(Fp.sqr(tv2), n);
-    const e2 = Fp.eql(Fp.sqr(tv3), n);
-    tv1 = Fp.cmov(tv1, tv2, e1);
-    tv2 = Fp.cmov(tv4, tv3, e2);
-    const e3 = Fp.eql(Fp.sqr(tv2), n);
-    const root = Fp.cmov(tv1, tv2, e3);
-    assertIsSquare(Fp, root, n);
+  return ((Fp2, n) => {
+    const F2 = Fp2;
+    let tv1 = F2.pow(n, c4);
+    let tv2 = F2.mul(tv1, c1);
+    const tv3 = F2.mul(tv1, c2);
+    const tv4 = F2.mul(tv1, c3);
+    const e1 = F2.eql(F2.sqr(tv2), n);
+    const e2 = F2.eql(F2.sqr(tv3), n);
+    tv1 = F2.cmov(tv1, tv2, e1);
+    tv2 = F2.cmov(tv4, tv3, e2);
+    const e3 = F2.eql(F2.sqr(tv2), n);
+    const root = F2.cmov(tv1, tv2, e3);
+    assertIsSquare(F2, root, n);
     return root;
-  };
+  });
 }
 function tonelliShanks(P) {
   if (P < _3n)
     throw new Error("sqrt is not defined for small field");
+  aoddModulus(P, "tonelliShanks");
   let Q2 = P - _1n2;
   let S = 0;
   while (Q2 % _2n === _0n2) {
@@ -2329,37 +2614,39 @@ function tonelliShanks(P) {
     return sqrt3mod4;
   let cc = _Fp.pow(Z, Q2);
   const Q1div2 = (Q2 + _1n2) / _2n;
-  return function tonelliSlow(Fp, n) {
-    if (Fp.is0(n))
+  return function tonelliSlow(Fp2, n) {
+    const F2 = Fp2;
+    if (F2.is0(n))
       return n;
-    if (FpLegendre(Fp, n) !== 1)
+    if (FpLegendre(F2, n) !== 1)
       throw new Error("Cannot find square root");
     let M = S;
-    let c = Fp.mul(Fp.ONE, cc);
-    let t = Fp.pow(n, Q2);
-    let R = Fp.pow(n, Q1div2);
-    while (!Fp.eql(t, Fp.ONE)) {
-      if (Fp.is0(t))
-        return Fp.ZERO;
+    let c = F2.mul(F2.ONE, cc);
+    let t = F2.pow(n, Q2);
+    let R = F2.pow(n, Q1div2);
+    while (!F2.eql(t, F2.ONE)) {
+      if (F2.is0(t))
+        throw new Error("Cannot find square root: probably non-prime P");
       let i = 1;
-      let t_tmp = Fp.sqr(t);
-      while (!Fp.eql(t_tmp, Fp.ONE)) {
+      let t_tmp = F2.sqr(t);
+      while (!F2.eql(t_tmp, F2.ONE)) {
         i++;
-        t_tmp = Fp.sqr(t_tmp);
+        t_tmp = F2.sqr(t_tmp);
         if (i === M)
           throw new Error("Cannot find square root");
       }
       const exponent = _1n2 << BigInt(M - i - 1);
-      const b = Fp.pow(c, exponent);
+      const b = F2.pow(c, exponent);
       M = i;
-      c = Fp.sqr(b);
-      t = Fp.mul(t, c);
-      R = Fp.mul(R, b);
+      c = F2.sqr(b);
+      t = F2.mul(t, c);
+      R = F2.mul(R, b);
     }
     return R;
   };
 }
 function FpSqrt(P) {
+  aoddModulus(P, "Fp.sqrt");
   if (P % _4n === _3n)
     return sqrt3mod4;
   if (P % _8n === _5n)
@@ -2368,6 +2655,7 @@ function FpSqrt(P) {
     return sqrt9mod16(P);
   return tonelliShanks(P);
 }
+var isNegativeLE = (num, modulo) => (mod(num, modulo) & _1n2) === _1n2;
 var FIELD_FIELDS = [
   "create",
   "isValid",
@@ -2388,58 +2676,49 @@ var FIELD_FIELDS = [
   "sqrN"
 ];
 function validateField(field) {
-  const initial = {
-    ORDER: "bigint",
-    BYTES: "number",
-    BITS: "number"
-  };
-  const opts2 = FIELD_FIELDS.reduce((map, val) => {
-    map[val] = "function";
-    return map;
-  }, initial);
-  validateObject(field, opts2);
+  aobject3(field, "field");
+  if (typeof field.ORDER !== "bigint")
+    throw new TypeError('param "ORDER" is invalid: expected bigint, got ' + typeof field.ORDER);
+  asafenumber(field.BYTES, "BYTES");
+  asafenumber(field.BITS, "BITS");
+  for (const name of FIELD_FIELDS)
+    afunction(field[name], "field." + name);
+  if (field.BYTES < 1 || field.BITS < 1)
+    throw new Error("invalid field: expected BYTES/BITS > 0");
+  if (field.ORDER <= _1n2)
+    throw new Error("invalid field: expected ORDER > 1, got " + field.ORDER);
   return field;
 }
-function FpPow(Fp, num, power) {
-  if (power < _0n2)
-    throw new Error("invalid exponent, negatives unsupported");
-  if (power === _0n2)
-    return Fp.ONE;
-  if (power === _1n2)
-    return num;
-  let p = Fp.ONE;
-  let d = num;
-  while (power > _0n2) {
-    if (power & _1n2)
-      p = Fp.mul(p, d);
-    d = Fp.sqr(d);
-    power >>= _1n2;
-  }
-  return p;
-}
-function FpInvertBatch(Fp, nums, passZero = false) {
-  const inverted = new Array(nums.length).fill(passZero ? Fp.ZERO : void 0);
+function FpInvertBatch(Fp2, nums, passZero = false) {
+  validateField(Fp2);
+  aarray(nums, "nums");
+  abool3(passZero, "passZero");
+  const F2 = Fp2;
+  const inverted = new Array(nums.length).fill(passZero ? F2.ZERO : void 0);
   const multipliedAcc = nums.reduce((acc, num, i) => {
-    if (Fp.is0(num))
+    if (F2.is0(num))
       return acc;
     inverted[i] = acc;
-    return Fp.mul(acc, num);
-  }, Fp.ONE);
-  const invertedAcc = Fp.inv(multipliedAcc);
+    return F2.mul(acc, num);
+  }, F2.ONE);
+  const invertedAcc = F2.inv(multipliedAcc);
   nums.reduceRight((acc, num, i) => {
-    if (Fp.is0(num))
+    if (F2.is0(num))
       return acc;
-    inverted[i] = Fp.mul(acc, inverted[i]);
-    return Fp.mul(acc, num);
+    inverted[i] = F2.mul(acc, inverted[i]);
+    return F2.mul(acc, num);
   }, invertedAcc);
   return inverted;
 }
-function FpLegendre(Fp, n) {
-  const p1mod2 = (Fp.ORDER - _1n2) / _2n;
-  const powered = Fp.pow(n, p1mod2);
-  const yes = Fp.eql(powered, Fp.ONE);
-  const zero = Fp.eql(powered, Fp.ZERO);
-  const no = Fp.eql(powered, Fp.neg(Fp.ONE));
+function FpLegendre(Fp2, n) {
+  validateField(Fp2);
+  const F2 = Fp2;
+  aoddModulus(F2.ORDER, "FpLegendre");
+  const p1mod2 = (F2.ORDER - _1n2) / _2n;
+  const powered = F2.pow(n, p1mod2);
+  const yes = F2.eql(powered, F2.ONE);
+  const zero = F2.eql(powered, F2.ZERO);
+  const no = F2.eql(powered, F2.neg(F2.ONE));
   if (!yes && !zero && !no)
     throw new Error("invalid Legendre symbol result");
   return yes ? 1 : zero ? 0 : -1;
@@ -2447,10 +2726,18 @@ function FpLegendre(Fp, n) {
 function nLength(n, nBitLength) {
   if (nBitLength !== void 0)
     anumber4(nBitLength);
-  const _nBitLength = nBitLength !== void 0 ? nBitLength : n.toString(2).length;
+  if (n <= _0n2)
+    throw new Error("invalid n length: expected positive n, got " + n);
+  if (nBitLength !== void 0 && nBitLength < 1)
+    throw new Error("invalid n length: expected positive bit length, got " + nBitLength);
+  const bits = bitLen(n);
+  if (nBitLength !== void 0 && nBitLength < bits)
+    throw new Error(`invalid n length: expected nBitLength (${nBitLength}) >= bitLen(n) (${bits})`);
+  const _nBitLength = nBitLength !== void 0 ? nBitLength : bits;
   const nByteLength = Math.ceil(_nBitLength / 8);
   return { nBitLength: _nBitLength, nByteLength };
 }
+var FIELD_SQRT = /* @__PURE__ */ new WeakMap();
 var _Field = class {
   constructor(ORDER, opts2 = {}) {
     __publicField(this, "ORDER");
@@ -2460,22 +2747,20 @@ var _Field = class {
     __publicField(this, "ZERO", _0n2);
     __publicField(this, "ONE", _1n2);
     __publicField(this, "_lengths");
-    __publicField(this, "_sqrt");
-    // cached sqrt
     __publicField(this, "_mod");
-    if (ORDER <= _0n2)
-      throw new Error("invalid field: expected ORDER > 0, got " + ORDER);
+    if (ORDER <= _1n2)
+      throw new Error("invalid field: expected ORDER > 1, got " + ORDER);
     let _nbitLength = void 0;
     this.isLE = false;
     if (opts2 != null && typeof opts2 === "object") {
       if (typeof opts2.BITS === "number")
         _nbitLength = opts2.BITS;
       if (typeof opts2.sqrt === "function")
-        this.sqrt = opts2.sqrt;
+        Object.defineProperty(this, "sqrt", { value: opts2.sqrt, enumerable: true });
       if (typeof opts2.isLE === "boolean")
         this.isLE = opts2.isLE;
       if (opts2.allowedLengths)
-        this._lengths = opts2.allowedLengths?.slice();
+        this._lengths = Object.freeze(opts2.allowedLengths.slice());
       if (typeof opts2.modFromBytes === "boolean")
         this._mod = opts2.modFromBytes;
     }
@@ -2485,15 +2770,14 @@ var _Field = class {
     this.ORDER = ORDER;
     this.BITS = nBitLength;
     this.BYTES = nByteLength;
-    this._sqrt = void 0;
-    Object.preventExtensions(this);
+    Object.freeze(this);
   }
   create(num) {
     return mod(num, this.ORDER);
   }
   isValid(num) {
     if (typeof num !== "bigint")
-      throw new Error("invalid field element: expected bigint, got " + typeof num);
+      throw new TypeError("invalid field element: expected bigint, got " + typeof num);
     return _0n2 <= num && num < this.ORDER;
   }
   is0(num) {
@@ -2525,7 +2809,7 @@ var _Field = class {
     return mod(lhs * rhs, this.ORDER);
   }
   pow(num, power) {
-    return FpPow(this, num, power);
+    return pow(num, power, this.ORDER);
   }
   div(lhs, rhs) {
     return mod(lhs * invert(rhs, this.ORDER), this.ORDER);
@@ -2547,27 +2831,28 @@ var _Field = class {
     return invert(num, this.ORDER);
   }
   sqrt(num) {
-    if (!this._sqrt)
-      this._sqrt = FpSqrt(this.ORDER);
-    return this._sqrt(this, num);
+    let sqrt = FIELD_SQRT.get(this);
+    if (!sqrt)
+      FIELD_SQRT.set(this, sqrt = FpSqrt(this.ORDER));
+    return sqrt(this, num);
   }
   toBytes(num) {
     return this.isLE ? numberToBytesLE(num, this.BYTES) : numberToBytesBE(num, this.BYTES);
   }
   fromBytes(bytes, skipValidation = false) {
     abytes4(bytes);
-    const { _lengths: allowedLengths, BYTES, isLE: isLE4, ORDER, _mod: modFromBytes } = this;
+    const { _lengths: allowedLengths, BYTES, isLE: isLE3, ORDER, _mod: modFromBytes } = this;
     if (allowedLengths) {
-      if (!allowedLengths.includes(bytes.length) || bytes.length > BYTES) {
+      if (bytes.length < 1 || !allowedLengths.includes(bytes.length) || bytes.length > BYTES) {
         throw new Error("Field.fromBytes: expected " + allowedLengths + " bytes, got " + bytes.length);
       }
       const padded = new Uint8Array(BYTES);
-      padded.set(bytes, isLE4 ? 0 : padded.length - bytes.length);
+      padded.set(bytes, isLE3 ? 0 : padded.length - bytes.length);
       bytes = padded;
     }
     if (bytes.length !== BYTES)
       throw new Error("Field.fromBytes: expected " + BYTES + " bytes, got " + bytes.length);
-    let scalar = isLE4 ? bytesToNumberLE(bytes) : bytesToNumberBE(bytes);
+    let scalar = isLE3 ? bytesToNumberLE(bytes) : bytesToNumberBE(bytes);
     if (modFromBytes)
       scalar = mod(scalar, ORDER);
     if (!skipValidation) {
@@ -2578,265 +2863,423 @@ var _Field = class {
   }
   // TODO: we don't need it here, move out to separate fn
   invertBatch(lst) {
-    return FpInvertBatch(this, lst);
+    return FpInvertBatch(this, lst, true);
   }
   // We can't move this out because Fp6, Fp12 implement it
   // and it's unclear what to return in there.
   cmov(a, b, condition) {
+    abool3(condition, "condition");
     return condition ? b : a;
   }
 };
 function Field(ORDER, opts2 = {}) {
+  Object.freeze(_Field.prototype);
   return new _Field(ORDER, opts2);
 }
 function getFieldBytesLength(fieldOrder) {
   if (typeof fieldOrder !== "bigint")
     throw new Error("field order must be bigint");
-  const bitLength = fieldOrder.toString(2).length;
+  if (fieldOrder <= _1n2)
+    throw new Error("field order must be greater than 1");
+  const bitLength = bitLen(fieldOrder - _1n2);
   return Math.ceil(bitLength / 8);
 }
 function getMinHashLength(fieldOrder) {
   const length = getFieldBytesLength(fieldOrder);
   return length + Math.ceil(length / 2);
 }
-function mapHashToField(key, fieldOrder, isLE4 = false) {
+function mapHashToField(key, fieldOrder, isLE3 = false) {
   abytes4(key);
   const len = key.length;
   const fieldLen = getFieldBytesLength(fieldOrder);
-  const minLen = getMinHashLength(fieldOrder);
-  if (len < 16 || len < minLen || len > 1024)
+  const minLen = Math.max(getMinHashLength(fieldOrder), 16);
+  if (len < minLen || len > 1024)
     throw new Error("expected " + minLen + "-1024 bytes of input, got " + len);
-  const num = isLE4 ? bytesToNumberLE(key) : bytesToNumberBE(key);
+  const num = isLE3 ? bytesToNumberLE(key) : bytesToNumberBE(key);
   const reduced = mod(num, fieldOrder - _1n2) + _1n2;
-  return isLE4 ? numberToBytesLE(reduced, fieldLen) : numberToBytesBE(reduced, fieldLen);
+  return isLE3 ? numberToBytesLE(reduced, fieldLen) : numberToBytesBE(reduced, fieldLen);
 }
 
-// node_modules/@noble/post-quantum/node_modules/@noble/curves/abstract/curve.js
+// node_modules/@noble/curves/abstract/curve.js
 /*! noble-curves - MIT License (c) 2022 Paul Miller (paulmillr.com) */
 var _0n3 = /* @__PURE__ */ BigInt(0);
 var _1n3 = /* @__PURE__ */ BigInt(1);
-function negateCt(condition, item) {
-  const neg = item.negate();
-  return condition ? neg : item;
+var _4n2 = /* @__PURE__ */ BigInt(4);
+var BLIND_BYTES = 16;
+var BLIND_BITS = 128;
+var FW_WINDOW = 5;
+var TABLE_BYTES_MAX = /* @__PURE__ */ (() => 2 ** 31)();
+function validatePointCons(Point) {
+  const pc = Point;
+  if (typeof pc !== "function")
+    throw new TypeError('"Point" expected constructor, got type=' + typeof Point);
+  afunction(pc.fromAffine, "Point.fromAffine");
+  afunction(pc.fromBytes, "Point.fromBytes");
+  afunction(pc.fromHex, "Point.fromHex");
+  aobject3(pc.BASE, "Point.BASE");
+  aobject3(pc.ZERO, "Point.ZERO");
+  validateField(pc.Fp);
+  validateField(pc.Fn);
 }
 function normalizeZ(c, points) {
+  validatePointCons(c);
+  validateMSMPoints(points, c);
   const invertedZs = FpInvertBatch(c.Fp, points.map((p) => p.Z));
   return points.map((p, i) => c.fromAffine(p.toAffine(invertedZs[i])));
 }
-function validateW(W, bits) {
-  if (!Number.isSafeInteger(W) || W <= 0 || W > bits)
-    throw new Error("invalid window size, expected [1.." + bits + "], got W=" + W);
+function validateW(W, bits, min = 1) {
+  if (!Number.isSafeInteger(W) || W < min || W > bits)
+    throw new Error("invalid window size, expected [" + min + ".." + bits + "], got W=" + W);
 }
-function calcWOpts(W, scalarBits) {
-  validateW(W, scalarBits);
-  const windows = Math.ceil(scalarBits / W) + 1;
-  const windowSize = 2 ** (W - 1);
-  const maxNumber = 2 ** W;
-  const mask = bitMask(W);
-  const shiftBy = BigInt(W);
-  return { windows, windowSize, mask, maxNumber, shiftBy };
+function validateTableBytes(numPoints, fpBytes) {
+  const bytes = numPoints * (4 * fpBytes + 128);
+  if (bytes > TABLE_BYTES_MAX)
+    throw new Error("invalid window size: table would need ~" + Math.ceil(bytes / 2 ** 20) + " MiB, max " + TABLE_BYTES_MAX / 2 ** 20 + " MiB");
 }
-function calcOffsets(n, window2, wOpts) {
-  const { windowSize, mask, maxNumber, shiftBy } = wOpts;
-  let wbits = Number(n & mask);
-  let nextN = n >> shiftBy;
-  if (wbits > windowSize) {
-    wbits -= maxNumber;
-    nextN += _1n3;
+function probeRandomBytes(randomBytes5, length) {
+  if (randomBytes5 === void 0)
+    return void 0;
+  afunction(randomBytes5, "randomBytes");
+  try {
+    const probe = randomBytes5(length);
+    if (!isBytes4(probe) || probe.length !== length)
+      return void 0;
+  } catch {
+    return void 0;
   }
-  const offsetStart = window2 * windowSize;
-  const offset = offsetStart + Math.abs(wbits) - 1;
-  const isZero = wbits === 0;
-  const isNeg = wbits < 0;
-  const isNegF = window2 % 2 !== 0;
-  const offsetF = offsetStart;
-  return { nextN, offset, isZero, isNeg, isNegF, offsetF };
+  return randomBytes5;
 }
-var pointPrecomputes = /* @__PURE__ */ new WeakMap();
+function validateMSMPoints(points, c) {
+  aarray(points, "points");
+  points.forEach((p, i) => {
+    if (!(p instanceof c))
+      throw new Error("invalid point at index " + i);
+  });
+}
+function validateMSMScalars(scalars, field, maxScalar) {
+  if (!Array.isArray(scalars))
+    throw new Error("array of scalars expected");
+  scalars.forEach((s, i) => {
+    const ok = maxScalar === void 0 ? field.isValid(s) : isPosBig(s) && s < maxScalar;
+    if (!ok)
+      throw new Error("invalid scalar at index " + i);
+  });
+}
 var pointWindowSizes = /* @__PURE__ */ new WeakMap();
-function getW(P) {
+function getWindowSize(P) {
   return pointWindowSizes.get(P) || 1;
 }
-function assert0(n) {
-  if (n !== _0n3)
-    throw new Error("invalid wNAF");
+function oddMultiples(p, size) {
+  const dbl = p.double();
+  const t = [p];
+  for (let j = 1; j < size; j++)
+    t.push(t[j - 1].add(dbl));
+  return t;
 }
-var wNAF = class {
+function wnafDigits(n, W) {
+  const size = 2 ** W;
+  const half = size / 2;
+  const mask = BigInt(size - 1);
+  const d = [];
+  while (n > _0n3) {
+    let w = 0;
+    if (n & _1n3) {
+      w = Number(n & mask);
+      if (w >= half)
+        w -= size;
+      n -= BigInt(w);
+    }
+    d.push(w);
+    n >>= _1n3;
+  }
+  return d;
+}
+function signedWindowDigits(n, W, windows) {
+  const size = 2 ** W;
+  const half = size / 2;
+  const mask = BigInt(size - 1);
+  const shiftBy = BigInt(W);
+  const d = [];
+  for (let w = 0; w < windows; w++) {
+    let v = Number(n & mask);
+    n >>= shiftBy;
+    if (v > half) {
+      v -= size;
+      n += _1n3;
+    }
+    d.push(v);
+  }
+  if (n !== _0n3)
+    throw new Error("invalid wnaf");
+  return d;
+}
+function wnafWalk(zero, tables, digits) {
+  let max = 0;
+  for (const d of digits)
+    max = Math.max(max, d.length);
+  let acc = zero;
+  for (let bit = max - 1; bit >= 0; bit--) {
+    if (bit !== max - 1)
+      acc = acc.double();
+    for (let i = 0; i < digits.length; i++) {
+      const w = digits[i][bit];
+      if (w) {
+        const item = tables[i][Math.abs(w) - 1 >> 1];
+        acc = acc.add(w < 0 ? item.negate() : item);
+      }
+    }
+  }
+  return acc;
+}
+var ScalarMultiplier = class {
   // Parametrized with a given Point class (not individual point)
-  constructor(Point, bits) {
+  constructor(Point, randomBytes5) {
+    __publicField(this, "Point");
     __publicField(this, "BASE");
     __publicField(this, "ZERO");
-    __publicField(this, "Fn");
+    __publicField(this, "randomBytes");
+    __publicField(this, "wnafPrecomputes", /* @__PURE__ */ new WeakMap());
+    __publicField(this, "baseCanBeBlinded");
     __publicField(this, "bits");
+    validatePointCons(Point);
+    this.randomBytes = probeRandomBytes(randomBytes5, BLIND_BYTES);
+    this.Point = Point;
     this.BASE = Point.BASE;
     this.ZERO = Point.ZERO;
-    this.Fn = Point.Fn;
-    this.bits = bits;
-  }
-  // non-const time multiplication ladder
-  _unsafeLadder(elm, n, p = this.ZERO) {
-    let d = elm;
-    while (n > _0n3) {
-      if (n & _1n3)
-        p = p.add(d);
-      d = d.double();
-      n >>= _1n3;
-    }
-    return p;
+    this.bits = Point.Fn.BITS;
   }
   /**
-   * Creates a wNAF precomputation window. Used for caching.
-   * Default window size is set by `utils.precompute()` and is equal to 8.
-   * Number of precomputed points depends on the curve size:
-   * 2^(𝑊−1) * (Math.ceil(𝑛 / 𝑊) + 1), where:
-   * - 𝑊 is the window size
-   * - 𝑛 is the bitlength of the curve order.
-   * For a 256-bit curve and window size 8, the number of precomputed points is 128 * 33 = 4224.
-   * @param point Point instance
-   * @param W window size
-   * @returns precomputed point tables flattened to a single array
+   * Creates a signed fixed-window wNAF precomputation table: for every window w, the
+   * multiples `[1..2^(W−1)]⋅2^(w⋅W)⋅P`, flattened. All doublings are baked into the table,
+   * so cached multiplication is additions-only. `windows = ceil(bits/W) + 1`: the extra
+   * window absorbs the final carry of signed-digit recoding.
+   * For a 256-bit curve and W=6, the table is 44⋅32 = 1408 points.
+   * @param point - Point instance
+   * @param W - window size
+   * @param bits - scalar bitlength the table must cover
    */
-  precomputeWindow(point, W) {
-    const { windows, windowSize } = calcWOpts(W, this.bits);
-    const points = [];
-    let p = point;
-    let base = p;
-    for (let window2 = 0; window2 < windows; window2++) {
-      base = p;
-      points.push(base);
-      for (let i = 1; i < windowSize; i++) {
-        base = base.add(p);
-        points.push(base);
+  buildWnafTable(point, W, bits) {
+    const windows = Math.ceil(bits / W) + 1;
+    const half = 2 ** (W - 1);
+    const comp = [];
+    let base = point;
+    for (let w = 0; w < windows; w++) {
+      let acc = base;
+      for (let i = 0; i < half; i++) {
+        comp.push(acc);
+        acc = acc.add(base);
       }
-      p = base.double();
+      base = comp[comp.length - 1].double();
     }
-    return points;
+    return { W, bits, windows, comp };
   }
   /**
-   * Implements ec multiplication using precomputed tables and w-ary non-adjacent form.
-   * More compact implementation:
-   * https://github.com/paulmillr/noble-secp256k1/blob/47cb1669b6e506ad66b35fe7d76132ae97465da2/index.ts#L502-L541
+   * Implements ec multiplication using precomputed signed fixed-window wNAF tables.
+   * Constant-time: fixed window count with one table addition per window — zero digits feed
+   * the fake accumulator — and no doublings; the lookup scans the whole window slice.
+   * Scalar bounds are validated by the public entry points ({@link ScalarMultiplier.mulCT},
+   * {@link ScalarMultiplier.mulCTBlinded}, {@link ScalarMultiplier.mulUnsafe});
+   * signedWindowDigits throws if `n` exceeds the table.
    * @returns real and fake (for const-time) points
    */
-  wNAF(W, precomputes, n) {
-    if (!this.Fn.isValid(n))
-      throw new Error("invalid scalar");
+  wnafCachedCT(precomputes, n) {
+    const { W, windows, comp } = precomputes;
+    const half = 2 ** (W - 1);
+    const digits = signedWindowDigits(n, W, windows);
     let p = this.ZERO;
     let f = this.BASE;
-    const wo = calcWOpts(W, this.bits);
-    for (let window2 = 0; window2 < wo.windows; window2++) {
-      const { nextN, offset, isZero, isNeg, isNegF, offsetF } = calcOffsets(n, window2, wo);
-      n = nextN;
-      if (isZero) {
-        f = f.add(negateCt(isNegF, precomputes[offsetF]));
-      } else {
-        p = p.add(negateCt(isNeg, precomputes[offset]));
-      }
+    for (let w = 0; w < windows; w++) {
+      const digit = digits[w];
+      const start = w * half;
+      const idx = Math.abs(digit) - 1;
+      let sel = comp[start];
+      for (let i = 1; i < half; i++)
+        sel = i === idx ? comp[start + i] : sel;
+      const neg = sel.negate();
+      if (digit === 0)
+        f = f.add(comp[start]);
+      else
+        p = p.add(digit < 0 ? neg : sel);
     }
-    assert0(n);
     return { p, f };
   }
-  /**
-   * Implements ec unsafe (non const-time) multiplication using precomputed tables and w-ary non-adjacent form.
-   * @param acc accumulator point to add result of multiplication
-   * @returns point
-   */
-  wNAFUnsafe(W, precomputes, n, acc = this.ZERO) {
-    const wo = calcWOpts(W, this.bits);
-    for (let window2 = 0; window2 < wo.windows; window2++) {
-      if (n === _0n3)
-        break;
-      const { nextN, offset, isZero, isNeg } = calcOffsets(n, window2, wo);
-      n = nextN;
-      if (isZero) {
-        continue;
-      } else {
-        const item = precomputes[offset];
-        acc = acc.add(isNeg ? item.negate() : item);
-      }
-    }
-    assert0(n);
-    return acc;
-  }
-  getPrecomputes(W, point, transform) {
-    let comp = pointPrecomputes.get(point);
+  // Cache key is point identity plus (W, bits); at most two entries exist per point (public-width
+  // `Fn.BITS` and blinded `Fn.BITS + BLIND_BITS`). Callers must not reuse the same point with
+  // incompatible `transform(...)` layouts and expect a separate cache entry.
+  getWnafPrecomputes(W, point, bits, transform) {
+    let entries = this.wnafPrecomputes.get(point);
+    let comp = entries?.find((entry) => entry.W === W && entry.bits === bits);
     if (!comp) {
-      comp = this.precomputeWindow(point, W);
-      if (W !== 1) {
-        if (typeof transform === "function")
-          comp = transform(comp);
-        pointPrecomputes.set(point, comp);
+      comp = this.buildWnafTable(point, W, bits);
+      if (typeof transform === "function")
+        comp = { ...comp, comp: transform(comp.comp) };
+      if (!entries) {
+        entries = [];
+        this.wnafPrecomputes.set(point, entries);
       }
+      entries.push(comp);
     }
     return comp;
   }
-  cached(point, scalar, transform) {
-    const W = getW(point);
-    return this.wNAF(W, this.getPrecomputes(W, point, transform), scalar);
+  assertPoint(point) {
+    if (!(point instanceof this.Point))
+      throw new TypeError('"point" expected Point instance, got type=' + typeof point);
   }
-  unsafe(point, scalar, transform, prev) {
-    const W = getW(point);
+  // Shared prologue of the constant-time entry points. Rejects scalar 0: in key/signature-style
+  // callers a zero scalar means broken upstream plumbing, and concrete Points already reject it.
+  // Uses inRange instead of Fn.isValidNot0: validateField() only certifies the arithmetic subset.
+  validateMulInput(point, scalar) {
+    this.assertPoint(point);
+    if (!inRange(scalar, _1n3, this.Point.Fn.ORDER))
+      throw new Error("invalid scalar");
+  }
+  // Constant-time dispatch shared by mulCT / mulCTBlinded. Un-precomputed points (W===1, e.g.
+  // ECDH peer keys) skip building a throwaway cached table in favor of a small fixed-window
+  // multiply. `n` must be < 2^bits.
+  runCT(point, n, bits, transform) {
+    const W = getWindowSize(point);
     if (W === 1)
-      return this._unsafeLadder(point, scalar, prev);
-    return this.wNAFUnsafe(W, this.getPrecomputes(W, point, transform), scalar, prev);
+      return this.fixedWindowCT(point, n, bits);
+    return this.wnafCachedCT(this.getWnafPrecomputes(W, point, bits, transform), n);
   }
-  // We calculate precomputes for elliptic curve point multiplication
-  // using windowed method. This specifies window size and
-  // stores precomputed values. Usually only base point would be precomputed.
-  createCache(P, W) {
+  mulCT(point, scalar, transform) {
+    this.validateMulInput(point, scalar);
+    return this.runCT(point, scalar, this.bits, transform);
+  }
+  mulCTBlinded(point, scalar, transform) {
+    this.validateMulInput(point, scalar);
+    if (this.randomBytes === void 0)
+      throw new Error("randomBytes is required for scalar blinding");
+    const bits = this.Point.Fn.BITS + BLIND_BITS;
+    const blind = this.randomBytes(BLIND_BYTES);
+    if (!isBytes4(blind) || blind.length !== BLIND_BYTES)
+      throw new Error("randomBytes returned invalid byte array");
+    blind[0] = blind[0] & 63 | 128;
+    const n = scalar + bytesToNumberBE(blind) * this.Point.Fn.ORDER;
+    return this.runCT(point, n, bits, transform);
+  }
+  /**
+   * Constant-time multiplication `n*point` for an un-precomputed point, via a small fixed window.
+   * A cached wNAF table only pays off when reused; a flat 2^FW_WINDOW table (`size-1` adds) is
+   * far cheaper to build for a single use. The point-operation sequence is independent of `n`:
+   * build the table, then per window exactly FW_WINDOW doublings, a data-oblivious scan over
+   * every table entry, and one addition (adds the identity when the window digit is 0 — never
+   * skipped).
+   *
+   * `n` must be `< 2^bits`. Assumes complete addition (adding the identity costs the same as any
+   * add), which holds for the Weierstrass/Edwards point types used here. The table is left in
+   * projective form (no normalizeZ): normalizing this small a table costs more than the
+   * mixed-add savings it would buy for a single multiply.
+   * @returns real point `p`; `f` duplicates it only to match {@link wnafCachedCT}'s return shape
+   * (this path needs no fake accumulator — its op-count is already scalar-independent).
+   */
+  fixedWindowCT(point, n, bits) {
+    const W = FW_WINDOW;
+    const size = 1 << W;
+    const mask = bitMask(W);
+    const table = new Array(size);
+    table[0] = this.ZERO;
+    for (let i = 1; i < size; i++)
+      table[i] = table[i - 1].add(point);
+    const windows = Math.ceil(bits / W);
+    let acc = this.ZERO;
+    for (let window2 = windows - 1; window2 >= 0; window2--) {
+      if (window2 !== windows - 1)
+        for (let d = 0; d < W; d++)
+          acc = acc.double();
+      const digit = Number(n >> BigInt(window2 * W) & mask);
+      let sel = table[0];
+      for (let i = 1; i < size; i++)
+        sel = i === digit ? table[i] : sel;
+      acc = acc.add(sel);
+    }
+    return { p: acc, f: acc };
+  }
+  shouldBlind(point, cofactor) {
+    if (this.randomBytes === void 0)
+      return false;
+    if (cofactor === _1n3)
+      return true;
+    if (point !== this.BASE)
+      return false;
+    if (this.baseCanBeBlinded === void 0)
+      this.baseCanBeBlinded = this.mulUnsafe(this.BASE, this.Point.Fn.ORDER).is0();
+    return this.baseCanBeBlinded;
+  }
+  mulSecret(point, scalar, cofactor, transform) {
+    return this.shouldBlind(point, cofactor) ? this.mulCTBlinded(point, scalar, transform) : this.mulCT(point, scalar, transform);
+  }
+  mulUnsafe(point, scalar, transform) {
+    this.assertPoint(point);
+    if (!isPosBig(scalar))
+      throw new Error("invalid scalar");
+    const W = getWindowSize(point);
+    if (W === 1 || scalar >= this.Point.Fn.ORDER)
+      return mulAddUnsafe(this.Point, [point], [scalar], true);
+    const precomputes = this.getWnafPrecomputes(W, point, this.bits, transform);
+    return this.wnafCachedCT(precomputes, scalar).p;
+  }
+  // Remembers the window size used for precomputed wNAF multiplication of the given point
+  // and drops any previously built tables. Usually only the base point is precomputed.
+  // W=1 resets the point to the un-precomputed (table-less) paths.
+  // W is additionally capped so tables stay under ~2 GiB ({@link TABLE_BYTES_MAX}).
+  setWindowSize(point, W) {
+    this.assertPoint(point);
     validateW(W, this.bits);
-    pointWindowSizes.set(P, W);
-    pointPrecomputes.delete(P);
+    const windows = Math.ceil((this.bits + BLIND_BITS) / W) + 1;
+    validateTableBytes(windows * 2 ** (W - 1), this.Point.Fp.BYTES);
+    pointWindowSizes.set(point, W);
+    this.wnafPrecomputes.delete(point);
   }
-  hasCache(elm) {
-    return getW(elm) !== 1;
+  // True when a window size is set: tables themselves are built lazily on first multiply.
+  hasWindowSize(point) {
+    return getWindowSize(point) !== 1;
   }
 };
-function mulEndoUnsafe(Point, point, k1, k2) {
-  let acc = point;
-  let p1 = Point.ZERO;
-  let p2 = Point.ZERO;
-  while (k1 > _0n3 || k2 > _0n3) {
-    if (k1 & _1n3)
-      p1 = p1.add(acc);
-    if (k2 & _1n3)
-      p2 = p2.add(acc);
-    acc = acc.double();
-    k1 >>= _1n3;
-    k2 >>= _1n3;
-  }
-  return { p1, p2 };
+function mulAddUnsafe(c, points, scalars, allowOversized = false) {
+  validatePointCons(c);
+  validateMSMPoints(points, c);
+  abool3(allowOversized, "allowOversized");
+  validateMSMScalars(scalars, c.Fn, allowOversized ? c.Fn.ORDER ** _4n2 : void 0);
+  if (points.length !== scalars.length)
+    throw new Error("arrays of points and scalars must have equal length");
+  const tables = points.map((p) => oddMultiples(p, 4));
+  const digits = scalars.map((n) => wnafDigits(n, 4));
+  return wnafWalk(c.ZERO, tables, digits);
 }
-function createField(order, field, isLE4) {
+function createField(order, field, isLE3) {
   if (field) {
     if (field.ORDER !== order)
       throw new Error("Field.ORDER must match order: Fp == p, Fn == n");
     validateField(field);
     return field;
   } else {
-    return Field(order, { isLE: isLE4 });
+    return Field(order, { isLE: isLE3 });
   }
 }
 function createCurveFields(type, CURVE, curveOpts = {}, FpFnLE) {
+  if (type !== "weierstrass" && type !== "edwards")
+    throw new Error('expected curve type "weierstrass" or "edwards"');
   if (FpFnLE === void 0)
     FpFnLE = type === "edwards";
   if (!CURVE || typeof CURVE !== "object")
     throw new Error(`expected valid ${type} CURVE object`);
+  validateObject(curveOpts);
   for (const p of ["p", "n", "h"]) {
     const val = CURVE[p];
-    if (!(typeof val === "bigint" && val > _0n3))
+    if (!(isPosBig(val) && val !== _0n3))
       throw new Error(`CURVE.${p} must be positive bigint`);
   }
-  const Fp = createField(CURVE.p, curveOpts.Fp, FpFnLE);
+  const Fp2 = createField(CURVE.p, curveOpts.Fp, FpFnLE);
   const Fn = createField(CURVE.n, curveOpts.Fn, FpFnLE);
   const _b = type === "weierstrass" ? "b" : "d";
   const params = ["Gx", "Gy", "a", _b];
   for (const p of params) {
-    if (!Fp.isValid(CURVE[p]))
+    if (!Fp2.isValid(CURVE[p]))
       throw new Error(`CURVE.${p} must be valid field element of CURVE.Fp`);
   }
   CURVE = Object.freeze(Object.assign({}, CURVE));
-  return { CURVE, Fp, Fn };
+  return { CURVE, Fp: Fp2, Fn };
 }
 function createKeygen(randomSecretKey, getPublicKey) {
   return function keygen(seed) {
@@ -2845,32 +3288,504 @@ function createKeygen(randomSecretKey, getPublicKey) {
   };
 }
 
-// node_modules/@noble/post-quantum/node_modules/@noble/curves/abstract/montgomery.js
+// node_modules/@noble/curves/abstract/edwards.js
 /*! noble-curves - MIT License (c) 2022 Paul Miller (paulmillr.com) */
-var _0n4 = BigInt(0);
-var _1n4 = BigInt(1);
-var _2n2 = BigInt(2);
+var _0n4 = /* @__PURE__ */ BigInt(0);
+var _1n4 = /* @__PURE__ */ BigInt(1);
+var _2n2 = /* @__PURE__ */ BigInt(2);
+var _4n3 = /* @__PURE__ */ BigInt(4);
+var _8n2 = /* @__PURE__ */ BigInt(8);
+function isEdValidXY(Fp2, CURVE, x, y) {
+  const x2 = Fp2.sqr(x);
+  const y2 = Fp2.sqr(y);
+  const left = Fp2.add(Fp2.mul(CURVE.a, x2), y2);
+  const right = Fp2.add(Fp2.ONE, Fp2.mul(CURVE.d, Fp2.mul(x2, y2)));
+  return Fp2.eql(left, right);
+}
+function edwards(params, extraOpts = {}) {
+  validateObject(extraOpts, {}, {}, "extraOpts");
+  const opts2 = extraOpts;
+  const validated = createCurveFields("edwards", params, opts2, opts2.FpFnLE);
+  const { Fp: Fp2, Fn } = validated;
+  let CURVE = validated.CURVE;
+  const { h: cofactor } = CURVE;
+  if (FpLegendre(Fp2, CURVE.a) !== 1)
+    throw new Error("edwards: CURVE.a must be a square in Fp for complete addition formulas");
+  if (FpLegendre(Fp2, CURVE.d) !== -1)
+    throw new Error("edwards: CURVE.d must be a non-square in Fp for complete addition formulas");
+  validateObject(opts2, {}, { uvRatio: "function", randomBytes: "function" });
+  const randomBytes5 = opts2.randomBytes === void 0 ? randomBytes3 : opts2.randomBytes;
+  const MASK = _2n2 << BigInt(Fp2.BYTES * 8) - _1n4;
+  function isOdd(n) {
+    if (!Fp2.isOdd)
+      throw new Error("Field does not have .isOdd()");
+    return Fp2.isOdd(n);
+  }
+  const uvRatio2 = opts2.uvRatio === void 0 ? (u, v) => {
+    try {
+      return { isValid: true, value: Fp2.sqrt(Fp2.div(u, v)) };
+    } catch (e) {
+      return { isValid: false, value: _0n4 };
+    }
+  } : opts2.uvRatio;
+  if (!isEdValidXY(Fp2, CURVE, CURVE.Gx, CURVE.Gy))
+    throw new Error("bad curve params: generator point");
+  const mulA = Fp2.eql(CURVE.a, Fp2.neg(Fp2.ONE)) ? (x) => Fp2.neg(x) : Fp2.eql(CURVE.a, Fp2.ONE) ? (x) => x : (x) => Fp2.mul(CURVE.a, x);
+  function acoord(title, n, banZero = false) {
+    const min = banZero ? _1n4 : _0n4;
+    aInRange("coordinate " + title, n, min, MASK);
+    return n;
+  }
+  function aedpoint(other) {
+    if (!(other instanceof Point))
+      throw new Error("EdwardsPoint expected");
+  }
+  const _Point = class _Point {
+    constructor(X, Y, Z, T) {
+      __publicField(this, "X");
+      __publicField(this, "Y");
+      __publicField(this, "Z");
+      __publicField(this, "T");
+      this.X = acoord("x", X);
+      this.Y = acoord("y", Y);
+      this.Z = acoord("z", Z, true);
+      this.T = acoord("t", T);
+      Object.freeze(this);
+    }
+    static CURVE() {
+      return CURVE;
+    }
+    /**
+     * Create one extended Edwards point from affine coordinates.
+     * Does NOT validate that the point is on-curve or torsion-free.
+     * Use `.assertValidity()` on adversarial inputs.
+     */
+    static fromAffine(p) {
+      if (p instanceof _Point)
+        throw new Error("extended point not allowed");
+      const { x, y } = p || {};
+      acoord("x", x);
+      acoord("y", y);
+      return new _Point(x, y, Fp2.ONE, Fp2.mul(x, y));
+    }
+    // Uses algo from RFC8032 5.1.3.
+    static fromBytes(bytes, zip215 = false) {
+      const len = Fp2.BYTES;
+      const { a, d } = CURVE;
+      bytes = copyBytes2(abytes4(bytes, len, "point"));
+      abool3(zip215, "zip215");
+      const normed = copyBytes2(bytes);
+      const lastByte = bytes[len - 1];
+      normed[len - 1] = lastByte & ~128;
+      const y = bytesToNumberLE(normed);
+      const max = zip215 ? MASK : Fp2.ORDER;
+      aInRange("point.y", y, _0n4, max);
+      const y2 = Fp2.sqr(y);
+      const u = Fp2.sub(y2, Fp2.ONE);
+      const v = Fp2.sub(Fp2.mulN(d, y2), a);
+      let { isValid, value: x } = uvRatio2(u, v);
+      if (!isValid)
+        throw new Error("bad point: invalid y coordinate");
+      const isXOdd = isOdd(x);
+      const isLastByteOdd = (lastByte & 128) !== 0;
+      if (!zip215 && Fp2.is0(x) && isLastByteOdd)
+        throw new Error("bad point: x=0 and x_0=1");
+      if (isLastByteOdd !== isXOdd)
+        x = Fp2.neg(x);
+      return _Point.fromAffine({ x, y });
+    }
+    static fromHex(hex, zip215 = false) {
+      return _Point.fromBytes(hexToBytes2(hex), zip215);
+    }
+    get x() {
+      return this.toAffine().x;
+    }
+    get y() {
+      return this.toAffine().y;
+    }
+    precompute(windowSize = 6, isLazy = true) {
+      wnaf.setWindowSize(this, windowSize);
+      if (!isLazy)
+        this.multiply(_2n2);
+      return this;
+    }
+    // Useful in fromAffine() - not for fromBytes(), which always created valid points.
+    assertValidity() {
+      const p = this;
+      const { a, d } = CURVE;
+      if (p.is0())
+        throw new Error("bad point: ZERO");
+      const { X, Y, Z, T } = p;
+      const X2 = Fp2.sqr(X);
+      const Y2 = Fp2.sqr(Y);
+      const Z2 = Fp2.sqr(Z);
+      const Z4 = Fp2.sqr(Z2);
+      const aX2 = Fp2.mul(X2, a);
+      const left = Fp2.mul(Fp2.add(aX2, Y2), Z2);
+      const right = Fp2.add(Z4, Fp2.mul(d, Fp2.mul(X2, Y2)));
+      if (!Fp2.eql(left, right))
+        throw new Error("bad point: equation left != right (1)");
+      const XY = Fp2.mul(X, Y);
+      const ZT = Fp2.mul(Z, T);
+      if (!Fp2.eql(XY, ZT))
+        throw new Error("bad point: equation left != right (2)");
+    }
+    // Compare one point to another.
+    equals(other) {
+      aedpoint(other);
+      const { X: X1, Y: Y1, Z: Z1 } = this;
+      const { X: X2, Y: Y2, Z: Z2 } = other;
+      const X1Z2 = Fp2.mul(X1, Z2);
+      const X2Z1 = Fp2.mul(X2, Z1);
+      const Y1Z2 = Fp2.mul(Y1, Z2);
+      const Y2Z1 = Fp2.mul(Y2, Z1);
+      return Fp2.eql(X1Z2, X2Z1) && Fp2.eql(Y1Z2, Y2Z1);
+    }
+    is0() {
+      return this.equals(_Point.ZERO);
+    }
+    negate() {
+      return new _Point(Fp2.neg(this.X), this.Y, this.Z, Fp2.neg(this.T));
+    }
+    // Fast algo for doubling Extended Point.
+    // https://hyperelliptic.org/EFD/g1p/auto-twisted-extended.html#doubling-dbl-2008-hwcd
+    // Cost: 4M + 4S + 1*a + 6add + 1*2.
+    double() {
+      const { X: X1, Y: Y1, Z: Z1 } = this;
+      const A = Fp2.sqr(X1);
+      const B2 = Fp2.sqr(Y1);
+      const C = Fp2.mul(Fp2.sqr(Z1), _2n2);
+      const D = mulA(A);
+      const x1y1 = Fp2.addN(X1, Y1);
+      const E = Fp2.sub(Fp2.subN(Fp2.sqr(x1y1), A), B2);
+      const G = Fp2.addN(D, B2);
+      const F2 = Fp2.subN(G, C);
+      const H = Fp2.subN(D, B2);
+      const X3 = Fp2.mul(E, F2);
+      const Y3 = Fp2.mul(G, H);
+      const T3 = Fp2.mul(E, H);
+      const Z3 = Fp2.mul(F2, G);
+      return new _Point(X3, Y3, Z3, T3);
+    }
+    // Fast algo for adding 2 Extended Points.
+    // https://hyperelliptic.org/EFD/g1p/auto-twisted-extended.html#addition-add-2008-hwcd
+    // Cost: 9M + 1*a + 1*d + 7add.
+    add(other) {
+      aedpoint(other);
+      const { d } = CURVE;
+      const { X: X1, Y: Y1, Z: Z1, T: T1 } = this;
+      const { X: X2, Y: Y2, Z: Z2, T: T2 } = other;
+      const A = Fp2.mul(X1, X2);
+      const B2 = Fp2.mul(Y1, Y2);
+      const C = Fp2.mul(Fp2.mulN(T1, d), T2);
+      const D = Fp2.mul(Z1, Z2);
+      const E = Fp2.sub(Fp2.subN(Fp2.mulN(Fp2.addN(X1, Y1), Fp2.addN(X2, Y2)), A), B2);
+      const F2 = Fp2.subN(D, C);
+      const G = Fp2.addN(D, C);
+      const H = Fp2.sub(B2, mulA(A));
+      const X3 = Fp2.mul(E, F2);
+      const Y3 = Fp2.mul(G, H);
+      const T3 = Fp2.mul(E, H);
+      const Z3 = Fp2.mul(F2, G);
+      return new _Point(X3, Y3, Z3, T3);
+    }
+    subtract(other) {
+      aedpoint(other);
+      return this.add(other.negate());
+    }
+    // Constant-time multiplication.
+    multiply(scalar) {
+      if (!Fn.isValidNot0(scalar))
+        throw new RangeError("invalid scalar: expected 1 <= sc < curve.n");
+      const { p, f } = wnaf.mulSecret(this, scalar, cofactor, normalize);
+      return normalize([p, f])[0];
+    }
+    // Non-constant-time multiplication. Uses double-and-add algorithm.
+    // It's faster, but should only be used when you don't care about
+    // an exposed private key e.g. sig verification.
+    // Keeps the same subgroup-scalar contract: 0 is allowed for public-scalar callers, but
+    // n and larger values are rejected instead of being reduced mod n to the identity point.
+    multiplyUnsafe(scalar) {
+      if (!Fn.isValid(scalar))
+        throw new RangeError("invalid scalar: expected 0 <= sc < curve.n");
+      if (scalar === _0n4)
+        return _Point.ZERO;
+      if (this.is0() || scalar === _1n4)
+        return this;
+      return wnaf.mulUnsafe(this, scalar, normalize);
+    }
+    // Checks if point is of small order.
+    // If you add something to small order point, you will have "dirty"
+    // point with torsion component.
+    // Clears cofactor and checks if the result is 0.
+    isSmallOrder() {
+      return this.clearCofactor().is0();
+    }
+    // Multiplies point by curve order and checks if the result is 0.
+    // Returns `false` is the point is dirty.
+    isTorsionFree() {
+      return wnaf.mulUnsafe(this, CURVE.n).is0();
+    }
+    // Converts Extended point to default (x, y) coordinates.
+    // Can accept precomputed Z^-1 - for example, from invertBatch.
+    toAffine(invertedZ) {
+      const p = this;
+      let iz = invertedZ;
+      if (iz != null && typeof iz !== "bigint")
+        throw new TypeError('"invertedZ" expected bigint, got type=' + typeof iz);
+      const { X, Y, Z } = p;
+      const is0 = p.is0();
+      if (iz == null)
+        iz = is0 ? Fp2.create(_8n2) : Fp2.inv(Z);
+      const x = Fp2.mul(X, iz);
+      const y = Fp2.mul(Y, iz);
+      const zz = Fp2.mul(Z, iz);
+      if (is0)
+        return { x: Fp2.ZERO, y: Fp2.ONE };
+      if (!Fp2.eql(zz, Fp2.ONE))
+        throw new Error("invZ was invalid");
+      return { x, y };
+    }
+    clearCofactor() {
+      if (cofactor === _1n4)
+        return this;
+      if (cofactor === _2n2)
+        return this.double();
+      if (cofactor === _4n3)
+        return this.double().double();
+      if (cofactor === _8n2)
+        return this.double().double().double();
+      return this.multiplyUnsafe(cofactor);
+    }
+    toBytes() {
+      const { x, y } = this.toAffine();
+      const bytes = Fp2.toBytes(y);
+      bytes[bytes.length - 1] |= isOdd(x) ? 128 : 0;
+      return bytes;
+    }
+    toHex() {
+      return bytesToHex2(this.toBytes());
+    }
+    toString() {
+      return `<Point ${this.is0() ? "ZERO" : this.toHex()}>`;
+    }
+  };
+  __publicField(_Point, "BASE", new _Point(CURVE.Gx, CURVE.Gy, Fp2.ONE, Fp2.mul(CURVE.Gx, CURVE.Gy)));
+  __publicField(_Point, "ZERO", new _Point(Fp2.ZERO, Fp2.ONE, Fp2.ONE, Fp2.ZERO));
+  __publicField(_Point, "Fp", Fp2);
+  __publicField(_Point, "Fn", Fn);
+  let Point = _Point;
+  const normalize = (points) => normalizeZ(Point, points);
+  const wnaf = new ScalarMultiplier(Point, randomBytes5);
+  if (wnaf.bits >= 6)
+    Point.BASE.precompute(6);
+  Object.freeze(Point.prototype);
+  Object.freeze(Point);
+  return Point;
+}
+function eddsa(Point, cHash, eddsaOpts = {}) {
+  validatePointCons(Point);
+  if (typeof cHash !== "function")
+    throw new Error('"hash" function param is required');
+  const hash = cHash;
+  const opts2 = eddsaOpts;
+  validateObject(opts2, {}, {
+    adjustScalarBytes: "function",
+    randomBytes: "function",
+    domain: "function",
+    prehash: "function",
+    zip215: "boolean",
+    mapToCurve: "function",
+    toMontgomery: "function",
+    toMontgomerySecret: "function"
+  });
+  const { prehash } = opts2;
+  const { BASE, Fp: Fp2, Fn } = Point;
+  const outputLen = hash.outputLen;
+  const expectedLen = 2 * Fp2.BYTES;
+  if (outputLen !== void 0) {
+    asafenumber(outputLen, "hash.outputLen");
+    if (outputLen !== expectedLen)
+      throw new Error(`hash.outputLen must be ${expectedLen}, got ${outputLen}`);
+  }
+  const randomBytes5 = opts2.randomBytes === void 0 ? randomBytes3 : opts2.randomBytes;
+  const toMontgomery2 = opts2.toMontgomery;
+  const toMontgomerySecret2 = opts2.toMontgomerySecret;
+  const adjustScalarBytes2 = opts2.adjustScalarBytes === void 0 ? (bytes) => bytes : opts2.adjustScalarBytes;
+  const domain = opts2.domain === void 0 ? (data, ctx, phflag) => {
+    abool3(phflag, "phflag");
+    if (ctx.length || phflag)
+      throw new Error("Contexts/pre-hash are not supported");
+    return data;
+  } : opts2.domain;
+  function modN_LE(hash2) {
+    return Fn.create(bytesToNumberLE(hash2));
+  }
+  function getPrivateScalar(key) {
+    const len = lengths.secretKey;
+    abytes4(key, lengths.secretKey, "secretKey");
+    const hashed = abytes4(hash(key), 2 * len, "hashedSecretKey");
+    const head = adjustScalarBytes2(hashed.slice(0, len));
+    const prefix = hashed.slice(len, 2 * len);
+    const scalar = modN_LE(head);
+    return { head, prefix, scalar };
+  }
+  function getExtendedPublicKey(secretKey) {
+    const { head, prefix, scalar } = getPrivateScalar(secretKey);
+    const point = BASE.multiply(scalar);
+    const pointBytes = point.toBytes();
+    return { head, prefix, scalar, point, pointBytes };
+  }
+  function getPublicKey(secretKey) {
+    return getExtendedPublicKey(secretKey).pointBytes;
+  }
+  function hashDomainToScalar(context = Uint8Array.of(), ...msgs) {
+    const msg = concatBytes2(...msgs);
+    return modN_LE(hash(domain(msg, abytes4(context, void 0, "context"), !!prehash)));
+  }
+  function sign(msg, secretKey, options = {}) {
+    validateObject(options, {}, {}, "options");
+    msg = copyBytes2(abytes4(msg, void 0, "message"));
+    if (prehash)
+      msg = prehash(msg);
+    const { prefix, scalar, pointBytes } = getExtendedPublicKey(secretKey);
+    const r = hashDomainToScalar(options.context, prefix, msg);
+    const R = BASE.multiply(r).toBytes();
+    const k = hashDomainToScalar(options.context, R, pointBytes, msg);
+    const s = Fn.create(r + k * scalar);
+    if (!Fn.isValid(s))
+      throw new Error("sign failed: invalid s");
+    const rs = concatBytes2(R, Fn.toBytes(s));
+    return abytes4(rs, lengths.signature, "result");
+  }
+  const verifyOpts = {
+    zip215: opts2.zip215
+  };
+  function verify(sig, msg, publicKey, options = verifyOpts) {
+    validateObject(options);
+    const { context } = options;
+    const zip215 = options.zip215 === void 0 ? !!verifyOpts.zip215 : options.zip215;
+    const len = lengths.signature;
+    sig = abytes4(sig, len, "signature");
+    msg = abytes4(msg, void 0, "message");
+    publicKey = abytes4(publicKey, lengths.publicKey, "publicKey");
+    if (zip215 !== void 0)
+      abool3(zip215, "zip215");
+    if (prehash)
+      msg = prehash(msg);
+    const mid = len / 2;
+    const r = sig.subarray(0, mid);
+    const s = bytesToNumberLE(sig.subarray(mid, len));
+    let A, R, SB;
+    try {
+      A = Point.fromBytes(publicKey, zip215);
+      R = Point.fromBytes(r, zip215);
+      SB = BASE.multiplyUnsafe(s);
+    } catch (error) {
+      return false;
+    }
+    if (!zip215 && A.isSmallOrder())
+      return false;
+    const k = hashDomainToScalar(context, r, publicKey, msg);
+    const RkA = R.add(A.multiplyUnsafe(k));
+    return RkA.subtract(SB).clearCofactor().is0();
+  }
+  const _size = Fp2.BYTES;
+  const lengths = {
+    secretKey: _size,
+    publicKey: _size,
+    signature: 2 * _size,
+    seed: _size
+  };
+  function randomSecretKey(seed) {
+    seed = seed === void 0 ? randomBytes5(lengths.seed) : seed;
+    return abytes4(seed, lengths.seed, "seed");
+  }
+  function isValidSecretKey(key) {
+    return isBytes4(key) && key.length === lengths.secretKey;
+  }
+  function isValidPublicKey(key, zip215) {
+    try {
+      return !!Point.fromBytes(key, zip215 === void 0 ? verifyOpts.zip215 : zip215);
+    } catch (error) {
+      return false;
+    }
+  }
+  const utils = {
+    getExtendedPublicKey,
+    randomSecretKey,
+    isValidSecretKey,
+    isValidPublicKey,
+    /** Converts an Edwards public key to a companion Montgomery public key. */
+    toMontgomery(publicKey) {
+      if (toMontgomery2 === void 0)
+        throw new Error("Montgomery conversion is not supported for this curve");
+      return toMontgomery2(Point.fromBytes(publicKey));
+    },
+    toMontgomerySecret(secretKey) {
+      if (toMontgomerySecret2 === void 0)
+        throw new Error("Montgomery conversion is not supported for this curve");
+      return toMontgomerySecret2(secretKey);
+    }
+  };
+  Object.freeze(lengths);
+  Object.freeze(utils);
+  return Object.freeze({
+    keygen: createKeygen(randomSecretKey, getPublicKey),
+    getPublicKey,
+    sign,
+    verify,
+    utils,
+    Point,
+    lengths
+  });
+}
+
+// node_modules/@noble/curves/abstract/montgomery.js
+/*! noble-curves - MIT License (c) 2022 Paul Miller (paulmillr.com) */
+var _0n5 = /* @__PURE__ */ BigInt(0);
+var _1n5 = /* @__PURE__ */ BigInt(1);
+var _2n3 = /* @__PURE__ */ BigInt(2);
+function cmask(P, swap) {
+  return P + swap - (swap >> _1n5 << _1n5);
+}
+function cswap(P) {
+  const offset = BigInt(6) * P;
+  return (mask, x_2, x_3) => {
+    const sum = x_2 + x_3;
+    const d = offset + x_3 - x_2;
+    const a = (d * mask + x_2) % P;
+    return { x_2: a, x_3: sum - a };
+  };
+}
 function validateOpts(curve) {
   validateObject(curve, {
+    P: "bigint",
+    type: "string",
     adjustScalarBytes: "function",
     powPminus2: "function"
+  }, {
+    randomBytes: "function",
+    scalarMultBase: "function"
   });
   return Object.freeze({ ...curve });
 }
 function montgomery(curveDef) {
   const CURVE = validateOpts(curveDef);
-  const { P, type, adjustScalarBytes: adjustScalarBytes3, powPminus2, randomBytes: rand } = CURVE;
+  const { P, type, adjustScalarBytes: adjustScalarBytes2, powPminus2, randomBytes: rand } = CURVE;
+  const mulBaseHook = CURVE.scalarMultBase;
   const is25519 = type === "x25519";
   if (!is25519 && type !== "x448")
     throw new Error("invalid type");
-  const randomBytes_ = rand || randomBytes3;
+  const randomBytes_ = rand === void 0 ? randomBytes3 : rand;
   const montgomeryBits = is25519 ? 255 : 448;
+  const swap = cswap(P);
   const fieldLen = is25519 ? 32 : 56;
   const Gu = is25519 ? BigInt(9) : BigInt(5);
   const a24 = is25519 ? BigInt(121665) : BigInt(39081);
-  const minScalar = is25519 ? _2n2 ** BigInt(254) : _2n2 ** BigInt(447);
-  const maxAdded = is25519 ? BigInt(8) * _2n2 ** BigInt(251) - _1n4 : BigInt(4) * _2n2 ** BigInt(445) - _1n4;
-  const maxScalar = minScalar + maxAdded + _1n4;
+  const minScalar = is25519 ? _2n3 ** BigInt(254) : _2n3 ** BigInt(447);
+  const maxAdded = is25519 ? BigInt(8) * (_2n3 ** BigInt(251) - _1n5) : BigInt(4) * (_2n3 ** BigInt(445) - _1n5);
+  const maxScalar = minScalar + maxAdded + _1n5;
   const modP = (n) => mod(n, P);
   const GuBytes = encodeU(Gu);
   function encodeU(u) {
@@ -2883,50 +3798,59 @@ function montgomery(curveDef) {
     return modP(bytesToNumberLE(_u));
   }
   function decodeScalar(scalar) {
-    return bytesToNumberLE(adjustScalarBytes3(copyBytes2(abytes4(scalar, fieldLen, "scalar"))));
+    return bytesToNumberLE(adjustScalarBytes2(copyBytes2(abytes4(scalar, fieldLen, "scalar"))));
   }
+  const lowOrderU = new Set(is25519 ? [
+    _0n5,
+    _1n5,
+    P - _1n5,
+    BigInt("325606250916557431795983626356110631294008115727848805560023387167927233504"),
+    BigInt("39382357235489614581723060781553021112529911719440698176882885853963445705823")
+  ] : [_0n5, _1n5, P - _1n5]);
   function scalarMult2(scalar, u) {
-    const pu = montgomeryLadder(decodeU(u), decodeScalar(scalar));
-    if (pu === _0n4)
+    const pointU = decodeU(u);
+    if (lowOrderU.has(pointU))
+      throw new Error("invalid private or public key received");
+    const pu = montgomeryLadder(pointU, decodeScalar(scalar));
+    if (pu === _0n5)
       throw new Error("invalid private or public key received");
     return encodeU(pu);
   }
   function scalarMultBase2(scalar) {
-    return scalarMult2(scalar, GuBytes);
+    if (mulBaseHook === void 0)
+      return scalarMult2(scalar, GuBytes);
+    const k = decodeScalar(scalar);
+    aInRange("scalar", k, minScalar, maxScalar);
+    const pu = modP(mulBaseHook(k));
+    if (pu === _0n5)
+      throw new Error("invalid private or public key received");
+    return encodeU(pu);
   }
   const getPublicKey = scalarMultBase2;
   const getSharedSecret = scalarMult2;
-  function cswap2(swap, x_2, x_3) {
-    const dummy = modP(swap * (x_2 - x_3));
-    x_2 = modP(x_2 - dummy);
-    x_3 = modP(x_3 + dummy);
-    return { x_2, x_3 };
-  }
   function montgomeryLadder(u, scalar) {
-    aInRange("u", u, _0n4, P);
+    aInRange("u", u, _0n5, P);
     aInRange("scalar", scalar, minScalar, maxScalar);
     const k = scalar;
     const x_1 = u;
-    let x_2 = _1n4;
-    let z_2 = _0n4;
+    let x_2 = _1n5;
+    let z_2 = _0n5;
     let x_3 = u;
-    let z_3 = _1n4;
-    let swap = _0n4;
-    for (let t = BigInt(montgomeryBits - 1); t >= _0n4; t--) {
-      const k_t = k >> t & _1n4;
-      swap ^= k_t;
-      ({ x_2, x_3 } = cswap2(swap, x_2, x_3));
-      ({ x_2: z_2, x_3: z_3 } = cswap2(swap, z_2, z_3));
-      swap = k_t;
+    let z_3 = _1n5;
+    const kx = k ^ k >> _1n5;
+    for (let t = BigInt(montgomeryBits - 1); t >= _0n5; t--) {
+      const mask2 = cmask(P, kx >> t);
+      ({ x_2, x_3 } = swap(mask2, x_2, x_3));
+      ({ x_2: z_2, x_3: z_3 } = swap(mask2, z_2, z_3));
       const A = x_2 + z_2;
       const AA = modP(A * A);
-      const B = x_2 - z_2;
-      const BB = modP(B * B);
+      const B2 = x_2 - z_2;
+      const BB = modP(B2 * B2);
       const E = AA - BB;
       const C = x_3 + z_3;
       const D = x_3 - z_3;
       const DA = modP(D * A);
-      const CB = modP(C * B);
+      const CB = modP(C * B2);
       const dacb = DA + CB;
       const da_cb = DA - CB;
       x_3 = modP(dacb * dacb);
@@ -2934,8 +3858,9 @@ function montgomery(curveDef) {
       x_2 = modP(AA * BB);
       z_2 = modP(E * (AA + modP(a24 * E)));
     }
-    ({ x_2, x_3 } = cswap2(swap, x_2, x_3));
-    ({ x_2: z_2, x_3: z_3 } = cswap2(swap, z_2, z_3));
+    const mask = cmask(P, k);
+    ({ x_2, x_3 } = swap(mask, x_2, x_3));
+    ({ x_2: z_2, x_3: z_3 } = swap(mask, z_2, z_3));
     const z2 = powPminus2(z_2);
     return modP(x_2 * z2);
   }
@@ -2944,11 +3869,14 @@ function montgomery(curveDef) {
     publicKey: fieldLen,
     seed: fieldLen
   };
-  const randomSecretKey = (seed = randomBytes_(fieldLen)) => {
+  const randomSecretKey = (seed) => {
+    seed = seed === void 0 ? randomBytes_(fieldLen) : seed;
     abytes4(seed, lengths.seed, "seed");
     return seed;
   };
   const utils = { randomSecretKey };
+  Object.freeze(lengths);
+  Object.freeze(utils);
   return Object.freeze({
     keygen: createKeygen(randomSecretKey, getPublicKey),
     getSharedSecret,
@@ -2961,128 +3889,25 @@ function montgomery(curveDef) {
   });
 }
 
-// node_modules/@noble/post-quantum/node_modules/@noble/hashes/hmac.js
-var _HMAC2 = class {
-  constructor(hash, key) {
-    __publicField(this, "oHash");
-    __publicField(this, "iHash");
-    __publicField(this, "blockLen");
-    __publicField(this, "outputLen");
-    __publicField(this, "finished", false);
-    __publicField(this, "destroyed", false);
-    ahash2(hash);
-    abytes4(key, void 0, "key");
-    this.iHash = hash.create();
-    if (typeof this.iHash.update !== "function")
-      throw new Error("Expected instance of class which extends utils.Hash");
-    this.blockLen = this.iHash.blockLen;
-    this.outputLen = this.iHash.outputLen;
-    const blockLen = this.blockLen;
-    const pad = new Uint8Array(blockLen);
-    pad.set(key.length > blockLen ? hash.create().update(key).digest() : key);
-    for (let i = 0; i < pad.length; i++)
-      pad[i] ^= 54;
-    this.iHash.update(pad);
-    this.oHash = hash.create();
-    for (let i = 0; i < pad.length; i++)
-      pad[i] ^= 54 ^ 92;
-    this.oHash.update(pad);
-    clean3(pad);
-  }
-  update(buf) {
-    aexists3(this);
-    this.iHash.update(buf);
-    return this;
-  }
-  digestInto(out) {
-    aexists3(this);
-    abytes4(out, this.outputLen, "output");
-    this.finished = true;
-    this.iHash.digestInto(out);
-    this.oHash.update(out);
-    this.oHash.digestInto(out);
-    this.destroy();
-  }
-  digest() {
-    const out = new Uint8Array(this.oHash.outputLen);
-    this.digestInto(out);
-    return out;
-  }
-  _cloneInto(to) {
-    to || (to = Object.create(Object.getPrototypeOf(this), {}));
-    const { oHash, iHash, finished, destroyed, blockLen, outputLen } = this;
-    to = to;
-    to.finished = finished;
-    to.destroyed = destroyed;
-    to.blockLen = blockLen;
-    to.outputLen = outputLen;
-    to.oHash = oHash._cloneInto(to.oHash);
-    to.iHash = iHash._cloneInto(to.iHash);
-    return to;
-  }
-  clone() {
-    return this._cloneInto();
-  }
-  destroy() {
-    this.destroyed = true;
-    this.oHash.destroy();
-    this.iHash.destroy();
-  }
-};
-var hmac2 = (hash, key, message) => new _HMAC2(hash, key).update(message).digest();
-hmac2.create = (hash, key) => new _HMAC2(hash, key);
-
-// node_modules/@noble/post-quantum/node_modules/@noble/curves/abstract/weierstrass.js
+// node_modules/@noble/curves/abstract/der.js
 /*! noble-curves - MIT License (c) 2022 Paul Miller (paulmillr.com) */
-var divNearest = (num, den) => (num + (num >= 0 ? den : -den) / _2n3) / den;
-function _splitEndoScalar(k, basis, n) {
-  const [[a1, b1], [a2, b2]] = basis;
-  const c1 = divNearest(b2 * k, n);
-  const c2 = divNearest(-b1 * k, n);
-  let k1 = k - c1 * a1 - c2 * a2;
-  let k2 = -c1 * b1 - c2 * b2;
-  const k1neg = k1 < _0n5;
-  const k2neg = k2 < _0n5;
-  if (k1neg)
-    k1 = -k1;
-  if (k2neg)
-    k2 = -k2;
-  const MAX_NUM = bitMask(Math.ceil(bitLen(n) / 2)) + _1n5;
-  if (k1 < _0n5 || k1 >= MAX_NUM || k2 < _0n5 || k2 >= MAX_NUM) {
-    throw new Error("splitScalar (endomorphism): failed, k=" + k);
-  }
-  return { k1neg, k1, k2neg, k2 };
-}
-function validateSigFormat(format) {
-  if (!["compact", "recovered", "der"].includes(format))
-    throw new Error('Signature format must be "compact", "recovered", or "der"');
-  return format;
-}
-function validateSigOpts(opts2, def) {
-  const optsn = {};
-  for (let optName of Object.keys(def)) {
-    optsn[optName] = opts2[optName] === void 0 ? def[optName] : opts2[optName];
-  }
-  abool2(optsn.lowS, "lowS");
-  abool2(optsn.prehash, "prehash");
-  if (optsn.format !== void 0)
-    validateSigFormat(optsn.format);
-  return optsn;
-}
+var _0n6 = /* @__PURE__ */ BigInt(0);
 var DERErr = class extends Error {
   constructor(m = "") {
     super(m);
   }
 };
-var DER = {
+var _DER = {
   // asn.1 DER encoding utils
   Err: DERErr,
   // Basic building block is TLV (Tag-Length-Value)
   _tlv: {
     encode: (tag, data) => {
-      const { Err: E } = DER;
-      if (tag < 0 || tag > 256)
+      const { Err: E } = _DER;
+      asafenumber(tag, "tag");
+      if (tag < 0 || tag > 255)
         throw new E("tlv.encode: wrong tag");
+      astring(data, "data");
       if (data.length & 1)
         throw new E("tlv.encode: unpadded data");
       const dataLen = data.length / 2;
@@ -3095,10 +3920,11 @@ var DER = {
     },
     // v - value, l - left bytes (unparsed)
     decode(tag, data) {
-      const { Err: E } = DER;
+      const { Err: E } = _DER;
+      data = abytes4(data, void 0, "DER data");
       let pos = 0;
-      if (tag < 0 || tag > 256)
-        throw new E("tlv.encode: wrong tag");
+      if (tag < 0 || tag > 255)
+        throw new E("tlv.decode: wrong tag");
       if (data.length < 2 || data[pos++] !== tag)
         throw new E("tlv.decode: wrong tlv");
       const first = data[pos++];
@@ -3135,8 +3961,9 @@ var DER = {
   // - if next byte doesn't have a flag, leading zero is not allowed (minimal encoding)
   _int: {
     encode(num) {
-      const { Err: E } = DER;
-      if (num < _0n5)
+      const { Err: E } = _DER;
+      abignumber(num);
+      if (num < _0n6)
         throw new E("integer: negative integers are not allowed");
       let hex = numberToHexUnpadded(num);
       if (Number.parseInt(hex[0], 16) & 8)
@@ -3146,16 +3973,23 @@ var DER = {
       return hex;
     },
     decode(data) {
-      const { Err: E } = DER;
+      const { Err: E } = _DER;
+      if (data.length < 1)
+        throw new E("invalid signature integer: empty");
       if (data[0] & 128)
         throw new E("invalid signature integer: negative");
-      if (data[0] === 0 && !(data[1] & 128))
+      if (data.length > 1 && data[0] === 0 && !(data[1] & 128))
         throw new E("invalid signature integer: unnecessary leading zero");
       return bytesToNumberBE(data);
     }
   },
-  toSig(bytes) {
-    const { Err: E, _int: int, _tlv: tlv } = DER;
+  toSig(bytes, maxScalarBytes) {
+    const { Err: E, _int: int, _tlv: tlv } = _DER;
+    if (maxScalarBytes !== void 0) {
+      asafenumber(maxScalarBytes, "maxScalarBytes");
+      if (maxScalarBytes < 1)
+        throw new E("invalid signature: maxScalarBytes must be positive");
+    }
     const data = abytes4(bytes, void 0, "signature");
     const { v: seqBytes, l: seqLeftBytes } = tlv.decode(48, data);
     if (seqLeftBytes.length)
@@ -3164,24 +3998,73 @@ var DER = {
     const { v: sBytes, l: sLeftBytes } = tlv.decode(2, rLeftBytes);
     if (sLeftBytes.length)
       throw new E("invalid signature: left bytes after parsing");
+    if (maxScalarBytes !== void 0 && (rBytes.length > maxScalarBytes || sBytes.length > maxScalarBytes))
+      throw new E("invalid signature: integer too large");
     return { r: int.decode(rBytes), s: int.decode(sBytes) };
   },
   hexFromSig(sig) {
-    const { _tlv: tlv, _int: int } = DER;
+    const { _tlv: tlv, _int: int } = _DER;
+    validateObject(sig, { r: "bigint", s: "bigint" }, {}, "sig");
     const rs = tlv.encode(2, int.encode(sig.r));
     const ss = tlv.encode(2, int.encode(sig.s));
     const seq = rs + ss;
     return tlv.encode(48, seq);
   }
 };
-var _0n5 = BigInt(0);
-var _1n5 = BigInt(1);
-var _2n3 = BigInt(2);
-var _3n2 = BigInt(3);
-var _4n2 = BigInt(4);
+var DER = /* @__PURE__ */ (() => {
+  Object.freeze(_DER._tlv);
+  Object.freeze(_DER._int);
+  return Object.freeze(_DER);
+})();
+
+// node_modules/@noble/curves/abstract/weierstrass.js
+/*! noble-curves - MIT License (c) 2022 Paul Miller (paulmillr.com) */
+var divNearest = (num, den) => (num + (num >= 0 ? den : -den) / _2n4) / den;
+function _splitEndoScalar(k, basis, n) {
+  aInRange("scalar", k, _0n7, n);
+  const [[a1, b1], [a2, b2]] = basis;
+  const c1 = divNearest(b2 * k, n);
+  const c2 = divNearest(-b1 * k, n);
+  let k1 = k - c1 * a1 - c2 * a2;
+  let k2 = -c1 * b1 - c2 * b2;
+  const k1neg = k1 < _0n7;
+  const k2neg = k2 < _0n7;
+  if (k1neg)
+    k1 = -k1;
+  if (k2neg)
+    k2 = -k2;
+  const MAX_NUM = bitMask(Math.ceil(bitLen(n) / 2)) + _1n6;
+  if (k1 < _0n7 || k1 >= MAX_NUM || k2 < _0n7 || k2 >= MAX_NUM) {
+    throw new Error("splitScalar (endomorphism): failed for k");
+  }
+  return { k1neg, k1, k2neg, k2 };
+}
+function validateSigFormat(format) {
+  if (!["compact", "recovered", "der"].includes(format))
+    throw new Error('Signature format must be "compact", "recovered", or "der"');
+  return format;
+}
+function validateSigOpts(opts2, def) {
+  validateObject(opts2);
+  const optsn = {};
+  for (let optName of Object.keys(def)) {
+    optsn[optName] = opts2[optName] === void 0 ? def[optName] : opts2[optName];
+  }
+  abool3(optsn.lowS, "lowS");
+  abool3(optsn.prehash, "prehash");
+  if (optsn.format !== void 0)
+    validateSigFormat(optsn.format);
+  return optsn;
+}
+var _0n7 = /* @__PURE__ */ BigInt(0);
+var _1n6 = /* @__PURE__ */ BigInt(1);
+var _2n4 = /* @__PURE__ */ BigInt(2);
+var _3n2 = /* @__PURE__ */ BigInt(3);
+var _4n4 = /* @__PURE__ */ BigInt(4);
 function weierstrass(params, extraOpts = {}) {
   const validated = createCurveFields("weierstrass", params, extraOpts);
-  const { Fp, Fn } = validated;
+  const Fp2 = validated.Fp;
+  const Fn = validated.Fn;
   let CURVE = validated.CURVE;
   const { h: cofactor, n: CURVE_ORDER } = CURVE;
   validateObject(extraOpts, {}, {
@@ -3190,29 +4073,40 @@ function weierstrass(params, extraOpts = {}) {
     isTorsionFree: "function",
     fromBytes: "function",
     toBytes: "function",
-    endo: "object"
+    endo: "object",
+    randomBytes: "function"
   });
-  const { endo } = extraOpts;
-  if (endo) {
-    if (!Fp.is0(CURVE.a) || typeof endo.beta !== "bigint" || !Array.isArray(endo.basises)) {
+  const { endo: endoOpts, allowInfinityPoint, clearCofactor, isTorsionFree, fromBytes, toBytes } = extraOpts;
+  const randomBytes5 = extraOpts.randomBytes === void 0 ? randomBytes3 : extraOpts.randomBytes;
+  if (endoOpts) {
+    if (!Fp2.is0(CURVE.a) || typeof endoOpts.beta !== "bigint" || !Array.isArray(endoOpts.basises)) {
       throw new Error('invalid endo: expected "beta": bigint and "basises": array');
     }
   }
-  const lengths = getWLengths(Fp, Fn);
+  const endo = endoOpts ? {
+    beta: endoOpts.beta,
+    basises: endoOpts.basises.map((basis) => [...basis])
+  } : void 0;
+  const lengths = getWLengths(Fp2, Fn);
   function assertCompressionIsSupported() {
-    if (!Fp.isOdd)
+    if (!Fp2.isOdd)
       throw new Error("compression is not supported: Field does not have .isOdd()");
   }
   function pointToBytes(_c, point, isCompressed) {
+    if (point.is0()) {
+      if (!allowInfinityPoint)
+        throw new Error("bad point: ZERO");
+      return Uint8Array.of(0);
+    }
     const { x, y } = point.toAffine();
-    const bx = Fp.toBytes(x);
-    abool2(isCompressed, "isCompressed");
+    const bx = Fp2.toBytes(x);
+    abool3(isCompressed, "isCompressed");
     if (isCompressed) {
       assertCompressionIsSupported();
-      const hasEvenY = !Fp.isOdd(y);
+      const hasEvenY = !Fp2.isOdd(y);
       return concatBytes2(pprefix(hasEvenY), bx);
     } else {
-      return concatBytes2(Uint8Array.of(4), bx, Fp.toBytes(y));
+      return concatBytes2(Uint8Array.of(4), bx, Fp2.toBytes(y));
     }
   }
   function pointFromBytes(bytes) {
@@ -3221,28 +4115,30 @@ function weierstrass(params, extraOpts = {}) {
     const length = bytes.length;
     const head = bytes[0];
     const tail = bytes.subarray(1);
+    if (allowInfinityPoint && length === 1 && head === 0)
+      return { x: Fp2.ZERO, y: Fp2.ZERO };
     if (length === comp && (head === 2 || head === 3)) {
-      const x = Fp.fromBytes(tail);
-      if (!Fp.isValid(x))
+      const x = Fp2.fromBytes(tail);
+      if (!Fp2.isValid(x))
         throw new Error("bad point: is not on curve, wrong x");
       const y2 = weierstrassEquation(x);
       let y;
       try {
-        y = Fp.sqrt(y2);
+        y = Fp2.sqrt(y2);
       } catch (sqrtError) {
         const err = sqrtError instanceof Error ? ": " + sqrtError.message : "";
         throw new Error("bad point: is not on curve, sqrt error" + err);
       }
       assertCompressionIsSupported();
-      const evenY = Fp.isOdd(y);
+      const evenY = Fp2.isOdd(y);
       const evenH = (head & 1) === 1;
       if (evenH !== evenY)
-        y = Fp.neg(y);
+        y = Fp2.neg(y);
       return { x, y };
     } else if (length === uncomp && head === 4) {
-      const L = Fp.BYTES;
-      const x = Fp.fromBytes(tail.subarray(0, L));
-      const y = Fp.fromBytes(tail.subarray(L, L * 2));
+      const L = Fp2.BYTES;
+      const x = Fp2.fromBytes(tail.subarray(0, L));
+      const y = Fp2.fromBytes(tail.subarray(L, L * 2));
       if (!isValidXY(x, y))
         throw new Error("bad point: is not on curve");
       return { x, y };
@@ -3250,28 +4146,30 @@ function weierstrass(params, extraOpts = {}) {
       throw new Error(`bad point: got length ${length}, expected compressed=${comp} or uncompressed=${uncomp}`);
     }
   }
-  const encodePoint = extraOpts.toBytes || pointToBytes;
-  const decodePoint = extraOpts.fromBytes || pointFromBytes;
+  const encodePoint = toBytes === void 0 ? pointToBytes : toBytes;
+  const decodePoint = fromBytes === void 0 ? pointFromBytes : fromBytes;
+  const b3 = Fp2.mul(CURVE.b, _3n2);
+  const mulA = Fp2.is0(CURVE.a) ? (_) => Fp2.ZERO : (x) => Fp2.mul(CURVE.a, x);
   function weierstrassEquation(x) {
-    const x2 = Fp.sqr(x);
-    const x3 = Fp.mul(x2, x);
-    return Fp.add(Fp.add(x3, Fp.mul(x, CURVE.a)), CURVE.b);
+    const x2 = Fp2.sqr(x);
+    const x3 = Fp2.mul(x2, x);
+    return Fp2.add(Fp2.add(x3, Fp2.mul(x, CURVE.a)), CURVE.b);
   }
   function isValidXY(x, y) {
-    const left = Fp.sqr(y);
+    const left = Fp2.sqr(y);
     const right = weierstrassEquation(x);
-    return Fp.eql(left, right);
+    return Fp2.eql(left, right);
   }
   if (!isValidXY(CURVE.Gx, CURVE.Gy))
     throw new Error("bad curve params: generator point");
-  const _4a3 = Fp.mul(Fp.pow(CURVE.a, _3n2), _4n2);
-  const _27b2 = Fp.mul(Fp.sqr(CURVE.b), BigInt(27));
-  if (Fp.is0(Fp.add(_4a3, _27b2)))
+  const _4a3 = Fp2.mul(Fp2.pow(CURVE.a, _3n2), _4n4);
+  const _27b2 = Fp2.mul(Fp2.sqr(CURVE.b), BigInt(27));
+  if (Fp2.is0(Fp2.add(_4a3, _27b2)))
     throw new Error("bad curve params: a or b");
   function acoord(title, n, banZero = false) {
-    if (!Fp.isValid(n) || banZero && Fp.is0(n))
+    if (!Fp2.isValid(n) || banZero && Fp2.is0(n))
       throw new Error(`bad point coordinate ${title}`);
-    return n;
+    return typeof n === "object" && n !== null ? Fp2.create(n) : n;
   }
   function aprjpoint(other) {
     if (!(other instanceof Point))
@@ -3282,43 +4180,20 @@ function weierstrass(params, extraOpts = {}) {
       throw new Error("no endo");
     return _splitEndoScalar(k, endo.basises, Fn.ORDER);
   }
-  const toAffineMemo = memoized((p, iz) => {
-    const { X, Y, Z } = p;
-    if (Fp.eql(Z, Fp.ONE))
-      return { x: X, y: Y };
-    const is0 = p.is0();
-    if (iz == null)
-      iz = is0 ? Fp.ONE : Fp.inv(Z);
-    const x = Fp.mul(X, iz);
-    const y = Fp.mul(Y, iz);
-    const zz = Fp.mul(Z, iz);
-    if (is0)
-      return { x: Fp.ZERO, y: Fp.ZERO };
-    if (!Fp.eql(zz, Fp.ONE))
-      throw new Error("invZ was invalid");
-    return { x, y };
-  });
-  const assertValidMemo = memoized((p) => {
-    if (p.is0()) {
-      if (extraOpts.allowInfinityPoint && !Fp.is0(p.Y))
-        return;
-      throw new Error("bad point: ZERO");
+  function pushWnafPair(points, scalars, p, k) {
+    if (!Fn.isValid(k))
+      throw new RangeError("invalid scalar: out of range");
+    if (endo) {
+      const { k1neg, k1, k2neg, k2 } = splitEndoScalarN(k);
+      const psi = new Point(Fp2.mul(p.X, endo.beta), p.Y, p.Z);
+      points.push(k1neg ? p.negate() : p, k2neg ? psi.negate() : psi);
+      scalars.push(k1, k2);
+    } else {
+      points.push(p);
+      scalars.push(k);
     }
-    const { x, y } = p.toAffine();
-    if (!Fp.isValid(x) || !Fp.isValid(y))
-      throw new Error("bad point: x or y not field elements");
-    if (!isValidXY(x, y))
-      throw new Error("bad point: equation left != right");
-    if (!p.isTorsionFree())
-      throw new Error("bad point: not in prime-order subgroup");
-    return true;
-  });
-  function finishEndo(endoBeta, k1p, k2p, k1neg, k2neg) {
-    k2p = new Point(Fp.mul(k2p.X, endoBeta), k2p.Y, k2p.Z);
-    k1p = negateCt(k1neg, k1p);
-    k2p = negateCt(k2neg, k2p);
-    return k1p.add(k2p);
   }
+  const validityCache = /* @__PURE__ */ new WeakSet();
   const _Point = class _Point {
     /** Does NOT validate if the point is valid. Use `.assertValidity()`. */
     constructor(X, Y, Z) {
@@ -3336,13 +4211,13 @@ function weierstrass(params, extraOpts = {}) {
     /** Does NOT validate if the point is valid. Use `.assertValidity()`. */
     static fromAffine(p) {
       const { x, y } = p || {};
-      if (!p || !Fp.isValid(x) || !Fp.isValid(y))
+      if (!p || !Fp2.isValid(x) || !Fp2.isValid(y))
         throw new Error("invalid affine point");
       if (p instanceof _Point)
         throw new Error("projective point not allowed");
-      if (Fp.is0(x) && Fp.is0(y))
+      if (Fp2.is0(x) && Fp2.is0(y))
         return _Point.ZERO;
-      return new _Point(x, y, Fp.ONE);
+      return new _Point(x, y, Fp2.ONE);
     }
     static fromBytes(bytes) {
       const P = _Point.fromAffine(decodePoint(abytes4(bytes, void 0, "point")));
@@ -3359,13 +4234,10 @@ function weierstrass(params, extraOpts = {}) {
       return this.toAffine().y;
     }
     /**
-     *
-     * @param windowSize
-     * @param isLazy true will defer table computation until the first multiplication
-     * @returns
+     * @param isLazy - true will defer table computation until the first multiplication
      */
-    precompute(windowSize = 8, isLazy = true) {
-      wnaf.createCache(this, windowSize);
+    precompute(windowSize = 6, isLazy = true) {
+      wnaf.setWindowSize(this, windowSize);
       if (!isLazy)
         this.multiply(_3n2);
       return this;
@@ -3373,67 +4245,80 @@ function weierstrass(params, extraOpts = {}) {
     // TODO: return `this`
     /** A point on curve is valid if it conforms to equation. */
     assertValidity() {
-      assertValidMemo(this);
+      const p = this;
+      if (p.is0()) {
+        if (allowInfinityPoint && Fp2.is0(p.X) && Fp2.eql(p.Y, Fp2.ONE) && Fp2.is0(p.Z))
+          return;
+        throw new Error("bad point: ZERO");
+      }
+      if (validityCache.has(p))
+        return;
+      const { x, y } = p.toAffine();
+      if (!Fp2.isValid(x) || !Fp2.isValid(y))
+        throw new Error("bad point: x or y not field elements");
+      if (!isValidXY(x, y))
+        throw new Error("bad point: equation left != right");
+      if (!p.isTorsionFree())
+        throw new Error("bad point: not in prime-order subgroup");
+      validityCache.add(p);
     }
     hasEvenY() {
       const { y } = this.toAffine();
-      if (!Fp.isOdd)
+      if (!Fp2.isOdd)
         throw new Error("Field doesn't support isOdd");
-      return !Fp.isOdd(y);
+      return !Fp2.isOdd(y);
     }
     /** Compare one point to another. */
     equals(other) {
       aprjpoint(other);
       const { X: X1, Y: Y1, Z: Z1 } = this;
       const { X: X2, Y: Y2, Z: Z2 } = other;
-      const U1 = Fp.eql(Fp.mul(X1, Z2), Fp.mul(X2, Z1));
-      const U2 = Fp.eql(Fp.mul(Y1, Z2), Fp.mul(Y2, Z1));
+      const U1 = Fp2.eql(Fp2.mul(X1, Z2), Fp2.mul(X2, Z1));
+      const U2 = Fp2.eql(Fp2.mul(Y1, Z2), Fp2.mul(Y2, Z1));
       return U1 && U2;
     }
     /** Flips point to one corresponding to (x, -y) in Affine coordinates. */
     negate() {
-      return new _Point(this.X, Fp.neg(this.Y), this.Z);
+      return new _Point(this.X, Fp2.neg(this.Y), this.Z);
     }
     // Renes-Costello-Batina exception-free doubling formula.
     // There is 30% faster Jacobian formula, but it is not complete.
     // https://eprint.iacr.org/2015/1060, algorithm 3
     // Cost: 8M + 3S + 3*a + 2*b3 + 15add.
     double() {
-      const { a, b } = CURVE;
-      const b3 = Fp.mul(b, _3n2);
       const { X: X1, Y: Y1, Z: Z1 } = this;
-      let X3 = Fp.ZERO, Y3 = Fp.ZERO, Z3 = Fp.ZERO;
-      let t0 = Fp.mul(X1, X1);
-      let t1 = Fp.mul(Y1, Y1);
-      let t2 = Fp.mul(Z1, Z1);
-      let t3 = Fp.mul(X1, Y1);
-      t3 = Fp.add(t3, t3);
-      Z3 = Fp.mul(X1, Z1);
-      Z3 = Fp.add(Z3, Z3);
-      X3 = Fp.mul(a, Z3);
-      Y3 = Fp.mul(b3, t2);
-      Y3 = Fp.add(X3, Y3);
-      X3 = Fp.sub(t1, Y3);
-      Y3 = Fp.add(t1, Y3);
-      Y3 = Fp.mul(X3, Y3);
-      X3 = Fp.mul(t3, X3);
-      Z3 = Fp.mul(b3, Z3);
-      t2 = Fp.mul(a, t2);
-      t3 = Fp.sub(t0, t2);
-      t3 = Fp.mul(a, t3);
-      t3 = Fp.add(t3, Z3);
-      Z3 = Fp.add(t0, t0);
-      t0 = Fp.add(Z3, t0);
-      t0 = Fp.add(t0, t2);
-      t0 = Fp.mul(t0, t3);
-      Y3 = Fp.add(Y3, t0);
-      t2 = Fp.mul(Y1, Z1);
-      t2 = Fp.add(t2, t2);
-      t0 = Fp.mul(t2, t3);
-      X3 = Fp.sub(X3, t0);
-      Z3 = Fp.mul(t2, t1);
-      Z3 = Fp.add(Z3, Z3);
-      Z3 = Fp.add(Z3, Z3);
+      let X3 = Fp2.ZERO, Y3 = Fp2.ZERO, Z3 = Fp2.ZERO;
+      let t0 = Fp2.mul(X1, X1);
+      let t1 = Fp2.mul(Y1, Y1);
+      let t2 = Fp2.mul(Z1, Z1);
+      let t3 = Fp2.mul(X1, Y1);
+      t3 = Fp2.add(t3, t3);
+      Z3 = Fp2.mul(X1, Z1);
+      Z3 = Fp2.add(Z3, Z3);
+      X3 = mulA(Z3);
+      Y3 = Fp2.mul(b3, t2);
+      Y3 = Fp2.add(X3, Y3);
+      X3 = Fp2.sub(t1, Y3);
+      Y3 = Fp2.add(t1, Y3);
+      Y3 = Fp2.mul(X3, Y3);
+      X3 = Fp2.mul(t3, X3);
+      Z3 = Fp2.mul(b3, Z3);
+      t2 = mulA(t2);
+      t3 = Fp2.sub(t0, t2);
+      t3 = mulA(t3);
+      t3 = Fp2.add(t3, Z3);
+      Z3 = Fp2.add(t0, t0);
+      t0 = Fp2.add(Z3, t0);
+      t0 = Fp2.add(t0, t2);
+      t0 = Fp2.mul(t0, t3);
+      Y3 = Fp2.add(Y3, t0);
+      t2 = Fp2.mul(Y1, Z1);
+      t2 = Fp2.add(t2, t2);
+      t0 = Fp2.mul(t2, t3);
+      X3 = Fp2.sub(X3, t0);
+      Z3 = Fp2.mul(t2, t1);
+      Z3 = Fp2.add(Z3, Z3);
+      Z3 = Fp2.add(Z3, Z3);
       return new _Point(X3, Y3, Z3);
     }
     // Renes-Costello-Batina exception-free addition formula.
@@ -3444,52 +4329,51 @@ function weierstrass(params, extraOpts = {}) {
       aprjpoint(other);
       const { X: X1, Y: Y1, Z: Z1 } = this;
       const { X: X2, Y: Y2, Z: Z2 } = other;
-      let X3 = Fp.ZERO, Y3 = Fp.ZERO, Z3 = Fp.ZERO;
-      const a = CURVE.a;
-      const b3 = Fp.mul(CURVE.b, _3n2);
-      let t0 = Fp.mul(X1, X2);
-      let t1 = Fp.mul(Y1, Y2);
-      let t2 = Fp.mul(Z1, Z2);
-      let t3 = Fp.add(X1, Y1);
-      let t4 = Fp.add(X2, Y2);
-      t3 = Fp.mul(t3, t4);
-      t4 = Fp.add(t0, t1);
-      t3 = Fp.sub(t3, t4);
-      t4 = Fp.add(X1, Z1);
-      let t5 = Fp.add(X2, Z2);
-      t4 = Fp.mul(t4, t5);
-      t5 = Fp.add(t0, t2);
-      t4 = Fp.sub(t4, t5);
-      t5 = Fp.add(Y1, Z1);
-      X3 = Fp.add(Y2, Z2);
-      t5 = Fp.mul(t5, X3);
-      X3 = Fp.add(t1, t2);
-      t5 = Fp.sub(t5, X3);
-      Z3 = Fp.mul(a, t4);
-      X3 = Fp.mul(b3, t2);
-      Z3 = Fp.add(X3, Z3);
-      X3 = Fp.sub(t1, Z3);
-      Z3 = Fp.add(t1, Z3);
-      Y3 = Fp.mul(X3, Z3);
-      t1 = Fp.add(t0, t0);
-      t1 = Fp.add(t1, t0);
-      t2 = Fp.mul(a, t2);
-      t4 = Fp.mul(b3, t4);
-      t1 = Fp.add(t1, t2);
-      t2 = Fp.sub(t0, t2);
-      t2 = Fp.mul(a, t2);
-      t4 = Fp.add(t4, t2);
-      t0 = Fp.mul(t1, t4);
-      Y3 = Fp.add(Y3, t0);
-      t0 = Fp.mul(t5, t4);
-      X3 = Fp.mul(t3, X3);
-      X3 = Fp.sub(X3, t0);
-      t0 = Fp.mul(t3, t1);
-      Z3 = Fp.mul(t5, Z3);
-      Z3 = Fp.add(Z3, t0);
+      let X3 = Fp2.ZERO, Y3 = Fp2.ZERO, Z3 = Fp2.ZERO;
+      let t0 = Fp2.mul(X1, X2);
+      let t1 = Fp2.mul(Y1, Y2);
+      let t2 = Fp2.mul(Z1, Z2);
+      let t3 = Fp2.add(X1, Y1);
+      let t4 = Fp2.add(X2, Y2);
+      t3 = Fp2.mul(t3, t4);
+      t4 = Fp2.add(t0, t1);
+      t3 = Fp2.sub(t3, t4);
+      t4 = Fp2.add(X1, Z1);
+      let t5 = Fp2.add(X2, Z2);
+      t4 = Fp2.mul(t4, t5);
+      t5 = Fp2.add(t0, t2);
+      t4 = Fp2.sub(t4, t5);
+      t5 = Fp2.add(Y1, Z1);
+      X3 = Fp2.add(Y2, Z2);
+      t5 = Fp2.mul(t5, X3);
+      X3 = Fp2.add(t1, t2);
+      t5 = Fp2.sub(t5, X3);
+      Z3 = mulA(t4);
+      X3 = Fp2.mul(b3, t2);
+      Z3 = Fp2.add(X3, Z3);
+      X3 = Fp2.sub(t1, Z3);
+      Z3 = Fp2.add(t1, Z3);
+      Y3 = Fp2.mul(X3, Z3);
+      t1 = Fp2.add(t0, t0);
+      t1 = Fp2.add(t1, t0);
+      t2 = mulA(t2);
+      t4 = Fp2.mul(b3, t4);
+      t1 = Fp2.add(t1, t2);
+      t2 = Fp2.sub(t0, t2);
+      t2 = mulA(t2);
+      t4 = Fp2.add(t4, t2);
+      t0 = Fp2.mul(t1, t4);
+      Y3 = Fp2.add(Y3, t0);
+      t0 = Fp2.mul(t5, t4);
+      X3 = Fp2.mul(t3, X3);
+      X3 = Fp2.sub(X3, t0);
+      t0 = Fp2.mul(t3, t1);
+      Z3 = Fp2.mul(t5, Z3);
+      Z3 = Fp2.add(Z3, t0);
       return new _Point(X3, Y3, Z3);
     }
     subtract(other) {
+      aprjpoint(other);
       return this.add(other.negate());
     }
     is0() {
@@ -3497,88 +4381,104 @@ function weierstrass(params, extraOpts = {}) {
     }
     /**
      * Constant time multiplication.
-     * Uses wNAF method. Windowed method may be 10% faster,
-     * but takes 2x longer to generate and consumes 2x memory.
-     * Uses precomputes when available.
-     * Uses endomorphism for Koblitz curves.
-     * @param scalar by which the point would be multiplied
+     * Uses precomputed tables (signed fixed-window wNAF) when available.
+     * Uses scalar blinding and avoids endomorphism splitting in the secret-scalar path.
+     * @param scalar - by which the point would be multiplied
      * @returns New point
      */
     multiply(scalar) {
-      const { endo: endo2 } = extraOpts;
       if (!Fn.isValidNot0(scalar))
-        throw new Error("invalid scalar: out of range");
-      let point, fake;
-      const mul = (n) => wnaf.cached(this, n, (p) => normalizeZ(_Point, p));
-      if (endo2) {
-        const { k1neg, k1, k2neg, k2 } = splitEndoScalarN(scalar);
-        const { p: k1p, f: k1f } = mul(k1);
-        const { p: k2p, f: k2f } = mul(k2);
-        fake = k1f.add(k2f);
-        point = finishEndo(endo2.beta, k1p, k2p, k1neg, k2neg);
-      } else {
-        const { p, f } = mul(scalar);
-        point = p;
-        fake = f;
-      }
-      return normalizeZ(_Point, [point, fake])[0];
+        throw new RangeError("invalid scalar: out of range");
+      const { p, f } = wnaf.mulSecret(this, scalar, cofactor, normalize);
+      return normalize([p, f])[0];
     }
     /**
-     * Non-constant-time multiplication. Uses double-and-add algorithm.
+     * Non-constant-time multiplication. Uses width-4 wNAF with GLV endomorphism splitting
+     * when available (two half-width scalars sharing one halved doubling chain).
      * It's faster, but should only be used when you don't care about
      * an exposed secret key e.g. sig verification, which works over *public* keys.
      */
-    multiplyUnsafe(sc) {
-      const { endo: endo2 } = extraOpts;
+    multiplyUnsafe(scalar) {
       const p = this;
+      const sc = scalar;
       if (!Fn.isValid(sc))
-        throw new Error("invalid scalar: out of range");
-      if (sc === _0n5 || p.is0())
+        throw new RangeError("invalid scalar: out of range");
+      if (sc === _0n7 || p.is0())
         return _Point.ZERO;
-      if (sc === _1n5)
+      if (sc === _1n6)
         return p;
-      if (wnaf.hasCache(this))
-        return this.multiply(sc);
-      if (endo2) {
-        const { k1neg, k1, k2neg, k2 } = splitEndoScalarN(sc);
-        const { p1, p2 } = mulEndoUnsafe(_Point, p, k1, k2);
-        return finishEndo(endo2.beta, p1, p2, k1neg, k2neg);
-      } else {
-        return wnaf.unsafe(p, sc);
-      }
+      if (wnaf.hasWindowSize(this))
+        return wnaf.mulUnsafe(p, sc, normalize);
+      const points = [];
+      const scalars = [];
+      pushWnafPair(points, scalars, p, sc);
+      return mulAddUnsafe(_Point, points, scalars);
+    }
+    /**
+     * Non-constant-time double-scalar multiplication `a⋅this + b⋅other` (Strauss–Shamir).
+     * Both walks share one doubling chain via {@link mulAddUnsafe}, and GLV endomorphism
+     * (when available) halves the chain again by splitting each scalar into two half-width
+     * parts. Used by ECDSA verification and public-key recovery for `R = u1⋅G + u2⋅P`.
+     * Only for public scalars.
+     */
+    mulAddUnsafe(a, other, b) {
+      aprjpoint(other);
+      const points = [];
+      const scalars = [];
+      pushWnafPair(points, scalars, this, a);
+      pushWnafPair(points, scalars, other, b);
+      return mulAddUnsafe(_Point, points, scalars);
     }
     /**
      * Converts Projective point to affine (x, y) coordinates.
-     * @param invertedZ Z^-1 (inverted zero) - optional, precomputation is useful for invertBatch
+     * (X, Y, Z) ∋ (x=X/Z, y=Y/Z).
+     * @param invertedZ - Z^-1 (inverted zero) - optional, precomputation is useful for invertBatch
      */
     toAffine(invertedZ) {
-      return toAffineMemo(this, invertedZ);
+      const p = this;
+      let iz = invertedZ;
+      if (iz != null && !Fp2.isValid(iz))
+        throw new RangeError('"invertedZ" expected valid field element');
+      const { X, Y, Z } = p;
+      if (Fp2.eql(Z, Fp2.ONE))
+        return { x: X, y: Y };
+      const is0 = p.is0();
+      if (iz == null)
+        iz = is0 ? Fp2.ONE : Fp2.inv(Z);
+      const x = Fp2.mul(X, iz);
+      const y = Fp2.mul(Y, iz);
+      const zz = Fp2.mul(Z, iz);
+      if (is0)
+        return { x: Fp2.ZERO, y: Fp2.ZERO };
+      if (!Fp2.eql(zz, Fp2.ONE))
+        throw new Error("invZ was invalid");
+      return { x, y };
     }
     /**
      * Checks whether Point is free of torsion elements (is in prime subgroup).
      * Always torsion-free for cofactor=1 curves.
      */
     isTorsionFree() {
-      const { isTorsionFree } = extraOpts;
-      if (cofactor === _1n5)
+      if (cofactor === _1n6)
         return true;
       if (isTorsionFree)
         return isTorsionFree(_Point, this);
-      return wnaf.unsafe(this, CURVE_ORDER).is0();
+      return wnaf.mulUnsafe(this, CURVE_ORDER).is0();
     }
     clearCofactor() {
-      const { clearCofactor } = extraOpts;
-      if (cofactor === _1n5)
+      if (cofactor === _1n6)
         return this;
       if (clearCofactor)
         return clearCofactor(_Point, this);
       return this.multiplyUnsafe(cofactor);
     }
     isSmallOrder() {
-      return this.multiplyUnsafe(cofactor).is0();
+      if (cofactor === _1n6)
+        return this.is0();
+      return this.clearCofactor().is0();
     }
     toBytes(isCompressed = true) {
-      abool2(isCompressed, "isCompressed");
+      abool3(isCompressed, "isCompressed");
       this.assertValidity();
       return encodePoint(_Point, this, isCompressed);
     }
@@ -3589,37 +4489,40 @@ function weierstrass(params, extraOpts = {}) {
       return `<Point ${this.is0() ? "ZERO" : this.toHex()}>`;
     }
   };
-  // base / generator point
-  __publicField(_Point, "BASE", new _Point(CURVE.Gx, CURVE.Gy, Fp.ONE));
-  // zero / infinity / identity point
-  __publicField(_Point, "ZERO", new _Point(Fp.ZERO, Fp.ONE, Fp.ZERO));
-  // 0, 1, 0
-  // math field
-  __publicField(_Point, "Fp", Fp);
-  // scalar field
+  __publicField(_Point, "BASE", new _Point(CURVE.Gx, CURVE.Gy, Fp2.ONE));
+  __publicField(_Point, "ZERO", new _Point(Fp2.ZERO, Fp2.ONE, Fp2.ZERO));
+  __publicField(_Point, "Fp", Fp2);
   __publicField(_Point, "Fn", Fn);
   let Point = _Point;
-  const bits = Fn.BITS;
-  const wnaf = new wNAF(Point, extraOpts.endo ? Math.ceil(bits / 2) : bits);
-  Point.BASE.precompute(8);
+  const normalize = (points) => normalizeZ(Point, points);
+  const wnaf = new ScalarMultiplier(Point, randomBytes5);
+  if (wnaf.bits >= 6)
+    Point.BASE.precompute(6);
+  Object.freeze(Point.prototype);
+  Object.freeze(Point);
   return Point;
 }
 function pprefix(hasEvenY) {
   return Uint8Array.of(hasEvenY ? 2 : 3);
 }
-function getWLengths(Fp, Fn) {
+function getWLengths(Fp2, Fn) {
   return {
     secretKey: Fn.BYTES,
-    publicKey: 1 + Fp.BYTES,
-    publicKeyUncompressed: 1 + 2 * Fp.BYTES,
+    publicKey: 1 + Fp2.BYTES,
+    publicKeyUncompressed: 1 + 2 * Fp2.BYTES,
     publicKeyHasPrefix: true,
+    // Raw compact `(r || s)` signature width; DER and recovered signatures use
+    // different lengths outside this helper.
     signature: 2 * Fn.BYTES
   };
 }
 function ecdh(Point, ecdhOpts = {}) {
+  validatePointCons(Point);
   const { Fn } = Point;
-  const randomBytes_ = ecdhOpts.randomBytes || randomBytes3;
-  const lengths = Object.assign(getWLengths(Point.Fp, Fn), { seed: getMinHashLength(Fn.ORDER) });
+  const randomBytes_ = ecdhOpts.randomBytes === void 0 ? randomBytes3 : ecdhOpts.randomBytes;
+  const lengths = Object.assign(getWLengths(Point.Fp, Fn), {
+    seed: Math.max(getMinHashLength(Fn.ORDER), 16)
+  });
   function isValidSecretKey(secretKey) {
     try {
       const num = Fn.fromBytes(secretKey);
@@ -3636,12 +4539,13 @@ function ecdh(Point, ecdhOpts = {}) {
         return false;
       if (isCompressed === false && l !== publicKeyUncompressed)
         return false;
-      return !!Point.fromBytes(publicKey);
+      return !Point.fromBytes(publicKey).is0();
     } catch (error) {
       return false;
     }
   }
-  function randomSecretKey(seed = randomBytes_(lengths.seed)) {
+  function randomSecretKey(seed) {
+    seed = seed === void 0 ? randomBytes_(lengths.seed) : seed;
     return mapHashToField(abytes4(seed, lengths.seed, "seed"), Fn.ORDER);
   }
   function getPublicKey(secretKey, isCompressed = true) {
@@ -3649,12 +4553,15 @@ function ecdh(Point, ecdhOpts = {}) {
   }
   function isProbPub(item) {
     const { secretKey, publicKey, publicKeyUncompressed } = lengths;
+    const allowedLengths = Fn._lengths;
     if (!isBytes4(item))
       return void 0;
-    if ("_lengths" in Fn && Fn._lengths || secretKey === publicKey)
-      return void 0;
     const l = abytes4(item, void 0, "key").length;
-    return l === publicKey || l === publicKeyUncompressed;
+    const isPub = l === publicKey || l === publicKeyUncompressed;
+    const isSec = l === secretKey || !!allowedLengths?.includes(l);
+    if (isPub && isSec)
+      return void 0;
+    return isPub;
   }
   function getSharedSecret(secretKeyA, publicKeyB, isCompressed = true) {
     if (isProbPub(secretKeyA) === true)
@@ -3663,6 +4570,8 @@ function ecdh(Point, ecdhOpts = {}) {
       throw new Error("second arg must be public key");
     const s = Fn.fromBytes(secretKeyA);
     const b = Point.fromBytes(publicKeyB);
+    if (b.is0())
+      throw new Error("invalid public key: point at infinity");
     return b.multiply(s).toBytes(isCompressed);
   }
   const utils = {
@@ -3671,10 +4580,14 @@ function ecdh(Point, ecdhOpts = {}) {
     randomSecretKey
   };
   const keygen = createKeygen(randomSecretKey, getPublicKey);
+  Object.freeze(utils);
+  Object.freeze(lengths);
   return Object.freeze({ getPublicKey, getSharedSecret, keygen, Point, utils, lengths });
 }
 function ecdsa(Point, hash, ecdsaOpts = {}) {
-  ahash2(hash);
+  validatePointCons(Point);
+  const hash_ = hash;
+  ahash(hash_);
   validateObject(ecdsaOpts, {}, {
     hmac: "function",
     lowS: "boolean",
@@ -3682,21 +4595,23 @@ function ecdsa(Point, hash, ecdsaOpts = {}) {
     bits2int: "function",
     bits2int_modN: "function"
   });
-  ecdsaOpts = Object.assign({}, ecdsaOpts);
-  const randomBytes6 = ecdsaOpts.randomBytes || randomBytes3;
-  const hmac3 = ecdsaOpts.hmac || ((key, msg) => hmac2(hash, key, msg));
-  const { Fp, Fn } = Point;
+  const opts2 = Object.assign({}, ecdsaOpts);
+  const randomBytes5 = opts2.randomBytes === void 0 ? randomBytes3 : opts2.randomBytes;
+  const hmac2 = opts2.hmac === void 0 ? (key, msg) => hmac(hash_, key, msg) : opts2.hmac;
+  const { Fp: Fp2, Fn } = Point;
   const { ORDER: CURVE_ORDER, BITS: fnBits } = Fn;
-  const { keygen, getPublicKey, getSharedSecret, utils, lengths } = ecdh(Point, ecdsaOpts);
+  const blindLength = getMinHashLength(CURVE_ORDER);
+  const csprng = probeRandomBytes(randomBytes5, blindLength);
+  const { keygen, getPublicKey, getSharedSecret, utils, lengths } = ecdh(Point, opts2);
   const defaultSigOpts = {
     prehash: true,
-    lowS: typeof ecdsaOpts.lowS === "boolean" ? ecdsaOpts.lowS : true,
+    lowS: typeof opts2.lowS === "boolean" ? opts2.lowS : true,
     format: "compact",
     extraEntropy: false
   };
-  const hasLargeCofactor = CURVE_ORDER * _2n3 < Fp.ORDER;
+  const hasLargeRecoveryLifts = CURVE_ORDER * _2n4 + _1n6 < Fp2.ORDER;
   function isBiggerThanHalfOrder(number) {
-    const HALF = CURVE_ORDER >> _1n5;
+    const HALF = CURVE_ORDER >> _1n6;
     return number > HALF;
   }
   function validateRS(title, num) {
@@ -3704,8 +4619,16 @@ function ecdsa(Point, hash, ecdsaOpts = {}) {
       throw new Error(`invalid signature ${title}: out of range 1..Point.Fn.ORDER`);
     return num;
   }
-  function assertSmallCofactor() {
-    if (hasLargeCofactor)
+  function assertFieldSignIsSupported() {
+    if (!Fp2.isOdd)
+      throw new Error("Field doesn't support isOdd");
+  }
+  function getRecoveryBit(x, y, r) {
+    assertFieldSignIsSupported();
+    return (x === r ? 0 : 2) | Number(Fp2.isOdd(y));
+  }
+  function assertRecoverableCurve() {
+    if (hasLargeRecoveryLifts)
       throw new Error('"recovered" sig type is not supported for cofactor >2 curves');
   }
   function validateSigLength(bytes, format) {
@@ -3722,7 +4645,7 @@ function ecdsa(Point, hash, ecdsaOpts = {}) {
       this.r = validateRS("r", r);
       this.s = validateRS("s", s);
       if (recovery != null) {
-        assertSmallCofactor();
+        assertRecoverableCurve();
         if (![0, 1, 2, 3].includes(recovery))
           throw new Error("invalid recovery id");
         this.recovery = recovery;
@@ -3733,7 +4656,9 @@ function ecdsa(Point, hash, ecdsaOpts = {}) {
       validateSigLength(bytes, format);
       let recid;
       if (format === "der") {
-        const { r: r2, s: s2 } = DER.toSig(abytes4(bytes));
+        if (bytes.length > 2 * Fn.BYTES + 16)
+          throw new DER.Err("invalid signature: DER signature too long");
+        const { r: r2, s: s2 } = DER.toSig(abytes4(bytes), Fn.BYTES + 1);
         return new Signature(r2, s2);
       }
       if (format === "recovered") {
@@ -3758,19 +4683,21 @@ function ecdsa(Point, hash, ecdsaOpts = {}) {
     addRecoveryBit(recovery) {
       return new Signature(this.r, this.s, recovery);
     }
+    // Unlike the top-level helper below, this method expects a digest that has
+    // already been hashed to the curve's message representative.
     recoverPublicKey(messageHash) {
       const { r, s } = this;
       const recovery = this.assertRecovery();
       const radj = recovery === 2 || recovery === 3 ? r + CURVE_ORDER : r;
-      if (!Fp.isValid(radj))
+      if (!Fp2.isValid(radj))
         throw new Error("invalid recovery id: sig.r+curve.n != R.x");
-      const x = Fp.toBytes(radj);
+      const x = Fp2.toBytes(radj);
       const R = Point.fromBytes(concatBytes2(pprefix((recovery & 1) === 0), x));
       const ir = Fn.inv(radj);
       const h = bits2int_modN(abytes4(messageHash, void 0, "msgHash"));
       const u1 = Fn.create(-h * ir);
       const u2 = Fn.create(s * ir);
-      const Q2 = Point.BASE.multiplyUnsafe(u1).add(R.multiplyUnsafe(u2));
+      const Q2 = Point.BASE.mulAddUnsafe(u1, R, u2);
       if (Q2.is0())
         throw new Error("invalid recovery: point at infinify");
       Q2.assertValidity();
@@ -3788,7 +4715,7 @@ function ecdsa(Point, hash, ecdsaOpts = {}) {
       const rb = Fn.toBytes(r);
       const sb = Fn.toBytes(s);
       if (format === "recovered") {
-        assertSmallCofactor();
+        assertRecoverableCurve();
         return concatBytes2(Uint8Array.of(this.assertRecovery()), rb, sb);
       }
       return concatBytes2(rb, sb);
@@ -3797,27 +4724,29 @@ function ecdsa(Point, hash, ecdsaOpts = {}) {
       return bytesToHex2(this.toBytes(format));
     }
   }
-  const bits2int = ecdsaOpts.bits2int || function bits2int_def(bytes) {
+  Object.freeze(Signature.prototype);
+  Object.freeze(Signature);
+  const bits2int = opts2.bits2int === void 0 ? function bits2int_def(bytes) {
     if (bytes.length > 8192)
       throw new Error("input is too large");
     const num = bytesToNumberBE(bytes);
     const delta = bytes.length * 8 - fnBits;
     return delta > 0 ? num >> BigInt(delta) : num;
-  };
-  const bits2int_modN = ecdsaOpts.bits2int_modN || function bits2int_modN_def(bytes) {
+  } : opts2.bits2int;
+  const bits2int_modN = opts2.bits2int_modN === void 0 ? function bits2int_modN_def(bytes) {
     return Fn.create(bits2int(bytes));
-  };
+  } : opts2.bits2int_modN;
   const ORDER_MASK = bitMask(fnBits);
   function int2octets(num) {
-    aInRange("num < 2^" + fnBits, num, _0n5, ORDER_MASK);
+    aInRange("num < 2^" + fnBits, num, _0n7, ORDER_MASK);
     return Fn.toBytes(num);
   }
   function validateMsgAndHash(message, prehash) {
     abytes4(message, void 0, "message");
-    return prehash ? abytes4(hash(message), void 0, "prehashed message") : message;
+    return prehash ? abytes4(hash_(message), void 0, "prehashed message") : message;
   }
-  function prepSig(message, secretKey, opts2) {
-    const { lowS, prehash, extraEntropy } = validateSigOpts(opts2, defaultSigOpts);
+  function prepSig(message, secretKey, opts3) {
+    const { lowS, prehash, extraEntropy } = validateSigOpts(opts3, defaultSigOpts);
     message = validateMsgAndHash(message, prehash);
     const h1int = bits2int_modN(message);
     const d = Fn.fromBytes(secretKey);
@@ -3825,7 +4754,7 @@ function ecdsa(Point, hash, ecdsaOpts = {}) {
       throw new Error("invalid private key");
     const seedArgs = [int2octets(d), int2octets(h1int)];
     if (extraEntropy != null && extraEntropy !== false) {
-      const e = extraEntropy === true ? randomBytes6(lengths.secretKey) : extraEntropy;
+      const e = extraEntropy === true ? randomBytes5(lengths.secretKey) : extraEntropy;
       seedArgs.push(abytes4(e, void 0, "extraEntropy"));
     }
     const seed = concatBytes2(...seedArgs);
@@ -3834,32 +4763,41 @@ function ecdsa(Point, hash, ecdsaOpts = {}) {
       const k = bits2int(kBytes);
       if (!Fn.isValidNot0(k))
         return;
-      const ik = Fn.inv(k);
       const q = Point.BASE.multiply(k).toAffine();
       const r = Fn.create(q.x);
-      if (r === _0n5)
+      if (r === _0n7)
         return;
-      const s = Fn.create(ik * Fn.create(m + r * d));
-      if (s === _0n5)
+      let s;
+      if (csprng !== void 0) {
+        const b = bytesToNumberBE(mapHashToField(csprng(blindLength), CURVE_ORDER));
+        const ibk = Fn.inv(Fn.mul(b, k));
+        const bm = Fn.mul(b, m);
+        const bd = Fn.mul(b, d);
+        s = Fn.create(ibk * Fn.create(bm + bd * r));
+      } else {
+        const ik = invertCt(k, CURVE_ORDER);
+        s = Fn.create(ik * Fn.create(m + r * d));
+      }
+      if (s === _0n7)
         return;
-      let recovery = (q.x === r ? 0 : 2) | Number(q.y & _1n5);
+      let recovery = getRecoveryBit(q.x, q.y, r);
       let normS = s;
       if (lowS && isBiggerThanHalfOrder(s)) {
         normS = Fn.neg(s);
         recovery ^= 1;
       }
-      return new Signature(r, normS, hasLargeCofactor ? void 0 : recovery);
+      return new Signature(r, normS, hasLargeRecoveryLifts ? void 0 : recovery);
     }
     return { seed, k2sig };
   }
-  function sign(message, secretKey, opts2 = {}) {
-    const { seed, k2sig } = prepSig(message, secretKey, opts2);
-    const drbg = createHmacDrbg(hash.outputLen, Fn.BYTES, hmac3);
+  function sign(message, secretKey, opts3 = {}) {
+    const { seed, k2sig } = prepSig(message, secretKey, opts3);
+    const drbg = createHmacDrbg(hash_.outputLen, Fn.BYTES, hmac2);
     const sig = drbg(seed, k2sig);
-    return sig.toBytes(opts2.format);
+    return sig.toBytes(opts3.format);
   }
-  function verify(signature, message, publicKey, opts2 = {}) {
-    const { lowS, prehash, format } = validateSigOpts(opts2, defaultSigOpts);
+  function verify(signature, message, publicKey, opts3 = {}) {
+    const { lowS, prehash, format } = validateSigOpts(opts3, defaultSigOpts);
     publicKey = abytes4(publicKey, void 0, "publicKey");
     message = validateMsgAndHash(message, prehash);
     if (!isBytes4(signature)) {
@@ -3870,6 +4808,8 @@ function ecdsa(Point, hash, ecdsaOpts = {}) {
     try {
       const sig = Signature.fromBytes(signature, format);
       const P = Point.fromBytes(publicKey);
+      if (P.is0())
+        return false;
       if (lowS && sig.hasHighS())
         return false;
       const { r, s } = sig;
@@ -3877,17 +4817,22 @@ function ecdsa(Point, hash, ecdsaOpts = {}) {
       const is = Fn.inv(s);
       const u1 = Fn.create(h * is);
       const u2 = Fn.create(r * is);
-      const R = Point.BASE.multiplyUnsafe(u1).add(P.multiplyUnsafe(u2));
+      const R = Point.BASE.mulAddUnsafe(u1, P, u2);
       if (R.is0())
         return false;
-      const v = Fn.create(R.x);
-      return v === r;
+      const q = R.toAffine();
+      const v = Fn.create(q.x);
+      if (v !== r)
+        return false;
+      if (format === "recovered" && sig.recovery !== getRecoveryBit(q.x, q.y, r))
+        return false;
+      return true;
     } catch (e) {
       return false;
     }
   }
-  function recoverPublicKey(signature, message, opts2 = {}) {
-    const { prehash } = validateSigOpts(opts2, defaultSigOpts);
+  function recoverPublicKey(signature, message, opts3 = {}) {
+    const { prehash } = validateSigOpts(opts3, defaultSigOpts);
     message = validateMsgAndHash(message, prehash);
     return Signature.fromBytes(signature, "recovered").recoverPublicKey(message).toBytes();
   }
@@ -3902,865 +4847,43 @@ function ecdsa(Point, hash, ecdsaOpts = {}) {
     verify,
     recoverPublicKey,
     Signature,
-    hash
+    hash: hash_
   });
 }
 
-// node_modules/@noble/post-quantum/node_modules/@noble/hashes/_md.js
-function Chi2(a, b, c) {
-  return a & b ^ ~a & c;
-}
-function Maj2(a, b, c) {
-  return a & b ^ a & c ^ b & c;
-}
-var HashMD2 = class {
-  constructor(blockLen, outputLen, padOffset, isLE4) {
-    __publicField(this, "blockLen");
-    __publicField(this, "outputLen");
-    __publicField(this, "padOffset");
-    __publicField(this, "isLE");
-    // For partial updates less than block size
-    __publicField(this, "buffer");
-    __publicField(this, "view");
-    __publicField(this, "finished", false);
-    __publicField(this, "length", 0);
-    __publicField(this, "pos", 0);
-    __publicField(this, "destroyed", false);
-    this.blockLen = blockLen;
-    this.outputLen = outputLen;
-    this.padOffset = padOffset;
-    this.isLE = isLE4;
-    this.buffer = new Uint8Array(blockLen);
-    this.view = createView3(this.buffer);
-  }
-  update(data) {
-    aexists3(this);
-    abytes4(data);
-    const { view, buffer, blockLen } = this;
-    const len = data.length;
-    for (let pos = 0; pos < len; ) {
-      const take = Math.min(blockLen - this.pos, len - pos);
-      if (take === blockLen) {
-        const dataView = createView3(data);
-        for (; blockLen <= len - pos; pos += blockLen)
-          this.process(dataView, pos);
-        continue;
-      }
-      buffer.set(data.subarray(pos, pos + take), this.pos);
-      this.pos += take;
-      pos += take;
-      if (this.pos === blockLen) {
-        this.process(view, 0);
-        this.pos = 0;
-      }
-    }
-    this.length += data.length;
-    this.roundClean();
-    return this;
-  }
-  digestInto(out) {
-    aexists3(this);
-    aoutput3(out, this);
-    this.finished = true;
-    const { buffer, view, blockLen, isLE: isLE4 } = this;
-    let { pos } = this;
-    buffer[pos++] = 128;
-    clean3(this.buffer.subarray(pos));
-    if (this.padOffset > blockLen - pos) {
-      this.process(view, 0);
-      pos = 0;
-    }
-    for (let i = pos; i < blockLen; i++)
-      buffer[i] = 0;
-    view.setBigUint64(blockLen - 8, BigInt(this.length * 8), isLE4);
-    this.process(view, 0);
-    const oview = createView3(out);
-    const len = this.outputLen;
-    if (len % 4)
-      throw new Error("_sha2: outputLen must be aligned to 32bit");
-    const outLen = len / 4;
-    const state = this.get();
-    if (outLen > state.length)
-      throw new Error("_sha2: outputLen bigger than state");
-    for (let i = 0; i < outLen; i++)
-      oview.setUint32(4 * i, state[i], isLE4);
-  }
-  digest() {
-    const { buffer, outputLen } = this;
-    this.digestInto(buffer);
-    const res = buffer.slice(0, outputLen);
-    this.destroy();
-    return res;
-  }
-  _cloneInto(to) {
-    to || (to = new this.constructor());
-    to.set(...this.get());
-    const { blockLen, buffer, length, finished, destroyed, pos } = this;
-    to.destroyed = destroyed;
-    to.finished = finished;
-    to.length = length;
-    to.pos = pos;
-    if (length % blockLen)
-      to.buffer.set(buffer);
-    return to;
-  }
-  clone() {
-    return this._cloneInto();
-  }
-};
-var SHA256_IV2 = /* @__PURE__ */ Uint32Array.from([
-  1779033703,
-  3144134277,
-  1013904242,
-  2773480762,
-  1359893119,
-  2600822924,
-  528734635,
-  1541459225
-]);
-var SHA384_IV2 = /* @__PURE__ */ Uint32Array.from([
-  3418070365,
-  3238371032,
-  1654270250,
-  914150663,
-  2438529370,
-  812702999,
-  355462360,
-  4144912697,
-  1731405415,
-  4290775857,
-  2394180231,
-  1750603025,
-  3675008525,
-  1694076839,
-  1203062813,
-  3204075428
-]);
-
-// node_modules/@noble/post-quantum/node_modules/@noble/hashes/_u64.js
-var U32_MASK64 = /* @__PURE__ */ BigInt(2 ** 32 - 1);
-var _32n = /* @__PURE__ */ BigInt(32);
-function fromBig(n, le = false) {
-  if (le)
-    return { h: Number(n & U32_MASK64), l: Number(n >> _32n & U32_MASK64) };
-  return { h: Number(n >> _32n & U32_MASK64) | 0, l: Number(n & U32_MASK64) | 0 };
-}
-function split(lst, le = false) {
-  const len = lst.length;
-  let Ah = new Uint32Array(len);
-  let Al = new Uint32Array(len);
-  for (let i = 0; i < len; i++) {
-    const { h, l } = fromBig(lst[i], le);
-    [Ah[i], Al[i]] = [h, l];
-  }
-  return [Ah, Al];
-}
-var shrSH = (h, _l, s) => h >>> s;
-var shrSL = (h, l, s) => h << 32 - s | l >>> s;
-var rotrSH = (h, l, s) => h >>> s | l << 32 - s;
-var rotrSL = (h, l, s) => h << 32 - s | l >>> s;
-var rotrBH = (h, l, s) => h << 64 - s | l >>> s - 32;
-var rotrBL = (h, l, s) => h >>> s - 32 | l << 64 - s;
-var rotlSH = (h, l, s) => h << s | l >>> 32 - s;
-var rotlSL = (h, l, s) => l << s | h >>> 32 - s;
-var rotlBH = (h, l, s) => l << s - 32 | h >>> 64 - s;
-var rotlBL = (h, l, s) => h << s - 32 | l >>> 64 - s;
-function add(Ah, Al, Bh, Bl) {
-  const l = (Al >>> 0) + (Bl >>> 0);
-  return { h: Ah + Bh + (l / 2 ** 32 | 0) | 0, l: l | 0 };
-}
-var add3L = (Al, Bl, Cl) => (Al >>> 0) + (Bl >>> 0) + (Cl >>> 0);
-var add3H = (low, Ah, Bh, Ch) => Ah + Bh + Ch + (low / 2 ** 32 | 0) | 0;
-var add4L = (Al, Bl, Cl, Dl) => (Al >>> 0) + (Bl >>> 0) + (Cl >>> 0) + (Dl >>> 0);
-var add4H = (low, Ah, Bh, Ch, Dh) => Ah + Bh + Ch + Dh + (low / 2 ** 32 | 0) | 0;
-var add5L = (Al, Bl, Cl, Dl, El) => (Al >>> 0) + (Bl >>> 0) + (Cl >>> 0) + (Dl >>> 0) + (El >>> 0);
-var add5H = (low, Ah, Bh, Ch, Dh, Eh) => Ah + Bh + Ch + Dh + Eh + (low / 2 ** 32 | 0) | 0;
-
-// node_modules/@noble/post-quantum/node_modules/@noble/hashes/sha2.js
-var SHA256_K2 = /* @__PURE__ */ Uint32Array.from([
-  1116352408,
-  1899447441,
-  3049323471,
-  3921009573,
-  961987163,
-  1508970993,
-  2453635748,
-  2870763221,
-  3624381080,
-  310598401,
-  607225278,
-  1426881987,
-  1925078388,
-  2162078206,
-  2614888103,
-  3248222580,
-  3835390401,
-  4022224774,
-  264347078,
-  604807628,
-  770255983,
-  1249150122,
-  1555081692,
-  1996064986,
-  2554220882,
-  2821834349,
-  2952996808,
-  3210313671,
-  3336571891,
-  3584528711,
-  113926993,
-  338241895,
-  666307205,
-  773529912,
-  1294757372,
-  1396182291,
-  1695183700,
-  1986661051,
-  2177026350,
-  2456956037,
-  2730485921,
-  2820302411,
-  3259730800,
-  3345764771,
-  3516065817,
-  3600352804,
-  4094571909,
-  275423344,
-  430227734,
-  506948616,
-  659060556,
-  883997877,
-  958139571,
-  1322822218,
-  1537002063,
-  1747873779,
-  1955562222,
-  2024104815,
-  2227730452,
-  2361852424,
-  2428436474,
-  2756734187,
-  3204031479,
-  3329325298
-]);
-var SHA256_W2 = /* @__PURE__ */ new Uint32Array(64);
-var SHA2_32B2 = class extends HashMD2 {
-  constructor(outputLen) {
-    super(64, outputLen, 8, false);
-  }
-  get() {
-    const { A, B, C, D, E, F: F2, G, H } = this;
-    return [A, B, C, D, E, F2, G, H];
-  }
-  // prettier-ignore
-  set(A, B, C, D, E, F2, G, H) {
-    this.A = A | 0;
-    this.B = B | 0;
-    this.C = C | 0;
-    this.D = D | 0;
-    this.E = E | 0;
-    this.F = F2 | 0;
-    this.G = G | 0;
-    this.H = H | 0;
-  }
-  process(view, offset) {
-    for (let i = 0; i < 16; i++, offset += 4)
-      SHA256_W2[i] = view.getUint32(offset, false);
-    for (let i = 16; i < 64; i++) {
-      const W15 = SHA256_W2[i - 15];
-      const W2 = SHA256_W2[i - 2];
-      const s0 = rotr2(W15, 7) ^ rotr2(W15, 18) ^ W15 >>> 3;
-      const s1 = rotr2(W2, 17) ^ rotr2(W2, 19) ^ W2 >>> 10;
-      SHA256_W2[i] = s1 + SHA256_W2[i - 7] + s0 + SHA256_W2[i - 16] | 0;
-    }
-    let { A, B, C, D, E, F: F2, G, H } = this;
-    for (let i = 0; i < 64; i++) {
-      const sigma1 = rotr2(E, 6) ^ rotr2(E, 11) ^ rotr2(E, 25);
-      const T1 = H + sigma1 + Chi2(E, F2, G) + SHA256_K2[i] + SHA256_W2[i] | 0;
-      const sigma0 = rotr2(A, 2) ^ rotr2(A, 13) ^ rotr2(A, 22);
-      const T2 = sigma0 + Maj2(A, B, C) | 0;
-      H = G;
-      G = F2;
-      F2 = E;
-      E = D + T1 | 0;
-      D = C;
-      C = B;
-      B = A;
-      A = T1 + T2 | 0;
-    }
-    A = A + this.A | 0;
-    B = B + this.B | 0;
-    C = C + this.C | 0;
-    D = D + this.D | 0;
-    E = E + this.E | 0;
-    F2 = F2 + this.F | 0;
-    G = G + this.G | 0;
-    H = H + this.H | 0;
-    this.set(A, B, C, D, E, F2, G, H);
-  }
-  roundClean() {
-    clean3(SHA256_W2);
-  }
-  destroy() {
-    this.set(0, 0, 0, 0, 0, 0, 0, 0);
-    clean3(this.buffer);
-  }
-};
-var _SHA2562 = class extends SHA2_32B2 {
-  constructor() {
-    super(32);
-    // We cannot use array here since array allows indexing by variable
-    // which means optimizer/compiler cannot use registers.
-    __publicField(this, "A", SHA256_IV2[0] | 0);
-    __publicField(this, "B", SHA256_IV2[1] | 0);
-    __publicField(this, "C", SHA256_IV2[2] | 0);
-    __publicField(this, "D", SHA256_IV2[3] | 0);
-    __publicField(this, "E", SHA256_IV2[4] | 0);
-    __publicField(this, "F", SHA256_IV2[5] | 0);
-    __publicField(this, "G", SHA256_IV2[6] | 0);
-    __publicField(this, "H", SHA256_IV2[7] | 0);
-  }
-};
-var K512 = /* @__PURE__ */ (() => split([
-  "0x428a2f98d728ae22",
-  "0x7137449123ef65cd",
-  "0xb5c0fbcfec4d3b2f",
-  "0xe9b5dba58189dbbc",
-  "0x3956c25bf348b538",
-  "0x59f111f1b605d019",
-  "0x923f82a4af194f9b",
-  "0xab1c5ed5da6d8118",
-  "0xd807aa98a3030242",
-  "0x12835b0145706fbe",
-  "0x243185be4ee4b28c",
-  "0x550c7dc3d5ffb4e2",
-  "0x72be5d74f27b896f",
-  "0x80deb1fe3b1696b1",
-  "0x9bdc06a725c71235",
-  "0xc19bf174cf692694",
-  "0xe49b69c19ef14ad2",
-  "0xefbe4786384f25e3",
-  "0x0fc19dc68b8cd5b5",
-  "0x240ca1cc77ac9c65",
-  "0x2de92c6f592b0275",
-  "0x4a7484aa6ea6e483",
-  "0x5cb0a9dcbd41fbd4",
-  "0x76f988da831153b5",
-  "0x983e5152ee66dfab",
-  "0xa831c66d2db43210",
-  "0xb00327c898fb213f",
-  "0xbf597fc7beef0ee4",
-  "0xc6e00bf33da88fc2",
-  "0xd5a79147930aa725",
-  "0x06ca6351e003826f",
-  "0x142929670a0e6e70",
-  "0x27b70a8546d22ffc",
-  "0x2e1b21385c26c926",
-  "0x4d2c6dfc5ac42aed",
-  "0x53380d139d95b3df",
-  "0x650a73548baf63de",
-  "0x766a0abb3c77b2a8",
-  "0x81c2c92e47edaee6",
-  "0x92722c851482353b",
-  "0xa2bfe8a14cf10364",
-  "0xa81a664bbc423001",
-  "0xc24b8b70d0f89791",
-  "0xc76c51a30654be30",
-  "0xd192e819d6ef5218",
-  "0xd69906245565a910",
-  "0xf40e35855771202a",
-  "0x106aa07032bbd1b8",
-  "0x19a4c116b8d2d0c8",
-  "0x1e376c085141ab53",
-  "0x2748774cdf8eeb99",
-  "0x34b0bcb5e19b48a8",
-  "0x391c0cb3c5c95a63",
-  "0x4ed8aa4ae3418acb",
-  "0x5b9cca4f7763e373",
-  "0x682e6ff3d6b2b8a3",
-  "0x748f82ee5defb2fc",
-  "0x78a5636f43172f60",
-  "0x84c87814a1f0ab72",
-  "0x8cc702081a6439ec",
-  "0x90befffa23631e28",
-  "0xa4506cebde82bde9",
-  "0xbef9a3f7b2c67915",
-  "0xc67178f2e372532b",
-  "0xca273eceea26619c",
-  "0xd186b8c721c0c207",
-  "0xeada7dd6cde0eb1e",
-  "0xf57d4f7fee6ed178",
-  "0x06f067aa72176fba",
-  "0x0a637dc5a2c898a6",
-  "0x113f9804bef90dae",
-  "0x1b710b35131c471b",
-  "0x28db77f523047d84",
-  "0x32caab7b40c72493",
-  "0x3c9ebe0a15c9bebc",
-  "0x431d67c49c100d4c",
-  "0x4cc5d4becb3e42b6",
-  "0x597f299cfc657e2a",
-  "0x5fcb6fab3ad6faec",
-  "0x6c44198c4a475817"
-].map((n) => BigInt(n))))();
-var SHA512_Kh = /* @__PURE__ */ (() => K512[0])();
-var SHA512_Kl = /* @__PURE__ */ (() => K512[1])();
-var SHA512_W_H = /* @__PURE__ */ new Uint32Array(80);
-var SHA512_W_L = /* @__PURE__ */ new Uint32Array(80);
-var SHA2_64B = class extends HashMD2 {
-  constructor(outputLen) {
-    super(128, outputLen, 16, false);
-  }
-  // prettier-ignore
-  get() {
-    const { Ah, Al, Bh, Bl, Ch, Cl, Dh, Dl, Eh, El, Fh, Fl, Gh, Gl, Hh, Hl } = this;
-    return [Ah, Al, Bh, Bl, Ch, Cl, Dh, Dl, Eh, El, Fh, Fl, Gh, Gl, Hh, Hl];
-  }
-  // prettier-ignore
-  set(Ah, Al, Bh, Bl, Ch, Cl, Dh, Dl, Eh, El, Fh, Fl, Gh, Gl, Hh, Hl) {
-    this.Ah = Ah | 0;
-    this.Al = Al | 0;
-    this.Bh = Bh | 0;
-    this.Bl = Bl | 0;
-    this.Ch = Ch | 0;
-    this.Cl = Cl | 0;
-    this.Dh = Dh | 0;
-    this.Dl = Dl | 0;
-    this.Eh = Eh | 0;
-    this.El = El | 0;
-    this.Fh = Fh | 0;
-    this.Fl = Fl | 0;
-    this.Gh = Gh | 0;
-    this.Gl = Gl | 0;
-    this.Hh = Hh | 0;
-    this.Hl = Hl | 0;
-  }
-  process(view, offset) {
-    for (let i = 0; i < 16; i++, offset += 4) {
-      SHA512_W_H[i] = view.getUint32(offset);
-      SHA512_W_L[i] = view.getUint32(offset += 4);
-    }
-    for (let i = 16; i < 80; i++) {
-      const W15h = SHA512_W_H[i - 15] | 0;
-      const W15l = SHA512_W_L[i - 15] | 0;
-      const s0h = rotrSH(W15h, W15l, 1) ^ rotrSH(W15h, W15l, 8) ^ shrSH(W15h, W15l, 7);
-      const s0l = rotrSL(W15h, W15l, 1) ^ rotrSL(W15h, W15l, 8) ^ shrSL(W15h, W15l, 7);
-      const W2h = SHA512_W_H[i - 2] | 0;
-      const W2l = SHA512_W_L[i - 2] | 0;
-      const s1h = rotrSH(W2h, W2l, 19) ^ rotrBH(W2h, W2l, 61) ^ shrSH(W2h, W2l, 6);
-      const s1l = rotrSL(W2h, W2l, 19) ^ rotrBL(W2h, W2l, 61) ^ shrSL(W2h, W2l, 6);
-      const SUMl = add4L(s0l, s1l, SHA512_W_L[i - 7], SHA512_W_L[i - 16]);
-      const SUMh = add4H(SUMl, s0h, s1h, SHA512_W_H[i - 7], SHA512_W_H[i - 16]);
-      SHA512_W_H[i] = SUMh | 0;
-      SHA512_W_L[i] = SUMl | 0;
-    }
-    let { Ah, Al, Bh, Bl, Ch, Cl, Dh, Dl, Eh, El, Fh, Fl, Gh, Gl, Hh, Hl } = this;
-    for (let i = 0; i < 80; i++) {
-      const sigma1h = rotrSH(Eh, El, 14) ^ rotrSH(Eh, El, 18) ^ rotrBH(Eh, El, 41);
-      const sigma1l = rotrSL(Eh, El, 14) ^ rotrSL(Eh, El, 18) ^ rotrBL(Eh, El, 41);
-      const CHIh = Eh & Fh ^ ~Eh & Gh;
-      const CHIl = El & Fl ^ ~El & Gl;
-      const T1ll = add5L(Hl, sigma1l, CHIl, SHA512_Kl[i], SHA512_W_L[i]);
-      const T1h = add5H(T1ll, Hh, sigma1h, CHIh, SHA512_Kh[i], SHA512_W_H[i]);
-      const T1l = T1ll | 0;
-      const sigma0h = rotrSH(Ah, Al, 28) ^ rotrBH(Ah, Al, 34) ^ rotrBH(Ah, Al, 39);
-      const sigma0l = rotrSL(Ah, Al, 28) ^ rotrBL(Ah, Al, 34) ^ rotrBL(Ah, Al, 39);
-      const MAJh = Ah & Bh ^ Ah & Ch ^ Bh & Ch;
-      const MAJl = Al & Bl ^ Al & Cl ^ Bl & Cl;
-      Hh = Gh | 0;
-      Hl = Gl | 0;
-      Gh = Fh | 0;
-      Gl = Fl | 0;
-      Fh = Eh | 0;
-      Fl = El | 0;
-      ({ h: Eh, l: El } = add(Dh | 0, Dl | 0, T1h | 0, T1l | 0));
-      Dh = Ch | 0;
-      Dl = Cl | 0;
-      Ch = Bh | 0;
-      Cl = Bl | 0;
-      Bh = Ah | 0;
-      Bl = Al | 0;
-      const All = add3L(T1l, sigma0l, MAJl);
-      Ah = add3H(All, T1h, sigma0h, MAJh);
-      Al = All | 0;
-    }
-    ({ h: Ah, l: Al } = add(this.Ah | 0, this.Al | 0, Ah | 0, Al | 0));
-    ({ h: Bh, l: Bl } = add(this.Bh | 0, this.Bl | 0, Bh | 0, Bl | 0));
-    ({ h: Ch, l: Cl } = add(this.Ch | 0, this.Cl | 0, Ch | 0, Cl | 0));
-    ({ h: Dh, l: Dl } = add(this.Dh | 0, this.Dl | 0, Dh | 0, Dl | 0));
-    ({ h: Eh, l: El } = add(this.Eh | 0, this.El | 0, Eh | 0, El | 0));
-    ({ h: Fh, l: Fl } = add(this.Fh | 0, this.Fl | 0, Fh | 0, Fl | 0));
-    ({ h: Gh, l: Gl } = add(this.Gh | 0, this.Gl | 0, Gh | 0, Gl | 0));
-    ({ h: Hh, l: Hl } = add(this.Hh | 0, this.Hl | 0, Hh | 0, Hl | 0));
-    this.set(Ah, Al, Bh, Bl, Ch, Cl, Dh, Dl, Eh, El, Fh, Fl, Gh, Gl, Hh, Hl);
-  }
-  roundClean() {
-    clean3(SHA512_W_H, SHA512_W_L);
-  }
-  destroy() {
-    clean3(this.buffer);
-    this.set(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
-  }
-};
-var _SHA384 = class extends SHA2_64B {
-  constructor() {
-    super(48);
-    __publicField(this, "Ah", SHA384_IV2[0] | 0);
-    __publicField(this, "Al", SHA384_IV2[1] | 0);
-    __publicField(this, "Bh", SHA384_IV2[2] | 0);
-    __publicField(this, "Bl", SHA384_IV2[3] | 0);
-    __publicField(this, "Ch", SHA384_IV2[4] | 0);
-    __publicField(this, "Cl", SHA384_IV2[5] | 0);
-    __publicField(this, "Dh", SHA384_IV2[6] | 0);
-    __publicField(this, "Dl", SHA384_IV2[7] | 0);
-    __publicField(this, "Eh", SHA384_IV2[8] | 0);
-    __publicField(this, "El", SHA384_IV2[9] | 0);
-    __publicField(this, "Fh", SHA384_IV2[10] | 0);
-    __publicField(this, "Fl", SHA384_IV2[11] | 0);
-    __publicField(this, "Gh", SHA384_IV2[12] | 0);
-    __publicField(this, "Gl", SHA384_IV2[13] | 0);
-    __publicField(this, "Hh", SHA384_IV2[14] | 0);
-    __publicField(this, "Hl", SHA384_IV2[15] | 0);
-  }
-};
-var sha2562 = /* @__PURE__ */ createHasher2(
-  () => new _SHA2562(),
-  /* @__PURE__ */ oidNist2(1)
-);
-var sha384 = /* @__PURE__ */ createHasher2(
-  () => new _SHA384(),
-  /* @__PURE__ */ oidNist2(2)
-);
-
-// node_modules/@noble/post-quantum/node_modules/@noble/curves/ed25519.js
-/*! noble-curves - MIT License (c) 2022 Paul Miller (paulmillr.com) */
-var _1n6 = BigInt(1);
-var _2n4 = BigInt(2);
-var _3n3 = /* @__PURE__ */ BigInt(3);
-var _5n2 = BigInt(5);
-var _8n2 = BigInt(8);
-var ed25519_CURVE_p = BigInt("0x7fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffed");
-function ed25519_pow_2_252_3(x) {
-  const _10n = BigInt(10), _20n = BigInt(20), _40n = BigInt(40), _80n = BigInt(80);
-  const P = ed25519_CURVE_p;
-  const x2 = x * x % P;
-  const b2 = x2 * x % P;
-  const b4 = pow2(b2, _2n4, P) * b2 % P;
-  const b5 = pow2(b4, _1n6, P) * x % P;
-  const b10 = pow2(b5, _5n2, P) * b5 % P;
-  const b20 = pow2(b10, _10n, P) * b10 % P;
-  const b40 = pow2(b20, _20n, P) * b20 % P;
-  const b80 = pow2(b40, _40n, P) * b40 % P;
-  const b160 = pow2(b80, _80n, P) * b80 % P;
-  const b240 = pow2(b160, _80n, P) * b80 % P;
-  const b250 = pow2(b240, _10n, P) * b10 % P;
-  const pow_p_5_8 = pow2(b250, _2n4, P) * x % P;
-  return { pow_p_5_8, b2 };
-}
-function adjustScalarBytes(bytes) {
-  bytes[0] &= 248;
-  bytes[31] &= 127;
-  bytes[31] |= 64;
-  return bytes;
-}
-var x25519 = /* @__PURE__ */ (() => {
-  const P = ed25519_CURVE_p;
-  return montgomery({
-    P,
-    type: "x25519",
-    powPminus2: (x) => {
-      const { pow_p_5_8, b2 } = ed25519_pow_2_252_3(x);
-      return mod(pow2(pow_p_5_8, _3n3, P) * b2, P);
-    },
-    adjustScalarBytes
-  });
-})();
-
-// node_modules/@noble/post-quantum/node_modules/@noble/curves/nist.js
-/*! noble-curves - MIT License (c) 2022 Paul Miller (paulmillr.com) */
-var p256_CURVE = /* @__PURE__ */ (() => ({
-  p: BigInt("0xffffffff00000001000000000000000000000000ffffffffffffffffffffffff"),
-  n: BigInt("0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551"),
-  h: BigInt(1),
-  a: BigInt("0xffffffff00000001000000000000000000000000fffffffffffffffffffffffc"),
-  b: BigInt("0x5ac635d8aa3a93e7b3ebbd55769886bc651d06b0cc53b0f63bce3c3e27d2604b"),
-  Gx: BigInt("0x6b17d1f2e12c4247f8bce6e563a440f277037d812deb33a0f4a13945d898c296"),
-  Gy: BigInt("0x4fe342e2fe1a7f9b8ee7eb4a7c0f9e162bce33576b315ececbb6406837bf51f5")
-}))();
-var p384_CURVE = /* @__PURE__ */ (() => ({
-  p: BigInt("0xfffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffeffffffff0000000000000000ffffffff"),
-  n: BigInt("0xffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973"),
-  h: BigInt(1),
-  a: BigInt("0xfffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffeffffffff0000000000000000fffffffc"),
-  b: BigInt("0xb3312fa7e23ee7e4988e056be3f82d19181d9c6efe8141120314088f5013875ac656398d8a2ed19d2a85c8edd3ec2aef"),
-  Gx: BigInt("0xaa87ca22be8b05378eb1c71ef320ad746e1d3b628ba79b9859f741e082542a385502f25dbf55296c3a545e3872760ab7"),
-  Gy: BigInt("0x3617de4a96262c6f5d9e98bf9292dc29f8f41dbd289a147ce9da3113b5f0b8c00a60b1ce1d7e819d7a431d7c90ea0e5f")
-}))();
-var p256_Point = /* @__PURE__ */ weierstrass(p256_CURVE);
-var p256 = /* @__PURE__ */ ecdsa(p256_Point, sha2562);
-var p384_Point = /* @__PURE__ */ weierstrass(p384_CURVE);
-var p384 = /* @__PURE__ */ ecdsa(p384_Point, sha384);
-
-// node_modules/@noble/post-quantum/node_modules/@noble/hashes/hkdf.js
-function extract2(hash, ikm, salt) {
-  ahash2(hash);
-  if (salt === void 0)
-    salt = new Uint8Array(hash.outputLen);
-  return hmac2(hash, salt, ikm);
-}
-var HKDF_COUNTER2 = /* @__PURE__ */ Uint8Array.of(0);
-var EMPTY_BUFFER2 = /* @__PURE__ */ Uint8Array.of();
-function expand2(hash, prk, info, length = 32) {
-  ahash2(hash);
-  anumber4(length, "length");
-  const olen = hash.outputLen;
-  if (length > 255 * olen)
-    throw new Error("Length must be <= 255*HashLen");
-  const blocks = Math.ceil(length / olen);
-  if (info === void 0)
-    info = EMPTY_BUFFER2;
-  else
-    abytes4(info, void 0, "info");
-  const okm = new Uint8Array(blocks * olen);
-  const HMAC = hmac2.create(hash, prk);
-  const HMACTmp = HMAC._cloneInto();
-  const T = new Uint8Array(HMAC.outputLen);
-  for (let counter = 0; counter < blocks; counter++) {
-    HKDF_COUNTER2[0] = counter + 1;
-    HMACTmp.update(counter === 0 ? EMPTY_BUFFER2 : T).update(info).update(HKDF_COUNTER2).digestInto(T);
-    okm.set(T, olen * counter);
-    HMAC._cloneInto(HMACTmp);
-  }
-  HMAC.destroy();
-  HMACTmp.destroy();
-  clean3(T, HKDF_COUNTER2);
-  return okm.slice(0, length);
-}
-
-// node_modules/@noble/post-quantum/node_modules/@noble/hashes/sha3.js
-var _0n6 = BigInt(0);
-var _1n7 = BigInt(1);
-var _2n5 = BigInt(2);
-var _7n2 = BigInt(7);
-var _256n = BigInt(256);
-var _0x71n = BigInt(113);
-var SHA3_PI = [];
-var SHA3_ROTL = [];
-var _SHA3_IOTA = [];
-for (let round = 0, R = _1n7, x = 1, y = 0; round < 24; round++) {
-  [x, y] = [y, (2 * x + 3 * y) % 5];
-  SHA3_PI.push(2 * (5 * y + x));
-  SHA3_ROTL.push((round + 1) * (round + 2) / 2 % 64);
-  let t = _0n6;
-  for (let j = 0; j < 7; j++) {
-    R = (R << _1n7 ^ (R >> _7n2) * _0x71n) % _256n;
-    if (R & _2n5)
-      t ^= _1n7 << (_1n7 << BigInt(j)) - _1n7;
-  }
-  _SHA3_IOTA.push(t);
-}
-var IOTAS = split(_SHA3_IOTA, true);
-var SHA3_IOTA_H = IOTAS[0];
-var SHA3_IOTA_L = IOTAS[1];
-var rotlH = (h, l, s) => s > 32 ? rotlBH(h, l, s) : rotlSH(h, l, s);
-var rotlL = (h, l, s) => s > 32 ? rotlBL(h, l, s) : rotlSL(h, l, s);
-function keccakP(s, rounds = 24) {
-  const B = new Uint32Array(5 * 2);
-  for (let round = 24 - rounds; round < 24; round++) {
-    for (let x = 0; x < 10; x++)
-      B[x] = s[x] ^ s[x + 10] ^ s[x + 20] ^ s[x + 30] ^ s[x + 40];
-    for (let x = 0; x < 10; x += 2) {
-      const idx1 = (x + 8) % 10;
-      const idx0 = (x + 2) % 10;
-      const B0 = B[idx0];
-      const B1 = B[idx0 + 1];
-      const Th = rotlH(B0, B1, 1) ^ B[idx1];
-      const Tl = rotlL(B0, B1, 1) ^ B[idx1 + 1];
-      for (let y = 0; y < 50; y += 10) {
-        s[x + y] ^= Th;
-        s[x + y + 1] ^= Tl;
-      }
-    }
-    let curH = s[2];
-    let curL = s[3];
-    for (let t = 0; t < 24; t++) {
-      const shift = SHA3_ROTL[t];
-      const Th = rotlH(curH, curL, shift);
-      const Tl = rotlL(curH, curL, shift);
-      const PI = SHA3_PI[t];
-      curH = s[PI];
-      curL = s[PI + 1];
-      s[PI] = Th;
-      s[PI + 1] = Tl;
-    }
-    for (let y = 0; y < 50; y += 10) {
-      for (let x = 0; x < 10; x++)
-        B[x] = s[y + x];
-      for (let x = 0; x < 10; x++)
-        s[y + x] ^= ~B[(x + 2) % 10] & B[(x + 4) % 10];
-    }
-    s[0] ^= SHA3_IOTA_H[round];
-    s[1] ^= SHA3_IOTA_L[round];
-  }
-  clean3(B);
-}
-var Keccak = class _Keccak {
-  // NOTE: we accept arguments in bytes instead of bits here.
-  constructor(blockLen, suffix, outputLen, enableXOF = false, rounds = 24) {
-    __publicField(this, "state");
-    __publicField(this, "pos", 0);
-    __publicField(this, "posOut", 0);
-    __publicField(this, "finished", false);
-    __publicField(this, "state32");
-    __publicField(this, "destroyed", false);
-    __publicField(this, "blockLen");
-    __publicField(this, "suffix");
-    __publicField(this, "outputLen");
-    __publicField(this, "enableXOF", false);
-    __publicField(this, "rounds");
-    this.blockLen = blockLen;
-    this.suffix = suffix;
-    this.outputLen = outputLen;
-    this.enableXOF = enableXOF;
-    this.rounds = rounds;
-    anumber4(outputLen, "outputLen");
-    if (!(0 < blockLen && blockLen < 200))
-      throw new Error("only keccak-f1600 function is supported");
-    this.state = new Uint8Array(200);
-    this.state32 = u323(this.state);
-  }
-  clone() {
-    return this._cloneInto();
-  }
-  keccak() {
-    swap32IfBE3(this.state32);
-    keccakP(this.state32, this.rounds);
-    swap32IfBE3(this.state32);
-    this.posOut = 0;
-    this.pos = 0;
-  }
-  update(data) {
-    aexists3(this);
-    abytes4(data);
-    const { blockLen, state } = this;
-    const len = data.length;
-    for (let pos = 0; pos < len; ) {
-      const take = Math.min(blockLen - this.pos, len - pos);
-      for (let i = 0; i < take; i++)
-        state[this.pos++] ^= data[pos++];
-      if (this.pos === blockLen)
-        this.keccak();
-    }
-    return this;
-  }
-  finish() {
-    if (this.finished)
-      return;
-    this.finished = true;
-    const { state, suffix, pos, blockLen } = this;
-    state[pos] ^= suffix;
-    if ((suffix & 128) !== 0 && pos === blockLen - 1)
-      this.keccak();
-    state[blockLen - 1] ^= 128;
-    this.keccak();
-  }
-  writeInto(out) {
-    aexists3(this, false);
-    abytes4(out);
-    this.finish();
-    const bufferOut = this.state;
-    const { blockLen } = this;
-    for (let pos = 0, len = out.length; pos < len; ) {
-      if (this.posOut >= blockLen)
-        this.keccak();
-      const take = Math.min(blockLen - this.posOut, len - pos);
-      out.set(bufferOut.subarray(this.posOut, this.posOut + take), pos);
-      this.posOut += take;
-      pos += take;
-    }
-    return out;
-  }
-  xofInto(out) {
-    if (!this.enableXOF)
-      throw new Error("XOF is not possible for this instance");
-    return this.writeInto(out);
-  }
-  xof(bytes) {
-    anumber4(bytes);
-    return this.xofInto(new Uint8Array(bytes));
-  }
-  digestInto(out) {
-    aoutput3(out, this);
-    if (this.finished)
-      throw new Error("digest() was already called");
-    this.writeInto(out);
-    this.destroy();
-    return out;
-  }
-  digest() {
-    return this.digestInto(new Uint8Array(this.outputLen));
-  }
-  destroy() {
-    this.destroyed = true;
-    clean3(this.state);
-  }
-  _cloneInto(to) {
-    const { blockLen, suffix, outputLen, rounds, enableXOF } = this;
-    to || (to = new _Keccak(blockLen, suffix, outputLen, enableXOF, rounds));
-    to.state32.set(this.state32);
-    to.pos = this.pos;
-    to.posOut = this.posOut;
-    to.finished = this.finished;
-    to.rounds = rounds;
-    to.suffix = suffix;
-    to.outputLen = outputLen;
-    to.enableXOF = enableXOF;
-    to.destroyed = this.destroyed;
-    return to;
-  }
-};
-var genKeccak = (suffix, blockLen, outputLen, info = {}) => createHasher2(() => new Keccak(blockLen, suffix, outputLen), info);
-var sha3_256 = /* @__PURE__ */ genKeccak(
-  6,
-  136,
-  32,
-  /* @__PURE__ */ oidNist2(8)
-);
-var sha3_512 = /* @__PURE__ */ genKeccak(
-  6,
-  72,
-  64,
-  /* @__PURE__ */ oidNist2(10)
-);
-var genShake = (suffix, blockLen, outputLen, info = {}) => createHasher2((opts2 = {}) => new Keccak(blockLen, suffix, opts2.dkLen === void 0 ? outputLen : opts2.dkLen, true), info);
-var shake128 = /* @__PURE__ */ genShake(31, 168, 16, /* @__PURE__ */ oidNist2(11));
-var shake256 = /* @__PURE__ */ genShake(31, 136, 32, /* @__PURE__ */ oidNist2(12));
-
-// node_modules/@noble/post-quantum/node_modules/@noble/curves/abstract/fft.js
-function checkU32(n) {
+// node_modules/@noble/curves/abstract/fft.js
+function checkU32(n, title = "n") {
+  if (typeof n !== "number")
+    throw new TypeError(`wrong u32 integer "${title}": expected number, got type=${typeof n}`);
   if (!Number.isSafeInteger(n) || n < 0 || n > 4294967295)
-    throw new Error("wrong u32 integer:" + n);
+    throw new RangeError(`wrong u32 integer "${title}": expected 0..4294967295, got ${n}`);
   return n;
 }
 function isPowerOfTwo(x) {
-  checkU32(x);
+  checkU32(x, "x");
   return (x & x - 1) === 0 && x !== 0;
 }
 function reverseBits(n, bits) {
   checkU32(n);
+  if (typeof bits !== "number")
+    throw new TypeError('"bits" expected number, got type=' + typeof bits);
+  if (!Number.isSafeInteger(bits) || bits < 0 || bits > 32)
+    throw new Error(`expected integer 0 <= bits <= 32, got ${bits}`);
   let reversed = 0;
   for (let i = 0; i < bits; i++, n >>>= 1)
     reversed = reversed << 1 | n & 1;
-  return reversed;
+  return reversed >>> 0;
 }
 function log2(n) {
   checkU32(n);
   return 31 - Math.clz32(n);
 }
 function bitReversalInplace(values) {
+  if (!values || typeof values !== "object" || typeof values.length !== "number")
+    throw new TypeError('"values" expected array-like, got type=' + typeof values);
   const n = values.length;
-  if (n < 2 || !isPowerOfTwo(n))
-    throw new Error("n must be a power of 2 and greater than 1. Got " + n);
+  if (!isPowerOfTwo(n))
+    throw new Error("expected positive power-of-two length, got " + n);
   const bits = log2(n);
   for (let i = 0; i < n; i++) {
     const j = reverseBits(i, bits);
@@ -4773,12 +4896,19 @@ function bitReversalInplace(values) {
   return values;
 }
 var FFTCore = (F2, coreOpts) => {
+  validateObject(coreOpts, { N: "number", roots: "object", dit: "boolean" }, { invertButterflies: "boolean", skipStages: "number", brp: "boolean" }, "coreOpts");
   const { N: N2, roots, dit, invertButterflies = false, skipStages = 0, brp = true } = coreOpts;
+  checkU32(N2, "coreOpts.N");
   const bits = log2(N2);
   if (!isPowerOfTwo(N2))
     throw new Error("FFT: Polynomial size should be power of two");
+  checkU32(skipStages, "coreOpts.skipStages");
+  const maxSkipStages = bits === 0 ? 0 : bits - 1;
+  if (skipStages > maxSkipStages)
+    throw new Error(`FFT: wrong skipStages: expected 0 <= skipStages <= ${maxSkipStages}`);
+  if (roots.length !== N2)
+    throw new Error(`FFT: wrong roots length: expected ${N2}, got ${roots.length}`);
   const isDit = dit !== invertButterflies;
-  isDit;
   return (values) => {
     if (values.length !== N2)
       throw new Error("FFT: wrong Polynomial length");
@@ -4817,9 +4947,375 @@ var FFTCore = (F2, coreOpts) => {
   };
 };
 
+// node_modules/@noble/curves/ed25519.js
+/*! noble-curves - MIT License (c) 2022 Paul Miller (paulmillr.com) */
+var _0n8 = /* @__PURE__ */ BigInt(0);
+var _1n7 = /* @__PURE__ */ BigInt(1);
+var _2n5 = /* @__PURE__ */ BigInt(2);
+var _3n3 = /* @__PURE__ */ BigInt(3);
+var _5n2 = /* @__PURE__ */ BigInt(5);
+var _8n3 = /* @__PURE__ */ BigInt(8);
+var ed25519_CURVE_p = /* @__PURE__ */ BigInt("0x7fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffed");
+var ed25519_CURVE = /* @__PURE__ */ (() => ({
+  p: ed25519_CURVE_p,
+  n: BigInt("0x1000000000000000000000000000000014def9dea2f79cd65812631a5cf5d3ed"),
+  h: _8n3,
+  a: BigInt("0x7fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffec"),
+  d: BigInt("0x52036cee2b6ffe738cc740797779e89800700a4d4141d8ab75eb4dca135978a3"),
+  Gx: BigInt("0x216936d3cd6e53fec0a4e231fdd6dc5c692cc7609525a7b2c9562d608f25d51a"),
+  Gy: BigInt("0x6666666666666666666666666666666666666666666666666666666666666658")
+}))();
+function ed25519_pow_2_252_3(x) {
+  const _10n = BigInt(10), _20n = BigInt(20), _40n = BigInt(40), _80n = BigInt(80);
+  const P = ed25519_CURVE_p;
+  const x2 = x * x % P;
+  const b2 = x2 * x % P;
+  const b4 = pow2(b2, _2n5, P) * b2 % P;
+  const b5 = pow2(b4, _1n7, P) * x % P;
+  const b10 = pow2(b5, _5n2, P) * b5 % P;
+  const b20 = pow2(b10, _10n, P) * b10 % P;
+  const b40 = pow2(b20, _20n, P) * b20 % P;
+  const b80 = pow2(b40, _40n, P) * b40 % P;
+  const b160 = pow2(b80, _80n, P) * b80 % P;
+  const b240 = pow2(b160, _80n, P) * b80 % P;
+  const b250 = pow2(b240, _10n, P) * b10 % P;
+  const pow_p_5_8 = pow2(b250, _2n5, P) * x % P;
+  return { pow_p_5_8, b2 };
+}
+function adjustScalarBytes(bytes) {
+  bytes[0] &= 248;
+  bytes[31] &= 127;
+  bytes[31] |= 64;
+  return bytes;
+}
+var ED25519_SQRT_M1 = /* @__PURE__ */ BigInt("19681161376707505956807079304988542015446066515923890162744021073123829784752");
+function uvRatio(u, v) {
+  const P = ed25519_CURVE_p;
+  const v3 = mod(v * v * v, P);
+  const v7 = mod(v3 * v3 * v, P);
+  const pow3 = ed25519_pow_2_252_3(u * v7).pow_p_5_8;
+  let x = mod(u * v3 * pow3, P);
+  const vx2 = mod(v * x * x, P);
+  const root1 = x;
+  const root2 = mod(x * ED25519_SQRT_M1, P);
+  const useRoot1 = vx2 === u;
+  const useRoot2 = vx2 === mod(-u, P);
+  const noRoot = vx2 === mod(-u * ED25519_SQRT_M1, P);
+  if (useRoot1)
+    x = root1;
+  if (useRoot2 || noRoot)
+    x = root2;
+  if (isNegativeLE(x, P))
+    x = mod(-x, P);
+  return { isValid: useRoot1 || useRoot2, value: x };
+}
+var ed25519_Point = /* @__PURE__ */ edwards(ed25519_CURVE, { uvRatio });
+var Fp = /* @__PURE__ */ (() => ed25519_Point.Fp)();
+function toMontgomery(point) {
+  const { y } = point;
+  return Fp.toBytes(Fp.div(_1n7 + y, _1n7 - y));
+}
+function toMontgomerySecret(secretKey) {
+  const size = ed25519_Point.Fp.BYTES;
+  abytes(secretKey, size);
+  return adjustScalarBytes(sha512(secretKey.subarray(0, size))).subarray(0, size);
+}
+function ed(opts2) {
+  return eddsa(ed25519_Point, sha512, Object.assign({ adjustScalarBytes, toMontgomery, toMontgomerySecret, zip215: true }, opts2));
+}
+var ed25519 = /* @__PURE__ */ ed({});
+var x25519 = /* @__PURE__ */ (() => {
+  const P = ed25519_CURVE_p;
+  const powPminus2 = (x) => {
+    const { pow_p_5_8, b2 } = ed25519_pow_2_252_3(x);
+    return mod(pow2(pow_p_5_8, _3n3, P) * b2, P);
+  };
+  return montgomery({
+    P,
+    type: "x25519",
+    powPminus2,
+    adjustScalarBytes,
+    // ~3x faster fixed-base: [k]B on the birationally-equivalent Edwards curve using cached
+    // base tables, mapped back via u = (1+y)/(1-y) = (Z+Y)/(Z-Y) with one Fermat inversion.
+    // Same construction as libsodium's crypto_scalarmult_curve25519_base.
+    scalarMultBase: (k) => {
+      const kn = mod(k, ed25519_Point.Fn.ORDER);
+      if (kn === _0n8)
+        return _0n8;
+      const p = ed25519_Point.BASE.multiply(kn);
+      return mod((p.Z + p.Y) * powPminus2(mod(p.Z - p.Y, P)), P);
+    }
+  });
+})();
+
+// node_modules/@noble/curves/nist.js
+/*! noble-curves - MIT License (c) 2022 Paul Miller (paulmillr.com) */
+var p256_CURVE = /* @__PURE__ */ (() => ({
+  p: BigInt("0xffffffff00000001000000000000000000000000ffffffffffffffffffffffff"),
+  n: BigInt("0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551"),
+  h: BigInt(1),
+  a: BigInt("0xffffffff00000001000000000000000000000000fffffffffffffffffffffffc"),
+  b: BigInt("0x5ac635d8aa3a93e7b3ebbd55769886bc651d06b0cc53b0f63bce3c3e27d2604b"),
+  Gx: BigInt("0x6b17d1f2e12c4247f8bce6e563a440f277037d812deb33a0f4a13945d898c296"),
+  Gy: BigInt("0x4fe342e2fe1a7f9b8ee7eb4a7c0f9e162bce33576b315ececbb6406837bf51f5")
+}))();
+var p384_CURVE = /* @__PURE__ */ (() => ({
+  p: BigInt("0xfffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffeffffffff0000000000000000ffffffff"),
+  n: BigInt("0xffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973"),
+  h: BigInt(1),
+  a: BigInt("0xfffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffeffffffff0000000000000000fffffffc"),
+  b: BigInt("0xb3312fa7e23ee7e4988e056be3f82d19181d9c6efe8141120314088f5013875ac656398d8a2ed19d2a85c8edd3ec2aef"),
+  Gx: BigInt("0xaa87ca22be8b05378eb1c71ef320ad746e1d3b628ba79b9859f741e082542a385502f25dbf55296c3a545e3872760ab7"),
+  Gy: BigInt("0x3617de4a96262c6f5d9e98bf9292dc29f8f41dbd289a147ce9da3113b5f0b8c00a60b1ce1d7e819d7a431d7c90ea0e5f")
+}))();
+var p256_Point = /* @__PURE__ */ weierstrass(p256_CURVE);
+var p256 = /* @__PURE__ */ ecdsa(p256_Point, sha256);
+var p384_Point = /* @__PURE__ */ weierstrass(p384_CURVE);
+var p384 = /* @__PURE__ */ ecdsa(p384_Point, sha384);
+
+// node_modules/@noble/hashes/sha3.js
+var _0n9 = BigInt(0);
+var _1n8 = BigInt(1);
+var _2n6 = BigInt(2);
+var _7n2 = BigInt(7);
+var _256n = BigInt(256);
+var _0x71n = BigInt(113);
+var SHA3_PI = [];
+var SHA3_ROTL = [];
+var _SHA3_IOTA = [];
+for (let round = 0, R = _1n8, x = 1, y = 0; round < 24; round++) {
+  [x, y] = [y, (2 * x + 3 * y) % 5];
+  SHA3_PI.push(2 * (5 * y + x));
+  SHA3_ROTL.push((round + 1) * (round + 2) / 2 % 64);
+  let t = _0n9;
+  for (let j = 0; j < 7; j++) {
+    R = (R << _1n8 ^ (R >> _7n2) * _0x71n) % _256n;
+    if (R & _2n6)
+      t ^= _1n8 << (_1n8 << BigInt(j)) - _1n8;
+  }
+  _SHA3_IOTA.push(t);
+}
+var IOTAS = split(_SHA3_IOTA, true);
+var SHA3_IOTA_H = IOTAS[0];
+var SHA3_IOTA_L = IOTAS[1];
+var rotlSH = (h, l, s) => h << s | l >>> 32 - s;
+var rotlSL = (h, l, s) => l << s | h >>> 32 - s;
+var rotlBH = (h, l, s) => l << s - 32 | h >>> 64 - s;
+var rotlBL = (h, l, s) => h << s - 32 | l >>> 64 - s;
+var rotlH = (h, l, s) => s > 32 ? rotlBH(h, l, s) : rotlSH(h, l, s);
+var rotlL = (h, l, s) => s > 32 ? rotlBL(h, l, s) : rotlSL(h, l, s);
+var B = new Uint32Array(5 * 2);
+function keccakP(s, rounds = 24) {
+  if (!(s instanceof Uint32Array))
+    throw new TypeError('"s" expected Uint32Array(50), got type=' + typeof s);
+  if (s.length !== 50)
+    throw new RangeError('"s" expected Uint32Array(50), got length=' + s.length);
+  anumber(rounds, "rounds");
+  if (rounds < 1 || rounds > 24)
+    throw new Error('"rounds" expected integer 1..24');
+  for (let round = 24 - rounds; round < 24; round++) {
+    for (let x = 0; x < 10; x++)
+      B[x] = s[x] ^ s[x + 10] ^ s[x + 20] ^ s[x + 30] ^ s[x + 40];
+    for (let x = 0; x < 10; x += 2) {
+      const idx1 = (x + 8) % 10;
+      const idx0 = (x + 2) % 10;
+      const B0 = B[idx0];
+      const B1 = B[idx0 + 1];
+      const Th = rotlH(B0, B1, 1) ^ B[idx1];
+      const Tl = rotlL(B0, B1, 1) ^ B[idx1 + 1];
+      for (let y = 0; y < 50; y += 10) {
+        s[x + y] ^= Th;
+        s[x + y + 1] ^= Tl;
+      }
+    }
+    let curH = s[2];
+    let curL = s[3];
+    for (let t = 0; t < 24; t++) {
+      const shift = SHA3_ROTL[t];
+      const Th = rotlH(curH, curL, shift);
+      const Tl = rotlL(curH, curL, shift);
+      const PI = SHA3_PI[t];
+      curH = s[PI];
+      curL = s[PI + 1];
+      s[PI] = Th;
+      s[PI + 1] = Tl;
+    }
+    for (let y = 0; y < 50; y += 10) {
+      const b0 = s[y], b1 = s[y + 1], b2 = s[y + 2], b3 = s[y + 3];
+      s[y] ^= ~s[y + 2] & s[y + 4];
+      s[y + 1] ^= ~s[y + 3] & s[y + 5];
+      s[y + 2] ^= ~s[y + 4] & s[y + 6];
+      s[y + 3] ^= ~s[y + 5] & s[y + 7];
+      s[y + 4] ^= ~s[y + 6] & s[y + 8];
+      s[y + 5] ^= ~s[y + 7] & s[y + 9];
+      s[y + 6] ^= ~s[y + 8] & b0;
+      s[y + 7] ^= ~s[y + 9] & b1;
+      s[y + 8] ^= ~b0 & b2;
+      s[y + 9] ^= ~b1 & b3;
+    }
+    s[0] ^= SHA3_IOTA_H[round];
+    s[1] ^= SHA3_IOTA_L[round];
+  }
+  clean(B);
+}
+var Keccak = class _Keccak {
+  // NOTE: we accept arguments in bytes instead of bits here.
+  constructor(blockLen, suffix, outputLen, enableXOF = false, rounds = 24) {
+    __publicField(this, "state");
+    __publicField(this, "pos", 0);
+    __publicField(this, "posOut", 0);
+    __publicField(this, "finished", false);
+    __publicField(this, "state32");
+    __publicField(this, "destroyed", false);
+    __publicField(this, "blockLen");
+    __publicField(this, "suffix");
+    __publicField(this, "outputLen");
+    __publicField(this, "canXOF");
+    __publicField(this, "enableXOF", false);
+    __publicField(this, "rounds");
+    anumber(blockLen, "blockLen");
+    anumber(suffix, "suffix");
+    anumber(rounds, "rounds");
+    abool(enableXOF, "enableXOF");
+    this.blockLen = blockLen;
+    this.suffix = suffix;
+    this.outputLen = outputLen;
+    this.enableXOF = enableXOF;
+    this.canXOF = enableXOF;
+    this.rounds = rounds;
+    anumber(outputLen, "outputLen");
+    if (!(0 < blockLen && blockLen < 200))
+      throw new Error('"blockLen" must be 1..199');
+    this.state = new Uint8Array(200);
+    this.state32 = u32(this.state);
+  }
+  clone() {
+    return this._cloneInto();
+  }
+  keccak() {
+    swap32IfBE(this.state32);
+    keccakP(this.state32, this.rounds);
+    swap32IfBE(this.state32);
+    this.posOut = 0;
+    this.pos = 0;
+  }
+  update(data) {
+    aexists(this);
+    abytes(data);
+    const { blockLen, state, state32 } = this;
+    const len = data.length;
+    const canUseU32 = blockLen % 4 === 0 && data.byteOffset % 4 === 0;
+    const blockLen32 = blockLen / 4;
+    const data32 = canUseU32 && len >= blockLen ? u32(data) : void 0;
+    for (let pos = 0; pos < len; ) {
+      if (data32 !== void 0 && this.pos === 0 && pos % 4 === 0 && len - pos >= blockLen) {
+        for (let i = 0, o = pos / 4; i < blockLen32; i++)
+          state32[i] ^= data32[o + i];
+        pos += blockLen;
+        this.pos = blockLen;
+        this.keccak();
+        continue;
+      }
+      const take = Math.min(blockLen - this.pos, len - pos);
+      for (let i = 0; i < take; i++)
+        state[this.pos++] ^= data[pos++];
+      if (this.pos === blockLen)
+        this.keccak();
+    }
+    return this;
+  }
+  finish() {
+    if (this.finished)
+      return;
+    this.finished = true;
+    const { state, suffix, pos, blockLen } = this;
+    state[pos] ^= suffix;
+    if ((suffix & 128) !== 0 && pos === blockLen - 1)
+      this.keccak();
+    state[blockLen - 1] ^= 128;
+    this.keccak();
+  }
+  writeInto(out) {
+    aexists(this, false);
+    abytes(out);
+    this.finish();
+    const bufferOut = this.state;
+    const { blockLen } = this;
+    for (let pos = 0, len = out.length; pos < len; ) {
+      if (this.posOut >= blockLen)
+        this.keccak();
+      const take = Math.min(blockLen - this.posOut, len - pos);
+      out.set(bufferOut.subarray(this.posOut, this.posOut + take), pos);
+      this.posOut += take;
+      pos += take;
+    }
+    return out;
+  }
+  xofInto(out) {
+    if (!this.enableXOF)
+      throw new Error("XOF is not enabled");
+    return this.writeInto(out);
+  }
+  xof(bytes) {
+    anumber(bytes);
+    return this.xofInto(new Uint8Array(bytes));
+  }
+  digestInto(out) {
+    aoutput(out, this);
+    if (this.finished)
+      throw new Error("digest() was already called");
+    this.writeInto(out.length === this.outputLen ? out : out.subarray(0, this.outputLen));
+    this.destroy();
+  }
+  digest() {
+    const out = new Uint8Array(this.outputLen);
+    this.digestInto(out);
+    return out;
+  }
+  destroy() {
+    this.destroyed = true;
+    clean(this.state);
+  }
+  _cloneInto(to) {
+    const { blockLen, suffix, outputLen, rounds, enableXOF } = this;
+    to || (to = new _Keccak(blockLen, suffix, outputLen, enableXOF, rounds));
+    to.blockLen = blockLen;
+    to.state32.set(this.state32);
+    to.pos = this.pos;
+    to.posOut = this.posOut;
+    to.finished = this.finished;
+    to.rounds = rounds;
+    to.suffix = suffix;
+    to.outputLen = outputLen;
+    to.enableXOF = enableXOF;
+    to.canXOF = this.canXOF;
+    to.destroyed = this.destroyed;
+    return to;
+  }
+};
+var genKeccak = (suffix, blockLen, outputLen, info = {}) => createHasher(() => new Keccak(blockLen, suffix, outputLen), info);
+var sha3_256 = /* @__PURE__ */ genKeccak(
+  6,
+  136,
+  32,
+  /* @__PURE__ */ oidNist(8)
+);
+var sha3_512 = /* @__PURE__ */ genKeccak(
+  6,
+  72,
+  64,
+  /* @__PURE__ */ oidNist(10)
+);
+var genShake = (suffix, blockLen, outputLen, info = {}) => createHasher((opts2 = {}) => {
+  opts2 = checkOpts({}, opts2);
+  return new Keccak(blockLen, suffix, opts2.dkLen === void 0 ? outputLen : opts2.dkLen, true);
+}, info);
+var shake128 = /* @__PURE__ */ genShake(31, 168, 16, /* @__PURE__ */ oidNist(11));
+var shake256 = /* @__PURE__ */ genShake(31, 136, 32, /* @__PURE__ */ oidNist(12));
+
 // node_modules/@noble/post-quantum/utils.js
 /*! noble-post-quantum - MIT License (c) 2024 Paul Miller (paulmillr.com) */
-var randomBytes4 = randomBytes3;
+var randomBytes4 = randomBytes;
 function equalBytes2(a, b) {
   if (a.length !== b.length)
     return false;
@@ -4842,7 +5338,7 @@ function splitCoder(label, ...lengths) {
         const c = lengths[i];
         const l = getLength(c);
         const b = typeof c === "number" ? bufs[i] : c.encode(bufs[i]);
-        abytes4(b, l, label);
+        abytes(b, l, label);
         res.set(b, pos);
         if (typeof c !== "number")
           b.fill(0);
@@ -4851,7 +5347,7 @@ function splitCoder(label, ...lengths) {
       return res;
     },
     decode: (buf) => {
-      abytes4(buf, bytesLen, label);
+      abytes(buf, bytesLen, label);
       const res = [];
       for (const c of lengths) {
         const l = getLength(c);
@@ -4880,7 +5376,7 @@ function vecCoder(c, vecLen) {
       return res;
     },
     decode: (a) => {
-      abytes4(a, bytesLen);
+      abytes(a, bytesLen);
       const r = [];
       for (let i = 0; i < a.length; i += c.bytesLen)
         r.push(c.decode(a.subarray(i, i + c.bytesLen)));
@@ -4906,12 +5402,12 @@ var EMPTY = Uint8Array.of();
 /*! noble-post-quantum - MIT License (c) 2024 Paul Miller (paulmillr.com) */
 var genCrystals = (opts2) => {
   const { newPoly, N: N2, Q: Q2, F: F2, ROOT_OF_UNITY: ROOT_OF_UNITY2, brvBits, isKyber } = opts2;
-  const mod4 = (a, modulo = Q2) => {
+  const mod3 = (a, modulo = Q2) => {
     const result = a % modulo | 0;
     return (result >= 0 ? result | 0 : modulo + result | 0) | 0;
   };
   const smod = (a, modulo = Q2) => {
-    const r = mod4(a, modulo) | 0;
+    const r = mod3(a, modulo) | 0;
     return (r > modulo >> 1 ? r - modulo | 0 : r) | 0;
   };
   function getZettas() {
@@ -4925,9 +5421,9 @@ var genCrystals = (opts2) => {
   }
   const nttZetas2 = getZettas();
   const field = {
-    add: (a, b) => mod4((a | 0) + (b | 0)) | 0,
-    sub: (a, b) => mod4((a | 0) - (b | 0)) | 0,
-    mul: (a, b) => mod4((a | 0) * (b | 0)) | 0,
+    add: (a, b) => mod3((a | 0) + (b | 0)) | 0,
+    sub: (a, b) => mod3((a | 0) - (b | 0)) | 0,
+    mul: (a, b) => mod3((a | 0) * (b | 0)) | 0,
     inv: (_a) => {
       throw new Error("not implemented");
     }
@@ -4948,7 +5444,7 @@ var genCrystals = (opts2) => {
     decode: (r) => {
       dit(r);
       for (let i = 0; i < r.length; i++)
-        r[i] = mod4(F2 * r[i]);
+        r[i] = mod3(F2 * r[i]);
       return r;
     }
   };
@@ -4979,7 +5475,7 @@ var genCrystals = (opts2) => {
       }
     };
   };
-  return { mod: mod4, smod, nttZetas: nttZetas2, NTT: NTT2, bitsCoder: bitsCoder2 };
+  return { mod: mod3, smod, nttZetas: nttZetas2, NTT: NTT2, bitsCoder: bitsCoder2 };
 };
 var createXofShake = (shake) => (seed, blockLen) => {
   if (!blockLen)
@@ -5088,7 +5584,7 @@ function SampleNTT(xof) {
 function sampleCBD(PRF, seed, nonce, eta) {
   const buf = PRF(eta * N / 4, seed, nonce);
   const r = new Uint16Array(N);
-  const b32 = u323(buf);
+  const b32 = u32(buf);
   let len = 0;
   for (let i = 0, p = 0, bb = 0, t0 = 0; i < b32.length; i++) {
     let b = b32[i];
@@ -5127,7 +5623,7 @@ var genKPKE = (opts2) => {
       cipherText: cipherCoder.bytesLen
     },
     keygen: (seed) => {
-      abytes4(seed, 32, "seed");
+      abytes(seed, 32, "seed");
       const seedDst = new Uint8Array(33);
       seedDst.set(seed);
       seedDst[32] = K;
@@ -5211,7 +5707,7 @@ function createKyber(opts2) {
       secretKey: secretCoder.bytesLen
     },
     keygen: (seed = randomBytes4(seedLen)) => {
-      abytes4(seed, seedLen, "seed");
+      abytes(seed, seedLen, "seed");
       const { publicKey, secretKey: sk } = KPKE.keygen(seed.subarray(0, 32));
       const publicKeyHash = HASH256(publicKey);
       const secretKey = secretCoder.encode([sk, publicKey, publicKeyHash, seed.subarray(32)]);
@@ -5223,8 +5719,8 @@ function createKyber(opts2) {
       return Uint8Array.from(publicKey);
     },
     encapsulate: (publicKey, msg = randomBytes4(msgLen)) => {
-      abytes4(publicKey, lengths.publicKey, "publicKey");
-      abytes4(msg, msgLen, "message");
+      abytes(publicKey, lengths.publicKey, "publicKey");
+      abytes(msg, msgLen, "message");
       const eke = publicKey.subarray(0, 384 * opts2.K);
       const ek = KPKESecretCoder.encode(KPKESecretCoder.decode(copyBytes3(eke)));
       if (!equalBytes2(ek, eke)) {
@@ -5238,8 +5734,8 @@ function createKyber(opts2) {
       return { cipherText, sharedSecret: kr.subarray(0, 32) };
     },
     decapsulate: (cipherText, secretKey) => {
-      abytes4(secretKey, secretCoder.bytesLen, "secretKey");
-      abytes4(cipherText, lengths.cipherText, "cipherText");
+      abytes(secretKey, secretCoder.bytesLen, "secretKey");
+      abytes(cipherText, lengths.cipherText, "cipherText");
       const k768 = secretCoder.bytesLen - 96;
       const start = k768 + 32;
       const test = HASH256(secretKey.subarray(k768 / 2, start));
@@ -5291,7 +5787,7 @@ function ecKeygen(curve, allowZeroKey = false) {
     if (!Fn)
       throw new Error("No Point.Fn");
     keygen = (seed = randomBytes4(lengths.seed)) => {
-      abytes4(seed, lengths.seed, "seed");
+      abytes(seed, lengths.seed, "seed");
       const seedScalar = Fn.isLE ? bytesToNumberLE(seed) : bytesToNumberBE(seed);
       const secretKey = Fn.toBytes(Fn.create(seedScalar));
       return { secretKey, publicKey: curve.getPublicKey(secretKey) };
@@ -5339,9 +5835,9 @@ function combineKeys(realSeedLen, expandSeed, ...ck) {
   const pkCoder = splitLengths(ck, "publicKey");
   if (realSeedLen === void 0)
     realSeedLen = seedCoder.bytesLen;
-  anumber4(realSeedLen);
+  anumber(realSeedLen);
   function expandDecapsulationKey(seed) {
-    abytes4(seed, realSeedLen);
+    abytes(seed, realSeedLen);
     const expanded = seedCoder.decode(expandSeed(seed, seedCoder.bytesLen));
     const keys = ck.map((i, j) => i.keygen(expanded[j]));
     const secretKey = keys.map((i) => i.secretKey);
@@ -5371,7 +5867,7 @@ function combineKEMS(realSeedLen, realMsgLen, expandSeed, combiner, ...kems) {
   const msgCoder = splitLengths(kems, "msg");
   if (realMsgLen === void 0)
     realMsgLen = msgCoder.bytesLen;
-  anumber4(realMsgLen);
+  anumber(realMsgLen);
   return {
     lengths: {
       ...keys.info.lengths,
@@ -5403,28 +5899,28 @@ function combineKEMS(realSeedLen, realMsgLen, expandSeed, combiner, ...kems) {
   };
 }
 function QSF(label, pqc, curveKEM, xof, kdf) {
-  ahash2(xof);
-  ahash2(kdf);
+  ahash(xof);
+  ahash(kdf);
   return combineKEMS(32, 32, expandSeedXof(xof), (pk, ct, ss) => kdf(concatBytes2(ss[0], ss[1], ct[1], pk[1], asciiToBytes(label))), pqc, curveKEM);
 }
 var QSF_ml_kem768_p256 = QSF("QSF-KEM(ML-KEM-768,P-256)-XOF(SHAKE256)-KDF(SHA3-256)", ml_kem768, ecdhKem(p256, true), shake256, sha3_256);
 var QSF_ml_kem1024_p384 = QSF("QSF-KEM(ML-KEM-1024,P-384)-XOF(SHAKE256)-KDF(SHA3-256)", ml_kem1024, ecdhKem(p384, true), shake256, sha3_256);
 function createKitchenSink(label, pqc, curveKEM, xof, hash) {
-  ahash2(xof);
-  ahash2(hash);
+  ahash(xof);
+  ahash(hash);
   return combineKEMS(32, 32, expandSeedXof(xof), (pk, ct, ss) => {
     const preimage = concatBytes2(ss[0], ss[1], ct[0], pk[0], ct[1], pk[1], asciiToBytes(label));
     const len = 32;
     const ikm = concatBytes2(asciiToBytes("hybrid_prk"), preimage);
-    const prk = extract2(hash, ikm);
+    const prk = extract(hash, ikm);
     const info = concatBytes2(numberToBytesBE(len, 2), asciiToBytes("shared_secret"), asciiToBytes(""));
-    const res = expand2(hash, prk, info, len);
+    const res = expand(hash, prk, info, len);
     cleanBytes(prk, info, ikm, preimage);
     return res;
   }, pqc, curveKEM);
 }
 var x25519kem = ecdhKem(x25519);
-var KitchenSink_ml_kem768_x25519 = createKitchenSink("KitchenSink-KEM(ML-KEM-768,X25519)-XOF(SHAKE256)-KDF(HKDF-SHA-256)", ml_kem768, x25519kem, shake256, sha2562);
+var KitchenSink_ml_kem768_x25519 = createKitchenSink("KitchenSink-KEM(ML-KEM-768,X25519)-XOF(SHAKE256)-KDF(HKDF-SHA-256)", ml_kem768, x25519kem, shake256, sha256);
 var ml_kem768_x25519 = /* @__PURE__ */ (() => combineKEMS(
   32,
   32,
@@ -5460,14 +5956,14 @@ function nistCurveKem(curve, scalarLen, elemLen, nseed) {
       cipherText: elemLen
     },
     keygen(seed = randomBytes4(nseed)) {
-      abytes4(seed, nseed, "seed");
+      abytes(seed, nseed, "seed");
       return rejectionSampling(seed);
     },
     getPublicKey(secretKey) {
       return curve.getPublicKey(secretKey, false);
     },
     encapsulate(publicKey, rand = randomBytes4(nseed)) {
-      abytes4(rand, nseed, "rand");
+      abytes(rand, nseed, "rand");
       const { secretKey: ek } = rejectionSampling(rand);
       const sharedSecret = this.decapsulate(publicKey, ek);
       const cipherText = curve.getPublicKey(ek, false);
@@ -5488,7 +5984,7 @@ function concreteHybridKem(label, mlkem, curve, nseed) {
   const mlkemSeedLen = 64;
   const totalSeedLen = mlkemSeedLen + nseed;
   return combineKEMS(32, 32, (seed) => {
-    abytes4(seed, 32);
+    abytes(seed, 32);
     const expanded = shake256(seed, { dkLen: totalSeedLen });
     const mlkemSeed = expanded.subarray(0, mlkemSeedLen);
     const curveSeed = expanded.subarray(mlkemSeedLen, totalSeedLen);
@@ -5498,2548 +5994,6 @@ function concreteHybridKem(label, mlkem, curve, nseed) {
 var ml_kem768_p256 = /* @__PURE__ */ (() => concreteHybridKem("MLKEM768-P256", ml_kem768, p256, 128))();
 var MLKEM768X25519 = ml_kem768_x25519;
 var MLKEM768P256 = ml_kem768_p256;
-
-// node_modules/@noble/curves/utils.js
-/*! noble-curves - MIT License (c) 2022 Paul Miller (paulmillr.com) */
-function aarray(item, title, inner = () => {
-}) {
-  if (!Array.isArray(item))
-    throw new TypeError(`"${title}" expected array, got type=${typeof item}`);
-  for (let i = 0; i < item.length; i++)
-    inner(item[i], `${title}[${i}]`);
-  return item;
-}
-var abytes5 = (value, length, title) => abytes(value, length, title);
-var anumber5 = anumber;
-function astring(value, title = "") {
-  if (typeof value !== "string") {
-    const prefix = title && `"${title}" `;
-    throw new TypeError(prefix + "expected string, got type=" + typeof value);
-  }
-  return value;
-}
-function aobject3(value, title = "object") {
-  if (value === null || typeof value !== "object" || Array.isArray(value))
-    throw new TypeError(title === "object" ? "expected valid options object" : `"${title}" expected object, got type=${typeof value}`);
-  return value;
-}
-function afunction(value, title) {
-  if (typeof value !== "function")
-    throw new TypeError(`"${title}" is invalid: expected function, got ${typeof value}`);
-  return value;
-}
-var bytesToHex3 = bytesToHex;
-var concatBytes3 = (...arrays) => concatBytes(...arrays);
-var hexToBytes3 = (hex) => hexToBytes(hex);
-var isBytes5 = isBytes;
-var randomBytes5 = (bytesLength) => randomBytes(bytesLength);
-var _0n7 = /* @__PURE__ */ BigInt(0);
-var _1n8 = /* @__PURE__ */ BigInt(1);
-var atitle3 = (title) => title ? `"${title}" ` : "";
-function abool3(value, title = "") {
-  if (typeof value !== "boolean")
-    throw new TypeError(atitle3(title) + "expected boolean, got type=" + typeof value);
-  return value;
-}
-function abignumber2(n) {
-  if (typeof n === "bigint") {
-    if (!isPosBig2(n))
-      throw new RangeError("positive bigint expected, got " + n);
-  } else
-    anumber5(n);
-  return n;
-}
-function asafenumber(value, title = "") {
-  if (typeof value !== "number") {
-    const prefix = title && `"${title}" `;
-    throw new TypeError(prefix + "expected number, got type=" + typeof value);
-  }
-  if (!Number.isSafeInteger(value)) {
-    const prefix = title && `"${title}" `;
-    throw new RangeError(prefix + "expected safe integer, got " + value);
-  }
-}
-function numberToHexUnpadded2(num) {
-  const hex = abignumber2(num).toString(16);
-  return hex.length & 1 ? "0" + hex : hex;
-}
-function hexToNumber2(hex) {
-  if (typeof hex !== "string")
-    throw new TypeError("hex string expected, got " + typeof hex);
-  return hex === "" ? _0n7 : BigInt("0x" + hex);
-}
-function bytesToNumberBE2(bytes) {
-  return hexToNumber2(bytesToHex(bytes));
-}
-function bytesToNumberLE2(bytes) {
-  return hexToNumber2(bytesToHex(copyBytes4(abytes(bytes)).reverse()));
-}
-function numberToBytesBE2(n, len) {
-  anumber(len);
-  if (len === 0)
-    throw new Error("zero output length is invalid");
-  n = abignumber2(n);
-  const expectedLen = len * 2;
-  const hex = n.toString(16);
-  if (hex.length > expectedLen)
-    throw new RangeError("number is too large");
-  return hexToBytes(hex.padStart(expectedLen, "0"));
-}
-function numberToBytesLE2(n, len) {
-  return numberToBytesBE2(n, len).reverse();
-}
-function copyBytes4(bytes) {
-  return Uint8Array.from(abytes5(bytes));
-}
-function isPosBig2(n) {
-  return typeof n === "bigint" && _0n7 <= n;
-}
-function inRange2(n, min, max) {
-  return isPosBig2(n) && isPosBig2(min) && isPosBig2(max) && min <= n && n < max;
-}
-function aInRange2(title, n, min, max) {
-  if (!inRange2(n, min, max))
-    throw new RangeError("expected valid " + title + ": " + min + " <= n < " + max + ", got " + n);
-}
-function bitLen2(n) {
-  if (n < _0n7)
-    throw new Error("expected non-negative bigint, got " + n);
-  return n === _0n7 ? 0 : n.toString(2).length;
-}
-var bitMask2 = (n) => {
-  asafenumber(n, "n");
-  return (_1n8 << BigInt(n)) - _1n8;
-};
-function createHmacDrbg2(hashLen, qByteLen, hmacFn) {
-  anumber(hashLen, "hashLen");
-  anumber(qByteLen, "qByteLen");
-  if (typeof hmacFn !== "function")
-    throw new TypeError("hmacFn must be a function");
-  const u8n = (len) => new Uint8Array(len);
-  const NULL = Uint8Array.of();
-  const byte0 = Uint8Array.of(0);
-  const byte1 = Uint8Array.of(1);
-  const _maxDrbgIters = 1e3;
-  let v = u8n(hashLen);
-  let k = u8n(hashLen);
-  let i = 0;
-  const reset = () => {
-    v.fill(1);
-    k.fill(0);
-    i = 0;
-  };
-  const h = (...msgs) => hmacFn(k, concatBytes3(v, ...msgs));
-  const reseed = (seed = NULL) => {
-    k = h(byte0, seed);
-    v = h();
-    if (seed.length === 0)
-      return;
-    k = h(byte1, seed);
-    v = h();
-  };
-  const gen = () => {
-    if (i++ >= _maxDrbgIters)
-      throw new Error("drbg: tried max amount of iterations");
-    let len = 0;
-    const out = [];
-    while (len < qByteLen) {
-      v = h();
-      const sl = v.slice();
-      out.push(sl);
-      len += v.length;
-    }
-    return concatBytes3(...out);
-  };
-  const genUntil = (seed, pred) => {
-    reset();
-    reseed(seed);
-    let res = void 0;
-    while ((res = pred(gen())) === void 0)
-      reseed();
-    reset();
-    return res;
-  };
-  return genUntil;
-}
-function validateObject2(object, fields = {}, optFields = {}, title = "object") {
-  aobject3(object, title);
-  aobject3(fields, "fields");
-  aobject3(optFields, "optFields");
-  function checkField(fieldName, expectedType, isOpt) {
-    const label = title === "object" ? `param "${String(fieldName)}"` : `"${title}.${String(fieldName)}"`;
-    const val = object[fieldName];
-    if (!Object.hasOwn(object, fieldName) && (isOpt ? val !== void 0 : expectedType !== "function")) {
-      throw new TypeError(`${label} is invalid: expected own property`);
-    }
-    if (isOpt && val === void 0)
-      return;
-    const current = typeof val;
-    if (current !== expectedType || val === null)
-      throw new TypeError(`${label} is invalid: expected ${expectedType}, got ${current}`);
-  }
-  const iter = (f, isOpt) => Object.entries(f).forEach(([k, v]) => checkField(k, v, isOpt));
-  iter(fields, false);
-  iter(optFields, true);
-}
-
-// node_modules/@noble/curves/abstract/modular.js
-/*! noble-curves - MIT License (c) 2022 Paul Miller (paulmillr.com) */
-var _0n8 = /* @__PURE__ */ BigInt(0);
-var _1n9 = /* @__PURE__ */ BigInt(1);
-var _2n6 = /* @__PURE__ */ BigInt(2);
-var _3n4 = /* @__PURE__ */ BigInt(3);
-var _4n3 = /* @__PURE__ */ BigInt(4);
-var _5n3 = /* @__PURE__ */ BigInt(5);
-var _7n3 = /* @__PURE__ */ BigInt(7);
-var _8n3 = /* @__PURE__ */ BigInt(8);
-var _9n2 = /* @__PURE__ */ BigInt(9);
-var _15n = /* @__PURE__ */ BigInt(15);
-var _16n2 = /* @__PURE__ */ BigInt(16);
-var POW_WINDOWED_MIN = /* @__PURE__ */ BigInt("0x10000000000000000");
-function mod3(a, b) {
-  if (b <= _0n8)
-    throw new Error("mod: expected positive modulus, got " + b);
-  const result = a % b;
-  return result >= _0n8 ? result : b + result;
-}
-function pow(num, power, modulo) {
-  if (modulo <= _1n9)
-    throw new Error("pow: expected modulus > 1, got " + modulo);
-  if (typeof power !== "bigint")
-    throw new TypeError("invalid exponent: expected bigint, got " + typeof power);
-  if (power < _0n8)
-    throw new Error("invalid exponent, negatives unsupported");
-  if (power === _0n8)
-    return _1n9;
-  if (power === _1n9)
-    return num;
-  let d = num % modulo;
-  if (d < _0n8)
-    d += modulo;
-  if (power < POW_WINDOWED_MIN) {
-    let p2 = _1n9;
-    while (power > _0n8) {
-      if (power & _1n9)
-        p2 = p2 * d % modulo;
-      d = d * d % modulo;
-      power >>= _1n9;
-    }
-    return p2;
-  }
-  const digits = [];
-  while (power > _0n8) {
-    digits.push(Number(power & _15n));
-    power >>= _4n3;
-  }
-  const table = new Array(16);
-  table[0] = _1n9;
-  table[1] = d;
-  for (let i = 2; i < 16; i++)
-    table[i] = table[i - 1] * d % modulo;
-  let p = table[digits[digits.length - 1]];
-  for (let w = digits.length - 2; w >= 0; w--) {
-    p = p * p % modulo;
-    p = p * p % modulo;
-    p = p * p % modulo;
-    p = p * p % modulo;
-    const digit = digits[w];
-    if (digit !== 0)
-      p = p * table[digit] % modulo;
-  }
-  return p;
-}
-function pow22(x, power, modulo) {
-  if (modulo <= _1n9)
-    throw new Error("pow2: expected modulus > 1, got " + modulo);
-  if (power < _0n8)
-    throw new Error("pow2: expected non-negative exponent, got " + power);
-  let res = x;
-  while (power-- > _0n8) {
-    res *= res;
-    res %= modulo;
-  }
-  return res;
-}
-function invert2(number, modulo) {
-  if (number === _0n8)
-    throw new Error("invert: expected non-zero number");
-  if (modulo <= _1n9)
-    throw new Error("invert: expected modulus > 1, got " + modulo);
-  let a = mod3(number, modulo);
-  let b = modulo;
-  let x = _0n8, u = _1n9;
-  while (a !== _0n8) {
-    const q = b / a;
-    const r = b - a * q;
-    const m = x - u * q;
-    b = a, a = r, x = u, u = m;
-  }
-  const gcd = b;
-  if (gcd !== _1n9)
-    throw new Error("invert: does not exist");
-  return mod3(x, modulo);
-}
-function invertCt(a, prime) {
-  if (prime <= _1n9)
-    throw new Error("invertCt: expected prime modulus > 1, got " + prime);
-  const an = mod3(a, prime);
-  if (an === _0n8)
-    throw new Error("invertCt: expected non-zero number");
-  const inverse = pow(an, prime - _2n6, prime);
-  if (mod3(an * inverse, prime) !== _1n9)
-    throw new Error("invertCt: does not exist");
-  return inverse;
-}
-function assertIsSquare2(Fp, root, n) {
-  const F2 = Fp;
-  if (!F2.eql(F2.sqr(root), n))
-    throw new Error("Cannot find square root");
-}
-function aoddModulus(order, fnName) {
-  if ((order & _1n9) === _0n8)
-    throw new Error(fnName + ": expected odd modulus, got " + order);
-}
-function sqrt3mod42(Fp, n) {
-  const F2 = Fp;
-  const p1div4 = (F2.ORDER + _1n9) / _4n3;
-  const root = F2.pow(n, p1div4);
-  assertIsSquare2(F2, root, n);
-  return root;
-}
-function sqrt5mod82(Fp, n) {
-  const F2 = Fp;
-  const p5div8 = (F2.ORDER - _5n3) / _8n3;
-  const n2 = F2.mul(n, _2n6);
-  const v = F2.pow(n2, p5div8);
-  const nv = F2.mul(n, v);
-  const i = F2.mul(F2.mul(nv, _2n6), v);
-  const root = F2.mul(nv, F2.sub(i, F2.ONE));
-  assertIsSquare2(F2, root, n);
-  return root;
-}
-function sqrt9mod162(P) {
-  const Fp_ = Field2(P);
-  const tn = tonelliShanks2(P);
-  const c1 = tn(Fp_, Fp_.neg(Fp_.ONE));
-  const c2 = tn(Fp_, c1);
-  const c3 = tn(Fp_, Fp_.neg(c1));
-  const c4 = (P + _7n3) / _16n2;
-  return ((Fp, n) => {
-    const F2 = Fp;
-    let tv1 = F2.pow(n, c4);
-    let tv2 = F2.mul(tv1, c1);
-    const tv3 = F2.mul(tv1, c2);
-    const tv4 = F2.mul(tv1, c3);
-    const e1 = F2.eql(F2.sqr(tv2), n);
-    const e2 = F2.eql(F2.sqr(tv3), n);
-    tv1 = F2.cmov(tv1, tv2, e1);
-    tv2 = F2.cmov(tv4, tv3, e2);
-    const e3 = F2.eql(F2.sqr(tv2), n);
-    const root = F2.cmov(tv1, tv2, e3);
-    assertIsSquare2(F2, root, n);
-    return root;
-  });
-}
-function tonelliShanks2(P) {
-  if (P < _3n4)
-    throw new Error("sqrt is not defined for small field");
-  aoddModulus(P, "tonelliShanks");
-  let Q2 = P - _1n9;
-  let S = 0;
-  while (Q2 % _2n6 === _0n8) {
-    Q2 /= _2n6;
-    S++;
-  }
-  let Z = _2n6;
-  const _Fp = Field2(P);
-  while (FpLegendre2(_Fp, Z) === 1) {
-    if (Z++ > 1e3)
-      throw new Error("Cannot find square root: probably non-prime P");
-  }
-  if (S === 1)
-    return sqrt3mod42;
-  let cc = _Fp.pow(Z, Q2);
-  const Q1div2 = (Q2 + _1n9) / _2n6;
-  return function tonelliSlow(Fp, n) {
-    const F2 = Fp;
-    if (F2.is0(n))
-      return n;
-    if (FpLegendre2(F2, n) !== 1)
-      throw new Error("Cannot find square root");
-    let M = S;
-    let c = F2.mul(F2.ONE, cc);
-    let t = F2.pow(n, Q2);
-    let R = F2.pow(n, Q1div2);
-    while (!F2.eql(t, F2.ONE)) {
-      if (F2.is0(t))
-        throw new Error("Cannot find square root: probably non-prime P");
-      let i = 1;
-      let t_tmp = F2.sqr(t);
-      while (!F2.eql(t_tmp, F2.ONE)) {
-        i++;
-        t_tmp = F2.sqr(t_tmp);
-        if (i === M)
-          throw new Error("Cannot find square root");
-      }
-      const exponent = _1n9 << BigInt(M - i - 1);
-      const b = F2.pow(c, exponent);
-      M = i;
-      c = F2.sqr(b);
-      t = F2.mul(t, c);
-      R = F2.mul(R, b);
-    }
-    return R;
-  };
-}
-function FpSqrt2(P) {
-  aoddModulus(P, "Fp.sqrt");
-  if (P % _4n3 === _3n4)
-    return sqrt3mod42;
-  if (P % _8n3 === _5n3)
-    return sqrt5mod82;
-  if (P % _16n2 === _9n2)
-    return sqrt9mod162(P);
-  return tonelliShanks2(P);
-}
-var isNegativeLE2 = (num, modulo) => (mod3(num, modulo) & _1n9) === _1n9;
-var FIELD_FIELDS2 = [
-  "create",
-  "isValid",
-  "is0",
-  "neg",
-  "inv",
-  "sqrt",
-  "sqr",
-  "eql",
-  "add",
-  "sub",
-  "mul",
-  "pow",
-  "div",
-  "addN",
-  "subN",
-  "mulN",
-  "sqrN"
-];
-function validateField2(field) {
-  aobject3(field, "field");
-  if (typeof field.ORDER !== "bigint")
-    throw new TypeError('param "ORDER" is invalid: expected bigint, got ' + typeof field.ORDER);
-  asafenumber(field.BYTES, "BYTES");
-  asafenumber(field.BITS, "BITS");
-  for (const name of FIELD_FIELDS2)
-    afunction(field[name], "field." + name);
-  if (field.BYTES < 1 || field.BITS < 1)
-    throw new Error("invalid field: expected BYTES/BITS > 0");
-  if (field.ORDER <= _1n9)
-    throw new Error("invalid field: expected ORDER > 1, got " + field.ORDER);
-  return field;
-}
-function FpInvertBatch2(Fp, nums, passZero = false) {
-  validateField2(Fp);
-  aarray(nums, "nums");
-  abool3(passZero, "passZero");
-  const F2 = Fp;
-  const inverted = new Array(nums.length).fill(passZero ? F2.ZERO : void 0);
-  const multipliedAcc = nums.reduce((acc, num, i) => {
-    if (F2.is0(num))
-      return acc;
-    inverted[i] = acc;
-    return F2.mul(acc, num);
-  }, F2.ONE);
-  const invertedAcc = F2.inv(multipliedAcc);
-  nums.reduceRight((acc, num, i) => {
-    if (F2.is0(num))
-      return acc;
-    inverted[i] = F2.mul(acc, inverted[i]);
-    return F2.mul(acc, num);
-  }, invertedAcc);
-  return inverted;
-}
-function FpLegendre2(Fp, n) {
-  validateField2(Fp);
-  const F2 = Fp;
-  aoddModulus(F2.ORDER, "FpLegendre");
-  const p1mod2 = (F2.ORDER - _1n9) / _2n6;
-  const powered = F2.pow(n, p1mod2);
-  const yes = F2.eql(powered, F2.ONE);
-  const zero = F2.eql(powered, F2.ZERO);
-  const no = F2.eql(powered, F2.neg(F2.ONE));
-  if (!yes && !zero && !no)
-    throw new Error("invalid Legendre symbol result");
-  return yes ? 1 : zero ? 0 : -1;
-}
-function nLength2(n, nBitLength) {
-  if (nBitLength !== void 0)
-    anumber5(nBitLength);
-  if (n <= _0n8)
-    throw new Error("invalid n length: expected positive n, got " + n);
-  if (nBitLength !== void 0 && nBitLength < 1)
-    throw new Error("invalid n length: expected positive bit length, got " + nBitLength);
-  const bits = bitLen2(n);
-  if (nBitLength !== void 0 && nBitLength < bits)
-    throw new Error(`invalid n length: expected nBitLength (${nBitLength}) >= bitLen(n) (${bits})`);
-  const _nBitLength = nBitLength !== void 0 ? nBitLength : bits;
-  const nByteLength = Math.ceil(_nBitLength / 8);
-  return { nBitLength: _nBitLength, nByteLength };
-}
-var FIELD_SQRT = /* @__PURE__ */ new WeakMap();
-var _Field2 = class {
-  constructor(ORDER, opts2 = {}) {
-    __publicField(this, "ORDER");
-    __publicField(this, "BITS");
-    __publicField(this, "BYTES");
-    __publicField(this, "isLE");
-    __publicField(this, "ZERO", _0n8);
-    __publicField(this, "ONE", _1n9);
-    __publicField(this, "_lengths");
-    __publicField(this, "_mod");
-    if (ORDER <= _1n9)
-      throw new Error("invalid field: expected ORDER > 1, got " + ORDER);
-    let _nbitLength = void 0;
-    this.isLE = false;
-    if (opts2 != null && typeof opts2 === "object") {
-      if (typeof opts2.BITS === "number")
-        _nbitLength = opts2.BITS;
-      if (typeof opts2.sqrt === "function")
-        Object.defineProperty(this, "sqrt", { value: opts2.sqrt, enumerable: true });
-      if (typeof opts2.isLE === "boolean")
-        this.isLE = opts2.isLE;
-      if (opts2.allowedLengths)
-        this._lengths = Object.freeze(opts2.allowedLengths.slice());
-      if (typeof opts2.modFromBytes === "boolean")
-        this._mod = opts2.modFromBytes;
-    }
-    const { nBitLength, nByteLength } = nLength2(ORDER, _nbitLength);
-    if (nByteLength > 2048)
-      throw new Error("invalid field: expected ORDER of <= 2048 bytes");
-    this.ORDER = ORDER;
-    this.BITS = nBitLength;
-    this.BYTES = nByteLength;
-    Object.freeze(this);
-  }
-  create(num) {
-    return mod3(num, this.ORDER);
-  }
-  isValid(num) {
-    if (typeof num !== "bigint")
-      throw new TypeError("invalid field element: expected bigint, got " + typeof num);
-    return _0n8 <= num && num < this.ORDER;
-  }
-  is0(num) {
-    return num === _0n8;
-  }
-  // is valid and invertible
-  isValidNot0(num) {
-    return !this.is0(num) && this.isValid(num);
-  }
-  isOdd(num) {
-    return (num & _1n9) === _1n9;
-  }
-  neg(num) {
-    return mod3(-num, this.ORDER);
-  }
-  eql(lhs, rhs) {
-    return lhs === rhs;
-  }
-  sqr(num) {
-    return mod3(num * num, this.ORDER);
-  }
-  add(lhs, rhs) {
-    return mod3(lhs + rhs, this.ORDER);
-  }
-  sub(lhs, rhs) {
-    return mod3(lhs - rhs, this.ORDER);
-  }
-  mul(lhs, rhs) {
-    return mod3(lhs * rhs, this.ORDER);
-  }
-  pow(num, power) {
-    return pow(num, power, this.ORDER);
-  }
-  div(lhs, rhs) {
-    return mod3(lhs * invert2(rhs, this.ORDER), this.ORDER);
-  }
-  // Same as above, but doesn't normalize
-  sqrN(num) {
-    return num * num;
-  }
-  addN(lhs, rhs) {
-    return lhs + rhs;
-  }
-  subN(lhs, rhs) {
-    return lhs - rhs;
-  }
-  mulN(lhs, rhs) {
-    return lhs * rhs;
-  }
-  inv(num) {
-    return invert2(num, this.ORDER);
-  }
-  sqrt(num) {
-    let sqrt = FIELD_SQRT.get(this);
-    if (!sqrt)
-      FIELD_SQRT.set(this, sqrt = FpSqrt2(this.ORDER));
-    return sqrt(this, num);
-  }
-  toBytes(num) {
-    return this.isLE ? numberToBytesLE2(num, this.BYTES) : numberToBytesBE2(num, this.BYTES);
-  }
-  fromBytes(bytes, skipValidation = false) {
-    abytes5(bytes);
-    const { _lengths: allowedLengths, BYTES, isLE: isLE4, ORDER, _mod: modFromBytes } = this;
-    if (allowedLengths) {
-      if (bytes.length < 1 || !allowedLengths.includes(bytes.length) || bytes.length > BYTES) {
-        throw new Error("Field.fromBytes: expected " + allowedLengths + " bytes, got " + bytes.length);
-      }
-      const padded = new Uint8Array(BYTES);
-      padded.set(bytes, isLE4 ? 0 : padded.length - bytes.length);
-      bytes = padded;
-    }
-    if (bytes.length !== BYTES)
-      throw new Error("Field.fromBytes: expected " + BYTES + " bytes, got " + bytes.length);
-    let scalar = isLE4 ? bytesToNumberLE2(bytes) : bytesToNumberBE2(bytes);
-    if (modFromBytes)
-      scalar = mod3(scalar, ORDER);
-    if (!skipValidation) {
-      if (!this.isValid(scalar))
-        throw new Error("invalid field element: outside of range 0..ORDER");
-    }
-    return scalar;
-  }
-  // TODO: we don't need it here, move out to separate fn
-  invertBatch(lst) {
-    return FpInvertBatch2(this, lst, true);
-  }
-  // We can't move this out because Fp6, Fp12 implement it
-  // and it's unclear what to return in there.
-  cmov(a, b, condition) {
-    abool3(condition, "condition");
-    return condition ? b : a;
-  }
-};
-function Field2(ORDER, opts2 = {}) {
-  Object.freeze(_Field2.prototype);
-  return new _Field2(ORDER, opts2);
-}
-function getFieldBytesLength2(fieldOrder) {
-  if (typeof fieldOrder !== "bigint")
-    throw new Error("field order must be bigint");
-  if (fieldOrder <= _1n9)
-    throw new Error("field order must be greater than 1");
-  const bitLength = bitLen2(fieldOrder - _1n9);
-  return Math.ceil(bitLength / 8);
-}
-function getMinHashLength2(fieldOrder) {
-  const length = getFieldBytesLength2(fieldOrder);
-  return length + Math.ceil(length / 2);
-}
-function mapHashToField2(key, fieldOrder, isLE4 = false) {
-  abytes5(key);
-  const len = key.length;
-  const fieldLen = getFieldBytesLength2(fieldOrder);
-  const minLen = Math.max(getMinHashLength2(fieldOrder), 16);
-  if (len < minLen || len > 1024)
-    throw new Error("expected " + minLen + "-1024 bytes of input, got " + len);
-  const num = isLE4 ? bytesToNumberLE2(key) : bytesToNumberBE2(key);
-  const reduced = mod3(num, fieldOrder - _1n9) + _1n9;
-  return isLE4 ? numberToBytesLE2(reduced, fieldLen) : numberToBytesBE2(reduced, fieldLen);
-}
-
-// node_modules/@noble/curves/abstract/curve.js
-/*! noble-curves - MIT License (c) 2022 Paul Miller (paulmillr.com) */
-var _0n9 = /* @__PURE__ */ BigInt(0);
-var _1n10 = /* @__PURE__ */ BigInt(1);
-var _4n4 = /* @__PURE__ */ BigInt(4);
-var BLIND_BYTES = 16;
-var BLIND_BITS = 128;
-var FW_WINDOW = 5;
-var TABLE_BYTES_MAX = /* @__PURE__ */ (() => 2 ** 31)();
-function validatePointCons(Point) {
-  const pc = Point;
-  if (typeof pc !== "function")
-    throw new TypeError('"Point" expected constructor, got type=' + typeof Point);
-  afunction(pc.fromAffine, "Point.fromAffine");
-  afunction(pc.fromBytes, "Point.fromBytes");
-  afunction(pc.fromHex, "Point.fromHex");
-  aobject3(pc.BASE, "Point.BASE");
-  aobject3(pc.ZERO, "Point.ZERO");
-  validateField2(pc.Fp);
-  validateField2(pc.Fn);
-}
-function normalizeZ2(c, points) {
-  validatePointCons(c);
-  validateMSMPoints(points, c);
-  const invertedZs = FpInvertBatch2(c.Fp, points.map((p) => p.Z));
-  return points.map((p, i) => c.fromAffine(p.toAffine(invertedZs[i])));
-}
-function validateW2(W, bits, min = 1) {
-  if (!Number.isSafeInteger(W) || W < min || W > bits)
-    throw new Error("invalid window size, expected [" + min + ".." + bits + "], got W=" + W);
-}
-function validateTableBytes(numPoints, fpBytes) {
-  const bytes = numPoints * (4 * fpBytes + 128);
-  if (bytes > TABLE_BYTES_MAX)
-    throw new Error("invalid window size: table would need ~" + Math.ceil(bytes / 2 ** 20) + " MiB, max " + TABLE_BYTES_MAX / 2 ** 20 + " MiB");
-}
-function probeRandomBytes(randomBytes6, length) {
-  if (randomBytes6 === void 0)
-    return void 0;
-  afunction(randomBytes6, "randomBytes");
-  try {
-    const probe = randomBytes6(length);
-    if (!isBytes5(probe) || probe.length !== length)
-      return void 0;
-  } catch {
-    return void 0;
-  }
-  return randomBytes6;
-}
-function validateMSMPoints(points, c) {
-  aarray(points, "points");
-  points.forEach((p, i) => {
-    if (!(p instanceof c))
-      throw new Error("invalid point at index " + i);
-  });
-}
-function validateMSMScalars(scalars, field, maxScalar) {
-  if (!Array.isArray(scalars))
-    throw new Error("array of scalars expected");
-  scalars.forEach((s, i) => {
-    const ok = maxScalar === void 0 ? field.isValid(s) : isPosBig2(s) && s < maxScalar;
-    if (!ok)
-      throw new Error("invalid scalar at index " + i);
-  });
-}
-var pointWindowSizes2 = /* @__PURE__ */ new WeakMap();
-function getWindowSize(P) {
-  return pointWindowSizes2.get(P) || 1;
-}
-function oddMultiples(p, size) {
-  const dbl = p.double();
-  const t = [p];
-  for (let j = 1; j < size; j++)
-    t.push(t[j - 1].add(dbl));
-  return t;
-}
-function wnafDigits(n, W) {
-  const size = 2 ** W;
-  const half = size / 2;
-  const mask = BigInt(size - 1);
-  const d = [];
-  while (n > _0n9) {
-    let w = 0;
-    if (n & _1n10) {
-      w = Number(n & mask);
-      if (w >= half)
-        w -= size;
-      n -= BigInt(w);
-    }
-    d.push(w);
-    n >>= _1n10;
-  }
-  return d;
-}
-function signedWindowDigits(n, W, windows) {
-  const size = 2 ** W;
-  const half = size / 2;
-  const mask = BigInt(size - 1);
-  const shiftBy = BigInt(W);
-  const d = [];
-  for (let w = 0; w < windows; w++) {
-    let v = Number(n & mask);
-    n >>= shiftBy;
-    if (v > half) {
-      v -= size;
-      n += _1n10;
-    }
-    d.push(v);
-  }
-  if (n !== _0n9)
-    throw new Error("invalid wnaf");
-  return d;
-}
-function wnafWalk(zero, tables, digits) {
-  let max = 0;
-  for (const d of digits)
-    max = Math.max(max, d.length);
-  let acc = zero;
-  for (let bit = max - 1; bit >= 0; bit--) {
-    if (bit !== max - 1)
-      acc = acc.double();
-    for (let i = 0; i < digits.length; i++) {
-      const w = digits[i][bit];
-      if (w) {
-        const item = tables[i][Math.abs(w) - 1 >> 1];
-        acc = acc.add(w < 0 ? item.negate() : item);
-      }
-    }
-  }
-  return acc;
-}
-var ScalarMultiplier = class {
-  // Parametrized with a given Point class (not individual point)
-  constructor(Point, randomBytes6) {
-    __publicField(this, "Point");
-    __publicField(this, "BASE");
-    __publicField(this, "ZERO");
-    __publicField(this, "randomBytes");
-    __publicField(this, "wnafPrecomputes", /* @__PURE__ */ new WeakMap());
-    __publicField(this, "baseCanBeBlinded");
-    __publicField(this, "bits");
-    validatePointCons(Point);
-    this.randomBytes = probeRandomBytes(randomBytes6, BLIND_BYTES);
-    this.Point = Point;
-    this.BASE = Point.BASE;
-    this.ZERO = Point.ZERO;
-    this.bits = Point.Fn.BITS;
-  }
-  /**
-   * Creates a signed fixed-window wNAF precomputation table: for every window w, the
-   * multiples `[1..2^(W−1)]⋅2^(w⋅W)⋅P`, flattened. All doublings are baked into the table,
-   * so cached multiplication is additions-only. `windows = ceil(bits/W) + 1`: the extra
-   * window absorbs the final carry of signed-digit recoding.
-   * For a 256-bit curve and W=6, the table is 44⋅32 = 1408 points.
-   * @param point - Point instance
-   * @param W - window size
-   * @param bits - scalar bitlength the table must cover
-   */
-  buildWnafTable(point, W, bits) {
-    const windows = Math.ceil(bits / W) + 1;
-    const half = 2 ** (W - 1);
-    const comp = [];
-    let base = point;
-    for (let w = 0; w < windows; w++) {
-      let acc = base;
-      for (let i = 0; i < half; i++) {
-        comp.push(acc);
-        acc = acc.add(base);
-      }
-      base = comp[comp.length - 1].double();
-    }
-    return { W, bits, windows, comp };
-  }
-  /**
-   * Implements ec multiplication using precomputed signed fixed-window wNAF tables.
-   * Constant-time: fixed window count with one table addition per window — zero digits feed
-   * the fake accumulator — and no doublings; the lookup scans the whole window slice.
-   * Scalar bounds are validated by the public entry points ({@link ScalarMultiplier.mulCT},
-   * {@link ScalarMultiplier.mulCTBlinded}, {@link ScalarMultiplier.mulUnsafe});
-   * signedWindowDigits throws if `n` exceeds the table.
-   * @returns real and fake (for const-time) points
-   */
-  wnafCachedCT(precomputes, n) {
-    const { W, windows, comp } = precomputes;
-    const half = 2 ** (W - 1);
-    const digits = signedWindowDigits(n, W, windows);
-    let p = this.ZERO;
-    let f = this.BASE;
-    for (let w = 0; w < windows; w++) {
-      const digit = digits[w];
-      const start = w * half;
-      const idx = Math.abs(digit) - 1;
-      let sel = comp[start];
-      for (let i = 1; i < half; i++)
-        sel = i === idx ? comp[start + i] : sel;
-      const neg = sel.negate();
-      if (digit === 0)
-        f = f.add(comp[start]);
-      else
-        p = p.add(digit < 0 ? neg : sel);
-    }
-    return { p, f };
-  }
-  // Cache key is point identity plus (W, bits); at most two entries exist per point (public-width
-  // `Fn.BITS` and blinded `Fn.BITS + BLIND_BITS`). Callers must not reuse the same point with
-  // incompatible `transform(...)` layouts and expect a separate cache entry.
-  getWnafPrecomputes(W, point, bits, transform) {
-    let entries = this.wnafPrecomputes.get(point);
-    let comp = entries?.find((entry) => entry.W === W && entry.bits === bits);
-    if (!comp) {
-      comp = this.buildWnafTable(point, W, bits);
-      if (typeof transform === "function")
-        comp = { ...comp, comp: transform(comp.comp) };
-      if (!entries) {
-        entries = [];
-        this.wnafPrecomputes.set(point, entries);
-      }
-      entries.push(comp);
-    }
-    return comp;
-  }
-  assertPoint(point) {
-    if (!(point instanceof this.Point))
-      throw new TypeError('"point" expected Point instance, got type=' + typeof point);
-  }
-  // Shared prologue of the constant-time entry points. Rejects scalar 0: in key/signature-style
-  // callers a zero scalar means broken upstream plumbing, and concrete Points already reject it.
-  // Uses inRange instead of Fn.isValidNot0: validateField() only certifies the arithmetic subset.
-  validateMulInput(point, scalar) {
-    this.assertPoint(point);
-    if (!inRange2(scalar, _1n10, this.Point.Fn.ORDER))
-      throw new Error("invalid scalar");
-  }
-  // Constant-time dispatch shared by mulCT / mulCTBlinded. Un-precomputed points (W===1, e.g.
-  // ECDH peer keys) skip building a throwaway cached table in favor of a small fixed-window
-  // multiply. `n` must be < 2^bits.
-  runCT(point, n, bits, transform) {
-    const W = getWindowSize(point);
-    if (W === 1)
-      return this.fixedWindowCT(point, n, bits);
-    return this.wnafCachedCT(this.getWnafPrecomputes(W, point, bits, transform), n);
-  }
-  mulCT(point, scalar, transform) {
-    this.validateMulInput(point, scalar);
-    return this.runCT(point, scalar, this.bits, transform);
-  }
-  mulCTBlinded(point, scalar, transform) {
-    this.validateMulInput(point, scalar);
-    if (this.randomBytes === void 0)
-      throw new Error("randomBytes is required for scalar blinding");
-    const bits = this.Point.Fn.BITS + BLIND_BITS;
-    const blind = this.randomBytes(BLIND_BYTES);
-    if (!isBytes5(blind) || blind.length !== BLIND_BYTES)
-      throw new Error("randomBytes returned invalid byte array");
-    blind[0] = blind[0] & 63 | 128;
-    const n = scalar + bytesToNumberBE2(blind) * this.Point.Fn.ORDER;
-    return this.runCT(point, n, bits, transform);
-  }
-  /**
-   * Constant-time multiplication `n*point` for an un-precomputed point, via a small fixed window.
-   * A cached wNAF table only pays off when reused; a flat 2^FW_WINDOW table (`size-1` adds) is
-   * far cheaper to build for a single use. The point-operation sequence is independent of `n`:
-   * build the table, then per window exactly FW_WINDOW doublings, a data-oblivious scan over
-   * every table entry, and one addition (adds the identity when the window digit is 0 — never
-   * skipped).
-   *
-   * `n` must be `< 2^bits`. Assumes complete addition (adding the identity costs the same as any
-   * add), which holds for the Weierstrass/Edwards point types used here. The table is left in
-   * projective form (no normalizeZ): normalizing this small a table costs more than the
-   * mixed-add savings it would buy for a single multiply.
-   * @returns real point `p`; `f` duplicates it only to match {@link wnafCachedCT}'s return shape
-   * (this path needs no fake accumulator — its op-count is already scalar-independent).
-   */
-  fixedWindowCT(point, n, bits) {
-    const W = FW_WINDOW;
-    const size = 1 << W;
-    const mask = bitMask2(W);
-    const table = new Array(size);
-    table[0] = this.ZERO;
-    for (let i = 1; i < size; i++)
-      table[i] = table[i - 1].add(point);
-    const windows = Math.ceil(bits / W);
-    let acc = this.ZERO;
-    for (let window2 = windows - 1; window2 >= 0; window2--) {
-      if (window2 !== windows - 1)
-        for (let d = 0; d < W; d++)
-          acc = acc.double();
-      const digit = Number(n >> BigInt(window2 * W) & mask);
-      let sel = table[0];
-      for (let i = 1; i < size; i++)
-        sel = i === digit ? table[i] : sel;
-      acc = acc.add(sel);
-    }
-    return { p: acc, f: acc };
-  }
-  shouldBlind(point, cofactor) {
-    if (this.randomBytes === void 0)
-      return false;
-    if (cofactor === _1n10)
-      return true;
-    if (point !== this.BASE)
-      return false;
-    if (this.baseCanBeBlinded === void 0)
-      this.baseCanBeBlinded = this.mulUnsafe(this.BASE, this.Point.Fn.ORDER).is0();
-    return this.baseCanBeBlinded;
-  }
-  mulSecret(point, scalar, cofactor, transform) {
-    return this.shouldBlind(point, cofactor) ? this.mulCTBlinded(point, scalar, transform) : this.mulCT(point, scalar, transform);
-  }
-  mulUnsafe(point, scalar, transform) {
-    this.assertPoint(point);
-    if (!isPosBig2(scalar))
-      throw new Error("invalid scalar");
-    const W = getWindowSize(point);
-    if (W === 1 || scalar >= this.Point.Fn.ORDER)
-      return mulAddUnsafe(this.Point, [point], [scalar], true);
-    const precomputes = this.getWnafPrecomputes(W, point, this.bits, transform);
-    return this.wnafCachedCT(precomputes, scalar).p;
-  }
-  // Remembers the window size used for precomputed wNAF multiplication of the given point
-  // and drops any previously built tables. Usually only the base point is precomputed.
-  // W=1 resets the point to the un-precomputed (table-less) paths.
-  // W is additionally capped so tables stay under ~2 GiB ({@link TABLE_BYTES_MAX}).
-  setWindowSize(point, W) {
-    this.assertPoint(point);
-    validateW2(W, this.bits);
-    const windows = Math.ceil((this.bits + BLIND_BITS) / W) + 1;
-    validateTableBytes(windows * 2 ** (W - 1), this.Point.Fp.BYTES);
-    pointWindowSizes2.set(point, W);
-    this.wnafPrecomputes.delete(point);
-  }
-  // True when a window size is set: tables themselves are built lazily on first multiply.
-  hasWindowSize(point) {
-    return getWindowSize(point) !== 1;
-  }
-};
-function mulAddUnsafe(c, points, scalars, allowOversized = false) {
-  validatePointCons(c);
-  validateMSMPoints(points, c);
-  abool3(allowOversized, "allowOversized");
-  validateMSMScalars(scalars, c.Fn, allowOversized ? c.Fn.ORDER ** _4n4 : void 0);
-  if (points.length !== scalars.length)
-    throw new Error("arrays of points and scalars must have equal length");
-  const tables = points.map((p) => oddMultiples(p, 4));
-  const digits = scalars.map((n) => wnafDigits(n, 4));
-  return wnafWalk(c.ZERO, tables, digits);
-}
-function createField2(order, field, isLE4) {
-  if (field) {
-    if (field.ORDER !== order)
-      throw new Error("Field.ORDER must match order: Fp == p, Fn == n");
-    validateField2(field);
-    return field;
-  } else {
-    return Field2(order, { isLE: isLE4 });
-  }
-}
-function createCurveFields2(type, CURVE, curveOpts = {}, FpFnLE) {
-  if (type !== "weierstrass" && type !== "edwards")
-    throw new Error('expected curve type "weierstrass" or "edwards"');
-  if (FpFnLE === void 0)
-    FpFnLE = type === "edwards";
-  if (!CURVE || typeof CURVE !== "object")
-    throw new Error(`expected valid ${type} CURVE object`);
-  validateObject2(curveOpts);
-  for (const p of ["p", "n", "h"]) {
-    const val = CURVE[p];
-    if (!(isPosBig2(val) && val !== _0n9))
-      throw new Error(`CURVE.${p} must be positive bigint`);
-  }
-  const Fp = createField2(CURVE.p, curveOpts.Fp, FpFnLE);
-  const Fn = createField2(CURVE.n, curveOpts.Fn, FpFnLE);
-  const _b = type === "weierstrass" ? "b" : "d";
-  const params = ["Gx", "Gy", "a", _b];
-  for (const p of params) {
-    if (!Fp.isValid(CURVE[p]))
-      throw new Error(`CURVE.${p} must be valid field element of CURVE.Fp`);
-  }
-  CURVE = Object.freeze(Object.assign({}, CURVE));
-  return { CURVE, Fp, Fn };
-}
-function createKeygen2(randomSecretKey, getPublicKey) {
-  return function keygen(seed) {
-    const secretKey = randomSecretKey(seed);
-    return { secretKey, publicKey: getPublicKey(secretKey) };
-  };
-}
-
-// node_modules/@noble/curves/abstract/der.js
-/*! noble-curves - MIT License (c) 2022 Paul Miller (paulmillr.com) */
-var _0n10 = /* @__PURE__ */ BigInt(0);
-var DERErr2 = class extends Error {
-  constructor(m = "") {
-    super(m);
-  }
-};
-var _DER = {
-  // asn.1 DER encoding utils
-  Err: DERErr2,
-  // Basic building block is TLV (Tag-Length-Value)
-  _tlv: {
-    encode: (tag, data) => {
-      const { Err: E } = _DER;
-      asafenumber(tag, "tag");
-      if (tag < 0 || tag > 255)
-        throw new E("tlv.encode: wrong tag");
-      astring(data, "data");
-      if (data.length & 1)
-        throw new E("tlv.encode: unpadded data");
-      const dataLen = data.length / 2;
-      const len = numberToHexUnpadded2(dataLen);
-      if (len.length / 2 & 128)
-        throw new E("tlv.encode: long form length too big");
-      const lenLen = dataLen > 127 ? numberToHexUnpadded2(len.length / 2 | 128) : "";
-      const t = numberToHexUnpadded2(tag);
-      return t + lenLen + len + data;
-    },
-    // v - value, l - left bytes (unparsed)
-    decode(tag, data) {
-      const { Err: E } = _DER;
-      data = abytes5(data, void 0, "DER data");
-      let pos = 0;
-      if (tag < 0 || tag > 255)
-        throw new E("tlv.decode: wrong tag");
-      if (data.length < 2 || data[pos++] !== tag)
-        throw new E("tlv.decode: wrong tlv");
-      const first = data[pos++];
-      const isLong = !!(first & 128);
-      let length = 0;
-      if (!isLong)
-        length = first;
-      else {
-        const lenLen = first & 127;
-        if (!lenLen)
-          throw new E("tlv.decode(long): indefinite length not supported");
-        if (lenLen > 4)
-          throw new E("tlv.decode(long): byte length is too big");
-        const lengthBytes = data.subarray(pos, pos + lenLen);
-        if (lengthBytes.length !== lenLen)
-          throw new E("tlv.decode: length bytes not complete");
-        if (lengthBytes[0] === 0)
-          throw new E("tlv.decode(long): zero leftmost byte");
-        for (const b of lengthBytes)
-          length = length << 8 | b;
-        pos += lenLen;
-        if (length < 128)
-          throw new E("tlv.decode(long): not minimal encoding");
-      }
-      const v = data.subarray(pos, pos + length);
-      if (v.length !== length)
-        throw new E("tlv.decode: wrong value length");
-      return { v, l: data.subarray(pos + length) };
-    }
-  },
-  // https://crypto.stackexchange.com/a/57734 Leftmost bit of first byte is 'negative' flag,
-  // since we always use positive integers here. It must always be empty:
-  // - add zero byte if exists
-  // - if next byte doesn't have a flag, leading zero is not allowed (minimal encoding)
-  _int: {
-    encode(num) {
-      const { Err: E } = _DER;
-      abignumber2(num);
-      if (num < _0n10)
-        throw new E("integer: negative integers are not allowed");
-      let hex = numberToHexUnpadded2(num);
-      if (Number.parseInt(hex[0], 16) & 8)
-        hex = "00" + hex;
-      if (hex.length & 1)
-        throw new E("unexpected DER parsing assertion: unpadded hex");
-      return hex;
-    },
-    decode(data) {
-      const { Err: E } = _DER;
-      if (data.length < 1)
-        throw new E("invalid signature integer: empty");
-      if (data[0] & 128)
-        throw new E("invalid signature integer: negative");
-      if (data.length > 1 && data[0] === 0 && !(data[1] & 128))
-        throw new E("invalid signature integer: unnecessary leading zero");
-      return bytesToNumberBE2(data);
-    }
-  },
-  toSig(bytes, maxScalarBytes) {
-    const { Err: E, _int: int, _tlv: tlv } = _DER;
-    if (maxScalarBytes !== void 0) {
-      asafenumber(maxScalarBytes, "maxScalarBytes");
-      if (maxScalarBytes < 1)
-        throw new E("invalid signature: maxScalarBytes must be positive");
-    }
-    const data = abytes5(bytes, void 0, "signature");
-    const { v: seqBytes, l: seqLeftBytes } = tlv.decode(48, data);
-    if (seqLeftBytes.length)
-      throw new E("invalid signature: left bytes after parsing");
-    const { v: rBytes, l: rLeftBytes } = tlv.decode(2, seqBytes);
-    const { v: sBytes, l: sLeftBytes } = tlv.decode(2, rLeftBytes);
-    if (sLeftBytes.length)
-      throw new E("invalid signature: left bytes after parsing");
-    if (maxScalarBytes !== void 0 && (rBytes.length > maxScalarBytes || sBytes.length > maxScalarBytes))
-      throw new E("invalid signature: integer too large");
-    return { r: int.decode(rBytes), s: int.decode(sBytes) };
-  },
-  hexFromSig(sig) {
-    const { _tlv: tlv, _int: int } = _DER;
-    validateObject2(sig, { r: "bigint", s: "bigint" }, {}, "sig");
-    const rs = tlv.encode(2, int.encode(sig.r));
-    const ss = tlv.encode(2, int.encode(sig.s));
-    const seq = rs + ss;
-    return tlv.encode(48, seq);
-  }
-};
-var DER2 = /* @__PURE__ */ (() => {
-  Object.freeze(_DER._tlv);
-  Object.freeze(_DER._int);
-  return Object.freeze(_DER);
-})();
-
-// node_modules/@noble/curves/abstract/weierstrass.js
-/*! noble-curves - MIT License (c) 2022 Paul Miller (paulmillr.com) */
-var divNearest2 = (num, den) => (num + (num >= 0 ? den : -den) / _2n7) / den;
-function _splitEndoScalar2(k, basis, n) {
-  aInRange2("scalar", k, _0n11, n);
-  const [[a1, b1], [a2, b2]] = basis;
-  const c1 = divNearest2(b2 * k, n);
-  const c2 = divNearest2(-b1 * k, n);
-  let k1 = k - c1 * a1 - c2 * a2;
-  let k2 = -c1 * b1 - c2 * b2;
-  const k1neg = k1 < _0n11;
-  const k2neg = k2 < _0n11;
-  if (k1neg)
-    k1 = -k1;
-  if (k2neg)
-    k2 = -k2;
-  const MAX_NUM = bitMask2(Math.ceil(bitLen2(n) / 2)) + _1n11;
-  if (k1 < _0n11 || k1 >= MAX_NUM || k2 < _0n11 || k2 >= MAX_NUM) {
-    throw new Error("splitScalar (endomorphism): failed for k");
-  }
-  return { k1neg, k1, k2neg, k2 };
-}
-function validateSigFormat2(format) {
-  if (!["compact", "recovered", "der"].includes(format))
-    throw new Error('Signature format must be "compact", "recovered", or "der"');
-  return format;
-}
-function validateSigOpts2(opts2, def) {
-  validateObject2(opts2);
-  const optsn = {};
-  for (let optName of Object.keys(def)) {
-    optsn[optName] = opts2[optName] === void 0 ? def[optName] : opts2[optName];
-  }
-  abool3(optsn.lowS, "lowS");
-  abool3(optsn.prehash, "prehash");
-  if (optsn.format !== void 0)
-    validateSigFormat2(optsn.format);
-  return optsn;
-}
-var _0n11 = /* @__PURE__ */ BigInt(0);
-var _1n11 = /* @__PURE__ */ BigInt(1);
-var _2n7 = /* @__PURE__ */ BigInt(2);
-var _3n5 = /* @__PURE__ */ BigInt(3);
-var _4n5 = /* @__PURE__ */ BigInt(4);
-function weierstrass2(params, extraOpts = {}) {
-  const validated = createCurveFields2("weierstrass", params, extraOpts);
-  const Fp = validated.Fp;
-  const Fn = validated.Fn;
-  let CURVE = validated.CURVE;
-  const { h: cofactor, n: CURVE_ORDER } = CURVE;
-  validateObject2(extraOpts, {}, {
-    allowInfinityPoint: "boolean",
-    clearCofactor: "function",
-    isTorsionFree: "function",
-    fromBytes: "function",
-    toBytes: "function",
-    endo: "object",
-    randomBytes: "function"
-  });
-  const { endo: endoOpts, allowInfinityPoint, clearCofactor, isTorsionFree, fromBytes, toBytes } = extraOpts;
-  const randomBytes6 = extraOpts.randomBytes === void 0 ? randomBytes5 : extraOpts.randomBytes;
-  if (endoOpts) {
-    if (!Fp.is0(CURVE.a) || typeof endoOpts.beta !== "bigint" || !Array.isArray(endoOpts.basises)) {
-      throw new Error('invalid endo: expected "beta": bigint and "basises": array');
-    }
-  }
-  const endo = endoOpts ? {
-    beta: endoOpts.beta,
-    basises: endoOpts.basises.map((basis) => [...basis])
-  } : void 0;
-  const lengths = getWLengths2(Fp, Fn);
-  function assertCompressionIsSupported() {
-    if (!Fp.isOdd)
-      throw new Error("compression is not supported: Field does not have .isOdd()");
-  }
-  function pointToBytes(_c, point, isCompressed) {
-    if (point.is0()) {
-      if (!allowInfinityPoint)
-        throw new Error("bad point: ZERO");
-      return Uint8Array.of(0);
-    }
-    const { x, y } = point.toAffine();
-    const bx = Fp.toBytes(x);
-    abool3(isCompressed, "isCompressed");
-    if (isCompressed) {
-      assertCompressionIsSupported();
-      const hasEvenY = !Fp.isOdd(y);
-      return concatBytes3(pprefix2(hasEvenY), bx);
-    } else {
-      return concatBytes3(Uint8Array.of(4), bx, Fp.toBytes(y));
-    }
-  }
-  function pointFromBytes(bytes) {
-    abytes5(bytes, void 0, "Point");
-    const { publicKey: comp, publicKeyUncompressed: uncomp } = lengths;
-    const length = bytes.length;
-    const head = bytes[0];
-    const tail = bytes.subarray(1);
-    if (allowInfinityPoint && length === 1 && head === 0)
-      return { x: Fp.ZERO, y: Fp.ZERO };
-    if (length === comp && (head === 2 || head === 3)) {
-      const x = Fp.fromBytes(tail);
-      if (!Fp.isValid(x))
-        throw new Error("bad point: is not on curve, wrong x");
-      const y2 = weierstrassEquation(x);
-      let y;
-      try {
-        y = Fp.sqrt(y2);
-      } catch (sqrtError) {
-        const err = sqrtError instanceof Error ? ": " + sqrtError.message : "";
-        throw new Error("bad point: is not on curve, sqrt error" + err);
-      }
-      assertCompressionIsSupported();
-      const evenY = Fp.isOdd(y);
-      const evenH = (head & 1) === 1;
-      if (evenH !== evenY)
-        y = Fp.neg(y);
-      return { x, y };
-    } else if (length === uncomp && head === 4) {
-      const L = Fp.BYTES;
-      const x = Fp.fromBytes(tail.subarray(0, L));
-      const y = Fp.fromBytes(tail.subarray(L, L * 2));
-      if (!isValidXY(x, y))
-        throw new Error("bad point: is not on curve");
-      return { x, y };
-    } else {
-      throw new Error(`bad point: got length ${length}, expected compressed=${comp} or uncompressed=${uncomp}`);
-    }
-  }
-  const encodePoint = toBytes === void 0 ? pointToBytes : toBytes;
-  const decodePoint = fromBytes === void 0 ? pointFromBytes : fromBytes;
-  const b3 = Fp.mul(CURVE.b, _3n5);
-  const mulA = Fp.is0(CURVE.a) ? (_) => Fp.ZERO : (x) => Fp.mul(CURVE.a, x);
-  function weierstrassEquation(x) {
-    const x2 = Fp.sqr(x);
-    const x3 = Fp.mul(x2, x);
-    return Fp.add(Fp.add(x3, Fp.mul(x, CURVE.a)), CURVE.b);
-  }
-  function isValidXY(x, y) {
-    const left = Fp.sqr(y);
-    const right = weierstrassEquation(x);
-    return Fp.eql(left, right);
-  }
-  if (!isValidXY(CURVE.Gx, CURVE.Gy))
-    throw new Error("bad curve params: generator point");
-  const _4a3 = Fp.mul(Fp.pow(CURVE.a, _3n5), _4n5);
-  const _27b2 = Fp.mul(Fp.sqr(CURVE.b), BigInt(27));
-  if (Fp.is0(Fp.add(_4a3, _27b2)))
-    throw new Error("bad curve params: a or b");
-  function acoord(title, n, banZero = false) {
-    if (!Fp.isValid(n) || banZero && Fp.is0(n))
-      throw new Error(`bad point coordinate ${title}`);
-    return typeof n === "object" && n !== null ? Fp.create(n) : n;
-  }
-  function aprjpoint(other) {
-    if (!(other instanceof Point))
-      throw new Error("Weierstrass Point expected");
-  }
-  function splitEndoScalarN(k) {
-    if (!endo || !endo.basises)
-      throw new Error("no endo");
-    return _splitEndoScalar2(k, endo.basises, Fn.ORDER);
-  }
-  function pushWnafPair(points, scalars, p, k) {
-    if (!Fn.isValid(k))
-      throw new RangeError("invalid scalar: out of range");
-    if (endo) {
-      const { k1neg, k1, k2neg, k2 } = splitEndoScalarN(k);
-      const psi = new Point(Fp.mul(p.X, endo.beta), p.Y, p.Z);
-      points.push(k1neg ? p.negate() : p, k2neg ? psi.negate() : psi);
-      scalars.push(k1, k2);
-    } else {
-      points.push(p);
-      scalars.push(k);
-    }
-  }
-  const validityCache = /* @__PURE__ */ new WeakSet();
-  const _Point = class _Point {
-    /** Does NOT validate if the point is valid. Use `.assertValidity()`. */
-    constructor(X, Y, Z) {
-      __publicField(this, "X");
-      __publicField(this, "Y");
-      __publicField(this, "Z");
-      this.X = acoord("x", X);
-      this.Y = acoord("y", Y, true);
-      this.Z = acoord("z", Z);
-      Object.freeze(this);
-    }
-    static CURVE() {
-      return CURVE;
-    }
-    /** Does NOT validate if the point is valid. Use `.assertValidity()`. */
-    static fromAffine(p) {
-      const { x, y } = p || {};
-      if (!p || !Fp.isValid(x) || !Fp.isValid(y))
-        throw new Error("invalid affine point");
-      if (p instanceof _Point)
-        throw new Error("projective point not allowed");
-      if (Fp.is0(x) && Fp.is0(y))
-        return _Point.ZERO;
-      return new _Point(x, y, Fp.ONE);
-    }
-    static fromBytes(bytes) {
-      const P = _Point.fromAffine(decodePoint(abytes5(bytes, void 0, "point")));
-      P.assertValidity();
-      return P;
-    }
-    static fromHex(hex) {
-      return _Point.fromBytes(hexToBytes3(hex));
-    }
-    get x() {
-      return this.toAffine().x;
-    }
-    get y() {
-      return this.toAffine().y;
-    }
-    /**
-     * @param isLazy - true will defer table computation until the first multiplication
-     */
-    precompute(windowSize = 6, isLazy = true) {
-      wnaf.setWindowSize(this, windowSize);
-      if (!isLazy)
-        this.multiply(_3n5);
-      return this;
-    }
-    // TODO: return `this`
-    /** A point on curve is valid if it conforms to equation. */
-    assertValidity() {
-      const p = this;
-      if (p.is0()) {
-        if (allowInfinityPoint && Fp.is0(p.X) && Fp.eql(p.Y, Fp.ONE) && Fp.is0(p.Z))
-          return;
-        throw new Error("bad point: ZERO");
-      }
-      if (validityCache.has(p))
-        return;
-      const { x, y } = p.toAffine();
-      if (!Fp.isValid(x) || !Fp.isValid(y))
-        throw new Error("bad point: x or y not field elements");
-      if (!isValidXY(x, y))
-        throw new Error("bad point: equation left != right");
-      if (!p.isTorsionFree())
-        throw new Error("bad point: not in prime-order subgroup");
-      validityCache.add(p);
-    }
-    hasEvenY() {
-      const { y } = this.toAffine();
-      if (!Fp.isOdd)
-        throw new Error("Field doesn't support isOdd");
-      return !Fp.isOdd(y);
-    }
-    /** Compare one point to another. */
-    equals(other) {
-      aprjpoint(other);
-      const { X: X1, Y: Y1, Z: Z1 } = this;
-      const { X: X2, Y: Y2, Z: Z2 } = other;
-      const U1 = Fp.eql(Fp.mul(X1, Z2), Fp.mul(X2, Z1));
-      const U2 = Fp.eql(Fp.mul(Y1, Z2), Fp.mul(Y2, Z1));
-      return U1 && U2;
-    }
-    /** Flips point to one corresponding to (x, -y) in Affine coordinates. */
-    negate() {
-      return new _Point(this.X, Fp.neg(this.Y), this.Z);
-    }
-    // Renes-Costello-Batina exception-free doubling formula.
-    // There is 30% faster Jacobian formula, but it is not complete.
-    // https://eprint.iacr.org/2015/1060, algorithm 3
-    // Cost: 8M + 3S + 3*a + 2*b3 + 15add.
-    double() {
-      const { X: X1, Y: Y1, Z: Z1 } = this;
-      let X3 = Fp.ZERO, Y3 = Fp.ZERO, Z3 = Fp.ZERO;
-      let t0 = Fp.mul(X1, X1);
-      let t1 = Fp.mul(Y1, Y1);
-      let t2 = Fp.mul(Z1, Z1);
-      let t3 = Fp.mul(X1, Y1);
-      t3 = Fp.add(t3, t3);
-      Z3 = Fp.mul(X1, Z1);
-      Z3 = Fp.add(Z3, Z3);
-      X3 = mulA(Z3);
-      Y3 = Fp.mul(b3, t2);
-      Y3 = Fp.add(X3, Y3);
-      X3 = Fp.sub(t1, Y3);
-      Y3 = Fp.add(t1, Y3);
-      Y3 = Fp.mul(X3, Y3);
-      X3 = Fp.mul(t3, X3);
-      Z3 = Fp.mul(b3, Z3);
-      t2 = mulA(t2);
-      t3 = Fp.sub(t0, t2);
-      t3 = mulA(t3);
-      t3 = Fp.add(t3, Z3);
-      Z3 = Fp.add(t0, t0);
-      t0 = Fp.add(Z3, t0);
-      t0 = Fp.add(t0, t2);
-      t0 = Fp.mul(t0, t3);
-      Y3 = Fp.add(Y3, t0);
-      t2 = Fp.mul(Y1, Z1);
-      t2 = Fp.add(t2, t2);
-      t0 = Fp.mul(t2, t3);
-      X3 = Fp.sub(X3, t0);
-      Z3 = Fp.mul(t2, t1);
-      Z3 = Fp.add(Z3, Z3);
-      Z3 = Fp.add(Z3, Z3);
-      return new _Point(X3, Y3, Z3);
-    }
-    // Renes-Costello-Batina exception-free addition formula.
-    // There is 30% faster Jacobian formula, but it is not complete.
-    // https://eprint.iacr.org/2015/1060, algorithm 1
-    // Cost: 12M + 0S + 3*a + 3*b3 + 23add.
-    add(other) {
-      aprjpoint(other);
-      const { X: X1, Y: Y1, Z: Z1 } = this;
-      const { X: X2, Y: Y2, Z: Z2 } = other;
-      let X3 = Fp.ZERO, Y3 = Fp.ZERO, Z3 = Fp.ZERO;
-      let t0 = Fp.mul(X1, X2);
-      let t1 = Fp.mul(Y1, Y2);
-      let t2 = Fp.mul(Z1, Z2);
-      let t3 = Fp.add(X1, Y1);
-      let t4 = Fp.add(X2, Y2);
-      t3 = Fp.mul(t3, t4);
-      t4 = Fp.add(t0, t1);
-      t3 = Fp.sub(t3, t4);
-      t4 = Fp.add(X1, Z1);
-      let t5 = Fp.add(X2, Z2);
-      t4 = Fp.mul(t4, t5);
-      t5 = Fp.add(t0, t2);
-      t4 = Fp.sub(t4, t5);
-      t5 = Fp.add(Y1, Z1);
-      X3 = Fp.add(Y2, Z2);
-      t5 = Fp.mul(t5, X3);
-      X3 = Fp.add(t1, t2);
-      t5 = Fp.sub(t5, X3);
-      Z3 = mulA(t4);
-      X3 = Fp.mul(b3, t2);
-      Z3 = Fp.add(X3, Z3);
-      X3 = Fp.sub(t1, Z3);
-      Z3 = Fp.add(t1, Z3);
-      Y3 = Fp.mul(X3, Z3);
-      t1 = Fp.add(t0, t0);
-      t1 = Fp.add(t1, t0);
-      t2 = mulA(t2);
-      t4 = Fp.mul(b3, t4);
-      t1 = Fp.add(t1, t2);
-      t2 = Fp.sub(t0, t2);
-      t2 = mulA(t2);
-      t4 = Fp.add(t4, t2);
-      t0 = Fp.mul(t1, t4);
-      Y3 = Fp.add(Y3, t0);
-      t0 = Fp.mul(t5, t4);
-      X3 = Fp.mul(t3, X3);
-      X3 = Fp.sub(X3, t0);
-      t0 = Fp.mul(t3, t1);
-      Z3 = Fp.mul(t5, Z3);
-      Z3 = Fp.add(Z3, t0);
-      return new _Point(X3, Y3, Z3);
-    }
-    subtract(other) {
-      aprjpoint(other);
-      return this.add(other.negate());
-    }
-    is0() {
-      return this.equals(_Point.ZERO);
-    }
-    /**
-     * Constant time multiplication.
-     * Uses precomputed tables (signed fixed-window wNAF) when available.
-     * Uses scalar blinding and avoids endomorphism splitting in the secret-scalar path.
-     * @param scalar - by which the point would be multiplied
-     * @returns New point
-     */
-    multiply(scalar) {
-      if (!Fn.isValidNot0(scalar))
-        throw new RangeError("invalid scalar: out of range");
-      const { p, f } = wnaf.mulSecret(this, scalar, cofactor, normalize);
-      return normalize([p, f])[0];
-    }
-    /**
-     * Non-constant-time multiplication. Uses width-4 wNAF with GLV endomorphism splitting
-     * when available (two half-width scalars sharing one halved doubling chain).
-     * It's faster, but should only be used when you don't care about
-     * an exposed secret key e.g. sig verification, which works over *public* keys.
-     */
-    multiplyUnsafe(scalar) {
-      const p = this;
-      const sc = scalar;
-      if (!Fn.isValid(sc))
-        throw new RangeError("invalid scalar: out of range");
-      if (sc === _0n11 || p.is0())
-        return _Point.ZERO;
-      if (sc === _1n11)
-        return p;
-      if (wnaf.hasWindowSize(this))
-        return wnaf.mulUnsafe(p, sc, normalize);
-      const points = [];
-      const scalars = [];
-      pushWnafPair(points, scalars, p, sc);
-      return mulAddUnsafe(_Point, points, scalars);
-    }
-    /**
-     * Non-constant-time double-scalar multiplication `a⋅this + b⋅other` (Strauss–Shamir).
-     * Both walks share one doubling chain via {@link mulAddUnsafe}, and GLV endomorphism
-     * (when available) halves the chain again by splitting each scalar into two half-width
-     * parts. Used by ECDSA verification and public-key recovery for `R = u1⋅G + u2⋅P`.
-     * Only for public scalars.
-     */
-    mulAddUnsafe(a, other, b) {
-      aprjpoint(other);
-      const points = [];
-      const scalars = [];
-      pushWnafPair(points, scalars, this, a);
-      pushWnafPair(points, scalars, other, b);
-      return mulAddUnsafe(_Point, points, scalars);
-    }
-    /**
-     * Converts Projective point to affine (x, y) coordinates.
-     * (X, Y, Z) ∋ (x=X/Z, y=Y/Z).
-     * @param invertedZ - Z^-1 (inverted zero) - optional, precomputation is useful for invertBatch
-     */
-    toAffine(invertedZ) {
-      const p = this;
-      let iz = invertedZ;
-      if (iz != null && !Fp.isValid(iz))
-        throw new RangeError('"invertedZ" expected valid field element');
-      const { X, Y, Z } = p;
-      if (Fp.eql(Z, Fp.ONE))
-        return { x: X, y: Y };
-      const is0 = p.is0();
-      if (iz == null)
-        iz = is0 ? Fp.ONE : Fp.inv(Z);
-      const x = Fp.mul(X, iz);
-      const y = Fp.mul(Y, iz);
-      const zz = Fp.mul(Z, iz);
-      if (is0)
-        return { x: Fp.ZERO, y: Fp.ZERO };
-      if (!Fp.eql(zz, Fp.ONE))
-        throw new Error("invZ was invalid");
-      return { x, y };
-    }
-    /**
-     * Checks whether Point is free of torsion elements (is in prime subgroup).
-     * Always torsion-free for cofactor=1 curves.
-     */
-    isTorsionFree() {
-      if (cofactor === _1n11)
-        return true;
-      if (isTorsionFree)
-        return isTorsionFree(_Point, this);
-      return wnaf.mulUnsafe(this, CURVE_ORDER).is0();
-    }
-    clearCofactor() {
-      if (cofactor === _1n11)
-        return this;
-      if (clearCofactor)
-        return clearCofactor(_Point, this);
-      return this.multiplyUnsafe(cofactor);
-    }
-    isSmallOrder() {
-      if (cofactor === _1n11)
-        return this.is0();
-      return this.clearCofactor().is0();
-    }
-    toBytes(isCompressed = true) {
-      abool3(isCompressed, "isCompressed");
-      this.assertValidity();
-      return encodePoint(_Point, this, isCompressed);
-    }
-    toHex(isCompressed = true) {
-      return bytesToHex3(this.toBytes(isCompressed));
-    }
-    toString() {
-      return `<Point ${this.is0() ? "ZERO" : this.toHex()}>`;
-    }
-  };
-  __publicField(_Point, "BASE", new _Point(CURVE.Gx, CURVE.Gy, Fp.ONE));
-  __publicField(_Point, "ZERO", new _Point(Fp.ZERO, Fp.ONE, Fp.ZERO));
-  __publicField(_Point, "Fp", Fp);
-  __publicField(_Point, "Fn", Fn);
-  let Point = _Point;
-  const normalize = (points) => normalizeZ2(Point, points);
-  const wnaf = new ScalarMultiplier(Point, randomBytes6);
-  if (wnaf.bits >= 6)
-    Point.BASE.precompute(6);
-  Object.freeze(Point.prototype);
-  Object.freeze(Point);
-  return Point;
-}
-function pprefix2(hasEvenY) {
-  return Uint8Array.of(hasEvenY ? 2 : 3);
-}
-function getWLengths2(Fp, Fn) {
-  return {
-    secretKey: Fn.BYTES,
-    publicKey: 1 + Fp.BYTES,
-    publicKeyUncompressed: 1 + 2 * Fp.BYTES,
-    publicKeyHasPrefix: true,
-    // Raw compact `(r || s)` signature width; DER and recovered signatures use
-    // different lengths outside this helper.
-    signature: 2 * Fn.BYTES
-  };
-}
-function ecdh2(Point, ecdhOpts = {}) {
-  validatePointCons(Point);
-  const { Fn } = Point;
-  const randomBytes_ = ecdhOpts.randomBytes === void 0 ? randomBytes5 : ecdhOpts.randomBytes;
-  const lengths = Object.assign(getWLengths2(Point.Fp, Fn), {
-    seed: Math.max(getMinHashLength2(Fn.ORDER), 16)
-  });
-  function isValidSecretKey(secretKey) {
-    try {
-      const num = Fn.fromBytes(secretKey);
-      return Fn.isValidNot0(num);
-    } catch (error) {
-      return false;
-    }
-  }
-  function isValidPublicKey(publicKey, isCompressed) {
-    const { publicKey: comp, publicKeyUncompressed } = lengths;
-    try {
-      const l = publicKey.length;
-      if (isCompressed === true && l !== comp)
-        return false;
-      if (isCompressed === false && l !== publicKeyUncompressed)
-        return false;
-      return !Point.fromBytes(publicKey).is0();
-    } catch (error) {
-      return false;
-    }
-  }
-  function randomSecretKey(seed) {
-    seed = seed === void 0 ? randomBytes_(lengths.seed) : seed;
-    return mapHashToField2(abytes5(seed, lengths.seed, "seed"), Fn.ORDER);
-  }
-  function getPublicKey(secretKey, isCompressed = true) {
-    return Point.BASE.multiply(Fn.fromBytes(secretKey)).toBytes(isCompressed);
-  }
-  function isProbPub(item) {
-    const { secretKey, publicKey, publicKeyUncompressed } = lengths;
-    const allowedLengths = Fn._lengths;
-    if (!isBytes5(item))
-      return void 0;
-    const l = abytes5(item, void 0, "key").length;
-    const isPub = l === publicKey || l === publicKeyUncompressed;
-    const isSec = l === secretKey || !!allowedLengths?.includes(l);
-    if (isPub && isSec)
-      return void 0;
-    return isPub;
-  }
-  function getSharedSecret(secretKeyA, publicKeyB, isCompressed = true) {
-    if (isProbPub(secretKeyA) === true)
-      throw new Error("first arg must be private key");
-    if (isProbPub(publicKeyB) === false)
-      throw new Error("second arg must be public key");
-    const s = Fn.fromBytes(secretKeyA);
-    const b = Point.fromBytes(publicKeyB);
-    if (b.is0())
-      throw new Error("invalid public key: point at infinity");
-    return b.multiply(s).toBytes(isCompressed);
-  }
-  const utils = {
-    isValidSecretKey,
-    isValidPublicKey,
-    randomSecretKey
-  };
-  const keygen = createKeygen2(randomSecretKey, getPublicKey);
-  Object.freeze(utils);
-  Object.freeze(lengths);
-  return Object.freeze({ getPublicKey, getSharedSecret, keygen, Point, utils, lengths });
-}
-function ecdsa2(Point, hash, ecdsaOpts = {}) {
-  validatePointCons(Point);
-  const hash_ = hash;
-  ahash(hash_);
-  validateObject2(ecdsaOpts, {}, {
-    hmac: "function",
-    lowS: "boolean",
-    randomBytes: "function",
-    bits2int: "function",
-    bits2int_modN: "function"
-  });
-  const opts2 = Object.assign({}, ecdsaOpts);
-  const randomBytes6 = opts2.randomBytes === void 0 ? randomBytes5 : opts2.randomBytes;
-  const hmac3 = opts2.hmac === void 0 ? (key, msg) => hmac(hash_, key, msg) : opts2.hmac;
-  const { Fp, Fn } = Point;
-  const { ORDER: CURVE_ORDER, BITS: fnBits } = Fn;
-  const blindLength = getMinHashLength2(CURVE_ORDER);
-  const csprng = probeRandomBytes(randomBytes6, blindLength);
-  const { keygen, getPublicKey, getSharedSecret, utils, lengths } = ecdh2(Point, opts2);
-  const defaultSigOpts = {
-    prehash: true,
-    lowS: typeof opts2.lowS === "boolean" ? opts2.lowS : true,
-    format: "compact",
-    extraEntropy: false
-  };
-  const hasLargeRecoveryLifts = CURVE_ORDER * _2n7 + _1n11 < Fp.ORDER;
-  function isBiggerThanHalfOrder(number) {
-    const HALF = CURVE_ORDER >> _1n11;
-    return number > HALF;
-  }
-  function validateRS(title, num) {
-    if (!Fn.isValidNot0(num))
-      throw new Error(`invalid signature ${title}: out of range 1..Point.Fn.ORDER`);
-    return num;
-  }
-  function assertFieldSignIsSupported() {
-    if (!Fp.isOdd)
-      throw new Error("Field doesn't support isOdd");
-  }
-  function getRecoveryBit(x, y, r) {
-    assertFieldSignIsSupported();
-    return (x === r ? 0 : 2) | Number(Fp.isOdd(y));
-  }
-  function assertRecoverableCurve() {
-    if (hasLargeRecoveryLifts)
-      throw new Error('"recovered" sig type is not supported for cofactor >2 curves');
-  }
-  function validateSigLength(bytes, format) {
-    validateSigFormat2(format);
-    const size = lengths.signature;
-    const sizer = format === "compact" ? size : format === "recovered" ? size + 1 : void 0;
-    return abytes5(bytes, sizer);
-  }
-  class Signature {
-    constructor(r, s, recovery) {
-      __publicField(this, "r");
-      __publicField(this, "s");
-      __publicField(this, "recovery");
-      this.r = validateRS("r", r);
-      this.s = validateRS("s", s);
-      if (recovery != null) {
-        assertRecoverableCurve();
-        if (![0, 1, 2, 3].includes(recovery))
-          throw new Error("invalid recovery id");
-        this.recovery = recovery;
-      }
-      Object.freeze(this);
-    }
-    static fromBytes(bytes, format = defaultSigOpts.format) {
-      validateSigLength(bytes, format);
-      let recid;
-      if (format === "der") {
-        if (bytes.length > 2 * Fn.BYTES + 16)
-          throw new DER2.Err("invalid signature: DER signature too long");
-        const { r: r2, s: s2 } = DER2.toSig(abytes5(bytes), Fn.BYTES + 1);
-        return new Signature(r2, s2);
-      }
-      if (format === "recovered") {
-        recid = bytes[0];
-        format = "compact";
-        bytes = bytes.subarray(1);
-      }
-      const L = lengths.signature / 2;
-      const r = bytes.subarray(0, L);
-      const s = bytes.subarray(L, L * 2);
-      return new Signature(Fn.fromBytes(r), Fn.fromBytes(s), recid);
-    }
-    static fromHex(hex, format) {
-      return this.fromBytes(hexToBytes3(hex), format);
-    }
-    assertRecovery() {
-      const { recovery } = this;
-      if (recovery == null)
-        throw new Error("invalid recovery id: must be present");
-      return recovery;
-    }
-    addRecoveryBit(recovery) {
-      return new Signature(this.r, this.s, recovery);
-    }
-    // Unlike the top-level helper below, this method expects a digest that has
-    // already been hashed to the curve's message representative.
-    recoverPublicKey(messageHash) {
-      const { r, s } = this;
-      const recovery = this.assertRecovery();
-      const radj = recovery === 2 || recovery === 3 ? r + CURVE_ORDER : r;
-      if (!Fp.isValid(radj))
-        throw new Error("invalid recovery id: sig.r+curve.n != R.x");
-      const x = Fp.toBytes(radj);
-      const R = Point.fromBytes(concatBytes3(pprefix2((recovery & 1) === 0), x));
-      const ir = Fn.inv(radj);
-      const h = bits2int_modN(abytes5(messageHash, void 0, "msgHash"));
-      const u1 = Fn.create(-h * ir);
-      const u2 = Fn.create(s * ir);
-      const Q2 = Point.BASE.mulAddUnsafe(u1, R, u2);
-      if (Q2.is0())
-        throw new Error("invalid recovery: point at infinify");
-      Q2.assertValidity();
-      return Q2;
-    }
-    // Signatures should be low-s, to prevent malleability.
-    hasHighS() {
-      return isBiggerThanHalfOrder(this.s);
-    }
-    toBytes(format = defaultSigOpts.format) {
-      validateSigFormat2(format);
-      if (format === "der")
-        return hexToBytes3(DER2.hexFromSig(this));
-      const { r, s } = this;
-      const rb = Fn.toBytes(r);
-      const sb = Fn.toBytes(s);
-      if (format === "recovered") {
-        assertRecoverableCurve();
-        return concatBytes3(Uint8Array.of(this.assertRecovery()), rb, sb);
-      }
-      return concatBytes3(rb, sb);
-    }
-    toHex(format) {
-      return bytesToHex3(this.toBytes(format));
-    }
-  }
-  Object.freeze(Signature.prototype);
-  Object.freeze(Signature);
-  const bits2int = opts2.bits2int === void 0 ? function bits2int_def(bytes) {
-    if (bytes.length > 8192)
-      throw new Error("input is too large");
-    const num = bytesToNumberBE2(bytes);
-    const delta = bytes.length * 8 - fnBits;
-    return delta > 0 ? num >> BigInt(delta) : num;
-  } : opts2.bits2int;
-  const bits2int_modN = opts2.bits2int_modN === void 0 ? function bits2int_modN_def(bytes) {
-    return Fn.create(bits2int(bytes));
-  } : opts2.bits2int_modN;
-  const ORDER_MASK = bitMask2(fnBits);
-  function int2octets(num) {
-    aInRange2("num < 2^" + fnBits, num, _0n11, ORDER_MASK);
-    return Fn.toBytes(num);
-  }
-  function validateMsgAndHash(message, prehash) {
-    abytes5(message, void 0, "message");
-    return prehash ? abytes5(hash_(message), void 0, "prehashed message") : message;
-  }
-  function prepSig(message, secretKey, opts3) {
-    const { lowS, prehash, extraEntropy } = validateSigOpts2(opts3, defaultSigOpts);
-    message = validateMsgAndHash(message, prehash);
-    const h1int = bits2int_modN(message);
-    const d = Fn.fromBytes(secretKey);
-    if (!Fn.isValidNot0(d))
-      throw new Error("invalid private key");
-    const seedArgs = [int2octets(d), int2octets(h1int)];
-    if (extraEntropy != null && extraEntropy !== false) {
-      const e = extraEntropy === true ? randomBytes6(lengths.secretKey) : extraEntropy;
-      seedArgs.push(abytes5(e, void 0, "extraEntropy"));
-    }
-    const seed = concatBytes3(...seedArgs);
-    const m = h1int;
-    function k2sig(kBytes) {
-      const k = bits2int(kBytes);
-      if (!Fn.isValidNot0(k))
-        return;
-      const q = Point.BASE.multiply(k).toAffine();
-      const r = Fn.create(q.x);
-      if (r === _0n11)
-        return;
-      let s;
-      if (csprng !== void 0) {
-        const b = bytesToNumberBE2(mapHashToField2(csprng(blindLength), CURVE_ORDER));
-        const ibk = Fn.inv(Fn.mul(b, k));
-        const bm = Fn.mul(b, m);
-        const bd = Fn.mul(b, d);
-        s = Fn.create(ibk * Fn.create(bm + bd * r));
-      } else {
-        const ik = invertCt(k, CURVE_ORDER);
-        s = Fn.create(ik * Fn.create(m + r * d));
-      }
-      if (s === _0n11)
-        return;
-      let recovery = getRecoveryBit(q.x, q.y, r);
-      let normS = s;
-      if (lowS && isBiggerThanHalfOrder(s)) {
-        normS = Fn.neg(s);
-        recovery ^= 1;
-      }
-      return new Signature(r, normS, hasLargeRecoveryLifts ? void 0 : recovery);
-    }
-    return { seed, k2sig };
-  }
-  function sign(message, secretKey, opts3 = {}) {
-    const { seed, k2sig } = prepSig(message, secretKey, opts3);
-    const drbg = createHmacDrbg2(hash_.outputLen, Fn.BYTES, hmac3);
-    const sig = drbg(seed, k2sig);
-    return sig.toBytes(opts3.format);
-  }
-  function verify(signature, message, publicKey, opts3 = {}) {
-    const { lowS, prehash, format } = validateSigOpts2(opts3, defaultSigOpts);
-    publicKey = abytes5(publicKey, void 0, "publicKey");
-    message = validateMsgAndHash(message, prehash);
-    if (!isBytes5(signature)) {
-      const end = signature instanceof Signature ? ", use sig.toBytes()" : "";
-      throw new Error("verify expects Uint8Array signature" + end);
-    }
-    validateSigLength(signature, format);
-    try {
-      const sig = Signature.fromBytes(signature, format);
-      const P = Point.fromBytes(publicKey);
-      if (P.is0())
-        return false;
-      if (lowS && sig.hasHighS())
-        return false;
-      const { r, s } = sig;
-      const h = bits2int_modN(message);
-      const is = Fn.inv(s);
-      const u1 = Fn.create(h * is);
-      const u2 = Fn.create(r * is);
-      const R = Point.BASE.mulAddUnsafe(u1, P, u2);
-      if (R.is0())
-        return false;
-      const q = R.toAffine();
-      const v = Fn.create(q.x);
-      if (v !== r)
-        return false;
-      if (format === "recovered" && sig.recovery !== getRecoveryBit(q.x, q.y, r))
-        return false;
-      return true;
-    } catch (e) {
-      return false;
-    }
-  }
-  function recoverPublicKey(signature, message, opts3 = {}) {
-    const { prehash } = validateSigOpts2(opts3, defaultSigOpts);
-    message = validateMsgAndHash(message, prehash);
-    return Signature.fromBytes(signature, "recovered").recoverPublicKey(message).toBytes();
-  }
-  return Object.freeze({
-    keygen,
-    getPublicKey,
-    getSharedSecret,
-    utils,
-    lengths,
-    Point,
-    sign,
-    verify,
-    recoverPublicKey,
-    Signature,
-    hash: hash_
-  });
-}
-
-// node_modules/@noble/curves/nist.js
-/*! noble-curves - MIT License (c) 2022 Paul Miller (paulmillr.com) */
-var p256_CURVE2 = /* @__PURE__ */ (() => ({
-  p: BigInt("0xffffffff00000001000000000000000000000000ffffffffffffffffffffffff"),
-  n: BigInt("0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551"),
-  h: BigInt(1),
-  a: BigInt("0xffffffff00000001000000000000000000000000fffffffffffffffffffffffc"),
-  b: BigInt("0x5ac635d8aa3a93e7b3ebbd55769886bc651d06b0cc53b0f63bce3c3e27d2604b"),
-  Gx: BigInt("0x6b17d1f2e12c4247f8bce6e563a440f277037d812deb33a0f4a13945d898c296"),
-  Gy: BigInt("0x4fe342e2fe1a7f9b8ee7eb4a7c0f9e162bce33576b315ececbb6406837bf51f5")
-}))();
-var p256_Point2 = /* @__PURE__ */ weierstrass2(p256_CURVE2);
-var p2562 = /* @__PURE__ */ ecdsa2(p256_Point2, sha256);
-
-// node_modules/@noble/curves/abstract/edwards.js
-/*! noble-curves - MIT License (c) 2022 Paul Miller (paulmillr.com) */
-var _0n12 = /* @__PURE__ */ BigInt(0);
-var _1n12 = /* @__PURE__ */ BigInt(1);
-var _2n8 = /* @__PURE__ */ BigInt(2);
-var _4n6 = /* @__PURE__ */ BigInt(4);
-var _8n4 = /* @__PURE__ */ BigInt(8);
-function isEdValidXY(Fp, CURVE, x, y) {
-  const x2 = Fp.sqr(x);
-  const y2 = Fp.sqr(y);
-  const left = Fp.add(Fp.mul(CURVE.a, x2), y2);
-  const right = Fp.add(Fp.ONE, Fp.mul(CURVE.d, Fp.mul(x2, y2)));
-  return Fp.eql(left, right);
-}
-function edwards(params, extraOpts = {}) {
-  validateObject2(extraOpts, {}, {}, "extraOpts");
-  const opts2 = extraOpts;
-  const validated = createCurveFields2("edwards", params, opts2, opts2.FpFnLE);
-  const { Fp, Fn } = validated;
-  let CURVE = validated.CURVE;
-  const { h: cofactor } = CURVE;
-  if (FpLegendre2(Fp, CURVE.a) !== 1)
-    throw new Error("edwards: CURVE.a must be a square in Fp for complete addition formulas");
-  if (FpLegendre2(Fp, CURVE.d) !== -1)
-    throw new Error("edwards: CURVE.d must be a non-square in Fp for complete addition formulas");
-  validateObject2(opts2, {}, { uvRatio: "function", randomBytes: "function" });
-  const randomBytes6 = opts2.randomBytes === void 0 ? randomBytes5 : opts2.randomBytes;
-  const MASK = _2n8 << BigInt(Fp.BYTES * 8) - _1n12;
-  function isOdd(n) {
-    if (!Fp.isOdd)
-      throw new Error("Field does not have .isOdd()");
-    return Fp.isOdd(n);
-  }
-  const uvRatio2 = opts2.uvRatio === void 0 ? (u, v) => {
-    try {
-      return { isValid: true, value: Fp.sqrt(Fp.div(u, v)) };
-    } catch (e) {
-      return { isValid: false, value: _0n12 };
-    }
-  } : opts2.uvRatio;
-  if (!isEdValidXY(Fp, CURVE, CURVE.Gx, CURVE.Gy))
-    throw new Error("bad curve params: generator point");
-  const mulA = Fp.eql(CURVE.a, Fp.neg(Fp.ONE)) ? (x) => Fp.neg(x) : Fp.eql(CURVE.a, Fp.ONE) ? (x) => x : (x) => Fp.mul(CURVE.a, x);
-  function acoord(title, n, banZero = false) {
-    const min = banZero ? _1n12 : _0n12;
-    aInRange2("coordinate " + title, n, min, MASK);
-    return n;
-  }
-  function aedpoint(other) {
-    if (!(other instanceof Point))
-      throw new Error("EdwardsPoint expected");
-  }
-  const _Point = class _Point {
-    constructor(X, Y, Z, T) {
-      __publicField(this, "X");
-      __publicField(this, "Y");
-      __publicField(this, "Z");
-      __publicField(this, "T");
-      this.X = acoord("x", X);
-      this.Y = acoord("y", Y);
-      this.Z = acoord("z", Z, true);
-      this.T = acoord("t", T);
-      Object.freeze(this);
-    }
-    static CURVE() {
-      return CURVE;
-    }
-    /**
-     * Create one extended Edwards point from affine coordinates.
-     * Does NOT validate that the point is on-curve or torsion-free.
-     * Use `.assertValidity()` on adversarial inputs.
-     */
-    static fromAffine(p) {
-      if (p instanceof _Point)
-        throw new Error("extended point not allowed");
-      const { x, y } = p || {};
-      acoord("x", x);
-      acoord("y", y);
-      return new _Point(x, y, Fp.ONE, Fp.mul(x, y));
-    }
-    // Uses algo from RFC8032 5.1.3.
-    static fromBytes(bytes, zip215 = false) {
-      const len = Fp.BYTES;
-      const { a, d } = CURVE;
-      bytes = copyBytes4(abytes5(bytes, len, "point"));
-      abool3(zip215, "zip215");
-      const normed = copyBytes4(bytes);
-      const lastByte = bytes[len - 1];
-      normed[len - 1] = lastByte & ~128;
-      const y = bytesToNumberLE2(normed);
-      const max = zip215 ? MASK : Fp.ORDER;
-      aInRange2("point.y", y, _0n12, max);
-      const y2 = Fp.sqr(y);
-      const u = Fp.sub(y2, Fp.ONE);
-      const v = Fp.sub(Fp.mulN(d, y2), a);
-      let { isValid, value: x } = uvRatio2(u, v);
-      if (!isValid)
-        throw new Error("bad point: invalid y coordinate");
-      const isXOdd = isOdd(x);
-      const isLastByteOdd = (lastByte & 128) !== 0;
-      if (!zip215 && Fp.is0(x) && isLastByteOdd)
-        throw new Error("bad point: x=0 and x_0=1");
-      if (isLastByteOdd !== isXOdd)
-        x = Fp.neg(x);
-      return _Point.fromAffine({ x, y });
-    }
-    static fromHex(hex, zip215 = false) {
-      return _Point.fromBytes(hexToBytes3(hex), zip215);
-    }
-    get x() {
-      return this.toAffine().x;
-    }
-    get y() {
-      return this.toAffine().y;
-    }
-    precompute(windowSize = 6, isLazy = true) {
-      wnaf.setWindowSize(this, windowSize);
-      if (!isLazy)
-        this.multiply(_2n8);
-      return this;
-    }
-    // Useful in fromAffine() - not for fromBytes(), which always created valid points.
-    assertValidity() {
-      const p = this;
-      const { a, d } = CURVE;
-      if (p.is0())
-        throw new Error("bad point: ZERO");
-      const { X, Y, Z, T } = p;
-      const X2 = Fp.sqr(X);
-      const Y2 = Fp.sqr(Y);
-      const Z2 = Fp.sqr(Z);
-      const Z4 = Fp.sqr(Z2);
-      const aX2 = Fp.mul(X2, a);
-      const left = Fp.mul(Fp.add(aX2, Y2), Z2);
-      const right = Fp.add(Z4, Fp.mul(d, Fp.mul(X2, Y2)));
-      if (!Fp.eql(left, right))
-        throw new Error("bad point: equation left != right (1)");
-      const XY = Fp.mul(X, Y);
-      const ZT = Fp.mul(Z, T);
-      if (!Fp.eql(XY, ZT))
-        throw new Error("bad point: equation left != right (2)");
-    }
-    // Compare one point to another.
-    equals(other) {
-      aedpoint(other);
-      const { X: X1, Y: Y1, Z: Z1 } = this;
-      const { X: X2, Y: Y2, Z: Z2 } = other;
-      const X1Z2 = Fp.mul(X1, Z2);
-      const X2Z1 = Fp.mul(X2, Z1);
-      const Y1Z2 = Fp.mul(Y1, Z2);
-      const Y2Z1 = Fp.mul(Y2, Z1);
-      return Fp.eql(X1Z2, X2Z1) && Fp.eql(Y1Z2, Y2Z1);
-    }
-    is0() {
-      return this.equals(_Point.ZERO);
-    }
-    negate() {
-      return new _Point(Fp.neg(this.X), this.Y, this.Z, Fp.neg(this.T));
-    }
-    // Fast algo for doubling Extended Point.
-    // https://hyperelliptic.org/EFD/g1p/auto-twisted-extended.html#doubling-dbl-2008-hwcd
-    // Cost: 4M + 4S + 1*a + 6add + 1*2.
-    double() {
-      const { X: X1, Y: Y1, Z: Z1 } = this;
-      const A = Fp.sqr(X1);
-      const B = Fp.sqr(Y1);
-      const C = Fp.mul(Fp.sqr(Z1), _2n8);
-      const D = mulA(A);
-      const x1y1 = Fp.addN(X1, Y1);
-      const E = Fp.sub(Fp.subN(Fp.sqr(x1y1), A), B);
-      const G = Fp.addN(D, B);
-      const F2 = Fp.subN(G, C);
-      const H = Fp.subN(D, B);
-      const X3 = Fp.mul(E, F2);
-      const Y3 = Fp.mul(G, H);
-      const T3 = Fp.mul(E, H);
-      const Z3 = Fp.mul(F2, G);
-      return new _Point(X3, Y3, Z3, T3);
-    }
-    // Fast algo for adding 2 Extended Points.
-    // https://hyperelliptic.org/EFD/g1p/auto-twisted-extended.html#addition-add-2008-hwcd
-    // Cost: 9M + 1*a + 1*d + 7add.
-    add(other) {
-      aedpoint(other);
-      const { d } = CURVE;
-      const { X: X1, Y: Y1, Z: Z1, T: T1 } = this;
-      const { X: X2, Y: Y2, Z: Z2, T: T2 } = other;
-      const A = Fp.mul(X1, X2);
-      const B = Fp.mul(Y1, Y2);
-      const C = Fp.mul(Fp.mulN(T1, d), T2);
-      const D = Fp.mul(Z1, Z2);
-      const E = Fp.sub(Fp.subN(Fp.mulN(Fp.addN(X1, Y1), Fp.addN(X2, Y2)), A), B);
-      const F2 = Fp.subN(D, C);
-      const G = Fp.addN(D, C);
-      const H = Fp.sub(B, mulA(A));
-      const X3 = Fp.mul(E, F2);
-      const Y3 = Fp.mul(G, H);
-      const T3 = Fp.mul(E, H);
-      const Z3 = Fp.mul(F2, G);
-      return new _Point(X3, Y3, Z3, T3);
-    }
-    subtract(other) {
-      aedpoint(other);
-      return this.add(other.negate());
-    }
-    // Constant-time multiplication.
-    multiply(scalar) {
-      if (!Fn.isValidNot0(scalar))
-        throw new RangeError("invalid scalar: expected 1 <= sc < curve.n");
-      const { p, f } = wnaf.mulSecret(this, scalar, cofactor, normalize);
-      return normalize([p, f])[0];
-    }
-    // Non-constant-time multiplication. Uses double-and-add algorithm.
-    // It's faster, but should only be used when you don't care about
-    // an exposed private key e.g. sig verification.
-    // Keeps the same subgroup-scalar contract: 0 is allowed for public-scalar callers, but
-    // n and larger values are rejected instead of being reduced mod n to the identity point.
-    multiplyUnsafe(scalar) {
-      if (!Fn.isValid(scalar))
-        throw new RangeError("invalid scalar: expected 0 <= sc < curve.n");
-      if (scalar === _0n12)
-        return _Point.ZERO;
-      if (this.is0() || scalar === _1n12)
-        return this;
-      return wnaf.mulUnsafe(this, scalar, normalize);
-    }
-    // Checks if point is of small order.
-    // If you add something to small order point, you will have "dirty"
-    // point with torsion component.
-    // Clears cofactor and checks if the result is 0.
-    isSmallOrder() {
-      return this.clearCofactor().is0();
-    }
-    // Multiplies point by curve order and checks if the result is 0.
-    // Returns `false` is the point is dirty.
-    isTorsionFree() {
-      return wnaf.mulUnsafe(this, CURVE.n).is0();
-    }
-    // Converts Extended point to default (x, y) coordinates.
-    // Can accept precomputed Z^-1 - for example, from invertBatch.
-    toAffine(invertedZ) {
-      const p = this;
-      let iz = invertedZ;
-      if (iz != null && typeof iz !== "bigint")
-        throw new TypeError('"invertedZ" expected bigint, got type=' + typeof iz);
-      const { X, Y, Z } = p;
-      const is0 = p.is0();
-      if (iz == null)
-        iz = is0 ? Fp.create(_8n4) : Fp.inv(Z);
-      const x = Fp.mul(X, iz);
-      const y = Fp.mul(Y, iz);
-      const zz = Fp.mul(Z, iz);
-      if (is0)
-        return { x: Fp.ZERO, y: Fp.ONE };
-      if (!Fp.eql(zz, Fp.ONE))
-        throw new Error("invZ was invalid");
-      return { x, y };
-    }
-    clearCofactor() {
-      if (cofactor === _1n12)
-        return this;
-      if (cofactor === _2n8)
-        return this.double();
-      if (cofactor === _4n6)
-        return this.double().double();
-      if (cofactor === _8n4)
-        return this.double().double().double();
-      return this.multiplyUnsafe(cofactor);
-    }
-    toBytes() {
-      const { x, y } = this.toAffine();
-      const bytes = Fp.toBytes(y);
-      bytes[bytes.length - 1] |= isOdd(x) ? 128 : 0;
-      return bytes;
-    }
-    toHex() {
-      return bytesToHex3(this.toBytes());
-    }
-    toString() {
-      return `<Point ${this.is0() ? "ZERO" : this.toHex()}>`;
-    }
-  };
-  __publicField(_Point, "BASE", new _Point(CURVE.Gx, CURVE.Gy, Fp.ONE, Fp.mul(CURVE.Gx, CURVE.Gy)));
-  __publicField(_Point, "ZERO", new _Point(Fp.ZERO, Fp.ONE, Fp.ONE, Fp.ZERO));
-  __publicField(_Point, "Fp", Fp);
-  __publicField(_Point, "Fn", Fn);
-  let Point = _Point;
-  const normalize = (points) => normalizeZ2(Point, points);
-  const wnaf = new ScalarMultiplier(Point, randomBytes6);
-  if (wnaf.bits >= 6)
-    Point.BASE.precompute(6);
-  Object.freeze(Point.prototype);
-  Object.freeze(Point);
-  return Point;
-}
-
-// node_modules/@noble/curves/abstract/montgomery.js
-/*! noble-curves - MIT License (c) 2022 Paul Miller (paulmillr.com) */
-var _0n13 = /* @__PURE__ */ BigInt(0);
-var _1n13 = /* @__PURE__ */ BigInt(1);
-var _2n9 = /* @__PURE__ */ BigInt(2);
-function cmask(P, swap) {
-  return P + swap - (swap >> _1n13 << _1n13);
-}
-function cswap(P) {
-  const offset = BigInt(6) * P;
-  return (mask, x_2, x_3) => {
-    const sum = x_2 + x_3;
-    const d = offset + x_3 - x_2;
-    const a = (d * mask + x_2) % P;
-    return { x_2: a, x_3: sum - a };
-  };
-}
-function validateOpts2(curve) {
-  validateObject2(curve, {
-    P: "bigint",
-    type: "string",
-    adjustScalarBytes: "function",
-    powPminus2: "function"
-  }, {
-    randomBytes: "function",
-    scalarMultBase: "function"
-  });
-  return Object.freeze({ ...curve });
-}
-function montgomery2(curveDef) {
-  const CURVE = validateOpts2(curveDef);
-  const { P, type, adjustScalarBytes: adjustScalarBytes3, powPminus2, randomBytes: rand } = CURVE;
-  const mulBaseHook = CURVE.scalarMultBase;
-  const is25519 = type === "x25519";
-  if (!is25519 && type !== "x448")
-    throw new Error("invalid type");
-  const randomBytes_ = rand === void 0 ? randomBytes5 : rand;
-  const montgomeryBits = is25519 ? 255 : 448;
-  const swap = cswap(P);
-  const fieldLen = is25519 ? 32 : 56;
-  const Gu = is25519 ? BigInt(9) : BigInt(5);
-  const a24 = is25519 ? BigInt(121665) : BigInt(39081);
-  const minScalar = is25519 ? _2n9 ** BigInt(254) : _2n9 ** BigInt(447);
-  const maxAdded = is25519 ? BigInt(8) * (_2n9 ** BigInt(251) - _1n13) : BigInt(4) * (_2n9 ** BigInt(445) - _1n13);
-  const maxScalar = minScalar + maxAdded + _1n13;
-  const modP = (n) => mod3(n, P);
-  const GuBytes = encodeU(Gu);
-  function encodeU(u) {
-    return numberToBytesLE2(modP(u), fieldLen);
-  }
-  function decodeU(u) {
-    const _u = copyBytes4(abytes5(u, fieldLen, "uCoordinate"));
-    if (is25519)
-      _u[31] &= 127;
-    return modP(bytesToNumberLE2(_u));
-  }
-  function decodeScalar(scalar) {
-    return bytesToNumberLE2(adjustScalarBytes3(copyBytes4(abytes5(scalar, fieldLen, "scalar"))));
-  }
-  const lowOrderU = new Set(is25519 ? [
-    _0n13,
-    _1n13,
-    P - _1n13,
-    BigInt("325606250916557431795983626356110631294008115727848805560023387167927233504"),
-    BigInt("39382357235489614581723060781553021112529911719440698176882885853963445705823")
-  ] : [_0n13, _1n13, P - _1n13]);
-  function scalarMult2(scalar, u) {
-    const pointU = decodeU(u);
-    if (lowOrderU.has(pointU))
-      throw new Error("invalid private or public key received");
-    const pu = montgomeryLadder(pointU, decodeScalar(scalar));
-    if (pu === _0n13)
-      throw new Error("invalid private or public key received");
-    return encodeU(pu);
-  }
-  function scalarMultBase2(scalar) {
-    if (mulBaseHook === void 0)
-      return scalarMult2(scalar, GuBytes);
-    const k = decodeScalar(scalar);
-    aInRange2("scalar", k, minScalar, maxScalar);
-    const pu = modP(mulBaseHook(k));
-    if (pu === _0n13)
-      throw new Error("invalid private or public key received");
-    return encodeU(pu);
-  }
-  const getPublicKey = scalarMultBase2;
-  const getSharedSecret = scalarMult2;
-  function montgomeryLadder(u, scalar) {
-    aInRange2("u", u, _0n13, P);
-    aInRange2("scalar", scalar, minScalar, maxScalar);
-    const k = scalar;
-    const x_1 = u;
-    let x_2 = _1n13;
-    let z_2 = _0n13;
-    let x_3 = u;
-    let z_3 = _1n13;
-    const kx = k ^ k >> _1n13;
-    for (let t = BigInt(montgomeryBits - 1); t >= _0n13; t--) {
-      const mask2 = cmask(P, kx >> t);
-      ({ x_2, x_3 } = swap(mask2, x_2, x_3));
-      ({ x_2: z_2, x_3: z_3 } = swap(mask2, z_2, z_3));
-      const A = x_2 + z_2;
-      const AA = modP(A * A);
-      const B = x_2 - z_2;
-      const BB = modP(B * B);
-      const E = AA - BB;
-      const C = x_3 + z_3;
-      const D = x_3 - z_3;
-      const DA = modP(D * A);
-      const CB = modP(C * B);
-      const dacb = DA + CB;
-      const da_cb = DA - CB;
-      x_3 = modP(dacb * dacb);
-      z_3 = modP(x_1 * modP(da_cb * da_cb));
-      x_2 = modP(AA * BB);
-      z_2 = modP(E * (AA + modP(a24 * E)));
-    }
-    const mask = cmask(P, k);
-    ({ x_2, x_3 } = swap(mask, x_2, x_3));
-    ({ x_2: z_2, x_3: z_3 } = swap(mask, z_2, z_3));
-    const z2 = powPminus2(z_2);
-    return modP(x_2 * z2);
-  }
-  const lengths = {
-    secretKey: fieldLen,
-    publicKey: fieldLen,
-    seed: fieldLen
-  };
-  const randomSecretKey = (seed) => {
-    seed = seed === void 0 ? randomBytes_(fieldLen) : seed;
-    abytes5(seed, lengths.seed, "seed");
-    return seed;
-  };
-  const utils = { randomSecretKey };
-  Object.freeze(lengths);
-  Object.freeze(utils);
-  return Object.freeze({
-    keygen: createKeygen2(randomSecretKey, getPublicKey),
-    getSharedSecret,
-    getPublicKey,
-    scalarMult: scalarMult2,
-    scalarMultBase: scalarMultBase2,
-    utils,
-    GuBytes: GuBytes.slice(),
-    lengths
-  });
-}
-
-// node_modules/@noble/curves/ed25519.js
-/*! noble-curves - MIT License (c) 2022 Paul Miller (paulmillr.com) */
-var _0n14 = /* @__PURE__ */ BigInt(0);
-var _1n14 = /* @__PURE__ */ BigInt(1);
-var _2n10 = /* @__PURE__ */ BigInt(2);
-var _3n6 = /* @__PURE__ */ BigInt(3);
-var _5n4 = /* @__PURE__ */ BigInt(5);
-var _8n5 = /* @__PURE__ */ BigInt(8);
-var ed25519_CURVE_p2 = /* @__PURE__ */ BigInt("0x7fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffed");
-var ed25519_CURVE = /* @__PURE__ */ (() => ({
-  p: ed25519_CURVE_p2,
-  n: BigInt("0x1000000000000000000000000000000014def9dea2f79cd65812631a5cf5d3ed"),
-  h: _8n5,
-  a: BigInt("0x7fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffec"),
-  d: BigInt("0x52036cee2b6ffe738cc740797779e89800700a4d4141d8ab75eb4dca135978a3"),
-  Gx: BigInt("0x216936d3cd6e53fec0a4e231fdd6dc5c692cc7609525a7b2c9562d608f25d51a"),
-  Gy: BigInt("0x6666666666666666666666666666666666666666666666666666666666666658")
-}))();
-function ed25519_pow_2_252_32(x) {
-  const _10n = BigInt(10), _20n = BigInt(20), _40n = BigInt(40), _80n = BigInt(80);
-  const P = ed25519_CURVE_p2;
-  const x2 = x * x % P;
-  const b2 = x2 * x % P;
-  const b4 = pow22(b2, _2n10, P) * b2 % P;
-  const b5 = pow22(b4, _1n14, P) * x % P;
-  const b10 = pow22(b5, _5n4, P) * b5 % P;
-  const b20 = pow22(b10, _10n, P) * b10 % P;
-  const b40 = pow22(b20, _20n, P) * b20 % P;
-  const b80 = pow22(b40, _40n, P) * b40 % P;
-  const b160 = pow22(b80, _80n, P) * b80 % P;
-  const b240 = pow22(b160, _80n, P) * b80 % P;
-  const b250 = pow22(b240, _10n, P) * b10 % P;
-  const pow_p_5_8 = pow22(b250, _2n10, P) * x % P;
-  return { pow_p_5_8, b2 };
-}
-function adjustScalarBytes2(bytes) {
-  bytes[0] &= 248;
-  bytes[31] &= 127;
-  bytes[31] |= 64;
-  return bytes;
-}
-var ED25519_SQRT_M1 = /* @__PURE__ */ BigInt("19681161376707505956807079304988542015446066515923890162744021073123829784752");
-function uvRatio(u, v) {
-  const P = ed25519_CURVE_p2;
-  const v3 = mod3(v * v * v, P);
-  const v7 = mod3(v3 * v3 * v, P);
-  const pow3 = ed25519_pow_2_252_32(u * v7).pow_p_5_8;
-  let x = mod3(u * v3 * pow3, P);
-  const vx2 = mod3(v * x * x, P);
-  const root1 = x;
-  const root2 = mod3(x * ED25519_SQRT_M1, P);
-  const useRoot1 = vx2 === u;
-  const useRoot2 = vx2 === mod3(-u, P);
-  const noRoot = vx2 === mod3(-u * ED25519_SQRT_M1, P);
-  if (useRoot1)
-    x = root1;
-  if (useRoot2 || noRoot)
-    x = root2;
-  if (isNegativeLE2(x, P))
-    x = mod3(-x, P);
-  return { isValid: useRoot1 || useRoot2, value: x };
-}
-var ed25519_Point = /* @__PURE__ */ edwards(ed25519_CURVE, { uvRatio });
-var x255192 = /* @__PURE__ */ (() => {
-  const P = ed25519_CURVE_p2;
-  const powPminus2 = (x) => {
-    const { pow_p_5_8, b2 } = ed25519_pow_2_252_32(x);
-    return mod3(pow22(pow_p_5_8, _3n6, P) * b2, P);
-  };
-  return montgomery2({
-    P,
-    type: "x25519",
-    powPminus2,
-    adjustScalarBytes: adjustScalarBytes2,
-    // ~3x faster fixed-base: [k]B on the birationally-equivalent Edwards curve using cached
-    // base tables, mapped back via u = (1+y)/(1-y) = (Z+Y)/(Z-Y) with one Fermat inversion.
-    // Same construction as libsodium's crypto_scalarmult_curve25519_base.
-    scalarMultBase: (k) => {
-      const kn = mod3(k, ed25519_Point.Fn.ORDER);
-      if (kn === _0n14)
-        return _0n14;
-      const p = ed25519_Point.BASE.multiply(kn);
-      return mod3((p.Z + p.Y) * powPminus2(mod3(p.Z - p.Y, P)), P);
-    }
-  });
-})();
 
 // node_modules/age-encryption/dist/x25519.js
 var exportable = false;
@@ -8067,17 +6021,17 @@ async function scalarMult(scalar, u) {
     if (isCryptoKey(scalar)) {
       throw new Error("CryptoKey provided but X25519 WebCrypto is not supported");
     }
-    return x255192.scalarMult(scalar, u);
+    return x25519.scalarMult(scalar, u);
   });
 }
 async function scalarMultBase(scalar) {
   return await webCryptoFallback(async () => {
-    return scalarMult(scalar, x255192.GuBytes);
+    return scalarMult(scalar, x25519.GuBytes);
   }, () => {
     if (isCryptoKey(scalar)) {
       throw new Error("CryptoKey provided but X25519 WebCrypto is not supported");
     }
-    return x255192.scalarMultBase(scalar);
+    return x25519.scalarMultBase(scalar);
   });
 }
 var pkcs8Prefix = /* @__PURE__ */ new Uint8Array([
@@ -8446,12 +6400,12 @@ function hpkeLabeledExpand(suiteID, prk, label, info, length) {
   return expand(sha256, prk, labeledInfo, length);
 }
 function hpkeDHKEMP256Encapsulate(recipient) {
-  if (recipient.length !== p2562.lengths.publicKeyUncompressed) {
-    recipient = p2562.Point.fromBytes(recipient).toBytes(false);
+  if (recipient.length !== p256.lengths.publicKeyUncompressed) {
+    recipient = p256.Point.fromBytes(recipient).toBytes(false);
   }
-  const ephemeral = p2562.utils.randomSecretKey();
-  const encapsulatedKey = p2562.getPublicKey(ephemeral, false);
-  const ss = p2562.getSharedSecret(ephemeral, recipient, true).subarray(1);
+  const ephemeral = p256.utils.randomSecretKey();
+  const encapsulatedKey = p256.getPublicKey(ephemeral, false);
+  const ss = p256.getSharedSecret(ephemeral, recipient, true).subarray(1);
   const kemContext = new Uint8Array(encapsulatedKey.length + recipient.length);
   kemContext.set(encapsulatedKey, 0);
   kemContext.set(recipient, encapsulatedKey.length);
@@ -8966,6 +6920,7 @@ export {
   Decrypter,
   Encrypter,
   bech32,
+  ed25519,
   generateX25519Identity,
   hkdf,
   identityToRecipient,
