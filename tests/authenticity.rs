@@ -52,6 +52,26 @@ fn open(melder: &Melder, file: &[u8]) -> Envelope {
     Envelope::open(file, &[&pq, &classical]).unwrap()
 }
 
+/// An inbox the operator makes itself, with the server's own signing key:
+/// what a hostile operator can hand the laptop besides what the API stores.
+fn operators_inbox(server: &Server, vault: &Vault, entries: &[InboxEntry]) -> Vec<u8> {
+    let server_key = inbox_key::read(&server.data_dir().join(inbox_key::FILE_NAME))
+        .unwrap()
+        .unwrap();
+    let mut none = |_: &UploadId| -> std::io::Result<Box<dyn std::io::Read>> { unreachable!() };
+    Inbox::seal_signed_to(
+        Vec::new(),
+        Some(&server_key),
+        &vault.card.id,
+        vault.state.inbox_answers,
+        &[],
+        entries,
+        &vault.recipient(),
+        &mut none,
+    )
+    .unwrap()
+}
+
 fn post(server: &Server, request: &serde_json::Value) {
     let answer = server.post_json("/api/v1/thread/messages", request);
     assert!(answer.status < 300, "{}", answer.error());
@@ -236,21 +256,7 @@ fn forged_withheld_and_replayed_melder_messages_are_marked() {
         body: vault.read_message(&third.id).unwrap(),
         attachments: Vec::new(),
     };
-    let server_key = inbox_key::read(&server.data_dir().join(inbox_key::FILE_NAME))
-        .unwrap()
-        .unwrap();
-    let mut none = |_: &UploadId| -> std::io::Result<Box<dyn std::io::Read>> { unreachable!() };
-    let inbox = Inbox::seal_signed_to(
-        Vec::new(),
-        Some(&server_key),
-        &vault.card.id,
-        vault.state.inbox_answers,
-        &[],
-        &[replay],
-        &vault.recipient(),
-        &mut none,
-    )
-    .unwrap();
+    let inbox = operators_inbox(&server, &vault, &[replay]);
     let summary = commands::import(&mut vault, &inbox).unwrap();
     assert_eq!((summary.new_messages, summary.not_genuine), (1, 1));
     let case = &vault.state.cases[&case_id];
@@ -452,21 +458,7 @@ fn a_reply_in_a_colleagues_name_is_marked_unless_their_pinned_key_signed_it() {
             attachments: Vec::new(),
         })
         .collect();
-    let server_key = inbox_key::read(&server.data_dir().join(inbox_key::FILE_NAME))
-        .unwrap()
-        .unwrap();
-    let mut none = |_: &UploadId| -> std::io::Result<Box<dyn std::io::Read>> { unreachable!() };
-    let inbox = Inbox::seal_signed_to(
-        Vec::new(),
-        Some(&server_key),
-        &vault.card.id,
-        vault.state.inbox_answers,
-        &[],
-        &entries,
-        &vault.recipient(),
-        &mut none,
-    )
-    .unwrap();
+    let inbox = operators_inbox(&server, &vault, &entries);
     commands::import(&mut vault, &inbox).unwrap();
     let view = views::case(&vault, &case_id, Day::today()).unwrap();
     let marks: Vec<_> = view.messages[1..].iter().map(|m| m.authenticity).collect();

@@ -10,6 +10,8 @@ use std::collections::BTreeMap;
 
 use crate::format::card::{Card, CounsellorKind};
 
+use super::handlers::pages::escape_html as escape;
+
 /// The sheet's words, one table per language (Dutch first).
 pub struct Texts {
     pub lang: &'static str,
@@ -79,21 +81,6 @@ pub enum SheetError {
     /// `keys/` holds no card.
     #[error("there is no card to print")]
     NoCards,
-}
-
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 const STYLE: &str = "\

@@ -236,18 +236,9 @@ fn fetch_decoded(
         Ok(response) => return Check::Missing(format!("HTTP {} ({asked})", response.status())),
         Err(e) => return Check::Missing(format!("{e} ({asked})")),
     };
-    let coding = match response
-        .headers()
-        .get("content-encoding")
-        .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase())
-        .as_deref()
-    {
-        None | Some("identity") => Encoding::Identity,
-        Some("gzip") => Encoding::Gzip,
-        Some("br") => Encoding::Brotli,
-        Some(other) => {
-            return Check::Missing(format!("unknown content-encoding {other:?} ({asked})"));
-        }
+    let coding = match content_coding(&response) {
+        Ok(coding) => coding,
+        Err(e) => return Check::Missing(format!("{e} ({asked})")),
     };
     let raw = match response.body_mut().with_config().limit(LIMIT).read_to_vec() {
         Ok(raw) => raw,
@@ -350,6 +341,21 @@ pub fn load_published(path: &Path) -> Result<BTreeMap<String, Card>, VerifyError
     Ok(cards)
 }
 
+/// The coding a response's `Content-Encoding` names, or why it is none we read.
+fn content_coding(response: &ureq::http::Response<ureq::Body>) -> Result<Encoding, String> {
+    match response
+        .headers()
+        .get("content-encoding")
+        .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase())
+        .as_deref()
+    {
+        None | Some("identity") => Ok(Encoding::Identity),
+        Some("gzip") => Ok(Encoding::Gzip),
+        Some("br") => Ok(Encoding::Brotli),
+        Some(other) => Err(format!("unknown content-encoding {other:?}")),
+    }
+}
+
 /// GETs a JSON answer of the site's API, as the report page's script would.
 fn get_json(agent: &ureq::Agent, base: &str, path: &str) -> Result<Value, String> {
     let mut response =
@@ -357,17 +363,7 @@ fn get_json(agent: &ureq::Agent, base: &str, path: &str) -> Result<Value, String
     if response.status() != 200 {
         return Err(format!("HTTP {}", response.status()));
     }
-    let coding = match response
-        .headers()
-        .get("content-encoding")
-        .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase())
-        .as_deref()
-    {
-        None | Some("identity") => Encoding::Identity,
-        Some("gzip") => Encoding::Gzip,
-        Some("br") => Encoding::Brotli,
-        Some(other) => return Err(format!("unknown content-encoding {other:?}")),
-    };
+    let coding = content_coding(&response)?;
     let raw = response
         .body_mut()
         .with_config()

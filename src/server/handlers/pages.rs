@@ -272,7 +272,7 @@ fn messages(lang: &str) -> Result<BTreeMap<String, String>, SiteError> {
     })
 }
 
-fn escape_html(text: &str) -> String {
+pub(crate) fn escape_html(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
