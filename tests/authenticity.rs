@@ -13,7 +13,7 @@ mod common;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use common::{Melder, Server, make_vault};
+use common::{Melder, Server, make_vault, sync};
 use meldkluis::format::bundle::{Inbox, InboxEntry};
 use meldkluis::format::day::Day;
 use meldkluis::format::envelope::{Envelope, Kind, Status};
@@ -23,17 +23,6 @@ use meldkluis::review::vault::Authenticity;
 use meldkluis::review::views::{self, AuthorView};
 use meldkluis::review::{Vault, commands};
 use meldkluis::server::inbox_key;
-
-fn sync(server: &Server, vault: &mut Vault) -> commands::ImportSummary {
-    let answer = server.sync(&commands::outbox(vault).unwrap());
-    assert_eq!(
-        answer.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&answer.body)
-    );
-    commands::import(vault, &answer.body).unwrap()
-}
 
 /// The thread as the melder's page fetches it: each message's age file.
 fn thread_files(server: &Server, melder: &Melder) -> Vec<Vec<u8>> {

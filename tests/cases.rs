@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use common::{Melder, Server, make_vault, reopen};
+use common::{Melder, Server, make_vault, reopen, sync};
 use meldkluis::format::day::Day;
 use meldkluis::format::envelope::{Attachment, Envelope, Evaluation, Kind, Status};
 use meldkluis::review::commands;
@@ -17,17 +17,6 @@ use meldkluis::review::stats;
 use meldkluis::review::vault::CaseRecord;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
-
-fn sync(server: &Server, vault: &mut meldkluis::review::Vault) -> commands::ImportSummary {
-    let answer = server.sync(&commands::outbox(vault).unwrap());
-    assert_eq!(
-        answer.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&answer.body)
-    );
-    commands::import(vault, &answer.body).unwrap()
-}
 
 /// Everything readable in a case, as the views give it (raw text, for
 /// assertions only; front ends print it through `Untrusted`).

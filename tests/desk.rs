@@ -34,6 +34,24 @@ fn harness(vault: &Path) -> Harness<'static, DeskApp> {
     harness
 }
 
+/// The program unlocked with a passphrase file and opened at one case, as
+/// `meldkluis-desk --passphrase-file … --case …` starts it.
+fn opened_at_case(vault: &Path, pass: &Path, case: &str) -> Harness<'static, DeskApp> {
+    let mut app = DeskApp::new(vault.to_path_buf(), fixed_today);
+    app.start(meldkluis::desk::StartOptions {
+        passphrase_file: Some(pass.to_path_buf()),
+        case: Some(case[..8].to_string()),
+        ..Default::default()
+    })
+    .unwrap();
+    let mut harness = Harness::builder()
+        .with_size(egui::vec2(1366.0, 768.0))
+        .with_max_steps(12)
+        .build_ui_state(|ui, app: &mut DeskApp| app.ui(ui), app);
+    harness.run_steps(2);
+    harness
+}
+
 /// Steps the program until `done` holds (background work such as scrypt
 /// runs on a thread), for at most a minute.
 fn wait_for(
@@ -368,18 +386,7 @@ fn attachments_pdf_and_figures_leave_the_desk_as_files() {
     std::fs::create_dir_all(&out).unwrap();
     let pass = dir.path().join("pass");
     std::fs::write(&pass, "test passphrase\n").unwrap();
-    let mut app = DeskApp::new(vault_dir.clone(), fixed_today);
-    app.start(meldkluis::desk::StartOptions {
-        passphrase_file: Some(pass),
-        case: Some(case[..8].to_string()),
-        ..Default::default()
-    })
-    .unwrap();
-    let mut h = Harness::builder()
-        .with_size(egui::vec2(1366.0, 768.0))
-        .with_max_steps(12)
-        .build_ui_state(|ui, app: &mut DeskApp| app.ui(ui), app);
-    h.run_steps(2);
+    let mut h = opened_at_case(&vault_dir, &pass, &case);
     assert!(has_text(&h, "Zie de foto van het kasboek."));
     assert!(
         has_text(&h, "j.demelder@example.org"),
@@ -493,18 +500,7 @@ fn a_forged_melder_message_is_marked_in_the_case_view() {
 
     let pass = dir.path().join("pass");
     std::fs::write(&pass, "test passphrase\n").unwrap();
-    let mut app = DeskApp::new(vault_dir, fixed_today);
-    app.start(meldkluis::desk::StartOptions {
-        passphrase_file: Some(pass),
-        case: Some(case[..8].to_string()),
-        ..Default::default()
-    })
-    .unwrap();
-    let mut h = Harness::builder()
-        .with_size(egui::vec2(1366.0, 768.0))
-        .with_max_steps(12)
-        .build_ui_state(|ui, app: &mut DeskApp| app.ui(ui), app);
-    h.run_steps(2);
+    let mut h = opened_at_case(&vault_dir, &pass, &case);
     assert!(has_text(&h, "Ondertekende melding."));
     assert!(
         has_text(&h, "handtekening klopt"),

@@ -11,7 +11,7 @@
 
 mod common;
 
-use common::{Melder, Server, make_vault, reopen};
+use common::{Melder, Server, make_vault, reopen, sync};
 use ed25519_dalek::SigningKey;
 use meldkluis::format::bundle::{Inbox, InboxEntry};
 use meldkluis::format::card::server_key_fingerprint;
@@ -21,17 +21,6 @@ use meldkluis::format::ids::{CaseId, MessageId};
 use meldkluis::review::error::InboxMismatch;
 use meldkluis::review::{ReviewError, Vault, commands};
 use meldkluis::server::inbox_key;
-
-fn sync(server: &Server, vault: &mut Vault) -> commands::ImportSummary {
-    let answer = server.sync(&commands::outbox(vault).unwrap());
-    assert_eq!(
-        answer.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&answer.body)
-    );
-    commands::import(vault, &answer.body).unwrap()
-}
 
 /// Everything about the vault that an import could change.
 fn snapshot(vault: &Vault) -> (String, Vec<String>) {

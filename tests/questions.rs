@@ -7,24 +7,13 @@ mod common;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use common::{Melder, Server, make_vault};
+use common::{Melder, Server, make_vault, sync};
 use meldkluis::format::day::Day;
 use meldkluis::format::envelope::{Envelope, Kind};
 use meldkluis::review::deadlines::{Urgency, add_days};
 use meldkluis::review::views::{self, AuthorView, Content};
 use meldkluis::review::{Vault, commands, stats};
 use serde_json::json;
-
-fn sync(server: &Server, vault: &mut Vault) -> commands::ImportSummary {
-    let answer = server.sync(&commands::outbox(vault).unwrap());
-    assert_eq!(
-        answer.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&answer.body)
-    );
-    commands::import(vault, &answer.body).unwrap()
-}
 
 /// A later message of the thread with whatever envelope the melder's page
 /// (or a modified one) sends.

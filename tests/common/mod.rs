@@ -518,6 +518,19 @@ fn dechunk(mut raw: &[u8]) -> Vec<u8> {
     }
 }
 
+/// One courier round: the vault's outbox to the server, its inbox imported.
+pub fn sync(server: &Server, vault: &mut Vault) -> meldkluis::review::commands::ImportSummary {
+    use meldkluis::review::commands;
+    let answer = server.sync(&commands::outbox(vault).unwrap());
+    assert_eq!(
+        answer.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    commands::import(vault, &answer.body).unwrap()
+}
+
 /// A melder as the browser would be: a code, its derivations, and helpers
 /// that build the API requests.
 pub struct Melder {
