@@ -500,7 +500,7 @@ fn a_forged_melder_message_is_marked_in_the_case_view() {
 
     let pass = dir.path().join("pass");
     std::fs::write(&pass, "test passphrase\n").unwrap();
-    let mut h = opened_at_case(&vault_dir, &pass, &case);
+    let h = opened_at_case(&vault_dir, &pass, &case);
     assert!(has_text(&h, "Ondertekende melding."));
     assert!(
         has_text(&h, "handtekening klopt"),
