@@ -80,15 +80,9 @@ fn proxy(upstream: u16, forward_encoding: bool, tamper: fn(&str, &mut Vec<u8>)) 
         for client in listener.incoming() {
             let Ok(mut client) = client else { continue };
             std::thread::spawn(move || {
-                let mut request = Vec::new();
-                let mut buffer = [0u8; 4096];
-                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match client.read(&mut buffer) {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => request.extend_from_slice(&buffer[..n]),
-                    }
-                }
-                let head = String::from_utf8_lossy(&request).into_owned();
+                let Some(head) = request_head(&mut client) else {
+                    return;
+                };
                 let path = head.split(' ').nth(1).unwrap_or("/").to_string();
                 let accept = head
                     .lines()
@@ -463,15 +457,9 @@ fn verify_site_looks_like_a_browser() {
             let Ok(mut client) = client else { continue };
             let recorded = recorded.clone();
             std::thread::spawn(move || {
-                let mut request = Vec::new();
-                let mut buffer = [0u8; 4096];
-                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match client.read(&mut buffer) {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => request.extend_from_slice(&buffer[..n]),
-                    }
-                }
-                let head = String::from_utf8_lossy(&request).into_owned();
+                let Some(head) = request_head(&mut client) else {
+                    return;
+                };
                 recorded.lock().unwrap().push(head.clone());
                 // Passed on as it came, but closing after one answer.
                 let forwarded: String = head
@@ -615,4 +603,19 @@ fn fingerprint_sheet_prints_every_counsellor_escaped() {
         "{output}"
     );
     assert!(!dir.path().join("none.html").exists());
+}
+
+/// Reads an HTTP request up to the end of its head; `None` when the client
+/// went away first.
+fn request_head(client: &mut std::net::TcpStream) -> Option<String> {
+    use std::io::Read;
+    let mut request = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+        match client.read(&mut buffer) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => request.extend_from_slice(&buffer[..n]),
+        }
+    }
+    Some(String::from_utf8_lossy(&request).into_owned())
 }
