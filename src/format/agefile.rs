@@ -220,7 +220,7 @@ fn check_header(bytes: &[u8]) -> Result<usize, AgeFileError> {
             }
             x25519 += 1;
         } else if tag == crate::format::pq::STANZA_TAG.as_bytes() {
-            // protocol.md §4 (v2 draft): the post-quantum hybrid stanza, with
+            // protocol.md §4 (v2): the post-quantum hybrid stanza, with
             // exactly the sizes of the age spec: a 1120-byte `enc` and a
             // 32-byte body.
             let args = &parts[1..];

@@ -165,7 +165,7 @@ impl Card {
         })
     }
 
-    /// Whether reports to this counsellor are post-quantum (protocol v2 draft).
+    /// Whether reports to this counsellor are post-quantum (protocol v2).
     pub fn is_post_quantum(&self) -> bool {
         self.recipient().is_ok_and(|r| r.is_post_quantum())
     }

@@ -18,7 +18,7 @@ use super::pq::HybridIdentity;
 const SALT: &[u8] = b"meldkluis-v1";
 const LOOKUP_INFO: &[u8] = b"meldkluis-v1 lookup-key";
 const REPLY_INFO: &[u8] = b"meldkluis-v1 reply-identity";
-/// Protocol v2 (draft): the seed of the post-quantum hybrid reply identity.
+/// Protocol v2: the seed of the post-quantum hybrid reply identity.
 const REPLY_PQ_INFO: &[u8] = b"meldkluis-v2 reply-identity-pq";
 /// Protocol v2 (§10.3): the seed of the melder's Ed25519 signing key.
 const MELDER_SIGNING_INFO: &[u8] = b"meldkluis-v2 melder-signing-key";
@@ -85,7 +85,7 @@ pub struct Derived {
     /// `AGE-SECRET-KEY-1…`, the identity that decrypts replies.
     pub reply_identity: SecretString,
     /// `AGE-SECRET-KEY-PQ-1…`, the post-quantum hybrid reply identity
-    /// (protocol v2 draft): the 32 HKDF bytes are the `mlkem768x25519` seed.
+    /// (protocol v2): the 32 HKDF bytes are the `mlkem768x25519` seed.
     pub reply_identity_pq: SecretString,
     /// The seed of the melder's signing key (protocol v2, §10.3).
     melder_signing_seed: Zeroizing<[u8; 32]>,
@@ -127,7 +127,7 @@ impl Derived {
             .encode(self.melder_signing_key().verifying_key().as_bytes())
     }
 
-    /// The post-quantum hybrid reply identity (protocol v2 draft).
+    /// The post-quantum hybrid reply identity (protocol v2).
     pub fn reply_identity_pq(&self) -> HybridIdentity {
         self.reply_identity_pq
             .expose_secret()

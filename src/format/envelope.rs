@@ -355,7 +355,7 @@ impl Envelope {
                     .reply_recipient
                     .as_deref()
                     .ok_or(Invalid("a report needs a reply recipient"))?;
-                // v1: X25519; v2 draft: also the post-quantum hybrid kind.
+                // v1: X25519; v2: also the post-quantum hybrid kind.
                 recipient
                     .parse::<crate::format::keys::Recipient>()
                     .map_err(|_| Invalid("the reply recipient is not an age recipient"))?;

@@ -1,6 +1,6 @@
 //! The two kinds of age key Meldkluis uses: classical X25519 (`age1…`,
 //! protocol v1) and the post-quantum hybrid `mlkem768x25519` (`age1pq1…`,
-//! protocol v2 draft; src/format/pq.rs). One type for each half, so cards,
+//! protocol v2; src/format/pq.rs). One type for each half, so cards,
 //! vaults and envelopes take either; the `age` crate keeps them out of one
 //! file (the hybrid type's `postquantum` label).
 

@@ -35,7 +35,7 @@ use crate::format::keys::{Identity, Recipient, looks_like_identity};
 /// Which kind of age key a new vault (or a key rotation) makes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyKind {
-    /// Post-quantum hybrid, `mlkem768x25519` (protocol v2 draft): the default.
+    /// Post-quantum hybrid, `mlkem768x25519` (protocol v2): the default.
     Hybrid,
     /// Classical X25519 (protocol v1): only to make vaults of the old
     /// format, e.g. in tests of what existing counsellors have.

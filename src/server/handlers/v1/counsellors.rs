@@ -112,7 +112,7 @@ pub async fn list(
                 // The page computes the card's fingerprint from every field
                 // (protocol.md §10.1) and verifies signed replies with it.
                 "signing_key": card.signing_key,
-                // Protocol v2 (draft): the page shows it, and keeps classical
+                // Protocol v2: the page shows it, and keeps classical
                 // and post-quantum counsellors out of one report.
                 "post_quantum": card.is_post_quantum(),
             })
