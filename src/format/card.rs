@@ -156,7 +156,7 @@ impl Card {
     }
 
     /// The card's age recipient: classical X25519 (`age1…`, protocol v1) or
-    /// post-quantum hybrid (`age1pq1…`, protocol v2 draft).
+    /// post-quantum hybrid (`age1pq1…`, protocol v2).
     pub fn recipient(&self) -> Result<crate::format::keys::Recipient, CardError> {
         self.age_recipient.parse().map_err(|_| {
             CardError::Invalid(
