@@ -23,7 +23,8 @@ missing=()
 # Tor Browser's engine, driven by puppeteer-core over WebDriver BiDi (no browser download).
 [ -x /usr/bin/firefox-esr ] || missing+=(firefox-esr)
 command -v age >/dev/null && command -v age-keygen >/dev/null || missing+=(age)
-for tool in jq curl openssl; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+# python3: the fingerprint vectors' independent check, tests/support/terminal.py, deploy-check.
+for tool in jq curl openssl python3; do command -v "$tool" >/dev/null || missing+=("$tool"); done
 # The hostile operator of tests/browser/hostile.test.mjs edits the live database with it.
 command -v sqlite3 >/dev/null || missing+=(sqlite3)
 # ImageMagick puts the engines' screenshots side by side (tests/browser/engines.test.mjs).
