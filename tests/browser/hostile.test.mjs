@@ -48,7 +48,7 @@ import { assertClean, launch, openPage, outDir } from "./support/browser.mjs";
 import { checkState as checkStateAs } from "./support/a11y.mjs";
 import { makeCounsellor, scratch, startServer } from "./support/meldkluis.mjs";
 
-const checkState = (page, name) => checkStateAs(page, name, { dir: outDir, prefix: "hostile", phone: 360 });
+const checkState = (page, name) => checkStateAs(page, name, { dir: outDir, prefix: "hostile", phone: 390 });
 const ORG = "testzaken";
 
 let work;
@@ -185,8 +185,8 @@ async function report(page, names, text) {
   return (await page.textContent("#code")).trim();
 }
 
-async function openThread(page, display) {
-  await page.goto(`${server.url}/o/${ORG}/mijn-melding`);
+async function openThread(page, display, path = "mijn-melding") {
+  await page.goto(`${server.url}/o/${ORG}/${path}`);
   await page.fill("#code", display);
   await page.click("#open");
   await page.locator("#thread").waitFor({ state: "visible", timeout: 60_000 });
@@ -375,6 +375,12 @@ test("(b)–(f) a hostile thread: forged, deleted, reordered and replayed messag
     assert.ok(view.items[5].text.includes("handtekening klopt niet"), view.items[5].text);
     assert.ok(view.items[7].text.includes("niet bij uw melding hoort"), view.items[7].text);
     await checkState(page, "forged");
+    // The same warnings in English, checked and photographed alike.
+    await openThread(page, display, "en/my-report");
+    const english = await shown(page);
+    assert.deepEqual(kindsOf(english.items), kindsOf(view.items));
+    for (const n of [1, 2, 3, 4]) assert.ok(!english.text.includes(`VALS-${n}`), `forged text ${n} shown (en)`);
+    await checkState(page, "forged-en");
     restore(caseId, genuine);
   });
 

@@ -79,6 +79,9 @@ export async function checkState(page, name, { dir, prefix, phone = 390 }) {
   await page.screenshot({ path: `${dir}${prefix}-${name}-1280.png`, fullPage: true });
   await page.setViewportSize({ width: phone, height: 844 });
   await page.screenshot({ path: `${dir}${prefix}-${name}-${phone}.png`, fullPage: true });
+  await page.emulateMedia({ colorScheme: "dark" });
+  await page.screenshot({ path: `${dir}${prefix}-${name}-${phone}-dark.png`, fullPage: true });
+  await page.emulateMedia({ colorScheme: "light" });
   await page.setViewportSize({ width: 320, height: 640 });
   const extra = await overflow(page);
   if (extra > 0) problems.push(`${name}: ${extra} px too wide at 320 px`);
