@@ -106,9 +106,14 @@ for c in $cases; do review show "$c" | grep -q "bevriend bedrijf" && png_case=$c
 [ -n "$png_case" ] || { echo "FAIL: no case with the picture"; review list; exit 1; }
 
 # The window: Xvfb at 1366x768.
-display=:$((90 + RANDOM % 50))
-Xvfb "$display" -screen 0 1366x768x24 -nolisten tcp >xvfb.log 2>&1 &
+# Xvfb picks a free display number itself (-displayfd): a number chosen
+# here at random met a stale /tmp/.X91-lock left by an earlier run, and
+# the window never appeared ("Can't open display").
+Xvfb -displayfd 3 -screen 0 1366x768x24 -nolisten tcp 3>display.num >xvfb.log 2>&1 &
 xvfb_pid=$!
+for _ in $(seq 100); do [ -s display.num ] && break; sleep 0.1; done
+[ -s display.num ] || { cat xvfb.log; echo "FAIL: Xvfb did not start"; exit 1; }
+display=":$(tr -d '[:space:]' < display.num)"
 for _ in $(seq 50); do DISPLAY=$display xdotool getdisplaygeometry >/dev/null 2>&1 && break; sleep 0.1; done
 export DISPLAY=$display MELDKLUIS_DESK_SIZE=1366x768
 # A day two weeks on, so the overview shows overdue and due-soon deadlines.
