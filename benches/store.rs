@@ -2,7 +2,9 @@
 //! (docs/performance.md, docs/postgresql.md): durable report submissions
 //! per second and thread look-ups per second through the store interface
 //! (`Store`), from 16 threads at once; PostgreSQL as one node (one pool)
-//! and as two nodes (two pools on one database, 8 threads each). HTTP,
+//! and as two nodes (two pools on one database, 8 threads each), and one
+//! node over TLS (`sslmode=verify-full`, when tests/postgres.sh gives its
+//! CA in `MELDKLUIS_TEST_POSTGRES_CA`). HTTP,
 //! JSON and the proof of work are the same on both backends and left out
 //! (benches/server.rs measures them). Needs a PostgreSQL:
 //! `bash tests/postgres.sh cargo bench --bench store`.
@@ -42,18 +44,30 @@ fn main() {
     let sqlite = Store::open(&dir.path().join("bench.sqlite")).unwrap();
     report("SQLite, one node (baseline)", &[&sqlite], &bodies);
     drop(sqlite);
-    for nodes in [1, 2] {
+    // (nodes, URL options, label)
+    let mut runs = vec![
+        (1, String::new(), "1 node(s)".to_string()),
+        (2, String::new(), "2 node(s)".to_string()),
+    ];
+    if let Ok(ca) = std::env::var("MELDKLUIS_TEST_POSTGRES_CA") {
+        runs.push((
+            1,
+            format!("?sslmode=verify-full&sslrootcert={ca}"),
+            "1 node(s), TLS verify-full".to_string(),
+        ));
+    }
+    for (nodes, options, label) in runs {
         let name = format!("b_{}", hex::encode(rand::random::<[u8; 6]>()));
         let mut client = postgres::Client::connect(&admin, postgres::NoTls).unwrap();
         client
             .batch_execute(&format!("CREATE DATABASE \"{name}\""))
             .unwrap();
-        let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
+        let url = format!("{}/{name}{options}", admin.rsplit_once('/').unwrap().0);
         let stores: Vec<Store> = (0..nodes)
             .map(|_| Store::open_postgres(&url, None).unwrap())
             .collect();
         let refs: Vec<&Store> = stores.iter().collect();
-        report(&format!("PostgreSQL 15, {nodes} node(s)"), &refs, &bodies);
+        report(&format!("PostgreSQL 15, {label}"), &refs, &bodies);
         drop(stores);
         client
             .batch_execute(&format!("DROP DATABASE \"{name}\" WITH (FORCE)"))

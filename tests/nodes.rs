@@ -10,7 +10,7 @@ mod common;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use common::{Melder, Server, make_vault, seal_attachment};
+use common::{Melder, PgDatabase, Server, make_vault, seal_attachment};
 use meldkluis::format::envelope::{Attachment, Kind};
 use meldkluis::review::commands;
 use serde_json::{Value, json};
@@ -22,35 +22,22 @@ const MIB: usize = 1024 * 1024;
 struct Database {
     /// Holds the nodes' shared proof-of-work key file.
     secrets: tempfile::TempDir,
-    admin: String,
-    name: String,
+    db: PgDatabase,
     url: String,
     password_file: String,
 }
 
 impl Database {
     fn create() -> Option<Database> {
-        let Ok(admin) = std::env::var("MELDKLUIS_TEST_POSTGRES_URL") else {
-            assert!(
-                std::env::var("MELDKLUIS_REQUIRE_POSTGRES").as_deref() != Ok("1"),
-                "MELDKLUIS_REQUIRE_POSTGRES=1 but no test PostgreSQL: run through tests/postgres.sh"
-            );
-            eprintln!("skipped: MELDKLUIS_TEST_POSTGRES_URL is not set (tests/postgres.sh)");
-            return None;
-        };
+        let db = PgDatabase::create("n")?;
         let password_file = std::env::var("MELDKLUIS_TEST_POSTGRES_PASSWORD_FILE").unwrap();
-        let name = format!("n_{}", hex::encode(rand::random::<[u8; 8]>()));
-        postgres::Client::connect(&admin, postgres::NoTls)
-            .unwrap()
-            .batch_execute(&format!("CREATE DATABASE \"{name}\""))
-            .unwrap();
         // postgres://meldkluis:PASSWORD@host:port/postgres → without the
         // password, which the nodes read from their _FILE setting.
-        let (scheme, rest) = admin.split_once("://").unwrap();
+        let (scheme, rest) = db.admin.split_once("://").unwrap();
         let (user_part, host_part) = rest.split_once('@').unwrap();
         let user = user_part.split(':').next().unwrap();
         let server = host_part.rsplit_once('/').unwrap().0;
-        let url = format!("{scheme}://{user}@{server}/{name}");
+        let url = format!("{scheme}://{user}@{server}/{}", db.name);
         let secrets = tempfile::tempdir().unwrap();
         std::fs::write(
             secrets.path().join("pow-key"),
@@ -67,8 +54,7 @@ impl Database {
         .unwrap();
         Some(Database {
             secrets,
-            admin,
-            name,
+            db,
             url,
             password_file,
         })
@@ -99,24 +85,22 @@ impl Database {
         )
     }
 
+    /// Runs `sql` on this database as the test's administrator.
+    fn execute(&self, sql: &str) {
+        let (server, _) = self.db.admin.rsplit_once('/').unwrap();
+        postgres::Client::connect(&format!("{server}/{}", self.db.name), postgres::NoTls)
+            .unwrap()
+            .batch_execute(sql)
+            .unwrap();
+    }
+
     fn count(&self, sql: &str) -> i64 {
-        let (server, _) = self.admin.rsplit_once('/').unwrap();
-        postgres::Client::connect(&format!("{server}/{}", self.name), postgres::NoTls)
+        let (server, _) = self.db.admin.rsplit_once('/').unwrap();
+        postgres::Client::connect(&format!("{server}/{}", self.db.name), postgres::NoTls)
             .unwrap()
             .query_one(sql, &[])
             .unwrap()
             .get(0)
-    }
-}
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        if let Ok(mut client) = postgres::Client::connect(&self.admin, postgres::NoTls) {
-            let _ = client.batch_execute(&format!(
-                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
-                self.name
-            ));
-        }
     }
 }
 
@@ -367,18 +351,21 @@ fn post_or_none(port: u16, path: &str, body: &Value) -> Option<u16> {
     line.strip_prefix("HTTP/1.1 ")?.get(..3)?.parse().ok()
 }
 
-#[test]
-fn migrate_store_moves_a_thousand_cases_with_attachments_and_proves_it() {
+/// A SQLite store in `data` (`meldkluis.sqlite`) with 1,000 cases (lookup
+/// hashes made up, counsellor `vp-a`), 100 follow-ups, 20 attachments of
+/// 1.5 MiB in two pieces each, delivery numbers, a sync row and a reply
+/// that closed a case; the cases' lookup hashes and the uploads.
+fn thousand_cases(
+    data: &std::path::Path,
+) -> (
+    Vec<meldkluis::format::derive::LookupHash>,
+    Vec<meldkluis::format::ids::UploadId>,
+) {
     use meldkluis::format::agefile::AgeBlob;
     use meldkluis::format::derive::LookupHash;
     use meldkluis::format::ids::UploadId;
     use meldkluis::server::store::{OutboxWrite, Store};
-    let Some(database) = Database::create() else {
-        return;
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    std::fs::create_dir_all(&data).unwrap();
+    std::fs::create_dir_all(data).unwrap();
     let sqlite = Store::open(&data.join("meldkluis.sqlite")).unwrap();
     let recipient = age::x25519::Identity::generate().to_public();
     let blob = |n: u32| {
@@ -435,20 +422,42 @@ fn migrate_store_moves_a_thousand_cases_with_attachments_and_proves_it() {
         case: first[0].case,
         body: blob(999_999),
         kind: meldkluis::format::bundle::OutboxKind::Close,
+        introduce: Vec::new(),
     };
     sqlite
         .apply_outbox("vp-a", 7, &[7; 32], 3, vec![reply])
         .unwrap();
-    drop(sqlite);
+    (lookups, uploads)
+}
 
-    let migrate = |url: &str| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_meldkluis"))
-            .args(["migrate-store", "--to", url, "--data"])
-            .arg(&data)
-            .env("MELDKLUIS_DATABASE_PASSWORD_FILE", &database.password_file)
-            .output()
-            .unwrap()
+/// `meldkluis migrate-store ARGS… --data DATA`, with the test database's
+/// password file.
+fn migrate_store(
+    database: &Database,
+    args: &[&str],
+    data: &std::path::Path,
+) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_meldkluis"))
+        .arg("migrate-store")
+        .args(args)
+        .arg("--data")
+        .arg(data)
+        .env("MELDKLUIS_DATABASE_PASSWORD_FILE", &database.password_file)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn migrate_store_moves_a_thousand_cases_with_attachments_and_proves_it() {
+    use meldkluis::server::store::Store;
+    let Some(database) = Database::create() else {
+        return;
     };
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (lookups, uploads) = thousand_cases(&data);
+
+    let migrate = |url: &str| migrate_store(&database, &["--to", url], &data);
     let started = std::time::Instant::now();
     let output = migrate(&database.url);
     let took = started.elapsed();
@@ -533,6 +542,312 @@ fn migrate_store_moves_a_thousand_cases_with_attachments_and_proves_it() {
     assert_eq!(database.count("SELECT count(*) FROM cases"), 1000);
 }
 
+/// Every row of every table of a SQLite store, in key order, and its
+/// schema: what two stores must share to be the same.
+fn sqlite_contents(path: &std::path::Path) -> Vec<(String, Vec<Vec<rusqlite::types::Value>>)> {
+    let db =
+        rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
+    let mut contents = Vec::new();
+    let schema: Vec<Vec<rusqlite::types::Value>> = db
+        .prepare("SELECT type, name, tbl_name, sql FROM sqlite_schema ORDER BY name")
+        .unwrap()
+        .query_map([], |row| (0..4).map(|i| row.get(i)).collect())
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    contents.push(("schema".to_string(), schema));
+    let version: i64 = db
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    let mode: String = db
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    contents.push((format!("version {version}, {mode}"), vec![]));
+    for (table, key) in [
+        ("cases", "id"),
+        ("case_counsellors", "case_id, counsellor"),
+        ("messages", "id"),
+        ("deliveries", "counsellor, seq"),
+        ("counsellor_sync", "counsellor"),
+        ("uploads", "id"),
+        ("upload_chunks", "upload_id, start"),
+    ] {
+        let mut statement = db
+            .prepare(&format!("SELECT * FROM {table} ORDER BY {key}"))
+            .unwrap();
+        let width = statement.column_count();
+        let rows = statement
+            .query_map([], |row| (0..width).map(|i| row.get(i)).collect())
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        contents.push((table.to_string(), rows));
+    }
+    contents
+}
+
+/// The table lines `migrate-store` printed (name, rows, hash).
+fn copied_tables(stdout: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .filter(|l| l.contains(" row(s)  sha256 "))
+        .map(|l| l.split_whitespace().take(4).collect::<Vec<_>>().join(" "))
+        .collect()
+}
+
+#[test]
+fn migrate_store_back_gives_the_same_sqlite_store_that_a_server_then_serves() {
+    use meldkluis::review::commands;
+    let Some(database) = Database::create() else {
+        return;
+    };
+    let vault_dir = tempfile::tempdir().unwrap();
+    let mut vault = make_vault(vault_dir.path(), "vp-test");
+    let card = vault.card.to_json();
+    let with_card = || {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("keys")).unwrap();
+        std::fs::write(dir.path().join("keys/vp-test.json"), &card).unwrap();
+        dir
+    };
+
+    // The original: 1,000 cases through the store, then a real report with
+    // a streamed attachment and a follow-up through a server on it.
+    let original = with_card();
+    let data = original.path().join("data");
+    thousand_cases(&data);
+    let mut server = Server::start_in(original);
+    let melder = Melder::new();
+    let plaintext: Vec<u8> = (0..(MIB + 4321)).map(|i| (i % 253) as u8).collect();
+    let (file, mut streamed) = seal_attachment(
+        &plaintext,
+        &[vault.recipient(), melder.derived.reply_recipient().into()],
+    );
+    let id = server.upload(&file, MIB / 2);
+    streamed.upload = meldkluis::format::ids::UploadId::parse(&id).unwrap();
+    let mut envelope = melder.report_envelope("De offertes zijn vooraf gedeeld.", &["vp-test"]);
+    envelope.attachments.push(Attachment::streamed(
+        "offertes.pdf",
+        "application/pdf",
+        streamed,
+    ));
+    let sealed = envelope
+        .seal(&[vault.recipient(), melder.derived.reply_recipient().into()])
+        .unwrap();
+    let report = json!({
+        "counsellors": ["vp-test"],
+        "lookup_key": melder.derived.lookup_key.to_hex(),
+        "message": STANDARD.encode(sealed),
+        "uploads": [id],
+    });
+    assert_eq!(server.post_json("/api/v1/reports", &report).status, 201);
+    let follow = melder.follow_up_request("Ook bij de tweede aanbesteding.", &[vault.recipient()]);
+    assert_eq!(
+        server.post_json("/api/v1/thread/messages", &follow).status,
+        201
+    );
+    let original = std::mem::replace(&mut server.dir, tempfile::tempdir().unwrap());
+    server.kill();
+
+    // There: SQLite → PostgreSQL.
+    let there = migrate_store(&database, &["--to", &database.url], &data);
+    assert!(
+        there.status.success(),
+        "{}",
+        String::from_utf8_lossy(&there.stderr)
+    );
+
+    // And back, into a data directory that does not exist yet.
+    let back_dir = with_card();
+    let back = back_dir.path().join("data");
+    let started = std::time::Instant::now();
+    let output = migrate_store(&database, &["--from", &database.url], &back);
+    let took = started.elapsed();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    println!("migrate-store --from (1,000 cases, 21 attachments): {took:?}\n{stdout}");
+    // The same counts and hashes on the way there and back, and the same
+    // rows, schema, version and journal mode as the original file.
+    assert_eq!(copied_tables(&there.stdout), copied_tables(&output.stdout));
+    assert_eq!(copied_tables(&output.stdout).len(), 7);
+    assert!(
+        stdout.contains("cases                   1001 row(s)"),
+        "{stdout}"
+    );
+    let new_file = back.join("meldkluis.sqlite");
+    let leftovers: Vec<_> = std::fs::read_dir(&back)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        leftovers,
+        ["meldkluis.sqlite"],
+        "nothing else is left beside it"
+    );
+
+    // Hostile: a second copy back into the now filled store is refused and
+    // leaves it byte for byte as it was.
+    let before = std::fs::read(&new_file).unwrap();
+    let again = migrate_store(&database, &["--from", &database.url], &back);
+    let error = String::from_utf8_lossy(&again.stderr);
+    assert!(!again.status.success());
+    assert!(error.contains("already exists and is not empty"), "{error}");
+    assert!(std::fs::read(&new_file).unwrap() == before);
+    assert_eq!(std::fs::read_dir(&back).unwrap().count(), 1);
+
+    let contents = sqlite_contents(&new_file);
+    assert_eq!(contents[1].0, "version 4, wal");
+    assert!(
+        contents == sqlite_contents(&data.join("meldkluis.sqlite")),
+        "the copy back differs"
+    );
+
+    // A real server on the copy: the melder's thread, and the attachment
+    // through the courier to the counsellor, byte for byte.
+    let server = Server::start_in(back_dir);
+    let thread = server.post_json("/api/v1/thread", &melder.thread_request());
+    assert_eq!(thread.status, 200);
+    let envelopes = melder.read_thread(&thread.json());
+    assert_eq!(
+        envelopes
+            .iter()
+            .map(|e| e.text.as_str())
+            .collect::<Vec<_>>(),
+        [
+            "De offertes zijn vooraf gedeeld.",
+            "Ook bij de tweede aanbesteding."
+        ]
+    );
+    let summary = common::sync(&server, &mut vault);
+    assert_eq!((summary.new_cases, summary.new_messages), (1, 2));
+    let case = *vault.state.cases.keys().next().unwrap();
+    let export = tempfile::tempdir().unwrap();
+    let exported = commands::export(&vault, &case, &export.path().join("out")).unwrap();
+    assert_eq!(exported.written.len(), 1, "{:?}", exported.refused.len());
+    assert!(std::fs::read(&exported.written[0]).unwrap() == plaintext);
+    drop(server);
+    drop(original);
+
+    // Hostile: an unreachable database is a clear error and leaves no file.
+    let nowhere = tempfile::tempdir().unwrap();
+    let output = migrate_store(
+        &database,
+        &["--from", "postgres://meldkluis@127.0.0.1:1/meldkluis"],
+        &nowhere.path().join("data"),
+    );
+    let error = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        error.contains(
+            "cannot use the PostgreSQL database postgres://meldkluis@127.0.0.1:1/meldkluis"
+        ),
+        "{error}"
+    );
+    assert!(!nowhere.path().join("data/meldkluis.sqlite").exists());
+    assert_eq!(
+        std::fs::read_dir(nowhere.path()).unwrap().count(),
+        0,
+        "no file, no directory"
+    );
+
+    // Hostile: a database without Meldkluis rows (a wrong URL) is refused
+    // and leaves no file.
+    let empty = Database::create().unwrap();
+    let output = migrate_store(
+        &empty,
+        &["--from", &empty.url],
+        &nowhere.path().join("data"),
+    );
+    let error = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(error.contains("holds no Meldkluis data"), "{error}");
+    assert_eq!(
+        std::fs::read_dir(nowhere.path().join("data"))
+            .unwrap()
+            .count(),
+        0
+    );
+
+    // Hostile: a copy that fails half-way leaves no half file behind. Here
+    // the last table shows one attachment piece twice, which the new
+    // file's key refuses after six tables were written.
+    database.execute(
+        "ALTER TABLE upload_chunks RENAME TO upload_chunks_real;
+         CREATE VIEW upload_chunks AS
+           SELECT * FROM upload_chunks_real
+           UNION ALL (SELECT * FROM upload_chunks_real ORDER BY upload_id, start LIMIT 1)",
+    );
+    let half = tempfile::tempdir().unwrap();
+    let output = migrate_store(
+        &database,
+        &["--from", &database.url],
+        &half.path().join("data"),
+    );
+    let error = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        error.contains("UNIQUE constraint failed: upload_chunks"),
+        "{error}"
+    );
+    println!("a copy back that failed half-way: {error}");
+    assert_eq!(
+        std::fs::read_dir(half.path().join("data")).unwrap().count(),
+        0,
+        "the partial file and its journal are gone"
+    );
+}
+
+/// A node's retention round settles the days before today at start
+/// (docs/postgresql.md, "Row order: settling"): yesterday's rows, written
+/// one transaction each, end with one transaction id.
+#[test]
+fn a_node_settles_the_days_before_today_when_it_starts() {
+    let Some(database) = Database::create() else {
+        return;
+    };
+    let password = std::fs::read_to_string(&database.password_file).unwrap();
+    drop(
+        meldkluis::server::store::Store::open_postgres(&database.url, Some(password.trim()))
+            .unwrap(),
+    );
+    let today = meldkluis::format::day::Day::today();
+    let yesterday = meldkluis::format::day::Day(today.0.previous_day().unwrap()).to_string();
+    for _ in 0..40 {
+        // One transaction a case: its own xmin.
+        database.execute(&format!(
+            "WITH c AS (INSERT INTO cases (id, lookup_hash, day)
+                        VALUES (decode(md5(random()::text), 'hex'),
+                                sha256(random()::text::bytea), '{yesterday}') RETURNING id),
+                  b AS (SELECT decode(repeat(md5(random()::text), 256), 'hex') AS body)
+             INSERT INTO messages (id, case_id, position, author, kind, day, size,
+                                   body_sha256, body)
+             SELECT decode(md5(random()::text), 'hex'), c.id, 0, 'melder', 'report',
+                    '{yesterday}', 4096, sha256(b.body), b.body FROM c, b"
+        ));
+    }
+    let xmins = || {
+        database.count(&format!(
+            "SELECT count(DISTINCT x) FROM (SELECT xmin::text FROM cases WHERE day = '{yesterday}'
+               UNION ALL SELECT xmin::text FROM messages WHERE day = '{yesterday}') s(x)"
+        ))
+    };
+    assert_eq!(xmins(), 40);
+    let vault_dir = tempfile::tempdir().unwrap();
+    let vault = make_vault(vault_dir.path(), "vp-test");
+    let node = database.node(&vault.card.to_json(), None);
+    let waiting = std::time::Instant::now();
+    while xmins() != 1 && waiting.elapsed() < std::time::Duration::from_secs(60) {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(xmins(), 1, "{}", node.log_text());
+    assert_eq!(database.count("SELECT count(*) FROM messages"), 40);
+}
+
 #[test]
 fn check_config_connects_and_never_shows_the_password() {
     let Some(database) = Database::create() else {
@@ -594,9 +909,13 @@ fn healthz_says_unavailable_when_the_database_is_gone() {
     let vault = make_vault(dir.path(), "vp-test");
     let node = database.node(&vault.card.to_json(), None);
     assert_eq!(node.get("/healthz").status, 200);
-    postgres::Client::connect(&database.admin, postgres::NoTls)
-        .unwrap()
-        .batch_execute(&format!("DROP DATABASE \"{}\" WITH (FORCE)", database.name))
+    database
+        .db
+        .admin_client()
+        .batch_execute(&format!(
+            "DROP DATABASE \"{}\" WITH (FORCE)",
+            database.db.name
+        ))
         .unwrap();
     for _ in 0..2 {
         let health = node.get("/healthz");

@@ -6,7 +6,14 @@
 # password. The command gets
 #   MELDKLUIS_TEST_POSTGRES_URL   postgres://meldkluis:…@127.0.0.1:PORT/postgres
 #   MELDKLUIS_TEST_POSTGRES_PASSWORD_FILE  a file holding the password
-# and each test makes its own database there. The cluster and its
+#   MELDKLUIS_TEST_POSTGRES_CA        the CA (PEM) that signed the server's
+#                                     certificate (for localhost and 127.0.0.1):
+#                                     the server has ssl=on
+#   MELDKLUIS_TEST_POSTGRES_OTHER_CA  a CA that signed nothing of it
+#   MELDKLUIS_TEST_POSTGRES_SOCKET_DIR  the server's Unix socket directory
+#                                     (no TLS there: PostgreSQL refuses it)
+# and each test makes its own database there. Plain TCP connections work
+# too (pg_hba allows both), so sslmode=disable tests run unchanged. The cluster and its
 # directory are gone when the command ends, whatever its outcome.
 #
 #   bash tests/postgres.sh cargo nextest run --lib store
@@ -47,6 +54,31 @@ as_owner "$bin/initdb" -D "$tmp/data" -U meldkluis --pwfile="$tmp/password" \
   --auth-local=trust --auth-host=scram-sha-256 -E UTF8 --no-locale >"$tmp/initdb.log" 2>&1 ||
   { cat "$tmp/initdb.log"; exit 1; }
 
+# A CA and a server certificate of its, made here (no network, a second or
+# less), and another CA that signed nothing here: tests/pg_tls.rs checks
+# that a server certificate of the wrong CA is refused.
+command -v openssl >/dev/null || {
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends openssl
+}
+mkdir "$tmp/tls"
+(
+  cd "$tmp/tls"
+  ec="-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes"
+  for ca in ca other-ca; do
+    openssl req -x509 $ec -days 2 -subj "/CN=meldkluis test $ca" \
+      -keyout "$ca.key" -out "$ca.pem" 2>/dev/null
+  done
+  openssl req $ec -subj "/CN=localhost" -keyout server.key -out server.csr 2>/dev/null
+  printf '%s\n' "subjectAltName=DNS:localhost,IP:127.0.0.1" "basicConstraints=CA:FALSE" \
+    "keyUsage=critical,digitalSignature" "extendedKeyUsage=serverAuth" > server.ext
+  openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+    -extfile server.ext -out server.pem 2>/dev/null
+  rm ca.key other-ca.key server.csr
+  chmod 600 server.key
+)
+[ "$(id -u)" -eq 0 ] && chown -R postgres "$tmp/tls"
+
 # A free port: ask the kernel, then let PostgreSQL take it (tries again
 # when another process took it in between).
 for attempt in 1 2 3 4 5; do
@@ -56,6 +88,7 @@ for attempt in 1 2 3 4 5; do
   # a crash leaves).
   if as_owner "$bin/pg_ctl" -D "$tmp/data" -l "$tmp/server.log" -w -t 60 start -o "\
       -c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$tmp \
+      -c ssl=on -c ssl_cert_file=$tmp/tls/server.pem -c ssl_key_file=$tmp/tls/server.key \
       -c max_connections=400 -c shared_buffers=64MB -c fsync=on -c synchronous_commit=on \
       -c log_connections=off -c log_disconnections=off -c log_statement=none \
       -c log_min_duration_statement=-1 -c log_error_verbosity=terse \
@@ -71,6 +104,9 @@ cp "$tmp/password" "$tmp/password.test"
 chown "$(id -u)" "$tmp/password.test" 2>/dev/null || true
 export MELDKLUIS_TEST_POSTGRES_URL="postgres://meldkluis:$password@127.0.0.1:$port/postgres"
 export MELDKLUIS_TEST_POSTGRES_PASSWORD_FILE="$tmp/password.test"
+export MELDKLUIS_TEST_POSTGRES_CA="$tmp/tls/ca.pem"
+export MELDKLUIS_TEST_POSTGRES_OTHER_CA="$tmp/tls/other-ca.pem"
+export MELDKLUIS_TEST_POSTGRES_SOCKET_DIR="$tmp"
 echo "PostgreSQL $("$bin/postgres" --version | awk '{print $3}') on 127.0.0.1:$port (cluster in $tmp)"
 set +e
 "$@"

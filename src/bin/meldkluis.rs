@@ -104,14 +104,23 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
-    /// Copy the SQLite store (with its attachments) into an empty
-    /// PostgreSQL database and prove the copy by row counts and hashes.
-    /// Stop the server first. The password comes from database_password
-    /// (MELDKLUIS_DATABASE_PASSWORD_FILE), or the URL.
+    /// Copy the store between SQLite and PostgreSQL, proven by row counts
+    /// and hashes. Stop the server (every node) first.
+    ///
+    /// --to URL copies the SQLite store of the data directory (with its
+    /// attachments) into an empty PostgreSQL database. --from URL copies
+    /// back, for a rollback: the PostgreSQL store into a new SQLite store
+    /// in the data directory (there must be none, or an empty file), put in
+    /// place only once every table agrees. The password comes from
+    /// database_password (MELDKLUIS_DATABASE_PASSWORD_FILE), or the URL.
+    #[command(group(clap::ArgGroup::new("direction").required(true).args(["to", "from"])))]
     MigrateStore {
-        /// The PostgreSQL database, postgres://user@host:port/database
+        /// Copy into this PostgreSQL database, postgres://user@host:port/database
         #[arg(long, value_name = "URL")]
-        to: String,
+        to: Option<String>,
+        /// Copy from this PostgreSQL database back into SQLite.
+        #[arg(long, value_name = "URL")]
+        from: Option<String>,
         /// Directory of the SQLite database [default: from the configuration].
         #[arg(long, value_name = "DIR")]
         data: Option<PathBuf>,
@@ -320,8 +329,12 @@ fn main() -> ExitCode {
             force,
         } => load(file, data_only(data))
             .and_then(|loaded| run_restore(&loaded.config, &source, force)),
-        Command::MigrateStore { to, data } => {
-            load(file, data_only(data)).and_then(|loaded| migrate_store(&loaded.config, &to))
+        Command::MigrateStore { to, from, data } => {
+            load(file, data_only(data)).and_then(|loaded| match (to, from) {
+                (Some(to), _) => migrate_store(&loaded.config, &to),
+                (None, Some(from)) => migrate_store_back(&loaded.config, &from),
+                (None, None) => Err("migrate-store needs --to URL or --from URL".into()),
+            })
         }
         Command::VerifySite { url, cards } => verify_site(&url, cards.as_deref()),
         Command::FingerprintSheet {
@@ -368,7 +381,17 @@ fn migrate_store(config: &Config, to: &str) -> Result<(), String> {
         .map_err(|e| format!("cannot use the PostgreSQL database {shown}: {e}"))?;
     let copies = migrate::sqlite_to_postgres(&source, &target).map_err(|e| e.to_string())?;
     println!("Copied {} into {shown}:", source.display());
-    for copy in &copies {
+    print_copies(&copies);
+    println!(
+        "Set database_url on every node to use it. The SQLite file stays as it was (a rollback)."
+    );
+    Ok(())
+}
+
+/// Each table migrate-store copied: rows and the hash both sides agreed on.
+#[cfg(feature = "postgres")]
+fn print_copies(copies: &[meldkluis::server::store::migrate::TableCopy]) {
+    for copy in copies {
         println!(
             "  {:<18} {:>9} row(s)  sha256 {}  (the same on both sides)",
             copy.table,
@@ -376,14 +399,31 @@ fn migrate_store(config: &Config, to: &str) -> Result<(), String> {
             hex::encode(copy.sha256)
         );
     }
-    println!(
-        "Set database_url on every node to use it. The SQLite file stays as it was (a rollback)."
-    );
-    Ok(())
 }
 
 #[cfg(not(feature = "postgres"))]
 fn migrate_store(_config: &Config, _to: &str) -> Result<(), String> {
+    Err("this build of meldkluis has no PostgreSQL support (feature `postgres`)".into())
+}
+
+#[cfg(feature = "postgres")]
+fn migrate_store_back(config: &Config, from: &str) -> Result<(), String> {
+    use meldkluis::server::store::{migrate, postgres::PostgresStore};
+    let target = config.database_path();
+    let password = config.database_password.as_ref().map(|p| p.expose());
+    let shown = config::url_without_password(from);
+    let source = PostgresStore::open(from, password)
+        .map_err(|e| format!("cannot use the PostgreSQL database {shown}: {e}"))?;
+    let copies = migrate::postgres_to_sqlite(&source, &target)
+        .map_err(|e| format!("{e} (nothing was written to {})", target.display()))?;
+    println!("Copied {shown} into {}:", target.display());
+    print_copies(&copies);
+    println!("Remove database_url to use it. The PostgreSQL database stays as it was.");
+    Ok(())
+}
+
+#[cfg(not(feature = "postgres"))]
+fn migrate_store_back(_config: &Config, _from: &str) -> Result<(), String> {
     Err("this build of meldkluis has no PostgreSQL support (feature `postgres`)".into())
 }
 

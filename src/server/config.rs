@@ -812,9 +812,9 @@ fn check_database_url(text: &str) -> Result<(), String> {
     }
     #[cfg(feature = "postgres")]
     {
-        text.parse::<postgres::Config>().map_err(|_| {
-            "not a valid PostgreSQL URL (postgres://user@host:port/database?options)".to_string()
-        })?;
+        // Its TLS settings too (`sslmode`, `sslrootcert`): a value meldkluis
+        // does not take is refused here, at load, before any connection.
+        crate::server::store::postgres::tls::parse_url(text)?;
         Ok(())
     }
     #[cfg(not(feature = "postgres"))]
@@ -866,7 +866,7 @@ fn tidy(message: &str) -> String {
 }
 
 /// An I/O error in words, without the "(os error 2)" tail.
-fn plain_io(error: &std::io::Error) -> String {
+pub(crate) fn plain_io(error: &std::io::Error) -> String {
     match error.kind() {
         std::io::ErrorKind::NotFound => "it does not exist".into(),
         std::io::ErrorKind::PermissionDenied => "permission denied".into(),
@@ -1556,6 +1556,15 @@ fn database_setting_findings(config: &Config) -> Vec<Finding> {
         }
         _ => {}
     }
+    // A database elsewhere reached without checking whom (no connection
+    // needed to say so): anyone on the path could read or change reports.
+    #[cfg(feature = "postgres")]
+    if let Some(url) = &config.database_url
+        && let Ok((_, link)) = crate::server::store::postgres::tls::parse_url(url.expose())
+        && let Some(text) = link.warning()
+    {
+        findings.push(warning(text));
+    }
     findings
 }
 
@@ -1601,6 +1610,11 @@ fn describe_postgres(config: &Config, findings: &mut Vec<Finding>) -> Option<Str
         let store =
             match crate::server::store::postgres::PostgresStore::open(url.expose(), password) {
                 Ok(store) => store,
+                // Its TLS settings or CA file: says "database_url: …" itself.
+                Err(e @ crate::server::store::StoreError::DatabaseUrl(_)) => {
+                    findings.push(problem(e.to_string()));
+                    return None;
+                }
                 Err(e) => {
                     findings.push(problem(format!(
                         "database_url: cannot use the PostgreSQL database: {e}"
@@ -1614,8 +1628,14 @@ fn describe_postgres(config: &Config, findings: &mut Vec<Finding>) -> Option<Str
                 "cannot read PostgreSQL's logging settings: {e}"
             ))),
         }
+        // What the server says of the connection, not only what was asked.
+        let link = match store.encryption() {
+            Ok(Some(tls)) => format!("{}; PostgreSQL reports TLS: {tls}", store.link()),
+            Ok(None) => format!("{}; PostgreSQL reports no TLS", store.link()),
+            Err(e) => format!("{}; cannot read pg_stat_ssl: {e}", store.link()),
+        };
         Some(format!(
-            "PostgreSQL (schema version {})",
+            "PostgreSQL (schema version {}), link {link}",
             crate::server::store::postgres::SCHEMA_VERSION
         ))
     }

@@ -141,6 +141,13 @@ impl AppState {
         })?;
         let store = Store::open_configured(config)?;
         tracing::info!("store: {}", store.backend());
+        #[cfg(feature = "postgres")]
+        if let Store::Postgres(pg) = &store {
+            tracing::info!("database link: {}", pg.link());
+            if let Some(warning) = pg.link().warning() {
+                tracing::warn!("{warning}");
+            }
+        }
         let uploads = uploads::Uploads::open(config, &store)?;
         let inbox_key = inbox_key::for_config(config)?;
         Ok(AppState(Arc::new(Inner {
@@ -601,9 +608,11 @@ impl<T: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for HeadersOnEveryA
     }
 }
 
-/// Deletes closed cases once their retention period has passed: at start,
-/// then every hour; and uploads abandoned for `uploads::IDLE_LIMIT`, every
-/// minute. A failure is logged (without any case detail) and retried.
+/// Deletes closed cases once their retention period has passed, then
+/// settles the days before today (PostgreSQL: one transaction id and a
+/// random order per day, docs/postgresql.md): at start, then every hour;
+/// and uploads abandoned for `uploads::IDLE_LIMIT`, every minute. A
+/// failure is logged (without any case detail) and retried.
 async fn retention_loop(state: AppState, retention_days: u32) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     let mut minutes = 0u32;
@@ -623,6 +632,10 @@ async fn retention_loop(state: AppState, retention_days: u32) {
                     .uploads
                     .expire(&store.store, crate::format::day::Day::today())
                     .map_err(|e| e.to_string())?;
+                store
+                    .store
+                    .settle(today)
+                    .map_err(|e| format!("settling: {e}"))?;
                 (purged.cases, expired)
             } else {
                 let expired = store

@@ -213,8 +213,13 @@ pub enum StoreError {
     /// PostgreSQL refused or failed: its SQLSTATE and one-line message
     /// (never its DETAIL, which can quote a key).
     #[cfg(feature = "postgres")]
-    #[error("PostgreSQL: {message} ({code})")]
+    #[error("PostgreSQL: {message}{}", if code.is_empty() { String::new() } else { format!(" ({code})") })]
     Postgres { code: String, message: String },
+    /// `database_url` cannot be used as it is (its TLS settings, its CA
+    /// file); found before any connection.
+    #[cfg(feature = "postgres")]
+    #[error("database_url: {0}")]
+    DatabaseUrl(String),
     /// `database_url` names PostgreSQL, and this build has no support for it.
     #[error("this build of meldkluis has no PostgreSQL support (feature `postgres`)")]
     NoPostgres,
@@ -335,6 +340,9 @@ pub struct OutboxWrite {
     pub body: AgeBlob,
     /// A plain reply, or one that closes or reopens the case.
     pub kind: OutboxKind,
+    /// Counsellors this reply introduces to the case (protocol.md §10.5):
+    /// they join the case, and its messages are delivered to them too.
+    pub introduce: Vec<String>,
 }
 
 pub enum SyncOutcome {
@@ -1263,6 +1271,7 @@ fn apply_outbox(
         case,
         body,
         kind,
+        introduce,
     } in items
     {
         let assigned: bool = tx.query_row(
@@ -1279,6 +1288,14 @@ fn apply_outbox(
             |row| row.get(0),
         )?;
         if !known {
+            // The introduced join the case with the reply that introduces
+            // them, never without it.
+            for newcomer in introduce {
+                tx.execute(
+                    "INSERT OR IGNORE INTO case_counsellors (case_id, counsellor) VALUES (?1, ?2)",
+                    params![&case.0[..], newcomer],
+                )?;
+            }
             insert_message(tx, *id, *case, counsellor, "reply", day, body)?;
         }
         match kind {
@@ -1542,6 +1559,7 @@ pub(crate) mod tests {
                         case,
                         body: message(),
                         kind: OutboxKind::Close,
+                        introduce: Vec::new(),
                     }],
                 )
                 .unwrap();
@@ -1978,7 +1996,45 @@ pub(crate) mod tests {
             case,
             body: message(),
             kind,
+            introduce: Vec::new(),
         }
+    }
+
+    /// An introduction (protocol.md §10.5) makes the colleague one of the
+    /// case's counsellors in the same transaction as the reply: their next
+    /// inbox holds the whole case, the introduction last; applying the same
+    /// outbox again adds nothing.
+    #[test]
+    fn an_introduced_counsellor_receives_the_whole_case() {
+        each_backend(|store| {
+            let (lookup, case) = case_for_vp_a(store, 0x21);
+            assert!(store.inbox("vp-b", 0, |_| true).unwrap().is_empty());
+            let introduction = OutboxWrite {
+                introduce: vec!["vp-b".into()],
+                ..reply(case, OutboxKind::Reply)
+            };
+            let id = introduction.id;
+            let applied = store
+                .apply_outbox("vp-a", 1, &[0x21; 32], 0, vec![introduction])
+                .unwrap();
+            assert!(matches!(applied, SyncOutcome::Applied(_)));
+            store.assign_deliveries("vp-b").unwrap();
+            let inbox = store.inbox("vp-b", 0, |_| true).unwrap();
+            let ids: Vec<MessageId> = inbox.iter().map(|e| e.id).collect();
+            let thread = store.thread(&lookup).unwrap().unwrap();
+            assert_eq!(ids, vec![thread.messages[0].id, id]);
+            assert_eq!(thread.counsellors, vec!["vp-a".to_string(), "vp-b".into()]);
+            let again = OutboxWrite {
+                id,
+                introduce: vec!["vp-b".into()],
+                ..reply(case, OutboxKind::Reply)
+            };
+            store
+                .apply_outbox("vp-a", 2, &[0x22; 32], 0, vec![again])
+                .unwrap();
+            store.assign_deliveries("vp-b").unwrap();
+            assert_eq!(store.inbox("vp-b", 0, |_| true).unwrap().len(), 2);
+        });
     }
 
     #[test]
@@ -1999,6 +2055,7 @@ pub(crate) mod tests {
                                 case,
                                 body: item.body.clone(),
                                 kind: OutboxKind::Reply,
+                                introduce: Vec::new(),
                             }];
                             let barrier = &barrier;
                             scope.spawn(move || {

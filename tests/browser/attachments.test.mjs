@@ -174,6 +174,15 @@ async function storedUpload(dataDir, upload) {
  */
 async function openStored(dataDir, attachment) {
   const stored = await storedUpload(dataDir, attachment.upload);
+  try {
+    return await checkStored(stored, attachment);
+  } finally {
+    // Up to 200 MiB of ciphertext: never left behind in /tmp.
+    await rm(path.dirname(stored), { recursive: true, force: true });
+  }
+}
+
+async function checkStored(stored, attachment) {
   const head = (await readFile(stored)).subarray(0, 4096);
   const text = new TextDecoder("latin1").decode(head);
   const headLength = text.indexOf("\n", text.indexOf("\n--- ") + 1) + 1 + 16;

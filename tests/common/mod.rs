@@ -386,6 +386,46 @@ impl Server {
         )
     }
 
+    /// The thread as the melder's page fetches it: each message's age file.
+    pub fn thread_files(&self, melder: &Melder) -> Vec<Vec<u8>> {
+        let answer = self.post_json("/api/v1/thread", &melder.thread_request());
+        assert_eq!(answer.status, 200);
+        answer.json()["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| STANDARD.decode(m["message"].as_str().unwrap()).unwrap())
+            .collect()
+    }
+
+    /// An inbox the operator makes itself, with the server's own signing
+    /// key: what a hostile operator can hand the laptop besides what the
+    /// API stores.
+    pub fn operators_inbox(
+        &self,
+        vault: &Vault,
+        entries: &[meldkluis::format::bundle::InboxEntry],
+    ) -> Vec<u8> {
+        use meldkluis::server::inbox_key;
+        let server_key = inbox_key::read(&self.data_dir().join(inbox_key::FILE_NAME))
+            .unwrap()
+            .unwrap();
+        let mut none = |_: &meldkluis::format::ids::UploadId| -> std::io::Result<Box<dyn Read>> {
+            unreachable!()
+        };
+        meldkluis::format::bundle::Inbox::seal_signed_to(
+            Vec::new(),
+            Some(&server_key),
+            &vault.card.id,
+            vault.state.inbox_answers,
+            &[],
+            entries,
+            &vault.recipient(),
+            &mut none,
+        )
+        .unwrap()
+    }
+
     pub fn sync(&self, outbox: &[u8]) -> Response {
         self.request(
             "POST",
@@ -643,6 +683,12 @@ impl Melder {
     }
 
     /// Decrypts every message of a thread answer with the reply identity.
+    /// Opens one message of the thread with the reply identities.
+    pub fn open(&self, file: &[u8]) -> Envelope {
+        let [pq, classical] = self.derived.reply_identities();
+        Envelope::open(file, &[&pq, &classical]).unwrap()
+    }
+
     pub fn read_thread(&self, answer: &Value) -> Vec<Envelope> {
         let [pq, classical] = self.derived.reply_identities();
         answer["messages"]
@@ -682,4 +728,48 @@ pub fn seal_attachment(
             head_sha256,
         },
     )
+}
+
+/// A new database on the test PostgreSQL of tests/postgres.sh, dropped at
+/// the end; `None` (the test skips, saying so) when there is none, unless
+/// `MELDKLUIS_REQUIRE_POSTGRES=1`.
+pub struct PgDatabase {
+    /// The administrator's URL (with password) of the test cluster.
+    pub admin: String,
+    pub name: String,
+}
+
+impl PgDatabase {
+    pub fn create(prefix: &str) -> Option<PgDatabase> {
+        let Ok(admin) = std::env::var("MELDKLUIS_TEST_POSTGRES_URL") else {
+            assert!(
+                std::env::var("MELDKLUIS_REQUIRE_POSTGRES").as_deref() != Ok("1"),
+                "MELDKLUIS_REQUIRE_POSTGRES=1 but no test PostgreSQL: run through tests/postgres.sh"
+            );
+            eprintln!("skipped: MELDKLUIS_TEST_POSTGRES_URL is not set (tests/postgres.sh)");
+            return None;
+        };
+        let name = format!("{prefix}_{}", hex::encode(rand::random::<[u8; 8]>()));
+        postgres::Client::connect(&admin, postgres::NoTls)
+            .unwrap()
+            .batch_execute(&format!("CREATE DATABASE \"{name}\""))
+            .unwrap();
+        Some(PgDatabase { admin, name })
+    }
+
+    /// The administrator, connected to the cluster (not to this database).
+    pub fn admin_client(&self) -> postgres::Client {
+        postgres::Client::connect(&self.admin, postgres::NoTls).unwrap()
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        if let Ok(mut client) = postgres::Client::connect(&self.admin, postgres::NoTls) {
+            let _ = client.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+                self.name
+            ));
+        }
+    }
 }

@@ -16,20 +16,27 @@
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
-use postgres::error::SqlState;
-use postgres::{Client, IsolationLevel, NoTls, Transaction};
 use sha2::{Digest, Sha256};
 
 use super::{
-    Append, FollowUp, MAX_CASE_BYTES, MAX_CASE_MESSAGES, MAX_PENDING_UPLOADS, NewCase, OutboxWrite,
-    Purged, StoreError, StoredMessage, SyncOutcome, Thread, UploadRow, UploadState, blob_u64,
-    blob16, parse_day, u64_blob,
+    FollowUp, MAX_CASE_BYTES, MAX_CASE_MESSAGES, NewCase, OutboxWrite, StoreError, StoredMessage,
+    SyncOutcome, Thread, blob_u64, blob16, parse_day, u64_blob,
 };
 use crate::format::agefile::AgeBlob;
 use crate::format::bundle::{EntryAttachment, InboxEntry, MAX_ENTRIES, OutboxKind};
 use crate::format::day::Day;
 use crate::format::derive::LookupHash;
 use crate::format::ids::{CaseId, MessageId, UploadId};
+
+mod pool;
+mod retention;
+mod settle;
+mod uploads;
+pub(super) use pool::is_disk_full_code;
+use pool::{Cached, Pool, Session, Tx};
+pub use settle::Settled;
+pub mod tls;
+use uploads::claim_uploads;
 
 /// The PostgreSQL schema this program writes. It starts at 4 to say that it
 /// keeps SQLite's version-4 rules; there never were 1 to 3 here.
@@ -107,142 +114,17 @@ INSERT INTO meldkluis_schema (version) VALUES (4);
 const LOCK_SCHEMA: i64 = 0x6d65_6c64_0000_0001;
 const LOCK_RETENTION: i64 = 0x6d65_6c64_0000_0002;
 
-/// Connections each node keeps at most. Each is a PostgreSQL backend
-/// process; 8 per node keeps a few nodes well inside the default
-/// `max_connections` of 100.
-const CONNECTIONS: usize = 8;
-
 /// How often a write that conflicted with another transaction is tried.
 const ATTEMPTS: u32 = 30;
 
-/// The tables, for VACUUM after a purge (their TOAST tables come along).
-const TABLES: &str = "cases, case_counsellors, messages, deliveries, uploads, upload_chunks";
-
 pub struct PostgresStore {
     config: postgres::Config,
+    /// `database_url`'s `sslmode` and `sslrootcert` (tls.rs).
+    link: tls::Settings,
+    /// The rustls connector, `None` for `sslmode=disable`.
+    tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
     pool: Mutex<Pool>,
     free: Condvar,
-}
-
-struct Pool {
-    idle: Vec<Client>,
-    /// Connections open now, idle or lent.
-    open: usize,
-}
-
-impl Drop for PostgresStore {
-    /// Closes the idle connections on a thread of their own: closing one
-    /// blocks on the client's small runtime, which cannot run on a thread
-    /// that drives tokio tasks (where the server's state may be dropped).
-    fn drop(&mut self) {
-        let idle = std::mem::take(&mut self.pool.get_mut().unwrap_or_else(|p| p.into_inner()).idle);
-        let _ = std::thread::spawn(move || drop(idle)).join();
-    }
-}
-
-/// A pooled connection, given back when dropped (unless it broke).
-struct Lent<'a> {
-    store: &'a PostgresStore,
-    client: Option<Client>,
-}
-
-impl std::ops::Deref for Lent<'_> {
-    type Target = Client;
-    fn deref(&self) -> &Client {
-        self.client.as_ref().expect("present until drop")
-    }
-}
-
-impl std::ops::DerefMut for Lent<'_> {
-    fn deref_mut(&mut self) -> &mut Client {
-        self.client.as_mut().expect("present until drop")
-    }
-}
-
-impl Drop for Lent<'_> {
-    fn drop(&mut self) {
-        let mut pool = self.store.pool.lock().unwrap_or_else(|p| p.into_inner());
-        match self.client.take() {
-            // A transaction left open (a panic) rolls back when its
-            // `Transaction` drops; a closed connection is not given back.
-            Some(client) if !client.is_closed() => pool.idle.push(client),
-            Some(broken) => {
-                pool.open -= 1;
-                // Dropping a client blocks (see `Drop for PostgresStore`).
-                std::thread::spawn(move || drop(broken));
-            }
-            None => pool.open -= 1,
-        }
-        self.store.free.notify_one();
-    }
-}
-
-impl From<postgres::Error> for StoreError {
-    /// Keeps the SQLSTATE and PostgreSQL's one-line message, never its
-    /// DETAIL: for a unique key that would quote the key (a lookup hash)
-    /// into the server's log.
-    fn from(error: postgres::Error) -> Self {
-        match error.as_db_error() {
-            Some(db) => StoreError::Postgres {
-                code: db.code().code().to_string(),
-                message: db.message().to_string(),
-            },
-            None => StoreError::Postgres {
-                code: String::new(),
-                message: match error.code() {
-                    Some(code) => format!("{} ({})", plain_kind(&error), code.code()),
-                    None => plain_kind(&error),
-                },
-            },
-        }
-    }
-}
-
-/// A client-side error in words (I/O, closed connection, bad reply); these
-/// carry no values from the database.
-fn plain_kind(error: &postgres::Error) -> String {
-    if error.is_closed() {
-        "the connection to PostgreSQL is closed".into()
-    } else {
-        error.to_string()
-    }
-}
-
-impl StoreError {
-    fn sql_state(&self) -> Option<&str> {
-        match self {
-            StoreError::Postgres { code, .. } if !code.is_empty() => Some(code),
-            _ => None,
-        }
-    }
-
-    /// How often a write that failed so is tried: a unique key that stays
-    /// taken is not another node's work in progress but a real refusal.
-    fn attempts(&self) -> u32 {
-        if self.sql_state() == Some(SqlState::UNIQUE_VIOLATION.code()) {
-            3
-        } else {
-            ATTEMPTS
-        }
-    }
-
-    /// Another transaction got in the way; the same work again will do.
-    fn is_conflict(&self) -> bool {
-        [
-            SqlState::T_R_SERIALIZATION_FAILURE,
-            SqlState::T_R_DEADLOCK_DETECTED,
-            // Two nodes inserting the same key at once: the one that lost
-            // sees the winner's row when it tries again.
-            SqlState::UNIQUE_VIOLATION,
-        ]
-        .iter()
-        .any(|state| self.sql_state() == Some(state.code()))
-    }
-}
-
-/// PostgreSQL's SQLSTATE for a full disk (`53100`).
-pub(super) fn is_disk_full_code(code: &str) -> bool {
-    code == SqlState::DISK_FULL.code()
 }
 
 impl PostgresStore {
@@ -250,17 +132,18 @@ impl PostgresStore {
     /// its version), and keeps the connection for the pool. `password`,
     /// when given, replaces any in the URL (`database_password_FILE`).
     pub fn open(url: &str, password: Option<&str>) -> Result<Self, StoreError> {
-        let mut config: postgres::Config = url.parse().map_err(|_| {
-            StoreError::Migration(
-                "database_url is not a PostgreSQL connection URL (postgres://user@host/db)".into(),
-            )
-        })?;
+        // Settings first, the CA file next, the network last: a bad
+        // `sslmode` is refused before any connection is tried.
+        let (mut config, link) = tls::parse_url(url).map_err(StoreError::DatabaseUrl)?;
+        let tls = link.connector().map_err(StoreError::DatabaseUrl)?;
         if let Some(password) = password {
             config.password(password);
         }
         config.connect_timeout(Duration::from_secs(10));
         let store = PostgresStore {
             config,
+            link,
+            tls,
             pool: Mutex::new(Pool {
                 idle: Vec::new(),
                 open: 0,
@@ -269,50 +152,6 @@ impl PostgresStore {
         };
         store.migrate()?;
         Ok(store)
-    }
-
-    fn connect(&self) -> Result<Client, StoreError> {
-        let mut client = self.config.connect(NoTls)?;
-        // A commit is durable when it returns, whatever the database's
-        // default (DESIGN §7). No statement or idle transaction may hold
-        // locks for long if a node hangs.
-        client.batch_execute(
-            "SET synchronous_commit = on;
-             SET statement_timeout = '120s';
-             SET idle_in_transaction_session_timeout = '120s';
-             SET lock_timeout = '60s'",
-        )?;
-        Ok(client)
-    }
-
-    /// A connection for the duration of the guard: an idle one, a new one
-    /// while fewer than `CONNECTIONS` are open, or the next given back.
-    fn lend(&self) -> Result<Lent<'_>, StoreError> {
-        let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
-        loop {
-            if let Some(client) = pool.idle.pop() {
-                return Ok(Lent {
-                    store: self,
-                    client: Some(client),
-                });
-            }
-            if pool.open < CONNECTIONS {
-                pool.open += 1;
-                drop(pool);
-                return match self.connect() {
-                    Ok(client) => Ok(Lent {
-                        store: self,
-                        client: Some(client),
-                    }),
-                    Err(e) => {
-                        self.pool.lock().unwrap_or_else(|p| p.into_inner()).open -= 1;
-                        self.free.notify_one();
-                        Err(e)
-                    }
-                };
-            }
-            pool = self.free.wait(pool).unwrap_or_else(|p| p.into_inner());
-        }
     }
 
     fn migrate(&self) -> Result<(), StoreError> {
@@ -338,74 +177,6 @@ impl PostgresStore {
         }
         tx.commit()?;
         Ok(())
-    }
-
-    /// Runs `work` in a SERIALIZABLE transaction and commits it if `work`
-    /// says to keep its changes; tries again, from the start, when it
-    /// conflicted with another transaction (on this node or another).
-    fn write<T>(
-        &self,
-        mut work: impl FnMut(&mut Transaction<'_>) -> Result<(bool, T), StoreError>,
-    ) -> Result<T, StoreError> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let result = (|| -> Result<T, StoreError> {
-                let mut client = self.lend()?;
-                let mut tx = client
-                    .build_transaction()
-                    .isolation_level(IsolationLevel::Serializable)
-                    .start()?;
-                let (keep, value) = work(&mut tx)?;
-                if keep {
-                    tx.commit()?;
-                } else {
-                    tx.rollback()?;
-                }
-                Ok(value)
-            })();
-            match result {
-                Err(e) if e.is_conflict() && attempt < e.attempts() => {
-                    // Apart, so the same two do not meet again at once.
-                    let spread = u64::from(rand::random::<u8>()) % (5 * u64::from(attempt));
-                    std::thread::sleep(Duration::from_millis(1 + spread));
-                }
-                other => return other,
-            }
-        }
-    }
-
-    /// Runs `work` in one transaction, committed only if it says to keep
-    /// its changes (for `migrate-store`, which runs alone: no retries).
-    pub(super) fn with_transaction<T>(
-        &self,
-        work: impl FnOnce(&mut Transaction<'_>) -> Result<(bool, T), StoreError>,
-    ) -> Result<T, StoreError> {
-        let mut client = self.lend()?;
-        let mut tx = client.transaction()?;
-        let (keep, value) = work(&mut tx)?;
-        if keep {
-            tx.commit()?;
-        } else {
-            tx.rollback()?;
-        }
-        Ok(value)
-    }
-
-    /// Runs `work` in one read-only snapshot.
-    fn snapshot<T>(
-        &self,
-        work: impl FnOnce(&mut Transaction<'_>) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        let mut client = self.lend()?;
-        let mut tx = client
-            .build_transaction()
-            .isolation_level(IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()?;
-        let value = work(&mut tx)?;
-        tx.commit()?;
-        Ok(value)
     }
 
     pub fn create_case(
@@ -460,40 +231,41 @@ impl PostgresStore {
         })
     }
 
+    /// One statement, so one snapshot without a transaction (no BEGIN and
+    /// COMMIT round trips): the case's counsellors ride along on each row
+    /// of its messages. A case with no message yet (it always has its
+    /// report) gives one row of NULLs.
     pub fn thread(&self, lookup: &LookupHash) -> Result<Option<Thread>, StoreError> {
-        self.snapshot(|tx| {
-            let Some(case) = case_by_lookup(tx, lookup)? else {
-                return Ok(None);
-            };
-            let counsellors = tx
-                .query(
-                    "SELECT counsellor FROM case_counsellors WHERE case_id = $1
-                      ORDER BY counsellor",
-                    &[&&case.0[..]],
-                )?
-                .iter()
-                .map(|row| row.get(0))
-                .collect();
-            let messages = tx
-                .query(
-                    "SELECT id, author, kind, day, body FROM messages WHERE case_id = $1
-                      ORDER BY position LIMIT 501",
-                    &[&&case.0[..]],
-                )?
-                .into_iter()
-                .map(|row| StoredMessage {
-                    id: MessageId(blob16(row.get(0))),
-                    author: row.get(1),
-                    kind: row.get(2),
-                    day: parse_day(row.get(3)),
-                    body: row.get(4),
-                })
-                .collect();
-            Ok(Some(Thread {
-                counsellors,
-                messages,
-            }))
-        })
+        let rows = self.lend()?.cached().query(
+            "SELECT ARRAY(SELECT counsellor FROM case_counsellors WHERE case_id = c.id
+                           ORDER BY counsellor),
+                    m.id, m.author, m.kind, m.day, m.body
+               FROM cases c
+               LEFT JOIN LATERAL (SELECT id, author, kind, day, body, position FROM messages
+                                   WHERE case_id = c.id ORDER BY position LIMIT 501) m ON true
+              WHERE c.lookup_hash = $1
+              ORDER BY m.position",
+            &[&&lookup.0[..]],
+        )?;
+        let Some(first) = rows.first() else {
+            return Ok(None);
+        };
+        let counsellors: Vec<String> = first.get(0);
+        let messages = rows
+            .iter()
+            .filter(|row| row.get::<_, Option<&[u8]>>(1).is_some())
+            .map(|row| StoredMessage {
+                id: MessageId(blob16(row.get(1))),
+                author: row.get(2),
+                kind: row.get(3),
+                day: parse_day(row.get(4)),
+                body: row.get(5),
+            })
+            .collect();
+        Ok(Some(Thread {
+            counsellors,
+            messages,
+        }))
     }
 
     pub fn add_follow_up(
@@ -504,7 +276,7 @@ impl PostgresStore {
     ) -> Result<FollowUp, StoreError> {
         // Made-up keys are answered from a plain read, without a
         // serializable transaction that could conflict with real writes.
-        if case_by_lookup(&mut *self.lend()?, &lookup)?.is_none() {
+        if case_by_lookup(&mut self.lend()?.cached(), &lookup)?.is_none() {
             return Ok(FollowUp::UnknownCode);
         }
         let body_hash = Sha256::digest(message.as_bytes()).to_vec();
@@ -536,202 +308,6 @@ impl PostgresStore {
                 return Ok((false, FollowUp::UnknownUpload));
             }
             Ok((true, FollowUp::Stored(day)))
-        })
-    }
-
-    pub fn create_upload(&self, id: UploadId, length: u64) -> Result<bool, StoreError> {
-        self.write(|tx| {
-            let pending: i64 = tx
-                .query_one("SELECT count(*) FROM uploads WHERE state = 'pending'", &[])?
-                .get(0);
-            if pending >= MAX_PENDING_UPLOADS {
-                return Ok((false, false));
-            }
-            tx.execute(
-                "INSERT INTO uploads (id, length, received, day, state)
-                 VALUES ($1, $2, 0, $3, 'pending')",
-                &[&&id.0[..], &(length as i64), &Day::today().to_string()],
-            )?;
-            Ok((true, true))
-        })
-    }
-
-    pub fn append_chunk(
-        &self,
-        id: UploadId,
-        start: u64,
-        data: Vec<u8>,
-        quota: u64,
-    ) -> Result<Append, StoreError> {
-        self.write(|tx| {
-            // The row is locked: a chunk for the same upload through
-            // another node waits here, then finds the offset moved on.
-            let Some(row) = upload_row(tx, &id, " FOR UPDATE")? else {
-                return Ok((false, Append::Unknown));
-            };
-            if row.state != UploadState::Pending {
-                return Ok((false, Append::Unknown));
-            }
-            if row.received != start {
-                return Ok((false, Append::WrongOffset(row.received)));
-            }
-            let end = start + data.len() as u64;
-            if end > row.length {
-                return Ok((false, Append::PastLength));
-            }
-            if data.is_empty() {
-                return Ok((false, Append::Stored(row)));
-            }
-            let used: i64 = tx
-                .query_one(
-                    "SELECT COALESCE(sum(received), 0)::bigint FROM uploads",
-                    &[],
-                )?
-                .get(0);
-            if (used as u64).saturating_add(data.len() as u64) > quota {
-                return Ok((false, Append::QuotaFull));
-            }
-            tx.execute(
-                "INSERT INTO upload_chunks (upload_id, start, data) VALUES ($1, $2, $3)",
-                &[&&id.0[..], &(start as i64), &data],
-            )?;
-            tx.execute(
-                "UPDATE uploads SET received = $2 WHERE id = $1",
-                &[&&id.0[..], &(end as i64)],
-            )?;
-            Ok((
-                true,
-                Append::Stored(UploadRow {
-                    received: end,
-                    ..row
-                }),
-            ))
-        })
-    }
-
-    pub fn cut_upload(&self, id: UploadId, start: u64) -> Result<(), StoreError> {
-        let start = start as i64;
-        self.write(|tx| {
-            let changed = tx.execute(
-                "UPDATE uploads SET received = $2
-                  WHERE id = $1 AND state = 'pending' AND received > $2",
-                &[&&id.0[..], &start],
-            )?;
-            if changed == 1 {
-                tx.execute(
-                    "DELETE FROM upload_chunks WHERE upload_id = $1 AND start >= $2",
-                    &[&&id.0[..], &start],
-                )?;
-                tx.execute(
-                    "UPDATE upload_chunks SET data = substring(data FROM 1 FOR ($2 - start)::integer)
-                      WHERE upload_id = $1 AND start < $2 AND start + length(data) > $2",
-                    &[&&id.0[..], &start],
-                )?;
-            }
-            Ok((true, ()))
-        })
-    }
-
-    pub fn uploads_received(&self) -> Result<u64, StoreError> {
-        let used: i64 = self
-            .lend()?
-            .query_one(
-                "SELECT COALESCE(sum(received), 0)::bigint FROM uploads",
-                &[],
-            )?
-            .get(0);
-        Ok(used as u64)
-    }
-
-    pub fn upload_chunk(&self, id: &UploadId, start: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self
-            .lend()?
-            .query_opt(
-                "SELECT data FROM upload_chunks WHERE upload_id = $1 AND start = $2",
-                &[&&id.0[..], &(start as i64)],
-            )?
-            .map(|row| row.get(0)))
-    }
-
-    pub fn upload(&self, id: &UploadId) -> Result<Option<UploadRow>, StoreError> {
-        upload_row(&mut *self.lend()?, id, "")
-    }
-
-    pub fn uploads(&self) -> Result<Vec<UploadRow>, StoreError> {
-        Ok(self
-            .lend()?
-            .query(UPLOAD_ROW, &[])?
-            .iter()
-            .map(read_upload_row)
-            .collect())
-    }
-
-    pub fn complete_upload(&self, id: UploadId) -> Result<bool, StoreError> {
-        self.write(|tx| {
-            let changed = tx.execute(
-                "UPDATE uploads SET state = 'complete'
-                  WHERE id = $1 AND state = 'pending' AND received = length",
-                &[&&id.0[..]],
-            )?;
-            Ok((true, changed == 1))
-        })
-    }
-
-    pub fn delete_upload(&self, id: UploadId) -> Result<bool, StoreError> {
-        self.write(|tx| {
-            tx.execute(
-                "DELETE FROM upload_chunks WHERE upload_id =
-                   (SELECT id FROM uploads WHERE id = $1 AND state <> 'claimed')",
-                &[&&id.0[..]],
-            )?;
-            let changed = tx.execute(
-                "DELETE FROM uploads WHERE id = $1 AND state <> 'claimed'",
-                &[&&id.0[..]],
-            )?;
-            Ok((true, changed == 1))
-        })
-    }
-
-    pub fn expire_uploads(&self, day: Day) -> Result<Vec<UploadId>, StoreError> {
-        let cutoff = day.to_string();
-        self.write(|tx| {
-            let ids = tx
-                .query(
-                    "SELECT id FROM uploads WHERE state <> 'claimed' AND day <= $1",
-                    &[&cutoff],
-                )?
-                .iter()
-                .map(|row| UploadId(blob16(row.get(0))))
-                .collect();
-            tx.execute(
-                "DELETE FROM upload_chunks WHERE upload_id IN
-                   (SELECT id FROM uploads WHERE state <> 'claimed' AND day <= $1)",
-                &[&cutoff],
-            )?;
-            tx.execute(
-                "DELETE FROM uploads WHERE state <> 'claimed' AND day <= $1",
-                &[&cutoff],
-            )?;
-            Ok((true, ids))
-        })
-    }
-
-    /// A version-3 attachment file's piece (`Uploads::open`), outside the
-    /// quota; `migrate-store` uses it too.
-    pub fn adopt_chunk(&self, id: UploadId, start: u64, data: Vec<u8>) -> Result<(), StoreError> {
-        self.write(|tx| {
-            let changed = tx.execute(
-                "UPDATE uploads SET received = $2 + $3
-                  WHERE id = $1 AND state <> 'pending' AND received = $2",
-                &[&&id.0[..], &(start as i64), &(data.len() as i64)],
-            )?;
-            if changed == 1 {
-                tx.execute(
-                    "INSERT INTO upload_chunks (upload_id, start, data) VALUES ($1, $2, $3)",
-                    &[&&id.0[..], &(start as i64), &data],
-                )?;
-            }
-            Ok((true, ()))
         })
     }
 
@@ -841,123 +417,25 @@ impl PostgresStore {
         })
     }
 
-    /// Deletes every case closed on or before `closed_by`, with its
-    /// messages and attachments, then VACUUMs the tables so the space is
-    /// reused (docs/postgresql.md says what that does and does not
-    /// overwrite). One node at a time: a node that finds the retention lock
-    /// taken deletes nothing this round (another is doing it).
-    pub fn purge_closed(&self, closed_by: Day) -> Result<Purged, StoreError> {
-        let cutoff = closed_by.to_string();
-        self.purge(|tx| {
-            Ok(tx
-                .query(
-                    "SELECT id FROM cases WHERE closed_day IS NOT NULL AND closed_day <= $1",
-                    &[&cutoff],
-                )?
-                .iter()
-                .map(|row| row.get::<_, Vec<u8>>(0))
-                .collect())
-        })
+    /// The link's TLS settings, as `database_url` gives them.
+    pub fn link(&self) -> &tls::Settings {
+        &self.link
     }
 
-    /// Deletes, as `purge_closed` does, every closed case whose retention
-    /// has passed on `today`: a case is kept `retention[counsellor]` days
-    /// after closure (its organisation's period; the longest when its
-    /// counsellors' differ), or `default_days` for a counsellor not listed —
-    /// the rule of `SqliteStore::purge_expired`.
-    pub fn purge_expired(
-        &self,
-        today: Day,
-        retention: &std::collections::BTreeMap<String, u32>,
-        default_days: u32,
-    ) -> Result<Purged, StoreError> {
-        self.purge(|tx| {
-            let mut closed: std::collections::BTreeMap<Vec<u8>, (String, u32)> =
-                std::collections::BTreeMap::new();
-            for row in tx.query(
-                "SELECT c.id, c.closed_day, cc.counsellor FROM cases c
-                 LEFT JOIN case_counsellors cc ON cc.case_id = c.id
-                 WHERE c.closed_day IS NOT NULL",
-                &[],
-            )? {
-                let days = row
-                    .get::<_, Option<String>>(2)
-                    .and_then(|c| retention.get(&c).copied())
-                    .unwrap_or(default_days);
-                let entry = closed.entry(row.get(0)).or_insert_with(|| (row.get(1), 0));
-                entry.1 = entry.1.max(days);
-            }
-            // Days are ISO dates, so text order is date order.
-            Ok(closed
-                .into_iter()
-                .filter(|(_, (day, days))| {
-                    day.as_str()
-                        <= crate::format::day::retention_cutoff(today, *days)
-                            .to_string()
-                            .as_str()
-                })
-                .map(|(id, _)| id)
-                .collect())
-        })
-    }
-
-    /// Deletes the cases `doomed` names (run inside the transaction), with
-    /// their messages, deliveries and attachments, under the retention lock.
-    fn purge(
-        &self,
-        mut doomed: impl FnMut(&mut Transaction<'_>) -> Result<Vec<Vec<u8>>, StoreError>,
-    ) -> Result<Purged, StoreError> {
-        let purged = self.write(|tx| {
-            let locked: bool = tx
-                .query_one("SELECT pg_try_advisory_xact_lock($1)", &[&LOCK_RETENTION])?
-                .get(0);
-            if !locked {
-                return Ok((false, Purged::default()));
-            }
-            let ids = doomed(tx)?;
-            if ids.is_empty() {
-                return Ok((false, Purged::default()));
-            }
-            let doomed_messages = "SELECT id FROM messages WHERE case_id = ANY($1)";
-            let uploads = tx
-                .query(
-                    &format!("SELECT id FROM uploads WHERE message_id IN ({doomed_messages})"),
-                    &[&ids],
-                )?
-                .iter()
-                .map(|row| UploadId(blob16(row.get(0))))
-                .collect();
-            tx.execute(
-                &format!(
-                    "DELETE FROM upload_chunks WHERE upload_id IN
-                       (SELECT id FROM uploads WHERE message_id IN ({doomed_messages}))"
-                ),
-                &[&ids],
-            )?;
-            for table in ["uploads", "deliveries"] {
-                tx.execute(
-                    &format!("DELETE FROM {table} WHERE message_id IN ({doomed_messages})"),
-                    &[&ids],
-                )?;
-            }
-            tx.execute("DELETE FROM messages WHERE case_id = ANY($1)", &[&ids])?;
-            tx.execute(
-                "DELETE FROM case_counsellors WHERE case_id = ANY($1)",
-                &[&ids],
-            )?;
-            let cases = tx.execute("DELETE FROM cases WHERE id = ANY($1)", &[&ids])? as usize;
-            Ok((true, Purged { cases, uploads }))
-        })?;
-        if purged.cases > 0 {
-            self.vacuum()?;
-        }
-        Ok(purged)
-    }
-
-    /// VACUUM the tables (outside a transaction, as it must be).
-    pub fn vacuum(&self) -> Result<(), StoreError> {
-        self.lend()?.batch_execute(&format!("VACUUM {TABLES}"))?;
-        Ok(())
+    /// What PostgreSQL says of this connection (`pg_stat_ssl`): the TLS
+    /// version and cipher, or `None` when it is not encrypted.
+    pub fn encryption(&self) -> Result<Option<String>, StoreError> {
+        let row = self.lend()?.query_one(
+            "SELECT ssl, version, cipher FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )?;
+        Ok(row.get::<_, bool>(0).then(|| {
+            format!(
+                "{} {}",
+                row.get::<_, Option<String>>(1).unwrap_or_default(),
+                row.get::<_, Option<String>>(2).unwrap_or_default()
+            )
+        }))
     }
 
     /// Whether the database answers (`GET /healthz`).
@@ -967,7 +445,7 @@ impl PostgresStore {
     }
 
     pub fn closed_day(&self, lookup: &LookupHash) -> Result<Option<Day>, StoreError> {
-        let row = self.lend()?.query_opt(
+        let row = self.lend()?.cached().query_opt(
             "SELECT closed_day FROM cases WHERE lookup_hash = $1",
             &[&&lookup.0[..]],
         )?;
@@ -1026,7 +504,7 @@ impl PostgresStore {
 }
 
 fn case_by_lookup(
-    client: &mut impl postgres::GenericClient,
+    client: &mut Cached<'_, impl Session>,
     lookup: &LookupHash,
 ) -> Result<Option<CaseId>, StoreError> {
     Ok(client
@@ -1037,49 +515,8 @@ fn case_by_lookup(
         .map(|row| CaseId(blob16(row.get(0)))))
 }
 
-const UPLOAD_ROW: &str = "SELECT id, length, received, state FROM uploads";
-
-fn upload_row(
-    client: &mut impl postgres::GenericClient,
-    id: &UploadId,
-    lock: &str,
-) -> Result<Option<UploadRow>, StoreError> {
-    Ok(client
-        .query_opt(&format!("{UPLOAD_ROW} WHERE id = $1{lock}"), &[&&id.0[..]])?
-        .map(|row| read_upload_row(&row)))
-}
-
-fn read_upload_row(row: &postgres::Row) -> UploadRow {
-    let state: &str = row.get(3);
-    UploadRow {
-        id: UploadId(blob16(row.get(0))),
-        length: row.get::<_, i64>(1) as u64,
-        received: row.get::<_, i64>(2) as u64,
-        // The column's CHECK allows only the three.
-        state: UploadState::parse(state).unwrap_or(UploadState::Pending),
-    }
-}
-
-fn claim_uploads(
-    tx: &mut Transaction<'_>,
-    message: MessageId,
-    uploads: &[UploadId],
-) -> Result<bool, StoreError> {
-    for (position, upload) in uploads.iter().enumerate() {
-        let claimed = tx.execute(
-            "UPDATE uploads SET state = 'claimed', message_id = $2, position = $3
-              WHERE id = $1 AND state = 'complete'",
-            &[&&upload.0[..], &&message.0[..], &(position as i32)],
-        )?;
-        if claimed != 1 {
-            return Ok(false);
-        }
-    }
-    Ok(true)
-}
-
 fn insert_message(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_, '_>,
     id: MessageId,
     case: CaseId,
     author: &str,
@@ -1106,7 +543,7 @@ fn insert_message(
 }
 
 fn apply_outbox(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_, '_>,
     counsellor: &str,
     counter: u64,
     manifest_hash: &[u8; 32],
@@ -1134,6 +571,7 @@ fn apply_outbox(
         case,
         body,
         kind,
+        introduce,
     } in items
     {
         let assigned: bool = tx
@@ -1153,6 +591,15 @@ fn apply_outbox(
             )?
             .get(0);
         if !known {
+            // The introduced join the case with the reply that introduces
+            // them, never without it.
+            for newcomer in introduce {
+                tx.execute(
+                    "INSERT INTO case_counsellors (case_id, counsellor) VALUES ($1, $2)
+                     ON CONFLICT DO NOTHING",
+                    &[&&case.0[..], newcomer],
+                )?;
+            }
             insert_message(tx, *id, *case, counsellor, "reply", day, body)?;
         }
         match kind {
