@@ -11,55 +11,15 @@
 
 mod common;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use common::{Melder, Server, make_vault, sync};
-use meldkluis::format::bundle::{Inbox, InboxEntry};
+use meldkluis::format::bundle::InboxEntry;
 use meldkluis::format::day::Day;
 use meldkluis::format::envelope::{Envelope, Kind, Status};
-use meldkluis::format::ids::{CaseId, MessageId, UploadId};
+use meldkluis::format::ids::{CaseId, MessageId};
 use meldkluis::format::signed::message_hash;
 use meldkluis::review::vault::Authenticity;
 use meldkluis::review::views::{self, AuthorView};
 use meldkluis::review::{Vault, commands};
-use meldkluis::server::inbox_key;
-
-/// The thread as the melder's page fetches it: each message's age file.
-fn thread_files(server: &Server, melder: &Melder) -> Vec<Vec<u8>> {
-    let answer = server.post_json("/api/v1/thread", &melder.thread_request());
-    assert_eq!(answer.status, 200);
-    answer.json()["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| STANDARD.decode(m["message"].as_str().unwrap()).unwrap())
-        .collect()
-}
-
-fn open(melder: &Melder, file: &[u8]) -> Envelope {
-    let [pq, classical] = melder.derived.reply_identities();
-    Envelope::open(file, &[&pq, &classical]).unwrap()
-}
-
-/// An inbox the operator makes itself, with the server's own signing key:
-/// what a hostile operator can hand the laptop besides what the API stores.
-fn operators_inbox(server: &Server, vault: &Vault, entries: &[InboxEntry]) -> Vec<u8> {
-    let server_key = inbox_key::read(&server.data_dir().join(inbox_key::FILE_NAME))
-        .unwrap()
-        .unwrap();
-    let mut none = |_: &UploadId| -> std::io::Result<Box<dyn std::io::Read>> { unreachable!() };
-    Inbox::seal_signed_to(
-        Vec::new(),
-        Some(&server_key),
-        &vault.card.id,
-        vault.state.inbox_answers,
-        &[],
-        entries,
-        &vault.recipient(),
-        &mut none,
-    )
-    .unwrap()
-}
 
 fn post(server: &Server, request: &serde_json::Value) {
     let answer = server.post_json("/api/v1/thread/messages", request);
@@ -106,11 +66,11 @@ fn a_signed_conversation_round_trips() {
     )
     .unwrap();
     sync(&server, &mut vault);
-    let files = thread_files(&server, &melder);
+    let files = server.thread_files(&melder);
     assert_eq!(files.len(), 2);
     // What the melder's page checks (§10.4): signed by the pinned card,
     // in this thread, numbered 1, after the report, with its own day.
-    let reply = open(&melder, &files[1]);
+    let reply = melder.open(&files[1]);
     assert_eq!(reply.v, 2);
     assert!(reply.verify(&vault.card.verifying_key().unwrap()));
     assert!(!reply.verify(&melder.derived.melder_signing_key().verifying_key()));
@@ -123,7 +83,7 @@ fn a_signed_conversation_round_trips() {
     assert_eq!(reply.day, Some(Day::today().to_string()));
     assert_eq!(reply.status, Some(Status::Acknowledged));
     // The report itself carries the card it was encrypted to.
-    let report = open(&melder, &files[0]);
+    let report = melder.open(&files[0]);
     assert_eq!(report.cards, vec![vault.card.clone()]);
 
     // The melder answers after the reply; the laptop takes it as genuine.
@@ -151,8 +111,8 @@ fn a_signed_conversation_round_trips() {
     // A second reply is numbered 2 and names the follow-up.
     commands::send(&mut vault, &case_id, "Dank u.", None, Day::today()).unwrap();
     sync(&server, &mut vault);
-    let files = thread_files(&server, &melder);
-    let second = open(&melder, files.last().unwrap());
+    let files = server.thread_files(&melder);
+    let second = melder.open(files.last().unwrap());
     assert_eq!(second.seq, Some(2));
     assert_eq!(second.prev, Some(Some(message_hash(&files[2]))));
     assert!(second.verify(&vault.card.verifying_key().unwrap()));
@@ -245,7 +205,7 @@ fn forged_withheld_and_replayed_melder_messages_are_marked() {
         body: vault.read_message(&third.id).unwrap(),
         attachments: Vec::new(),
     };
-    let inbox = operators_inbox(&server, &vault, &[replay]);
+    let inbox = server.operators_inbox(&vault, &[replay]);
     let summary = commands::import(&mut vault, &inbox).unwrap();
     assert_eq!((summary.new_messages, summary.not_genuine), (1, 1));
     let case = &vault.state.cases[&case_id];
@@ -298,8 +258,8 @@ fn forged_withheld_and_replayed_melder_messages_are_marked() {
     )
     .unwrap();
     sync(&server, &mut vault);
-    let files = thread_files(&server, &melder);
-    let reply = open(&melder, files.last().unwrap());
+    let files = server.thread_files(&melder);
+    let reply = melder.open(files.last().unwrap());
     assert_eq!(reply.prev.clone().unwrap().unwrap(), last.sha256.unwrap());
 }
 
@@ -326,8 +286,8 @@ fn an_older_unsigned_case_still_works_and_says_so() {
     assert_eq!(summary.not_genuine, 0);
     commands::send(&mut vault, &case_id, "Ontvangen.", None, Day::today()).unwrap();
     sync(&server, &mut vault);
-    let files = thread_files(&server, &melder);
-    assert_eq!(open(&melder, files.last().unwrap()).v, 1);
+    let files = server.thread_files(&melder);
+    assert_eq!(melder.open(files.last().unwrap()).v, 1);
     // But a signed message in it cannot be checked against anything.
     let signed = melder.follow_up_v2("Ondertekend?", 2, &message_hash(&files[0]));
     post(
@@ -344,7 +304,7 @@ fn rotated_keys_keep_signed_threads_genuine_unless_the_signing_key_is_replaced()
     let server = Server::start_with_cards(&[("vp-jansen", vault.card.to_json())]);
     let melder = Melder::new();
     let case_id = reported(&server, &mut vault, &melder);
-    let pinned = open(&melder, &thread_files(&server, &melder)[0]).cards[0].clone();
+    let pinned = melder.open(&server.thread_files(&melder)[0]).cards[0].clone();
     let passphrase = || age::secrecy::SecretString::from("test passphrase".to_owned());
 
     // A routine rotation (e.g. to post-quantum keys): the signing key stays,
@@ -354,7 +314,7 @@ fn rotated_keys_keep_signed_threads_genuine_unless_the_signing_key_is_replaced()
     assert_eq!(vault.card.signing_key, pinned.signing_key);
     commands::send(&mut vault, &case_id, "Nog steeds ik.", None, Day::today()).unwrap();
     let newest = vault.state.cases[&case_id].messages.last().unwrap().id;
-    let reply = open(&melder, &vault.read_message(&newest).unwrap());
+    let reply = melder.open(&vault.read_message(&newest).unwrap());
     assert!(reply.verify(&pinned.verifying_key().unwrap()));
 
     // After a theft the signing key is replaced: the pinned card no longer
@@ -363,7 +323,7 @@ fn rotated_keys_keep_signed_threads_genuine_unless_the_signing_key_is_replaced()
     assert_ne!(vault.card.signing_key, pinned.signing_key);
     commands::send(&mut vault, &case_id, "Nieuwe sleutel.", None, Day::today()).unwrap();
     let newest = vault.state.cases[&case_id].messages.last().unwrap().id;
-    let reply = open(&melder, &vault.read_message(&newest).unwrap());
+    let reply = melder.open(&vault.read_message(&newest).unwrap());
     assert!(!reply.verify(&pinned.verifying_key().unwrap()));
     assert!(reply.verify(&vault.card.verifying_key().unwrap()));
 }
@@ -447,7 +407,7 @@ fn a_reply_in_a_colleagues_name_is_marked_unless_their_pinned_key_signed_it() {
             attachments: Vec::new(),
         })
         .collect();
-    let inbox = operators_inbox(&server, &vault, &entries);
+    let inbox = server.operators_inbox(&vault, &entries);
     commands::import(&mut vault, &inbox).unwrap();
     let view = views::case(&vault, &case_id, Day::today()).unwrap();
     let marks: Vec<_> = view.messages[1..].iter().map(|m| m.authenticity).collect();
@@ -467,4 +427,166 @@ fn a_reply_in_a_colleagues_name_is_marked_unless_their_pinned_key_signed_it() {
     assert!(matches!(view.messages[3].author, AuthorView::Counsellor(_)));
     // A colleague's numbers are the colleague's: the melder's stay at 1.
     assert_eq!(vault.state.cases[&case_id].melder_seq, 1);
+}
+
+/// The last messages of a thread withheld from the melder cannot show on
+/// the page (nothing after them names them), but the laptop sees it once
+/// the melder writes again: their message names an earlier message than
+/// the counsellor's latest reply.
+#[test]
+fn a_melder_message_written_before_seeing_a_reply_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut vault = make_vault(dir.path(), "vp-jansen");
+    let server = Server::start_with_cards(&[("vp-jansen", vault.card.to_json())]);
+    let melder = Melder::new();
+    let case_id = reported(&server, &mut vault, &melder);
+    let today = Day::today();
+    commands::send(
+        &mut vault,
+        &case_id,
+        "Ontvangen.",
+        Some(Status::Acknowledged),
+        today,
+    )
+    .unwrap();
+    commands::send(
+        &mut vault,
+        &case_id,
+        "Kunt u iets meer vertellen?",
+        None,
+        today,
+    )
+    .unwrap();
+    sync(&server, &mut vault);
+    let files = server.thread_files(&melder);
+    assert_eq!(files.len(), 3);
+    let recipients = [vault.card.recipient().unwrap()];
+    let key = melder.derived.melder_signing_key();
+    // The server withheld both replies: the melder's page knew only the report.
+    let blind = melder.follow_up_v2("Is mijn melding aangekomen?", 2, &message_hash(&files[0]));
+    post(
+        &server,
+        &melder.message_request_signed(&blind, &recipients, &key),
+    );
+    sync(&server, &mut vault);
+    // Then the melder saw everything and answered the last reply.
+    let files = server.thread_files(&melder);
+    let seen = melder.follow_up_v2("Het was in maart.", 3, &message_hash(&files[3]));
+    post(
+        &server,
+        &melder.message_request_signed(&seen, &recipients, &key),
+    );
+    sync(&server, &mut vault);
+
+    let view = views::case(&vault, &case_id, today).unwrap();
+    let unseen: Vec<u32> = view.messages.iter().map(|m| m.unseen_replies).collect();
+    assert_eq!(unseen, vec![0, 0, 0, 2, 0]);
+    assert!(view.messages.iter().all(|m| !m.gap_before));
+    assert_eq!(view.messages[3].authenticity, Some(Authenticity::Verified));
+}
+
+/// A conversation belongs to one case: the operator who copies its signed
+/// report into a case of its own (an inbox it makes and signs with the
+/// server's key) gets a case that holds a copy, marked as one, that pins
+/// nothing and takes no answer; the real case is untouched.
+#[test]
+fn a_conversation_copied_into_another_case_is_marked_a_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut vault = make_vault(dir.path(), "vp-jansen");
+    let server = Server::start_with_cards(&[("vp-jansen", vault.card.to_json())]);
+    let melder = Melder::new();
+    let real = reported(&server, &mut vault, &melder);
+    let before = serde_json::to_string(&vault.state.cases[&real]).unwrap();
+    let report = vault.state.cases[&real].messages[0].clone();
+    let copy = CaseId(rand::random());
+    let entry = InboxEntry {
+        seq: vault.state.inbox_ack + 1,
+        id: MessageId(rand::random()),
+        case: copy,
+        author: "melder".into(),
+        kind: "report".into(),
+        day: Day::today(),
+        body: vault.read_message(&report.id).unwrap(),
+        attachments: Vec::new(),
+    };
+    let inbox = server.operators_inbox(&vault, &[entry]);
+    let summary = commands::import(&mut vault, &inbox).unwrap();
+    assert_eq!((summary.new_cases, summary.not_genuine), (1, 1));
+    let copied = &vault.state.cases[&copy];
+    assert_eq!(
+        copied.messages[0].authenticity,
+        Some(Authenticity::Replayed)
+    );
+    assert!(copied.thread.is_none() && copied.reply_recipient.is_none());
+    assert!(matches!(
+        commands::send(&mut vault, &copy, "Wie bent u?", None, Day::today()),
+        Err(meldkluis::review::ReviewError::NoReplyRecipient(_))
+    ));
+    assert_eq!(
+        serde_json::to_string(&vault.state.cases[&real]).unwrap(),
+        before
+    );
+}
+
+/// A message id names one message. The operator who first delivers a
+/// forged text under an id in a throw-away case, then the real message
+/// under the same id in the real case (so the kept forged file would be
+/// shown under the real message's verdict), gets the second inbox refused
+/// whole, and nothing changes.
+#[test]
+fn a_message_id_given_twice_refuses_the_inbox() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut vault = make_vault(dir.path(), "vp-jansen");
+    let server = Server::start_with_cards(&[("vp-jansen", vault.card.to_json())]);
+    let melder = Melder::new();
+    let real = reported(&server, &mut vault, &melder);
+    let files = server.thread_files(&melder);
+    let recipients = [vault.card.recipient().unwrap()];
+    let forged =
+        melder.follow_up_request("FORGED: ik trek mijn melding in", &recipients)["message"]
+            .as_str()
+            .map(|m| base64::Engine::decode(&base64::engine::general_purpose::STANDARD, m).unwrap())
+            .unwrap();
+    let genuine = melder
+        .follow_up_v2("Het was in maart.", 2, &message_hash(&files[0]))
+        .seal_signed(
+            &[
+                recipients[0].clone(),
+                melder.derived.reply_recipient_for(&recipients),
+            ],
+            &melder.derived.melder_signing_key(),
+        )
+        .unwrap();
+    let id = MessageId(rand::random());
+    let entry = |case: CaseId, body: Vec<u8>, seq: u64| InboxEntry {
+        seq,
+        id,
+        case,
+        author: "melder".into(),
+        kind: "follow-up".into(),
+        day: Day::today(),
+        body,
+        attachments: Vec::new(),
+    };
+    let seq = vault.state.inbox_ack;
+    let first = server.operators_inbox(
+        &vault,
+        &[entry(CaseId(rand::random()), forged.clone(), seq + 1)],
+    );
+    commands::import(&mut vault, &first).unwrap();
+    let state = serde_json::to_string(&vault.state.cases).unwrap();
+    for (case, body) in [(real, genuine), (real, forged)] {
+        let second = server.operators_inbox(&vault, &[entry(case, body, seq + 2)]);
+        let refused = commands::import(&mut vault, &second).unwrap_err();
+        assert!(
+            matches!(
+                refused,
+                meldkluis::review::ReviewError::InboxMismatch(
+                    meldkluis::review::error::InboxMismatch::ReusedId(_)
+                )
+            ),
+            "{refused}"
+        );
+        assert_eq!(serde_json::to_string(&vault.state.cases).unwrap(), state);
+    }
 }

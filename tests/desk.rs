@@ -488,15 +488,7 @@ fn a_forged_melder_message_is_marked_in_the_case_view() {
     assert_eq!(summary.not_genuine, 1);
     let case = vault.state.cases.keys().next().unwrap().to_hex();
     drop(vault);
-    // To photograph the real window on this vault (docs/screenshots):
-    // MELDKLUIS_KEEP_DESK_VAULT=/some/dir keeps a copy of it there.
-    if let Ok(keep) = std::env::var("MELDKLUIS_KEEP_DESK_VAULT") {
-        let copied = std::process::Command::new("cp")
-            .args(["-a", &vault_dir.display().to_string(), &keep])
-            .status()
-            .unwrap();
-        assert!(copied.success());
-    }
+    keep_for_screenshots(&vault_dir);
 
     let pass = dir.path().join("pass");
     std::fs::write(&pass, "test passphrase\n").unwrap();
@@ -514,4 +506,149 @@ fn a_forged_melder_message_is_marked_in_the_case_view() {
         has_text(&h, "onbekende afzender"),
         "and not shown as the melder's"
     );
+}
+
+#[test]
+fn a_colleague_is_introduced_from_the_case_view_after_comparing_the_fingerprint() {
+    let dir = tempfile::tempdir().unwrap();
+    let vault_dir = dir.path().join("kluis");
+    let mut vault = common::make_vault(&vault_dir, "vp-a");
+    let colleague = common::make_vault(&dir.path().join("collega"), "vp-b");
+    let server = Server::start_with_cards(&[
+        ("vp-a", vault.card.to_json()),
+        ("vp-b", colleague.card.to_json()),
+    ]);
+    let melder = Melder::new();
+    let report = melder.report_envelope_v2("Melding voor twee.", std::slice::from_ref(&vault.card));
+    let answer = server.post_json(
+        "/api/v1/reports",
+        &melder.report_request_signed(&report, &[vault.recipient()]),
+    );
+    assert_eq!(answer.status, 201);
+    common::sync(&server, &mut vault);
+    let case = vault.state.cases.keys().next().unwrap().to_hex();
+    drop(vault);
+    let card_file = dir.path().join("vp-b.json");
+    std::fs::write(&card_file, colleague.card.to_json()).unwrap();
+
+    let pass = dir.path().join("pass");
+    std::fs::write(&pass, "test passphrase\n").unwrap();
+    let mut h = opened_at_case(&vault_dir, &pass, &case);
+    click(&mut h, "Een collega toevoegen");
+    assert!(
+        has_text(&h, "Ik heb een collega gevraagd"),
+        "the standard introduction"
+    );
+    // Queuing before the card is read and compared is refused.
+    click(&mut h, "Klaarzetten voor verzending");
+    assert!(has_text(&h, "vergelijk de vingerafdruk"));
+    type_into(
+        &mut h,
+        "Kaartbestand van uw collega",
+        &card_file.display().to_string(),
+    );
+    click(&mut h, "Kaart lezen");
+    assert!(
+        has_text(&h, &colleague.card.fingerprint()),
+        "the fingerprint to compare"
+    );
+    assert!(has_text(&h, "Counsellor vp-b"));
+    click(
+        &mut h,
+        "Ik heb deze vingerafdruk vergeleken met de lijst van de organisatie en hij klopt",
+    );
+    click(&mut h, "Klaarzetten voor verzending");
+    assert!(has_text(&h, "Klaargezet"), "queued");
+    drop(h);
+
+    let vault = meldkluis::review::Vault::open(
+        &vault_dir,
+        age::secrecy::SecretString::from("test passphrase".to_owned()),
+    )
+    .unwrap();
+    assert_eq!(vault.state.pending.len(), 1);
+    assert_eq!(vault.state.pending[0].introduce, vec!["vp-b".to_string()]);
+    assert!(
+        vault
+            .state
+            .cases
+            .values()
+            .next()
+            .unwrap()
+            .pinned
+            .contains_key("vp-b")
+    );
+}
+
+#[test]
+fn an_introduced_colleague_takes_the_case_on_in_the_desk_after_comparing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = common::make_vault(&dir.path().join("a"), "vp-a");
+    let b_dir = dir.path().join("kluis");
+    let mut b = common::make_vault(&b_dir, "vp-b");
+    let server =
+        Server::start_with_cards(&[("vp-a", a.card.to_json()), ("vp-b", b.card.to_json())]);
+    let melder = Melder::new();
+    let report =
+        melder.report_envelope_v2("Melding voor de collega.", std::slice::from_ref(&a.card));
+    let answer = server.post_json(
+        "/api/v1/reports",
+        &melder.report_request_signed(&report, &[a.recipient()]),
+    );
+    assert_eq!(answer.status, 201);
+    common::sync(&server, &mut a);
+    let case = *a.state.cases.keys().next().unwrap();
+    meldkluis::review::commands::introduce(
+        &mut a,
+        &case,
+        &b.card,
+        "Mijn collega leest mee.",
+        fixed_today(),
+    )
+    .unwrap();
+    common::sync(&server, &mut a);
+    common::sync(&server, &mut b);
+    drop(b);
+    keep_for_screenshots(&b_dir);
+
+    let pass = dir.path().join("pass");
+    std::fs::write(&pass, "test passphrase\n").unwrap();
+    let mut h = opened_at_case(&b_dir, &pass, &case.to_hex());
+    assert!(has_text(&h, "Een collega heeft u aan deze zaak toegevoegd"));
+    assert!(
+        has_text(&h, &a.card.fingerprint()),
+        "the introducer's fingerprint"
+    );
+    assert!(
+        !has_text(&h, "Melding voor de collega."),
+        "nothing before confirming"
+    );
+    click(&mut h, "Zaak overnemen");
+    assert!(
+        has_text(&h, "Vergelijk eerst de vingerafdruk"),
+        "refused until compared"
+    );
+    click(
+        &mut h,
+        "Ik heb deze vingerafdruk vergeleken met de lijst van de organisatie en hij klopt",
+    );
+    click(&mut h, "Zaak overnemen");
+    assert!(has_text(&h, "De zaak is overgenomen"));
+    assert!(
+        has_text(&h, "Melding voor de collega."),
+        "the report, forwarded"
+    );
+    assert!(has_text(&h, "Doorgestuurd door een collega"));
+}
+
+/// To photograph the real window on a test's vault (docs/screenshots):
+/// `MELDKLUIS_KEEP_DESK_VAULT=/some/dir` keeps a copy of it there.
+fn keep_for_screenshots(vault_dir: &Path) {
+    if let Ok(keep) = std::env::var("MELDKLUIS_KEEP_DESK_VAULT") {
+        let copied = std::process::Command::new("cp")
+            .args(["-a", &vault_dir.display().to_string(), &keep])
+            .status()
+            .unwrap();
+        assert!(copied.success());
+    }
 }

@@ -156,6 +156,8 @@ fn vault_with_case(dir: &Path, closed: bool) -> (PathBuf, CaseId) {
             sha256: None,
             authenticity: None,
             gap_before: false,
+            forwarded_in: None,
+            unseen_replies: 0,
         });
     }
     let case = CaseId::random();

@@ -16,7 +16,7 @@ use meldkluis::format::card::{Card, CounsellorKind};
 use meldkluis::format::code::RetrievalCode;
 use meldkluis::format::derive::Derived;
 use meldkluis::format::envelope::{Author, Envelope, Kind, Status};
-use meldkluis::format::signed::{LABEL, message_hash, verifying_key};
+use meldkluis::format::signed::{Forwarded, LABEL, message_hash, verifying_key};
 use serde_json::{Value, json};
 
 const FILE: &str = "signed.json";
@@ -55,6 +55,19 @@ fn counsellor() -> (Card, SigningKey) {
         lang: Some("nl".into()),
         age_recipient: derived(CODES[1]).reply_recipient().to_string(),
         signing_key: STANDARD.encode(key.verifying_key().as_bytes()),
+    };
+    (card, key)
+}
+
+/// A second counsellor, to be introduced: signing seed 08 × 32.
+fn colleague() -> (Card, SigningKey) {
+    let key = SigningKey::from_bytes(&[8; 32]);
+    let (card, _) = counsellor();
+    let card = Card {
+        id: "vp-bakker".into(),
+        name: "Mw. B. Bakker".into(),
+        signing_key: STANDARD.encode(key.verifying_key().as_bytes()),
+        ..card
     };
     (card, key)
 }
@@ -110,6 +123,24 @@ fn reply(melder: &Derived, card: &Card, prev: &str) -> Envelope {
     e
 }
 
+/// A reply that introduces `colleague` (§10.5), forwarding the report.
+fn introduction(melder: &Derived, card: &Card, colleague: &Card, report: Forwarded) -> Envelope {
+    let mut e = Envelope::new(Kind::Reply, "Mijn collega leest mee.");
+    e.v = 2;
+    e.lang = Some("nl".into());
+    e.author = Some(Author {
+        id: card.id.clone(),
+        name: card.name.clone(),
+    });
+    e.thread = Some(melder.thread());
+    e.seq = Some(2);
+    e.prev = Some(Some(report.sha256.clone()));
+    e.day = Some("2026-12-02".into());
+    e.introduces = vec![colleague.clone()];
+    e.forwarded = vec![report];
+    e
+}
+
 /// Rewrites one field of the signed inner text and keeps the signature:
 /// what a forger who edits a message gets.
 fn tampered(outer: &str, from: &str, to: &str) -> String {
@@ -152,6 +183,15 @@ fn generate() -> Value {
     let follow_up_text = signed_text(&follow_up(&melder, &reply_hash), &melder_key);
     let reply_text = signed_text(&reply(&melder, &card, &report_hash), &counsellor_key);
     let report_value: Value = serde_json::from_str(&report_text).unwrap();
+    let (colleague, _) = colleague();
+    let forwarded_report = Forwarded {
+        sha256: report_hash.clone(),
+        message: serde_json::from_str(&report_text).unwrap(),
+    };
+    let introduction_text = signed_text(
+        &introduction(&melder, &card, &colleague, forwarded_report),
+        &counsellor_key,
+    );
     let inner = |text: &str| -> Value {
         let outer: Value = serde_json::from_str(text).unwrap();
         serde_json::from_str(outer["signed"].as_str().unwrap()).unwrap()
@@ -175,6 +215,13 @@ fn generate() -> Value {
     wrong_thread["thread"] = json!("AAAA");
     let mut seq_zero = inner(&reply_text);
     seq_zero["seq"] = json!(0);
+    let mut forwarded_alone = inner(&introduction_text);
+    forwarded_alone
+        .as_object_mut()
+        .unwrap()
+        .remove("introduces");
+    let mut forwarded_follow_up = inner(&follow_up_text);
+    forwarded_follow_up["forwarded"] = inner(&introduction_text)["forwarded"].clone();
 
     let messages = vec![
         valid("report, signed by the melder", &report_text, &melder_b64),
@@ -186,6 +233,11 @@ fn generate() -> Value {
         valid(
             "acknowledgement, signed by the counsellor",
             &reply_text,
+            &counsellor_b64,
+        ),
+        valid(
+            "an introduction of a colleague, forwarding the report, signed by the counsellor",
+            &introduction_text,
             &counsellor_b64,
         ),
         invalid(
@@ -287,6 +339,18 @@ fn generate() -> Value {
         invalid(
             "a thread that is no key",
             &signed_raw(&wrong_thread, &melder_key),
+            &melder_b64,
+            "malformed",
+        ),
+        invalid(
+            "forwarded messages without an introduction",
+            &signed_raw(&forwarded_alone, &counsellor_key),
+            &counsellor_b64,
+            "malformed",
+        ),
+        invalid(
+            "forwarded messages in a follow-up",
+            &signed_raw(&forwarded_follow_up, &melder_key),
             &melder_b64,
             "malformed",
         ),

@@ -2,12 +2,15 @@
 //! exported attachments), attachments, private notes, and the writing
 //! panel with the standard texts and a preview of what the melder sees.
 
+use std::path::Path;
+
 use egui::{RichText, Ui};
 
 use super::files::{self, Preview};
 use super::settings::Settings;
 use super::text::Texts;
 use super::{Action, widgets};
+use crate::format::card::Card;
 use crate::format::day::Day;
 use crate::format::envelope::Status;
 use crate::format::ids::CaseId;
@@ -28,6 +31,8 @@ pub enum WriteAction {
     FeedbackGiven,
     Close,
     Reopen,
+    /// Add a colleague to the case (protocol v2, §10.5).
+    Introduce,
 }
 
 impl WriteAction {
@@ -39,13 +44,14 @@ impl WriteAction {
             WriteAction::FeedbackGiven => texts.action_feedback,
             WriteAction::Close => texts.action_close,
             WriteAction::Reopen => texts.action_reopen,
+            WriteAction::Introduce => texts.action_introduce,
         }
     }
 
     /// The status the melder's page will show after it.
     fn status(self) -> Option<Status> {
         match self {
-            WriteAction::Reply => None,
+            WriteAction::Reply | WriteAction::Introduce => None,
             WriteAction::Acknowledge => Some(Status::Acknowledged),
             WriteAction::InProgress | WriteAction::Reopen => Some(Status::InProgress),
             WriteAction::FeedbackGiven => Some(Status::FeedbackGiven),
@@ -58,6 +64,7 @@ impl WriteAction {
         match self {
             WriteAction::Acknowledge => Some(commands::acknowledgement_template(lang)),
             WriteAction::Close => Some(commands::closing_template(lang)),
+            WriteAction::Introduce => Some(commands::introduction_template(lang)),
             _ => None,
         }
     }
@@ -68,14 +75,24 @@ pub struct Outgoing {
     pub case: CaseId,
     pub action: WriteAction,
     pub text: String,
+    /// The colleague an introduction adds, their fingerprint compared.
+    pub colleague: Option<Box<Card>>,
 }
 
 /// Queues the message for the next outbox through the library.
 pub fn send(vault: &mut Vault, outgoing: Outgoing, today: Day) -> Result<(), ReviewError> {
-    let Outgoing { case, action, text } = outgoing;
-    match action {
-        WriteAction::Reopen => commands::reopen(vault, &case, &text, today),
-        other => commands::send(vault, &case, &text, other.status(), today),
+    let Outgoing {
+        case,
+        action,
+        text,
+        colleague,
+    } = outgoing;
+    match (action, colleague) {
+        (WriteAction::Reopen, _) => commands::reopen(vault, &case, &text, today),
+        (WriteAction::Introduce, Some(card)) => {
+            commands::introduce(vault, &case, &card, &text, today)
+        }
+        (other, _) => commands::send(vault, &case, &text, other.status(), today),
     }
     .map(|_| ())
 }
@@ -90,6 +107,13 @@ pub struct CaseScreen {
     pdf_with_contact: bool,
     preview: Option<Preview>,
     error: Option<String>,
+    /// Introducing a colleague: the card file typed, the card read from it,
+    /// and whether the counsellor compared its fingerprint.
+    card_path: String,
+    colleague: Option<Card>,
+    compared: bool,
+    /// Scroll the colleague's card into view at the next frame.
+    show_colleague: bool,
 }
 
 impl CaseScreen {
@@ -113,9 +137,38 @@ impl CaseScreen {
             pdf_with_contact: false,
             preview: None,
             error: None,
+            card_path: String::new(),
+            colleague: None,
+            compared: false,
+            show_colleague: false,
         };
         screen.text = action.template(lang).unwrap_or_default().to_string();
         Ok(screen)
+    }
+
+    /// Chooses "add a colleague" with this card file read, its fingerprint
+    /// in view (`--introduce`, for scripted sessions and screenshots).
+    pub fn start_introducing(&mut self, card: &Path, lang: Lang) {
+        self.action = WriteAction::Introduce;
+        self.text = commands::introduction_template(lang).to_string();
+        self.card_path = card.display().to_string();
+        self.read_colleague();
+        self.show_colleague = true;
+    }
+
+    fn read_colleague(&mut self) {
+        self.compared = false;
+        self.colleague = None;
+        match std::fs::read(self.card_path.trim())
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| Card::parse(&bytes).map_err(|e| e.to_string()))
+        {
+            Ok(card) => {
+                self.error = None;
+                self.colleague = Some(card);
+            }
+            Err(e) => self.error = Some(e),
+        }
     }
 
     /// Shows the case's n-th attachment (from 1, in message order) in the
@@ -181,6 +234,7 @@ impl CaseScreen {
             .auto_shrink([false, false])
             .show(ui, |ui| {
                 self.header_ui(ui, texts, words);
+                self.introduction_ui(ui, texts, words, actions);
                 let mut wishes = Vec::new();
                 for message in &self.view.messages {
                     message_ui(ui, texts, words, settings.lang, message, &mut wishes);
@@ -195,6 +249,45 @@ impl CaseScreen {
                 ui.separator();
                 self.notes_ui(ui, texts, words, actions);
             });
+    }
+
+    /// A colleague's introduction of this counsellor, waiting: the
+    /// introducer's card to compare, and the step that takes the case on.
+    fn introduction_ui(
+        &mut self,
+        ui: &mut Ui,
+        texts: &Texts,
+        words: &Words,
+        actions: &mut Vec<Action>,
+    ) {
+        let Some(introducer) = &self.view.pending_introduction else {
+            return;
+        };
+        ui.add_space(6.0);
+        ui.label(
+            RichText::new(words.pending_introduction)
+                .strong()
+                .color(widgets::warning_color(ui)),
+        );
+        egui::Frame::group(ui.style()).show(ui, |ui| {
+            ui.label(RichText::new(introducer.name.line()).strong());
+            ui.label(introducer.organisation.line());
+            ui.label(
+                RichText::new(format!("{}: {}", texts.fingerprint, introducer.fingerprint))
+                    .monospace()
+                    .size(18.0),
+            );
+        });
+        ui.checkbox(&mut self.compared, texts.colleague_compared);
+        if widgets::button(ui, texts.accept_introduction).clicked() {
+            match self.compared {
+                true => actions.push(Action::AcceptIntroduction(self.view.summary.id)),
+                false => self.error = Some(texts.introducer_not_compared.into()),
+            }
+        }
+        if let Some(error) = &self.error {
+            ui.label(RichText::new(error).color(ui.visuals().error_fg_color));
+        }
     }
 
     fn header_ui(&self, ui: &mut Ui, texts: &Texts, words: &Words) {
@@ -309,13 +402,19 @@ impl CaseScreen {
         let choices: &[WriteAction] = if closed {
             &[WriteAction::Reopen]
         } else {
-            &[
+            let all = &[
                 WriteAction::Reply,
                 WriteAction::Acknowledge,
                 WriteAction::InProgress,
                 WriteAction::FeedbackGiven,
                 WriteAction::Close,
-            ]
+                WriteAction::Introduce,
+            ];
+            // A case of the older, unsigned format pins nobody to add to.
+            match self.view.can_introduce {
+                true => all,
+                false => &all[..all.len() - 1],
+            }
         };
         let before = (self.action, self.template_lang);
         widgets::labelled_row(ui, texts.action, |ui| {
@@ -340,6 +439,9 @@ impl CaseScreen {
                     .unwrap_or_default()
                     .to_string();
             }
+        }
+        if self.action == WriteAction::Introduce {
+            self.colleague_ui(ui, texts);
         }
         let label = ui.label(RichText::new(texts.message_text).strong());
         ui.add(
@@ -366,19 +468,63 @@ impl CaseScreen {
             }
         });
         if widgets::button(ui, texts.queue).clicked() {
+            let introducing = self.action == WriteAction::Introduce;
             if self.text.trim().is_empty() {
                 self.error = Some(texts.empty_message.into());
+            } else if introducing && (self.colleague.is_none() || !self.compared) {
+                self.error = Some(texts.colleague_not_compared.into());
             } else {
                 self.error = None;
                 actions.push(Action::Send(Outgoing {
                     case: self.view.summary.id,
                     action: self.action,
                     text: self.text.clone(),
+                    colleague: introducing
+                        .then(|| self.colleague.clone().map(Box::new))
+                        .flatten(),
                 }));
             }
         }
         if let Some(error) = &self.error {
             ui.label(RichText::new(error).color(ui.visuals().error_fg_color));
+        }
+    }
+
+    /// The colleague to introduce: their card file (from the organisation,
+    /// e.g. on the stick), read here, and its fingerprint to compare with the
+    /// organisation's published list before anything is queued.
+    fn colleague_ui(&mut self, ui: &mut Ui, texts: &Texts) {
+        ui.label(texts.colleague_intro);
+        let label = ui.label(RichText::new(texts.colleague_card).strong());
+        ui.add(
+            egui::TextEdit::singleline(&mut self.card_path)
+                .hint_text("E:\\meldkluis\\vp-jansen.json")
+                .desired_width(480.0),
+        )
+        .labelled_by(label.id);
+        if widgets::button(ui, texts.colleague_read).clicked() {
+            self.read_colleague();
+            if let Some(e) = &self.error {
+                self.error = Some(format!("{} {e}", texts.colleague_unreadable));
+            }
+        }
+        if let Some(card) = &self.colleague {
+            let shown = egui::Frame::group(ui.style()).show(ui, |ui| {
+                ui.label(RichText::new(Untrusted::new(card.name.clone()).line()).strong());
+                ui.label(Untrusted::new(card.organisation.clone()).line());
+                ui.label(
+                    RichText::new(format!("{}: {}", texts.fingerprint, card.fingerprint()))
+                        .monospace()
+                        .size(18.0),
+                );
+            });
+            let compared = ui.checkbox(&mut self.compared, texts.colleague_compared);
+            if std::mem::take(&mut self.show_colleague) {
+                shown
+                    .response
+                    .union(compared)
+                    .scroll_to_me(Some(egui::Align::Center));
+            }
         }
     }
 
@@ -477,9 +623,25 @@ fn message_ui(
         }
         None => {}
     }
+    if message.forwarded {
+        ui.label(RichText::new(words.forwarded_note).italics());
+    }
+    if message.unseen_replies > 0 {
+        ui.label(
+            RichText::new(
+                words
+                    .unseen_replies
+                    .replace("{0}", &message.unseen_replies.to_string()),
+            )
+            .italics(),
+        );
+    }
     match &message.content {
         Content::ForMelderOnly => {
             ui.label(RichText::new(texts.for_melder_only).italics());
+        }
+        Content::WaitingForIntroduction => {
+            ui.label(RichText::new(words.waiting_for_introduction).italics());
         }
         Content::Unreadable(reason) => {
             ui.label(format!("{} {}", texts.unreadable, reason.line()));
@@ -501,6 +663,17 @@ fn message_ui(
                 );
             }
             widgets::untrusted_block(ui, &readable.text);
+            if !readable.introduces.is_empty() {
+                ui.label(RichText::new(words.introduces_heading).strong());
+                for card in &readable.introduces {
+                    ui.label(format!(
+                        "{} · {} · {}",
+                        card.name.line(),
+                        card.organisation.line(),
+                        card.fingerprint
+                    ));
+                }
+            }
             if !readable.attachments.is_empty() {
                 ui.label(RichText::new(texts.attachments).strong());
                 for attachment in &readable.attachments {

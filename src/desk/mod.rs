@@ -94,6 +94,9 @@ pub struct StartOptions {
     pub case: Option<String>,
     /// With `case`: show its n-th attachment (from 1) in the preview.
     pub attachment: Option<usize>,
+    /// With `case`: start introducing the colleague of this card file, read
+    /// and shown with its fingerprint (screenshots of that step).
+    pub introduce: Option<PathBuf>,
     /// Measure deadlines against this day instead of today (demonstrations
     /// and screenshots of overdue cases).
     pub today: Option<Day>,
@@ -169,6 +172,9 @@ impl DeskApp {
             desk.apply(Action::OpenCase(id), self.texts(), &self.settings, today);
             if let (Some(n), Some(screen)) = (options.attachment, &mut desk.case) {
                 screen.preview_attachment(&desk.vault, n, self.settings.lang);
+            }
+            if let (Some(card), Some(screen)) = (options.introduce, &mut desk.case) {
+                screen.start_introducing(&card, self.settings.lang);
             }
         }
         self.screen = Screen::Open(Box::new(desk));
@@ -286,6 +292,8 @@ pub enum Action {
     CloseCase,
     Send(case::Outgoing),
     AddNote(CaseId, String),
+    /// Take on a case a colleague introduced this counsellor to (§10.5).
+    AcceptIntroduction(CaseId),
     ExportAttachment {
         case: CaseId,
         attachment: Box<crate::review::views::AttachmentView>,
@@ -423,6 +431,12 @@ impl Desk {
                     .and_then(|()| self.refresh_case(id, settings.lang, today))
                     .map(|()| Some(texts.queued.to_string()))
             }
+            Action::AcceptIntroduction(id) => {
+                crate::review::commands::accept_introduction(&mut self.vault, &id)
+                    .map_err(|e| words.error(&e))
+                    .and_then(|()| self.refresh_case(id, settings.lang, today))
+                    .map(|()| Some(texts.introduction_accepted.to_string()))
+            }
             Action::AddNote(id, note) => {
                 crate::review::commands::note(&mut self.vault, &id, &note, today)
                     .map_err(|e| words.error(&e))
@@ -500,8 +514,8 @@ fn flag_value<'a>(args: &'a [String], flag: &str) -> Option<&'a str> {
 
 /// The command line: `--vault DIR`, `--lang nl|en`, `--dark`,
 /// `--text-scale 1.0…2.0`; for scripted sessions `--passphrase-file FILE`,
-/// `--tab cases|sync|stats|settings`, `--case PREFIX` (with `--attachment N`),
-/// `--today YYYY-MM-DD`.
+/// `--tab cases|sync|stats|settings`, `--case PREFIX` (with `--attachment N`
+/// or `--introduce CARD-FILE`), `--today YYYY-MM-DD`.
 pub fn start_options(args: &[String]) -> StartOptions {
     StartOptions {
         lang: flag_value(args, "--lang").map(Lang::from_tag),
@@ -517,6 +531,7 @@ pub fn start_options(args: &[String]) -> StartOptions {
         }),
         case: flag_value(args, "--case").map(str::to_string),
         attachment: flag_value(args, "--attachment").and_then(|n| n.parse().ok()),
+        introduce: flag_value(args, "--introduce").map(PathBuf::from),
         today: flag_value(args, "--today").and_then(Day::parse),
     }
 }

@@ -126,6 +126,9 @@ pub fn render(
                 }
             }
             MessageContent::ForMelderOnly => lines.push(Line::Text(texts.for_melder_only.into())),
+            MessageContent::WaitingForIntroduction => {
+                lines.push(Line::Text(lang.words().waiting_for_introduction.into()))
+            }
             MessageContent::Unreadable(why) => {
                 lines.push(Line::Text(format!("{} {}", texts.unreadable, why.line())))
             }

@@ -103,7 +103,15 @@ pub struct OutboxItem {
     pub kind: OutboxKind,
     pub file: String,
     pub sha256: String,
+    /// A reply that introduces counsellors to its case (protocol.md §10.5):
+    /// their ids, so the server adds them to the case and delivers its
+    /// messages to them from now on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub introduce: Vec<String>,
 }
+
+/// The most counsellors one outbox item introduces (as a thread pins).
+const MAX_INTRODUCED: usize = 10;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -145,6 +153,19 @@ impl Outbox {
         items: &[(MessageId, CaseId, OutboxKind, Vec<u8>)],
         key: &SigningKey,
     ) -> Vec<u8> {
+        Self::build_introducing(counsellor, counter, inbox_ack, items, &BTreeMap::new(), key)
+    }
+
+    /// [`Outbox::build`], where the replies named in `introduce` introduce
+    /// those counsellors to their case.
+    pub fn build_introducing(
+        counsellor: &str,
+        counter: u64,
+        inbox_ack: u64,
+        items: &[(MessageId, CaseId, OutboxKind, Vec<u8>)],
+        introduce: &BTreeMap<MessageId, Vec<String>>,
+        key: &SigningKey,
+    ) -> Vec<u8> {
         let manifest = OutboxManifest {
             format: "meldkluis-outbox".into(),
             v: 1,
@@ -159,6 +180,7 @@ impl Outbox {
                     kind: *kind,
                     file: item_file(id),
                     sha256: hex::encode(Sha256::digest(body)),
+                    introduce: introduce.get(id).cloned().unwrap_or_default(),
                 })
                 .collect(),
         };
@@ -198,6 +220,9 @@ impl Outbox {
         if !valid_id(&manifest.counsellor) {
             return Err(malformed("the counsellor id is malformed"));
         }
+        for item in &manifest.items {
+            check_introduced(&manifest.counsellor, item)?;
+        }
         let files = take_items(
             &mut entries,
             manifest
@@ -221,6 +246,29 @@ impl Outbox {
         key.verify(&signed, &self.signature)
             .map_err(|_| BundleError::BadSignature)
     }
+}
+
+/// An item's `introduce` list: only a reply introduces, at most ten
+/// well-formed ids, each once, never its own writer.
+fn check_introduced(counsellor: &str, item: &OutboxItem) -> Result<(), BundleError> {
+    if item.introduce.is_empty() {
+        return Ok(());
+    }
+    if item.kind != OutboxKind::Reply {
+        return Err(malformed("only a reply introduces counsellors"));
+    }
+    if item.introduce.len() > MAX_INTRODUCED {
+        return Err(malformed("an item introduces at most ten counsellors"));
+    }
+    let mut ids: Vec<&str> = item.introduce.iter().map(String::as_str).collect();
+    ids.sort_unstable();
+    if ids.windows(2).any(|w| w[0] == w[1]) {
+        return Err(malformed("an item introduces a counsellor twice"));
+    }
+    if ids.iter().any(|id| !valid_id(id) || *id == counsellor) {
+        return Err(malformed("an introduced counsellor id is malformed"));
+    }
+    Ok(())
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

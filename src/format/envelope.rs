@@ -256,6 +256,10 @@ pub struct Envelope {
     /// v2, reply: counsellors the writer introduces to the thread (§10.5).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub introduces: Vec<Card>,
+    /// v2, an introduction: the melder's messages the writer forwards to
+    /// the counsellors it introduces, each as the melder signed it (§10.5).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub forwarded: Vec<signed::Forwarded>,
     /// v2: the signature this envelope arrived with (not part of the JSON).
     #[serde(skip)]
     pub signature: Option<Seal>,
@@ -303,6 +307,7 @@ impl Envelope {
             cards: Vec::new(),
             day: None,
             introduces: Vec::new(),
+            forwarded: Vec::new(),
             signature: None,
         }
     }

@@ -21,6 +21,8 @@ use super::envelope::{Envelope, EnvelopeError, Kind};
 pub const LABEL: &[u8] = b"meldkluis-message-v2\n";
 /// The most cards a thread pins or a reply introduces.
 const MAX_CARDS: usize = 10;
+/// The most of the melder's messages an introduction forwards.
+pub const MAX_FORWARDED: usize = 200;
 /// The largest `seq` (what a JavaScript number holds exactly).
 const MAX_SEQ: u64 = (1 << 53) - 1;
 
@@ -47,12 +49,48 @@ fn signing_input(signed: &str) -> Vec<u8> {
     [LABEL, signed.as_bytes()].concat()
 }
 
-#[derive(Serialize, Deserialize)]
+/// The outer object of a v2 plaintext, as it is written and read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Outer {
+pub struct Outer {
     v: u32,
     signed: String,
     sig: String,
+}
+
+/// One of the melder's messages as an introduction forwards it (§10.5):
+/// the message exactly as the melder signed it, and the SHA-256 of the age
+/// file it arrived in, so the introduced counsellor can put it in its place
+/// among the items of their inbox they cannot decrypt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Forwarded {
+    pub sha256: String,
+    pub message: Outer,
+}
+
+impl Forwarded {
+    /// The signed form of a v2 message read with its signature; `None` for
+    /// a v1 message or one made here (no signature kept).
+    pub fn of(envelope: &Envelope, sha256: &str) -> Option<Self> {
+        let seal = envelope.signature.as_ref()?;
+        Some(Forwarded {
+            sha256: sha256.to_string(),
+            message: Outer {
+                v: 2,
+                signed: seal.signed.clone(),
+                sig: STANDARD.encode(seal.sig),
+            },
+        })
+    }
+
+    /// The forwarded message, read and checked by §3 and §10.2's rules; its
+    /// signature is kept, not verified (the reader knows which key).
+    pub fn open(&self) -> Result<Envelope, EnvelopeError> {
+        let envelope = from_outer(self.message.clone())?;
+        envelope.validate()?;
+        Ok(envelope)
+    }
 }
 
 /// The outer JSON of a v2 envelope signed with `key` (not yet padded).
@@ -72,6 +110,10 @@ pub(super) fn sign(envelope: &Envelope, key: &SigningKey) -> Vec<u8> {
 pub(super) fn read(plaintext: &[u8]) -> Result<Envelope, EnvelopeError> {
     let outer: Outer =
         serde_json::from_slice(plaintext).map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
+    from_outer(outer)
+}
+
+fn from_outer(outer: Outer) -> Result<Envelope, EnvelopeError> {
     let sig: [u8; 64] = STANDARD
         .decode(&outer.sig)
         .ok()
@@ -117,7 +159,8 @@ pub(super) fn validate_v1_fields(e: &Envelope) -> Result<(), EnvelopeError> {
         && e.prev.is_none()
         && e.cards.is_empty()
         && e.day.is_none()
-        && e.introduces.is_empty();
+        && e.introduces.is_empty()
+        && e.forwarded.is_empty();
     if none {
         Ok(())
     } else {
@@ -150,9 +193,7 @@ pub(super) fn validate_v2_fields(e: &Envelope) -> Result<(), EnvelopeError> {
             return Err(Invalid("the first message has prev null"));
         }
         Some(Some(hash)) => {
-            let lower_hex =
-                hash.len() == 64 && hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-            if !lower_hex {
+            if !is_sha256_hex(hash) {
                 return Err(Invalid("prev is not a SHA-256 in lower-case hex"));
             }
         }
@@ -181,6 +222,48 @@ pub(super) fn validate_v2_fields(e: &Envelope) -> Result<(), EnvelopeError> {
             return Err(Invalid("only a reply introduces counsellors"));
         }
         valid_cards(&e.introduces)?;
+    }
+    if !e.forwarded.is_empty() {
+        valid_forwarded(e)?;
+    }
+    Ok(())
+}
+
+fn is_sha256_hex(hash: &str) -> bool {
+    hash.len() == 64 && hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// An introduction's forwarded messages (§10.5): each the melder's own,
+/// signed with the melder's key of this very thread. One that is not makes
+/// the whole introduction invalid: its writer forged or altered it.
+fn valid_forwarded(e: &Envelope) -> Result<(), EnvelopeError> {
+    use EnvelopeError::Invalid;
+    if e.introduces.is_empty() {
+        return Err(Invalid("only an introduction forwards messages"));
+    }
+    if e.forwarded.len() > MAX_FORWARDED {
+        return Err(Invalid("an introduction forwards at most 200 messages"));
+    }
+    let thread = e.thread_key().ok_or(Invalid("no thread"))?;
+    let mut hashes: Vec<&str> = e.forwarded.iter().map(|f| f.sha256.as_str()).collect();
+    hashes.sort_unstable();
+    if hashes.windows(2).any(|w| w[0] == w[1]) {
+        return Err(Invalid("a forwarded message is named twice"));
+    }
+    for forwarded in &e.forwarded {
+        if !is_sha256_hex(&forwarded.sha256) {
+            return Err(Invalid("a forwarded sha256 is not lower-case hex"));
+        }
+        let message = forwarded.open()?;
+        let melders = matches!(
+            message.kind,
+            Kind::Report | Kind::Question | Kind::FollowUp | Kind::Evaluation
+        );
+        if !melders || message.thread != e.thread || !message.verify(&thread) {
+            return Err(Invalid(
+                "a forwarded message is not the melder's, signed in this thread",
+            ));
+        }
     }
     Ok(())
 }

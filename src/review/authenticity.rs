@@ -67,8 +67,15 @@ pub fn judge_melder(case: &CaseRecord, envelope: &Envelope, self_signed: bool) -
 /// Judges a counsellor's reply this vault can read (a colleague's, or one
 /// that claims to be this counsellor's own) in a signed thread: it must be
 /// a reply by the counsellor the server names, in this thread, signed with
-/// that counsellor's pinned card key. `None` for a case of the older format.
-pub fn judge_reply(case: &CaseRecord, author: &str, envelope: &Envelope) -> Option<Authenticity> {
+/// that counsellor's pinned card key, and numbered after the last one seen
+/// of them — a lower number again is a replay. `None` for a case of the
+/// older format.
+pub fn judge_reply(
+    case: &mut CaseRecord,
+    author: &str,
+    me: &str,
+    envelope: &Envelope,
+) -> Option<Authenticity> {
     let thread = case.thread.as_deref()?;
     let key = case
         .pinned
@@ -79,10 +86,39 @@ pub fn judge_reply(case: &CaseRecord, author: &str, envelope: &Envelope) -> Opti
         && envelope.author.as_ref().is_some_and(|a| a.id == author)
         && envelope.thread.as_deref() == Some(thread)
         && key.is_some_and(|key| envelope.verify(&key));
-    Some(match genuine {
-        true => Authenticity::Verified,
-        false => Authenticity::NotGenuine,
-    })
+    if !genuine {
+        return Some(Authenticity::NotGenuine);
+    }
+    let seq = envelope.seq.unwrap_or(0);
+    let last = match author == me {
+        true => &mut case.my_seq,
+        false => case.colleague_seq.entry(author.to_string()).or_insert(0),
+    };
+    if seq <= *last {
+        return Some(Authenticity::Replayed);
+    }
+    *last = seq;
+    Some(Authenticity::Verified)
+}
+
+/// How many of this counsellor's (`me`) replies in the case come after the
+/// message a melder's message names in `prev`: replies the melder had not
+/// seen. 0 when `prev` names no message here (that is a gap, shown apart).
+pub fn unseen_replies(case: &CaseRecord, envelope: &Envelope, me: &str) -> u32 {
+    let Some(Some(prev)) = envelope.prev.as_ref() else {
+        return 0;
+    };
+    let Some(seen) = case
+        .messages
+        .iter()
+        .position(|m| m.sha256.as_deref() == Some(prev.as_str()))
+    else {
+        return 0;
+    };
+    case.messages[seen + 1..]
+        .iter()
+        .filter(|m| m.author == me)
+        .count() as u32
 }
 
 /// Records a verified melder message in its case: the first pins the

@@ -14,6 +14,7 @@ use crate::format::ids::{CaseId, MessageId};
 use super::attachment::{self, Damage, DecryptError};
 use super::error::ReviewError;
 use super::export::{create_private_dir, sanitize_file_name, write_new_file, write_new_file_with};
+use super::introduce::Introduction;
 use super::terminal::clean_line;
 use super::vault::{Authenticity, MessageRecord, Note, Pending, Vault};
 
@@ -35,6 +36,14 @@ pub fn reopening_template(lang: Lang) -> &'static str {
     }
 }
 
+/// The standard message that introduces a colleague (see [`introduce`]).
+pub fn introduction_template(lang: Lang) -> &'static str {
+    match lang {
+        Lang::Nl => include_str!("templates/introduction.nl.txt"),
+        Lang::En => include_str!("templates/introduction.en.txt"),
+    }
+}
+
 /// The standard closing message, which invites the melder's evaluation.
 pub fn closing_template(lang: Lang) -> &'static str {
     match lang {
@@ -44,6 +53,7 @@ pub fn closing_template(lang: Lang) -> &'static str {
 }
 
 pub use super::import::{ImportSummary, import, import_from};
+pub use super::introduce::{accept as accept_introduction, introduce};
 
 /// Finds the case whose id starts with `prefix`.
 pub fn resolve_case(vault: &Vault, prefix: &str) -> Result<CaseId, ReviewError> {
@@ -83,7 +93,7 @@ pub fn send(
     } else {
         OutboxKind::Reply
     };
-    queue_reply(vault, case_id, text, status, kind, today)
+    queue_reply(vault, case_id, text, status, kind, today, None)
 }
 
 /// Reopens a closed case with a message to the melder (status in
@@ -105,16 +115,20 @@ pub fn reopen(
         Some(Status::InProgress),
         OutboxKind::Reopen,
         today,
+        None,
     )
 }
 
-fn queue_reply(
+/// Writes, stores and queues a reply; `introduction` makes it one that
+/// introduces a colleague (introduce.rs).
+pub(super) fn queue_reply(
     vault: &mut Vault,
     case_id: &CaseId,
     text: &str,
     status: Option<Status>,
     kind: OutboxKind,
     today: Day,
+    introduction: Option<Introduction>,
 ) -> Result<MessageId, ReviewError> {
     let case = &vault.state.cases[case_id];
     let melder: crate::format::keys::Recipient = case
@@ -152,7 +166,13 @@ fn queue_reply(
                 m.sha256.clone().filter(|_| genuine)
             }));
             envelope.day = Some(today.to_string());
-            envelope.seal_signed(&[melder, own], vault.signing_key())?
+            let mut recipients = vec![melder, own];
+            if let Some(introduction) = &introduction {
+                envelope.introduces = vec![introduction.card.clone()];
+                envelope.forwarded = introduction.forwarded.clone();
+                recipients.push(introduction.recipient.clone());
+            }
+            envelope.seal_signed(&recipients, vault.signing_key())?
         }
         None => envelope.seal(&[melder, own])?,
     };
@@ -163,6 +183,14 @@ fn queue_reply(
     if case.thread.is_some() {
         case.my_seq += 1;
     }
+    let introduce = match introduction {
+        Some(Introduction { card, .. }) => {
+            case.pinned
+                .insert(card.id.clone(), card.signing_key.clone());
+            vec![card.id]
+        }
+        None => Vec::new(),
+    };
     case.messages.push(MessageRecord {
         id,
         author,
@@ -174,6 +202,8 @@ fn queue_reply(
         sha256: Some(crate::format::signed::message_hash(&sealed)),
         authenticity: case.thread.as_ref().map(|_| Authenticity::Verified),
         gap_before: false,
+        forwarded_in: None,
+        unseen_replies: 0,
     });
     case.acknowledged.get_or_insert(today);
     if matches!(status, Some(Status::FeedbackGiven | Status::Closed)) {
@@ -191,6 +221,7 @@ fn queue_reply(
         id,
         case: *case_id,
         kind,
+        introduce,
     });
     vault.save()?;
     Ok(id)
@@ -340,7 +371,11 @@ pub fn write_outbox(vault: &mut Vault, path: &Path) -> Result<u64, ReviewError> 
 
 fn build_outbox(vault: &Vault, counter: u64) -> Result<Vec<u8>, ReviewError> {
     let mut items = Vec::new();
+    let mut introduce = std::collections::BTreeMap::new();
     for pending in &vault.state.pending {
+        if !pending.introduce.is_empty() {
+            introduce.insert(pending.id, pending.introduce.clone());
+        }
         items.push((
             pending.id,
             pending.case,
@@ -348,11 +383,12 @@ fn build_outbox(vault: &Vault, counter: u64) -> Result<Vec<u8>, ReviewError> {
             vault.read_message(&pending.id)?,
         ));
     }
-    Ok(Outbox::build(
+    Ok(Outbox::build_introducing(
         &vault.card.id,
         counter,
         vault.state.inbox_ack,
         &items,
+        &introduce,
         vault.signing_key(),
     ))
 }

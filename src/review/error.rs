@@ -41,6 +41,16 @@ pub enum ReviewError {
     /// Only a closed case can be reopened.
     #[error("case {0} is not closed")]
     CaseOpen(String),
+    /// A colleague cannot be introduced to this case (protocol.md §10.5).
+    #[error("cannot introduce {colleague} to case {case}: {why}")]
+    CannotIntroduce {
+        case: String,
+        colleague: String,
+        why: IntroduceRefusal,
+    },
+    /// No introduction waits in this case for confirmation.
+    #[error("no introduction waits in case {0}")]
+    NoIntroduction(String),
     /// A reply that breaks the envelope rules.
     #[error("{0}")]
     Envelope(#[from] crate::format::envelope::EnvelopeError),
@@ -62,6 +72,39 @@ impl ReviewError {
     }
 }
 
+/// Why a colleague cannot be introduced to a case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IntroduceRefusal {
+    /// A case of the older format pins nothing, so it has no introductions.
+    OlderFormat,
+    /// The colleague is on the case already.
+    AlreadyOnCase,
+    /// That card is this vault's own.
+    OwnCard,
+    /// This counsellor was introduced, not chosen by the melder: only a
+    /// counsellor of the melder's opening can introduce (§10.5).
+    NotChosen,
+    /// The colleague's key and the melder's are of different kinds
+    /// (classical and post-quantum): one message cannot go to both.
+    KeyKindDiffers,
+}
+
+impl std::fmt::Display for IntroduceRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            IntroduceRefusal::OlderFormat => "the case is of the older, unsigned format",
+            IntroduceRefusal::AlreadyOnCase => "they are on the case already",
+            IntroduceRefusal::OwnCard => "that is your own card",
+            IntroduceRefusal::NotChosen => {
+                "you were introduced yourself; ask a counsellor the melder chose"
+            }
+            IntroduceRefusal::KeyKindDiffers => {
+                "their key and the melder's are of different kinds (classical, post-quantum)"
+            }
+        })
+    }
+}
+
 /// How an inbox fails to fit the vault (protocol.md §6, "What the laptop
 /// checks").
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,6 +117,9 @@ pub enum InboxMismatch {
     OutOfOrder { after: u64, found: u64 },
     /// It says the server holds a message this vault never sent.
     UnknownApplied(String),
+    /// It gives a message id this vault keeps in another case, or with other
+    /// bytes: an attempt to change what an already judged message shows.
+    ReusedId(String),
     /// It is not signed, but this vault knows the server's key.
     Unsigned,
     /// It is signed by another key than the server's this vault knows
@@ -98,6 +144,10 @@ impl std::fmt::Display for InboxMismatch {
             InboxMismatch::UnknownApplied(id) => {
                 write!(f, "it confirms message {id}, which this vault never sent")
             }
+            InboxMismatch::ReusedId(id) => write!(
+                f,
+                "it gives message {id} other contents or another case than this vault keeps"
+            ),
             InboxMismatch::Unsigned => write!(f, "it is not signed by the server"),
             InboxMismatch::OtherServerKey { known, found } => write!(
                 f,

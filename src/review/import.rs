@@ -12,12 +12,15 @@ use crate::format::agefile::attachment_padded_length;
 use crate::format::bundle::{Inbox, InboxItem, InboxManifest, InboxPart};
 use crate::format::card::server_key_fingerprint;
 use crate::format::envelope::{Envelope, Kind, StreamedFile};
-use crate::format::ids::{MessageId, UploadId};
+use crate::format::ids::{CaseId, MessageId, UploadId};
 use crate::format::signed::message_hash;
 
 use super::authenticity;
 use super::error::{InboxMismatch, ReviewError};
-use super::vault::{Authenticity, CaseRecord, MessageRecord, StoredAttachment, Vault};
+use super::introduce::{self, Introduced};
+use super::vault::{
+    Authenticity, CaseRecord, MessageRecord, StoredAttachment, StoredMessage, Vault,
+};
 
 /// How much of a report's text the vault keeps as the case's subject.
 pub const SUBJECT_CHARS: usize = 200;
@@ -132,15 +135,27 @@ fn read_inbox(
         match part {
             InboxPart::Message { item, file } => {
                 damaged_attachments += std::mem::take(&mut named).len();
-                let known = vault
+                // A message id names one message: the same id in another case,
+                // or with other bytes than the file kept for it, is an inbox
+                // made to swap what an already judged message shows.
+                let owner = vault
                     .state
                     .cases
-                    .get(&item.case)
-                    .is_some_and(|case| case.messages.iter().any(|m| m.id == item.id));
+                    .iter()
+                    .find(|(_, case)| case.messages.iter().any(|m| m.id == item.id))
+                    .map(|(id, _)| *id);
+                if owner.is_some_and(|owner| owner != item.case) {
+                    return Err(InboxMismatch::ReusedId(item.id.to_hex()).into());
+                }
+                let known = owner.is_some();
                 let mut envelope = None;
                 if !known {
-                    if vault.store_message(&item.id, file.as_bytes())? {
-                        created.messages.push(item.id);
+                    match vault.store_message(&item.id, file.as_bytes())? {
+                        StoredMessage::Created => created.messages.push(item.id),
+                        StoredMessage::Same => {}
+                        StoredMessage::Different => {
+                            return Err(InboxMismatch::ReusedId(item.id.to_hex()).into());
+                        }
                     }
                     envelope = Envelope::open(file.as_bytes(), &identities).ok();
                 }
@@ -312,6 +327,15 @@ fn apply(vault: &mut Vault, read: ReadInbox) -> Result<ImportSummary, ReviewErro
     };
     let mut arrived = read.arrived;
     arrived.sort_by_key(|a| a.item.seq);
+    // The conversation each case pinned (protocol.md §10.4) is that case's
+    // alone: a server that copies a conversation's messages into another
+    // case gets them marked as copies there, never pinned or taken on.
+    let mut threads: BTreeMap<String, CaseId> = vault
+        .state
+        .cases
+        .iter()
+        .filter_map(|(id, case)| Some((case.thread.clone()?, *id)))
+        .collect();
     for Arrived {
         item,
         known,
@@ -334,23 +358,53 @@ fn apply(vault: &mut Vault, read: ReadInbox) -> Result<ImportSummary, ReviewErro
         let from_melder = item.author == "melder";
         // Is it the melder's, and is one missing before it (protocol.md
         // §10.4)? A message that is not genuine changes nothing in the case.
+        // While an introduction waits for the counsellor's confirmation, the
+        // melder's messages wait with it: they are judged once it is.
+        let waiting = from_melder && case.pending_introduction.is_some();
         let judged = envelope
             .as_ref()
-            .filter(|_| from_melder)
+            .filter(|_| from_melder && !waiting)
             .map(|e| authenticity::judge_melder(case, e, self_signed));
+        let elsewhere = envelope
+            .as_ref()
+            .and_then(|e| threads.get(e.thread.as_ref()?))
+            .is_some_and(|owner| *owner != item.case);
         let authenticity = match &envelope {
-            Some(e) if !from_melder => authenticity::judge_reply(case, &item.author, e),
+            Some(_) if elsewhere => Some(Authenticity::Replayed),
+            Some(_) if waiting => None,
+            Some(e) if !from_melder => match introduce::check(case, &item.author, e, &vault.card) {
+                Introduced::NotForMe => {
+                    authenticity::judge_reply(case, &item.author, &vault.card.id, e)
+                }
+                Introduced::Forged => Some(Authenticity::NotGenuine),
+                // Taken on at once only when the counsellor compared this
+                // very card before; otherwise it waits for them to.
+                Introduced::Valid(card) if vault.state.colleagues.get(&card.id) == Some(&*card) => {
+                    introduce::take_on(case, &item.author, item.id, e);
+                    Some(Authenticity::Verified)
+                }
+                Introduced::Valid(_) => {
+                    case.pending_introduction = Some(item.id);
+                    None
+                }
+            },
             _ => judged.as_ref().map(|j| j.authenticity),
         };
+        let judged = judged.filter(|_| !elsewhere);
+        let mut unseen_replies = 0;
         if let (true, Some(e), Some(Authenticity::Verified)) =
             (from_melder, &envelope, authenticity)
         {
+            unseen_replies = authenticity::unseen_replies(case, e, &vault.card.id);
             authenticity::record_melder(case, e);
+        }
+        if let Some(thread) = &case.thread {
+            threads.entry(thread.clone()).or_insert(item.case);
         }
         if !authenticity::counts(authenticity) {
             summary.not_genuine += 1;
         }
-        let envelope = envelope.filter(|_| authenticity::counts(authenticity));
+        let envelope = envelope.filter(|_| authenticity::counts(authenticity) && !waiting);
         // The server files a case's first message as a report and every
         // later one as a follow-up; the vault records what the envelope says
         // it is (an evaluation, an advice question, a question turned into a
@@ -408,6 +462,8 @@ fn apply(vault: &mut Vault, read: ReadInbox) -> Result<ImportSummary, ReviewErro
             sha256: Some(sha256),
             authenticity,
             gap_before: judged.is_some_and(|j| j.gap_before),
+            forwarded_in: None,
+            unseen_replies,
         });
         summary.new_messages += 1;
     }

@@ -11,6 +11,8 @@ pub mod error;
 pub mod export;
 pub mod i18n;
 pub mod import;
+pub mod introduce;
+pub mod records;
 pub mod stats;
 pub mod terminal;
 pub mod text_file;

@@ -6,6 +6,7 @@
 use crate::format::day::Day;
 use crate::format::envelope::{Envelope, Evaluation, Kind, Status};
 use crate::format::ids::{CaseId, MessageId};
+use crate::format::signed::message_hash;
 
 use super::attachment::{self, Damage};
 use super::deadlines::{Deadlines, Urgency, deadlines, urgency};
@@ -225,6 +226,12 @@ pub struct MessageView {
     pub authenticity: Option<crate::review::vault::Authenticity>,
     /// A message is missing before this one.
     pub gap_before: bool,
+    /// A melder's message written before they had seen this many of your
+    /// replies (on their way, or withheld).
+    pub unseen_replies: u32,
+    /// The melder's message as a colleague forwarded it when they
+    /// introduced this counsellor (protocol.md §10.5), signed by the melder.
+    pub forwarded: bool,
 }
 
 /// What a message holds, as far as this vault can read it.
@@ -235,6 +242,9 @@ pub enum Content {
     ForMelderOnly,
     /// Damaged, or not encrypted to any of this vault's keys.
     Unreadable(Untrusted),
+    /// A message that came while an introduction waits for the counsellor
+    /// to compare the introducer's fingerprint: not shown until then.
+    WaitingForIntroduction,
 }
 
 #[derive(Debug, Clone)]
@@ -246,6 +256,17 @@ pub struct Readable {
     pub contact: Option<Untrusted>,
     pub evaluation: Option<Evaluation>,
     pub attachments: Vec<AttachmentView>,
+    /// Counsellors this reply introduces to the conversation (§10.5).
+    pub introduces: Vec<IntroducedView>,
+}
+
+/// A counsellor a reply introduces: to compare with the organisation's
+/// published fingerprint sheet.
+#[derive(Debug, Clone)]
+pub struct IntroducedView {
+    pub name: Untrusted,
+    pub organisation: Untrusted,
+    pub fingerprint: String,
 }
 
 /// A file sent with a message.
@@ -285,6 +306,11 @@ pub struct CaseView {
     pub notes: Vec<NoteView>,
     /// Whether a reply can be encrypted to the melder (the report was read).
     pub can_reply: bool,
+    /// A signed (v2) case: a colleague can be introduced (§10.5).
+    pub can_introduce: bool,
+    /// An introduction of this counsellor waiting for them to compare the
+    /// introducer's fingerprint before the case is taken on (§10.5).
+    pub pending_introduction: Option<IntroducedView>,
 }
 
 impl CaseView {
@@ -305,6 +331,7 @@ pub fn case(vault: &Vault, id: &CaseId, today: Day) -> Result<CaseView, ReviewEr
         .get(id)
         .ok_or_else(|| ReviewError::NoSuchCase(id.to_hex()))?;
     let identities = vault.identities();
+    let mut introductions = super::introduce::Introductions::default();
     let mut messages = Vec::with_capacity(record.messages.len());
     for (i, m) in record.messages.iter().enumerate() {
         let number = i + 1;
@@ -322,10 +349,43 @@ pub fn case(vault: &Vault, id: &CaseId, today: Day) -> Result<CaseView, ReviewEr
             AuthorView::Counsellor(Untrusted::new(m.author.clone()))
         };
         let body = vault.read_message(&m.id)?;
-        let content = match Envelope::open(&body, &identities) {
-            Ok(envelope) => Content::Readable(Box::new(readable(vault, envelope, number))),
-            Err(_) if matches!(author, AuthorView::Counsellor(_)) => Content::ForMelderOnly,
-            Err(e) => Content::Unreadable(Untrusted::new(e.to_string())),
+        // The file must be the one that arrived (its hash was kept then).
+        if m.sha256
+            .as_ref()
+            .is_some_and(|kept| *kept != message_hash(&body))
+        {
+            messages.push(MessageView {
+                number,
+                id: m.id,
+                day: m.day,
+                kind: kind_of(&m.kind),
+                author: AuthorView::NotMelder,
+                seen: m.seen,
+                content: Content::Unreadable(Untrusted::new(
+                    "the stored file is not the one that arrived".to_string(),
+                )),
+                authenticity: Some(crate::review::vault::Authenticity::NotGenuine),
+                gap_before: m.gap_before,
+                unseen_replies: 0,
+                forwarded: false,
+            });
+            continue;
+        }
+        let forwarded = match m.forwarded_in {
+            Some(_) => introductions.envelope(vault, record, m),
+            None => None,
+        };
+        let is_forwarded = forwarded.is_some();
+        let waiting = record.pending_introduction.is_some()
+            && m.authenticity.is_none()
+            && m.author != vault.card.id;
+        let content = match (Envelope::open(&body, &identities), forwarded) {
+            (Ok(_), _) if waiting => Content::WaitingForIntroduction,
+            (Ok(envelope), _) | (Err(_), Some(envelope)) => {
+                Content::Readable(Box::new(readable(vault, envelope, number)))
+            }
+            (Err(_), None) if matches!(author, AuthorView::Counsellor(_)) => Content::ForMelderOnly,
+            (Err(e), None) => Content::Unreadable(Untrusted::new(e.to_string())),
         };
         messages.push(MessageView {
             number,
@@ -337,6 +397,8 @@ pub fn case(vault: &Vault, id: &CaseId, today: Day) -> Result<CaseView, ReviewEr
             content,
             authenticity: m.authenticity,
             gap_before: m.gap_before,
+            forwarded: is_forwarded,
+            unseen_replies: m.unseen_replies,
         });
     }
     Ok(CaseView {
@@ -360,6 +422,16 @@ pub fn case(vault: &Vault, id: &CaseId, today: Day) -> Result<CaseView, ReviewEr
             })
             .collect(),
         can_reply: record.reply_recipient.is_some(),
+        can_introduce: record.reply_recipient.is_some()
+            && record.thread.is_some()
+            && record.counsellors.contains(&vault.card.id),
+        pending_introduction: super::introduce::pending(vault, record).map(|(.., card)| {
+            IntroducedView {
+                name: Untrusted::new(card.name.clone()),
+                organisation: Untrusted::new(card.organisation.clone()),
+                fingerprint: card.fingerprint(),
+            }
+        }),
     })
 }
 
@@ -403,6 +475,15 @@ fn readable(vault: &Vault, envelope: Envelope, number: usize) -> Readable {
         contact: envelope.contact.map(Untrusted::new),
         evaluation: envelope.evaluation,
         attachments,
+        introduces: envelope
+            .introduces
+            .iter()
+            .map(|card| IntroducedView {
+                name: Untrusted::new(card.name.clone()),
+                organisation: Untrusted::new(card.organisation.clone()),
+                fingerprint: card.fingerprint(),
+            })
+            .collect(),
     }
 }
 

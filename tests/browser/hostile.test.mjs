@@ -19,6 +19,10 @@
 //   (h) the real reviewer's signed reply is genuine on the page, its replay
 //       and a forgery in its name are not, and the reviewer reads the
 //       melder's answer as the melder's;
+//   (i) the real reviewer introduces a real colleague (meldkluis-review
+//       introduce): the page shows the introduction as genuine with the
+//       colleague's name and fingerprint, the colleague's laptop takes the
+//       case on and reads the melder's messages, and its reply is genuine;
 //   and a v1 thread (as an older page wrote it) says, once, "older format,
 //   not verified", and gets v1 follow-ups.
 //
@@ -58,6 +62,7 @@ let database;
 const counsellors = {};
 let forger; // the operator's own keys
 let real; // a counsellor with a real vault: meldkluis-review signs its replies
+let colleague; // a second real vault, chosen by nobody: introduced by `real` in (i)
 
 before(async () => {
   work = await scratch("hostile");
@@ -69,6 +74,10 @@ before(async () => {
   real = await makeCounsellor(work, {
     id: "vp-echt", name: "Mr. E. Echt", organisation: "Ministerie van Testzaken", org: ORG,
     description: "Vertrouwenspersoon met een echte kluis.",
+  });
+  colleague = await makeCounsellor(work, {
+    id: "vp-collega", name: "Mw. C. Collega", organisation: "Ministerie van Testzaken", org: ORG,
+    description: "Collega die pas later meeleest.",
   });
   forger = { identity: await generateX25519Identity(), seed: randomBytes(32) };
   forger.recipient = await identityToRecipient(forger.identity);
@@ -264,6 +273,63 @@ test("(h) the real reviewer: its signed reply is genuine; the operator's replay 
   const shownByReviewer = await real.review("show", line.slice(0, 8));
   assert.ok(shownByReviewer.includes("Dank voor uw echte antwoord."), shownByReviewer);
   assert.ok(!shownByReviewer.includes("niet van de melder") && !shownByReviewer.includes("Hier ontbreekt een bericht"), shownByReviewer);
+  assertClean(problems);
+  await context.close();
+});
+
+test("(i) the real reviewer introduces a colleague: the page shows it as genuine, the colleague reads the case and answers", async () => {
+  const { context, page, problems } = await openPage(browser, server.url);
+  const display = await report(page, [real.name], "Melding die een collega mag lezen.");
+  const keys = await deriveKeys(display);
+  const caseId = caseOf(keys);
+  await real.sync(server.url, "intro-1");
+  const cases = (await real.review("list")).split("\n").filter((l) => /^[0-9a-f]{8}\b/.test(l)).map((l) => l.slice(0, 8));
+  let mine;
+  for (const id of cases) if ((await real.review("show", id)).includes("Melding die een collega")) mine = id;
+  assert.ok(mine, "the reviewer has the case");
+  const cardFile = path.join(work.keys, "vp-collega.json");
+  const card = JSON.parse(await readFile(cardFile, "utf8"));
+  const said = await real.review("introduce", mine, "--card", cardFile, "--yes");
+  assert.ok(said.includes(cardFingerprint(card)), said);
+  await real.sync(server.url, "intro-2");
+
+  // The page: the introduction is the pinned counsellor's, with the colleague's name and fingerprint.
+  await openThread(page, display);
+  let view = await shown(page);
+  assert.deepEqual(kindsOf(view.items), ["message", "message"]);
+  assert.equal(view.warnings, false);
+  assert.ok(view.items[1].text.includes(card.name) && view.items[1].text.includes(cardFingerprint(card)), view.items[1].text);
+
+  // The melder answers: the colleague's key now gets a stanza too.
+  await followUp(page, "Goed dat uw collega meeleest.");
+  const rows = messages(caseId);
+  assert.equal(rows.length, 3);
+
+  // The colleague's laptop takes the case on and reads all of it as the melder's.
+  await colleague.sync(server.url, "collega-1");
+  const [theirs] = (await colleague.review("list")).split("\n").filter((l) => /^[0-9a-f]{8}\b/.test(l)).map((l) => l.slice(0, 8));
+  // First the colleague compares the introducer's fingerprint (shown by `show`), then takes the case on.
+  const realCard = JSON.parse(await readFile(path.join(work.keys, "vp-echt.json"), "utf8"));
+  const waiting = await colleague.review("show", theirs);
+  assert.ok(waiting.includes(cardFingerprint(realCard)) && waiting.includes("accept-introduction"), waiting);
+  assert.ok(!waiting.includes("Melding die een collega mag lezen."), "nothing readable before confirming");
+  await colleague.review("accept-introduction", theirs, "--yes");
+  const shownToColleague = await colleague.review("show", theirs);
+  for (const text of ["Melding die een collega mag lezen.", "Goed dat uw collega meeleest.", "Doorgestuurd door een collega"]) {
+    assert.ok(shownToColleague.includes(text), shownToColleague);
+  }
+  assert.ok(!shownToColleague.includes("niet van de melder") && !shownToColleague.includes("Hier ontbreekt een bericht"), shownToColleague);
+
+  // The colleague answers; the page shows it as genuine, under the name the introduction pinned.
+  const replyFile = path.join(work.dir, "collega-antwoord.txt");
+  await writeFile(replyFile, "Ik lees mee, namens de collega.\n");
+  await colleague.review("reply", theirs, "--file", replyFile);
+  await colleague.sync(server.url, "collega-2");
+  await openThread(page, display);
+  view = await shown(page);
+  assert.deepEqual(kindsOf(view.items), ["message", "message", "message", "message"]);
+  assert.ok(view.items[3].text.includes("Ik lees mee, namens de collega.") && view.items[3].text.includes(card.name), view.items[3].text);
+  assert.equal(view.warnings, false);
   assertClean(problems);
   await context.close();
 });

@@ -452,7 +452,7 @@ export function parseEnvelope(bytes) {
 
 /** What every signature of a v2 message covers before the signed bytes (§10.2). */
 const SIGNATURE_CONTEXT = ascii.encode("meldkluis-message-v2\n");
-const V2_FIELDS = [...ENVELOPE_FIELDS, "thread", "seq", "prev", "cards", "day", "introduces"];
+const V2_FIELDS = [...ENVELOPE_FIELDS, "thread", "seq", "prev", "cards", "day", "introduces", "forwarded"];
 const CARD_FIELDS = [
   "format", "v", "id", "name", "organisation", "org", "kind", "description", "lang", "age_recipient", "signing_key",
 ];
@@ -565,9 +565,13 @@ export function validateInner(inner) {
   if (e.kind === "reply") {
     if (!isDay(e.day)) throw new EnvelopeError("a reply's day must be a day YYYY-MM-DD");
     if (!isEmptyList(e.introduces)) checkCards(e.introduces, "introduces", MAX_COUNSELLORS);
+    // §10.5: the melder's own messages, for the introduced counsellor.
+    if (!isEmptyList(e.forwarded) && (isEmptyList(e.introduces) || !Array.isArray(e.forwarded))) {
+      throw new EnvelopeError("forwarded is a list, in an introduction only");
+    }
   } else {
     if (!isAbsent(e.day)) throw new EnvelopeError("day is for replies only");
-    if (!isEmptyList(e.introduces)) throw new EnvelopeError("introduces is for replies only");
+    if (!isEmptyList(e.introduces) || !isEmptyList(e.forwarded)) throw new EnvelopeError("introduces is for replies only");
   }
   return inner;
 }

@@ -139,6 +139,29 @@ pub enum Command {
         #[arg(long)]
         file: Option<PathBuf>,
     },
+    /// Add a colleague to a case (protocol v2): a signed message to the melder
+    /// that shows the colleague's name and fingerprint, with the melder's
+    /// messages forwarded to the colleague. Asks you to compare the
+    /// fingerprint first, unless --yes.
+    Introduce {
+        case: String,
+        /// The colleague's card (their <id>.json).
+        #[arg(long)]
+        card: PathBuf,
+        /// Your own text instead of the standard introduction.
+        #[arg(long)]
+        file: Option<PathBuf>,
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Take on a case a colleague introduced you to, once you compared the
+    /// colleague's fingerprint (shown by `show`) with your organisation's
+    /// list. Asks first, unless --yes.
+    AcceptIntroduction {
+        case: String,
+        #[arg(long)]
+        yes: bool,
+    },
     /// Add a private note to a case (--file or standard input); it stays in the vault.
     Note {
         case: String,

@@ -59,6 +59,8 @@ fn add_case(vault: &mut Vault, id: u8, mut record: CaseRecord, messages: Vec<Mes
             sha256: None,
             authenticity: None,
             gap_before: false,
+            forwarded_in: None,
+            unseen_replies: 0,
         });
     }
     let case = CaseId([id; 16]);

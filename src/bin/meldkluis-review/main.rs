@@ -248,6 +248,66 @@ fn run(cli: Cli, lang: Lang) -> Result<Outcome, CliError> {
             commands::reopen(&mut vault, &id, &text, today)?;
             println!("{}", t.queued);
         }
+        Command::Introduce {
+            case,
+            card,
+            file,
+            yes,
+        } => {
+            let bytes = std::fs::read(card).map_err(|source| CliError::ReadFile {
+                path: card.clone(),
+                source,
+            })?;
+            let colleague = meldkluis::format::card::Card::parse(&bytes)
+                .map_err(|e| CliError::Review(e.into()))?;
+            let mut vault = open_vault(&cli, ask)?;
+            let id = commands::resolve_case(&vault, case)?;
+            let text = match file {
+                Some(path) => message(Some(path), t)?,
+                None => commands::introduction_template(lang).to_string(),
+            };
+            let name = meldkluis::review::untrusted::Untrusted::new(colleague.name.clone());
+            let organisation =
+                meldkluis::review::untrusted::Untrusted::new(colleague.organisation.clone());
+            println!(
+                "{}",
+                fill(
+                    t.introduce_card,
+                    &[&name.line(), &organisation.line(), &colleague.fingerprint()]
+                )
+            );
+            if !yes && !confirmed(&fill(t.confirm_introduce, &[&t.confirm_word]))? {
+                println!("{}", t.nothing_introduced);
+                return Ok(Outcome::Done);
+            }
+            commands::introduce(&mut vault, &id, &colleague, &text, today)?;
+            println!("{}", t.queued);
+        }
+        Command::AcceptIntroduction { case, yes } => {
+            let mut vault = open_vault(&cli, ask)?;
+            let id = commands::resolve_case(&vault, case)?;
+            let view = views::case(&vault, &id, today)?;
+            let Some(introducer) = view.pending_introduction else {
+                return Err(CliError::Review(ReviewError::NoIntroduction(id.to_hex())));
+            };
+            println!(
+                "{}",
+                fill(
+                    t.introduce_card,
+                    &[
+                        &introducer.name.line(),
+                        &introducer.organisation.line(),
+                        &introducer.fingerprint
+                    ]
+                )
+            );
+            if !yes && !confirmed(&fill(t.confirm_accept, &[&t.confirm_word]))? {
+                println!("{}", t.nothing_changed);
+                return Ok(Outcome::Done);
+            }
+            commands::accept_introduction(&mut vault, &id)?;
+            println!("{}", t.introduction_accepted);
+        }
         Command::Template { which } => {
             print!(
                 "{}",
@@ -339,20 +399,9 @@ fn run(cli: Cli, lang: Lang) -> Result<Outcome, CliError> {
             for id in &doomed {
                 println!("{}", &id.to_hex()[..8]);
             }
-            if !yes {
-                println!(
-                    "{}",
-                    fill(t.confirm_purge, &[&doomed.len(), &t.confirm_word])
-                );
-                let mut answer = String::new();
-                std::io::stdin()
-                    .lock()
-                    .read_line(&mut answer)
-                    .map_err(CliError::ReadStdin)?;
-                if !matches!(answer.trim(), "JA" | "YES") {
-                    println!("{}", t.nothing_purged);
-                    return Ok(Outcome::Done);
-                }
+            if !yes && !confirmed(&fill(t.confirm_purge, &[&doomed.len(), &t.confirm_word]))? {
+                println!("{}", t.nothing_purged);
+                return Ok(Outcome::Done);
             }
             let removed = commands::purge(&mut vault, &doomed)?;
             println!("{}", fill(t.purged, &[&removed]));
@@ -391,4 +440,15 @@ fn write(
     commands::send(&mut vault, &id, &text, status, Day::today())?;
     println!("{}", t.queued);
     Ok(())
+}
+
+/// Asks `question` and reads one line: true only for the confirming word.
+fn confirmed(question: &str) -> Result<bool, CliError> {
+    println!("{question}");
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(CliError::ReadStdin)?;
+    Ok(matches!(answer.trim(), "JA" | "YES"))
 }

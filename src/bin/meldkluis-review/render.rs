@@ -180,6 +180,17 @@ pub fn case(view: &CaseView, lang: Lang) -> String {
     if !view.can_reply {
         let _ = writeln!(out, "{}", t.cannot_reply);
     }
+    if let Some(introducer) = &view.pending_introduction {
+        let _ = writeln!(out, "\n!! {}", w.pending_introduction);
+        gutter(&mut out, &introducer.name);
+        gutter(&mut out, &introducer.organisation);
+        let _ = writeln!(out, "  {}", introducer.fingerprint);
+        let _ = writeln!(
+            out,
+            "{}",
+            fill(t.accept_introduction_hint, &[&view.summary.short_id()])
+        );
+    }
     if let Some(contact) = view.contact() {
         let _ = writeln!(out, "{}", t.label_contact);
         gutter(&mut out, contact);
@@ -205,10 +216,22 @@ pub fn case(view: &CaseView, lang: Lang) -> String {
         if let Some(said) = w.authenticity(message.authenticity) {
             let _ = writeln!(out, "[{said}]");
         }
+        if message.forwarded {
+            let _ = writeln!(out, "[{}]", w.forwarded_note);
+        }
+        if message.unseen_replies > 0 {
+            let said = w
+                .unseen_replies
+                .replace("{0}", &message.unseen_replies.to_string());
+            let _ = writeln!(out, "[{said}]");
+        }
         match &message.content {
             Content::Readable(readable) => write_readable(&mut out, readable, lang),
             Content::ForMelderOnly => {
                 let _ = writeln!(out, "{}", t.for_melder_only);
+            }
+            Content::WaitingForIntroduction => {
+                let _ = writeln!(out, "{}", w.waiting_for_introduction);
             }
             Content::Unreadable(why) => {
                 let _ = writeln!(out, "{}", fill(t.unreadable_message, &[why]));
@@ -245,6 +268,14 @@ fn write_readable(out: &mut String, message: &Readable, lang: Lang) {
         );
     }
     gutter(out, &message.text);
+    if !message.introduces.is_empty() {
+        let _ = writeln!(out, "{}", w.introduces_heading);
+        for card in &message.introduces {
+            gutter(out, &card.name);
+            gutter(out, &card.organisation);
+            let _ = writeln!(out, "  {}", card.fingerprint);
+        }
+    }
     for attachment in &message.attachments {
         let mut line = fill(
             t.attachment,

@@ -95,6 +95,16 @@ pub struct Words {
     pub message_not_genuine: &'static str,
     pub message_replayed: &'static str,
     pub message_missing_before: &'static str,
+    /// Above the counsellors a reply introduces (protocol.md §10.5).
+    pub introduces_heading: &'static str,
+    /// On a melder's message written before the melder saw "{0}" of your replies.
+    pub unseen_replies: &'static str,
+    /// Above an introduction waiting for the counsellor's confirmation.
+    pub pending_introduction: &'static str,
+    /// In place of a message that waits for an introduction's confirmation.
+    pub waiting_for_introduction: &'static str,
+    /// On a melder's message a colleague forwarded in an introduction.
+    pub forwarded_note: &'static str,
     pub author_not_melder: &'static str,
     pub not_genuine_arrived: &'static str,
     pub closed: &'static str,
@@ -123,6 +133,7 @@ pub struct ErrorWords {
     pub inbox_older: &'static str,
     pub inbox_out_of_order: &'static str,
     pub inbox_unknown_applied: &'static str,
+    pub inbox_reused_id: &'static str,
     pub inbox_unsigned: &'static str,
     pub inbox_other_key: &'static str,
     pub no_such_case: &'static str,
@@ -130,6 +141,14 @@ pub struct ErrorWords {
     pub no_reply_recipient: &'static str,
     pub case_closed: &'static str,
     pub case_open: &'static str,
+    /// "{0}" the colleague's id, "{1}" the case, "{2}" one of the four below.
+    pub cannot_introduce: &'static str,
+    pub introduce_older: &'static str,
+    pub introduce_already: &'static str,
+    pub introduce_own: &'static str,
+    pub introduce_key_kind: &'static str,
+    pub introduce_not_chosen: &'static str,
+    pub no_introduction: &'static str,
     pub envelope: &'static str,
     pub card: &'static str,
     pub io: &'static str,
@@ -287,6 +306,7 @@ impl Words {
                         .replace("{0}", &found.to_string())
                         .replace("{1}", &after.to_string()),
                     InboxMismatch::UnknownApplied(id) => e.inbox_unknown_applied.replace("{0}", id),
+                    InboxMismatch::ReusedId(id) => e.inbox_reused_id.replace("{0}", id),
                     InboxMismatch::Unsigned => e.inbox_unsigned.into(),
                     InboxMismatch::OtherServerKey { known, found } => e
                         .inbox_other_key
@@ -300,6 +320,25 @@ impl Words {
             ReviewError::NoReplyRecipient(id) => e.no_reply_recipient.replace("{0}", id),
             ReviewError::CaseClosed(id) => e.case_closed.replace("{0}", id),
             ReviewError::CaseOpen(id) => e.case_open.replace("{0}", id),
+            ReviewError::NoIntroduction(id) => e.no_introduction.replace("{0}", id),
+            ReviewError::CannotIntroduce {
+                case,
+                colleague,
+                why,
+            } => {
+                use super::error::IntroduceRefusal::*;
+                let why = match why {
+                    OlderFormat => e.introduce_older,
+                    AlreadyOnCase => e.introduce_already,
+                    OwnCard => e.introduce_own,
+                    KeyKindDiffers => e.introduce_key_kind,
+                    NotChosen => e.introduce_not_chosen,
+                };
+                e.cannot_introduce
+                    .replace("{0}", colleague)
+                    .replace("{1}", case)
+                    .replace("{2}", why)
+            }
             ReviewError::Envelope(inner) => e.envelope.replace("{0}", &inner.to_string()),
             ReviewError::Card(inner) => e.card.replace("{0}", &inner.to_string()),
             ReviewError::Io { path: p, source } => {

@@ -85,6 +85,13 @@ pub static TEXT: Text = Text {
 
     nothing_to_purge: "Nothing to remove.",
     confirm_purge: "Remove these {0} closed cases from this laptop for good? Type {1} to confirm:",
+    introduce_card: "Colleague: {0}, {1}\nFingerprint: {2}",
+    confirm_introduce: "Compare this fingerprint with your organisation’s list. Type {0} to add this colleague to the case:",
+    nothing_introduced: "Nothing changed: the colleague was not added.",
+    accept_introduction_hint: "To confirm: meldkluis-review accept-introduction {0}",
+    confirm_accept: "Compare this fingerprint with your organisation’s list. Type {0} to take the case on:",
+    introduction_accepted: "The case is taken on: the melder’s messages can now be read.",
+    nothing_changed: "Nothing was changed.",
     confirm_word: "YES",
     nothing_purged: "Nothing removed.",
     purged: "{0} cases removed.",

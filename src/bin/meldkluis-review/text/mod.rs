@@ -120,6 +120,15 @@ pub struct Text {
     // purge.
     pub nothing_to_purge: &'static str,
     pub confirm_purge: &'static str,
+    /// The colleague's name, organisation and fingerprint.
+    pub introduce_card: &'static str,
+    pub confirm_introduce: &'static str,
+    pub nothing_introduced: &'static str,
+    /// "{0}" the case's short id.
+    pub accept_introduction_hint: &'static str,
+    pub confirm_accept: &'static str,
+    pub introduction_accepted: &'static str,
+    pub nothing_changed: &'static str,
     pub confirm_word: &'static str,
     pub nothing_purged: &'static str,
     pub purged: &'static str,

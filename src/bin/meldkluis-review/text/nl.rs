@@ -85,6 +85,13 @@ pub static TEXT: Text = Text {
 
     nothing_to_purge: "Niets te verwijderen.",
     confirm_purge: "Deze {0} gesloten zaken definitief van deze laptop verwijderen? Typ {1} om te bevestigen:",
+    introduce_card: "Collega: {0}, {1}\nVingerafdruk: {2}",
+    confirm_introduce: "Vergelijk deze vingerafdruk met de lijst van uw organisatie. Typ {0} om deze collega aan de zaak toe te voegen:",
+    nothing_introduced: "Niets veranderd: de collega is niet toegevoegd.",
+    accept_introduction_hint: "Bevestigen: meldkluis-review accept-introduction {0}",
+    confirm_accept: "Vergelijk deze vingerafdruk met de lijst van uw organisatie. Typ {0} om de zaak over te nemen:",
+    introduction_accepted: "De zaak is overgenomen: de berichten van de melder zijn nu te lezen.",
+    nothing_changed: "Er is niets veranderd.",
     confirm_word: "JA",
     nothing_purged: "Niets verwijderd.",
     purged: "{0} zaken verwijderd.",

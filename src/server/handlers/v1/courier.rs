@@ -109,6 +109,18 @@ fn apply(state: &AppState, bytes: &[u8]) -> Result<Prepared, AppError> {
         .verifying_key()
         .map_err(|e| AppError::Internal(e.to_string()))?;
     outbox.verify(&key)?;
+    // A counsellor introduced to a case (protocol.md §10.5) must have a card
+    // here, of the introducer's organisation, as the counsellors of a report.
+    let org = card.org_id();
+    for id in manifest.items.iter().flat_map(|item| &item.introduce) {
+        match cards.get(id) {
+            None => return Err(AppError::UnknownCounsellor),
+            Some(newcomer) if newcomer.org_id() != org => {
+                return Err(AppError::MixedOrganisations);
+            }
+            Some(_) => {}
+        }
+    }
     // Parse made sure every item has its file; they move to the store.
     let writes: Vec<OutboxWrite> = manifest
         .items
@@ -119,6 +131,7 @@ fn apply(state: &AppState, bytes: &[u8]) -> Result<Prepared, AppError> {
                 case: item.case,
                 body: files.remove(&item.id)?,
                 kind: item.kind,
+                introduce: item.introduce.clone(),
             })
         })
         .collect();
