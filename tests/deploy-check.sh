@@ -8,6 +8,10 @@
 #   nginx     nginx -t on the example; then live, in front of a header
 #             recorder and of Meldkluis: HSTS, redirect, body limit, no
 #             client address passed on or written to any log
+#   two nodes the PostgreSQL drop-in with the unit (verify, exposure, its
+#             credentials read by check-config), nginx-upstream.conf applied
+#             as it says: nginx -t, then live in front of two nodes, one
+#             of them killed
 #   caddy     caddy validate and caddy fmt; then live as for nginx
 #   tor       tor --verify-config; tor makes an onion address without
 #             network, and check-config accepts it as onion_location
@@ -233,6 +237,98 @@ check_proxy_live nginx "$https" "$http" "$upstream" "$work/nginx/logs"
 for log in "$work"/nginx/logs/*; do
   case "${log##*/}" in error.log|stderr.log) ;; *) fail "nginx wrote another log: $log";; esac
 done
+
+step "two nodes (deploy/two-nodes): the systemd drop-in, and nginx in front of two nodes"
+# The drop-in where systemd reads it (meldkluis.service.d/), with the unit:
+# verify clean, the unit's exposure unchanged.
+dropin=deploy/two-nodes/meldkluis-postgres.conf
+mkdir -p "$work/systemd/meldkluis.service.d"
+cp "$dropin" "$work/systemd/meldkluis.service.d/postgres.conf"
+(cd "$work/systemd" && systemd-analyze verify ./meldkluis.service) > "$work/verify-two.log" 2>&1 \
+  || { cat "$work/verify-two.log"; fail "systemd-analyze verify with $dropin"; }
+[ ! -s "$work/verify-two.log" ] || { cat "$work/verify-two.log"; fail "systemd-analyze verify has remarks on $dropin"; }
+(cd "$work/systemd" && systemd-analyze security --offline=yes --threshold=15 ./meldkluis.service) > "$work/security-two.log" 2>&1 \
+  || { cat "$work/security-two.log"; fail "meldkluis.service with $dropin: exposure above 1.5"; }
+# The secrets as credentials, each handed to the server in a variable it
+# reads: check-config with the drop-in's variables (%d a scratch directory
+# of credentials as the unit's would be; the database URL left out, there
+# is no database here) passes and names none as unread (a typo in a name
+# would start a node without its key, silently).
+for cred in db-password pow-key inbox-key; do
+  grep -q "^LoadCredential=$cred:/etc/meldkluis/$cred$" "$dropin" || fail "$dropin: no credential $cred"
+  grep -q "^Environment=MELDKLUIS_[A-Z_]*_FILE=%d/$cred$" "$dropin" || fail "$dropin: no variable names the credential $cred"
+done
+mkdir -m 0700 "$work/credentials"
+echo "a database password" > "$work/credentials/db-password"
+openssl rand -hex 32 > "$work/credentials/pow-key"
+head -c 32 /dev/urandom | base64 > "$work/credentials/inbox-key"
+dropin_env=()
+while IFS= read -r line; do
+  dropin_env+=("${line/\%d\//$work/credentials/}")
+done < <(sed -n 's/^Environment=\(MELDKLUIS_[A-Z_]*_FILE=%d\/\)/\1/p' "$dropin")
+[ "${#dropin_env[@]}" = 3 ] || fail "$dropin: expected three credential variables, found: ${dropin_env[*]}"
+env "${dropin_env[@]}" MELDKLUIS_DATA_DIR="$work/data-two" MELDKLUIS_KEYS_DIR="$work/keys" MELDKLUIS_LISTEN="127.0.0.1:$(free_port)" \
+  "$BIN/meldkluis" --config deploy/meldkluis.toml check-config > "$work/check-two.log" 2>&1 \
+  || { cat "$work/check-two.log"; fail "check-config with the variables of $dropin"; }
+if grep -i 'not read' "$work/check-two.log"; then fail "$dropin: a variable the server does not read (above)"; fi
+grep -q '^Environment=MELDKLUIS_DATABASE_URL=postgres://[^ ]*sslmode=verify-full&sslrootcert=/' "$dropin" \
+  || fail "$dropin: the database link is not sslmode=verify-full with a CA"
+echo "$dropin: verify clean with the unit, $(tail -1 "$work/security-two.log" | sed 's/^→ //')"
+# nginx: meldkluis.conf changed as nginx-upstream.conf says (its
+# replacement lines taken from its own comment), its upstream on two local
+# nodes. Requests go on while one node is killed; both gone, a 502.
+two=deploy/two-nodes/nginx-upstream.conf
+mkdir -p "$work/nginx2/logs" "$work/nginx2/tmp"
+https=$(free_port); http=$(free_port); node1=$(free_port); node2=$(free_port)
+python3 - "$work/nginx/live.conf" "$two" "$node1" "$node2" > "$work/nginx2/site.conf" <<'EOF' || fail "$two: its instructions do not apply to deploy/nginx/meldkluis.conf"
+import re, sys
+site, upstream_file, node1, node2 = sys.argv[1:]
+site, upstream = open(site).read(), open(upstream_file).read()
+# The comment says: replace `proxy_pass http://127.0.0.1:8080;` by the
+# commented lines after "# by".
+comment = upstream.split("# by\n", 1)[1]
+lines = []
+for line in comment.splitlines():
+    if not line.startswith("#   "):
+        break
+    lines.append(line[4:])
+assert lines and lines[0].startswith("proxy_pass http://meldkluis_nodes;"), lines
+old = re.search(r"proxy_pass http://127\.0\.0\.1:\d+;", site)
+assert old, "no proxy_pass in the site"
+site = site.replace(old.group(0), "\n        ".join(lines), 1)
+addresses = re.findall(r"server (192\.0\.2\.\d+:8080)", upstream)
+assert len(addresses) == 2, addresses
+upstream = upstream.replace(addresses[0], f"127.0.0.1:{node1}").replace(addresses[1], f"127.0.0.1:{node2}")
+print(upstream)
+print(site)
+EOF
+sed -e "s#listen 127.0.0.1:[0-9]*;#listen 127.0.0.1:$http;#" -e "s#listen 127.0.0.1:[0-9]* ssl http2;#listen 127.0.0.1:$https ssl http2;#" \
+  -i "$work/nginx2/site.conf"
+nginx_main "$work/nginx2/site.conf" | sed "s#$work/nginx/#$work/nginx2/#g" > "$work/nginx2/nginx.conf"
+nginx -t -q -p "$work/nginx2" -c "$work/nginx2/nginx.conf" || fail "nginx -t with $two"
+nginx -p "$work/nginx2" -c "$work/nginx2/nginx.conf" -g 'daemon off;' 2>"$work/nginx2/logs/stderr.log" &
+pids+=($!); wait_port "$https"
+start_node() { # port data-directory
+  env -u MELDKLUIS_CONFIG "$BIN/meldkluis" serve --listen "127.0.0.1:$1" --data "$2" \
+    --keys "$work/keys" >"$2.log" 2>&1 &
+  pids+=($!); wait_port "$1"
+}
+start_node "$node1" "$work/node1"; first=${pids[-1]}
+start_node "$node2" "$work/node2"; second=${pids[-1]}
+host=meldpunt.example.nl
+c2=(curl -sS -k --interface "$CLIENT" --resolve "$host:$https:127.0.0.1")
+[ "$("${c2[@]}" "https://$host:$https/healthz")" = ok ] || fail "$two: /healthz through nginx"
+kill -KILL "$first"; wait "$first" 2>/dev/null || true
+for i in $(seq 6); do
+  status=$("${c2[@]}" -o /dev/null -w '%{http_code}' "https://$host:$https/melden")
+  [ "$status" = 200 ] || fail "$two: request $i after one node was killed got $status"
+done
+kill -KILL "$second"; wait "$second" 2>/dev/null || true
+status=$("${c2[@]}" -o /dev/null -w '%{http_code}' "https://$host:$https/melden")
+[ "$status" = 502 ] || fail "$two: expected 502 with both nodes gone, got $status"
+sleep 0.5
+if grep -rl "$CLIENT" "$work/nginx2/logs" 2>/dev/null; then fail "$two: the client address is in a log (above)"; fi
+echo "$two: nginx -t valid; 6 of 6 requests served with one node killed, 502 with both; no client address logged"
 
 step "caddy"
 # Caddy keeps state under HOME; give it a scratch one.
