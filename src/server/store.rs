@@ -322,6 +322,32 @@ pub enum Append {
     QuotaFull,
 }
 
+impl Append {
+    /// The rules every backend applies to a chunk of `length` bytes at
+    /// `start` before it looks at the quota: `Err` is the answer already
+    /// (no pending upload, another offset, past the declared length, or an
+    /// empty chunk, stored as it is); `Ok` is the row to store it in.
+    pub(crate) fn check(
+        row: Option<UploadRow>,
+        start: u64,
+        length: u64,
+    ) -> Result<UploadRow, Append> {
+        let row = row
+            .filter(|row| row.state == UploadState::Pending)
+            .ok_or(Append::Unknown)?;
+        if row.received != start {
+            return Err(Append::WrongOffset(row.received));
+        }
+        if start + length > row.length {
+            return Err(Append::PastLength);
+        }
+        if length == 0 {
+            return Err(Append::Stored(row));
+        }
+        Ok(row)
+    }
+}
+
 /// Most uploads waiting for bytes at once; abandoned ones expire soon
 /// (`Uploads::expire_idle`), so a real melder finds room.
 pub const MAX_PENDING_UPLOADS: i64 = 10_000;
@@ -672,22 +698,11 @@ impl SqliteStore {
         quota: u64,
     ) -> Result<Append, StoreError> {
         self.write(move |tx| {
-            let Some(row) = upload_row(tx, &id)? else {
-                return Ok((false, Append::Unknown));
+            let row = match Append::check(upload_row(tx, &id)?, start, data.len() as u64) {
+                Ok(row) => row,
+                Err(answer) => return Ok((false, answer)),
             };
-            if row.state != UploadState::Pending {
-                return Ok((false, Append::Unknown));
-            }
-            if row.received != start {
-                return Ok((false, Append::WrongOffset(row.received)));
-            }
             let end = start + data.len() as u64;
-            if end > row.length {
-                return Ok((false, Append::PastLength));
-            }
-            if data.is_empty() {
-                return Ok((false, Append::Stored(row)));
-            }
             let used: i64 = tx
                 .prepare_cached("SELECT COALESCE(SUM(received), 0) FROM uploads")?
                 .query_row([], |row| row.get(0))?;

@@ -38,22 +38,15 @@ impl PostgresStore {
         self.write(|tx| {
             // The row is locked: a chunk for the same upload through
             // another node waits here, then finds the offset moved on.
-            let Some(row) = upload_row(tx, &id, UPLOAD_ROW_LOCKED)? else {
-                return Ok((false, Append::Unknown));
+            let row = match Append::check(
+                upload_row(tx, &id, UPLOAD_ROW_LOCKED)?,
+                start,
+                data.len() as u64,
+            ) {
+                Ok(row) => row,
+                Err(answer) => return Ok((false, answer)),
             };
-            if row.state != UploadState::Pending {
-                return Ok((false, Append::Unknown));
-            }
-            if row.received != start {
-                return Ok((false, Append::WrongOffset(row.received)));
-            }
             let end = start + data.len() as u64;
-            if end > row.length {
-                return Ok((false, Append::PastLength));
-            }
-            if data.is_empty() {
-                return Ok((false, Append::Stored(row)));
-            }
             let used: i64 = tx
                 .query_one(
                     "SELECT COALESCE(sum(received), 0)::bigint FROM uploads",
